@@ -1,0 +1,301 @@
+//! What generated code calls. Not a public API: names and signatures change without notice.
+//!
+//! The compile-time checks of `flow!` live here as traits with `#[diagnostic::on_unimplemented]`
+//! messages; the macro calls the helper functions below with the user's spans, so an unmet bound
+//! is reported at the offending token, in words.
+
+use std::marker::PhantomData;
+
+pub use crate::flow::{DriverFuture, Flow, FlowInfo};
+pub use crate::policy::{FlowDefaults, RetryPolicy, StepPolicy};
+pub use crate::run::{Halt, Rt};
+pub use crate::context::StepContext;
+pub use crate::step::{AnyState, Fallible, Feed, Meet, NeedsState, StepCall, StepDef};
+pub use serde;
+pub use serde_json::Value;
+pub use std::convert::Infallible;
+pub use std::time::Duration;
+pub use tokio::try_join;
+
+/// Marks the flow's own input as the "previous step" of the first item.
+#[allow(non_camel_case_types)]
+#[derive(Debug, Clone, Copy)]
+pub struct flow_input;
+
+/// The type of a value, for messages.
+#[inline(always)]
+pub fn of<A>(_: &A) -> PhantomData<A> {
+    PhantomData
+}
+
+macro_rules! all_tuple {
+    ($($name:ident: $($t:ident),+;)*) => {$(
+        /// The types named by several markers, as one tuple, for messages.
+        #[inline(always)]
+        pub fn $name<$($t),+>($(_: PhantomData<$t>),+) -> PhantomData<($($t,)+)> {
+            PhantomData
+        }
+    )*};
+}
+all_tuple! {
+    all2: A, B;
+    all3: A, B, C;
+    all4: A, B, C, D;
+    all5: A, B, C, D, E;
+    all6: A, B, C, D, E, F;
+    all7: A, B, C, D, E, F, G;
+    all8: A, B, C, D, E, F, G, H;
+    all9: A, B, C, D, E, F, G, H, I;
+    all10: A, B, C, D, E, F, G, H, I, J;
+    all11: A, B, C, D, E, F, G, H, I, J, K;
+    all12: A, B, C, D, E, F, G, H, I, J, K, L;
+}
+
+/// A hand-off between two items of a pipeline: the value `Self` must be what step `To` takes.
+#[diagnostic::on_unimplemented(
+    message = "step `{To}` cannot take the output of `{From}`: expected `{T}`, found `{Self}`",
+    label = "`{To}` takes `{T}`, but `{From}` produces `{Self}`",
+    note = "in a pipeline `a => b`, `b`'s first parameter must be `a`'s output type `T` (or `&T`)"
+)]
+pub trait Handoff<T, From, To>: Sized {
+    /// The identity.
+    fn pass(feed: Feed<'_, Self>) -> Feed<'_, T>;
+}
+impl<T, From, To> Handoff<T, From, To> for T {
+    #[inline(always)]
+    fn pass(feed: Feed<'_, T>) -> Feed<'_, T> {
+        feed
+    }
+}
+
+/// Checks and performs a hand-off into step `to`.
+#[inline(always)]
+pub fn handoff<'a, V, From, To>(_from: PhantomData<From>, _to: &To, feed: Feed<'a, V>) -> Feed<'a, To::Input>
+where
+    To: StepDef,
+    V: Handoff<To::Input, From, To>,
+{
+    V::pass(feed)
+}
+
+/// The two arms of an `if` must produce one type.
+#[diagnostic::on_unimplemented(
+    message = "the arms of this `if` produce different types: `{Then}` gives `{T}`, `{Else}` gives `{Self}`",
+    label = "this arm produces `{Self}`, the first arm `{T}`",
+    note = "both arms of `if pred {{ … }} else {{ … }}` must end with the same output type"
+)]
+pub trait ArmsAgree<T, Then, Else>: Sized {
+    /// The identity.
+    fn agree(self) -> T;
+}
+impl<T, Then, Else> ArmsAgree<T, Then, Else> for T {
+    #[inline(always)]
+    fn agree(self) -> T {
+        self
+    }
+}
+
+/// Checks that the `else` arm produces what the first arm produces.
+#[inline(always)]
+pub fn arms_agree<T, V, Then, Else>(_: PhantomData<Then>, _: PhantomData<Else>, v: V) -> T
+where
+    V: ArmsAgree<T, Then, Else>,
+{
+    v.agree()
+}
+
+/// An `if` without `else` passes its input on unchanged, so its arm must keep the type.
+#[diagnostic::on_unimplemented(
+    message = "an `if` without `else` passes its input through, so its arm must produce `{T}` again; `{Last}` gives `{Self}`",
+    label = "this arm produces `{Self}`, but the value entering the `if` is `{T}`",
+    note = "add an `else` arm that produces the same type, or end the arm with a step returning `{T}`"
+)]
+pub trait PassThrough<T, Last>: Sized {
+    /// The identity.
+    fn pass(self) -> T;
+}
+impl<T, Last> PassThrough<T, Last> for T {
+    #[inline(always)]
+    fn pass(self) -> T {
+        self
+    }
+}
+
+/// Checks the arm of an `if` without `else`.
+#[inline(always)]
+pub fn pass_through<T, V: PassThrough<T, Last>, Last>(_: PhantomData<Last>, v: V) -> T {
+    v.pass()
+}
+
+/// A loop body's output becomes its next input.
+#[diagnostic::on_unimplemented(
+    message = "the body of this loop must produce what it takes: expected `{T}`, `{Last}` gives `{Self}`",
+    label = "this step ends the loop body with `{Self}`, but the loop carries `{T}`",
+    note = "a loop repeats its body on its own output, so the body's output type must equal its input type"
+)]
+pub trait LoopCarry<T, Last>: Sized {
+    /// The identity.
+    fn carry(self) -> T;
+}
+impl<T, Last> LoopCarry<T, Last> for T {
+    #[inline(always)]
+    fn carry(self) -> T {
+        self
+    }
+}
+
+/// Checks a loop body's output.
+#[inline(always)]
+pub fn loop_carry<T, V: LoopCarry<T, Last>, Last>(_: PhantomData<Last>, v: V) -> T {
+    v.carry()
+}
+
+/// A value that must be owned where the flow starts with an `if` or a loop.
+#[diagnostic::on_unimplemented(
+    message = "the flow's input `{Self}` must implement `Clone` when the flow starts with an `if` or a loop",
+    label = "the first item needs its own copy of the input",
+    note = "the run keeps the original input for `StepContext::input`; start with a step instead"
+)]
+pub trait OwnedStart: Sized {
+    /// Clones a borrowed input.
+    fn own(feed: Feed<'_, Self>) -> Self;
+}
+#[diagnostic::do_not_recommend]
+impl<T: Clone> OwnedStart for T {
+    fn own(feed: Feed<'_, T>) -> T {
+        feed.into_owned()
+    }
+}
+
+/// Takes an owned copy of the flow's input.
+#[inline(always)]
+pub fn own<T: OwnedStart>(feed: Feed<'_, T>) -> T {
+    T::own(feed)
+}
+
+/// A step that takes its input by value gets its own copy on each attempt that is not the last.
+#[diagnostic::on_unimplemented(
+    message = "this step takes `{Self}` by value, so `{Self}` must implement `Clone`",
+    label = "retries and parallel branches hand each attempt its own copy",
+    note = "take `&{Self}` instead to borrow the value without copying it"
+)]
+pub trait ByValue: Sized {
+    /// The owned value, cloned when borrowed.
+    fn take(feed: Feed<'_, Self>) -> Self;
+}
+#[diagnostic::do_not_recommend]
+impl<T: Clone> ByValue for T {
+    #[inline(always)]
+    fn take(feed: Feed<'_, T>) -> T {
+        feed.into_owned()
+    }
+}
+
+/// Returns the owned input of a by-value step.
+#[inline(always)]
+pub fn by_value<T: ByValue>(feed: Feed<'_, T>) -> T {
+    T::take(feed)
+}
+
+/// The state requirement before any step is seen.
+#[inline(always)]
+pub fn needs_none() -> PhantomData<AnyState> {
+    PhantomData
+}
+
+/// Combines the state requirement so far with step `St`'s.
+#[inline(always)]
+pub fn meet<N, St>(_: PhantomData<N>, _: &St) -> PhantomData<<N as Meet<St::Needs>>::Out>
+where
+    St: StepDef,
+    N: Meet<St::Needs>,
+{
+    PhantomData
+}
+
+/// Marks predicates of the form `fn(&T) -> bool`.
+#[derive(Debug)]
+pub struct ValueOnly;
+/// Marks predicates of the form `fn(&T, &StepContext<S>) -> bool`.
+#[derive(Debug)]
+pub struct WithContext;
+
+/// A predicate of `if` or `until`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot decide on a value of type `{T}`",
+    label = "expected a predicate `fn(&{T}) -> bool` or `fn(&{T}, &StepContext<{S}>) -> bool`",
+    note = "closures need their parameter types written out: `|d: &{T}| …`"
+)]
+pub trait Predicate<T, S, M>: Send + Sync + 'static {
+    /// Evaluates the predicate.
+    fn test(&self, value: &T, ctx: &StepContext<S>) -> bool;
+}
+#[diagnostic::do_not_recommend]
+impl<T, S, F> Predicate<T, S, ValueOnly> for F
+where
+    F: Fn(&T) -> bool + Send + Sync + 'static,
+{
+    #[inline(always)]
+    fn test(&self, value: &T, _: &StepContext<S>) -> bool {
+        self(value)
+    }
+}
+#[diagnostic::do_not_recommend]
+impl<T, S, F> Predicate<T, S, WithContext> for F
+where
+    F: Fn(&T, &StepContext<S>) -> bool + Send + Sync + 'static,
+{
+    #[inline(always)]
+    fn test(&self, value: &T, ctx: &StepContext<S>) -> bool {
+        self(value, ctx)
+    }
+}
+
+/// Runs a sync step on tokio's blocking pool; a panic there is re-raised here, where the
+/// runtime's panic containment records it as a failed attempt.
+pub async fn blocking<R, F>(f: F) -> R
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => std::panic::resume_unwind(Box::new("the blocking task was cancelled")),
+    }
+}
+
+/// Wraps a captured value for autoref-based JSON capture (see [`CaptureJson`]).
+pub struct Capture<'a, T>(pub &'a T);
+
+/// Chosen when `T: Serialize`.
+pub trait CaptureJson {
+    /// The value as JSON.
+    fn capture(&self) -> Option<Value>;
+}
+impl<T: serde::Serialize> CaptureJson for &Capture<'_, T> {
+    fn capture(&self) -> Option<Value> {
+        serde_json::to_value(self.0).ok()
+    }
+}
+
+/// Chosen otherwise: nothing is captured.
+pub trait CaptureNone {
+    /// `None`.
+    fn capture(&self) -> Option<Value>;
+}
+impl<T> CaptureNone for Capture<'_, T> {
+    fn capture(&self) -> Option<Value> {
+        None
+    }
+}
+
+/// Boxes a generated driver's body; the bound tells the compiler the body's output type, which
+/// `?` inside the `async` block needs.
+#[inline(always)]
+pub fn driver<'a, O, F>(body: F) -> DriverFuture<'a, O>
+where
+    F: std::future::Future<Output = Result<O, Halt>> + Send + 'a,
+{
+    Box::pin(body)
+}

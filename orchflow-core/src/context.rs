@@ -1,0 +1,111 @@
+//! What a step can see of its run.
+
+use crate::run::RunCore;
+use std::any::Any;
+use std::sync::Arc;
+
+/// A run's identity.
+pub type RunId = uuid::Uuid;
+
+/// What a step can see of the run it belongs to: the run id, the flow's name, its own name and
+/// attempt number, the flow's original input, and the run's typed shared state `S`.
+///
+/// The state is shared by every step of the run, parallel branches included, so it is reached
+/// by `&S`: put a `Mutex`, an atomic or a channel inside `S` for what steps change.
+///
+/// ```
+/// use orchflow::{flow, step, StepContext};
+/// use std::sync::atomic::{AtomicU32, Ordering};
+///
+/// #[derive(Default)]
+/// struct Counter { calls: AtomicU32 }
+///
+/// #[step]
+/// async fn count(x: u32, ctx: &StepContext<Counter>) -> u32 {
+///     ctx.state().calls.fetch_add(1, Ordering::Relaxed);
+///     assert_eq!(ctx.step_name(), "count");
+///     assert_eq!(ctx.input::<u32>(), Some(&7));
+///     x + 1
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let f = flow! { count => count };
+/// let result = f.run(7).await;
+/// assert_eq!(result.output, Some(9));
+/// assert_eq!(result.state.calls.load(Ordering::Relaxed), 2);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct StepContext<S = ()> {
+    pub(crate) core: Arc<RunCore>,
+    pub(crate) state: Arc<S>,
+    pub(crate) step: &'static str,
+    pub(crate) attempt: u32,
+    pub(crate) group: Option<u32>,
+}
+
+impl<S> StepContext<S> {
+    /// The run's id (stable across retries; the same for every step of the run).
+    pub fn run_id(&self) -> crate::RunId {
+        self.core.run_id
+    }
+
+    /// The top-level flow's name.
+    pub fn flow_name(&self) -> &'static str {
+        self.core.flow_name
+    }
+
+    /// This step's name.
+    pub fn step_name(&self) -> &'static str {
+        self.step
+    }
+
+    /// This attempt's number, 1 for the first.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The parallel group this step runs in, if any.
+    pub fn parallel_group_id(&self) -> Option<u32> {
+        self.group
+    }
+
+    /// The run's shared state.
+    pub fn state(&self) -> &S {
+        &self.state
+    }
+
+    /// The flow's original input, if it has type `T`.
+    pub fn input<T: Any>(&self) -> Option<&T> {
+        let input: &(dyn Any + Send + Sync) = &*self.core.input;
+        input.downcast_ref::<T>()
+    }
+
+    /// The same context without typed state: what a step taking `&StepContext` sees.
+    pub fn without_state(&self) -> StepContext<()> {
+        StepContext {
+            core: Arc::clone(&self.core),
+            state: Arc::clone(unit_state()),
+            step: self.step,
+            attempt: self.attempt,
+            group: self.group,
+        }
+    }
+}
+
+fn unit_state() -> &'static Arc<()> {
+    static UNIT: std::sync::OnceLock<Arc<()>> = std::sync::OnceLock::new();
+    UNIT.get_or_init(|| Arc::new(()))
+}
+
+impl<S> std::fmt::Debug for StepContext<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepContext")
+            .field("run_id", &self.core.run_id)
+            .field("flow", &self.core.flow_name)
+            .field("step", &self.step)
+            .field("attempt", &self.attempt)
+            .field("parallel_group_id", &self.group)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,216 @@
+//! Live lifecycle events of a run, as a `Stream`.
+
+use crate::context::RunId;
+use crate::flow::FlowResult;
+use futures_core::Stream;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// What happened to one step attempt (or a scheduled retry).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepEvent {
+    /// The step's name.
+    pub step: &'static str,
+    /// The enclosing step when the step runs inside a nested flow.
+    pub parent: Option<&'static str>,
+    /// The attempt this event is about (for `RetryScheduled`, the attempt to come).
+    pub attempt: u32,
+    /// The parallel group, if the step is a branch of one.
+    pub parallel_group_id: Option<u32>,
+    /// Time since the run started.
+    pub elapsed: Duration,
+    /// The attempt's duration (`StepCompleted`, `StepFailed`).
+    pub duration: Option<Duration>,
+    /// The error's message (`StepFailed`).
+    pub error: Option<String>,
+    /// Whether another attempt follows (`StepFailed`).
+    pub will_retry: bool,
+    /// The delay before the next attempt (`RetryScheduled`).
+    pub delay: Option<Duration>,
+}
+
+/// A checkpoint written or read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointEvent {
+    /// The resumable point, by its variant name in the generated state.
+    pub point: &'static str,
+    /// Time since the run started.
+    pub elapsed: Duration,
+}
+
+/// A lifecycle event of a run: [`Flow::stream`](crate::Flow::stream) yields these, in order,
+/// and the last one carries the [`FlowResult`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event<O, S> {
+    /// The run began.
+    FlowStarted {
+        /// The run's id.
+        run_id: RunId,
+        /// The flow's name.
+        flow: &'static str,
+    },
+    /// A step attempt began.
+    StepStarted(StepEvent),
+    /// A step attempt returned its output.
+    StepCompleted(StepEvent),
+    /// A step attempt failed (error, timeout or panic).
+    StepFailed(StepEvent),
+    /// Another attempt was scheduled after a failure.
+    RetryScheduled(StepEvent),
+    /// A checkpoint was saved after a resumable point.
+    CheckpointSaved(CheckpointEvent),
+    /// A run was resumed from a checkpoint.
+    CheckpointLoaded(CheckpointEvent),
+    /// The run finished with an output. Always the last event of a successful run.
+    FlowCompleted(Box<FlowResult<O, S>>),
+    /// The run failed. Always the last event of a failed run.
+    FlowFailed(Box<FlowResult<O, S>>),
+}
+
+impl<O, S> Event<O, S> {
+    /// The event's kind in snake case: `flow_started`, `step_started`, `step_completed`,
+    /// `step_failed`, `retry_scheduled`, `checkpoint_saved`, `checkpoint_loaded`,
+    /// `flow_completed` or `flow_failed`.
+    ///
+    /// ```
+    /// use orchflow_core::Event;
+    /// let e: Event<(), ()> = Event::FlowStarted { run_id: Default::default(), flow: "f" };
+    /// assert_eq!(e.kind(), "flow_started");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::FlowStarted { .. } => "flow_started",
+            Event::StepStarted(_) => "step_started",
+            Event::StepCompleted(_) => "step_completed",
+            Event::StepFailed(_) => "step_failed",
+            Event::RetryScheduled(_) => "retry_scheduled",
+            Event::CheckpointSaved(_) => "checkpoint_saved",
+            Event::CheckpointLoaded(_) => "checkpoint_loaded",
+            Event::FlowCompleted(_) => "flow_completed",
+            Event::FlowFailed(_) => "flow_failed",
+        }
+    }
+
+    /// The step event inside, for the four step kinds.
+    pub fn step_event(&self) -> Option<&StepEvent> {
+        match self {
+            Event::StepStarted(e)
+            | Event::StepCompleted(e)
+            | Event::StepFailed(e)
+            | Event::RetryScheduled(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The result carried by the final event.
+    pub fn result(&self) -> Option<&FlowResult<O, S>> {
+        match self {
+            Event::FlowCompleted(r) | Event::FlowFailed(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// The non-final events, as the runtime records them while a run is polled.
+#[derive(Debug)]
+pub(crate) enum RunEvent {
+    FlowStarted { run_id: RunId, flow: &'static str },
+    StepStarted(StepEvent),
+    StepCompleted(StepEvent),
+    StepFailed(StepEvent),
+    RetryScheduled(StepEvent),
+    #[allow(dead_code)] // written by checkpointing runs (durable runs issue)
+    CheckpointSaved(CheckpointEvent),
+    #[allow(dead_code)]
+    CheckpointLoaded(CheckpointEvent),
+}
+
+impl<O, S> From<RunEvent> for Event<O, S> {
+    fn from(e: RunEvent) -> Self {
+        match e {
+            RunEvent::FlowStarted { run_id, flow } => Event::FlowStarted { run_id, flow },
+            RunEvent::StepStarted(e) => Event::StepStarted(e),
+            RunEvent::StepCompleted(e) => Event::StepCompleted(e),
+            RunEvent::StepFailed(e) => Event::StepFailed(e),
+            RunEvent::RetryScheduled(e) => Event::RetryScheduled(e),
+            RunEvent::CheckpointSaved(e) => Event::CheckpointSaved(e),
+            RunEvent::CheckpointLoaded(e) => Event::CheckpointLoaded(e),
+        }
+    }
+}
+
+pub(crate) type EventQueue = Mutex<VecDeque<RunEvent>>;
+
+/// The events of one run, as a [`Stream`]. The run makes progress only while the stream is
+/// polled (nothing is spawned); the last item is `FlowCompleted` or `FlowFailed` with the result.
+///
+/// ```
+/// use futures::StreamExt;
+/// use orchflow::{flow, step};
+///
+/// #[step] async fn double(x: u32) -> u32 { x * 2 }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let f = flow! { double => double };
+/// let kinds: Vec<_> = f.stream(1).map(|e| e.kind()).collect().await;
+/// assert_eq!(kinds, ["flow_started", "step_started", "step_completed",
+///                    "step_started", "step_completed", "flow_completed"]);
+/// # }
+/// ```
+pub struct EventStream<'f, O, S> {
+    run: Option<Pin<Box<dyn Future<Output = FlowResult<O, S>> + Send + 'f>>>,
+    queue: Arc<EventQueue>,
+    ready: VecDeque<RunEvent>,
+    last: Option<Event<O, S>>,
+}
+
+impl<'f, O, S> EventStream<'f, O, S> {
+    pub(crate) fn new(
+        run: Pin<Box<dyn Future<Output = FlowResult<O, S>> + Send + 'f>>,
+        queue: Arc<EventQueue>,
+    ) -> Self {
+        EventStream { run: Some(run), queue, ready: VecDeque::new(), last: None }
+    }
+
+    fn drain(&mut self) {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        self.ready.extend(q.drain(..));
+    }
+}
+
+impl<O, S> Unpin for EventStream<'_, O, S> {}
+
+impl<O, S> Stream for EventStream<'_, O, S> {
+    type Item = Event<O, S>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Some(e) = this.ready.pop_front() {
+            return Poll::Ready(Some(e.into()));
+        }
+        if let Some(run) = this.run.as_mut() {
+            let polled = run.as_mut().poll(cx);
+            this.drain();
+            if let Poll::Ready(result) = polled {
+                this.run = None;
+                this.last = Some(if result.success {
+                    Event::FlowCompleted(Box::new(result))
+                } else {
+                    Event::FlowFailed(Box::new(result))
+                });
+            }
+            if let Some(e) = this.ready.pop_front() {
+                return Poll::Ready(Some(e.into()));
+            }
+            if this.run.is_some() {
+                return Poll::Pending;
+            }
+        }
+        Poll::Ready(this.last.take())
+    }
+}

@@ -1,0 +1,213 @@
+//! The traits `#[step]` implements and `flow!` drives.
+
+use crate::context::StepContext;
+use crate::policy::StepPolicy;
+use std::future::Future;
+use std::sync::Arc;
+
+/// A step's input as the runtime hands it over: owned when this is the value's last use,
+/// borrowed when it is still needed (another attempt may follow, or sibling branches share it).
+///
+/// A step that takes its input by value clones a borrowed feed; a step that takes `&T` never
+/// clones.
+///
+/// ```
+/// use orchflow_core::Feed;
+/// let owned: Feed<'_, String> = Feed::Owned("a".to_string());
+/// let s = String::from("b");
+/// let borrowed = Feed::Borrowed(&s);
+/// assert_eq!(owned.get(), "a");
+/// assert_eq!(borrowed.into_owned(), "b");
+/// ```
+#[derive(Debug)]
+pub enum Feed<'a, T> {
+    /// The runtime gives the value away.
+    Owned(T),
+    /// The runtime keeps the value; the step may read it.
+    Borrowed(&'a T),
+}
+
+impl<'a, T> Feed<'a, T> {
+    /// The value, by reference.
+    pub fn get(&self) -> &T {
+        match self {
+            Feed::Owned(v) => v,
+            Feed::Borrowed(v) => v,
+        }
+    }
+
+    /// The value, cloned if it is borrowed.
+    pub fn into_owned(self) -> T
+    where
+        T: Clone,
+    {
+        match self {
+            Feed::Owned(v) => v,
+            Feed::Borrowed(v) => v.clone(),
+        }
+    }
+
+    /// A borrowed feed of the same value.
+    pub fn reborrow(&self) -> Feed<'_, T> {
+        Feed::Borrowed(self.get())
+    }
+}
+
+/// What a step is: its name, payload types and policy. Implemented by `#[step]` and by flows.
+///
+/// `Input` is the payload the step consumes (for a step that takes `&Plan`, `Plan`), `Output`
+/// the payload it produces (for `Result<T, E>`, `T`). `Needs` says which shared state type the
+/// step requires ([`AnyState`] or [`NeedsState<S>`]).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a step",
+    label = "not a step: mark the function with `#[step]`, or use a flow",
+    note = "only `#[step]` functions and `flow!` values can stand in a flow's pipeline"
+)]
+pub trait StepDef: Send + Sync + 'static {
+    /// The payload the step takes.
+    type Input: Send + Sync + 'static;
+    /// The payload the step produces.
+    type Output: Send + 'static;
+    /// The step's typed error (`Infallible` for steps that cannot fail).
+    type Error: StepFailure;
+    /// The state requirement: [`AnyState`] or [`NeedsState<S>`].
+    type Needs: StateReq;
+
+    /// The step's name, as it appears in traces and events.
+    fn name(&self) -> &'static str;
+
+    /// The step's own policy; `None` fields defer to the flow's defaults.
+    fn policy(&self) -> StepPolicy<Self::Error> {
+        StepPolicy::INHERIT
+    }
+
+    /// Whether flow-level default retries apply to this step when it sets none.
+    /// Nested flows answer `false`: their steps already retry.
+    fn inherits_defaults(&self) -> bool {
+        true
+    }
+
+    /// The input as JSON, when its type is `Serialize`.
+    fn capture_input(&self, _input: &Self::Input) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// The output as JSON, when its type is `Serialize`.
+    fn capture_output(&self, _output: &Self::Output) -> Option<serde_json::Value> {
+        None
+    }
+}
+
+/// Calling a step with the run's shared state type `S`.
+///
+/// Steps that take no context (or a plain `&StepContext`) implement it for every `S`; a step
+/// that takes `&StepContext<Brief>` implements it for `Brief` only.
+#[diagnostic::on_unimplemented(
+    message = "step `{Self}` cannot run in a flow whose shared state is `{S}`",
+    label = "this step takes a `StepContext` with another state type",
+    note = "every step of one flow that takes `&StepContext<S>` must name the same `S`"
+)]
+pub trait StepCall<S>: StepDef {
+    /// Runs one attempt.
+    fn call<'a>(
+        &'a self,
+        input: Feed<'a, Self::Input>,
+        ctx: &'a StepContext<S>,
+    ) -> impl Future<Output = Result<Self::Output, Self::Error>> + Send + 'a;
+}
+
+/// The state requirement of a step that takes no typed state.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AnyState;
+
+/// The state requirement of a step that takes `&StepContext<S>`.
+#[derive(Debug)]
+pub struct NeedsState<S>(std::marker::PhantomData<fn() -> S>);
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::AnyState {}
+    impl<S> Sealed for super::NeedsState<S> {}
+}
+
+/// A state requirement: [`AnyState`] or [`NeedsState<S>`]. Resolves to the run's state type.
+pub trait StateReq: sealed::Sealed + 'static {
+    /// The state type a run of a flow with this requirement carries (`()` for [`AnyState`]).
+    type State: Send + Sync + 'static;
+}
+impl StateReq for AnyState {
+    type State = ();
+}
+impl<S: Send + Sync + 'static> StateReq for NeedsState<S> {
+    type State = S;
+}
+
+/// Combines the state requirements of two steps of one flow.
+#[diagnostic::on_unimplemented(
+    message = "the steps of this flow need different shared state types",
+    label = "this step's `StepContext` state differs from an earlier step's",
+    note = "earlier steps need `{Self}`, this one needs `{B}`"
+)]
+pub trait Meet<B> {
+    /// The combined requirement.
+    type Out: StateReq;
+}
+#[diagnostic::do_not_recommend]
+impl<B: StateReq> Meet<B> for AnyState {
+    type Out = B;
+}
+impl<S: Send + Sync + 'static> Meet<AnyState> for NeedsState<S> {
+    type Out = NeedsState<S>;
+}
+impl<S: Send + Sync + 'static> Meet<NeedsState<S>> for NeedsState<S> {
+    type Out = NeedsState<S>;
+}
+
+/// Whether a step (or nested flow) with this requirement can run under state `S`, and how its
+/// state is derived from the parent's.
+pub trait Accepts<S>: StateReq {
+    /// The state as the step sees it.
+    fn adapt(parent: &Arc<S>) -> Arc<Self::State>;
+}
+impl<S> Accepts<S> for AnyState {
+    fn adapt(_: &Arc<S>) -> Arc<()> {
+        Arc::new(())
+    }
+}
+impl<S: Send + Sync + 'static> Accepts<S> for NeedsState<S> {
+    fn adapt(parent: &Arc<S>) -> Arc<S> {
+        Arc::clone(parent)
+    }
+}
+
+/// What a step's error type must be: printable, and convertible into [`BoxError`](crate::BoxError).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the error type of a step",
+    label = "a step's error must implement `Display` and convert into `Box<dyn Error + Send + Sync>`",
+    note = "any `std::error::Error + Send + Sync + 'static` type works, as do `anyhow::Error` and `String`"
+)]
+pub trait StepFailure: std::fmt::Display + Into<crate::BoxError> + Send + 'static {}
+#[diagnostic::do_not_recommend]
+impl<E: std::fmt::Display + Into<crate::BoxError> + Send + 'static> StepFailure for E {}
+
+/// The success and error types of a fallible step's return type (`Result<T, E>` and its aliases).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a `Result`",
+    label = "a step whose return type is named `Result` must return `std::result::Result<T, E>`"
+)]
+pub trait Fallible {
+    /// The output on success.
+    type Ok;
+    /// The error.
+    type Err;
+    /// Converts into a plain `Result`.
+    fn into_result(self) -> Result<Self::Ok, Self::Err>;
+}
+impl<T, E> Fallible for Result<T, E> {
+    type Ok = T;
+    type Err = E;
+    #[inline(always)]
+    fn into_result(self) -> Result<T, E> {
+        self
+    }
+}

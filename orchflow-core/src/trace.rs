@@ -1,0 +1,60 @@
+//! Per-attempt traces.
+
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime};
+
+/// How an attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    /// The step returned its output.
+    Succeeded,
+    /// The step returned an error.
+    Failed,
+    /// The attempt ran past its timeout.
+    TimedOut,
+    /// The step panicked.
+    Panicked,
+    /// The attempt was cancelled because a sibling branch failed.
+    Cancelled,
+}
+
+/// The record of one attempt of one step. A step that ran three times leaves three traces.
+///
+/// `input` and `output` hold the values as JSON when the step's types are `Serialize` and value
+/// capture is on ([`Flow::capture_values`](crate::Flow::capture_values)); otherwise `None`.
+///
+/// ```
+/// # use orchflow_core::{StepTrace, AttemptOutcome};
+/// # fn show(t: &StepTrace) {
+/// println!("{} #{} {:?} in {:?}", t.step, t.attempt, t.outcome, t.duration);
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepTrace {
+    /// The step's name.
+    pub step: Cow<'static, str>,
+    /// The enclosing step when this step ran inside a nested flow.
+    pub parent: Option<Cow<'static, str>>,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// Shared by every branch of one parallel group in one run.
+    pub parallel_group_id: Option<u32>,
+    /// The input, as JSON, when captured.
+    pub input: Option<serde_json::Value>,
+    /// The output, as JSON, when captured and the attempt succeeded.
+    pub output: Option<serde_json::Value>,
+    /// The error's message when the attempt failed.
+    pub error: Option<String>,
+    /// How the attempt ended.
+    pub outcome: AttemptOutcome,
+    /// When the attempt started.
+    pub started_at: SystemTime,
+    /// When the attempt ended.
+    pub ended_at: SystemTime,
+    /// How long the attempt took.
+    pub duration: Duration,
+    /// Whether the attempt produced an output.
+    pub success: bool,
+}

@@ -1,0 +1,725 @@
+//! `flow!`: parse → check → lower → emit.
+//!
+//! * parse: tokens into a [`Pipeline`] of [`Item`]s (steps stay paths, predicates stay
+//!   expressions: nothing is type-checked here, the compiler does it on the expansion);
+//! * check: structural rules the grammar cannot express (group sizes, loop bounds, options);
+//! * lower: one resumable point per top-level item (and per loop iteration), a generic state enum
+//!   over the points' payload types, and a driver that walks the points;
+//! * emit: the driver calls `orchflow::__private` helpers whose trait bounds carry the
+//!   compile-time checks, each call spanned at the user's token it is about.
+
+use crate::options::{Errors, Options, Site};
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::parse::{Parse, ParseStream, Parser};
+use syn::spanned::Spanned;
+use syn::{Expr, Token, braced, bracketed, parenthesized};
+
+/// Parallel groups are limited so their output stays a tuple the standard traits support.
+const MAX_BRANCHES: usize = 12;
+
+/// A sequence `a => b => c`.
+pub(crate) struct Pipeline {
+    items: Vec<Item>,
+}
+
+/// One element of a pipeline.
+pub(crate) enum Item {
+    Step(StepRef),
+    Group { span: Span, branches: Vec<Pipeline> },
+    If { span: Span, pred: Pred, then: Pipeline, otherwise: Option<Pipeline> },
+    Loop { span: Span, max: u32, body: Pipeline, until: Option<Pred> },
+}
+
+/// A step in a pipeline: a path to a `#[step]` function, or `(expr)`: any step value, such as
+/// a flow bound to a variable.
+pub(crate) struct StepRef {
+    /// What traces and the shape call it.
+    name: String,
+    span: Span,
+    slot: usize,
+}
+
+/// A predicate of `if` or `until`.
+pub(crate) struct Pred {
+    expr: Expr,
+    slot: usize,
+}
+
+/// The whole invocation.
+pub(crate) struct FlowInput {
+    options: Options,
+    pipeline: Pipeline,
+    errors: Errors,
+    /// The values of the steps and predicates, in order of appearance.
+    slots: Vec<TokenStream>,
+}
+
+struct Parser0<'a> {
+    errors: &'a mut Errors,
+    slots: &'a mut Vec<TokenStream>,
+}
+
+impl Parser0<'_> {
+    fn pipeline(&mut self, input: ParseStream) -> syn::Result<Pipeline> {
+        let mut items = vec![self.item(input)?];
+        while input.peek(Token![=>]) {
+            input.parse::<Token![=>]>()?;
+            if input.is_empty() {
+                return Err(input.error("expected a step after `=>`"));
+            }
+            items.push(self.item(input)?);
+        }
+        Ok(Pipeline { items })
+    }
+
+    fn item(&mut self, input: ParseStream) -> syn::Result<Item> {
+        if input.peek(syn::token::Bracket) {
+            let content;
+            let bracket = bracketed!(content in input);
+            let span = bracket.span.join();
+            let mut branches = Vec::new();
+            while !content.is_empty() {
+                branches.push(self.pipeline(&content)?);
+                if content.is_empty() {
+                    break;
+                }
+                content.parse::<Token![,]>()?;
+            }
+            if branches.len() < 2 {
+                self.errors.at(
+                    span,
+                    "a parallel group needs at least two branches: `[a, b]`; write a single step without brackets",
+                );
+            } else if branches.len() > MAX_BRANCHES {
+                self.errors.at(
+                    span,
+                    format_args!("a parallel group has at most {MAX_BRANCHES} branches; nest groups for more"),
+                );
+            }
+            return Ok(Item::Group { span, branches });
+        }
+        if input.peek(Token![if]) {
+            let if_token: Token![if] = input.parse()?;
+            let expr = Expr::parse_without_eager_brace(input)?;
+            let pred = self.pred(expr);
+            let then = self.block(input, "the `if` arm")?;
+            let otherwise = if input.peek(Token![else]) {
+                input.parse::<Token![else]>()?;
+                if input.peek(Token![if]) {
+                    let nested = self.item(input)?;
+                    Some(Pipeline { items: vec![nested] })
+                } else {
+                    Some(self.block(input, "the `else` arm")?)
+                }
+            } else {
+                None
+            };
+            return Ok(Item::If { span: if_token.span, pred, then, otherwise });
+        }
+        if input.peek(Token![loop]) {
+            let loop_token: Token![loop] = input.parse()?;
+            let max = if input.peek(syn::token::Paren) {
+                let content;
+                parenthesized!(content in input);
+                self.loop_max(&content, loop_token.span)?
+            } else {
+                self.errors.at(
+                    loop_token.span,
+                    "a loop needs a bound: `loop(max = 10) { … } until done`",
+                );
+                1
+            };
+            let body = self.block(input, "the loop body")?;
+            let until = if input.peek(syn::Ident) && input.fork().parse::<syn::Ident>().is_ok_and(|i| i == "until") {
+                input.parse::<syn::Ident>()?;
+                let expr = Expr::parse_without_eager_brace(input)?;
+                Some(self.pred(expr))
+            } else {
+                None
+            };
+            return Ok(Item::Loop { span: loop_token.span, max, body, until });
+        }
+        if input.peek(Token![else]) {
+            return Err(input.error("`else` without `if`"));
+        }
+        let lookahead = input.lookahead1();
+        if lookahead.peek(syn::token::Paren) {
+            let content;
+            let paren = parenthesized!(content in input);
+            let expr: Expr = content.parse()?;
+            if !content.is_empty() {
+                return Err(content.error("expected `)` after the step value"));
+            }
+            let name = match &expr {
+                Expr::Path(p) => path_name(&p.path),
+                _ => "<expr>".to_string(),
+            };
+            let slot = self.slots.len();
+            self.slots.push(expr.to_token_stream());
+            return Ok(Item::Step(StepRef { name, span: paren.span.join(), slot }));
+        }
+        if lookahead.peek(syn::Ident)
+            || lookahead.peek(Token![::])
+            || lookahead.peek(Token![crate])
+            || lookahead.peek(Token![self])
+            || lookahead.peek(Token![super])
+        {
+            let path: syn::Path = input.call(syn::Path::parse_mod_style)?;
+            let slot = self.slots.len();
+            let span = path.span();
+            // A `#[step]` function `plan` is also a braced unit type `plan {}`.
+            self.slots.push(quote_spanned!(span=> #path {}));
+            return Ok(Item::Step(StepRef { name: path_name(&path), span, slot }));
+        }
+        Err(syn::Error::new(
+            lookahead.error().span(),
+            "expected a step, a parallel group `[a, b]`, `if pred { … }` or `loop(max = N) { … }`",
+        ))
+    }
+
+    fn loop_max(&mut self, content: ParseStream, loop_span: Span) -> syn::Result<u32> {
+        let key: syn::Ident = content.parse()?;
+        if key != "max" {
+            self.errors.at(key.span(), "expected `max = N`: the most iterations the loop may run");
+            return Ok(1);
+        }
+        content.parse::<Token![=]>()?;
+        let lit: syn::LitInt = content.parse()?;
+        if !content.is_empty() {
+            return Err(content.error("expected `)` after `max = N`"));
+        }
+        match lit.base10_parse::<u32>() {
+            Ok(0) => {
+                self.errors.at(lit.span(), "a loop runs at least once: `max` must be 1 or more");
+                Ok(1)
+            }
+            Ok(n) => Ok(n),
+            Err(_) => {
+                let _ = loop_span;
+                self.errors.at(lit.span(), "`max` must be a whole number that fits in `u32`");
+                Ok(1)
+            }
+        }
+    }
+
+    fn block(&mut self, input: ParseStream, what: &str) -> syn::Result<Pipeline> {
+        if !input.peek(syn::token::Brace) {
+            return Err(input.error(format_args!("expected `{{ … }}` for {what}")));
+        }
+        let content;
+        let brace = braced!(content in input);
+        if content.is_empty() {
+            return Err(syn::Error::new(brace.span.join(), format_args!("{what} is empty: it needs at least one step")));
+        }
+        let p = self.pipeline(&content)?;
+        if !content.is_empty() {
+            return Err(content.error("expected `=>` or the end of the block"));
+        }
+        Ok(p)
+    }
+
+    fn pred(&mut self, expr: Expr) -> Pred {
+        let slot = self.slots.len();
+        self.slots.push(expr.to_token_stream());
+        Pred { expr, slot }
+    }
+}
+
+impl Parse for FlowInput {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let mut errors = Errors::default();
+        let mut options = Options::default();
+        let attrs = input.call(syn::Attribute::parse_outer)?;
+        for attr in attrs {
+            if !attr.path().is_ident("flow") {
+                errors.push(syn::Error::new_spanned(
+                    attr.path(),
+                    "expected `#[flow(…)]` with the flow's options",
+                ));
+                continue;
+            }
+            match &attr.meta {
+                syn::Meta::List(list) => {
+                    options = Options::parse(list.tokens.clone(), Site::Flow, &mut errors);
+                }
+                other => errors.push(syn::Error::new_spanned(
+                    other,
+                    "expected options: `#[flow(name = \"…\", retry = 2)]`",
+                )),
+            }
+        }
+        if input.is_empty() {
+            return Err(input.error("a flow needs at least one step: `flow! { a => b }`"));
+        }
+        let mut slots = Vec::new();
+        let pipeline = Parser0 { errors: &mut errors, slots: &mut slots }.pipeline(input)?;
+        if !input.is_empty() {
+            return Err(input.error("expected `=>` between items of the flow"));
+        }
+        for orphan in options.orphans() {
+            errors.at(options.span_of(orphan), format_args!("`{orphan}` has no effect without `retry = N`"));
+        }
+        Ok(FlowInput { options, pipeline, errors, slots })
+    }
+}
+
+/// Expands `flow! { … }`.
+pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
+    let flow = match FlowInput::parse.parse2(input) {
+        Ok(flow) => flow,
+        Err(e) => {
+            // Nothing sensible to lower: report, and stand in an expression of any type so the
+            // surrounding code does not add errors of its own.
+            let err = e.to_compile_error();
+            return Ok(quote!({ #err loop {} }));
+        }
+    };
+    let mut out = flow.errors.to_compile_errors();
+    out.extend(Lower::new(&flow).flow());
+    Ok(out)
+}
+
+/// The shape of a pipeline as one normalised line, the input of the fingerprint.
+fn shape(p: &Pipeline) -> String {
+    p.items.iter().map(item_shape).collect::<Vec<_>>().join(" => ")
+}
+
+fn item_shape(i: &Item) -> String {
+    match i {
+        Item::Step(s) => s.name.clone(),
+        Item::Group { branches, .. } => {
+            format!("[{}]", branches.iter().map(shape).collect::<Vec<_>>().join(", "))
+        }
+        Item::If { pred, then, otherwise, .. } => match otherwise {
+            Some(o) => format!("if {} {{ {} }} else {{ {} }}", pred_name(pred), shape(then), shape(o)),
+            None => format!("if {} {{ {} }}", pred_name(pred), shape(then)),
+        },
+        Item::Loop { max, body, until, .. } => match until {
+            Some(u) => format!("loop(max = {max}) {{ {} }} until {}", shape(body), pred_name(u)),
+            None => format!("loop(max = {max}) {{ {} }}", shape(body)),
+        },
+    }
+}
+
+fn path_name(p: &syn::Path) -> String {
+    p.segments.iter().map(|s| s.ident.to_string()).collect::<Vec<_>>().join("::")
+}
+
+fn pred_name(p: &Pred) -> String {
+    match &p.expr {
+        Expr::Path(e) => path_name(&e.path),
+        _ => "<closure>".to_string(),
+    }
+}
+
+/// FNV-1a, 64 bits: stable across compilers and platforms.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Where a value comes from when it enters an item.
+#[derive(Clone)]
+enum Src {
+    /// An owned value (the previous item's output).
+    Value(TokenStream),
+    /// A `Feed` expression (the flow's input, or a group's shared input).
+    Feed(TokenStream),
+}
+
+struct Lower<'a> {
+    flow: &'a FlowInput,
+    private: TokenStream,
+    /// Variant names of the resumable points, for `FlowInfo::points`.
+    point_names: Vec<String>,
+}
+
+fn camel(s: &str) -> String {
+    s.split(['_', ':'])
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let mut c = p.chars();
+            c.next().map(|f| f.to_uppercase().chain(c).collect::<String>()).unwrap_or_default()
+        })
+        .collect()
+}
+
+impl<'a> Lower<'a> {
+    fn new(flow: &'a FlowInput) -> Self {
+        let private = match &flow.options.krate {
+            Some(p) => quote!(#p::__private),
+            None => quote!(::orchflow::__private),
+        };
+        let mut l = Lower { flow, private, point_names: Vec::new() };
+        l.point_names = flow.pipeline.items.iter().enumerate().map(|(i, it)| l.point_name(i, it)).collect();
+        let mut seen = std::collections::BTreeMap::new();
+        for n in &mut l.point_names {
+            let count = seen.entry(n.clone()).or_insert(0u32);
+            *count += 1;
+            if *count > 1 {
+                n.push_str(&count.to_string());
+            }
+        }
+        l
+    }
+
+    fn point_name(&self, index: usize, item: &Item) -> String {
+        match item {
+            Item::Step(s) => format!("After{}", camel(&s.name)),
+            Item::Group { .. } => format!("AfterGroup{}", index + 1),
+            Item::If { .. } => format!("AfterIf{}", index + 1),
+            Item::Loop { .. } => format!("Loop{}", index + 1),
+        }
+    }
+
+    fn slot(&self, slot: usize) -> TokenStream {
+        let i = syn::Index::from(slot);
+        quote!(__steps.#i)
+    }
+
+    /// A `PhantomData` naming what an item produces, for messages.
+    fn marker(&self, item: &Item) -> TokenStream {
+        let p = &self.private;
+        match item {
+            Item::Step(s) => {
+                let slot = self.slot(s.slot);
+                quote!(#p::of(&#slot))
+            }
+            Item::Group { branches, .. } => {
+                let f = format_ident!("all{}", branches.len());
+                let ms = branches.iter().map(|b| self.pipeline_marker(b));
+                quote!(#p::#f(#(#ms),*))
+            }
+            Item::If { then, otherwise: Some(o), .. } => {
+                let (a, b) = (self.pipeline_marker(then), self.pipeline_marker(o));
+                quote!(#p::all2(#a, #b))
+            }
+            Item::If { then, otherwise: None, .. } => self.pipeline_marker(then),
+            Item::Loop { body, .. } => self.pipeline_marker(body),
+        }
+    }
+
+    fn pipeline_marker(&self, p: &Pipeline) -> TokenStream {
+        match p.items.last() {
+            Some(last) => self.marker(last),
+            None => quote!(::core::marker::PhantomData::<()>),
+        }
+    }
+
+    fn span_of(item: &Item) -> Span {
+        match item {
+            Item::Step(s) => s.span,
+            Item::Group { span, .. } | Item::If { span, .. } | Item::Loop { span, .. } => *span,
+        }
+    }
+
+    fn pipeline_span(p: &Pipeline) -> Span {
+        p.items.last().map_or_else(Span::call_site, Self::span_of)
+    }
+
+    fn feed(&self, src: &Src) -> TokenStream {
+        let p = &self.private;
+        match src {
+            Src::Value(v) => quote!(#p::Feed::Owned(#v)),
+            Src::Feed(f) => f.clone(),
+        }
+    }
+
+    fn owned(&self, src: &Src, span: Span) -> TokenStream {
+        let p = &self.private;
+        match src {
+            Src::Value(v) => v.clone(),
+            Src::Feed(f) => quote_spanned!(span=> #p::own(#f)),
+        }
+    }
+
+    /// The code of one item: an expression of its output. `from` names the previous item for
+    /// hand-off messages; `None` means the value is the flow's input (nothing to check).
+    fn item(&self, item: &Item, src: Src, from: Option<&TokenStream>, rt: &TokenStream) -> TokenStream {
+        let p = &self.private;
+        match item {
+            Item::Step(s) => {
+                let slot = self.slot(s.slot);
+                let feed = self.feed(&src);
+                let span = s.span;
+                let input = match from {
+                    Some(from) => quote_spanned!(span=> #p::handoff(#from, &#slot, #feed)),
+                    None => feed,
+                };
+                quote_spanned!(span=> #rt.step(&#slot, #input).await?)
+            }
+            Item::Group { branches, .. } => {
+                let flow_input = quote!(#p::of(&#p::flow_input));
+                let futures = branches.iter().enumerate().map(|(i, b)| {
+                    // The first branch of a flow's first item fixes the flow's input type.
+                    let from = match (from, i) {
+                        (Some(f), _) => Some(f.clone()),
+                        (None, 0) => None,
+                        (None, _) => Some(flow_input.clone()),
+                    };
+                    let body = self.pipeline(b, Src::Feed(quote!(__in.reborrow())), from.as_ref(), &quote!(__g));
+                    quote!(async { ::core::result::Result::Ok::<_, #p::Halt>(#body) })
+                });
+                let input = match &src {
+                    Src::Value(v) => quote!(#p::Feed::Owned(#v)),
+                    Src::Feed(f) => f.clone(),
+                };
+                quote! {{
+                    let __in = #input;
+                    let __g = #rt.group();
+                    #p::try_join!(#(#futures),*)?
+                }}
+            }
+            Item::If { pred, then, otherwise, .. } => {
+                let slot = self.slot(pred.slot);
+                let name = pred_name(pred);
+                let pspan = pred.expr.span();
+                let (bind, value_ref, arm_src) = match &src {
+                    Src::Value(v) => (quote!(let __in = #v;), quote!(&__in), Src::Value(quote!(__in))),
+                    Src::Feed(f) => (quote!(let __in = #f;), quote!(__in.get()), Src::Feed(quote!(__in))),
+                };
+                let test = quote_spanned!(pspan=> #rt.decide(#name, &#slot, #value_ref)?);
+                let then_code = self.pipeline(then, arm_src.clone(), from, rt);
+                let then_marker = self.pipeline_marker(then);
+                match otherwise {
+                    Some(o) => {
+                        let else_code = self.pipeline(o, arm_src, from, rt);
+                        let else_marker = self.pipeline_marker(o);
+                        let span = Self::pipeline_span(o);
+                        let agree = quote_spanned!(span=> #p::arms_agree(#then_marker, #else_marker, #else_code));
+                        quote! {{
+                            #bind
+                            if #test { #then_code } else { #agree }
+                        }}
+                    }
+                    None => {
+                        let span = Self::pipeline_span(then);
+                        let keep = quote_spanned!(span=> #p::pass_through(#then_marker, #then_code));
+                        let unchanged = self.owned(&arm_src, pspan);
+                        quote! {{
+                            #bind
+                            if #test { #keep } else { #unchanged }
+                        }}
+                    }
+                }
+            }
+            Item::Loop { max, body, until, span } => {
+                let start = self.owned(&src, *span);
+                let next = self.loop_body(body, quote!(__v), from, rt);
+                let stop = match until {
+                    Some(u) => {
+                        let slot = self.slot(u.slot);
+                        let name = pred_name(u);
+                        let uspan = u.expr.span();
+                        let test = quote_spanned!(uspan=> #rt.decide(#name, &#slot, &__v)?);
+                        quote!(__i >= #max || #test)
+                    }
+                    None => quote!(__i >= #max),
+                };
+                quote! {{
+                    let mut __v = #start;
+                    let mut __i: u32 = 0;
+                    loop {
+                        __v = #next;
+                        __i += 1;
+                        if #stop {
+                            break __v;
+                        }
+                    }
+                }}
+            }
+        }
+    }
+
+    /// A loop body applied to `value`, checked to give back the loop's type.
+    fn loop_body(&self, body: &Pipeline, value: TokenStream, from: Option<&TokenStream>, rt: &TokenStream) -> TokenStream {
+        let p = &self.private;
+        // Inside the body, the first step takes the loop's value: name its producer as the body's
+        // own last step when iterating, which is what a mismatch on the way back in is about.
+        let _ = from;
+        let body_marker = self.pipeline_marker(body);
+        let code = self.pipeline(body, Src::Value(value), Some(&body_marker), rt);
+        let span = Self::pipeline_span(body);
+        quote_spanned!(span=> #p::loop_carry(#body_marker, #code))
+    }
+
+    fn pipeline(&self, pl: &Pipeline, src: Src, from: Option<&TokenStream>, rt: &TokenStream) -> TokenStream {
+        let mut code = Vec::new();
+        let mut src = src;
+        let mut from = from.cloned();
+        let n = pl.items.len();
+        for (i, item) in pl.items.iter().enumerate() {
+            let expr = self.item(item, src, from.as_ref(), rt);
+            if i + 1 == n {
+                code.push(expr);
+                break;
+            }
+            code.push(quote!(let __v = #expr;));
+            src = Src::Value(quote!(__v));
+            from = Some(self.marker(item));
+        }
+        if n == 1 {
+            code.into_iter().collect()
+        } else {
+            quote!({ #(#code)* })
+        }
+    }
+
+    /// The code that consumes the flow's value after top-level item `index - 1` and yields the
+    /// next point (or returns the output after the last item).
+    fn next_point(&self, index: usize, src: Src) -> TokenStream {
+        let items = &self.flow.pipeline.items;
+        let p = &self.private;
+        let Some(item) = items.get(index) else {
+            let out = self.owned(&src, Span::call_site());
+            return quote!(return ::core::result::Result::Ok(#out));
+        };
+        let variant = format_ident!("{}", self.point_names[index]);
+        let from = if index == 0 { None } else { Some(self.marker(&items[index - 1])) };
+        let _ = p;
+        match item {
+            Item::Loop { span, .. } => {
+                let start = self.owned(&src, *span);
+                quote!(__Point::#variant { iteration: 0, value: #start })
+            }
+            _ => {
+                let code = self.item(item, src, from.as_ref(), &quote!(__rt));
+                quote!(__Point::#variant(#code))
+            }
+        }
+    }
+
+    fn flow(&self) -> TokenStream {
+        let p = &self.private;
+        let f = self.flow;
+        let items = &f.pipeline.items;
+        let slots = &f.slots;
+
+        // State requirement: fold every step's `Needs`, each check spanned at its step.
+        let mut needs = vec![quote!(let __needs = #p::needs_none();)];
+        collect_steps(&f.pipeline, &mut |s: &StepRef| {
+            let slot = self.slot(s.slot);
+            let span = s.span;
+            needs.push(quote_spanned!(span=> let __needs = #p::meet(__needs, &#slot);));
+        });
+
+        let generics: Vec<_> = (0..items.len()).map(|i| format_ident!("T{}", i + 1)).collect();
+        let variants = items.iter().zip(&generics).zip(&self.point_names).map(|((item, g), name)| {
+            let v = format_ident!("{}", name);
+            match item {
+                Item::Loop { .. } => quote!(#v { iteration: u32, value: #g }),
+                _ => quote!(#v(#g)),
+            }
+        });
+        let infer = generics.iter().map(|_| quote!(_));
+
+        let start = self.next_point(0, Src::Feed(quote!(__input)));
+        let arms = items.iter().enumerate().map(|(i, item)| {
+            let v = format_ident!("{}", self.point_names[i]);
+            match item {
+                Item::Loop { max, body, until, .. } => {
+                    let body_code = self.loop_body(body, quote!(value), None, &quote!(__rt));
+                    let exit = self.next_point(i + 1, Src::Value(quote!(value)));
+                    let stop = match until {
+                        Some(u) => {
+                            let slot = self.slot(u.slot);
+                            let name = pred_name(u);
+                            let uspan = u.expr.span();
+                            let test = quote_spanned!(uspan=> __rt.decide(#name, &#slot, &value)?);
+                            quote!(iteration >= #max || #test)
+                        }
+                        None => quote!(iteration >= #max),
+                    };
+                    quote! {
+                        __Point::#v { iteration, value } => {
+                            if iteration > 0 && (#stop) {
+                                #exit
+                            } else {
+                                __Point::#v { iteration: iteration + 1, value: #body_code }
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    let next = self.next_point(i + 1, Src::Value(quote!(__v)));
+                    quote!(__Point::#v(__v) => #next,)
+                }
+            }
+        });
+
+        let name = f.options.name.as_ref().map_or_else(|| "flow".to_string(), |n| n.value());
+        let shape = shape(&f.pipeline);
+        let fingerprint = fnv1a(format!("{name}\u{0}{shape}").as_bytes());
+        let point_names = &self.point_names;
+        let retry = match f.options.retry_tokens(p) {
+            Some(t) => quote!(::core::option::Option::Some(#t)),
+            None => quote!(::core::option::Option::None),
+        };
+        let timeout = match f.options.timeout {
+            Some(t) => quote!(::core::option::Option::Some(#p::Duration::#t)),
+            None => quote!(::core::option::Option::None),
+        };
+
+        quote! {{
+            let __steps = (#(#slots,)*);
+            #(#needs)*
+
+            /// The resumable points of this flow: the value after each top-level item.
+            #[allow(non_camel_case_types, dead_code)]
+            enum __Point<#(#generics),*> {
+                #(#variants),*
+            }
+
+            static __INFO: #p::FlowInfo = #p::FlowInfo {
+                name: #name,
+                fingerprint: #fingerprint,
+                shape: #shape,
+                points: &[#(#point_names),*],
+            };
+
+            // One-step flows end every `match` arm in `return`.
+            #[allow(unreachable_code)]
+            let __flow = #p::Flow::__new(
+                &__INFO,
+                #p::FlowDefaults { retry: #retry, timeout: #timeout },
+                __needs,
+                __steps,
+                |__steps, __rt, __input, __resume: ::core::option::Option<__Point<#(#infer),*>>| {
+                    #p::driver(async move {
+                        let mut __point = match __resume {
+                            ::core::option::Option::Some(__point) => __point,
+                            ::core::option::Option::None => #start,
+                        };
+                        loop {
+                            __point = match __point {
+                                #(#arms)*
+                            };
+                        }
+                    })
+                },
+            );
+            __flow
+        }}
+    }
+}
+
+fn collect_steps(p: &Pipeline, f: &mut dyn FnMut(&StepRef)) {
+    for item in &p.items {
+        match item {
+            Item::Step(s) => f(s),
+            Item::Group { branches, .. } => branches.iter().for_each(|b| collect_steps(b, f)),
+            Item::If { then, otherwise, .. } => {
+                collect_steps(then, f);
+                if let Some(o) = otherwise {
+                    collect_steps(o, f);
+                }
+            }
+            Item::Loop { body, .. } => collect_steps(body, f),
+        }
+    }
+}

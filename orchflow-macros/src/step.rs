@@ -1,0 +1,460 @@
+//! `#[step]`: parse the function, check its signature and options, emit a zero-sized step type.
+
+use crate::options::{Errors, Options, Site};
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{FnArg, GenericArgument, ItemFn, PathArguments, ReturnType, Type};
+
+/// How the step receives the previous output.
+enum Input {
+    /// No parameter for it: the step takes `()`.
+    Unit,
+    ByValue(Box<Type>),
+    ByRef(Box<Type>),
+}
+
+/// What the context parameter asks for.
+enum Ctx {
+    None,
+    /// `&StepContext` or `&StepContext<()>`: works in any flow.
+    Stateless,
+    /// `&StepContext<S>`.
+    Typed(Box<Type>),
+}
+
+/// The return type, split.
+enum Ret {
+    /// `-> T` (or nothing): cannot fail.
+    Plain(TokenStream),
+    /// `-> Result<T, E>`.
+    Result { ok: TokenStream, err: TokenStream },
+    /// `-> io::Result<T>` and other aliases: split by the `Fallible` trait.
+    Alias(TokenStream),
+}
+
+pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let mut errors = Errors::default();
+    let opts = Options::parse(attr, Site::Step, &mut errors);
+    let func: ItemFn = match syn::parse2(item.clone()) {
+        Ok(f) => f,
+        Err(_) => {
+            errors.at(
+                Span::call_site(),
+                "`#[step]` goes on a function: `#[step] async fn name(input: T) -> U { … }`",
+            );
+            let mut out = errors.to_compile_errors();
+            out.extend(item);
+            return Ok(out);
+        }
+    };
+    let private = match &opts.krate {
+        Some(p) => quote!(#p::__private),
+        None => quote!(::orchflow::__private),
+    };
+    let sig = &func.sig;
+
+    // Problems that leave nothing sensible to generate: keep the function as written.
+    let mut fatal = Errors::default();
+    if let Some(lt) = sig.generics.lt_token {
+        let span = sig.generics.span();
+        let _ = lt;
+        fatal.at(span, "a step cannot be generic: `flow!` needs one concrete input and output type");
+    }
+    if let Some(w) = &sig.generics.where_clause {
+        fatal.push(syn::Error::new_spanned(w, "a step cannot have a `where` clause"));
+    }
+    if let Some(r) = sig.receiver() {
+        fatal.push(syn::Error::new_spanned(r, "a step is a free function; it cannot take `self`"));
+    }
+    if let Some(v) = &sig.variadic {
+        fatal.push(syn::Error::new_spanned(v, "a step cannot be variadic"));
+    }
+    if let Some(abi) = &sig.abi {
+        fatal.push(syn::Error::new_spanned(abi, "a step cannot have an `extern` ABI"));
+    }
+    if let syn::Safety::Unsafe(u) = &sig.safety {
+        fatal.push(syn::Error::new_spanned(u, "a step cannot be `unsafe`"));
+    }
+    if !fatal.is_empty() {
+        errors.push_all(fatal);
+        let mut out = errors.to_compile_errors();
+        out.extend(quote!(#func));
+        return Ok(out);
+    }
+
+    let (input, ctx) = classify_params(&func, &mut errors);
+    let ret = split_return(&sig.output, &mut errors);
+    let is_async = sig.asyncness.is_some();
+
+    if let Some(span) = opts.inline {
+        if is_async {
+            errors.at(span, "`inline` is for sync steps; an `async fn` already runs on the async worker");
+        }
+    }
+    for orphan in opts.orphans() {
+        errors.at(opts.span_of(orphan), format_args!("`{orphan}` has no effect without `retry = N`"));
+    }
+    if let Some(r) = &opts.retry_if {
+        if matches!(ret, Ret::Plain(_)) {
+            errors.push(syn::Error::new_spanned(
+                r,
+                "`retry_if` looks at the step's error, but this step cannot fail: return `Result<T, E>`",
+            ));
+        }
+    }
+    if let (Some(d), Some(m)) = (opts.delay, opts.max_delay) {
+        if m.0 < d.0 {
+            errors.at(opts.span_of("max_delay"), "`max_delay` is shorter than `delay`");
+        }
+    }
+
+    let out = emit(&func, &opts, &private, &input, &ctx, &ret, is_async);
+    let mut tokens = errors.to_compile_errors();
+    tokens.extend(out);
+    Ok(tokens)
+}
+
+impl Errors {
+    fn push_all(&mut self, other: Errors) {
+        if let Some(e) = other.into_inner() {
+            self.push(e);
+        }
+    }
+}
+
+fn is_step_context(ty: &Type) -> Option<&syn::PathSegment> {
+    match ty {
+        Type::Path(p) if p.qself.is_none() => {
+            p.path.segments.last().filter(|s| s.ident == "StepContext")
+        }
+        _ => None,
+    }
+}
+
+fn classify_params(func: &ItemFn, errors: &mut Errors) -> (Input, Ctx) {
+    let params: Vec<&syn::PatType> = func
+        .sig
+        .inputs
+        .iter()
+        .filter_map(|a| match a {
+            FnArg::Typed(t) => Some(t),
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    let ctx_of = |t: &Type| -> Option<Ctx> {
+        let Type::Reference(r) = t else { return None };
+        let seg = is_step_context(&r.elem)?;
+        let state = match &seg.arguments {
+            PathArguments::AngleBracketed(a) => a.args.iter().find_map(|g| match g {
+                GenericArgument::Type(t) => Some(t.clone()),
+                _ => None,
+            }),
+            _ => None,
+        };
+        Some(match state {
+            None => Ctx::Stateless,
+            Some(Type::Tuple(t)) if t.elems.is_empty() => Ctx::Stateless,
+            Some(t) => Ctx::Typed(Box::new(t)),
+        })
+    };
+    let mut input = Input::Unit;
+    let mut ctx = Ctx::None;
+    for (i, p) in params.iter().enumerate() {
+        let ty = &*p.ty;
+        if let Some(c) = ctx_of(ty) {
+            if i + 1 != params.len() {
+                errors.push(syn::Error::new_spanned(
+                    ty,
+                    "`&StepContext` must be the last parameter: the previous step's output comes first",
+                ));
+            }
+            ctx = c;
+            continue;
+        }
+        if is_step_context(ty).is_some() {
+            errors.push(syn::Error::new_spanned(ty, "take the context by reference: `&StepContext<S>`"));
+            continue;
+        }
+        if i == 0 {
+            input = classify_input(ty, errors);
+        } else if i == 1 {
+            errors.push(syn::Error::new_spanned(
+                ty,
+                "the second parameter of a step must be `&StepContext<S>`; a step takes one input, \
+                 the previous step's output (use a tuple or a struct to pass several values)",
+            ));
+        } else {
+            errors.push(syn::Error::new_spanned(
+                p,
+                "a step takes at most two parameters: the previous step's output and `&StepContext<S>`",
+            ));
+        }
+    }
+    (input, ctx)
+}
+
+fn classify_input(ty: &Type, errors: &mut Errors) -> Input {
+    match ty {
+        Type::Reference(r) => {
+            if let Some(m) = &r.mutability {
+                errors.push(syn::Error::new_spanned(
+                    m,
+                    "a step cannot take `&mut`: the value may be shared with other branches; take it by value instead",
+                ));
+            }
+            match &*r.elem {
+                Type::Path(p) if p.path.is_ident("str") => {
+                    errors.push(syn::Error::new_spanned(
+                        ty,
+                        "a step cannot borrow `str`: take `&String` or `String`",
+                    ));
+                    Input::ByRef(Box::new(syn::parse_quote_spanned!(ty.span()=> ::std::string::String)))
+                }
+                Type::Slice(s) => {
+                    errors.push(syn::Error::new_spanned(
+                        ty,
+                        "a step cannot borrow a slice: take `&Vec<T>` or `Vec<T>`",
+                    ));
+                    let elem = &s.elem;
+                    Input::ByRef(Box::new(syn::parse_quote_spanned!(ty.span()=> ::std::vec::Vec<#elem>)))
+                }
+                inner => {
+                    check_nameable(inner, errors);
+                    Input::ByRef(Box::new(inner.clone()))
+                }
+            }
+        }
+        other => {
+            check_nameable(other, errors);
+            Input::ByValue(Box::new(other.clone()))
+        }
+    }
+}
+
+fn check_nameable(ty: &Type, errors: &mut Errors) {
+    match ty {
+        Type::ImplTrait(_) => errors.push(syn::Error::new_spanned(
+            ty,
+            "a step's types must be nameable: `impl Trait` cannot cross a hand-off",
+        )),
+        Type::Infer(_) => errors.push(syn::Error::new_spanned(ty, "a step's types must be written out")),
+        _ => {}
+    }
+}
+
+fn split_return(ret: &ReturnType, errors: &mut Errors) -> Ret {
+    let ty = match ret {
+        ReturnType::Default => return Ret::Plain(quote!(())),
+        ReturnType::Type(_, ty) => ty,
+    };
+    check_nameable(ty, errors);
+    if let Type::Path(p) = &**ty {
+        if let Some(last) = p.path.segments.last().filter(|s| s.ident == "Result") {
+            if let PathArguments::AngleBracketed(args) = &last.arguments {
+                let tys: Vec<&Type> = args
+                    .args
+                    .iter()
+                    .filter_map(|a| match a {
+                        GenericArgument::Type(t) => Some(t),
+                        _ => None,
+                    })
+                    .collect();
+                if let [ok, err] = tys.as_slice() {
+                    check_nameable(ok, errors);
+                    return Ret::Result { ok: quote!(#ok), err: quote!(#err) };
+                }
+            }
+            // An alias such as `io::Result<T>` or `anyhow::Result<T>`: ask the type system.
+            return Ret::Alias(quote!(#ty));
+        }
+    }
+    Ret::Plain(quote!(#ty))
+}
+
+fn emit(
+    func: &ItemFn,
+    opts: &Options,
+    private: &TokenStream,
+    input: &Input,
+    ctx: &Ctx,
+    ret: &Ret,
+    is_async: bool,
+) -> TokenStream {
+    let ident = &func.sig.ident;
+    let vis = &func.vis;
+    let name = opts.name.as_ref().map(|n| n.value()).unwrap_or_else(|| ident.unraw_string());
+    let docs: Vec<_> = func.attrs.iter().filter(|a| a.path().is_ident("doc")).collect();
+    let input_ty = match input {
+        Input::Unit => quote!(()),
+        Input::ByValue(t) | Input::ByRef(t) => quote!(#t),
+    };
+    let (error_ty, output_ty, call_result) = match ret {
+        Ret::Alias(ty) => (
+            quote!(<#ty as #private::Fallible>::Err),
+            quote!(<#ty as #private::Fallible>::Ok),
+            quote!(#private::Fallible::into_result(__out)),
+        ),
+        Ret::Result { ok, err } => (err.clone(), ok.clone(), quote!(__out)),
+        Ret::Plain(ty) => {
+            (quote!(#private::Infallible), ty.clone(), quote!(::core::result::Result::Ok(__out)))
+        }
+    };
+    let (needs, state_generic, state_ty) = match ctx {
+        Ctx::Typed(s) => (quote!(#private::NeedsState<#s>), quote!(), quote!(#s)),
+        Ctx::None | Ctx::Stateless => (quote!(#private::AnyState), quote!(<__S: ::core::marker::Send + ::core::marker::Sync + 'static>), quote!(__S)),
+    };
+
+    // The arguments of the user's function, in order.
+    let mut args = Vec::new();
+    let input_arg = match input {
+        Input::Unit => None,
+        Input::ByValue(t) => Some(quote_spanned!(t.span()=> #private::by_value(__input))),
+        Input::ByRef(_) => Some(quote!(__input.get())),
+    };
+    if let Some(a) = &input_arg {
+        args.push(a.clone());
+    }
+    match ctx {
+        Ctx::None => {}
+        Ctx::Stateless => args.push(quote!(&__ctx.without_state())),
+        Ctx::Typed(_) => args.push(quote!(__ctx)),
+    }
+    let call_span = ident.span();
+
+    let body = if is_async {
+        quote! {
+            async move {
+                let __out = #ident(#(#args),*).await;
+                #call_result
+            }
+        }
+    } else if opts.inline.is_some() {
+        quote! {
+            async move {
+                let __out = #ident(#(#args),*);
+                #call_result
+            }
+        }
+    } else {
+        // Sync step on the blocking pool: everything it touches moves into the closure.
+        let take_input = match input {
+            Input::Unit => quote!(),
+            Input::ByValue(t) => quote_spanned!(t.span()=> let __input = #private::by_value(__input);),
+            Input::ByRef(t) => quote_spanned!(t.span()=> let __input = #private::by_value(__input);),
+        };
+        let mut moved_args = Vec::new();
+        match input {
+            Input::Unit => {}
+            Input::ByValue(_) => moved_args.push(quote!(__input)),
+            Input::ByRef(_) => moved_args.push(quote!(&__input)),
+        }
+        let detach = match ctx {
+            Ctx::None => quote!(),
+            Ctx::Stateless => quote!(let __ctx = __ctx.without_state();),
+            Ctx::Typed(_) => quote!(let __ctx = ::core::clone::Clone::clone(__ctx);),
+        };
+        if !matches!(ctx, Ctx::None) {
+            moved_args.push(quote!(&__ctx));
+        }
+        quote! {
+            #take_input
+            #detach
+            async move {
+                let __out = #private::blocking(move || #ident(#(#moved_args),*)).await;
+                #call_result
+            }
+        }
+    };
+
+    let policy = {
+        let retry = match opts.retry_tokens(private) {
+            Some(t) => quote!(::core::option::Option::Some(#t)),
+            None => quote!(::core::option::Option::None),
+        };
+        let timeout = match opts.timeout {
+            Some(t) => quote!(::core::option::Option::Some(#private::Duration::#t)),
+            None => quote!(::core::option::Option::None),
+        };
+        let retry_if = match &opts.retry_if {
+            Some(p) => quote_spanned!(p.span()=> ::core::option::Option::Some(#p)),
+            None => quote!(::core::option::Option::None),
+        };
+        if opts.retry.is_none() && opts.timeout.is_none() && opts.retry_if.is_none() {
+            quote!()
+        } else {
+            quote! {
+                fn policy(&self) -> #private::StepPolicy<Self::Error> {
+                    #private::StepPolicy { retry: #retry, timeout: #timeout, retry_if: #retry_if }
+                }
+            }
+        }
+    };
+    let unused_input = match input {
+        Input::Unit => quote!(let _ = __input;),
+        _ => quote!(),
+    };
+    let unused_ctx = match ctx {
+        Ctx::None => quote!(let _ = __ctx;),
+        _ => quote!(),
+    };
+    let impl_fn = quote_spanned! {call_span=>
+        fn call<'__a>(
+            &'__a self,
+            __input: #private::Feed<'__a, Self::Input>,
+            __ctx: &'__a #private::StepContext<#state_ty>,
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<Self::Output, Self::Error>,
+        > + ::core::marker::Send + '__a {
+            #unused_input
+            #unused_ctx
+            #body
+        }
+    };
+
+    quote! {
+        #func
+
+        #(#docs)*
+        #[allow(non_camel_case_types)]
+        #[derive(Debug, Clone, Copy, Default)]
+        #vis struct #ident {}
+
+        impl #private::StepDef for #ident {
+            type Input = #input_ty;
+            type Output = #output_ty;
+            type Error = #error_ty;
+            type Needs = #needs;
+
+            fn name(&self) -> &'static str {
+                #name
+            }
+
+            #policy
+
+            fn capture_input(&self, __value: &Self::Input) -> ::core::option::Option<#private::Value> {
+                use #private::{CaptureJson as _, CaptureNone as _};
+                (&&#private::Capture(__value)).capture()
+            }
+
+            fn capture_output(&self, __value: &Self::Output) -> ::core::option::Option<#private::Value> {
+                use #private::{CaptureJson as _, CaptureNone as _};
+                (&&#private::Capture(__value)).capture()
+            }
+        }
+
+        impl #state_generic #private::StepCall<#state_ty> for #ident {
+            #impl_fn
+        }
+    }
+}
+
+trait UnrawString {
+    fn unraw_string(&self) -> String;
+}
+impl UnrawString for syn::Ident {
+    fn unraw_string(&self) -> String {
+        use syn::ext::IdentExt;
+        self.unraw().to_string()
+    }
+}
