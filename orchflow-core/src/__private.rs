@@ -10,7 +10,7 @@ pub use crate::flow::{DriverFuture, Flow, FlowInfo};
 pub use crate::policy::{FlowDefaults, RetryPolicy, StepPolicy};
 pub use crate::run::{Halt, Rt};
 pub use crate::context::StepContext;
-pub use crate::step::{AnyState, Fallible, Feed, Meet, NeedsState, StepCall, StepDef};
+pub use crate::step::{AnyState, Fallible, Feed, Meet, NeedsState, StateReq, StepCall, StepDef};
 pub use serde;
 pub use serde_json::Value;
 pub use std::convert::Infallible;
@@ -95,6 +95,19 @@ impl<T, Then, Else> ArmsAgree<T, Then, Else> for T {
     }
 }
 
+/// A second impl so that the compiler cannot infer `T` from the value: `T` must come from the
+/// surrounding code, and a mismatch is then reported through the trait's message.
+impl<X, Then, Else> ArmsAgree<NotInferred<X>, Then, Else> for X {
+    fn agree(self) -> NotInferred<X> {
+        NotInferred(self)
+    }
+}
+
+/// Never constructed by generated code; see the second impls of [`ArmsAgree`], [`PassThrough`]
+/// and [`LoopCarry`].
+#[derive(Debug)]
+pub struct NotInferred<X>(X);
+
 /// Checks that the `else` arm produces what the first arm produces.
 #[inline(always)]
 pub fn arms_agree<T, V, Then, Else>(_: PhantomData<Then>, _: PhantomData<Else>, v: V) -> T
@@ -121,6 +134,14 @@ impl<T, Last> PassThrough<T, Last> for T {
     }
 }
 
+/// A second impl so that the compiler cannot infer `T` from the value: `T` must come from the
+/// surrounding code, and a mismatch is then reported through the trait's message.
+impl<X, Last> PassThrough<NotInferred<X>, Last> for X {
+    fn pass(self) -> NotInferred<X> {
+        NotInferred(self)
+    }
+}
+
 /// Checks the arm of an `if` without `else`.
 #[inline(always)]
 pub fn pass_through<T, V: PassThrough<T, Last>, Last>(_: PhantomData<Last>, v: V) -> T {
@@ -141,6 +162,14 @@ impl<T, Last> LoopCarry<T, Last> for T {
     #[inline(always)]
     fn carry(self) -> T {
         self
+    }
+}
+
+/// A second impl so that the compiler cannot infer `T` from the value: `T` must come from the
+/// surrounding code, and a mismatch is then reported through the trait's message.
+impl<X, Last> LoopCarry<NotInferred<X>, Last> for X {
+    fn carry(self) -> NotInferred<X> {
+        NotInferred(self)
     }
 }
 
@@ -218,33 +247,38 @@ where
 pub struct ValueOnly;
 /// Marks predicates of the form `fn(&T, &StepContext<S>) -> bool`.
 #[derive(Debug)]
-pub struct WithContext;
+pub struct WithContext<S>(PhantomData<fn() -> S>);
 
 /// A predicate of `if` or `until`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot decide on a value of type `{T}`",
-    label = "expected a predicate `fn(&{T}) -> bool` or `fn(&{T}, &StepContext<{S}>) -> bool`",
+    label = "expected a predicate `fn(&{T}) -> bool` or `fn(&{T}, &StepContext<S>) -> bool`",
     note = "closures need their parameter types written out: `|d: &{T}| …`"
 )]
-pub trait Predicate<T, S, M>: Send + Sync + 'static {
+pub trait Predicate<T, M>: Send + Sync + 'static {
+    /// The state its context carries.
+    type Needs: StateReq;
     /// Evaluates the predicate.
-    fn test(&self, value: &T, ctx: &StepContext<S>) -> bool;
+    fn test(&self, value: &T, ctx: &StepContext<<Self::Needs as StateReq>::State>) -> bool;
 }
 #[diagnostic::do_not_recommend]
-impl<T, S, F> Predicate<T, S, ValueOnly> for F
+impl<T, F> Predicate<T, ValueOnly> for F
 where
     F: Fn(&T) -> bool + Send + Sync + 'static,
 {
+    type Needs = AnyState;
     #[inline(always)]
-    fn test(&self, value: &T, _: &StepContext<S>) -> bool {
+    fn test(&self, value: &T, _: &StepContext<()>) -> bool {
         self(value)
     }
 }
 #[diagnostic::do_not_recommend]
-impl<T, S, F> Predicate<T, S, WithContext> for F
+impl<T, S, F> Predicate<T, WithContext<S>> for F
 where
     F: Fn(&T, &StepContext<S>) -> bool + Send + Sync + 'static,
+    S: Send + Sync + 'static,
 {
+    type Needs = NeedsState<S>;
     #[inline(always)]
     fn test(&self, value: &T, ctx: &StepContext<S>) -> bool {
         self(value, ctx)

@@ -81,19 +81,9 @@ impl<S> StepContext<S> {
         input.downcast_ref::<T>()
     }
 
-    /// The same context without typed state: what a step taking `&StepContext` sees.
-    pub fn without_state(&self) -> StepContext<()> {
-        StepContext {
-            core: Arc::clone(&self.core),
-            state: Arc::clone(unit_state()),
-            step: self.step,
-            attempt: self.attempt,
-            group: self.group,
-        }
-    }
 }
 
-fn unit_state() -> &'static Arc<()> {
+pub(crate) fn unit_state() -> &'static Arc<()> {
     static UNIT: std::sync::OnceLock<Arc<()>> = std::sync::OnceLock::new();
     UNIT.get_or_init(|| Arc::new(()))
 }

@@ -5,7 +5,7 @@ use crate::error::FlowError;
 use crate::event::{EventQueue, EventStream, RunEvent};
 use crate::policy::{FlowDefaults, RetryPolicy};
 use crate::run::{Halt, Rt, RunCore};
-use crate::step::{Accepts, Feed, StateReq, StepCall, StepDef};
+use crate::step::{Feed, StateReq, StepCall, StepDef};
 use crate::trace::StepTrace;
 use std::borrow::Cow;
 use std::future::Future;
@@ -35,24 +35,23 @@ pub type DriverFuture<'a, O> = Pin<Box<dyn Future<Output = Result<O, Halt>> + Se
 /// The generated driver: given the flow's steps, a run handle, the input and (when resuming)
 /// a point of the generated state, it runs the flow to its end.
 #[doc(hidden)]
-pub trait Driver<T, S, I, O, P>: Send + Sync + 'static {
+pub trait Driver<T, I, O, P>: Send + Sync + 'static {
     fn drive<'a>(
         &'a self,
         steps: &'a T,
-        rt: &'a Rt<S>,
+        rt: &'a Rt,
         input: Feed<'a, I>,
         resume: Option<P>,
     ) -> DriverFuture<'a, O>;
 }
 
-impl<T, S, I, O, P, F> Driver<T, S, I, O, P> for F
+impl<T, I, O, P, F> Driver<T, I, O, P> for F
 where
-    F: for<'a> Fn(&'a T, &'a Rt<S>, Feed<'a, I>, Option<P>) -> DriverFuture<'a, O>
+    F: for<'a> Fn(&'a T, &'a Rt, Feed<'a, I>, Option<P>) -> DriverFuture<'a, O>
         + Send
         + Sync
         + 'static,
     T: 'static,
-    S: 'static,
     I: 'static,
     O: 'static,
     P: 'static,
@@ -60,7 +59,7 @@ where
     fn drive<'a>(
         &'a self,
         steps: &'a T,
-        rt: &'a Rt<S>,
+        rt: &'a Rt,
         input: Feed<'a, I>,
         resume: Option<P>,
     ) -> DriverFuture<'a, O> {
@@ -132,7 +131,7 @@ where
     O: Send + 'static,
     N: StateReq,
     P: Send + 'static,
-    F: Driver<T, N::State, I, O, P>,
+    F: Driver<T, I, O, P>,
 {
     #[doc(hidden)]
     pub fn __new(
@@ -145,7 +144,7 @@ where
     where
         // Stated as an `Fn` bound (not only through `Driver`) so that the compiler deduces the
         // generated closure's signature from it.
-        F: for<'a> Fn(&'a T, &'a Rt<N::State>, Feed<'a, I>, Option<P>) -> DriverFuture<'a, O>,
+        F: for<'a> Fn(&'a T, &'a Rt, Feed<'a, I>, Option<P>) -> DriverFuture<'a, O>,
     {
         Flow { inner: Arc::new((steps, driver)), info, defaults, capture: false, _types: PhantomData }
     }
@@ -250,7 +249,9 @@ where
         let erased: Arc<dyn std::any::Any + Send + Sync> = input.clone();
         let core = Arc::new(RunCore::new(self.info.name, erased, self.capture, events));
         let run_id = core.run_id;
-        let rt = Rt::new(core, Arc::new(state), self.defaults);
+        let state = Arc::new(state);
+        let erased: Arc<dyn std::any::Any + Send + Sync> = state.clone();
+        let rt = Rt::new(core, erased, self.defaults);
         rt.core.emit(|| RunEvent::FlowStarted { run_id, flow: self.info.name });
         let span = tracing::info_span!("flow", flow = self.info.name, run_id = %run_id);
         let (steps, driver) = &*self.inner;
@@ -269,7 +270,7 @@ where
             output,
             error,
             traces,
-            state: rt.state,
+            state,
             started_at,
             duration: started.elapsed(),
         }
@@ -283,7 +284,7 @@ where
     O: Send + 'static,
     N: StateReq,
     P: Send + 'static,
-    F: Driver<T, N::State, I, O, P>,
+    F: Driver<T, I, O, P>,
 {
     type Input = I;
     type Output = O;
@@ -299,23 +300,22 @@ where
     }
 }
 
-impl<S, T, I, O, N, P, F> StepCall<S> for Flow<T, I, O, N, P, F>
+impl<T, I, O, N, P, F> StepCall for Flow<T, I, O, N, P, F>
 where
-    S: Send + Sync + 'static,
     T: Send + Sync + 'static,
     I: Send + Sync + 'static,
     O: Send + 'static,
-    N: StateReq + Accepts<S>,
+    N: StateReq,
     P: Send + 'static,
-    F: Driver<T, N::State, I, O, P>,
+    F: Driver<T, I, O, P>,
 {
     fn call<'a>(
         &'a self,
         input: Feed<'a, I>,
-        ctx: &'a StepContext<S>,
+        ctx: &'a StepContext<N::State>,
     ) -> impl Future<Output = Result<O, FlowError>> + Send + 'a {
         async move {
-            let rt = Rt::child(ctx, N::adapt(&ctx.state), self.defaults);
+            let rt = Rt::child(ctx, self.defaults);
             let (steps, driver) = &*self.inner;
             driver.drive(steps, &rt, input, None).await.map_err(Halt::into_error)
         }

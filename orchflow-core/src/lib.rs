@@ -27,7 +27,7 @@ pub use event::{CheckpointEvent, Event, EventStream, StepEvent};
 pub use flow::{Flow, FlowFailed, FlowInfo, FlowResult};
 pub use policy::{FlowDefaults, RetryPolicy, StepPolicy};
 pub use step::{
-    Accepts, AnyState, Fallible, Feed, Meet, NeedsState, StateReq, StepCall, StepDef, StepFailure,
+    AnyState, Fallible, Feed, Meet, NeedsState, StateOf, StateReq, StepCall, StepDef, StepFailure,
 };
 pub use trace::{AttemptOutcome, StepTrace};
 

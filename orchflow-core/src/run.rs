@@ -4,7 +4,7 @@ use crate::context::{RunId, StepContext};
 use crate::error::{FlowError, StepError};
 use crate::event::{EventQueue, RunEvent, StepEvent};
 use crate::policy::{FlowDefaults, RetryPolicy};
-use crate::step::{Feed, StepCall};
+use crate::step::{Feed, StateReq, StepCall};
 use crate::trace::{AttemptOutcome, StepTrace};
 use std::any::Any;
 use std::borrow::Cow;
@@ -93,9 +93,9 @@ impl Halt {
 /// The run handle a generated driver receives: shared run data, the typed state, and where in
 /// the flow the driver is (enclosing step, parallel group).
 #[doc(hidden)]
-pub struct Rt<S> {
+pub struct Rt {
     pub(crate) core: Arc<RunCore>,
-    pub(crate) state: Arc<S>,
+    pub(crate) state: Arc<dyn Any + Send + Sync>,
     pub(crate) parent: Option<&'static str>,
     pub(crate) group: Option<u32>,
     pub(crate) defaults: FlowDefaults,
@@ -168,13 +168,17 @@ impl Drop for CancelGuard<'_> {
     }
 }
 
-impl<S: Send + Sync + 'static> Rt<S> {
-    pub(crate) fn new(core: Arc<RunCore>, state: Arc<S>, defaults: FlowDefaults) -> Self {
+impl Rt {
+    pub(crate) fn new(
+        core: Arc<RunCore>,
+        state: Arc<dyn Any + Send + Sync>,
+        defaults: FlowDefaults,
+    ) -> Self {
         Rt { core, state, parent: None, group: None, defaults }
     }
 
     /// A handle for the branches of a new parallel group (they share its id).
-    pub fn group(&self) -> Rt<S> {
+    pub fn group(&self) -> Rt {
         let id = self.core.groups.fetch_add(1, Ordering::Relaxed) + 1;
         Rt {
             core: Arc::clone(&self.core),
@@ -186,7 +190,7 @@ impl<S: Send + Sync + 'static> Rt<S> {
     }
 
     /// Runs a step with its retry policy (step > flow > none), recording a trace per attempt.
-    pub async fn step<St: StepCall<S>>(
+    pub async fn step<St: StepCall>(
         &self,
         step: &St,
         input: Feed<'_, St::Input>,
@@ -284,7 +288,7 @@ impl<S: Send + Sync + 'static> Rt<S> {
     }
 
     /// One attempt: timeout, panic containment, trace, events.
-    async fn attempt<St: StepCall<S>>(
+    async fn attempt<St: StepCall>(
         &self,
         step: &St,
         input: Feed<'_, St::Input>,
@@ -295,13 +299,11 @@ impl<S: Send + Sync + 'static> Rt<S> {
         let core = &*self.core;
         core.emit(|| RunEvent::StepStarted(self.step_event(name, n, None, None, None)));
         let captured_input = if core.capture { step.capture_input(input.get()) } else { None };
-        let ctx = StepContext {
-            core: Arc::clone(&self.core),
-            state: Arc::clone(&self.state),
-            step: name,
-            attempt: n,
-            group: self.group,
+        let Some(state) = <St::Needs as StateReq>::resolve(&self.state) else {
+            let message = format!("step `{name}` needs another shared state type than this run's");
+            return Err(Failure::Panicked(message));
         };
+        let ctx = StepContext { core: Arc::clone(&self.core), state, step: name, attempt: n, group: self.group };
         let started = Instant::now();
         let mut guard = CancelGuard {
             core,
@@ -368,17 +370,17 @@ impl<S: Send + Sync + 'static> Rt<S> {
     }
 
     /// Evaluates an `if` or `until` predicate, containing a panic as a flow failure.
-    pub fn decide<T, M, P>(&self, which: &'static str, pred: &P, value: &T) -> Result<bool, Halt>
+    pub fn decide<T, M, P>(&self, which: &'static str, value: &T, pred: &P) -> Result<bool, Halt>
     where
-        P: crate::__private::Predicate<T, S, M>,
+        P: crate::__private::Predicate<T, M>,
     {
-        let ctx = StepContext {
-            core: Arc::clone(&self.core),
-            state: Arc::clone(&self.state),
-            step: which,
-            attempt: 1,
-            group: self.group,
+        let Some(state) = <P::Needs as StateReq>::resolve(&self.state) else {
+            return Err(Halt(Box::new(FlowError::PredicatePanicked {
+                predicate: which,
+                message: "the predicate's `StepContext` names another state type than the flow's".into(),
+            })));
         };
+        let ctx = StepContext { core: Arc::clone(&self.core), state, step: which, attempt: 1, group: self.group };
         catch_unwind(AssertUnwindSafe(|| pred.test(value, &ctx))).map_err(|payload| {
             let message = match StepError::from_panic(payload) {
                 StepError::Panicked(m) => m,
@@ -389,11 +391,8 @@ impl<S: Send + Sync + 'static> Rt<S> {
     }
 
     /// A handle for a nested flow run as a step of this one.
-    pub(crate) fn child<S2>(
-        ctx: &StepContext<S2>,
-        state: Arc<S>,
-        defaults: FlowDefaults,
-    ) -> Rt<S> {
+    pub(crate) fn child<S: Send + Sync + 'static>(ctx: &StepContext<S>, defaults: FlowDefaults) -> Rt {
+        let state: Arc<dyn Any + Send + Sync> = Arc::clone(&ctx.state) as _;
         Rt {
             core: Arc::clone(&ctx.core),
             state,

@@ -3,6 +3,7 @@
 use crate::context::StepContext;
 use crate::policy::StepPolicy;
 use std::future::Future;
+use std::any::Any;
 use std::sync::Arc;
 
 /// A step's input as the runtime hands it over: owned when this is the value's last use,
@@ -98,23 +99,25 @@ pub trait StepDef: Send + Sync + 'static {
     }
 }
 
-/// Calling a step with the run's shared state type `S`.
-///
-/// Steps that take no context (or a plain `&StepContext`) implement it for every `S`; a step
-/// that takes `&StepContext<Brief>` implements it for `Brief` only.
+/// Calling a step. The context carries the state type the step asked for: `()` for a step that
+/// takes no context or a plain `&StepContext`, `Brief` for one that takes `&StepContext<Brief>`
+/// (`flow!` checks at compile time that all steps of a flow agree, see [`Meet`]).
 #[diagnostic::on_unimplemented(
-    message = "step `{Self}` cannot run in a flow whose shared state is `{S}`",
-    label = "this step takes a `StepContext` with another state type",
-    note = "every step of one flow that takes `&StepContext<S>` must name the same `S`"
+    message = "`{Self}` is not a step",
+    label = "not a step: mark the function with `#[step]`, or use a flow",
+    note = "only `#[step]` functions and `flow!` values can stand in a flow's pipeline"
 )]
-pub trait StepCall<S>: StepDef {
+pub trait StepCall: StepDef {
     /// Runs one attempt.
     fn call<'a>(
         &'a self,
         input: Feed<'a, Self::Input>,
-        ctx: &'a StepContext<S>,
+        ctx: &'a StepContext<StateOf<Self>>,
     ) -> impl Future<Output = Result<Self::Output, Self::Error>> + Send + 'a;
 }
+
+/// The state type a step's context carries.
+pub type StateOf<St> = <<St as StepDef>::Needs as StateReq>::State;
 
 /// The state requirement of a step that takes no typed state.
 #[derive(Debug, Clone, Copy, Default)]
@@ -131,15 +134,27 @@ mod sealed {
 }
 
 /// A state requirement: [`AnyState`] or [`NeedsState<S>`]. Resolves to the run's state type.
-pub trait StateReq: sealed::Sealed + 'static {
+pub trait StateReq: sealed::Sealed + Send + Sync + 'static {
     /// The state type a run of a flow with this requirement carries (`()` for [`AnyState`]).
     type State: Send + Sync + 'static;
+
+    /// The state as a step with this requirement sees it, from the run's (type-erased) state.
+    /// `None` only if the run's state has another type, which `flow!` rules out at compile time.
+    fn resolve(run_state: &Arc<dyn Any + Send + Sync>) -> Option<Arc<Self::State>>;
 }
 impl StateReq for AnyState {
     type State = ();
+    #[inline]
+    fn resolve(_: &Arc<dyn Any + Send + Sync>) -> Option<Arc<()>> {
+        Some(Arc::clone(crate::context::unit_state()))
+    }
 }
 impl<S: Send + Sync + 'static> StateReq for NeedsState<S> {
     type State = S;
+    #[inline]
+    fn resolve(run_state: &Arc<dyn Any + Send + Sync>) -> Option<Arc<S>> {
+        Arc::clone(run_state).downcast::<S>().ok()
+    }
 }
 
 /// Combines the state requirements of two steps of one flow.
@@ -161,23 +176,6 @@ impl<S: Send + Sync + 'static> Meet<AnyState> for NeedsState<S> {
 }
 impl<S: Send + Sync + 'static> Meet<NeedsState<S>> for NeedsState<S> {
     type Out = NeedsState<S>;
-}
-
-/// Whether a step (or nested flow) with this requirement can run under state `S`, and how its
-/// state is derived from the parent's.
-pub trait Accepts<S>: StateReq {
-    /// The state as the step sees it.
-    fn adapt(parent: &Arc<S>) -> Arc<Self::State>;
-}
-impl<S> Accepts<S> for AnyState {
-    fn adapt(_: &Arc<S>) -> Arc<()> {
-        Arc::new(())
-    }
-}
-impl<S: Send + Sync + 'static> Accepts<S> for NeedsState<S> {
-    fn adapt(parent: &Arc<S>) -> Arc<S> {
-        Arc::clone(parent)
-    }
 }
 
 /// What a step's error type must be: printable, and convertible into [`BoxError`](crate::BoxError).

@@ -448,10 +448,11 @@ impl<'a> Lower<'a> {
                 let feed = self.feed(&src);
                 let span = s.span;
                 let input = match from {
-                    Some(from) => quote_spanned!(span=> #p::handoff(#from, &#slot, #feed)),
+                    Some(from) => respan(quote!(#p::handoff(#from, &#slot, #feed)), span),
                     None => feed,
                 };
-                quote_spanned!(span=> #rt.step(&#slot, #input).await?)
+                let call = respan(quote!(#rt.step(&#slot, #input)), span);
+                quote_spanned!(span=> #call.await?)
             }
             Item::Group { branches, .. } => {
                 let flow_input = quote!(#p::of(&#p::flow_input));
@@ -483,7 +484,8 @@ impl<'a> Lower<'a> {
                     Src::Value(v) => (quote!(let __in = #v;), quote!(&__in), Src::Value(quote!(__in))),
                     Src::Feed(f) => (quote!(let __in = #f;), quote!(__in.get()), Src::Feed(quote!(__in))),
                 };
-                let test = quote_spanned!(pspan=> #rt.decide(#name, &#slot, #value_ref)?);
+                let test = respan(quote!(#rt.decide(#name, #value_ref, &#slot)), pspan);
+                let test = quote!(#test?);
                 let then_code = self.pipeline(then, arm_src.clone(), from, rt);
                 let then_marker = self.pipeline_marker(then);
                 match otherwise {
@@ -491,7 +493,7 @@ impl<'a> Lower<'a> {
                         let else_code = self.pipeline(o, arm_src, from, rt);
                         let else_marker = self.pipeline_marker(o);
                         let span = Self::pipeline_span(o);
-                        let agree = quote_spanned!(span=> #p::arms_agree(#then_marker, #else_marker, #else_code));
+                        let agree = respan_call(quote!(#p::arms_agree), quote!(#then_marker, #else_marker,), else_code, span);
                         quote! {{
                             #bind
                             if #test { #then_code } else { #agree }
@@ -499,7 +501,7 @@ impl<'a> Lower<'a> {
                     }
                     None => {
                         let span = Self::pipeline_span(then);
-                        let keep = quote_spanned!(span=> #p::pass_through(#then_marker, #then_code));
+                        let keep = respan_call(quote!(#p::pass_through), quote!(#then_marker,), then_code, span);
                         let unchanged = self.owned(&arm_src, pspan);
                         quote! {{
                             #bind
@@ -516,7 +518,8 @@ impl<'a> Lower<'a> {
                         let slot = self.slot(u.slot);
                         let name = pred_name(u);
                         let uspan = u.expr.span();
-                        let test = quote_spanned!(uspan=> #rt.decide(#name, &#slot, &__v)?);
+                        let test = respan(quote!(#rt.decide(#name, &__v, &#slot)), uspan);
+                        let test = quote!(#test?);
                         quote!(__i >= #max || #test)
                     }
                     None => quote!(__i >= #max),
@@ -545,7 +548,7 @@ impl<'a> Lower<'a> {
         let body_marker = self.pipeline_marker(body);
         let code = self.pipeline(body, Src::Value(value), Some(&body_marker), rt);
         let span = Self::pipeline_span(body);
-        quote_spanned!(span=> #p::loop_carry(#body_marker, #code))
+        respan_call(quote!(#p::loop_carry), quote!(#body_marker,), code, span)
     }
 
     fn pipeline(&self, pl: &Pipeline, src: Src, from: Option<&TokenStream>, rt: &TokenStream) -> TokenStream {
@@ -605,7 +608,7 @@ impl<'a> Lower<'a> {
         collect_steps(&f.pipeline, &mut |s: &StepRef| {
             let slot = self.slot(s.slot);
             let span = s.span;
-            needs.push(quote_spanned!(span=> let __needs = #p::meet(__needs, &#slot);));
+            needs.push(respan(quote!(let __needs = #p::meet(__needs, &#slot);), span));
         });
 
         let generics: Vec<_> = (0..items.len()).map(|i| format_ident!("T{}", i + 1)).collect();
@@ -630,7 +633,8 @@ impl<'a> Lower<'a> {
                             let slot = self.slot(u.slot);
                             let name = pred_name(u);
                             let uspan = u.expr.span();
-                            let test = quote_spanned!(uspan=> __rt.decide(#name, &#slot, &value)?);
+                            let test = respan(quote!(__rt.decide(#name, &value, &#slot)), uspan);
+                            let test = quote!(#test?);
                             quote!(iteration >= #max || #test)
                         }
                         None => quote!(iteration >= #max),
@@ -722,4 +726,32 @@ fn collect_steps(p: &Pipeline, f: &mut dyn FnMut(&StepRef)) {
             Item::Loop { body, .. } => collect_steps(body, f),
         }
     }
+}
+
+/// Gives every token of `tokens` the span `span`, so that the compiler reports anything about
+/// the expression (an unmet bound, an argument's type) at the user's token.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tt| {
+            if let proc_macro2::TokenTree::Group(g) = &tt {
+                let mut ng = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
+                ng.set_span(span);
+                tt = proc_macro2::TokenTree::Group(ng);
+            } else {
+                tt.set_span(span);
+            }
+            tt
+        })
+        .collect()
+}
+
+/// `{ let __value = value; f(checks…, __value) }`: the call carries `span`, while `value` (code
+/// that may hold errors of its own) keeps its spans.
+fn respan_call(f: TokenStream, checks: TokenStream, value: TokenStream, span: Span) -> TokenStream {
+    let call = respan(quote!(#f(#checks __value)), span);
+    quote!({
+        let __value = #value;
+        #call
+    })
 }

@@ -300,9 +300,9 @@ fn emit(
             (quote!(#private::Infallible), ty.clone(), quote!(::core::result::Result::Ok(__out)))
         }
     };
-    let (needs, state_generic, state_ty) = match ctx {
-        Ctx::Typed(s) => (quote!(#private::NeedsState<#s>), quote!(), quote!(#s)),
-        Ctx::None | Ctx::Stateless => (quote!(#private::AnyState), quote!(<__S: ::core::marker::Send + ::core::marker::Sync + 'static>), quote!(__S)),
+    let (needs, state_ty) = match ctx {
+        Ctx::Typed(s) => (quote!(#private::NeedsState<#s>), quote!(#s)),
+        Ctx::None | Ctx::Stateless => (quote!(#private::AnyState), quote!(())),
     };
 
     // The arguments of the user's function, in order.
@@ -317,8 +317,7 @@ fn emit(
     }
     match ctx {
         Ctx::None => {}
-        Ctx::Stateless => args.push(quote!(&__ctx.without_state())),
-        Ctx::Typed(_) => args.push(quote!(__ctx)),
+        Ctx::Stateless | Ctx::Typed(_) => args.push(quote!(__ctx)),
     }
     let call_span = ident.span();
 
@@ -351,8 +350,7 @@ fn emit(
         }
         let detach = match ctx {
             Ctx::None => quote!(),
-            Ctx::Stateless => quote!(let __ctx = __ctx.without_state();),
-            Ctx::Typed(_) => quote!(let __ctx = ::core::clone::Clone::clone(__ctx);),
+            Ctx::Stateless | Ctx::Typed(_) => quote!(let __ctx = ::core::clone::Clone::clone(__ctx);),
         };
         if !matches!(ctx, Ctx::None) {
             moved_args.push(quote!(&__ctx));
@@ -443,7 +441,7 @@ fn emit(
             }
         }
 
-        impl #state_generic #private::StepCall<#state_ty> for #ident {
+        impl #private::StepCall for #ident {
             #impl_fn
         }
     }
