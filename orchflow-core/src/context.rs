@@ -35,7 +35,6 @@ pub type RunId = uuid::Uuid;
 /// assert_eq!(result.state.calls.load(Ordering::Relaxed), 2);
 /// # }
 /// ```
-#[derive(Clone)]
 pub struct StepContext<S = ()> {
     pub(crate) core: Arc<RunCore>,
     pub(crate) state: Arc<S>,
@@ -86,6 +85,18 @@ impl<S> StepContext<S> {
 pub(crate) fn unit_state() -> &'static Arc<()> {
     static UNIT: std::sync::OnceLock<Arc<()>> = std::sync::OnceLock::new();
     UNIT.get_or_init(|| Arc::new(()))
+}
+
+impl<S> Clone for StepContext<S> {
+    fn clone(&self) -> Self {
+        StepContext {
+            core: Arc::clone(&self.core),
+            state: Arc::clone(&self.state),
+            step: self.step,
+            attempt: self.attempt,
+            group: self.group,
+        }
+    }
 }
 
 impl<S> std::fmt::Debug for StepContext<S> {

@@ -151,10 +151,7 @@ impl Parser0<'_> {
             if !content.is_empty() {
                 return Err(content.error("expected `)` after the step value"));
             }
-            let name = match &expr {
-                Expr::Path(p) => path_name(&p.path),
-                _ => "<expr>".to_string(),
-            };
+            let name = expr_name(&expr);
             let slot = self.slots.len();
             self.slots.push(expr.to_token_stream());
             return Ok(Item::Step(StepRef { name, span: paren.span.join(), slot }));
@@ -306,6 +303,22 @@ fn path_name(p: &syn::Path) -> String {
     p.segments.iter().map(|s| s.ident.to_string()).collect::<Vec<_>>().join("::")
 }
 
+/// A readable name for a step given as an expression: `(research.clone())` is `research`.
+fn expr_name(e: &Expr) -> String {
+    match e {
+        Expr::Path(p) => path_name(&p.path),
+        Expr::MethodCall(m) => expr_name(&m.receiver),
+        Expr::Call(c) => expr_name(&c.func),
+        Expr::Reference(r) => expr_name(&r.expr),
+        Expr::Paren(p) => expr_name(&p.expr),
+        Expr::Field(f) => match &f.member {
+            syn::Member::Named(i) => i.to_string(),
+            syn::Member::Unnamed(_) => expr_name(&f.base),
+        },
+        _ => "step".to_string(),
+    }
+}
+
 fn pred_name(p: &Pred) -> String {
     match &p.expr {
         Expr::Path(e) => path_name(&e.path),
@@ -339,8 +352,9 @@ struct Lower<'a> {
     point_names: Vec<String>,
 }
 
+/// `research_docs` → `ResearchDocs`, keeping only characters valid in an identifier.
 fn camel(s: &str) -> String {
-    s.split(['_', ':'])
+    s.split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|p| !p.is_empty())
         .map(|p| {
             let mut c = p.chars();
