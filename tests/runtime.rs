@@ -69,7 +69,11 @@ async fn exhausted_retries_fail_the_flow_and_skip_later_steps() {
     assert_eq!(r.traces.len(), 2);
     assert_eq!(r.traces_of("inc").count(), 0);
     let err = r.error.unwrap();
-    assert_eq!(err.to_string(), "step `always_fails` failed after 2 attempt(s): flaky failure 2 of 4294967295");
+    // `ALWAYS` is shared with other tests, so the call number varies.
+    assert!(
+        err.to_string().starts_with("step `always_fails` failed after 2 attempt(s): flaky failure "),
+        "{err}"
+    );
 }
 
 static DELAYED: Flaky = Flaky::failing(3);
