@@ -4,7 +4,7 @@ use crate::context::{RunId, StepContext};
 use crate::error::{FlowError, StepError};
 use crate::event::{EventQueue, RunEvent, StepEvent};
 use crate::policy::{FlowDefaults, RetryPolicy};
-use crate::step::{Feed, StateReq, StepCall};
+use crate::step::{Feed, StateReq, StepCall, StepFailure};
 use crate::trace::{AttemptOutcome, StepTrace};
 use std::any::Any;
 use std::borrow::Cow;
@@ -108,7 +108,7 @@ enum Failure<E> {
     Panicked(String),
 }
 
-impl<E: std::fmt::Display + Into<crate::BoxError>> Failure<E> {
+impl<E: StepFailure> Failure<E> {
     fn outcome(&self) -> AttemptOutcome {
         match self {
             Failure::Error(_) => AttemptOutcome::Failed,
@@ -119,7 +119,7 @@ impl<E: std::fmt::Display + Into<crate::BoxError>> Failure<E> {
 
     fn message(&self) -> String {
         match self {
-            Failure::Error(e) => e.to_string(),
+            Failure::Error(e) => e.message(),
             Failure::TimedOut(d) => StepError::TimedOut(*d).to_string(),
             Failure::Panicked(m) => format!("step panicked: {m}"),
         }
@@ -127,7 +127,7 @@ impl<E: std::fmt::Display + Into<crate::BoxError>> Failure<E> {
 
     fn into_step_error(self) -> StepError {
         match self {
-            Failure::Error(e) => StepError::Failed(e.into()),
+            Failure::Error(e) => StepError::Failed(e.into_box()),
             Failure::TimedOut(d) => StepError::TimedOut(d),
             Failure::Panicked(m) => StepError::Panicked(m),
         }
@@ -256,7 +256,7 @@ impl Rt {
 
     fn failed_event<E>(&self, name: &'static str, n: u32, f: &Failure<E>, will_retry: bool)
     where
-        E: std::fmt::Display + Into<crate::BoxError>,
+        E: StepFailure,
     {
         tracing::warn!(step = name, attempt = n, will_retry, error = %f.message(), "attempt failed");
         self.core.emit(|| {

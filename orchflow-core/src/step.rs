@@ -184,9 +184,21 @@ impl<S: Send + Sync + 'static> Meet<NeedsState<S>> for NeedsState<S> {
     label = "a step's error must implement `Display` and convert into `Box<dyn Error + Send + Sync>`",
     note = "any `std::error::Error + Send + Sync + 'static` type works, as do `anyhow::Error` and `String`"
 )]
-pub trait StepFailure: std::fmt::Display + Into<crate::BoxError> + Send + 'static {}
+pub trait StepFailure: Send + 'static {
+    /// The error's message, for traces and events.
+    fn message(&self) -> String;
+    /// The error, boxed.
+    fn into_box(self) -> crate::BoxError;
+}
 #[diagnostic::do_not_recommend]
-impl<E: std::fmt::Display + Into<crate::BoxError> + Send + 'static> StepFailure for E {}
+impl<E: std::fmt::Display + Into<crate::BoxError> + Send + 'static> StepFailure for E {
+    fn message(&self) -> String {
+        self.to_string()
+    }
+    fn into_box(self) -> crate::BoxError {
+        self.into()
+    }
+}
 
 /// The success and error types of a fallible step's return type (`Result<T, E>` and its aliases).
 #[diagnostic::on_unimplemented(

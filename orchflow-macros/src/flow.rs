@@ -64,9 +64,9 @@ impl Parser0<'_> {
     fn pipeline(&mut self, input: ParseStream) -> syn::Result<Pipeline> {
         let mut items = vec![self.item(input)?];
         while input.peek(Token![=>]) {
-            input.parse::<Token![=>]>()?;
+            let arrow: Token![=>] = input.parse()?;
             if input.is_empty() {
-                return Err(input.error("expected a step after `=>`"));
+                return Err(syn::Error::new_spanned(arrow, "expected a step after `=>`"));
             }
             items.push(self.item(input)?);
         }
@@ -272,9 +272,15 @@ pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
             return Ok(quote!({ #err loop {} }));
         }
     };
-    let mut out = flow.errors.to_compile_errors();
-    out.extend(Lower::new(&flow).flow());
-    Ok(out)
+    let expansion = Lower::new(&flow).flow();
+    if flow.errors.is_empty() {
+        Ok(expansion)
+    } else {
+        // The errors, and beside them the flow as far as it could be understood, so that code
+        // using the flow does not report errors of its own.
+        let errors = flow.errors.to_compile_errors();
+        Ok(quote!({ #errors #expansion }))
+    }
 }
 
 /// The shape of a pipeline as one normalised line, the input of the fingerprint.
@@ -404,6 +410,10 @@ impl<'a> Lower<'a> {
                 let slot = self.slot(s.slot);
                 quote!(#p::of(&#slot))
             }
+            Item::Group { branches, .. } if branches.len() == 1 => self.pipeline_marker(&branches[0]),
+            Item::Group { branches, .. } if branches.len() > MAX_BRANCHES => {
+                quote!(::core::marker::PhantomData::<()>)
+            }
             Item::Group { branches, .. } => {
                 let f = format_ident!("all{}", branches.len());
                 let ms = branches.iter().map(|b| self.pipeline_marker(b));
@@ -468,6 +478,8 @@ impl<'a> Lower<'a> {
                 let call = respan(quote!(#rt.step(&#slot, #input)), span);
                 quote_spanned!(span=> #call.await?)
             }
+            // Reported as an error already; lowered as the branch alone so nothing else breaks.
+            Item::Group { branches, .. } if branches.len() == 1 => self.pipeline(&branches[0], src, from, rt),
             Item::Group { branches, .. } => {
                 let flow_input = quote!(#p::of(&#p::flow_input));
                 let futures = branches.iter().enumerate().map(|(i, b)| {

@@ -40,7 +40,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         Ok(f) => f,
         Err(_) => {
             errors.at(
-                Span::call_site(),
+                item_keyword_span(&item),
                 "`#[step]` goes on a function: `#[step] async fn name(input: T) -> U { … }`",
             );
             let mut out = errors.to_compile_errors();
@@ -109,7 +109,10 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         }
     }
 
-    let out = emit(&func, &opts, &private, &input, &ctx, &ret, is_async);
+    // With errors, the step is still emitted with the types it declares (so flows using it do
+    // not report errors of their own) but without options or a body that could add more.
+    let fallback = !errors.is_empty();
+    let out = emit(&func, &opts, &private, &input, &ctx, &ret, is_async, fallback);
     let mut tokens = errors.to_compile_errors();
     tokens.extend(out);
     Ok(tokens)
@@ -158,12 +161,18 @@ fn classify_params(func: &ItemFn, errors: &mut Errors) -> (Input, Ctx) {
             Some(t) => Ctx::Typed(Box::new(t)),
         })
     };
+    for extra in params.iter().skip(2) {
+        errors.push(syn::Error::new_spanned(
+            extra,
+            "a step takes at most two parameters: the previous step's output and `&StepContext<S>`",
+        ));
+    }
     let mut input = Input::Unit;
     let mut ctx = Ctx::None;
-    for (i, p) in params.iter().enumerate() {
+    for (i, p) in params.iter().take(2).enumerate() {
         let ty = &*p.ty;
         if let Some(c) = ctx_of(ty) {
-            if i + 1 != params.len() {
+            if i + 1 != params.len().min(2) {
                 errors.push(syn::Error::new_spanned(
                     ty,
                     "`&StepContext` must be the last parameter: the previous step's output comes first",
@@ -178,16 +187,11 @@ fn classify_params(func: &ItemFn, errors: &mut Errors) -> (Input, Ctx) {
         }
         if i == 0 {
             input = classify_input(ty, errors);
-        } else if i == 1 {
+        } else {
             errors.push(syn::Error::new_spanned(
                 ty,
                 "the second parameter of a step must be `&StepContext<S>`; a step takes one input, \
                  the previous step's output (use a tuple or a struct to pass several values)",
-            ));
-        } else {
-            errors.push(syn::Error::new_spanned(
-                p,
-                "a step takes at most two parameters: the previous step's output and `&StepContext<S>`",
             ));
         }
     }
@@ -280,6 +284,7 @@ fn emit(
     ctx: &Ctx,
     ret: &Ret,
     is_async: bool,
+    fallback: bool,
 ) -> TokenStream {
     let ident = &func.sig.ident;
     let vis = &func.vis;
@@ -321,7 +326,9 @@ fn emit(
     }
     let call_span = ident.span();
 
-    let body = if is_async {
+    let body = if fallback {
+        quote!(async move { ::core::unreachable!("this step did not compile") })
+    } else if is_async {
         quote! {
             async move {
                 let __out = #ident(#(#args),*).await;
@@ -378,7 +385,7 @@ fn emit(
             Some(p) => quote_spanned!(p.span()=> ::core::option::Option::Some(#p)),
             None => quote!(::core::option::Option::None),
         };
-        if opts.retry.is_none() && opts.timeout.is_none() && opts.retry_if.is_none() {
+        if fallback || (opts.retry.is_none() && opts.timeout.is_none() && opts.retry_if.is_none()) {
             quote!()
         } else {
             quote! {
@@ -389,10 +396,12 @@ fn emit(
         }
     };
     let unused_input = match input {
+        _ if fallback => quote!(let _ = (__input, __ctx);),
         Input::Unit => quote!(let _ = __input;),
         _ => quote!(),
     };
     let unused_ctx = match ctx {
+        _ if fallback => quote!(),
         Ctx::None => quote!(let _ = __ctx;),
         _ => quote!(),
     };
@@ -455,4 +464,18 @@ impl UnrawString for syn::Ident {
         use syn::ext::IdentExt;
         self.unraw().to_string()
     }
+}
+
+/// The span of the keyword that says what an item is (`struct`, `impl`, …), for errors about
+/// an attribute placed on the wrong kind of item.
+fn item_keyword_span(item: &TokenStream) -> Span {
+    const KEYWORDS: &[&str] =
+        &["struct", "enum", "union", "impl", "trait", "mod", "const", "static", "type", "use", "fn", "let"];
+    item.clone()
+        .into_iter()
+        .find_map(|tt| match tt {
+            proc_macro2::TokenTree::Ident(i) if KEYWORDS.contains(&i.to_string().as_str()) => Some(i.span()),
+            _ => None,
+        })
+        .unwrap_or_else(Span::call_site)
 }

@@ -1,0 +1,6 @@
+use orchflow::step;
+
+#[step]
+struct Plan;
+
+fn main() {}
