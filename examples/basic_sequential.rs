@@ -37,8 +37,14 @@ async fn parse_order(line: String) -> Result<Order, OrderError> {
     let Some((qty, item)) = line.split_once(" x ") else {
         return Err(OrderError::BadFormat(line));
     };
-    let quantity = qty.trim().parse().map_err(|_| OrderError::BadFormat(line.clone()))?;
-    Ok(Order { item: item.trim().to_string(), quantity })
+    let quantity = qty
+        .trim()
+        .parse()
+        .map_err(|_| OrderError::BadFormat(line.clone()))?;
+    Ok(Order {
+        item: item.trim().to_string(),
+        quantity,
+    })
 }
 
 /// Step 2: takes the previous output by value.
@@ -50,7 +56,11 @@ async fn price_order(order: Order) -> Result<Quote, OrderError> {
         _ => return Err(OrderError::UnknownItem(order.item)),
     };
     let total_cents = unit_cents * u64::from(order.quantity);
-    Ok(Quote { order, unit_cents, total_cents })
+    Ok(Quote {
+        order,
+        unit_cents,
+        total_cents,
+    })
 }
 
 /// Step 3: takes the previous output by reference, and cannot fail.
@@ -85,7 +95,10 @@ async fn main() {
         // `try_run` gives `Ok(result)` or `Err(FlowFailed)`; the error still holds the traces.
         let result = match receipt.try_run(line.to_string()).await {
             Ok(result) => {
-                println!("  output: {:?}", result.output.as_deref().unwrap_or_default());
+                println!(
+                    "  output: {:?}",
+                    result.output.as_deref().unwrap_or_default()
+                );
                 result
             }
             Err(failed) => {
@@ -94,7 +107,13 @@ async fn main() {
             }
         };
         for (i, t) in result.traces.iter().enumerate() {
-            println!("  trace {}: {} ({:?}, {:?})", i + 1, t.step, t.outcome, t.duration);
+            println!(
+                "  trace {}: {} ({:?}, {:?})",
+                i + 1,
+                t.step,
+                t.outcome,
+                t.duration
+            );
             println!("    input:  {}", show_json(&t.input));
             match &t.error {
                 Some(err) => println!("    error:  {err}"),

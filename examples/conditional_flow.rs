@@ -33,7 +33,10 @@ fn is_long(t: &Text) -> bool {
 #[step]
 async fn summarize(t: Text) -> Text {
     let first: Vec<&str> = t.body.split_whitespace().take(5).collect();
-    Text { words: first.len(), body: format!("{} ...", first.join(" ")) }
+    Text {
+        words: first.len(),
+        body: format!("{} ...", first.join(" ")),
+    }
 }
 
 #[step]
@@ -47,7 +50,10 @@ fn has_shouting(t: &Text) -> bool {
 
 #[step]
 async fn calm_down(t: Text) -> Text {
-    Text { body: t.body.to_lowercase(), ..t }
+    Text {
+        body: t.body.to_lowercase(),
+        ..t
+    }
 }
 
 // ---------------------------------------------------------------- order steps (3)
@@ -88,7 +94,10 @@ struct Draft {
 /// One round of editing: the loop body. Input and output are both `Draft`.
 #[step]
 async fn refine(d: Draft) -> Draft {
-    Draft { version: d.version + 1, score: d.score + 15 }
+    Draft {
+        version: d.version + 1,
+        score: d.score + 15,
+    }
 }
 
 fn good_enough(d: &Draft) -> bool {
@@ -97,7 +106,11 @@ fn good_enough(d: &Draft) -> bool {
 
 /// The steps that ran, in order, read from the traces.
 fn path<O, S>(r: &FlowResult<O, S>) -> String {
-    r.traces.iter().map(|t| t.step.as_ref()).collect::<Vec<_>>().join(" -> ")
+    r.traces
+        .iter()
+        .map(|t| t.step.as_ref())
+        .collect::<Vec<_>>()
+        .join(" -> ")
 }
 
 #[tokio::main]
@@ -105,10 +118,17 @@ async fn main() {
     // 1. if / else
     let shorten = flow! { measure => if is_long { summarize } else { keep } };
     println!("1. {}", shorten.info().shape);
-    for input in ["ship it", "the release notes cover steps, groups, retries, events and traces"] {
+    for input in [
+        "ship it",
+        "the release notes cover steps, groups, retries, events and traces",
+    ] {
         let r = shorten.run(input.to_string()).await;
         match r.output {
-            Some(ref t) => println!("   {input:?}\n     path: {}\n     -> {:?}", path(&r), t.body),
+            Some(ref t) => println!(
+                "   {input:?}\n     path: {}\n     -> {:?}",
+                path(&r),
+                t.body
+            ),
             None => println!("   {input:?} failed: {:?}", r.error),
         }
     }
@@ -120,7 +140,11 @@ async fn main() {
     for input in ["PLEASE read this", "all quiet here"] {
         let r = tidy.run(input.to_string()).await;
         match r.output {
-            Some(ref t) => println!("   {input:?}\n     path: {}\n     -> {:?}", path(&r), t.body),
+            Some(ref t) => println!(
+                "   {input:?}\n     path: {}\n     -> {:?}",
+                path(&r),
+                t.body
+            ),
             None => println!("   {input:?} failed: {:?}", r.error),
         }
     }
@@ -134,9 +158,18 @@ async fn main() {
     println!();
     println!("3. {}", pricing.info().shape);
     let orders = [
-        Order { total: 5000, member: true },
-        Order { total: 200, member: true },
-        Order { total: 200, member: false },
+        Order {
+            total: 5000,
+            member: true,
+        },
+        Order {
+            total: 200,
+            member: true,
+        },
+        Order {
+            total: 200,
+            member: false,
+        },
     ];
     for order in orders {
         let label = format!("{order:?}");
@@ -151,13 +184,26 @@ async fn main() {
     let polish = flow! { loop(max = 5) { refine } until good_enough };
     println!();
     println!("4. {}", polish.info().shape);
-    for start in [Draft { version: 1, score: 40 }, Draft { version: 1, score: 0 }] {
+    for start in [
+        Draft {
+            version: 1,
+            score: 40,
+        },
+        Draft {
+            version: 1,
+            score: 0,
+        },
+    ] {
         let label = format!("{start:?}");
         let r = polish.run(start).await;
         match r.output {
             Some(ref d) => {
                 let rounds = r.traces_of("refine").count();
-                let why = if good_enough(d) { "until held" } else { "hit max = 5" };
+                let why = if good_enough(d) {
+                    "until held"
+                } else {
+                    "hit max = 5"
+                };
                 println!("   {label}\n     {rounds} round(s), {why}\n     -> {d:?}");
             }
             None => println!("   {label} failed: {:?}", r.error),

@@ -27,12 +27,18 @@ struct Brief {
 
 impl Brief {
     fn with_budget(word_budget: usize) -> Self {
-        Brief { log: Mutex::new(Vec::new()), word_budget }
+        Brief {
+            log: Mutex::new(Vec::new()),
+            word_budget,
+        }
     }
 
     fn note(&self, line: String) {
         // A poisoned lock only means another step panicked; the log is still usable.
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+        self.log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(line);
     }
 }
 
@@ -81,13 +87,19 @@ async fn plan(topic: String, ctx: &StepContext<Brief>) -> Result<Plan, BriefErro
     if ctx.attempt() == 1 {
         return Err(BriefError::PlannerBusy(ctx.attempt()));
     }
-    Ok(Plan { topic, questions: vec!["what is new", "who is it for", "how to upgrade"] })
+    Ok(Plan {
+        topic,
+        questions: vec!["what is new", "who is it for", "how to upgrade"],
+    })
 }
 
 #[step]
 async fn research_docs(plan: &Plan, ctx: &StepContext<Brief>) -> String {
     tokio::time::sleep(Duration::from_millis(3)).await;
-    ctx.state().note(format!("research_docs: read the changelog for {}", plan.topic));
+    ctx.state().note(format!(
+        "research_docs: read the changelog for {}",
+        plan.topic
+    ));
     format!(
         "{} adds typed steps, parallel groups and retries; the docs answer {}.",
         plan.topic,
@@ -98,7 +110,10 @@ async fn research_docs(plan: &Plan, ctx: &StepContext<Brief>) -> String {
 #[step]
 async fn research_market(plan: &Plan, ctx: &StepContext<Brief>) -> String {
     tokio::time::sleep(Duration::from_millis(5)).await;
-    ctx.state().note(format!("research_market: compared {} with two rivals", plan.topic));
+    ctx.state().note(format!(
+        "research_market: compared {} with two rivals",
+        plan.topic
+    ));
     "Teams want workflows that fail at compile time, not in production.".to_string()
 }
 
@@ -109,7 +124,11 @@ fn synthesize(findings: (String, String), ctx: &StepContext<Brief>) -> Draft {
     let text = format!("{docs} {market}");
     let words = text.split_whitespace().count();
     ctx.state().note(format!("synthesize: {words} words"));
-    Draft { text, words, budget: ctx.state().word_budget }
+    Draft {
+        text,
+        words,
+        budget: ctx.state().word_budget,
+    }
 }
 
 /// The branch predicate: a plain function of the previous output.
@@ -119,14 +138,26 @@ fn short(draft: &Draft) -> bool {
 
 #[step]
 async fn publish(draft: Draft) -> Published {
-    Published { text: draft.text, words: draft.words, revised: false }
+    Published {
+        text: draft.text,
+        words: draft.words,
+        revised: false,
+    }
 }
 
 #[step]
 async fn revise(draft: Draft, ctx: &StepContext<Brief>) -> Published {
     let text: Vec<&str> = draft.text.split_whitespace().take(draft.budget).collect();
-    ctx.state().note(format!("revise: cut {} words to {}", draft.words, text.len()));
-    Published { text: format!("{} ...", text.join(" ")), words: text.len(), revised: true }
+    ctx.state().note(format!(
+        "revise: cut {} words to {}",
+        draft.words,
+        text.len()
+    ));
+    Published {
+        text: format!("{} ...", text.join(" ")),
+        words: text.len(),
+        revised: true,
+    }
 }
 
 fn millis(d: Duration) -> String {
@@ -151,7 +182,10 @@ async fn main() {
     while let Some(event) = events.next().await {
         match event.step_event() {
             Some(e) => {
-                let group = e.parallel_group_id.map(|g| format!(" group {g}")).unwrap_or_default();
+                let group = e
+                    .parallel_group_id
+                    .map(|g| format!(" group {g}"))
+                    .unwrap_or_default();
                 let extra = match (&e.error, e.delay) {
                     (Some(err), _) => format!(" error: {err}"),
                     (None, Some(delay)) if delay.is_zero() => " (no delay)".to_string(),
@@ -197,9 +231,15 @@ async fn main() {
     // 3. One trace per attempt, failed attempts included.
     println!();
     println!("Traces:");
-    println!("  {:<16} {:>7}  {:<5}  {:<9}  {:>7}", "step", "attempt", "group", "outcome", "took");
+    println!(
+        "  {:<16} {:>7}  {:<5}  {:<9}  {:>7}",
+        "step", "attempt", "group", "outcome", "took"
+    );
     for t in &result.traces {
-        let group = t.parallel_group_id.map(|g| g.to_string()).unwrap_or_else(|| "-".into());
+        let group = t
+            .parallel_group_id
+            .map(|g| g.to_string())
+            .unwrap_or_else(|| "-".into());
         let outcome = format!("{:?}", t.outcome);
         println!(
             "  {:<16} {:>7}  {:<5}  {:<9}  {:>7}",
@@ -217,17 +257,30 @@ async fn main() {
     // 4. The shared state after the run.
     println!();
     println!("Shared log (word budget {}):", result.state.word_budget);
-    for line in result.state.log.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+    for line in result
+        .state
+        .log
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+    {
         println!("  {line}");
     }
 
     // 5. The same flow with a tighter budget takes the other arm of the `if`.
     println!();
     let tight = launch.run_with_state(topic, Brief::with_budget(12)).await;
-    let arm = if tight.traces_of("revise").next().is_some() { "revise" } else { "publish" };
+    let arm = if tight.traces_of("revise").next().is_some() {
+        "revise"
+    } else {
+        "publish"
+    };
     println!("Second run with a 12-word budget (run_with_state) took the `{arm}` arm:");
     match tight.output {
-        Some(out) => println!("  {} ({} words, revised: {})", out.text, out.words, out.revised),
+        Some(out) => println!(
+            "  {} ({} words, revised: {})",
+            out.text, out.words, out.revised
+        ),
         None => println!("  failed: {:?}", tight.error),
     }
 }

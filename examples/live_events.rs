@@ -43,7 +43,10 @@ async fn transcript(video: &String) -> usize {
 
 #[step]
 async fn publish(parts: (String, usize)) -> String {
-    format!("published with {} and a {}-word transcript", parts.0, parts.1)
+    format!(
+        "published with {} and a {}-word transcript",
+        parts.0, parts.1
+    )
 }
 
 fn millis(d: Duration) -> String {
@@ -69,14 +72,30 @@ async fn main() {
                 println!("[{at:>7}] {kind:<16} {flow} (run {run_id})")
             }
             Event::StepStarted(e) | Event::StepCompleted(e) => {
-                let group = e.parallel_group_id.map(|g| format!(", group {g}")).unwrap_or_default();
-                let took = e.duration.map(|d| format!(" in {}", millis(d))).unwrap_or_default();
-                println!("[{at:>7}] {kind:<16} {} #{}{group}{took}", e.step, e.attempt);
+                let group = e
+                    .parallel_group_id
+                    .map(|g| format!(", group {g}"))
+                    .unwrap_or_default();
+                let took = e
+                    .duration
+                    .map(|d| format!(" in {}", millis(d)))
+                    .unwrap_or_default();
+                println!(
+                    "[{at:>7}] {kind:<16} {} #{}{group}{took}",
+                    e.step, e.attempt
+                );
             }
             Event::StepFailed(e) => {
                 let error = e.error.as_deref().unwrap_or("unknown error");
-                let next = if e.will_retry { "will retry" } else { "no retry left" };
-                println!("[{at:>7}] {kind:<16} {} #{}: {error} ({next})", e.step, e.attempt);
+                let next = if e.will_retry {
+                    "will retry"
+                } else {
+                    "no retry left"
+                };
+                println!(
+                    "[{at:>7}] {kind:<16} {} #{}: {error} ({next})",
+                    e.step, e.attempt
+                );
             }
             Event::RetryScheduled(e) => {
                 let delay = e.delay.map(millis).unwrap_or_else(|| "0ms".into());

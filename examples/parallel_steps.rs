@@ -50,7 +50,10 @@ async fn load_recommendations(_user: &u32) -> u32 {
 #[step]
 async fn summarize(parts: (String, Vec<&'static str>, u32)) -> String {
     let (profile, orders, recommendations) = parts;
-    format!("{profile}: {} orders, {recommendations} recommendations", orders.len())
+    format!(
+        "{profile}: {} orders, {recommendations} recommendations",
+        orders.len()
+    )
 }
 
 fn millis(d: Duration) -> String {
@@ -59,7 +62,10 @@ fn millis(d: Duration) -> String {
 
 fn print_traces<O, S>(result: &FlowResult<O, S>) {
     for t in &result.traces {
-        let group = t.parallel_group_id.map(|g| g.to_string()).unwrap_or_else(|| "-".into());
+        let group = t
+            .parallel_group_id
+            .map(|g| g.to_string())
+            .unwrap_or_else(|| "-".into());
         let outcome = format!("{:?}", t.outcome);
         println!(
             "  {:<22} group {:<2} {:<10} {:>7}",
@@ -96,9 +102,16 @@ async fn main() {
         "  wall time {}; branch sleeps sum to {sum}ms, the slowest is {slowest}ms",
         millis(elapsed)
     );
-    let groups: Vec<u32> = ok.traces.iter().filter_map(|t| t.parallel_group_id).collect();
+    let groups: Vec<u32> = ok
+        .traces
+        .iter()
+        .filter_map(|t| t.parallel_group_id)
+        .collect();
     let shared = groups.windows(2).all(|w| w[0] == w[1]);
-    println!("  {} branch traces share one parallel_group_id: {shared}", groups.len());
+    println!(
+        "  {} branch traces share one parallel_group_id: {shared}",
+        groups.len()
+    );
 
     // Run 2: `load_orders` fails after 1ms; the two slower siblings are cancelled.
     println!();
@@ -107,7 +120,10 @@ async fn main() {
     let failed = dashboard.run(0).await;
     let elapsed = t0.elapsed();
     println!("  success: {}", failed.success);
-    println!("  failed step: {}", failed.failed_step.as_deref().unwrap_or("-"));
+    println!(
+        "  failed step: {}",
+        failed.failed_step.as_deref().unwrap_or("-")
+    );
     if let Some(err) = &failed.error {
         println!("  error: {err}");
     }

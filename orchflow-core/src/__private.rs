@@ -226,6 +226,30 @@ pub fn by_value<T: ByValue>(feed: Feed<'_, T>) -> T {
     T::take(feed)
 }
 
+/// A sync step on the blocking pool needs its own copy of a value it borrows.
+#[diagnostic::on_unimplemented(
+    message = "this sync step borrows `{Self}` but runs on the blocking pool, so `{Self}` must implement `Clone`",
+    label = "the blocking pool needs an owned copy of the value",
+    note = "mark the step `#[step(inline)]` to run it on the async worker without a copy, or make it `async`"
+)]
+pub trait BlockingInput: Sized {
+    /// The owned value, cloned when borrowed.
+    fn take(feed: Feed<'_, Self>) -> Self;
+}
+#[diagnostic::do_not_recommend]
+impl<T: Clone> BlockingInput for T {
+    #[inline(always)]
+    fn take(feed: Feed<'_, T>) -> T {
+        feed.into_owned()
+    }
+}
+
+/// Returns an owned copy of a borrowed input for a sync step on the blocking pool.
+#[inline(always)]
+pub fn to_blocking_pool<T: BlockingInput>(feed: Feed<'_, T>) -> T {
+    T::take(feed)
+}
+
 /// The state requirement before any step is seen.
 #[inline(always)]
 pub fn needs_none() -> PhantomData<AnyState> {

@@ -26,9 +26,22 @@ pub(crate) struct Pipeline {
 /// One element of a pipeline.
 pub(crate) enum Item {
     Step(StepRef),
-    Group { span: Span, branches: Vec<Pipeline> },
-    If { span: Span, pred: Pred, then: Pipeline, otherwise: Option<Pipeline> },
-    Loop { span: Span, max: u32, body: Pipeline, until: Option<Pred> },
+    Group {
+        span: Span,
+        branches: Vec<Pipeline>,
+    },
+    If {
+        span: Span,
+        pred: Pred,
+        then: Pipeline,
+        otherwise: Option<Pipeline>,
+    },
+    Loop {
+        span: Span,
+        max: u32,
+        body: Pipeline,
+        until: Option<Pred>,
+    },
 }
 
 /// A step in a pipeline: a path to a `#[step]` function, or `(expr)`: any step value, such as
@@ -94,7 +107,9 @@ impl Parser0<'_> {
             } else if branches.len() > MAX_BRANCHES {
                 self.errors.at(
                     span,
-                    format_args!("a parallel group has at most {MAX_BRANCHES} branches; nest groups for more"),
+                    format_args!(
+                        "a parallel group has at most {MAX_BRANCHES} branches; nest groups for more"
+                    ),
                 );
             }
             return Ok(Item::Group { span, branches });
@@ -108,14 +123,21 @@ impl Parser0<'_> {
                 input.parse::<Token![else]>()?;
                 if input.peek(Token![if]) {
                     let nested = self.item(input)?;
-                    Some(Pipeline { items: vec![nested] })
+                    Some(Pipeline {
+                        items: vec![nested],
+                    })
                 } else {
                     Some(self.block(input, "the `else` arm")?)
                 }
             } else {
                 None
             };
-            return Ok(Item::If { span: if_token.span, pred, then, otherwise });
+            return Ok(Item::If {
+                span: if_token.span,
+                pred,
+                then,
+                otherwise,
+            });
         }
         if input.peek(Token![loop]) {
             let loop_token: Token![loop] = input.parse()?;
@@ -131,14 +153,24 @@ impl Parser0<'_> {
                 1
             };
             let body = self.block(input, "the loop body")?;
-            let until = if input.peek(syn::Ident) && input.fork().parse::<syn::Ident>().is_ok_and(|i| i == "until") {
+            let until = if input.peek(syn::Ident)
+                && input
+                    .fork()
+                    .parse::<syn::Ident>()
+                    .is_ok_and(|i| i == "until")
+            {
                 input.parse::<syn::Ident>()?;
                 let expr = Expr::parse_without_eager_brace(input)?;
                 Some(self.pred(expr))
             } else {
                 None
             };
-            return Ok(Item::Loop { span: loop_token.span, max, body, until });
+            return Ok(Item::Loop {
+                span: loop_token.span,
+                max,
+                body,
+                until,
+            });
         }
         if input.peek(Token![else]) {
             return Err(input.error("`else` without `if`"));
@@ -154,7 +186,11 @@ impl Parser0<'_> {
             let name = expr_name(&expr);
             let slot = self.slots.len();
             self.slots.push(expr.to_token_stream());
-            return Ok(Item::Step(StepRef { name, span: paren.span.join(), slot }));
+            return Ok(Item::Step(StepRef {
+                name,
+                span: paren.span.join(),
+                slot,
+            }));
         }
         if lookahead.peek(syn::Ident)
             || lookahead.peek(Token![::])
@@ -167,7 +203,11 @@ impl Parser0<'_> {
             let span = path.span();
             // A `#[step]` function `plan` is also a braced unit type `plan {}`.
             self.slots.push(quote_spanned!(span=> #path {}));
-            return Ok(Item::Step(StepRef { name: path_name(&path), span, slot }));
+            return Ok(Item::Step(StepRef {
+                name: path_name(&path),
+                span,
+                slot,
+            }));
         }
         Err(syn::Error::new(
             lookahead.error().span(),
@@ -178,7 +218,10 @@ impl Parser0<'_> {
     fn loop_max(&mut self, content: ParseStream, loop_span: Span) -> syn::Result<u32> {
         let key: syn::Ident = content.parse()?;
         if key != "max" {
-            self.errors.at(key.span(), "expected `max = N`: the most iterations the loop may run");
+            self.errors.at(
+                key.span(),
+                "expected `max = N`: the most iterations the loop may run",
+            );
             return Ok(1);
         }
         content.parse::<Token![=]>()?;
@@ -188,13 +231,19 @@ impl Parser0<'_> {
         }
         match lit.base10_parse::<u32>() {
             Ok(0) => {
-                self.errors.at(lit.span(), "a loop runs at least once: `max` must be 1 or more");
+                self.errors.at(
+                    lit.span(),
+                    "a loop runs at least once: `max` must be 1 or more",
+                );
                 Ok(1)
             }
             Ok(n) => Ok(n),
             Err(_) => {
                 let _ = loop_span;
-                self.errors.at(lit.span(), "`max` must be a whole number that fits in `u32`");
+                self.errors.at(
+                    lit.span(),
+                    "`max` must be a whole number that fits in `u32`",
+                );
                 Ok(1)
             }
         }
@@ -207,7 +256,10 @@ impl Parser0<'_> {
         let content;
         let brace = braced!(content in input);
         if content.is_empty() {
-            return Err(syn::Error::new(brace.span.join(), format_args!("{what} is empty: it needs at least one step")));
+            return Err(syn::Error::new(
+                brace.span.join(),
+                format_args!("{what} is empty: it needs at least one step"),
+            ));
         }
         let p = self.pipeline(&content)?;
         if !content.is_empty() {
@@ -250,14 +302,26 @@ impl Parse for FlowInput {
             return Err(input.error("a flow needs at least one step: `flow! { a => b }`"));
         }
         let mut slots = Vec::new();
-        let pipeline = Parser0 { errors: &mut errors, slots: &mut slots }.pipeline(input)?;
+        let pipeline = Parser0 {
+            errors: &mut errors,
+            slots: &mut slots,
+        }
+        .pipeline(input)?;
         if !input.is_empty() {
             return Err(input.error("expected `=>` between items of the flow"));
         }
         for orphan in options.orphans() {
-            errors.at(options.span_of(orphan), format_args!("`{orphan}` has no effect without `retry = N`"));
+            errors.at(
+                options.span_of(orphan),
+                format_args!("`{orphan}` has no effect without `retry = N`"),
+            );
         }
-        Ok(FlowInput { options, pipeline, errors, slots })
+        Ok(FlowInput {
+            options,
+            pipeline,
+            errors,
+            slots,
+        })
     }
 }
 
@@ -285,28 +349,55 @@ pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
 
 /// The shape of a pipeline as one normalised line, the input of the fingerprint.
 fn shape(p: &Pipeline) -> String {
-    p.items.iter().map(item_shape).collect::<Vec<_>>().join(" => ")
+    p.items
+        .iter()
+        .map(item_shape)
+        .collect::<Vec<_>>()
+        .join(" => ")
 }
 
 fn item_shape(i: &Item) -> String {
     match i {
         Item::Step(s) => s.name.clone(),
         Item::Group { branches, .. } => {
-            format!("[{}]", branches.iter().map(shape).collect::<Vec<_>>().join(", "))
+            format!(
+                "[{}]",
+                branches.iter().map(shape).collect::<Vec<_>>().join(", ")
+            )
         }
-        Item::If { pred, then, otherwise, .. } => match otherwise {
-            Some(o) => format!("if {} {{ {} }} else {{ {} }}", pred_name(pred), shape(then), shape(o)),
+        Item::If {
+            pred,
+            then,
+            otherwise,
+            ..
+        } => match otherwise {
+            Some(o) => format!(
+                "if {} {{ {} }} else {{ {} }}",
+                pred_name(pred),
+                shape(then),
+                shape(o)
+            ),
             None => format!("if {} {{ {} }}", pred_name(pred), shape(then)),
         },
-        Item::Loop { max, body, until, .. } => match until {
-            Some(u) => format!("loop(max = {max}) {{ {} }} until {}", shape(body), pred_name(u)),
+        Item::Loop {
+            max, body, until, ..
+        } => match until {
+            Some(u) => format!(
+                "loop(max = {max}) {{ {} }} until {}",
+                shape(body),
+                pred_name(u)
+            ),
             None => format!("loop(max = {max}) {{ {} }}", shape(body)),
         },
     }
 }
 
 fn path_name(p: &syn::Path) -> String {
-    p.segments.iter().map(|s| s.ident.to_string()).collect::<Vec<_>>().join("::")
+    p.segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect::<Vec<_>>()
+        .join("::")
 }
 
 /// A readable name for a step given as an expression: `(research.clone())` is `research`.
@@ -328,7 +419,8 @@ fn expr_name(e: &Expr) -> String {
 fn pred_name(p: &Pred) -> String {
     match &p.expr {
         Expr::Path(e) => path_name(&e.path),
-        _ => "<closure>".to_string(),
+        Expr::Closure(_) => "<closure>".to_string(),
+        other => expr_name(other),
     }
 }
 
@@ -364,7 +456,9 @@ fn camel(s: &str) -> String {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let mut c = p.chars();
-            c.next().map(|f| f.to_uppercase().chain(c).collect::<String>()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                .unwrap_or_default()
         })
         .collect()
 }
@@ -375,8 +469,18 @@ impl<'a> Lower<'a> {
             Some(p) => quote!(#p::__private),
             None => quote!(::orchflow::__private),
         };
-        let mut l = Lower { flow, private, point_names: Vec::new() };
-        l.point_names = flow.pipeline.items.iter().enumerate().map(|(i, it)| l.point_name(i, it)).collect();
+        let mut l = Lower {
+            flow,
+            private,
+            point_names: Vec::new(),
+        };
+        l.point_names = flow
+            .pipeline
+            .items
+            .iter()
+            .enumerate()
+            .map(|(i, it)| l.point_name(i, it))
+            .collect();
         let mut seen = std::collections::BTreeMap::new();
         for n in &mut l.point_names {
             let count = seen.entry(n.clone()).or_insert(0u32);
@@ -410,7 +514,9 @@ impl<'a> Lower<'a> {
                 let slot = self.slot(s.slot);
                 quote!(#p::of(&#slot))
             }
-            Item::Group { branches, .. } if branches.len() == 1 => self.pipeline_marker(&branches[0]),
+            Item::Group { branches, .. } if branches.len() == 1 => {
+                self.pipeline_marker(&branches[0])
+            }
             Item::Group { branches, .. } if branches.len() > MAX_BRANCHES => {
                 quote!(::core::marker::PhantomData::<()>)
             }
@@ -419,11 +525,19 @@ impl<'a> Lower<'a> {
                 let ms = branches.iter().map(|b| self.pipeline_marker(b));
                 quote!(#p::#f(#(#ms),*))
             }
-            Item::If { then, otherwise: Some(o), .. } => {
+            Item::If {
+                then,
+                otherwise: Some(o),
+                ..
+            } => {
                 let (a, b) = (self.pipeline_marker(then), self.pipeline_marker(o));
                 quote!(#p::all2(#a, #b))
             }
-            Item::If { then, otherwise: None, .. } => self.pipeline_marker(then),
+            Item::If {
+                then,
+                otherwise: None,
+                ..
+            } => self.pipeline_marker(then),
             Item::Loop { body, .. } => self.pipeline_marker(body),
         }
     }
@@ -464,7 +578,13 @@ impl<'a> Lower<'a> {
 
     /// The code of one item: an expression of its output. `from` names the previous item for
     /// hand-off messages; `None` means the value is the flow's input (nothing to check).
-    fn item(&self, item: &Item, src: Src, from: Option<&TokenStream>, rt: &TokenStream) -> TokenStream {
+    fn item(
+        &self,
+        item: &Item,
+        src: Src,
+        from: Option<&TokenStream>,
+        rt: &TokenStream,
+    ) -> TokenStream {
         let p = &self.private;
         match item {
             Item::Step(s) => {
@@ -479,7 +599,9 @@ impl<'a> Lower<'a> {
                 quote_spanned!(span=> #call.await?)
             }
             // Reported as an error already; lowered as the branch alone so nothing else breaks.
-            Item::Group { branches, .. } if branches.len() == 1 => self.pipeline(&branches[0], src, from, rt),
+            Item::Group { branches, .. } if branches.len() == 1 => {
+                self.pipeline(&branches[0], src, from, rt)
+            }
             Item::Group { branches, .. } => {
                 let flow_input = quote!(#p::of(&#p::flow_input));
                 let futures = branches.iter().enumerate().map(|(i, b)| {
@@ -489,7 +611,12 @@ impl<'a> Lower<'a> {
                         (None, 0) => None,
                         (None, _) => Some(flow_input.clone()),
                     };
-                    let body = self.pipeline(b, Src::Feed(quote!(__in.reborrow())), from.as_ref(), &quote!(__g));
+                    let body = self.pipeline(
+                        b,
+                        Src::Feed(quote!(__in.reborrow())),
+                        from.as_ref(),
+                        &quote!(__g),
+                    );
                     quote!(async { ::core::result::Result::Ok::<_, #p::Halt>(#body) })
                 });
                 let input = match &src {
@@ -502,13 +629,26 @@ impl<'a> Lower<'a> {
                     #p::try_join!(#(#futures),*)?
                 }}
             }
-            Item::If { pred, then, otherwise, .. } => {
+            Item::If {
+                pred,
+                then,
+                otherwise,
+                ..
+            } => {
                 let slot = self.slot(pred.slot);
                 let name = pred_name(pred);
                 let pspan = pred.expr.span();
                 let (bind, value_ref, arm_src) = match &src {
-                    Src::Value(v) => (quote!(let __in = #v;), quote!(&__in), Src::Value(quote!(__in))),
-                    Src::Feed(f) => (quote!(let __in = #f;), quote!(__in.get()), Src::Feed(quote!(__in))),
+                    Src::Value(v) => (
+                        quote!(let __in = #v;),
+                        quote!(&__in),
+                        Src::Value(quote!(__in)),
+                    ),
+                    Src::Feed(f) => (
+                        quote!(let __in = #f;),
+                        quote!(__in.get()),
+                        Src::Feed(quote!(__in)),
+                    ),
                 };
                 let test = respan(quote!(#rt.decide(#name, #value_ref, &#slot)), pspan);
                 let test = quote!(#test?);
@@ -519,7 +659,12 @@ impl<'a> Lower<'a> {
                         let else_code = self.pipeline(o, arm_src, from, rt);
                         let else_marker = self.pipeline_marker(o);
                         let span = Self::pipeline_span(o);
-                        let agree = respan_call(quote!(#p::arms_agree), quote!(#then_marker, #else_marker,), else_code, span);
+                        let agree = respan_call(
+                            quote!(#p::arms_agree),
+                            quote!(#then_marker, #else_marker,),
+                            else_code,
+                            span,
+                        );
                         quote! {{
                             #bind
                             if #test { #then_code } else { #agree }
@@ -527,7 +672,12 @@ impl<'a> Lower<'a> {
                     }
                     None => {
                         let span = Self::pipeline_span(then);
-                        let keep = respan_call(quote!(#p::pass_through), quote!(#then_marker,), then_code, span);
+                        let keep = respan_call(
+                            quote!(#p::pass_through),
+                            quote!(#then_marker,),
+                            then_code,
+                            span,
+                        );
                         let unchanged = self.owned(&arm_src, pspan);
                         quote! {{
                             #bind
@@ -536,7 +686,12 @@ impl<'a> Lower<'a> {
                     }
                 }
             }
-            Item::Loop { max, body, until, span } => {
+            Item::Loop {
+                max,
+                body,
+                until,
+                span,
+            } => {
                 let start = self.owned(&src, *span);
                 let next = self.loop_body(body, quote!(__v), from, rt);
                 let stop = match until {
@@ -566,7 +721,13 @@ impl<'a> Lower<'a> {
     }
 
     /// A loop body applied to `value`, checked to give back the loop's type.
-    fn loop_body(&self, body: &Pipeline, value: TokenStream, from: Option<&TokenStream>, rt: &TokenStream) -> TokenStream {
+    fn loop_body(
+        &self,
+        body: &Pipeline,
+        value: TokenStream,
+        from: Option<&TokenStream>,
+        rt: &TokenStream,
+    ) -> TokenStream {
         let p = &self.private;
         // Inside the body, the first step takes the loop's value: name its producer as the body's
         // own last step when iterating, which is what a mismatch on the way back in is about.
@@ -577,7 +738,13 @@ impl<'a> Lower<'a> {
         respan_call(quote!(#p::loop_carry), quote!(#body_marker,), code, span)
     }
 
-    fn pipeline(&self, pl: &Pipeline, src: Src, from: Option<&TokenStream>, rt: &TokenStream) -> TokenStream {
+    fn pipeline(
+        &self,
+        pl: &Pipeline,
+        src: Src,
+        from: Option<&TokenStream>,
+        rt: &TokenStream,
+    ) -> TokenStream {
         let mut code = Vec::new();
         let mut src = src;
         let mut from = from.cloned();
@@ -609,7 +776,11 @@ impl<'a> Lower<'a> {
             return quote!(return ::core::result::Result::Ok(#out));
         };
         let variant = format_ident!("{}", self.point_names[index]);
-        let from = if index == 0 { None } else { Some(self.marker(&items[index - 1])) };
+        let from = if index == 0 {
+            None
+        } else {
+            Some(self.marker(&items[index - 1]))
+        };
         let _ = p;
         match item {
             Item::Loop { span, .. } => {
@@ -634,24 +805,36 @@ impl<'a> Lower<'a> {
         collect_steps(&f.pipeline, &mut |s: &StepRef| {
             let slot = self.slot(s.slot);
             let span = s.span;
-            needs.push(respan(quote!(let __needs = #p::meet(__needs, &#slot);), span));
+            needs.push(respan(
+                quote!(let __needs = #p::meet(__needs, &#slot);),
+                span,
+            ));
         });
 
-        let generics: Vec<_> = (0..items.len()).map(|i| format_ident!("T{}", i + 1)).collect();
-        let variants = items.iter().zip(&generics).zip(&self.point_names).map(|((item, g), name)| {
-            let v = format_ident!("{}", name);
-            match item {
-                Item::Loop { .. } => quote!(#v { iteration: u32, value: #g }),
-                _ => quote!(#v(#g)),
-            }
-        });
+        let generics: Vec<_> = (0..items.len())
+            .map(|i| format_ident!("T{}", i + 1))
+            .collect();
+        let variants =
+            items
+                .iter()
+                .zip(&generics)
+                .zip(&self.point_names)
+                .map(|((item, g), name)| {
+                    let v = format_ident!("{}", name);
+                    match item {
+                        Item::Loop { .. } => quote!(#v { iteration: u32, value: #g }),
+                        _ => quote!(#v(#g)),
+                    }
+                });
         let infer = generics.iter().map(|_| quote!(_));
 
         let start = self.next_point(0, Src::Feed(quote!(__input)));
         let arms = items.iter().enumerate().map(|(i, item)| {
             let v = format_ident!("{}", self.point_names[i]);
             match item {
-                Item::Loop { max, body, until, .. } => {
+                Item::Loop {
+                    max, body, until, ..
+                } => {
                     let body_code = self.loop_body(body, quote!(value), None, &quote!(__rt));
                     let exit = self.next_point(i + 1, Src::Value(quote!(value)));
                     let stop = match until {
@@ -682,7 +865,11 @@ impl<'a> Lower<'a> {
             }
         });
 
-        let name = f.options.name.as_ref().map_or_else(|| "flow".to_string(), |n| n.value());
+        let name = f
+            .options
+            .name
+            .as_ref()
+            .map_or_else(|| "flow".to_string(), |n| n.value());
         let shape = shape(&f.pipeline);
         let fingerprint = fnv1a(format!("{name}\u{0}{shape}").as_bytes());
         let point_names = &self.point_names;
@@ -743,7 +930,9 @@ fn collect_steps(p: &Pipeline, f: &mut dyn FnMut(&StepRef)) {
         match item {
             Item::Step(s) => f(s),
             Item::Group { branches, .. } => branches.iter().for_each(|b| collect_steps(b, f)),
-            Item::If { then, otherwise, .. } => {
+            Item::If {
+                then, otherwise, ..
+            } => {
                 collect_steps(then, f);
                 if let Some(o) = otherwise {
                     collect_steps(o, f);

@@ -24,7 +24,10 @@ impl Errors {
     }
 
     pub(crate) fn to_compile_errors(&self) -> TokenStream {
-        self.0.as_ref().map(syn::Error::to_compile_error).unwrap_or_default()
+        self.0
+            .as_ref()
+            .map(syn::Error::to_compile_error)
+            .unwrap_or_default()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -133,7 +136,10 @@ impl Options {
             opts.spans.push((k.clone(), key.span()));
             let span = key.span();
             let need = |errors: &mut Errors, what: &str| {
-                errors.at(span, format_args!("option `{k}` needs a value: `{k} = {what}`"));
+                errors.at(
+                    span,
+                    format_args!("option `{k}` needs a value: `{k} = {what}`"),
+                );
             };
             match (k.as_str(), value) {
                 ("inline", None) if site == Site::Step => opts.inline = Some(span),
@@ -228,7 +234,10 @@ impl Options {
 
     /// Where option `key` was written (the call site if it was not).
     pub(crate) fn span_of(&self, key: &str) -> Span {
-        self.spans.iter().find(|(k, _)| k == key).map_or_else(Span::call_site, |(_, s)| *s)
+        self.spans
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or_else(Span::call_site, |(_, s)| *s)
     }
 
     /// The options that only make sense with `retry`, if set without it.
@@ -253,33 +262,44 @@ impl Options {
 }
 
 fn is_valid_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
 }
 
 fn lit_str(e: &Expr) -> Option<LitStr> {
     match e {
-        Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }) => Some(s.clone()),
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Some(s.clone()),
         _ => None,
     }
 }
 
 fn int(e: &Expr) -> Option<u32> {
     match e {
-        Expr::Lit(syn::ExprLit { lit: Lit::Int(i), .. }) => i.base10_parse::<u32>().ok(),
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Int(i), ..
+        }) => i.base10_parse::<u32>().ok(),
         _ => None,
     }
 }
 
 fn float(e: &Expr) -> Option<f64> {
     match e {
-        Expr::Lit(syn::ExprLit { lit: Lit::Float(f), .. }) => f.base10_parse::<f64>().ok(),
-        Expr::Lit(syn::ExprLit { lit: Lit::Int(i), .. }) => i.base10_parse::<f64>().ok(),
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Float(f), ..
+        }) => f.base10_parse::<f64>().ok(),
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Int(i), ..
+        }) => i.base10_parse::<f64>().ok(),
         _ => None,
     }
 }
 
 fn duration(e: &Expr, errors: &mut Errors) -> Option<Nanos> {
-    const HINT: &str = "expected a duration such as \"250ms\", \"2s\" or \"1m\" (units: ns, us, ms, s, m, h)";
+    const HINT: &str =
+        "expected a duration such as \"250ms\", \"2s\" or \"1m\" (units: ns, us, ms, s, m, h)";
     match lit_str(e) {
         Some(s) => match parse_duration(&s.value()) {
             Some(n) => Some(Nanos(n)),
@@ -314,7 +334,11 @@ pub(crate) fn parse_duration(s: &str) -> Option<u64> {
     }
     let v: f64 = num.parse().ok()?;
     let nanos = (v * scale).round();
-    if nanos.is_finite() && nanos >= 0.0 && nanos <= u64::MAX as f64 { Some(nanos as u64) } else { None }
+    if nanos.is_finite() && nanos >= 0.0 && nanos <= u64::MAX as f64 {
+        Some(nanos as u64)
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -337,9 +361,18 @@ mod tests {
 
     #[test]
     fn nanos_print_in_the_largest_exact_unit() {
-        assert_eq!(Nanos(2_000_000_000).to_token_stream().to_string(), "from_secs (2u64)");
-        assert_eq!(Nanos(250_000_000).to_token_stream().to_string(), "from_millis (250u64)");
-        assert_eq!(Nanos(1_500).to_token_stream().to_string(), "from_nanos (1500u64)");
+        assert_eq!(
+            Nanos(2_000_000_000).to_token_stream().to_string(),
+            "from_secs (2u64)"
+        );
+        assert_eq!(
+            Nanos(250_000_000).to_token_stream().to_string(),
+            "from_millis (250u64)"
+        );
+        assert_eq!(
+            Nanos(1_500).to_token_stream().to_string(),
+            "from_nanos (1500u64)"
+        );
     }
 
     #[test]
@@ -350,10 +383,14 @@ mod tests {
             Site::Step,
             &mut errors,
         );
-        let all: Vec<String> =
-            errors.0.into_iter().flat_map(|e| e.into_iter().map(|e| e.to_string())).collect();
-        assert_eq!(all.len(), 4, "{all:#?}");
+        let all: Vec<String> = errors
+            .0
+            .into_iter()
+            .flat_map(|e| e.into_iter().map(|e| e.to_string()))
+            .collect();
+        assert_eq!(all.len(), 5, "{all:#?}");
         assert!(o.retry.is_none());
-        assert!(all[3].contains("given twice"));
+        assert!(all[3].contains("unknown option `bogus`"));
+        assert!(all[4].contains("given twice"));
     }
 }

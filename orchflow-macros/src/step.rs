@@ -59,19 +59,31 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     if let Some(lt) = sig.generics.lt_token {
         let span = sig.generics.span();
         let _ = lt;
-        fatal.at(span, "a step cannot be generic: `flow!` needs one concrete input and output type");
+        fatal.at(
+            span,
+            "a step cannot be generic: `flow!` needs one concrete input and output type",
+        );
     }
     if let Some(w) = &sig.generics.where_clause {
-        fatal.push(syn::Error::new_spanned(w, "a step cannot have a `where` clause"));
+        fatal.push(syn::Error::new_spanned(
+            w,
+            "a step cannot have a `where` clause",
+        ));
     }
     if let Some(r) = sig.receiver() {
-        fatal.push(syn::Error::new_spanned(r, "a step is a free function; it cannot take `self`"));
+        fatal.push(syn::Error::new_spanned(
+            r,
+            "a step is a free function; it cannot take `self`",
+        ));
     }
     if let Some(v) = &sig.variadic {
         fatal.push(syn::Error::new_spanned(v, "a step cannot be variadic"));
     }
     if let Some(abi) = &sig.abi {
-        fatal.push(syn::Error::new_spanned(abi, "a step cannot have an `extern` ABI"));
+        fatal.push(syn::Error::new_spanned(
+            abi,
+            "a step cannot have an `extern` ABI",
+        ));
     }
     if let syn::Safety::Unsafe(u) = &sig.safety {
         fatal.push(syn::Error::new_spanned(u, "a step cannot be `unsafe`"));
@@ -89,11 +101,17 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
 
     if let Some(span) = opts.inline {
         if is_async {
-            errors.at(span, "`inline` is for sync steps; an `async fn` already runs on the async worker");
+            errors.at(
+                span,
+                "`inline` is for sync steps; an `async fn` already runs on the async worker",
+            );
         }
     }
     for orphan in opts.orphans() {
-        errors.at(opts.span_of(orphan), format_args!("`{orphan}` has no effect without `retry = N`"));
+        errors.at(
+            opts.span_of(orphan),
+            format_args!("`{orphan}` has no effect without `retry = N`"),
+        );
     }
     if let Some(r) = &opts.retry_if {
         if matches!(ret, Ret::Plain(_)) {
@@ -105,14 +123,19 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     }
     if let (Some(d), Some(m)) = (opts.delay, opts.max_delay) {
         if m.0 < d.0 {
-            errors.at(opts.span_of("max_delay"), "`max_delay` is shorter than `delay`");
+            errors.at(
+                opts.span_of("max_delay"),
+                "`max_delay` is shorter than `delay`",
+            );
         }
     }
 
     // With errors, the step is still emitted with the types it declares (so flows using it do
     // not report errors of their own) but without options or a body that could add more.
     let fallback = !errors.is_empty();
-    let out = emit(&func, &opts, &private, &input, &ctx, &ret, is_async, fallback);
+    let out = emit(
+        &func, &opts, &private, &input, &ctx, &ret, is_async, fallback,
+    );
     let mut tokens = errors.to_compile_errors();
     tokens.extend(out);
     Ok(tokens)
@@ -182,7 +205,10 @@ fn classify_params(func: &ItemFn, errors: &mut Errors) -> (Input, Ctx) {
             continue;
         }
         if is_step_context(ty).is_some() {
-            errors.push(syn::Error::new_spanned(ty, "take the context by reference: `&StepContext<S>`"));
+            errors.push(syn::Error::new_spanned(
+                ty,
+                "take the context by reference: `&StepContext<S>`",
+            ));
             continue;
         }
         if i == 0 {
@@ -213,7 +239,9 @@ fn classify_input(ty: &Type, errors: &mut Errors) -> Input {
                         ty,
                         "a step cannot borrow `str`: take `&String` or `String`",
                     ));
-                    Input::ByRef(Box::new(syn::parse_quote_spanned!(ty.span()=> ::std::string::String)))
+                    Input::ByRef(Box::new(
+                        syn::parse_quote_spanned!(ty.span()=> ::std::string::String),
+                    ))
                 }
                 Type::Slice(s) => {
                     errors.push(syn::Error::new_spanned(
@@ -221,7 +249,9 @@ fn classify_input(ty: &Type, errors: &mut Errors) -> Input {
                         "a step cannot borrow a slice: take `&Vec<T>` or `Vec<T>`",
                     ));
                     let elem = &s.elem;
-                    Input::ByRef(Box::new(syn::parse_quote_spanned!(ty.span()=> ::std::vec::Vec<#elem>)))
+                    Input::ByRef(Box::new(
+                        syn::parse_quote_spanned!(ty.span()=> ::std::vec::Vec<#elem>),
+                    ))
                 }
                 inner => {
                     check_nameable(inner, errors);
@@ -242,7 +272,10 @@ fn check_nameable(ty: &Type, errors: &mut Errors) {
             ty,
             "a step's types must be nameable: `impl Trait` cannot cross a hand-off",
         )),
-        Type::Infer(_) => errors.push(syn::Error::new_spanned(ty, "a step's types must be written out")),
+        Type::Infer(_) => errors.push(syn::Error::new_spanned(
+            ty,
+            "a step's types must be written out",
+        )),
         _ => {}
     }
 }
@@ -266,7 +299,10 @@ fn split_return(ret: &ReturnType, errors: &mut Errors) -> Ret {
                     .collect();
                 if let [ok, err] = tys.as_slice() {
                     check_nameable(ok, errors);
-                    return Ret::Result { ok: quote!(#ok), err: quote!(#err) };
+                    return Ret::Result {
+                        ok: quote!(#ok),
+                        err: quote!(#err),
+                    };
                 }
             }
             // An alias such as `io::Result<T>` or `anyhow::Result<T>`: ask the type system.
@@ -288,22 +324,33 @@ fn emit(
 ) -> TokenStream {
     let ident = &func.sig.ident;
     let vis = &func.vis;
-    let name = opts.name.as_ref().map(|n| n.value()).unwrap_or_else(|| ident.unraw_string());
-    let docs: Vec<_> = func.attrs.iter().filter(|a| a.path().is_ident("doc")).collect();
+    let name = opts
+        .name
+        .as_ref()
+        .map(|n| n.value())
+        .unwrap_or_else(|| ident.unraw_string());
+    let docs: Vec<_> = func
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .collect();
     let input_ty = match input {
         Input::Unit => quote!(()),
         Input::ByValue(t) | Input::ByRef(t) => quote!(#t),
     };
-    let (error_ty, output_ty, call_result) = match ret {
+    let (error_ty, output_ty) = match ret {
         Ret::Alias(ty) => (
             quote!(<#ty as #private::Fallible>::Err),
             quote!(<#ty as #private::Fallible>::Ok),
-            quote!(#private::Fallible::into_result(__out)),
         ),
-        Ret::Result { ok, err } => (err.clone(), ok.clone(), quote!(__out)),
-        Ret::Plain(ty) => {
-            (quote!(#private::Infallible), ty.clone(), quote!(::core::result::Result::Ok(__out)))
-        }
+        Ret::Result { ok, err } => (err.clone(), ok.clone()),
+        Ret::Plain(ty) => (quote!(#private::Infallible), ty.clone()),
+    };
+    // Turns the user's return value into the `Result` the runtime expects.
+    let wrap = |call: TokenStream| match ret {
+        Ret::Alias(_) => quote!(#private::Fallible::into_result(#call)),
+        Ret::Result { .. } => call,
+        Ret::Plain(_) => quote!(::core::result::Result::Ok(#call)),
     };
     let (needs, state_ty) = match ctx {
         Ctx::Typed(s) => (quote!(#private::NeedsState<#s>), quote!(#s)),
@@ -329,25 +376,21 @@ fn emit(
     let body = if fallback {
         quote!(async move { ::core::unreachable!("this step did not compile") })
     } else if is_async {
-        quote! {
-            async move {
-                let __out = #ident(#(#args),*).await;
-                #call_result
-            }
-        }
+        let out = wrap(quote!(#ident(#(#args),*).await));
+        quote!(async move { #out })
     } else if opts.inline.is_some() {
-        quote! {
-            async move {
-                let __out = #ident(#(#args),*);
-                #call_result
-            }
-        }
+        let out = wrap(quote!(#ident(#(#args),*)));
+        quote!(async move { #out })
     } else {
         // Sync step on the blocking pool: everything it touches moves into the closure.
         let take_input = match input {
             Input::Unit => quote!(),
-            Input::ByValue(t) => quote_spanned!(t.span()=> let __input = #private::by_value(__input);),
-            Input::ByRef(t) => quote_spanned!(t.span()=> let __input = #private::by_value(__input);),
+            Input::ByValue(t) => {
+                quote_spanned!(t.span()=> let __input = #private::by_value(__input);)
+            }
+            Input::ByRef(t) => {
+                quote_spanned!(t.span()=> let __input = #private::to_blocking_pool(__input);)
+            }
         };
         let mut moved_args = Vec::new();
         match input {
@@ -357,18 +400,18 @@ fn emit(
         }
         let detach = match ctx {
             Ctx::None => quote!(),
-            Ctx::Stateless | Ctx::Typed(_) => quote!(let __ctx = ::core::clone::Clone::clone(__ctx);),
+            Ctx::Stateless | Ctx::Typed(_) => {
+                quote!(let __ctx = ::core::clone::Clone::clone(__ctx);)
+            }
         };
         if !matches!(ctx, Ctx::None) {
             moved_args.push(quote!(&__ctx));
         }
+        let out = wrap(quote!(#private::blocking(move || #ident(#(#moved_args),*)).await));
         quote! {
             #take_input
             #detach
-            async move {
-                let __out = #private::blocking(move || #ident(#(#moved_args),*)).await;
-                #call_result
-            }
+            async move { #out }
         }
     };
 
@@ -469,12 +512,16 @@ impl UnrawString for syn::Ident {
 /// The span of the keyword that says what an item is (`struct`, `impl`, …), for errors about
 /// an attribute placed on the wrong kind of item.
 fn item_keyword_span(item: &TokenStream) -> Span {
-    const KEYWORDS: &[&str] =
-        &["struct", "enum", "union", "impl", "trait", "mod", "const", "static", "type", "use", "fn", "let"];
+    const KEYWORDS: &[&str] = &[
+        "struct", "enum", "union", "impl", "trait", "mod", "const", "static", "type", "use", "fn",
+        "let",
+    ];
     item.clone()
         .into_iter()
         .find_map(|tt| match tt {
-            proc_macro2::TokenTree::Ident(i) if KEYWORDS.contains(&i.to_string().as_str()) => Some(i.span()),
+            proc_macro2::TokenTree::Ident(i) if KEYWORDS.contains(&i.to_string().as_str()) => {
+                Some(i.span())
+            }
             _ => None,
         })
         .unwrap_or_else(Span::call_site)
