@@ -19,26 +19,33 @@ use std::time::{Duration, Instant};
 #[error("connection reset while fetching {0}")]
 struct FetchError(String);
 
+#[derive(Debug, Clone)]
+struct Video {
+    url: String,
+    seconds: usize,
+}
+
 /// Fails on the first attempt of each run, then succeeds.
 #[step(retry = 1, delay = "5ms")]
-async fn fetch(url: String, ctx: &StepContext) -> Result<String, FetchError> {
+async fn fetch(url: String, ctx: &StepContext) -> Result<Video, FetchError> {
     tokio::time::sleep(Duration::from_millis(2)).await;
     if ctx.attempt() == 1 {
         return Err(FetchError(url));
     }
-    Ok(format!("video from {url}"))
+    Ok(Video { url, seconds: 95 })
 }
 
+/// Both branches borrow the same `Video`.
 #[step]
-async fn thumbnail(video: &String) -> String {
+async fn thumbnail(video: &Video) -> String {
     tokio::time::sleep(Duration::from_millis(3)).await;
-    format!("thumbnail of {video}")
+    format!("thumbnail of {}", video.url)
 }
 
 #[step]
-async fn transcript(video: &String) -> usize {
+async fn transcript(video: &Video) -> usize {
     tokio::time::sleep(Duration::from_millis(6)).await;
-    video.len() * 40
+    video.seconds * 2
 }
 
 #[step]

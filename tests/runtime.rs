@@ -42,10 +42,17 @@ async fn retry_n_means_n_plus_one_attempts_with_one_trace_each() {
     let r = flow! { flaky_twice => inc }.run(1).await;
     assert!(r.success, "{:?}", r.error);
     assert_eq!(r.output, Some(2));
-    let attempts: Vec<_> = r.traces_of("flaky_twice").map(|t| (t.attempt, t.outcome)).collect();
+    let attempts: Vec<_> = r
+        .traces_of("flaky_twice")
+        .map(|t| (t.attempt, t.outcome))
+        .collect();
     assert_eq!(
         attempts,
-        [(1, AttemptOutcome::Failed), (2, AttemptOutcome::Failed), (3, AttemptOutcome::Succeeded)]
+        [
+            (1, AttemptOutcome::Failed),
+            (2, AttemptOutcome::Failed),
+            (3, AttemptOutcome::Succeeded)
+        ]
     );
     let first = r.traces_of("flaky_twice").next().unwrap();
     assert_eq!(first.error.as_deref(), Some("flaky failure 1 of 2"));
@@ -71,7 +78,8 @@ async fn exhausted_retries_fail_the_flow_and_skip_later_steps() {
     let err = r.error.unwrap();
     // `ALWAYS` is shared with other tests, so the call number varies.
     assert!(
-        err.to_string().starts_with("step `always_fails` failed after 2 attempt(s): flaky failure "),
+        err.to_string()
+            .starts_with("step `always_fails` failed after 2 attempt(s): flaky failure "),
         "{err}"
     );
 }
@@ -92,8 +100,10 @@ async fn delays_grow_exponentially_up_to_the_cap() {
     // 100ms + 200ms + 250ms (capped), on tokio's paused clock.
     assert_eq!(t0.elapsed(), Duration::from_millis(550));
     let starts: Vec<_> = r.traces.iter().map(|t| t.started_at).collect();
-    let gaps: Vec<_> =
-        starts.windows(2).map(|w| w[1].duration_since(w[0]).unwrap_or_default()).collect();
+    let gaps: Vec<_> = starts
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]).unwrap_or_default())
+        .collect();
     assert_eq!(gaps.len(), 3);
 }
 
@@ -111,7 +121,10 @@ async fn jitter_shortens_the_delay_within_bounds() {
     let r = flow! { jittered }.run(1).await;
     assert!(r.success);
     let waited = t0.elapsed();
-    assert!(waited >= Duration::from_millis(500) && waited <= Duration::from_secs(1), "{waited:?}");
+    assert!(
+        waited >= Duration::from_millis(500) && waited <= Duration::from_secs(1),
+        "{waited:?}"
+    );
 }
 
 fn is_transient(e: &Boom) -> bool {
@@ -158,7 +171,11 @@ async fn flow_default_applies_to_steps_without_policy_and_step_policy_wins() {
 
     let r = flow! { #[flow(retry = 9)] own_policy }.run(1).await;
     assert!(!r.success);
-    assert_eq!(r.traces.len(), 2, "the step's retry = 1 wins over the flow's 9");
+    assert_eq!(
+        r.traces.len(),
+        2,
+        "the step's retry = 1 wins over the flow's 9"
+    );
 
     static NONE: Flaky = Flaky::failing(1);
     #[step]
@@ -168,7 +185,11 @@ async fn flow_default_applies_to_steps_without_policy_and_step_policy_wins() {
     }
     let f = flow! { plain };
     assert!(!f.run(1).await.success, "no policy anywhere: one attempt");
-    let r = f.clone().default_retry(RetryPolicy::retries(1)).run(1).await;
+    let r = f
+        .clone()
+        .default_retry(RetryPolicy::retries(1))
+        .run(1)
+        .await;
     assert!(r.success, "a runtime default applies too");
 }
 
@@ -186,11 +207,19 @@ async fn timeouts_fail_an_attempt_and_are_retried() {
     let r = flow! { sleepy }.run(1).await;
     assert!(!r.success);
     assert_eq!(t0.elapsed(), Duration::from_millis(100));
-    assert!(r.traces.iter().all(|t| t.outcome == AttemptOutcome::TimedOut));
+    assert!(
+        r.traces
+            .iter()
+            .all(|t| t.outcome == AttemptOutcome::TimedOut)
+    );
     assert_eq!(r.traces.len(), 2);
     assert!(matches!(
         r.error,
-        Some(orchflow::FlowError::Step { source: StepError::TimedOut(_), attempts: 2, .. })
+        Some(orchflow::FlowError::Step {
+            source: StepError::TimedOut(_),
+            attempts: 2,
+            ..
+        })
     ));
 }
 
@@ -215,12 +244,17 @@ async fn a_panic_is_a_failed_attempt_not_a_crash() {
     let r = flow! { panics => inc }.run(3).await;
     assert!(!r.success);
     assert_eq!(r.traces[0].outcome, AttemptOutcome::Panicked);
-    assert_eq!(r.traces[0].error.as_deref(), Some("step panicked: step blew up with 3"));
+    assert_eq!(
+        r.traces[0].error.as_deref(),
+        Some("step panicked: step blew up with 3")
+    );
 
     let r = flow! { panics_sync }.run(3).await;
     assert!(!r.success);
     assert_eq!(r.traces[0].outcome, AttemptOutcome::Panicked);
-    assert!(matches!(r.error, Some(orchflow::FlowError::Step { source: StepError::Panicked(ref m), .. }) if m == "sync step blew up"));
+    assert!(
+        matches!(r.error, Some(orchflow::FlowError::Step { source: StepError::Panicked(ref m), .. }) if m == "sync step blew up")
+    );
 }
 
 fn explodes(_: &u32) -> bool {
@@ -253,8 +287,16 @@ async fn branches_run_concurrently_and_keep_declaration_order() {
     let t0 = Instant::now();
     let r = flow! { inc => [slow_ok_2, slow_ok, double] }.run(1).await;
     assert_eq!(r.output, Some((3, 2, 4)));
-    assert_eq!(t0.elapsed(), Duration::from_millis(100), "both sleeps overlapped");
-    let groups: Vec<_> = r.traces.iter().filter_map(|t| t.parallel_group_id).collect();
+    assert_eq!(
+        t0.elapsed(),
+        Duration::from_millis(100),
+        "both sleeps overlapped"
+    );
+    let groups: Vec<_> = r
+        .traces
+        .iter()
+        .filter_map(|t| t.parallel_group_id)
+        .collect();
     assert_eq!(groups.len(), 3);
     assert!(groups.iter().all(|g| *g == groups[0]));
     assert_eq!(r.traces_of("inc").next().unwrap().parallel_group_id, None);
@@ -283,7 +325,10 @@ async fn a_failing_branch_cancels_unfinished_siblings() {
     assert_eq!(r.failed_step.as_deref(), Some("fails_fast"));
     assert_eq!(t0.elapsed(), Duration::from_millis(10));
     assert_eq!(NEVER_FINISHES.load(Ordering::SeqCst), 0);
-    let slow = r.traces_of("very_slow").next().expect("the cancelled attempt is traced");
+    let slow = r
+        .traces_of("very_slow")
+        .next()
+        .expect("the cancelled attempt is traced");
     assert_eq!(slow.outcome, AttemptOutcome::Cancelled);
 }
 
@@ -294,11 +339,16 @@ async fn sum_pair(p: (u32, u32)) -> u32 {
 
 #[tokio::test]
 async fn branches_may_be_pipelines_and_groups_nest() {
-    let r = flow! { inc => [inc => double, [double, inc] => sum_pair] => sum_pair }.run(1).await;
+    let r = flow! { inc => [inc => double, [double, inc] => sum_pair] => sum_pair }
+        .run(1)
+        .await;
     // inc: 2; branch 1: 3 -> 6; branch 2: (4, 3) -> 7; sum: 13
     assert_eq!(r.output, Some(13));
-    let ids: std::collections::BTreeSet<_> =
-        r.traces.iter().filter_map(|t| t.parallel_group_id).collect();
+    let ids: std::collections::BTreeSet<_> = r
+        .traces
+        .iter()
+        .filter_map(|t| t.parallel_group_id)
+        .collect();
     assert_eq!(ids.len(), 2, "the inner group has its own id");
 }
 
@@ -326,7 +376,13 @@ fn note_b(x: &u32, ctx: &StepContext<Notes>) -> u32 {
 
 #[step]
 async fn info(x: (u32, u32), ctx: &StepContext) -> String {
-    format!("{}:{}:{}:{}", ctx.flow_name(), ctx.step_name(), ctx.attempt(), x.0 + x.1)
+    format!(
+        "{}:{}:{}:{}",
+        ctx.flow_name(),
+        ctx.step_name(),
+        ctx.attempt(),
+        x.0 + x.1
+    )
 }
 
 #[tokio::test]
@@ -347,7 +403,11 @@ async fn state_is_shared_across_parallel_branches_and_sync_steps() {
 
 #[step]
 async fn original(_x: u32, ctx: &StepContext) -> String {
-    format!("{:?} {}", ctx.input::<u32>(), ctx.input::<String>().is_none())
+    format!(
+        "{:?} {}",
+        ctx.input::<u32>(),
+        ctx.input::<String>().is_none()
+    )
 }
 
 #[tokio::test]
@@ -408,7 +468,11 @@ async fn loops_stop_on_the_predicate_or_the_bound() {
     let with_ctx = flow! { loop(max = 10) { double => note_a } until ctx_aware };
     let r = with_ctx.run(1).await;
     assert_eq!(r.output, Some(8));
-    assert_eq!(r.state.count.load(Ordering::SeqCst), 6, "3 note_a calls + 3 predicate calls");
+    assert_eq!(
+        r.state.count.load(Ordering::SeqCst),
+        6,
+        "3 note_a calls + 3 predicate calls"
+    );
 }
 
 // ---------------------------------------------------------------- nesting
@@ -420,8 +484,11 @@ async fn a_flow_is_a_step_of_another_flow() {
     let r = outer.run(1).await;
     // inc 2; research: (4, 3) -> 7; inc 8
     assert_eq!(r.output, Some(8));
-    let parents: Vec<_> =
-        r.traces.iter().map(|t| (t.step.as_ref(), t.parent.as_deref())).collect();
+    let parents: Vec<_> = r
+        .traces
+        .iter()
+        .map(|t| (t.step.as_ref(), t.parent.as_deref()))
+        .collect();
     assert!(parents.contains(&("sum_pair", Some("research"))));
     assert!(parents.contains(&("research", None)));
     assert!(parents.contains(&("inc", None)));
@@ -506,7 +573,12 @@ async fn opaque(_d: &Doc) -> Opaque {
 async fn traces_capture_serializable_values_when_asked() {
     let f = flow! { make_doc => opaque };
     let r = f.run(3).await;
-    assert!(r.traces.iter().all(|t| t.input.is_none() && t.output.is_none()), "off by default");
+    assert!(
+        r.traces
+            .iter()
+            .all(|t| t.input.is_none() && t.output.is_none()),
+        "off by default"
+    );
 
     let r = f.clone().capture_values(true).run(3).await;
     let doc = &r.traces[0];
@@ -514,7 +586,10 @@ async fn traces_capture_serializable_values_when_asked() {
     assert_eq!(doc.output, Some(serde_json::json!({ "words": 3 })));
     let op = &r.traces[1];
     assert_eq!(op.input, Some(serde_json::json!({ "words": 3 })));
-    assert_eq!(op.output, None, "`Opaque` is not Serialize: nothing captured, still runs");
+    assert_eq!(
+        op.output, None,
+        "`Opaque` is not Serialize: nothing captured, still runs"
+    );
     assert!(doc.ended_at >= doc.started_at);
     assert!(r.traces.iter().all(|t| t.success));
 }

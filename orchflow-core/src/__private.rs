@@ -6,10 +6,10 @@
 
 use std::marker::PhantomData;
 
+pub use crate::context::StepContext;
 pub use crate::flow::{DriverFuture, Flow, FlowInfo};
 pub use crate::policy::{FlowDefaults, RetryPolicy, StepPolicy};
 pub use crate::run::{Halt, Rt};
-pub use crate::context::StepContext;
 pub use crate::step::{AnyState, Fallible, Feed, Meet, NeedsState, StateReq, StepCall, StepDef};
 pub use serde;
 pub use serde_json::Value;
@@ -32,6 +32,7 @@ macro_rules! all_tuple {
     ($($name:ident: $($t:ident),+;)*) => {$(
         /// The types named by several markers, as one tuple, for messages.
         #[inline(always)]
+        #[allow(clippy::too_many_arguments)]
         pub fn $name<$($t),+>($(_: PhantomData<$t>),+) -> PhantomData<($($t,)+)> {
             PhantomData
         }
@@ -70,7 +71,11 @@ impl<T, From, To> Handoff<T, From, To> for T {
 
 /// Checks and performs a hand-off into step `to`.
 #[inline(always)]
-pub fn handoff<'a, V, From, To>(_from: PhantomData<From>, _to: &To, feed: Feed<'a, V>) -> Feed<'a, To::Input>
+pub fn handoff<'a, V, From, To>(
+    _from: PhantomData<From>,
+    _to: &To,
+    feed: Feed<'a, V>,
+) -> Feed<'a, To::Input>
 where
     To: StepDef,
     V: Handoff<To::Input, From, To>,

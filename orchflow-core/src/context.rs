@@ -79,7 +79,6 @@ impl<S> StepContext<S> {
         let input: &(dyn Any + Send + Sync) = &*self.core.input;
         input.downcast_ref::<T>()
     }
-
 }
 
 pub(crate) fn unit_state() -> &'static Arc<()> {

@@ -119,7 +119,10 @@ impl<O, S> Event<O, S> {
 /// The non-final events, as the runtime records them while a run is polled.
 #[derive(Debug)]
 pub(crate) enum RunEvent {
-    FlowStarted { run_id: RunId, flow: &'static str },
+    FlowStarted {
+        run_id: RunId,
+        flow: &'static str,
+    },
     StepStarted(StepEvent),
     StepCompleted(StepEvent),
     StepFailed(StepEvent),
@@ -146,6 +149,8 @@ impl<O, S> From<RunEvent> for Event<O, S> {
 
 pub(crate) type EventQueue = Mutex<VecDeque<RunEvent>>;
 
+type RunFuture<'f, O, S> = Pin<Box<dyn Future<Output = FlowResult<O, S>> + Send + 'f>>;
+
 /// The events of one run, as a [`Stream`]. The run makes progress only while the stream is
 /// polled (nothing is spawned); the last item is `FlowCompleted` or `FlowFailed` with the result.
 ///
@@ -163,18 +168,20 @@ pub(crate) type EventQueue = Mutex<VecDeque<RunEvent>>;
 /// # }
 /// ```
 pub struct EventStream<'f, O, S> {
-    run: Option<Pin<Box<dyn Future<Output = FlowResult<O, S>> + Send + 'f>>>,
+    run: Option<RunFuture<'f, O, S>>,
     queue: Arc<EventQueue>,
     ready: VecDeque<RunEvent>,
     last: Option<Event<O, S>>,
 }
 
 impl<'f, O, S> EventStream<'f, O, S> {
-    pub(crate) fn new(
-        run: Pin<Box<dyn Future<Output = FlowResult<O, S>> + Send + 'f>>,
-        queue: Arc<EventQueue>,
-    ) -> Self {
-        EventStream { run: Some(run), queue, ready: VecDeque::new(), last: None }
+    pub(crate) fn new(run: RunFuture<'f, O, S>, queue: Arc<EventQueue>) -> Self {
+        EventStream {
+            run: Some(run),
+            queue,
+            ready: VecDeque::new(),
+            last: None,
+        }
     }
 
     fn drain(&mut self) {

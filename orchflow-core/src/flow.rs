@@ -67,6 +67,9 @@ where
     }
 }
 
+/// The type parameters a [`Flow`] carries without storing values of them.
+type Signature<I, O, N, P> = fn(I, P) -> (O, N);
+
 /// A compiled flow: what `flow!` evaluates to.
 ///
 /// Type parameters: `T` the tuple of step values, `I` the input, `O` the output, `N` the state
@@ -98,7 +101,7 @@ pub struct Flow<T, I, O, N, P, F> {
     info: &'static FlowInfo,
     defaults: FlowDefaults,
     capture: bool,
-    _types: PhantomData<fn(I, P) -> (O, N)>,
+    _types: PhantomData<Signature<I, O, N, P>>,
 }
 
 impl<T, I, O, N, P, F> Clone for Flow<T, I, O, N, P, F> {
@@ -146,7 +149,13 @@ where
         // generated closure's signature from it.
         F: for<'a> Fn(&'a T, &'a Rt, Feed<'a, I>, Option<P>) -> DriverFuture<'a, O>,
     {
-        Flow { inner: Arc::new((steps, driver)), info, defaults, capture: false, _types: PhantomData }
+        Flow {
+            inner: Arc::new((steps, driver)),
+            info,
+            defaults,
+            capture: false,
+            _types: PhantomData,
+        }
     }
 
     /// Static facts about this flow (name, fingerprint, shape).
@@ -207,11 +216,16 @@ where
     /// assert_eq!(err.to_string(), "flow `flow` failed: step `fail` failed after 1 attempt(s): no");
     /// # }
     /// ```
-    pub async fn try_run(&self, input: I) -> Result<FlowResult<O, N::State>, FlowFailed<O, N::State>>
+    pub async fn try_run(
+        &self,
+        input: I,
+    ) -> Result<FlowResult<O, N::State>, FlowFailed<O, N::State>>
     where
         N::State: Default,
     {
-        self.execute(input, N::State::default(), None).await.into_result()
+        self.execute(input, N::State::default(), None)
+            .await
+            .into_result()
     }
 
     /// Like [`try_run`](Self::try_run), with the given shared state.
@@ -252,10 +266,16 @@ where
         let state = Arc::new(state);
         let erased: Arc<dyn std::any::Any + Send + Sync> = state.clone();
         let rt = Rt::new(core, erased, self.defaults);
-        rt.core.emit(|| RunEvent::FlowStarted { run_id, flow: self.info.name });
+        rt.core.emit(|| RunEvent::FlowStarted {
+            run_id,
+            flow: self.info.name,
+        });
         let span = tracing::info_span!("flow", flow = self.info.name, run_id = %run_id);
         let (steps, driver) = &*self.inner;
-        let outcome = driver.drive(steps, &rt, Feed::Borrowed(&*input), None).instrument(span).await;
+        let outcome = driver
+            .drive(steps, &rt, Feed::Borrowed(&*input), None)
+            .instrument(span)
+            .await;
         let traces = rt.core.take_traces();
         let started_at = rt.core.started_at();
         let (output, error) = match outcome {
@@ -266,7 +286,10 @@ where
             run_id,
             flow: self.info.name,
             success: error.is_none(),
-            failed_step: error.as_ref().and_then(|e| e.step()).map(|s| Cow::Owned(s.to_string())),
+            failed_step: error
+                .as_ref()
+                .and_then(|e| e.step())
+                .map(|s| Cow::Owned(s.to_string())),
             output,
             error,
             traces,
@@ -309,16 +332,17 @@ where
     P: Send + 'static,
     F: Driver<T, I, O, P>,
 {
-    fn call<'a>(
+    async fn call<'a>(
         &'a self,
         input: Feed<'a, I>,
         ctx: &'a StepContext<N::State>,
-    ) -> impl Future<Output = Result<O, FlowError>> + Send + 'a {
-        async move {
-            let rt = Rt::child(ctx, self.defaults);
-            let (steps, driver) = &*self.inner;
-            driver.drive(steps, &rt, input, None).await.map_err(Halt::into_error)
-        }
+    ) -> Result<O, FlowError> {
+        let rt = Rt::child(ctx, self.defaults);
+        let (steps, driver) = &*self.inner;
+        driver
+            .drive(steps, &rt, input, None)
+            .await
+            .map_err(Halt::into_error)
     }
 }
 
@@ -351,7 +375,13 @@ pub struct FlowResult<O, S> {
 impl<O, S> FlowResult<O, S> {
     /// `Ok(self)` on success, else the [`FlowFailed`] error carrying `self`.
     pub fn into_result(self) -> Result<Self, FlowFailed<O, S>> {
-        if self.success { Ok(self) } else { Err(FlowFailed { result: Box::new(self) }) }
+        if self.success {
+            Ok(self)
+        } else {
+            Err(FlowFailed {
+                result: Box::new(self),
+            })
+        }
     }
 
     /// The traces of one step, in order.

@@ -43,7 +43,13 @@ impl RetryPolicy {
 
     /// `n` retries with no delay between attempts.
     pub const fn retries(n: u32) -> Self {
-        RetryPolicy { retries: n, delay: Duration::ZERO, backoff: 1.0, max_delay: None, jitter: 0.0 }
+        RetryPolicy {
+            retries: n,
+            delay: Duration::ZERO,
+            backoff: 1.0,
+            max_delay: None,
+            jitter: 0.0,
+        }
     }
 
     /// Sets the delay before the first retry.
@@ -80,7 +86,11 @@ impl RetryPolicy {
         if self.delay.is_zero() {
             return Duration::ZERO;
         }
-        let factor = if self.backoff.is_finite() && self.backoff > 1.0 { self.backoff } else { 1.0 };
+        let factor = if self.backoff.is_finite() && self.backoff > 1.0 {
+            self.backoff
+        } else {
+            1.0
+        };
         let exp = i32::try_from(n.saturating_sub(1)).unwrap_or(i32::MAX);
         let secs = self.delay.as_secs_f64() * factor.powi(exp);
         let cap = self.max_delay.map_or(f64::MAX, |d| d.as_secs_f64());
@@ -91,7 +101,11 @@ impl RetryPolicy {
     /// The delay before retry `n` with jitter applied.
     pub fn jittered_delay_before(&self, n: u32) -> Duration {
         let base = self.delay_before(n);
-        let jitter = if self.jitter.is_finite() { self.jitter.clamp(0.0, 1.0) } else { 0.0 };
+        let jitter = if self.jitter.is_finite() {
+            self.jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         if jitter == 0.0 || base.is_zero() {
             return base;
         }
@@ -134,7 +148,11 @@ pub struct StepPolicy<E> {
 
 impl<E> StepPolicy<E> {
     /// A policy that sets nothing: the flow's defaults apply.
-    pub const INHERIT: StepPolicy<E> = StepPolicy { retry: None, timeout: None, retry_if: None };
+    pub const INHERIT: StepPolicy<E> = StepPolicy {
+        retry: None,
+        timeout: None,
+        retry_if: None,
+    };
 }
 
 impl<E> Clone for StepPolicy<E> {
@@ -185,10 +203,15 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_bounds() {
-        let p = RetryPolicy::retries(1).with_delay(Duration::from_millis(100)).with_jitter(0.5);
+        let p = RetryPolicy::retries(1)
+            .with_delay(Duration::from_millis(100))
+            .with_jitter(0.5);
         for _ in 0..200 {
             let d = p.jittered_delay_before(1);
-            assert!(d >= Duration::from_millis(50) && d <= Duration::from_millis(100), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(50) && d <= Duration::from_millis(100),
+                "{d:?}"
+            );
         }
     }
 
@@ -200,7 +223,9 @@ mod tests {
             .with_jitter(7.0);
         assert_eq!(p.delay_before(3), Duration::from_millis(10));
         assert!(p.jittered_delay_before(1) <= Duration::from_millis(10));
-        let huge = RetryPolicy::retries(u32::MAX).with_delay(Duration::from_secs(1)).with_backoff(10.0);
+        let huge = RetryPolicy::retries(u32::MAX)
+            .with_delay(Duration::from_secs(1))
+            .with_backoff(10.0);
         assert_eq!(huge.delay_before(1000), Duration::MAX);
         assert_eq!(huge.max_attempts(), u32::MAX);
     }

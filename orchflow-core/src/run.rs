@@ -66,12 +66,17 @@ impl RunCore {
     #[inline]
     pub(crate) fn emit(&self, make: impl FnOnce() -> RunEvent) {
         if let Some(q) = &self.events {
-            q.lock().unwrap_or_else(|p| p.into_inner()).push_back(make());
+            q.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push_back(make());
         }
     }
 
     fn push_trace(&self, trace: StepTrace) {
-        self.traces.lock().unwrap_or_else(|p| p.into_inner()).push(trace);
+        self.traces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(trace);
     }
 
     pub(crate) fn take_traces(&self) -> Vec<StepTrace> {
@@ -174,7 +179,13 @@ impl Rt {
         state: Arc<dyn Any + Send + Sync>,
         defaults: FlowDefaults,
     ) -> Self {
-        Rt { core, state, parent: None, group: None, defaults }
+        Rt {
+            core,
+            state,
+            parent: None,
+            group: None,
+            defaults,
+        }
     }
 
     /// A handle for the branches of a new parallel group (they share its id).
@@ -203,7 +214,9 @@ impl Rt {
             (None, true) => self.defaults.retry.unwrap_or(RetryPolicy::NONE),
             (None, false) => RetryPolicy::NONE,
         };
-        let timeout = policy.timeout.or(if inherit { self.defaults.timeout } else { None });
+        let timeout = policy
+            .timeout
+            .or(if inherit { self.defaults.timeout } else { None });
         let max = retry.max_attempts();
         let span = tracing::info_span!("step", step = name, group = self.group);
         async move {
@@ -240,7 +253,13 @@ impl Rt {
                         let delay = retry.jittered_delay_before(n);
                         tracing::debug!(step = name, attempt = n, ?delay, "retry scheduled");
                         self.core.emit(|| {
-                            RunEvent::RetryScheduled(self.step_event(name, n + 1, None, None, Some(delay)))
+                            RunEvent::RetryScheduled(self.step_event(
+                                name,
+                                n + 1,
+                                None,
+                                None,
+                                Some(delay),
+                            ))
                         });
                         if !delay.is_zero() {
                             tokio::time::sleep(delay).await;
@@ -298,12 +317,22 @@ impl Rt {
         let name = step.name();
         let core = &*self.core;
         core.emit(|| RunEvent::StepStarted(self.step_event(name, n, None, None, None)));
-        let captured_input = if core.capture { step.capture_input(input.get()) } else { None };
+        let captured_input = if core.capture {
+            step.capture_input(input.get())
+        } else {
+            None
+        };
         let Some(state) = <St::Needs as StateReq>::resolve(&self.state) else {
             let message = format!("step `{name}` needs another shared state type than this run's");
             return Err(Failure::Panicked(message));
         };
-        let ctx = StepContext { core: Arc::clone(&self.core), state, step: name, attempt: n, group: self.group };
+        let ctx = StepContext {
+            core: Arc::clone(&self.core),
+            state,
+            step: name,
+            attempt: n,
+            group: self.group,
+        };
         let started = Instant::now();
         let mut guard = CancelGuard {
             core,
@@ -316,17 +345,18 @@ impl Rt {
         };
         let result = {
             let mut fut = pin!(step.call(input, &ctx));
-            let caught = poll_fn(|cx| {
-                match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-                    Ok(Poll::Ready(Ok(v))) => Poll::Ready(Ok(v)),
-                    Ok(Poll::Ready(Err(e))) => Poll::Ready(Err(Failure::Error(e))),
-                    Ok(Poll::Pending) => Poll::Pending,
-                    Err(payload) => Poll::Ready(Err(match StepError::from_panic(payload) {
-                        StepError::Panicked(m) => Failure::Panicked(m),
-                        _ => Failure::Panicked(String::new()),
-                    })),
-                }
-            });
+            let caught =
+                poll_fn(
+                    |cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+                        Ok(Poll::Ready(Ok(v))) => Poll::Ready(Ok(v)),
+                        Ok(Poll::Ready(Err(e))) => Poll::Ready(Err(Failure::Error(e))),
+                        Ok(Poll::Pending) => Poll::Pending,
+                        Err(payload) => Poll::Ready(Err(match StepError::from_panic(payload) {
+                            StepError::Panicked(m) => Failure::Panicked(m),
+                            _ => Failure::Panicked(String::new()),
+                        })),
+                    },
+                );
             let span = tracing::info_span!("attempt", attempt = n);
             match timeout {
                 Some(d) => match tokio::time::timeout(d, caught).instrument(span).await {
@@ -341,7 +371,11 @@ impl Rt {
         let duration = ended.saturating_duration_since(started);
         let (output, error, outcome) = match &result {
             Ok(v) => {
-                let out = if core.capture { step.capture_output(v) } else { None };
+                let out = if core.capture {
+                    step.capture_output(v)
+                } else {
+                    None
+                };
                 (out, None, AttemptOutcome::Succeeded)
             }
             Err(f) => (None, Some(f.message()), f.outcome()),
@@ -377,21 +411,34 @@ impl Rt {
         let Some(state) = <P::Needs as StateReq>::resolve(&self.state) else {
             return Err(Halt(Box::new(FlowError::PredicatePanicked {
                 predicate: which,
-                message: "the predicate's `StepContext` names another state type than the flow's".into(),
+                message: "the predicate's `StepContext` names another state type than the flow's"
+                    .into(),
             })));
         };
-        let ctx = StepContext { core: Arc::clone(&self.core), state, step: which, attempt: 1, group: self.group };
+        let ctx = StepContext {
+            core: Arc::clone(&self.core),
+            state,
+            step: which,
+            attempt: 1,
+            group: self.group,
+        };
         catch_unwind(AssertUnwindSafe(|| pred.test(value, &ctx))).map_err(|payload| {
             let message = match StepError::from_panic(payload) {
                 StepError::Panicked(m) => m,
                 other => other.to_string(),
             };
-            Halt(Box::new(FlowError::PredicatePanicked { predicate: which, message }))
+            Halt(Box::new(FlowError::PredicatePanicked {
+                predicate: which,
+                message,
+            }))
         })
     }
 
     /// A handle for a nested flow run as a step of this one.
-    pub(crate) fn child<S: Send + Sync + 'static>(ctx: &StepContext<S>, defaults: FlowDefaults) -> Rt {
+    pub(crate) fn child<S: Send + Sync + 'static>(
+        ctx: &StepContext<S>,
+        defaults: FlowDefaults,
+    ) -> Rt {
         let state: Arc<dyn Any + Send + Sync> = Arc::clone(&ctx.state) as _;
         Rt {
             core: Arc::clone(&ctx.core),

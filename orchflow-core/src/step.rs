@@ -2,8 +2,8 @@
 
 use crate::context::StepContext;
 use crate::policy::StepPolicy;
-use std::future::Future;
 use std::any::Any;
+use std::future::Future;
 use std::sync::Arc;
 
 /// A step's input as the runtime hands it over: owned when this is the value's last use,

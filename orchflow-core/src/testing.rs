@@ -46,13 +46,23 @@ pub struct FlakyError {
 impl Flaky {
     /// Fails the first `n` calls.
     pub const fn failing(n: u32) -> Self {
-        Flaky { failures: n, calls: AtomicU32::new(0) }
+        Flaky {
+            failures: n,
+            calls: AtomicU32::new(0),
+        }
     }
 
     /// Counts a call; `Err` while fewer than `n` calls have been made.
     pub fn attempt(&self) -> Result<(), FlakyError> {
         let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-        if call <= self.failures { Err(FlakyError { call, failures: self.failures }) } else { Ok(()) }
+        if call <= self.failures {
+            Err(FlakyError {
+                call,
+                failures: self.failures,
+            })
+        } else {
+            Ok(())
+        }
     }
 
     /// How many calls were made.

@@ -844,13 +844,16 @@ impl<'a> Lower<'a> {
                             let uspan = u.expr.span();
                             let test = respan(quote!(__rt.decide(#name, &value, &#slot)), uspan);
                             let test = quote!(#test?);
-                            quote!(iteration >= #max || #test)
+                            // The body runs at least once: the predicate is asked from the first
+                            // iteration's output on.
+                            quote!(iteration > 0 && (iteration >= #max || #test))
                         }
+                        // `max` is at least 1, so this also lets the first iteration run.
                         None => quote!(iteration >= #max),
                     };
                     quote! {
                         __Point::#v { iteration, value } => {
-                            if iteration > 0 && (#stop) {
+                            if #stop {
                                 #exit
                             } else {
                                 __Point::#v { iteration: iteration + 1, value: #body_code }

@@ -133,9 +133,13 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     // With errors, the step is still emitted with the types it declares (so flows using it do
     // not report errors of their own) but without options or a body that could add more.
     let fallback = !errors.is_empty();
-    let out = emit(
-        &func, &opts, &private, &input, &ctx, &ret, is_async, fallback,
-    );
+    let shape = Shape {
+        input,
+        ctx,
+        ret,
+        is_async,
+    };
+    let out = emit(&func, &opts, &private, &shape, fallback);
     let mut tokens = errors.to_compile_errors();
     tokens.extend(out);
     Ok(tokens)
@@ -312,16 +316,28 @@ fn split_return(ret: &ReturnType, errors: &mut Errors) -> Ret {
     Ret::Plain(quote!(#ty))
 }
 
+/// What the signature says, classified.
+struct Shape {
+    input: Input,
+    ctx: Ctx,
+    ret: Ret,
+    is_async: bool,
+}
+
 fn emit(
     func: &ItemFn,
     opts: &Options,
     private: &TokenStream,
-    input: &Input,
-    ctx: &Ctx,
-    ret: &Ret,
-    is_async: bool,
+    shape: &Shape,
     fallback: bool,
 ) -> TokenStream {
+    let Shape {
+        input,
+        ctx,
+        ret,
+        is_async,
+    } = shape;
+    let is_async = *is_async;
     let ident = &func.sig.ident;
     let vis = &func.vis;
     let name = opts
@@ -374,13 +390,11 @@ fn emit(
     let call_span = ident.span();
 
     let body = if fallback {
-        quote!(async move { ::core::unreachable!("this step did not compile") })
+        quote!(::core::unreachable!("this step did not compile"))
     } else if is_async {
-        let out = wrap(quote!(#ident(#(#args),*).await));
-        quote!(async move { #out })
+        wrap(quote!(#ident(#(#args),*).await))
     } else if opts.inline.is_some() {
-        let out = wrap(quote!(#ident(#(#args),*)));
-        quote!(async move { #out })
+        wrap(quote!(#ident(#(#args),*)))
     } else {
         // Sync step on the blocking pool: everything it touches moves into the closure.
         let take_input = match input {
@@ -411,7 +425,7 @@ fn emit(
         quote! {
             #take_input
             #detach
-            async move { #out }
+            #out
         }
     };
 
@@ -449,13 +463,11 @@ fn emit(
         _ => quote!(),
     };
     let impl_fn = quote_spanned! {call_span=>
-        fn call<'__a>(
+        async fn call<'__a>(
             &'__a self,
             __input: #private::Feed<'__a, Self::Input>,
             __ctx: &'__a #private::StepContext<#state_ty>,
-        ) -> impl ::core::future::Future<
-            Output = ::core::result::Result<Self::Output, Self::Error>,
-        > + ::core::marker::Send + '__a {
+        ) -> ::core::result::Result<Self::Output, Self::Error> {
             #unused_input
             #unused_ctx
             #body
