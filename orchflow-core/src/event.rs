@@ -11,6 +11,22 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// What happened to one step attempt (or a scheduled retry).
+///
+/// ```
+/// use futures::StreamExt;
+/// use orchflow::{flow, step, Event};
+/// #[step] async fn id(x: u8) -> u8 { x }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let f = flow! { id };
+/// let mut events = f.stream(1);
+/// while let Some(e) = events.next().await {
+///     if let Event::StepCompleted(s) = &e {
+///         assert_eq!((s.step, s.attempt, s.parallel_group_id), ("id", 1, None));
+///         assert!(s.duration.is_some());
+///     }
+/// }
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepEvent {
     /// The step's name.
@@ -33,7 +49,7 @@ pub struct StepEvent {
     pub delay: Option<Duration>,
 }
 
-/// A checkpoint written or read.
+/// A checkpoint written or read. Emitted by checkpointing runs (not built yet: see the README).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckpointEvent {
     /// The resumable point, by its variant name in the generated state.

@@ -16,6 +16,18 @@ use std::time::{Duration, Instant, SystemTime};
 use tracing::Instrument;
 
 /// Static facts about a flow, computed by `flow!` at compile time.
+///
+/// ```
+/// use orchflow::{flow, step};
+/// #[step] async fn a(x: u8) -> u8 { x }
+/// #[step] async fn b(x: &u8) -> u8 { *x }
+/// let f = flow! { #[flow(name = "ab")] a => [b, b] };
+/// let info = f.info();
+/// assert_eq!((info.name, info.shape), ("ab", "a => [b, b]"));
+/// assert_eq!(info.points, ["AfterA", "AfterGroup2"]);
+/// let g = flow! { #[flow(name = "ab")] a => [b, a] };
+/// assert_ne!(info.fingerprint, g.info().fingerprint);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowInfo {
     /// The flow's name (`#[flow(name = "…")]`, or `"flow"`).
@@ -348,6 +360,21 @@ where
 
 /// The outcome of one run: the output (or the error and the step that failed), every attempt's
 /// trace, the final shared state, and timing.
+///
+/// ```
+/// use orchflow::{flow, step};
+/// #[step] async fn check(x: i32) -> Result<i32, std::io::Error> {
+///     if x < 0 { Err(std::io::Error::other("negative")) } else { Ok(x) }
+/// }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let r = flow! { check }.run(-1).await;
+/// assert!(!r.success);
+/// assert_eq!(r.output, None);
+/// assert_eq!(r.failed_step.as_deref(), Some("check"));
+/// assert_eq!(r.traces_of("check").count(), 1);
+/// assert!(r.into_result().is_err());
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct FlowResult<O, S> {
     /// The run's id.
@@ -390,7 +417,8 @@ impl<O, S> FlowResult<O, S> {
     }
 }
 
-/// A failed run as an error; `result` holds everything the run produced.
+/// A failed run as an error; `result` holds everything the run produced (see
+/// [`Flow::try_run`]).
 pub struct FlowFailed<O, S> {
     /// The partial result: traces, state, the failed step and its error.
     pub result: Box<FlowResult<O, S>>,

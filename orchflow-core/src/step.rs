@@ -54,11 +54,41 @@ impl<'a, T> Feed<'a, T> {
     }
 }
 
-/// What a step is: its name, payload types and policy. Implemented by `#[step]` and by flows.
+/// What a step is: its name, payload types and policy. Implemented by `#[step]` and by flows;
+/// implement it (with [`StepCall`]) by hand for steps configured at run time.
 ///
 /// `Input` is the payload the step consumes (for a step that takes `&Plan`, `Plan`), `Output`
 /// the payload it produces (for `Result<T, E>`, `T`). `Needs` says which shared state type the
 /// step requires ([`AnyState`] or [`NeedsState<S>`]).
+///
+/// ```
+/// use orchflow::{flow, AnyState, Feed, StepCall, StepContext, StepDef};
+/// use std::convert::Infallible;
+///
+/// /// Adds a number chosen at run time.
+/// struct Add(u32);
+///
+/// impl StepDef for Add {
+///     type Input = u32;
+///     type Output = u32;
+///     type Error = Infallible;
+///     type Needs = AnyState;
+///     fn name(&self) -> &'static str {
+///         "add"
+///     }
+/// }
+///
+/// impl StepCall for Add {
+///     async fn call<'a>(&'a self, input: Feed<'a, u32>, _: &'a StepContext) -> Result<u32, Infallible> {
+///         Ok(input.get() + self.0)
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let f = flow! { (Add(2)) => (Add(40)) };
+/// assert_eq!(f.run(0).await.output, Some(42));
+/// # }
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a step",
     label = "not a step: mark the function with `#[step]`, or use a flow",
@@ -101,7 +131,8 @@ pub trait StepDef: Send + Sync + 'static {
 
 /// Calling a step. The context carries the state type the step asked for: `()` for a step that
 /// takes no context or a plain `&StepContext`, `Brief` for one that takes `&StepContext<Brief>`
-/// (`flow!` checks at compile time that all steps of a flow agree, see [`Meet`]).
+/// (`flow!` checks at compile time that all steps of a flow agree, see [`Meet`]). See
+/// [`StepDef`] for an example of implementing both by hand.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a step",
     label = "not a step: mark the function with `#[step]`, or use a flow",
@@ -116,14 +147,22 @@ pub trait StepCall: StepDef {
     ) -> impl Future<Output = Result<Self::Output, Self::Error>> + Send + 'a;
 }
 
-/// The state type a step's context carries.
+/// The state type a step's context carries: `StateOf<plan>` is `Brief` for a step taking
+/// `&StepContext<Brief>`, `()` otherwise.
 pub type StateOf<St> = <<St as StepDef>::Needs as StateReq>::State;
 
 /// The state requirement of a step that takes no typed state.
+///
+/// ```
+/// use orchflow::{AnyState, NeedsState, StateReq};
+/// fn state_of<N: StateReq>() -> &'static str { std::any::type_name::<N::State>() }
+/// assert_eq!(state_of::<AnyState>(), "()");
+/// assert_eq!(state_of::<NeedsState<String>>(), "alloc::string::String");
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AnyState;
 
-/// The state requirement of a step that takes `&StepContext<S>`.
+/// The state requirement of a step that takes `&StepContext<S>` (see [`AnyState`]).
 #[derive(Debug)]
 pub struct NeedsState<S>(std::marker::PhantomData<fn() -> S>);
 
@@ -133,7 +172,8 @@ mod sealed {
     impl<S> Sealed for super::NeedsState<S> {}
 }
 
-/// A state requirement: [`AnyState`] or [`NeedsState<S>`]. Resolves to the run's state type.
+/// A state requirement: [`AnyState`] or [`NeedsState<S>`]. Resolves to the run's state type
+/// (see [`AnyState`] for an example).
 pub trait StateReq: sealed::Sealed + Send + Sync + 'static {
     /// The state type a run of a flow with this requirement carries (`()` for [`AnyState`]).
     type State: Send + Sync + 'static;
@@ -157,7 +197,16 @@ impl<S: Send + Sync + 'static> StateReq for NeedsState<S> {
     }
 }
 
-/// Combines the state requirements of two steps of one flow.
+/// Combines the state requirements of two steps of one flow: no requirement meets anything,
+/// and a typed state meets only itself. `flow!` folds it over every step, so two steps that
+/// name different `StepContext<S>` types are a compile error at the second one.
+///
+/// ```
+/// use orchflow::{AnyState, Meet, NeedsState};
+/// fn meet<A: Meet<B>, B>() -> &'static str { std::any::type_name::<A::Out>() }
+/// assert!(meet::<AnyState, NeedsState<u8>>().ends_with("NeedsState<u8>"));
+/// assert!(meet::<NeedsState<u8>, AnyState>().ends_with("NeedsState<u8>"));
+/// ```
 #[diagnostic::on_unimplemented(
     message = "the steps of this flow need different shared state types",
     label = "this step's `StepContext` state differs from an earlier step's",
@@ -179,6 +228,14 @@ impl<S: Send + Sync + 'static> Meet<NeedsState<S>> for NeedsState<S> {
 }
 
 /// What a step's error type must be: printable, and convertible into [`BoxError`](crate::BoxError).
+///
+/// ```
+/// use orchflow::StepFailure;
+/// let e = std::io::Error::other("disk full");
+/// assert_eq!(e.message(), "disk full");
+/// let boxed = "a plain message".to_string().into_box();
+/// assert_eq!(boxed.to_string(), "a plain message");
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be the error type of a step",
     label = "a step's error must implement `Display` and convert into `Box<dyn Error + Send + Sync>`",
@@ -201,6 +258,12 @@ impl<E: std::fmt::Display + Into<crate::BoxError> + Send + 'static> StepFailure 
 }
 
 /// The success and error types of a fallible step's return type (`Result<T, E>` and its aliases).
+///
+/// ```
+/// use orchflow::Fallible;
+/// let r: std::io::Result<u8> = Ok(1);
+/// assert_eq!(r.into_result().ok(), Some(1));
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a `Result`",
     label = "a step whose return type is named `Result` must return `std::result::Result<T, E>`"

@@ -5,6 +5,11 @@ use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 /// How an attempt ended.
+///
+/// ```
+/// use orchflow::AttemptOutcome;
+/// assert_eq!(serde_json::to_string(&AttemptOutcome::TimedOut).unwrap(), "\"timed_out\"");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptOutcome {
@@ -26,9 +31,17 @@ pub enum AttemptOutcome {
 /// capture is on ([`Flow::capture_values`](crate::Flow::capture_values)); otherwise `None`.
 ///
 /// ```
-/// # use orchflow_core::{StepTrace, AttemptOutcome};
-/// # fn show(t: &StepTrace) {
-/// println!("{} #{} {:?} in {:?}", t.step, t.attempt, t.outcome, t.duration);
+/// use orchflow::{flow, step, AttemptOutcome};
+///
+/// #[step] async fn parse(s: String) -> Result<u32, std::num::ParseIntError> { s.parse() }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let r = flow! { parse }.capture_values(true).run("x".to_string()).await;
+/// let t = &r.traces[0];
+/// assert_eq!((t.step.as_ref(), t.attempt, t.outcome), ("parse", 1, AttemptOutcome::Failed));
+/// assert_eq!(t.input, Some(serde_json::json!("x")));
+/// assert_eq!(t.error.as_deref(), Some("invalid digit found in string"));
+/// assert!(t.ended_at >= t.started_at);
 /// # }
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
