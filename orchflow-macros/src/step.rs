@@ -350,6 +350,12 @@ fn emit(
         .iter()
         .filter(|a| a.path().is_ident("doc"))
         .collect();
+    // A step that is compiled out is compiled out entirely.
+    let cfgs: Vec<_> = func
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("cfg"))
+        .collect();
     let input_ty = match input {
         Input::Unit => quote!(()),
         Input::ByValue(t) | Input::ByRef(t) => quote!(#t),
@@ -478,10 +484,12 @@ fn emit(
         #func
 
         #(#docs)*
+        #(#cfgs)*
         #[allow(non_camel_case_types)]
         #[derive(Debug, Clone, Copy, Default)]
         #vis struct #ident {}
 
+        #(#cfgs)*
         impl #private::StepDef for #ident {
             type Input = #input_ty;
             type Output = #output_ty;
@@ -505,6 +513,7 @@ fn emit(
             }
         }
 
+        #(#cfgs)*
         impl #private::StepCall for #ident {
             #impl_fn
         }

@@ -39,6 +39,10 @@ async fn with_retry_if(x: u32) -> Result<u32, E> { Ok(x) }
 #[step]
 async fn r#type(x: u32) -> u32 { x }
 
+#[cfg(any())]
+#[step]
+async fn compiled_out(x: u32) -> u32 { x }
+
 mod nested {
     use orchflow::step;
     #[step]

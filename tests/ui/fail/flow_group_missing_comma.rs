@@ -1,0 +1,10 @@
+use orchflow::{flow, step};
+
+#[step]
+async fn a(x: &u32) -> u32 { *x }
+#[step]
+async fn b(x: &u32) -> u32 { *x }
+
+fn main() {
+    let _f = flow! { [a b] };
+}
