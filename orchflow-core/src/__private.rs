@@ -14,6 +14,7 @@ pub use crate::step::{AnyState, Fallible, Feed, Meet, NeedsState, StateReq, Step
 pub use serde;
 pub use serde_json::Value;
 pub use std::convert::Infallible;
+pub use std::option::Option::Some;
 pub use std::time::Duration;
 pub use tokio::try_join;
 

@@ -70,6 +70,17 @@ pub enum FlowError {
         #[source]
         source: StepError,
     },
+    /// A human-input step suspended the run; resume it with the answer.
+    #[error("step `{step}` is waiting for an answer to: {prompt}")]
+    Suspended {
+        /// The step that asked.
+        step: Cow<'static, str>,
+        /// The question.
+        prompt: String,
+    },
+    /// Saving a checkpoint failed; the run stopped rather than go on without it.
+    #[error("checkpoint failed: {0}")]
+    Checkpoint(#[from] crate::store::StoreError),
     /// A branch predicate (`if pred { … }`) or loop predicate panicked.
     #[error("predicate `{predicate}` panicked: {message}")]
     PredicatePanicked {
@@ -84,8 +95,8 @@ impl FlowError {
     /// The name of the step that failed, if a step failed.
     pub fn step(&self) -> Option<&str> {
         match self {
-            FlowError::Step { step, .. } => Some(step),
-            FlowError::PredicatePanicked { .. } => None,
+            FlowError::Step { step, .. } | FlowError::Suspended { step, .. } => Some(step),
+            FlowError::PredicatePanicked { .. } | FlowError::Checkpoint(_) => None,
         }
     }
 }

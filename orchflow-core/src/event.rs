@@ -49,7 +49,18 @@ pub struct StepEvent {
     pub delay: Option<Duration>,
 }
 
-/// A checkpoint written or read. Emitted by checkpointing runs (not built yet: see the README).
+/// A human-input step's question, or the answer it got.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputEvent {
+    /// The step.
+    pub step: &'static str,
+    /// The question (`InputRequested`) or the answer (`InputReceived`).
+    pub text: String,
+    /// Time since the run started.
+    pub elapsed: Duration,
+}
+
+/// A checkpoint written or read (durable runs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckpointEvent {
     /// The resumable point, by its variant name in the generated state.
@@ -82,6 +93,13 @@ pub enum Event<O, S> {
     CheckpointSaved(CheckpointEvent),
     /// A run was resumed from a checkpoint.
     CheckpointLoaded(CheckpointEvent),
+    /// A human-input step asked a question.
+    InputRequested(InputEvent),
+    /// A human-input step got its answer.
+    InputReceived(InputEvent),
+    /// The run stopped to wait for an answer (its checkpoint is saved when it is durable).
+    /// Always the last event of a suspended run.
+    FlowSuspended(Box<FlowResult<O, S>>),
     /// The run finished with an output. Always the last event of a successful run.
     FlowCompleted(Box<FlowResult<O, S>>),
     /// The run failed. Always the last event of a failed run.
@@ -91,7 +109,7 @@ pub enum Event<O, S> {
 impl<O, S> Event<O, S> {
     /// The event's kind in snake case: `flow_started`, `step_started`, `step_completed`,
     /// `step_failed`, `retry_scheduled`, `checkpoint_saved`, `checkpoint_loaded`,
-    /// `flow_completed` or `flow_failed`.
+    /// `input_requested`, `input_received`, `flow_suspended`, `flow_completed` or `flow_failed`.
     ///
     /// ```
     /// use orchflow_core::Event;
@@ -107,6 +125,9 @@ impl<O, S> Event<O, S> {
             Event::RetryScheduled(_) => "retry_scheduled",
             Event::CheckpointSaved(_) => "checkpoint_saved",
             Event::CheckpointLoaded(_) => "checkpoint_loaded",
+            Event::InputRequested(_) => "input_requested",
+            Event::InputReceived(_) => "input_received",
+            Event::FlowSuspended(_) => "flow_suspended",
             Event::FlowCompleted(_) => "flow_completed",
             Event::FlowFailed(_) => "flow_failed",
         }
@@ -126,7 +147,7 @@ impl<O, S> Event<O, S> {
     /// The result carried by the final event.
     pub fn result(&self) -> Option<&FlowResult<O, S>> {
         match self {
-            Event::FlowCompleted(r) | Event::FlowFailed(r) => Some(r),
+            Event::FlowCompleted(r) | Event::FlowFailed(r) | Event::FlowSuspended(r) => Some(r),
             _ => None,
         }
     }
@@ -135,18 +156,15 @@ impl<O, S> Event<O, S> {
 /// The non-final events, as the runtime records them while a run is polled.
 #[derive(Debug)]
 pub(crate) enum RunEvent {
-    FlowStarted {
-        run_id: RunId,
-        flow: &'static str,
-    },
+    FlowStarted { run_id: RunId, flow: &'static str },
     StepStarted(StepEvent),
     StepCompleted(StepEvent),
     StepFailed(StepEvent),
     RetryScheduled(StepEvent),
-    #[allow(dead_code)] // written by checkpointing runs (durable runs issue)
     CheckpointSaved(CheckpointEvent),
-    #[allow(dead_code)]
     CheckpointLoaded(CheckpointEvent),
+    InputRequested(InputEvent),
+    InputReceived(InputEvent),
 }
 
 impl<O, S> From<RunEvent> for Event<O, S> {
@@ -159,6 +177,8 @@ impl<O, S> From<RunEvent> for Event<O, S> {
             RunEvent::RetryScheduled(e) => Event::RetryScheduled(e),
             RunEvent::CheckpointSaved(e) => Event::CheckpointSaved(e),
             RunEvent::CheckpointLoaded(e) => Event::CheckpointLoaded(e),
+            RunEvent::InputRequested(e) => Event::InputRequested(e),
+            RunEvent::InputReceived(e) => Event::InputReceived(e),
         }
     }
 }
@@ -223,6 +243,8 @@ impl<O, S> Stream for EventStream<'_, O, S> {
                 this.run = None;
                 this.last = Some(if result.success {
                     Event::FlowCompleted(Box::new(result))
+                } else if result.suspended.is_some() {
+                    Event::FlowSuspended(Box::new(result))
                 } else {
                     Event::FlowFailed(Box::new(result))
                 });

@@ -2,11 +2,19 @@
 
 use crate::context::{RunId, StepContext};
 use crate::error::FlowError;
+use crate::event::CheckpointEvent;
 use crate::event::{EventQueue, EventStream, RunEvent};
+use crate::human::{InputProvider, Stdin};
 use crate::policy::{FlowDefaults, RetryPolicy};
 use crate::run::{Halt, Rt, RunCore};
 use crate::step::{Feed, StateReq, StepCall, StepDef};
+use crate::store::{
+    Checkpoint, CheckpointStore, JournalEntry, PendingInput, PointRecord, RunDocument, RunStatus,
+    StoreError,
+};
 use crate::trace::StepTrace;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::borrow::Cow;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -24,7 +32,7 @@ use tracing::Instrument;
 /// let f = flow! { #[flow(name = "ab")] a => [b, b] };
 /// let info = f.info();
 /// assert_eq!((info.name, info.shape), ("ab", "a => [b, b]"));
-/// assert_eq!(info.points, ["AfterA", "AfterGroup2"]);
+/// assert_eq!(info.points, ["AfterA", "InGroup2", "AfterGroup2"]);
 /// let g = flow! { #[flow(name = "ab")] a => [b, a] };
 /// assert_ne!(info.fingerprint, g.info().fingerprint);
 /// ```
@@ -113,6 +121,7 @@ pub struct Flow<T, I, O, N, P, F> {
     info: &'static FlowInfo,
     defaults: FlowDefaults,
     capture: bool,
+    input: Arc<dyn InputProvider>,
     _types: PhantomData<Signature<I, O, N, P>>,
 }
 
@@ -123,6 +132,7 @@ impl<T, I, O, N, P, F> Clone for Flow<T, I, O, N, P, F> {
             info: self.info,
             defaults: self.defaults,
             capture: self.capture,
+            input: Arc::clone(&self.input),
             _types: PhantomData,
         }
     }
@@ -166,6 +176,7 @@ where
             info,
             defaults,
             capture: false,
+            input: Arc::new(Stdin),
             _types: PhantomData,
         }
     }
@@ -199,6 +210,14 @@ where
         self
     }
 
+    /// Sets who answers the flow's human-input steps ([`human::ask`](crate::human::ask)):
+    /// [`Stdin`] by default, a [`callback`](crate::human::callback), or
+    /// [`Suspend`](crate::human::Suspend) to stop a durable run until [`Durable::answer`].
+    pub fn with_input(mut self, provider: impl InputProvider) -> Self {
+        self.input = Arc::new(provider);
+        self
+    }
+
     /// The defaults in force.
     pub fn defaults(&self) -> FlowDefaults {
         self.defaults
@@ -209,12 +228,13 @@ where
     where
         N::State: Default,
     {
-        self.execute(input, N::State::default(), None).await
+        self.execute(Launch::fresh(input), N::State::default(), None)
+            .await
     }
 
     /// Runs the flow with the given shared state.
     pub async fn run_with_state(&self, input: I, state: N::State) -> FlowResult<O, N::State> {
-        self.execute(input, state, None).await
+        self.execute(Launch::fresh(input), state, None).await
     }
 
     /// Runs the flow; a failure is an `Err` that still carries the partial result.
@@ -235,7 +255,7 @@ where
     where
         N::State: Default,
     {
-        self.execute(input, N::State::default(), None)
+        self.execute(Launch::fresh(input), N::State::default(), None)
             .await
             .into_result()
     }
@@ -246,7 +266,9 @@ where
         input: I,
         state: N::State,
     ) -> Result<FlowResult<O, N::State>, FlowFailed<O, N::State>> {
-        self.execute(input, state, None).await.into_result()
+        self.execute(Launch::fresh(input), state, None)
+            .await
+            .into_result()
     }
 
     /// Runs the flow as a stream of lifecycle [`Event`](crate::Event)s; the last carries the result.
@@ -260,20 +282,50 @@ where
     /// Like [`stream`](Self::stream), with the given shared state.
     pub fn stream_with_state(&self, input: I, state: N::State) -> EventStream<'_, O, N::State> {
         let queue = Arc::new(EventQueue::default());
-        let run = self.execute(input, state, Some(Arc::clone(&queue)));
+        let run = self.execute(Launch::fresh(input), state, Some(Arc::clone(&queue)));
         EventStream::new(Box::pin(run), queue)
+    }
+
+    /// This flow with a checkpoint store: runs that save a checkpoint after every resumable
+    /// point and can be resumed (see [`Durable`]).
+    pub fn durable(&self, store: impl CheckpointStore + 'static) -> Durable<'_, T, I, O, N, P, F> {
+        Durable {
+            flow: self,
+            store: Arc::new(store),
+        }
     }
 
     async fn execute(
         &self,
-        input: I,
+        launch: Launch<I, O, P>,
         state: N::State,
         events: Option<Arc<EventQueue>>,
     ) -> FlowResult<O, N::State> {
         let started = Instant::now();
-        let input = Arc::new(input);
+        let Launch {
+            input,
+            resume,
+            answer,
+            durable,
+        } = launch;
         let erased: Arc<dyn std::any::Any + Send + Sync> = input.clone();
-        let core = Arc::new(RunCore::new(self.info.name, erased, self.capture, events));
+        let mut core = RunCore::new(self.info.name, erased, self.capture, events);
+        core.human = crate::human::Asker::new(Arc::clone(&self.input), answer);
+        let mut loaded = None;
+        let mut store = None;
+        let mut document = None;
+        if let Some(d) = durable {
+            core = core.resumed(d.document.run_id, d.traces);
+            loaded = d.loaded;
+            store = Some(Arc::clone(&d.store));
+            document = Some((d.document, d.output_json));
+            core.durable = Some(crate::run::Durable {
+                store: d.store,
+                journal: tokio::sync::Mutex::new(d.journal),
+                point_json: d.point_json,
+            });
+        }
+        let core = Arc::new(core);
         let run_id = core.run_id;
         let state = Arc::new(state);
         let erased: Arc<dyn std::any::Any + Send + Sync> = state.clone();
@@ -282,28 +334,75 @@ where
             run_id,
             flow: self.info.name,
         });
+        if let Some(point) = loaded {
+            rt.core.emit(|| {
+                RunEvent::CheckpointLoaded(CheckpointEvent {
+                    point,
+                    elapsed: rt.core.elapsed(),
+                })
+            });
+        }
         let span = tracing::info_span!("flow", flow = self.info.name, run_id = %run_id);
         let (steps, driver) = &*self.inner;
         let outcome = driver
-            .drive(steps, &rt, Feed::Borrowed(&*input), None)
+            .drive(steps, &rt, Feed::Borrowed(&*input), resume)
             .instrument(span)
             .await;
+        let stop_error = match &outcome {
+            Err(_) => rt.stopped().await.err(),
+            Ok(_) => None,
+        };
         let traces = rt.core.take_traces();
         let started_at = rt.core.started_at();
-        let (output, error) = match outcome {
+        let (output, mut error) = match outcome {
             Ok(v) => (Some(v), None),
             Err(h) => (None, Some(h.into_error())),
         };
+        if let Some(e) = stop_error {
+            tracing::warn!(error = %e, "could not journal the traces of a stopped run");
+        }
+        let suspended = match error.take() {
+            Some(FlowError::Suspended { step, prompt }) => Some(PendingInput {
+                step: step.into_owned(),
+                prompt,
+            }),
+            other => {
+                error = other;
+                None
+            }
+        };
+        if let (Some(store), Some((mut doc, output_json))) = (store, document) {
+            doc.status = match (&output, &suspended) {
+                (Some(_), _) => RunStatus::Completed,
+                (_, Some(_)) => RunStatus::Suspended,
+                _ => RunStatus::Failed,
+            };
+            let output_json = output.as_ref().map(output_json).transpose();
+            doc.error = error.as_ref().map(ToString::to_string);
+            doc.pending = suspended.clone();
+            doc.updated_at = SystemTime::now();
+            let finish = async {
+                doc.output = output_json.map_err(|source| StoreError::Serialize {
+                    what: "the output",
+                    source,
+                })?;
+                store.put_document(&doc).await
+            };
+            if let Err(e) = finish.await {
+                error = Some(FlowError::Checkpoint(e));
+            }
+        }
         FlowResult {
             run_id,
             flow: self.info.name,
-            success: error.is_none(),
+            success: error.is_none() && suspended.is_none() && output.is_some(),
             failed_step: error
                 .as_ref()
                 .and_then(|e| e.step())
                 .map(|s| Cow::Owned(s.to_string())),
             output,
             error,
+            suspended,
             traces,
             state,
             started_at,
@@ -389,6 +488,8 @@ pub struct FlowResult<O, S> {
     pub failed_step: Option<Cow<'static, str>>,
     /// Why the run failed.
     pub error: Option<FlowError>,
+    /// The question a suspended run waits on (see [`Durable::answer`]).
+    pub suspended: Option<PendingInput>,
     /// One trace per attempt of every step, in the order attempts ended.
     pub traces: Vec<StepTrace>,
     /// The run's shared state after the run.
@@ -447,4 +548,529 @@ impl<O, S> std::error::Error for FlowFailed<O, S> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.result.error.as_ref().map(|e| e as _)
     }
+}
+
+/// How a run starts: fresh, or from a checkpoint.
+struct Launch<I, O, P> {
+    input: Arc<I>,
+    resume: Option<P>,
+    answer: Option<String>,
+    durable: Option<DurableLaunch<O>>,
+}
+
+impl<I, O, P> Launch<I, O, P> {
+    fn fresh(input: I) -> Self {
+        Launch {
+            input: Arc::new(input),
+            resume: None,
+            answer: None,
+            durable: None,
+        }
+    }
+}
+
+/// What a durable run starts with.
+struct DurableLaunch<O> {
+    store: Arc<dyn CheckpointStore>,
+    document: RunDocument,
+    traces: Vec<StepTrace>,
+    /// Last journal sequence number and how many of `traces` are journaled.
+    journal: (u64, usize),
+    /// The point a resumed run continues from.
+    loaded: Option<&'static str>,
+    output_json: fn(&O) -> Result<serde_json::Value, serde_json::Error>,
+    point_json: crate::run::PointJson,
+}
+
+/// Why a run could not be resumed. Every variant names the run and says what is wrong; the
+/// checkpoint is left as it was.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResumeError {
+    /// The store failed, or its files are unreadable, corrupt or of another version.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The store has no checkpoint for this run.
+    #[error("no checkpoint for run {0}")]
+    NotFound(RunId),
+    /// The checkpoint belongs to another flow.
+    #[error("{location} is a checkpoint of flow `{found}`, not of flow `{expected}`")]
+    OtherFlow {
+        /// Where the checkpoint is.
+        location: String,
+        /// This flow's name.
+        expected: String,
+        /// The checkpoint's flow name.
+        found: String,
+    },
+    /// The flow's structure changed since the checkpoint was written: resuming could run the
+    /// wrong steps, so it is refused.
+    #[error(
+        "flow `{flow}` changed since {location} was written: it was `{saved}`, it is now `{now}`"
+    )]
+    FlowChanged {
+        /// Where the checkpoint is.
+        location: String,
+        /// The flow's name.
+        flow: String,
+        /// The shape saved in the checkpoint.
+        saved: String,
+        /// The flow's shape now.
+        now: String,
+    },
+    /// A saved value no longer deserialises into this flow's types.
+    #[error("the saved {what} in {location} does not fit this flow's types: {source}")]
+    Undecodable {
+        /// Where the checkpoint is.
+        location: String,
+        /// Which value (`input`, `output`, `resumable point`).
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An answer was given for a run that is not waiting for one.
+    #[error("run {run_id} is not waiting for an answer (it is {status:?})")]
+    NotSuspended {
+        /// The run.
+        run_id: RunId,
+        /// Where it stands.
+        status: RunStatus,
+    },
+}
+
+/// A flow bound to a checkpoint store (see [`Flow::durable`]): its runs save a checkpoint after
+/// every resumable point (each top-level item, each finished branch of a top-level parallel
+/// group, each loop iteration) and can be resumed, in this process or another, without redoing
+/// finished work.
+///
+/// The flow's input, output and the values between its items must be `Serialize` and
+/// `Deserialize`; the shared state is not saved (resume with the state you want).
+///
+/// ```
+/// use orchflow::{flow, step, MemoryStore};
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU32, Ordering};
+///
+/// static CALLS: AtomicU32 = AtomicU32::new(0);
+///
+/// #[step] async fn inc(x: u32) -> u32 { CALLS.fetch_add(1, Ordering::SeqCst); x + 1 }
+/// #[step] async fn flaky(x: u32) -> Result<u32, std::io::Error> {
+///     if CALLS.load(Ordering::SeqCst) < 3 { Err(std::io::Error::other("not yet")) } else { Ok(x) }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let store = Arc::new(MemoryStore::default());
+/// let f = flow! { inc => inc => flaky => inc };
+/// let first = f.durable(store.clone()).run(0).await;
+/// assert!(!first.success);
+/// CALLS.fetch_add(1, Ordering::SeqCst); // the world changed
+/// let second = f.durable(store.clone()).resume(first.run_id).await.unwrap();
+/// assert_eq!(second.output, Some(3));
+/// assert_eq!(CALLS.load(Ordering::SeqCst), 4, "the two finished `inc`s did not run again");
+/// # }
+/// ```
+pub struct Durable<'f, T, I, O, N, P, F> {
+    flow: &'f Flow<T, I, O, N, P, F>,
+    store: Arc<dyn CheckpointStore>,
+}
+
+impl<'f, T, I, O, N, P, F> Durable<'f, T, I, O, N, P, F>
+where
+    T: Send + Sync + 'static,
+    I: Serialize + DeserializeOwned + Send + Sync + 'static,
+    O: Serialize + DeserializeOwned + Send + 'static,
+    N: StateReq,
+    P: Serialize + DeserializeOwned + Send + 'static,
+    F: Driver<T, I, O, P>,
+{
+    /// Starts a new durable run with the default shared state.
+    pub async fn run(&self, input: I) -> FlowResult<O, N::State>
+    where
+        N::State: Default,
+    {
+        self.run_as(RunId::new_v4(), input, N::State::default())
+            .await
+    }
+
+    /// Starts a new durable run with the given id and shared state.
+    pub async fn run_as(
+        &self,
+        run_id: RunId,
+        input: I,
+        state: N::State,
+    ) -> FlowResult<O, N::State> {
+        let launch = match self.create(run_id, input).await {
+            Ok(l) => l,
+            Err((input, e)) => return self.failed_to_start(run_id, input, state, e).await,
+        };
+        self.flow.execute(launch, state, None).await
+    }
+
+    /// Like [`run`](Self::run), as a stream of events.
+    pub fn stream(&self, input: I) -> EventStream<'f, O, N::State>
+    where
+        N::State: Default,
+    {
+        let queue = Arc::new(EventQueue::default());
+        let events = Some(Arc::clone(&queue));
+        let this = Durable {
+            flow: self.flow,
+            store: Arc::clone(&self.store),
+        };
+        let run = async move {
+            let run_id = RunId::new_v4();
+            let state = N::State::default();
+            match this.create(run_id, input).await {
+                Ok(launch) => this.flow.execute(launch, state, events).await,
+                Err((input, e)) => this.failed_to_start(run_id, input, state, e).await,
+            }
+        };
+        EventStream::new(Box::pin(run), queue)
+    }
+
+    /// Continues a run from its checkpoint: finished items, branches and loop iterations are not
+    /// run again. A completed run returns its result and runs nothing. A failed run retries from
+    /// the point after its last success.
+    pub async fn resume(&self, run_id: RunId) -> Result<FlowResult<O, N::State>, ResumeError>
+    where
+        N::State: Default,
+    {
+        self.resume_inner(run_id, N::State::default(), None, None)
+            .await
+    }
+
+    /// Like [`resume`](Self::resume), with the given shared state.
+    pub async fn resume_with_state(
+        &self,
+        run_id: RunId,
+        state: N::State,
+    ) -> Result<FlowResult<O, N::State>, ResumeError> {
+        self.resume_inner(run_id, state, None, None).await
+    }
+
+    /// Like [`resume`](Self::resume), as a stream of events (`checkpoint_loaded` first after
+    /// `flow_started`).
+    pub async fn resume_stream(
+        &self,
+        run_id: RunId,
+    ) -> Result<EventStream<'f, O, N::State>, ResumeError>
+    where
+        N::State: Default,
+    {
+        let (launch, done) = self.load(run_id, None).await?;
+        let queue = Arc::new(EventQueue::default());
+        let events = Some(Arc::clone(&queue));
+        let state = N::State::default();
+        let flow = self.flow;
+        let run = async move {
+            match (launch, done) {
+                (Some(launch), _) => flow.execute(launch, state, events).await,
+                (None, Some(done)) => done.into_result(state, flow.info.name),
+                (None, None) => unreachable_result(run_id, flow.info.name, state),
+            }
+        };
+        Ok(EventStream::new(Box::pin(run), queue))
+    }
+
+    /// Resumes a suspended run with the answer to its pending question.
+    pub async fn answer(
+        &self,
+        run_id: RunId,
+        answer: impl Into<String>,
+    ) -> Result<FlowResult<O, N::State>, ResumeError>
+    where
+        N::State: Default,
+    {
+        self.resume_inner(run_id, N::State::default(), Some(answer.into()), Some(()))
+            .await
+    }
+
+    async fn resume_inner(
+        &self,
+        run_id: RunId,
+        state: N::State,
+        answer: Option<String>,
+        must_be_suspended: Option<()>,
+    ) -> Result<FlowResult<O, N::State>, ResumeError> {
+        let (launch, done) = self.load(run_id, must_be_suspended).await?;
+        match (launch, done) {
+            (Some(mut launch), _) => {
+                launch.answer = answer;
+                Ok(self.flow.execute(launch, state, None).await)
+            }
+            (None, Some(done)) => Ok(done.into_result(state, self.flow.info.name)),
+            (None, None) => Err(ResumeError::NotFound(run_id)),
+        }
+    }
+
+    async fn create(&self, run_id: RunId, input: I) -> Result<Launch<I, O, P>, (I, StoreError)> {
+        let info = self.flow.info;
+        let now = SystemTime::now();
+        let json = match serde_json::to_value(&input) {
+            Ok(j) => j,
+            Err(source) => {
+                return Err((
+                    input,
+                    StoreError::Serialize {
+                        what: "the flow's input",
+                        source,
+                    },
+                ));
+            }
+        };
+        let document = RunDocument {
+            format: crate::store::FORMAT.to_string(),
+            version: crate::store::FORMAT_VERSION,
+            run_id,
+            flow: info.name.to_string(),
+            fingerprint: format!("{:016x}", info.fingerprint),
+            shape: info.shape.to_string(),
+            input: json,
+            status: RunStatus::Running,
+            pending: None,
+            output: None,
+            error: None,
+            created_at: now,
+            updated_at: now,
+        };
+        if let Err(e) = self.store.put_document(&document).await {
+            return Err((input, e));
+        }
+        Ok(Launch {
+            input: Arc::new(input),
+            resume: None,
+            answer: None,
+            durable: Some(DurableLaunch {
+                store: Arc::clone(&self.store),
+                document,
+                traces: Vec::new(),
+                journal: (0, 0),
+                loaded: None,
+                output_json: output_json::<O>,
+                point_json: point_json::<P>,
+            }),
+        })
+    }
+
+    /// Reads a checkpoint: a launch to continue it, or the result of a completed run.
+    #[allow(clippy::type_complexity)]
+    async fn load(
+        &self,
+        run_id: RunId,
+        must_be_suspended: Option<()>,
+    ) -> Result<(Option<Launch<I, O, P>>, Option<Done<O>>), ResumeError> {
+        let info = self.flow.info;
+        let location = self.store.location(run_id);
+        let Some(checkpoint) = self.store.load(run_id).await? else {
+            return Err(ResumeError::NotFound(run_id));
+        };
+        let Checkpoint {
+            mut document,
+            journal,
+        } = checkpoint;
+        if document.flow != info.name {
+            return Err(ResumeError::OtherFlow {
+                location,
+                expected: info.name.to_string(),
+                found: document.flow,
+            });
+        }
+        if document.fingerprint != format!("{:016x}", info.fingerprint) {
+            return Err(ResumeError::FlowChanged {
+                location,
+                flow: document.flow,
+                saved: document.shape,
+                now: info.shape.to_string(),
+            });
+        }
+        if must_be_suspended.is_some() && document.status != RunStatus::Suspended {
+            return Err(ResumeError::NotSuspended {
+                run_id,
+                status: document.status,
+            });
+        }
+        let undecodable = |what| {
+            let location = location.clone();
+            move |source| ResumeError::Undecodable {
+                location,
+                what,
+                source,
+            }
+        };
+        let traces: Vec<StepTrace> = journal
+            .iter()
+            .flat_map(|e| e.traces.iter().cloned())
+            .collect();
+        if document.status == RunStatus::Completed {
+            let output = document
+                .output
+                .clone()
+                .ok_or_else(|| ResumeError::Undecodable {
+                    location: location.clone(),
+                    what: "output",
+                    source: <serde_json::Error as serde::de::Error>::custom(
+                        "a completed run without an output",
+                    ),
+                })?;
+            let output: O = serde_json::from_value(output).map_err(undecodable("output"))?;
+            return Ok((
+                None,
+                Some(Done {
+                    document,
+                    output,
+                    traces,
+                }),
+            ));
+        }
+        let input: I =
+            serde_json::from_value(document.input.clone()).map_err(undecodable("input"))?;
+        let (point, loaded) = match last_point(&journal, info.points) {
+            Some((json, name)) => {
+                let p: P = serde_json::from_value(json).map_err(undecodable("resumable point"))?;
+                (Some(p), Some(name))
+            }
+            None => (None, None),
+        };
+        let seq = journal.last().map_or(0, |e| e.seq);
+        let flushed = traces.len();
+        document.status = RunStatus::Running;
+        document.pending = None;
+        document.error = None;
+        document.updated_at = SystemTime::now();
+        self.store.put_document(&document).await?;
+        Ok((
+            Some(Launch {
+                input: Arc::new(input),
+                resume: point,
+                answer: None,
+                durable: Some(DurableLaunch {
+                    store: Arc::clone(&self.store),
+                    document,
+                    traces,
+                    journal: (seq, flushed),
+                    loaded,
+                    output_json: output_json::<O>,
+                    point_json: point_json::<P>,
+                }),
+            }),
+            None,
+        ))
+    }
+
+    async fn failed_to_start(
+        &self,
+        run_id: RunId,
+        input: I,
+        state: N::State,
+        e: StoreError,
+    ) -> FlowResult<O, N::State> {
+        drop(input);
+        FlowResult {
+            run_id,
+            flow: self.flow.info.name,
+            output: None,
+            success: false,
+            failed_step: None,
+            error: Some(FlowError::Checkpoint(e)),
+            suspended: None,
+            traces: Vec::new(),
+            state: Arc::new(state),
+            started_at: SystemTime::now(),
+            duration: Duration::ZERO,
+        }
+    }
+}
+
+fn output_json<O: Serialize>(o: &O) -> Result<serde_json::Value, serde_json::Error> {
+    serde_json::to_value(o)
+}
+
+fn point_json<P: Serialize + 'static>(
+    p: &dyn std::any::Any,
+) -> Option<Result<serde_json::Value, serde_json::Error>> {
+    p.downcast_ref::<P>().map(serde_json::to_value)
+}
+
+/// A completed run read back from its checkpoint.
+struct Done<O> {
+    document: RunDocument,
+    output: O,
+    traces: Vec<StepTrace>,
+}
+
+impl<O> Done<O> {
+    fn into_result<S>(self, state: S, flow: &'static str) -> FlowResult<O, S> {
+        let started_at = self.document.created_at;
+        let duration = self
+            .document
+            .updated_at
+            .duration_since(started_at)
+            .unwrap_or(Duration::ZERO);
+        FlowResult {
+            run_id: self.document.run_id,
+            flow,
+            output: Some(self.output),
+            success: true,
+            failed_step: None,
+            error: None,
+            suspended: None,
+            traces: self.traces,
+            state: Arc::new(state),
+            started_at,
+            duration,
+        }
+    }
+}
+
+fn unreachable_result<O, S>(run_id: RunId, flow: &'static str, state: S) -> FlowResult<O, S> {
+    FlowResult {
+        run_id,
+        flow,
+        output: None,
+        success: false,
+        failed_step: None,
+        error: Some(FlowError::Checkpoint(StoreError::NotFound(run_id))),
+        suspended: None,
+        traces: Vec::new(),
+        state: Arc::new(state),
+        started_at: SystemTime::now(),
+        duration: Duration::ZERO,
+    }
+}
+
+/// The state to resume from: the last saved point, with the parallel branches finished after it
+/// filled in. Returns the point's JSON and its variant name (as one of `points`).
+fn last_point(
+    journal: &[JournalEntry],
+    points: &'static [&'static str],
+) -> Option<(serde_json::Value, &'static str)> {
+    let at = journal
+        .iter()
+        .rposition(|e| matches!(e.record, PointRecord::Point(_)))?;
+    let PointRecord::Point(mut json) = journal[at].record.clone() else {
+        return None;
+    };
+    for entry in &journal[at + 1..] {
+        if let PointRecord::Branch {
+            group,
+            index,
+            value,
+        } = &entry.record
+        {
+            if let Some(slot) = json
+                .get_mut(group.as_str())
+                .and_then(|g| g.get_mut("done"))
+                .and_then(|d| d.get_mut(*index))
+            {
+                *slot = value.clone();
+            }
+        }
+    }
+    let name = json
+        .as_object()
+        .and_then(|o| o.keys().next())
+        .and_then(|k| points.iter().copied().find(|p| p == k))
+        .unwrap_or("start");
+    Some((json, name))
 }

@@ -12,9 +12,13 @@ mod context;
 mod error;
 mod event;
 mod flow;
+pub mod human;
+#[allow(missing_docs)]
+mod json_store;
 mod policy;
 mod run;
 mod step;
+pub mod store;
 mod trace;
 
 #[doc(hidden)]
@@ -23,12 +27,14 @@ pub mod testing;
 
 pub use context::{RunId, StepContext};
 pub use error::{BoxError, FlowError, StepError};
-pub use event::{CheckpointEvent, Event, EventStream, StepEvent};
-pub use flow::{Flow, FlowFailed, FlowInfo, FlowResult};
+pub use event::{CheckpointEvent, Event, EventStream, InputEvent, StepEvent};
+pub use flow::{Durable, Flow, FlowFailed, FlowInfo, FlowResult, ResumeError};
+pub use json_store::JsonCheckpointStore;
 pub use policy::{FlowDefaults, RetryPolicy, StepPolicy};
 pub use step::{
     AnyState, Fallible, Feed, Meet, NeedsState, StateOf, StateReq, StepCall, StepDef, StepFailure,
 };
+pub use store::{CheckpointStore, MemoryStore};
 pub use trace::{AttemptOutcome, StepTrace};
 
 pub use orchflow_macros::{flow, step};

@@ -2,9 +2,10 @@
 
 use crate::context::{RunId, StepContext};
 use crate::error::{FlowError, StepError};
-use crate::event::{EventQueue, RunEvent, StepEvent};
+use crate::event::{CheckpointEvent, EventQueue, RunEvent, StepEvent};
 use crate::policy::{FlowDefaults, RetryPolicy};
-use crate::step::{Feed, StateReq, StepCall, StepFailure};
+use crate::step::{Feed, StateReq, StepCall, StepDef, StepFailure};
+use crate::store::{CheckpointStore, JournalEntry, PointRecord, StoreError};
 use crate::trace::{AttemptOutcome, StepTrace};
 use std::any::Any;
 use std::borrow::Cow;
@@ -28,7 +29,23 @@ pub(crate) struct RunCore {
     traces: Mutex<Vec<StepTrace>>,
     events: Option<Arc<EventQueue>>,
     groups: AtomicU32,
+    pub(crate) durable: Option<Durable>,
+    pub(crate) human: crate::human::Asker,
 }
+
+/// The checkpointing side of a durable run.
+pub(crate) struct Durable {
+    pub(crate) store: Arc<dyn CheckpointStore>,
+    /// The last journal sequence number, and how many traces are already journaled. Held across
+    /// the append so entries land in order.
+    pub(crate) journal: tokio::sync::Mutex<(u64, usize)>,
+    /// Serialises the generated state (`None` if the value is not of the flow's state type).
+    pub(crate) point_json: PointJson,
+}
+
+/// Serialises a flow's generated state, given as `dyn Any`; chosen where its type is known to be
+/// `Serialize` (the durable API), so the driver itself needs no serde bound.
+pub(crate) type PointJson = fn(&dyn Any) -> Option<Result<serde_json::Value, serde_json::Error>>;
 
 impl RunCore {
     pub(crate) fn new(
@@ -47,7 +64,16 @@ impl RunCore {
             traces: Mutex::new(Vec::new()),
             events,
             groups: AtomicU32::new(0),
+            durable: None,
+            human: crate::human::Asker::default(),
         }
+    }
+
+    /// Continues the run ids and traces of a resumed run.
+    pub(crate) fn resumed(mut self, run_id: RunId, traces: Vec<StepTrace>) -> Self {
+        self.run_id = run_id;
+        self.traces = Mutex::new(traces);
+        self
     }
 
     pub(crate) fn started_at(&self) -> SystemTime {
@@ -84,12 +110,17 @@ impl RunCore {
     }
 }
 
-/// Why a run stopped early. Carried up through the generated driver with `?`.
+/// Why a run stopped early (a failure or a suspension). Carried up through the generated
+/// driver with `?`.
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct Halt(pub(crate) Box<FlowError>);
 
 impl Halt {
+    pub(crate) fn new(e: FlowError) -> Self {
+        Halt(Box::new(e))
+    }
+
     pub(crate) fn into_error(self) -> FlowError {
         *self.0
     }
@@ -137,6 +168,26 @@ impl<E: StepFailure> Failure<E> {
             Failure::Panicked(m) => StepError::Panicked(m),
         }
     }
+}
+
+/// The halt for a step error that is a request to suspend the run.
+fn suspension<St: StepDef>(step: &St, f: &Failure<St::Error>) -> Option<Halt> {
+    let Failure::Error(e) = f else { return None };
+    let pending = step.suspension(e)?;
+    Some(Halt::new(FlowError::Suspended {
+        step: pending.step.into(),
+        prompt: pending.prompt,
+    }))
+}
+
+fn unserialisable(point: &'static str) -> Halt {
+    let source = <serde_json::Error as serde::ser::Error>::custom(format!(
+        "the value at `{point}` is not Serialize"
+    ));
+    Halt::new(FlowError::Checkpoint(StoreError::Serialize {
+        what: "a resumable point",
+        source,
+    }))
 }
 
 /// Records a `Cancelled` trace if an attempt's future is dropped before it finishes (a sibling
@@ -226,29 +277,35 @@ impl Rt {
                     return match self.attempt(step, input, n, timeout).await {
                         Ok(v) => Ok(v),
                         Err(f) => {
+                            if let Some(halt) = suspension(step, &f) {
+                                return Err(halt);
+                            }
                             self.failed_event(name, n, &f, false);
-                            Err(Halt(Box::new(FlowError::Step {
+                            Err(Halt::new(FlowError::Step {
                                 step: Cow::Borrowed(name),
                                 attempts: n,
                                 source: f.into_step_error(),
-                            })))
+                            }))
                         }
                     };
                 }
                 match self.attempt(step, input.reborrow(), n, timeout).await {
                     Ok(v) => return Ok(v),
                     Err(f) => {
+                        if let Some(halt) = suspension(step, &f) {
+                            return Err(halt);
+                        }
                         let worth_it = match (&f, policy.retry_if) {
                             (Failure::Error(e), Some(pred)) => pred(e),
                             _ => true,
                         };
                         self.failed_event(name, n, &f, worth_it);
                         if !worth_it {
-                            return Err(Halt(Box::new(FlowError::Step {
+                            return Err(Halt::new(FlowError::Step {
                                 step: Cow::Borrowed(name),
                                 attempts: n,
                                 source: f.into_step_error(),
-                            })));
+                            }));
                         }
                         let delay = retry.jittered_delay_before(n);
                         tracing::debug!(step = name, attempt = n, ?delay, "retry scheduled");
@@ -271,6 +328,102 @@ impl Rt {
         }
         .instrument(span)
         .await
+    }
+
+    /// Saves a resumable point: the generated state as JSON, with the traces of the attempts
+    /// since the previous save. Does nothing for a run without a store.
+    pub fn reached(
+        &self,
+        name: Option<&'static str>,
+        point: &dyn Any,
+    ) -> impl Future<Output = Result<(), Halt>> + Send + '_ {
+        let record = match (&self.core.durable, name) {
+            (Some(durable), Some(name)) => Some(match (durable.point_json)(point) {
+                Some(Ok(json)) => Ok((durable, name, json)),
+                Some(Err(source)) => Err(Halt::new(FlowError::Checkpoint(StoreError::Serialize {
+                    what: "a resumable point",
+                    source,
+                }))),
+                None => Err(unserialisable(name)),
+            }),
+            _ => None,
+        };
+        async move {
+            match record {
+                None => Ok(()),
+                Some(Err(halt)) => Err(halt),
+                Some(Ok((durable, name, json))) => {
+                    self.journal(durable, name, PointRecord::Point(json)).await
+                }
+            }
+        }
+    }
+
+    /// Saves one finished branch of the top-level parallel group `group`.
+    pub async fn branch_reached(
+        &self,
+        group: &'static str,
+        index: usize,
+        json: impl FnOnce() -> Option<serde_json::Value>,
+    ) -> Result<(), Halt> {
+        let Some(durable) = &self.core.durable else {
+            return Ok(());
+        };
+        let value = json().ok_or_else(|| unserialisable(group))?;
+        let record = PointRecord::Branch {
+            group: group.to_string(),
+            index,
+            value,
+        };
+        self.journal(durable, group, record).await
+    }
+
+    /// Journals the traces not yet saved when a durable run stops early.
+    pub(crate) async fn stopped(&self) -> Result<(), FlowError> {
+        let Some(durable) = &self.core.durable else {
+            return Ok(());
+        };
+        self.journal(durable, "stopped", PointRecord::Stopped)
+            .await
+            .map_err(Halt::into_error)
+    }
+
+    async fn journal(
+        &self,
+        durable: &Durable,
+        point: &'static str,
+        record: PointRecord,
+    ) -> Result<(), Halt> {
+        let is_point = !matches!(record, PointRecord::Stopped);
+        let mut journal = durable.journal.lock().await;
+        let (seq, flushed) = *journal;
+        let traces: Vec<StepTrace> = {
+            let all = self.core.traces.lock().unwrap_or_else(|p| p.into_inner());
+            all.get(flushed..)
+                .map(<[StepTrace]>::to_vec)
+                .unwrap_or_default()
+        };
+        let entry = JournalEntry {
+            seq: seq + 1,
+            record,
+            traces,
+        };
+        durable
+            .store
+            .append(self.core.run_id, &entry)
+            .await
+            .map_err(|e| Halt::new(FlowError::Checkpoint(e)))?;
+        *journal = (seq + 1, flushed + entry.traces.len());
+        drop(journal);
+        if is_point {
+            self.core.emit(|| {
+                RunEvent::CheckpointSaved(CheckpointEvent {
+                    point,
+                    elapsed: self.core.elapsed(),
+                })
+            });
+        }
+        Ok(())
     }
 
     fn failed_event<E>(&self, name: &'static str, n: u32, f: &Failure<E>, will_retry: bool)
@@ -378,6 +531,9 @@ impl Rt {
                 };
                 (out, None, AttemptOutcome::Succeeded)
             }
+            Err(Failure::Error(e)) if step.suspension(e).is_some() => {
+                (None, Some(e.message()), AttemptOutcome::Suspended)
+            }
             Err(f) => (None, Some(f.message()), f.outcome()),
         };
         let success = result.is_ok();
@@ -409,11 +565,11 @@ impl Rt {
         P: crate::__private::Predicate<T, M>,
     {
         let Some(state) = <P::Needs as StateReq>::resolve(&self.state) else {
-            return Err(Halt(Box::new(FlowError::PredicatePanicked {
+            return Err(Halt::new(FlowError::PredicatePanicked {
                 predicate: which,
                 message: "the predicate's `StepContext` names another state type than the flow's"
                     .into(),
-            })));
+            }));
         };
         let ctx = StepContext {
             core: Arc::clone(&self.core),
@@ -427,10 +583,10 @@ impl Rt {
                 StepError::Panicked(m) => m,
                 other => other.to_string(),
             };
-            Halt(Box::new(FlowError::PredicatePanicked {
+            Halt::new(FlowError::PredicatePanicked {
                 predicate: which,
                 message,
-            }))
+            })
         })
     }
 

@@ -118,6 +118,11 @@ pub trait StepDef: Send + Sync + 'static {
         true
     }
 
+    /// Whether this error is a request to suspend the run (human-input steps), and for what.
+    fn suspension(&self, _error: &Self::Error) -> Option<crate::store::PendingInput> {
+        None
+    }
+
     /// The input as JSON, when its type is `Serialize`.
     fn capture_input(&self, _input: &Self::Input) -> Option<serde_json::Value> {
         None

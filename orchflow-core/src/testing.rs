@@ -91,9 +91,63 @@ pub async fn collect_events<O, S>(
     let mut result = None;
     while let Some(e) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
         kinds.push(e.kind());
-        if let Event::FlowCompleted(r) | Event::FlowFailed(r) = e {
+        if let Event::FlowCompleted(r) | Event::FlowFailed(r) | Event::FlowSuspended(r) = e {
             result = Some(*r);
         }
     }
     (kinds, result)
+}
+
+/// Answers human-input steps from a script, in order; suspends when the script runs out.
+///
+/// ```
+/// use orchflow::human::{self, InputProvider, InputReply, InputRequest};
+/// use orchflow::testing::ScriptedInput;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let script = ScriptedInput::new(["yes"]);
+/// let req = InputRequest { run_id: Default::default(), step: "review", prompt: "ok?".into() };
+/// assert_eq!(script.ask(&req).await.unwrap(), InputReply::Answer("yes".into()));
+/// assert_eq!(script.ask(&req).await.unwrap(), InputReply::Suspend);
+/// assert_eq!(script.asked(), ["ok?", "ok?"]);
+/// # }
+/// ```
+#[derive(Debug, Default)]
+pub struct ScriptedInput {
+    answers: std::sync::Mutex<std::collections::VecDeque<String>>,
+    asked: std::sync::Mutex<Vec<String>>,
+}
+
+impl ScriptedInput {
+    /// A script of answers.
+    pub fn new<S: Into<String>>(answers: impl IntoIterator<Item = S>) -> Self {
+        ScriptedInput {
+            answers: std::sync::Mutex::new(answers.into_iter().map(Into::into).collect()),
+            asked: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The questions asked so far.
+    pub fn asked(&self) -> Vec<String> {
+        self.asked.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl crate::human::InputProvider for ScriptedInput {
+    fn ask<'a>(&'a self, request: &'a crate::human::InputRequest) -> crate::human::InputFuture<'a> {
+        self.asked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(request.prompt.clone());
+        let next = self
+            .answers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front();
+        Box::pin(async move {
+            Ok(match next {
+                Some(a) => crate::human::InputReply::Answer(a),
+                None => crate::human::InputReply::Suspend,
+            })
+        })
+    }
 }

@@ -23,6 +23,8 @@ pub enum AttemptOutcome {
     Panicked,
     /// The attempt was cancelled because a sibling branch failed.
     Cancelled,
+    /// The step asked a question and the run suspended until it is answered.
+    Suspended,
 }
 
 /// The record of one attempt of one step. A step that ran three times leaves three traces.

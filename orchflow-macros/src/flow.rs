@@ -572,7 +572,7 @@ impl<'a> Lower<'a> {
         let p = &self.private;
         match src {
             Src::Value(v) => v.clone(),
-            Src::Feed(f) => quote_spanned!(span=> #p::own(#f)),
+            Src::Feed(f) => respan(quote!(#p::own(#f)), span),
         }
     }
 
@@ -596,7 +596,7 @@ impl<'a> Lower<'a> {
                     None => feed,
                 };
                 let call = respan(quote!(#rt.step(&#slot, #input)), span);
-                quote_spanned!(span=> #call.await?)
+                quote_spanned!(at(span)=> #call.await?)
             }
             // Reported as an error already; lowered as the branch alone so nothing else breaks.
             Item::Group { branches, .. } if branches.len() == 1 => {
@@ -617,7 +617,10 @@ impl<'a> Lower<'a> {
                         from.as_ref(),
                         &quote!(__g),
                     );
-                    quote!(async { ::core::result::Result::Ok::<_, #p::Halt>(#body) })
+                    quote!(async {
+                        let __v = #body;
+                        ::core::result::Result::Ok::<_, #p::Halt>(__v)
+                    })
                 });
                 let input = match &src {
                     Src::Value(v) => quote!(#p::Feed::Owned(#v)),
@@ -768,9 +771,24 @@ impl<'a> Lower<'a> {
 
     /// The code that consumes the flow's value after top-level item `index - 1` and yields the
     /// next point (or returns the output after the last item).
+    /// Whether top-level item `index` is a parallel group that saves each finished branch.
+    fn durable_group(&self, index: usize) -> Option<&[Pipeline]> {
+        match self.flow.pipeline.items.get(index) {
+            Some(Item::Group { branches, .. }) if (2..=MAX_BRANCHES).contains(&branches.len()) => {
+                Some(branches)
+            }
+            _ => None,
+        }
+    }
+
+    fn in_group_name(&self, index: usize) -> String {
+        format!("InGroup{}", index + 1)
+    }
+
+    /// The code that consumes the flow's value after top-level item `index - 1` and yields the
+    /// next point (or returns the output after the last item).
     fn next_point(&self, index: usize, src: Src) -> TokenStream {
         let items = &self.flow.pipeline.items;
-        let p = &self.private;
         let Some(item) = items.get(index) else {
             let out = self.owned(&src, Span::call_site());
             return quote!(return ::core::result::Result::Ok(#out));
@@ -781,7 +799,22 @@ impl<'a> Lower<'a> {
         } else {
             Some(self.marker(&items[index - 1]))
         };
-        let _ = p;
+        if let Some(branches) = self.durable_group(index) {
+            // Enter the group: its branches run in the arm of `InGroupK`, so that a resumed run
+            // runs only the branches that had not finished.
+            let in_group = format_ident!("{}", self.in_group_name(index));
+            let nones = branches
+                .iter()
+                .map(|_| quote!(::core::option::Option::None));
+            let input = match (index, &src) {
+                (0, _) => quote!(),
+                (_, src) => {
+                    let v = self.owned(src, Span::call_site());
+                    quote!(input: #v,)
+                }
+            };
+            return quote!(__Point::#in_group { #input done: (#(#nones,)*) });
+        }
         match item {
             Item::Loop { span, .. } => {
                 let start = self.owned(&src, *span);
@@ -790,6 +823,78 @@ impl<'a> Lower<'a> {
             _ => {
                 let code = self.item(item, src, from.as_ref(), &quote!(__rt));
                 quote!(__Point::#variant(#code))
+            }
+        }
+    }
+
+    /// The arm that runs the unfinished branches of top-level group `index`, saving each as it
+    /// finishes.
+    fn group_arm(&self, index: usize, branches: &[Pipeline]) -> TokenStream {
+        let p = &self.private;
+        let items = &self.flow.pipeline.items;
+        let in_group = format_ident!("{}", self.in_group_name(index));
+        let in_group_name = self.in_group_name(index);
+        let after = format_ident!("{}", self.point_names[index]);
+        let done: Vec<_> = (0..branches.len())
+            .map(|b| format_ident!("__done{}", b))
+            .collect();
+        let outs: Vec<_> = (0..branches.len())
+            .map(|b| format_ident!("__b{}", b))
+            .collect();
+        let (pattern, feed) = if index == 0 {
+            (
+                quote!(__Point::#in_group { done: (#(#done,)*) }),
+                quote!(__input.reborrow()),
+            )
+        } else {
+            (
+                quote!(__Point::#in_group { input, done: (#(#done,)*) }),
+                quote!(#p::Feed::Borrowed(&input)),
+            )
+        };
+        let from = if index == 0 {
+            None
+        } else {
+            Some(self.marker(&items[index - 1]))
+        };
+        let flow_input = quote!(#p::of(&#p::flow_input));
+        let futures = branches.iter().enumerate().map(|(b, branch)| {
+            let from = match (&from, b) {
+                (Some(f), _) => Some(f.clone()),
+                (None, 0) => None,
+                (None, _) => Some(flow_input.clone()),
+            };
+            let code = self.pipeline(
+                branch,
+                Src::Feed(quote!(__in.reborrow())),
+                from.as_ref(),
+                &quote!(__g),
+            );
+            let d = &done[b];
+            quote! {
+                async {
+                    let __v = match #d {
+                        ::core::option::Option::Some(__v) => __v,
+                        ::core::option::Option::None => {
+                            let __v = #code;
+                            __g.branch_reached(#in_group_name, #b, || {
+                                use #p::{CaptureJson as _, CaptureNone as _};
+                                (&&#p::Capture(&__v)).capture()
+                            })
+                            .await?;
+                            __v
+                        }
+                    };
+                    ::core::result::Result::Ok::<_, #p::Halt>(__v)
+                }
+            }
+        });
+        quote! {
+            #pattern => {
+                let __in = #feed;
+                let __g = __rt.group();
+                let (#(#outs,)*) = #p::try_join!(#(#futures),*)?;
+                __Point::#after((#(#outs,)*))
             }
         }
     }
@@ -804,49 +909,80 @@ impl<'a> Lower<'a> {
         let mut needs = vec![quote!(let __needs = #p::needs_none();)];
         collect_steps(&f.pipeline, &mut |s: &StepRef| {
             let slot = self.slot(s.slot);
-            let span = s.span;
             needs.push(respan(
                 quote!(let __needs = #p::meet(__needs, &#slot);),
-                span,
+                s.span,
             ));
         });
 
-        let generics: Vec<_> = (0..items.len())
-            .map(|i| format_ident!("T{}", i + 1))
-            .collect();
-        let variants =
-            items
-                .iter()
-                .zip(&generics)
-                .zip(&self.point_names)
-                .map(|((item, g), name)| {
-                    let v = format_ident!("{}", name);
-                    match item {
-                        Item::Loop { .. } => quote!(#v { iteration: u32, value: #g }),
-                        _ => quote!(#v(#g)),
-                    }
-                });
+        // One type parameter per top-level item's output, plus one per branch of a top-level
+        // group (its finished branches are saved one by one).
+        let mut generics = Vec::new();
+        let mut variants = Vec::new();
+        let mut names = Vec::new();
+        let mut all_points = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let g = format_ident!("T{}", i + 1);
+            let v = format_ident!("{}", self.point_names[i]);
+            if let Some(branches) = self.durable_group(i) {
+                let bs: Vec<_> = (0..branches.len())
+                    .map(|b| format_ident!("T{}_{}", i + 1, b + 1))
+                    .collect();
+                let ig = format_ident!("{}", self.in_group_name(i));
+                let input = if i == 0 {
+                    quote!()
+                } else {
+                    let prev = format_ident!("T{}", i);
+                    quote!(input: #prev,)
+                };
+                variants.push(quote!(#ig { #input done: (#(::core::option::Option<#bs>,)*) }));
+                names.push(quote!(__Point::#ig { .. } => #p::Some(stringify!(#ig))));
+                all_points.push(self.in_group_name(i));
+                generics.extend(bs);
+            }
+            match item {
+                Item::Loop { .. } => {
+                    variants.push(quote!(#v { iteration: u32, value: #g }));
+                    names.push(quote!(__Point::#v { .. } => #p::Some(stringify!(#v))));
+                }
+                _ => {
+                    variants.push(quote!(#v(#g)));
+                    names.push(quote!(__Point::#v(..) => #p::Some(stringify!(#v))));
+                }
+            }
+            all_points.push(self.point_names[i].clone());
+            generics.push(g);
+        }
         let infer = generics.iter().map(|_| quote!(_));
 
         let start = self.next_point(0, Src::Feed(quote!(__input)));
-        let arms = items.iter().enumerate().map(|(i, item)| {
+        let mut arms = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            if let Some(branches) = self.durable_group(i) {
+                arms.push(self.group_arm(i, branches));
+            }
             let v = format_ident!("{}", self.point_names[i]);
-            match item {
+            let arm = match item {
                 Item::Loop {
                     max, body, until, ..
                 } => {
-                    let body_code = self.loop_body(body, quote!(value), None, &quote!(__rt));
+                    let from = if i == 0 {
+                        None
+                    } else {
+                        Some(self.marker(&items[i - 1]))
+                    };
+                    let body_code =
+                        self.loop_body(body, quote!(value), from.as_ref(), &quote!(__rt));
                     let exit = self.next_point(i + 1, Src::Value(quote!(value)));
                     let stop = match until {
                         Some(u) => {
                             let slot = self.slot(u.slot);
                             let name = pred_name(u);
-                            let uspan = u.expr.span();
-                            let test = respan(quote!(__rt.decide(#name, &value, &#slot)), uspan);
-                            let test = quote!(#test?);
+                            let test =
+                                respan(quote!(__rt.decide(#name, &value, &#slot)), u.expr.span());
                             // The body runs at least once: the predicate is asked from the first
                             // iteration's output on.
-                            quote!(iteration > 0 && (iteration >= #max || #test))
+                            quote!(iteration > 0 && (iteration >= #max || #test?))
                         }
                         // `max` is at least 1, so this also lets the first iteration run.
                         None => quote!(iteration >= #max),
@@ -865,8 +1001,9 @@ impl<'a> Lower<'a> {
                     let next = self.next_point(i + 1, Src::Value(quote!(__v)));
                     quote!(__Point::#v(__v) => #next,)
                 }
-            }
-        });
+            };
+            arms.push(arm);
+        }
 
         let name = f
             .options
@@ -875,7 +1012,6 @@ impl<'a> Lower<'a> {
             .map_or_else(|| "flow".to_string(), |n| n.value());
         let shape = shape(&f.pipeline);
         let fingerprint = fnv1a(format!("{name}\u{0}{shape}").as_bytes());
-        let point_names = &self.point_names;
         let retry = match f.options.retry_tokens(p) {
             Some(t) => quote!(::core::option::Option::Some(#t)),
             None => quote!(::core::option::Option::None),
@@ -884,26 +1020,40 @@ impl<'a> Lower<'a> {
             Some(t) => quote!(::core::option::Option::Some(#p::Duration::#t)),
             None => quote!(::core::option::Option::None),
         };
+        let serde_crate = format!("{}::serde", p.to_string().replace(' ', ""));
+        let save = quote!(__rt.reached(__point.__name(), &__point).await?;);
 
         quote! {{
             let __steps = (#(#slots,)*);
             #(#needs)*
 
-            /// The resumable points of this flow: the value after each top-level item.
+            /// The resumable points of this flow: the value after each top-level item, each
+            /// loop iteration, and the finished branches of each top-level group.
             #[allow(non_camel_case_types, dead_code)]
+            #[derive(#p::serde::Serialize, #p::serde::Deserialize)]
+            #[serde(crate = #serde_crate)]
             enum __Point<#(#generics),*> {
                 #(#variants),*
+            }
+
+            impl<#(#generics),*> __Point<#(#generics),*> {
+                fn __name(&self) -> ::core::option::Option<&'static str> {
+                    match self {
+                        #(#names,)*
+                    }
+                }
             }
 
             static __INFO: #p::FlowInfo = #p::FlowInfo {
                 name: #name,
                 fingerprint: #fingerprint,
                 shape: #shape,
-                points: &[#(#point_names),*],
+                points: &[#(#all_points),*],
             };
 
-            // One-step flows end every `match` arm in `return`.
-            #[allow(unreachable_code)]
+            // One-step flows end every `match` arm in `return`; the driver is generated code, not
+            // the user's, so lints about its style are not theirs to fix.
+            #[allow(unreachable_code, clippy::all, clippy::pedantic, clippy::nursery)]
             let __flow = #p::Flow::__new(
                 &__INFO,
                 #p::FlowDefaults { retry: #retry, timeout: #timeout },
@@ -913,12 +1063,17 @@ impl<'a> Lower<'a> {
                     #p::driver(async move {
                         let mut __point = match __resume {
                             ::core::option::Option::Some(__point) => __point,
-                            ::core::option::Option::None => #start,
+                            ::core::option::Option::None => {
+                                let __point = #start;
+                                #save
+                                __point
+                            }
                         };
                         loop {
                             __point = match __point {
                                 #(#arms)*
                             };
+                            #save
                         }
                     })
                 },
@@ -946,9 +1101,17 @@ fn collect_steps(p: &Pipeline, f: &mut dyn FnMut(&StepRef)) {
     }
 }
 
-/// Gives every token of `tokens` the span `span`, so that the compiler reports anything about
-/// the expression (an unmet bound, an argument's type) at the user's token.
+/// A span at the user's token that resolves names like the macro's own code (`call_site`), so
+/// generated locals stay visible even when the user's tokens come from a `macro_rules!`.
+fn at(span: Span) -> Span {
+    Span::call_site().located_at(span)
+}
+
+/// Gives every token of `tokens` the location of `span` (with call-site name resolution), so
+/// that the compiler reports anything about the expression (an unmet bound, an argument's type)
+/// at the user's token.
 fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    let span = at(span);
     tokens
         .into_iter()
         .map(|mut tt| {

@@ -3,6 +3,12 @@
 use crate::options::{Errors, Options, Site};
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
+
+/// A span at the user's token that resolves names like the macro's own code (`call_site`), so
+/// generated locals stay visible even when the user's tokens come from a `macro_rules!`.
+fn at(span: Span) -> Span {
+    Span::call_site().located_at(span)
+}
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, ItemFn, PathArguments, ReturnType, Type};
 
@@ -153,8 +159,17 @@ impl Errors {
     }
 }
 
-fn is_step_context(ty: &Type) -> Option<&syn::PathSegment> {
+/// Looks through the invisible groups a `macro_rules!` `$t:ty` leaves, and parentheses.
+fn peel(ty: &Type) -> &Type {
     match ty {
+        Type::Group(g) => peel(&g.elem),
+        Type::Paren(p) => peel(&p.elem),
+        other => other,
+    }
+}
+
+fn is_step_context(ty: &Type) -> Option<&syn::PathSegment> {
+    match peel(ty) {
         Type::Path(p) if p.qself.is_none() => {
             p.path.segments.last().filter(|s| s.ident == "StepContext")
         }
@@ -173,7 +188,9 @@ fn classify_params(func: &ItemFn, errors: &mut Errors) -> (Input, Ctx) {
         })
         .collect();
     let ctx_of = |t: &Type| -> Option<Ctx> {
-        let Type::Reference(r) = t else { return None };
+        let Type::Reference(r) = peel(t) else {
+            return None;
+        };
         let seg = is_step_context(&r.elem)?;
         let state = match &seg.arguments {
             PathArguments::AngleBracketed(a) => a.args.iter().find_map(|g| match g {
@@ -229,6 +246,7 @@ fn classify_params(func: &ItemFn, errors: &mut Errors) -> (Input, Ctx) {
 }
 
 fn classify_input(ty: &Type, errors: &mut Errors) -> Input {
+    let ty = peel(ty);
     match ty {
         Type::Reference(r) => {
             if let Some(m) = &r.mutability {
@@ -237,7 +255,7 @@ fn classify_input(ty: &Type, errors: &mut Errors) -> Input {
                     "a step cannot take `&mut`: the value may be shared with other branches; take it by value instead",
                 ));
             }
-            match &*r.elem {
+            match peel(&r.elem) {
                 Type::Path(p) if p.path.is_ident("str") => {
                     errors.push(syn::Error::new_spanned(
                         ty,
@@ -289,8 +307,9 @@ fn split_return(ret: &ReturnType, errors: &mut Errors) -> Ret {
         ReturnType::Default => return Ret::Plain(quote!(())),
         ReturnType::Type(_, ty) => ty,
     };
+    let ty = peel(ty);
     check_nameable(ty, errors);
-    if let Type::Path(p) = &**ty {
+    if let Type::Path(p) = ty {
         if let Some(last) = p.path.segments.last().filter(|s| s.ident == "Result") {
             if let PathArguments::AngleBracketed(args) = &last.arguments {
                 let tys: Vec<&Type> = args
@@ -383,7 +402,7 @@ fn emit(
     let mut args = Vec::new();
     let input_arg = match input {
         Input::Unit => None,
-        Input::ByValue(t) => Some(quote_spanned!(t.span()=> #private::by_value(__input))),
+        Input::ByValue(t) => Some(quote_spanned!(at(t.span())=> #private::by_value(__input))),
         Input::ByRef(_) => Some(quote!(__input.get())),
     };
     if let Some(a) = &input_arg {
@@ -393,7 +412,7 @@ fn emit(
         Ctx::None => {}
         Ctx::Stateless | Ctx::Typed(_) => args.push(quote!(__ctx)),
     }
-    let call_span = ident.span();
+    let call_span = at(ident.span());
 
     let body = if fallback {
         quote!(::core::unreachable!("this step did not compile"))
@@ -406,10 +425,10 @@ fn emit(
         let take_input = match input {
             Input::Unit => quote!(),
             Input::ByValue(t) => {
-                quote_spanned!(t.span()=> let __input = #private::by_value(__input);)
+                quote_spanned!(at(t.span())=> let __input = #private::by_value(__input);)
             }
             Input::ByRef(t) => {
-                quote_spanned!(t.span()=> let __input = #private::to_blocking_pool(__input);)
+                quote_spanned!(at(t.span())=> let __input = #private::to_blocking_pool(__input);)
             }
         };
         let mut moved_args = Vec::new();
@@ -445,7 +464,7 @@ fn emit(
             None => quote!(::core::option::Option::None),
         };
         let retry_if = match &opts.retry_if {
-            Some(p) => quote_spanned!(p.span()=> ::core::option::Option::Some(#p)),
+            Some(p) => quote_spanned!(at(p.span())=> ::core::option::Option::Some(#p)),
             None => quote!(::core::option::Option::None),
         };
         if fallback || (opts.retry.is_none() && opts.timeout.is_none() && opts.retry_if.is_none()) {
@@ -490,6 +509,7 @@ fn emit(
         #vis struct #ident {}
 
         #(#cfgs)*
+        #[allow(clippy::all, clippy::pedantic, clippy::nursery)]
         impl #private::StepDef for #ident {
             type Input = #input_ty;
             type Output = #output_ty;
@@ -514,6 +534,7 @@ fn emit(
         }
 
         #(#cfgs)*
+        #[allow(clippy::all, clippy::pedantic, clippy::nursery)]
         impl #private::StepCall for #ident {
             #impl_fn
         }

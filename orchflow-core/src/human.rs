@@ -1,0 +1,319 @@
+//! Human input: a step that asks a person, and the providers that answer (stdin, callbacks,
+//! scripted answers in [`testing`](crate::testing)), or suspend the run until an answer comes.
+//!
+//! ```
+//! use orchflow::human::{self, Answer};
+//! use orchflow::{flow, step};
+//!
+//! #[step] async fn draft(topic: String) -> String { format!("A post about {topic}") }
+//! #[step] async fn decide(a: Answer<String>) -> String {
+//!     if a.text == "yes" { format!("published: {}", a.value) } else { "shelved".to_string() }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let review = human::ask("review", |d: &String| format!("Publish \"{d}\"? (yes/no)"));
+//! let f = flow! { draft => (review) => decide }
+//!     .with_input(human::callback(|req| if req.prompt.contains("orchflow") { "yes" } else { "no" }.to_string()));
+//! assert_eq!(f.run("orchflow".into()).await.output.as_deref(), Some("published: A post about orchflow"));
+//! assert_eq!(f.run("rust".into()).await.output.as_deref(), Some("shelved"));
+//! # }
+//! ```
+
+use crate::context::{RunId, StepContext};
+use crate::event::{InputEvent, RunEvent};
+use crate::step::{AnyState, Feed, StepCall, StepDef};
+use crate::store::PendingInput;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+/// A question for a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputRequest {
+    /// The run that asks.
+    pub run_id: RunId,
+    /// The step that asks.
+    pub step: &'static str,
+    /// The question.
+    pub prompt: String,
+}
+
+/// What a provider does with a question.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputReply {
+    /// Here is the answer.
+    Answer(String),
+    /// Stop the run with a checkpoint; it is resumed later with the answer.
+    Suspend,
+}
+
+/// Why no answer could be had.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputError {
+    /// The input ended before an answer (stdin closed).
+    #[error("the input ended before an answer was given")]
+    Closed,
+    /// Reading the answer failed.
+    #[error("reading the answer failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The future a provider returns.
+pub type InputFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<InputReply, InputError>> + Send + 'a>>;
+
+/// Answers the questions of human-input steps. Set one per flow with
+/// [`Flow::with_input`](crate::Flow::with_input); the default is [`Stdin`].
+pub trait InputProvider: Send + Sync + 'static {
+    /// Answers (or suspends on) one question.
+    fn ask<'a>(&'a self, request: &'a InputRequest) -> InputFuture<'a>;
+}
+
+/// Prints the question on stderr and reads one line from stdin (on the blocking pool).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stdin;
+
+impl InputProvider for Stdin {
+    fn ask<'a>(&'a self, request: &'a InputRequest) -> InputFuture<'a> {
+        let prompt = request.prompt.clone();
+        Box::pin(async move {
+            let read = tokio::task::spawn_blocking(move || {
+                use std::io::{BufRead, Write};
+                let mut err = std::io::stderr();
+                let _ = write!(err, "{prompt} ");
+                let _ = err.flush();
+                let mut line = String::new();
+                let n = std::io::stdin().lock().read_line(&mut line)?;
+                Ok::<_, std::io::Error>((n, line))
+            })
+            .await
+            .map_err(|e| InputError::Io(std::io::Error::other(e)))?;
+            match read? {
+                (0, _) => Err(InputError::Closed),
+                (_, line) => Ok(InputReply::Answer(
+                    line.trim_end_matches(['\r', '\n']).to_string(),
+                )),
+            }
+        })
+    }
+}
+
+/// Always suspends: the run stops with a checkpoint and a `Suspended` outcome, and is resumed
+/// later with [`Durable::answer`](crate::Durable::answer). A server need not block a task.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Suspend;
+
+impl InputProvider for Suspend {
+    fn ask<'a>(&'a self, _: &'a InputRequest) -> InputFuture<'a> {
+        Box::pin(async { Ok(InputReply::Suspend) })
+    }
+}
+
+/// A provider from a sync function.
+pub struct Callback<F>(F);
+
+/// Answers with a sync function.
+///
+/// ```
+/// let provider = orchflow::human::callback(|req| format!("ok: {}", req.prompt));
+/// # let _ = provider;
+/// ```
+pub fn callback<F>(f: F) -> Callback<F>
+where
+    F: Fn(&InputRequest) -> String + Send + Sync + 'static,
+{
+    Callback(f)
+}
+
+impl<F> InputProvider for Callback<F>
+where
+    F: Fn(&InputRequest) -> String + Send + Sync + 'static,
+{
+    fn ask<'a>(&'a self, request: &'a InputRequest) -> InputFuture<'a> {
+        let answer = (self.0)(request);
+        Box::pin(async move { Ok(InputReply::Answer(answer)) })
+    }
+}
+
+/// A provider from an async function.
+pub struct AsyncCallback<F>(F);
+
+/// Answers with an async function (a chat UI, a queue, …).
+///
+/// ```
+/// let provider = orchflow::human::async_callback(|req| async move { format!("ok: {}", req.prompt) });
+/// # let _ = provider;
+/// ```
+pub fn async_callback<F, Fut>(f: F) -> AsyncCallback<F>
+where
+    F: Fn(InputRequest) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = String> + Send + 'static,
+{
+    AsyncCallback(f)
+}
+
+impl<F, Fut> InputProvider for AsyncCallback<F>
+where
+    F: Fn(InputRequest) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = String> + Send + 'static,
+{
+    fn ask<'a>(&'a self, request: &'a InputRequest) -> InputFuture<'a> {
+        let fut = (self.0)(request.clone());
+        Box::pin(async move { Ok(InputReply::Answer(fut.await)) })
+    }
+}
+
+/// The provider of one run, with the answer a resumed run was given.
+pub(crate) struct Asker {
+    provider: Arc<dyn InputProvider>,
+    answer: Mutex<Option<String>>,
+}
+
+impl Default for Asker {
+    fn default() -> Self {
+        Asker {
+            provider: Arc::new(Stdin),
+            answer: Mutex::new(None),
+        }
+    }
+}
+
+impl Asker {
+    pub(crate) fn new(provider: Arc<dyn InputProvider>, answer: Option<String>) -> Self {
+        Asker {
+            provider,
+            answer: Mutex::new(answer),
+        }
+    }
+
+    async fn ask(&self, request: &InputRequest) -> Result<InputReply, InputError> {
+        let given = self.answer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match given {
+            Some(answer) => Ok(InputReply::Answer(answer)),
+            None => self.provider.ask(request).await,
+        }
+    }
+}
+
+/// A person's answer, with the value the question was about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Answer<T> {
+    /// The value that came into the human-input step.
+    pub value: T,
+    /// The answer.
+    pub text: String,
+}
+
+/// Why a human-input step did not produce an answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HumanError {
+    /// The run suspends until the question is answered.
+    #[error("waiting for an answer to: {}", .0.prompt)]
+    Suspended(PendingInput),
+    /// The provider failed.
+    #[error(transparent)]
+    Input(#[from] InputError),
+}
+
+/// A human-input step: see [`ask`].
+pub struct Ask<T, F> {
+    name: &'static str,
+    prompt: F,
+    _input: PhantomData<fn(T)>,
+}
+
+impl<T, F: Clone> Clone for Ask<T, F> {
+    fn clone(&self) -> Self {
+        Ask {
+            name: self.name,
+            prompt: self.prompt.clone(),
+            _input: PhantomData,
+        }
+    }
+}
+
+/// A step that asks a person: `prompt` turns the incoming value into the question; the output is
+/// an [`Answer`] with the value and the text. Put it in a flow as `(review)`. Who answers is the
+/// flow's [`InputProvider`] ([`Flow::with_input`](crate::Flow::with_input); stdin by default).
+pub fn ask<T, F>(name: &'static str, prompt: F) -> Ask<T, F>
+where
+    F: Fn(&T) -> String + Send + Sync + 'static,
+{
+    Ask {
+        name,
+        prompt,
+        _input: PhantomData,
+    }
+}
+
+impl<T, F> StepDef for Ask<T, F>
+where
+    T: Clone + Send + Sync + 'static,
+    F: Fn(&T) -> String + Send + Sync + 'static,
+{
+    type Input = T;
+    type Output = Answer<T>;
+    type Error = HumanError;
+    type Needs = AnyState;
+
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn suspension(&self, error: &HumanError) -> Option<PendingInput> {
+        match error {
+            HumanError::Suspended(p) => Some(p.clone()),
+            HumanError::Input(_) => None,
+        }
+    }
+}
+
+impl<T, F> StepCall for Ask<T, F>
+where
+    T: Clone + Send + Sync + 'static,
+    F: Fn(&T) -> String + Send + Sync + 'static,
+{
+    async fn call<'a>(
+        &'a self,
+        input: Feed<'a, T>,
+        ctx: &'a StepContext,
+    ) -> Result<Answer<T>, HumanError> {
+        let prompt = (self.prompt)(input.get());
+        let core = &ctx.core;
+        let request = InputRequest {
+            run_id: core.run_id,
+            step: self.name,
+            prompt,
+        };
+        core.emit(|| {
+            RunEvent::InputRequested(InputEvent {
+                step: self.name,
+                text: request.prompt.clone(),
+                elapsed: core.elapsed(),
+            })
+        });
+        match core.human.ask(&request).await? {
+            InputReply::Answer(text) => {
+                core.emit(|| {
+                    RunEvent::InputReceived(InputEvent {
+                        step: self.name,
+                        text: text.clone(),
+                        elapsed: core.elapsed(),
+                    })
+                });
+                Ok(Answer {
+                    value: input.into_owned(),
+                    text,
+                })
+            }
+            InputReply::Suspend => Err(HumanError::Suspended(PendingInput {
+                step: self.name.to_string(),
+                prompt: request.prompt,
+            })),
+        }
+    }
+}

@@ -1,0 +1,375 @@
+//! Durable runs: checkpoints after every resumable point, resume without redoing finished work,
+//! typed errors for checkpoints that do not fit, and human input that suspends a run.
+
+use futures::StreamExt;
+use orchflow::human::{self, Answer};
+use orchflow::store::RunStatus;
+use orchflow::{CheckpointStore, MemoryStore, ResumeError, flow, step};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Counts calls per step name, and lets a test decide when a step fails.
+#[derive(Default)]
+struct World {
+    calls: Mutex<Vec<&'static str>>,
+    broken: Mutex<Vec<&'static str>>,
+}
+
+impl World {
+    fn call(&self, name: &'static str) -> Result<(), std::io::Error> {
+        self.calls.lock().unwrap().push(name);
+        if self.broken.lock().unwrap().contains(&name) {
+            Err(std::io::Error::other(format!("{name} is broken")))
+        } else {
+            Ok(())
+        }
+    }
+    fn count(&self, name: &str) -> usize {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|n| **n == name)
+            .count()
+    }
+    fn fix(&self, name: &str) {
+        self.broken.lock().unwrap().retain(|n| *n != name);
+    }
+    fn breaks(self, name: &'static str) -> Self {
+        self.broken.lock().unwrap().push(name);
+        self
+    }
+}
+
+// Each test has its own world: steps reach it through a thread-local-free global keyed by test.
+static WORLDS: Mutex<Vec<(&'static str, Arc<World>)>> = Mutex::new(Vec::new());
+
+fn world(test: &'static str) -> Arc<World> {
+    let worlds = WORLDS.lock().unwrap();
+    worlds
+        .iter()
+        .find(|(t, _)| *t == test)
+        .map(|(_, w)| w.clone())
+        .unwrap()
+}
+
+fn install(test: &'static str, w: World) -> Arc<World> {
+    let w = Arc::new(w);
+    WORLDS.lock().unwrap().push((test, w.clone()));
+    w
+}
+
+macro_rules! counted {
+    ($test:literal: $($name:ident($x:ident: $t:ty) -> $o:ty $body:block)*) => {$(
+        #[step]
+        async fn $name($x: $t) -> Result<$o, std::io::Error> {
+            world($test).call(stringify!($name))?;
+            let out: $o = $body;
+            Ok(out)
+        }
+    )*};
+}
+
+mod sequence {
+    use super::*;
+    counted! { "sequence":
+        a(x: u32) -> u32 { x + 1 }
+        b(x: u32) -> u32 { x * 10 }
+        c(x: u32) -> u32 { x + 5 }
+    }
+
+    #[tokio::test]
+    async fn resume_skips_finished_steps_and_a_completed_run_runs_nothing() {
+        let w = install("sequence", World::default().breaks("c"));
+        let store = Arc::new(MemoryStore::default());
+        let f = flow! { #[flow(name = "sequence")] a => b => c };
+        let first = f.durable(store.clone()).run(1).await;
+        assert!(!first.success);
+        assert_eq!(first.failed_step.as_deref(), Some("c"));
+        assert_eq!(
+            store.journal_len(first.run_id),
+            3,
+            "a, b, and the traces of the stop"
+        );
+
+        w.fix("c");
+        let second = f.durable(store.clone()).resume(first.run_id).await.unwrap();
+        assert_eq!(second.output, Some(25));
+        assert_eq!((w.count("a"), w.count("b"), w.count("c")), (1, 1, 2));
+        assert_eq!(second.run_id, first.run_id);
+        assert_eq!(
+            second.traces.len(),
+            4,
+            "traces of both sessions: a, b, c failed, c"
+        );
+
+        let third = f.durable(store.clone()).resume(first.run_id).await.unwrap();
+        assert_eq!(third.output, Some(25));
+        assert_eq!(
+            (w.count("a"), w.count("b"), w.count("c")),
+            (1, 1, 2),
+            "nothing ran"
+        );
+        let doc = store.load(first.run_id).await.unwrap().unwrap().document;
+        assert_eq!(doc.status, RunStatus::Completed);
+        assert_eq!(doc.output, Some(serde_json::json!(25)));
+    }
+}
+
+mod parallel {
+    use super::*;
+    counted! { "parallel":
+        start(x: u32) -> u32 { x }
+        left(x: &u32) -> u32 { x + 1 }
+        right(x: &u32) -> u32 { x + 2 }
+        join(p: (u32, u32)) -> u32 { p.0 * p.1 }
+    }
+
+    #[tokio::test]
+    async fn resume_runs_only_the_branches_that_had_not_finished() {
+        let w = install("parallel", World::default().breaks("right"));
+        let store = Arc::new(MemoryStore::default());
+        let f = flow! { #[flow(name = "parallel")] start => [left, right] => join };
+        let first = f.durable(store.clone()).run(1).await;
+        assert!(!first.success);
+        w.fix("right");
+        let second = f.durable(store.clone()).resume(first.run_id).await.unwrap();
+        assert_eq!(second.output, Some(6));
+        assert_eq!(
+            (w.count("start"), w.count("left"), w.count("right")),
+            (1, 1, 2)
+        );
+    }
+}
+
+mod looping {
+    use super::*;
+    static FAIL_AT: AtomicU32 = AtomicU32::new(3);
+
+    #[step]
+    async fn grow(x: u32) -> Result<u32, std::io::Error> {
+        world("looping").call("grow")?;
+        if x + 1 == FAIL_AT.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("not now"));
+        }
+        Ok(x + 1)
+    }
+
+    fn done(x: &u32) -> bool {
+        *x >= 5
+    }
+
+    #[tokio::test]
+    async fn resume_continues_a_loop_at_its_iteration() {
+        let w = install("looping", World::default());
+        let store = Arc::new(MemoryStore::default());
+        let f = flow! { #[flow(name = "looping")] loop(max = 10) { grow } until done };
+        let first = f.durable(store.clone()).run(0).await;
+        assert!(!first.success);
+        assert_eq!(w.count("grow"), 3, "1, 2, then the failure at 3");
+        FAIL_AT.store(0, Ordering::SeqCst);
+        let second = f.durable(store.clone()).resume(first.run_id).await.unwrap();
+        assert_eq!(second.output, Some(5));
+        assert_eq!(
+            w.count("grow"),
+            6,
+            "3, 4, 5 after the resume; 1 and 2 not again"
+        );
+    }
+}
+
+mod mismatch {
+    use super::*;
+
+    mod v1 {
+        use orchflow::step;
+        #[step]
+        pub async fn a(x: u32) -> u32 {
+            x
+        }
+        #[step]
+        pub async fn b(x: u32) -> Result<u32, std::io::Error> {
+            let _ = x;
+            Err(std::io::Error::other("stop here"))
+        }
+    }
+    mod v2 {
+        use orchflow::step;
+        #[step]
+        pub async fn a(x: u32) -> String {
+            x.to_string()
+        }
+        #[step]
+        pub async fn b(x: String) -> String {
+            x
+        }
+    }
+
+    #[tokio::test]
+    async fn a_changed_flow_another_flow_or_changed_types_are_typed_errors() {
+        let store = Arc::new(MemoryStore::default());
+        let run = flow! { #[flow(name = "m")] v1::a => v1::b }
+            .durable(store.clone())
+            .run(1)
+            .await;
+        assert!(!run.success);
+
+        let changed = flow! { #[flow(name = "m")] v1::a => v1::a => v1::b };
+        let err = changed
+            .durable(store.clone())
+            .resume(run.run_id)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ResumeError::FlowChanged { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("it was `v1::a => v1::b`, it is now `v1::a => v1::a => v1::b`"),
+            "{err}"
+        );
+
+        let other = flow! { #[flow(name = "other")] v1::a => v1::b };
+        let err = other
+            .durable(store.clone())
+            .resume(run.run_id)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ResumeError::OtherFlow { .. }), "{err}");
+        assert!(
+            err.to_string().contains("of flow `m`, not of flow `other`"),
+            "{err}"
+        );
+
+        let retyped = {
+            use v2::{a, b};
+            flow! { #[flow(name = "m")] a => b }
+        };
+        let original = {
+            use v1::{a, b};
+            flow! { #[flow(name = "m")] a => b }
+        };
+        let run = original.durable(store.clone()).run(7).await;
+        let err = retyped
+            .durable(store.clone())
+            .resume(run.run_id)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ResumeError::Undecodable {
+                    what: "resumable point",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+
+        let err = original
+            .durable(store.clone())
+            .resume(orchflow::RunId::new_v4())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ResumeError::NotFound(_)));
+    }
+}
+
+mod humans {
+    use super::*;
+
+    #[step]
+    async fn draft(topic: String) -> String {
+        format!("a post about {topic}")
+    }
+
+    #[step]
+    async fn decide(a: Answer<String>) -> String {
+        if a.text == "yes" {
+            format!("published {}", a.value)
+        } else {
+            "shelved".into()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_suspended_run_resumes_with_the_answer() {
+        let store = Arc::new(MemoryStore::default());
+        let review = human::ask("review", |d: &String| format!("publish {d}?"));
+        let f = flow! { #[flow(name = "review")] draft => (review) => decide }
+            .with_input(human::Suspend);
+
+        let first = f.durable(store.clone()).run("rust".into()).await;
+        assert!(!first.success);
+        let pending = first.suspended.clone().expect("suspended");
+        assert_eq!(pending.prompt, "publish a post about rust?");
+        assert_eq!(pending.step, "review");
+        assert!(first.error.is_none());
+        let doc = store.load(first.run_id).await.unwrap().unwrap().document;
+        assert_eq!(doc.status, RunStatus::Suspended);
+        assert_eq!(doc.pending, Some(pending));
+
+        let done = f
+            .durable(store.clone())
+            .answer(first.run_id, "yes")
+            .await
+            .unwrap();
+        assert_eq!(done.output.as_deref(), Some("published a post about rust"));
+
+        let err = f
+            .durable(store.clone())
+            .answer(first.run_id, "no")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ResumeError::NotSuspended { .. }));
+    }
+
+    #[tokio::test]
+    async fn providers_answer_without_suspending_and_events_mark_question_and_answer() {
+        let review = human::ask("review", |d: &String| format!("publish {d}?"));
+        let f = flow! { draft => (review) => decide }
+            .with_input(orchflow::testing::ScriptedInput::new(["yes"]));
+        let kinds: Vec<_> = f.stream("x".into()).map(|e| e.kind()).collect().await;
+        assert!(
+            kinds
+                .windows(2)
+                .any(|w| w == ["input_requested", "input_received"]),
+            "{kinds:?}"
+        );
+        assert_eq!(kinds.last(), Some(&"flow_completed"));
+    }
+}
+
+mod events {
+    use super::*;
+    counted! { "events":
+        one(x: u32) -> u32 { x }
+        two(x: u32) -> u32 { x }
+    }
+
+    #[tokio::test]
+    async fn saves_and_loads_are_events() {
+        let w = install("events", World::default().breaks("two"));
+        let store = Arc::new(MemoryStore::default());
+        let f = flow! { #[flow(name = "events")] one => two };
+        let kinds: Vec<_> = f
+            .durable(store.clone())
+            .stream(1)
+            .map(|e| e.kind())
+            .collect()
+            .await;
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "checkpoint_saved").count(),
+            1
+        );
+        let run_id = store.runs()[0];
+        w.fix("two");
+        let stream = f
+            .durable(store.clone())
+            .resume_stream(run_id)
+            .await
+            .unwrap();
+        let kinds: Vec<_> = stream.map(|e| e.kind()).collect().await;
+        assert_eq!(&kinds[..2], ["flow_started", "checkpoint_loaded"]);
+        assert_eq!(kinds.last(), Some(&"flow_completed"));
+    }
+}
