@@ -373,3 +373,112 @@ mod events {
         assert_eq!(kinds.last(), Some(&"flow_completed"));
     }
 }
+
+mod files {
+    use super::*;
+    use orchflow::JsonCheckpointStore;
+
+    #[step]
+    async fn first(x: u32) -> u32 {
+        x + 1
+    }
+
+    #[step]
+    async fn second(x: u32) -> Result<u32, std::io::Error> {
+        if x > 100 {
+            Ok(x)
+        } else {
+            Err(std::io::Error::other("too small"))
+        }
+    }
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("orchflow-durable-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[tokio::test]
+    async fn bad_checkpoint_files_are_typed_errors_naming_the_file() {
+        let dir = scratch("bad");
+        let store = JsonCheckpointStore::new(&dir);
+        let f = flow! { #[flow(name = "files")] first => second };
+        let run = f.durable(store.clone()).run(1).await;
+        assert!(!run.success);
+        let doc = store.document_path(run.run_id);
+        let bytes = std::fs::read(&doc).unwrap();
+
+        // Truncated document.
+        std::fs::write(&doc, &bytes[..bytes.len() / 2]).unwrap();
+        let err = f
+            .durable(store.clone())
+            .resume(run.run_id)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ResumeError::Store(orchflow::store::StoreError::Corrupt { .. })
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains(&doc.display().to_string()),
+            "{err}"
+        );
+
+        // Unknown format version.
+        let mut json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        json["version"] = serde_json::json!(99);
+        std::fs::write(&doc, serde_json::to_vec(&json).unwrap()).unwrap();
+        let err = f
+            .durable(store.clone())
+            .resume(run.run_id)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("version 99"), "{err}");
+
+        // Restored, it resumes; a resumed run that fails again keeps its checkpoint readable.
+        std::fs::write(&doc, &bytes).unwrap();
+        let again = f.durable(store.clone()).resume(run.run_id).await.unwrap();
+        assert!(!again.success);
+        assert_eq!(again.traces.len(), 3);
+
+        // Another flow's checkpoint names the file.
+        let other = flow! { #[flow(name = "another")] first => second };
+        let err = other
+            .durable(store.clone())
+            .resume(run.run_id)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with(&doc.display().to_string()),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_run_resumes_in_another_store_value_from_the_same_files() {
+        let dir = scratch("again");
+        let f = flow! { #[flow(name = "files2")] first => first => second };
+        let run = f.durable(JsonCheckpointStore::new(&dir)).run(100).await;
+        assert!(run.success, "{:?}", run.error);
+        let done = f
+            .durable(JsonCheckpointStore::new(&dir))
+            .resume(run.run_id)
+            .await
+            .unwrap();
+        assert_eq!(done.output, Some(102));
+        assert_eq!(done.traces.len(), 3);
+        let doc: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.join(format!("{}.json", run.run_id))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(doc["format"], "orchflow-checkpoint");
+        assert_eq!(doc["status"], "completed");
+        assert_eq!(doc["output"], 102);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

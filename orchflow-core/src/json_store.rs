@@ -160,6 +160,10 @@ impl JsonCheckpointStore {
 }
 
 impl CheckpointStore for JsonCheckpointStore {
+    fn location(&self, run_id: RunId) -> String {
+        self.document_path(run_id).display().to_string()
+    }
+
     fn put_document<'a>(&'a self, document: &'a RunDocument) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let mut bytes =

@@ -13,7 +13,6 @@ mod error;
 mod event;
 mod flow;
 pub mod human;
-#[allow(missing_docs)]
 mod json_store;
 mod policy;
 mod run;

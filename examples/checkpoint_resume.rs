@@ -1,0 +1,124 @@
+//! A durable run that fails on purpose, then resumes from its checkpoint without redoing the
+//! work that finished.
+//!
+//! `cargo run --example checkpoint_resume` (offline; the checkpoint files go to a temp dir,
+//! printed below, so you can read them).
+
+use orchflow::{JsonCheckpointStore, flow, step};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+/// Set once the "outage" is over.
+static UPSTREAM_UP: AtomicBool = AtomicBool::new(false);
+static EXPENSIVE_CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Report {
+    pages: u32,
+    summary: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the upstream service is down")]
+struct Outage;
+
+/// Pretend this costs money: it must not run twice.
+#[step]
+async fn crawl(site: String) -> u32 {
+    EXPENSIVE_CALLS.fetch_add(1, Ordering::SeqCst);
+    println!("  crawl: crawling {site} (expensive)");
+    site.len() as u32 * 3
+}
+
+#[step]
+async fn count_links(pages: &u32) -> u32 {
+    println!("  count_links: {pages} pages");
+    pages * 7
+}
+
+#[step]
+async fn count_images(pages: &u32) -> u32 {
+    println!("  count_images: {pages} pages");
+    pages * 2
+}
+
+#[step]
+async fn summarize(counts: (u32, u32)) -> Result<Report, Outage> {
+    if !UPSTREAM_UP.load(Ordering::SeqCst) {
+        println!("  summarize: upstream is down, failing");
+        return Err(Outage);
+    }
+    println!("  summarize: writing the report");
+    Ok(Report {
+        pages: counts.0 / 7,
+        summary: format!("{} links, {} images", counts.0, counts.1),
+    })
+}
+
+#[tokio::main]
+async fn main() {
+    let dir =
+        std::env::temp_dir().join(format!("orchflow-checkpoint-resume-{}", std::process::id()));
+    let store = JsonCheckpointStore::new(&dir);
+    let audit =
+        flow! { #[flow(name = "site_audit")] crawl => [count_links, count_images] => summarize };
+
+    println!("first run (the upstream is down):");
+    let first = audit
+        .durable(store.clone())
+        .run("example.org".to_string())
+        .await;
+    println!(
+        "  -> success: {}, failed step: {:?}",
+        first.success, first.failed_step
+    );
+    if let Some(e) = &first.error {
+        println!("  -> error: {e}");
+    }
+    println!(
+        "checkpoint: {}",
+        store.document_path(first.run_id).display()
+    );
+    println!("journal:    {}", store.journal_path(first.run_id).display());
+
+    UPSTREAM_UP.store(true, Ordering::SeqCst);
+    println!("\nresume (the upstream is back):");
+    match audit.durable(store.clone()).resume(first.run_id).await {
+        Ok(done) => {
+            println!("  -> success: {}, output: {:?}", done.success, done.output);
+            println!("  -> traces of both sessions:");
+            for t in &done.traces {
+                println!("     {:<13} attempt {}  {:?}", t.step, t.attempt, t.outcome);
+            }
+        }
+        Err(e) => println!("  -> cannot resume: {e}"),
+    }
+    println!(
+        "\n`crawl` ran {} time(s)",
+        EXPENSIVE_CALLS.load(Ordering::SeqCst)
+    );
+
+    println!("\nresume again (the run is complete: nothing runs):");
+    if let Ok(again) = audit.durable(store.clone()).resume(first.run_id).await {
+        println!("  -> output: {:?}", again.output);
+    }
+    println!(
+        "`crawl` ran {} time(s)",
+        EXPENSIVE_CALLS.load(Ordering::SeqCst)
+    );
+
+    let changed = flow! { #[flow(name = "site_audit")] crawl => summarize_only };
+    println!("\nresume with a changed flow:");
+    if let Err(e) = changed.durable(store.clone()).resume(first.run_id).await {
+        println!("  -> {e}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[step]
+async fn summarize_only(pages: u32) -> Report {
+    Report {
+        pages,
+        summary: String::new(),
+    }
+}

@@ -1,0 +1,82 @@
+//! A flow with a human-input step, in two modes:
+//!
+//! * `cargo run --example human_review` (default): the run **suspends** at the question with a
+//!   checkpoint, and is resumed later with the answer, as a server would (no task blocks while
+//!   the person thinks);
+//! * `cargo run --example human_review -- --stdin`: the question is asked on the terminal.
+
+use orchflow::human::{self, Answer};
+use orchflow::{JsonCheckpointStore, flow, step};
+
+#[step]
+async fn draft(topic: String) -> String {
+    format!("Orchflow now checks your workflows at compile time ({topic})")
+}
+
+#[step]
+async fn decide(review: Answer<String>) -> String {
+    match review.text.trim() {
+        "y" | "yes" => format!("PUBLISHED: {}", review.value),
+        other => format!("not published (answer: {other:?})"),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let review = human::ask("review", |d: &String| {
+        format!("Publish this post? \"{d}\" (yes/no)")
+    });
+    let post = flow! { #[flow(name = "post_review")] draft => (review) => decide };
+
+    if std::env::args().any(|a| a == "--stdin") {
+        let result = post.run("release notes".to_string()).await;
+        match (&result.output, &result.error) {
+            (Some(out), _) => println!("{out}"),
+            (None, Some(e)) => println!("the run failed: {e}"),
+            (None, None) => println!("the run stopped"),
+        }
+        return;
+    }
+
+    let dir = std::env::temp_dir().join(format!("orchflow-human-review-{}", std::process::id()));
+    let store = JsonCheckpointStore::new(&dir);
+    let post = post.with_input(human::Suspend);
+
+    println!("starting the run; the review step will suspend it");
+    let first = post
+        .durable(store.clone())
+        .run("release notes".to_string())
+        .await;
+    match &first.suspended {
+        Some(pending) => {
+            println!(
+                "  suspended at step `{}` asking: {}",
+                pending.step, pending.prompt
+            );
+            println!(
+                "  checkpoint: {}",
+                store.document_path(first.run_id).display()
+            );
+        }
+        None => println!("  unexpected: the run did not suspend ({:?})", first.error),
+    }
+
+    println!("\n... later, in this process or another, the answer arrives: \"yes\"");
+    match post
+        .durable(store.clone())
+        .answer(first.run_id, "yes")
+        .await
+    {
+        Ok(done) => {
+            println!("  {}", done.output.as_deref().unwrap_or("(no output)"));
+            for t in &done.traces {
+                println!(
+                    "  trace: {:<7} attempt {} {:?}",
+                    t.step, t.attempt, t.outcome
+                );
+            }
+        }
+        Err(e) => println!("  cannot resume: {e}"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
