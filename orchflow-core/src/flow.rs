@@ -121,6 +121,7 @@ pub struct Flow<T, I, O, N, P, F> {
     info: &'static FlowInfo,
     defaults: FlowDefaults,
     capture: bool,
+    traces: bool,
     input: Arc<dyn InputProvider>,
     _types: PhantomData<Signature<I, O, N, P>>,
 }
@@ -132,6 +133,7 @@ impl<T, I, O, N, P, F> Clone for Flow<T, I, O, N, P, F> {
             info: self.info,
             defaults: self.defaults,
             capture: self.capture,
+            traces: self.traces,
             input: Arc::clone(&self.input),
             _types: PhantomData,
         }
@@ -176,6 +178,7 @@ where
             info,
             defaults,
             capture: false,
+            traces: true,
             input: Arc::new(Stdin),
             _types: PhantomData,
         }
@@ -195,6 +198,13 @@ where
     /// types are `Serialize` (off by default: it costs a serialisation per attempt).
     pub fn capture_values(mut self, on: bool) -> Self {
         self.capture = on;
+        self
+    }
+
+    /// Records a [`StepTrace`] per attempt (on by default). Off, the hot path takes no
+    /// timestamps and [`FlowResult::traces`] stays empty; events and spans are unaffected.
+    pub fn record_traces(mut self, on: bool) -> Self {
+        self.traces = on;
         self
     }
 
@@ -310,7 +320,9 @@ where
         } = launch;
         let erased: Arc<dyn std::any::Any + Send + Sync> = input.clone();
         let mut core = RunCore::new(self.info.name, erased, self.capture, events);
+        core.reserve_traces(self.info.points.len() * 2);
         core.human = crate::human::Asker::new(Arc::clone(&self.input), answer);
+        core.traces_on = self.traces;
         let mut loaded = None;
         let mut store = None;
         let mut document = None;
@@ -933,7 +945,8 @@ where
             None => (None, None),
         };
         let seq = journal.last().map_or(0, |e| e.seq);
-        let flushed = traces.len();
+        // Earlier sessions' traces are journaled already; this session's count from zero.
+        let flushed = 0;
         document.status = RunStatus::Running;
         document.pending = None;
         document.error = None;

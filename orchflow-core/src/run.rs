@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
-use tracing::Instrument;
 
 /// What every step of one run shares: identity, the original input, traces and the event queue.
 pub(crate) struct RunCore {
@@ -26,7 +25,10 @@ pub(crate) struct RunCore {
     pub(crate) capture: bool,
     started: Instant,
     started_at: SystemTime,
-    traces: Mutex<Vec<StepTrace>>,
+    /// Traces of earlier sessions of a resumed run.
+    prior: Vec<StepTrace>,
+    traces: Mutex<Vec<RawTrace>>,
+    pub(crate) traces_on: bool,
     events: Option<Arc<EventQueue>>,
     groups: AtomicU32,
     pub(crate) durable: Option<Durable>,
@@ -55,13 +57,15 @@ impl RunCore {
         events: Option<Arc<EventQueue>>,
     ) -> Self {
         RunCore {
-            run_id: uuid::Uuid::new_v4(),
+            run_id: new_run_id(),
             flow_name,
             input,
             capture,
             started: Instant::now(),
             started_at: SystemTime::now(),
+            prior: Vec::new(),
             traces: Mutex::new(Vec::new()),
+            traces_on: true,
             events,
             groups: AtomicU32::new(0),
             durable: None,
@@ -72,7 +76,7 @@ impl RunCore {
     /// Continues the run ids and traces of a resumed run.
     pub(crate) fn resumed(mut self, run_id: RunId, traces: Vec<StepTrace>) -> Self {
         self.run_id = run_id;
-        self.traces = Mutex::new(traces);
+        self.prior = traces;
         self
     }
 
@@ -82,10 +86,6 @@ impl RunCore {
 
     pub(crate) fn elapsed(&self) -> Duration {
         self.started.elapsed()
-    }
-
-    fn wall(&self, at: Instant) -> SystemTime {
-        self.started_at + at.saturating_duration_since(self.started)
     }
 
     /// Records an event, building it only when somebody listens.
@@ -98,15 +98,60 @@ impl RunCore {
         }
     }
 
-    fn push_trace(&self, trace: StepTrace) {
+    /// Room for this many traces before the vector grows.
+    pub(crate) fn reserve_traces(&mut self, n: usize) {
+        self.traces
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .reserve(n);
+    }
+
+    fn push_trace(&self, trace: RawTrace) {
         self.traces
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(trace);
     }
 
+    fn public(&self, t: &RawTrace) -> StepTrace {
+        let from = t.started.saturating_duration_since(self.started);
+        let to = t.ended.saturating_duration_since(self.started);
+        let (input, output, error) = match &t.detail {
+            Some(d) => (d.input.clone(), d.output.clone(), d.error.clone()),
+            None => (None, None, None),
+        };
+        StepTrace {
+            step: Cow::Borrowed(t.step),
+            parent: t.parent.map(Cow::Borrowed),
+            attempt: t.attempt,
+            parallel_group_id: t.group,
+            input,
+            output,
+            error,
+            outcome: t.outcome,
+            started_at: self.started_at + from,
+            ended_at: self.started_at + to,
+            duration: to.saturating_sub(from),
+            success: t.outcome == AttemptOutcome::Succeeded,
+        }
+    }
+
+    /// This session's traces from index `from` on, as public traces.
+    pub(crate) fn traces_since(&self, from: usize) -> Vec<StepTrace> {
+        let all = self.traces.lock().unwrap_or_else(|p| p.into_inner());
+        all.get(from..)
+            .unwrap_or_default()
+            .iter()
+            .map(|t| self.public(t))
+            .collect()
+    }
+
+    /// Every trace of the run: earlier sessions', then this one's.
     pub(crate) fn take_traces(&self) -> Vec<StepTrace> {
-        std::mem::take(&mut *self.traces.lock().unwrap_or_else(|p| p.into_inner()))
+        let raw = std::mem::take(&mut *self.traces.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut out = self.prior.clone();
+        out.extend(raw.iter().map(|t| self.public(t)));
+        out
     }
 }
 
@@ -170,6 +215,13 @@ impl<E: StepFailure> Failure<E> {
     }
 }
 
+/// A random (version 4) run id, without a system call.
+fn new_run_id() -> RunId {
+    let mut bytes = [0u8; 16];
+    bytes.iter_mut().for_each(|b| *b = fastrand::u8(..));
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
 /// The halt for a step error that is a request to suspend the run.
 fn suspension<St: StepDef>(step: &St, f: &Failure<St::Error>) -> Option<Halt> {
     let Failure::Error(e) = f else { return None };
@@ -198,30 +250,48 @@ struct CancelGuard<'a> {
     parent: Option<&'static str>,
     attempt: u32,
     group: Option<u32>,
-    started: Instant,
+    started: Option<Instant>,
     armed: bool,
 }
 
 impl Drop for CancelGuard<'_> {
     fn drop(&mut self) {
-        if self.armed {
-            let now = Instant::now();
-            self.core.push_trace(StepTrace {
-                step: Cow::Borrowed(self.step),
-                parent: self.parent.map(Cow::Borrowed),
+        if let (true, Some(started)) = (self.armed, self.started) {
+            self.core.push_trace(RawTrace {
+                step: self.step,
+                parent: self.parent,
                 attempt: self.attempt,
-                parallel_group_id: self.group,
-                input: None,
-                output: None,
-                error: Some(StepError::Cancelled.to_string()),
+                group: self.group,
+                started,
+                ended: Instant::now(),
                 outcome: AttemptOutcome::Cancelled,
-                started_at: self.core.wall(self.started),
-                ended_at: self.core.wall(now),
-                duration: now.saturating_duration_since(self.started),
-                success: false,
+                detail: Some(Box::new(TraceDetail {
+                    input: None,
+                    output: None,
+                    error: Some(StepError::Cancelled.to_string()),
+                })),
             });
         }
     }
+}
+
+/// A trace as the hot path records it: names by reference, instants, rare parts boxed.
+/// Turned into [`StepTrace`]s when the run ends or a checkpoint is saved.
+pub(crate) struct RawTrace {
+    step: &'static str,
+    parent: Option<&'static str>,
+    attempt: u32,
+    group: Option<u32>,
+    started: Instant,
+    ended: Instant,
+    outcome: AttemptOutcome,
+    detail: Option<Box<TraceDetail>>,
+}
+
+pub(crate) struct TraceDetail {
+    input: Option<serde_json::Value>,
+    output: Option<serde_json::Value>,
+    error: Option<String>,
 }
 
 impl Rt {
@@ -270,11 +340,12 @@ impl Rt {
             .or(if inherit { self.defaults.timeout } else { None });
         let max = retry.max_attempts();
         let span = tracing::info_span!("step", step = name, group = self.group);
+        let span = &span;
         async move {
             let mut n = 1u32;
             loop {
                 if n >= max {
-                    return match self.attempt(step, input, n, timeout).await {
+                    return match self.attempt(step, input, n, timeout, span).await {
                         Ok(v) => Ok(v),
                         Err(f) => {
                             if let Some(halt) = suspension(step, &f) {
@@ -289,7 +360,7 @@ impl Rt {
                         }
                     };
                 }
-                match self.attempt(step, input.reborrow(), n, timeout).await {
+                match self.attempt(step, input.reborrow(), n, timeout, span).await {
                     Ok(v) => return Ok(v),
                     Err(f) => {
                         if let Some(halt) = suspension(step, &f) {
@@ -313,21 +384,29 @@ impl Rt {
                             RunEvent::RetryScheduled(self.step_event(
                                 name,
                                 n + 1,
+                                Instant::now(),
                                 None,
                                 None,
                                 Some(delay),
                             ))
                         });
                         if !delay.is_zero() {
-                            tokio::time::sleep(delay).await;
+                            // Boxed so the common, retry-free path keeps a small future.
+                            Box::pin(tokio::time::sleep(delay)).await;
                         }
                         n += 1;
                     }
                 }
             }
         }
-        .instrument(span)
         .await
+    }
+
+    /// Whether this run saves checkpoints (the generated driver skips [`reached`](Self::reached)
+    /// otherwise).
+    #[inline]
+    pub fn is_durable(&self) -> bool {
+        self.core.durable.is_some()
     }
 
     /// Saves a resumable point: the generated state as JSON, with the traces of the attempts
@@ -353,7 +432,8 @@ impl Rt {
                 None => Ok(()),
                 Some(Err(halt)) => Err(halt),
                 Some(Ok((durable, name, json))) => {
-                    self.journal(durable, name, PointRecord::Point(json)).await
+                    // Boxed: the journal's future is large and only durable runs need it.
+                    Box::pin(self.journal(durable, name, PointRecord::Point(json))).await
                 }
             }
         }
@@ -397,12 +477,7 @@ impl Rt {
         let is_point = !matches!(record, PointRecord::Stopped);
         let mut journal = durable.journal.lock().await;
         let (seq, flushed) = *journal;
-        let traces: Vec<StepTrace> = {
-            let all = self.core.traces.lock().unwrap_or_else(|p| p.into_inner());
-            all.get(flushed..)
-                .map(<[StepTrace]>::to_vec)
-                .unwrap_or_default()
-        };
+        let traces = self.core.traces_since(flushed);
         let entry = JournalEntry {
             seq: seq + 1,
             record,
@@ -432,7 +507,7 @@ impl Rt {
     {
         tracing::warn!(step = name, attempt = n, will_retry, error = %f.message(), "attempt failed");
         self.core.emit(|| {
-            let mut e = self.step_event(name, n, None, Some(f.message()), None);
+            let mut e = self.step_event(name, n, Instant::now(), None, Some(f.message()), None);
             e.will_retry = will_retry;
             RunEvent::StepFailed(e)
         });
@@ -442,6 +517,7 @@ impl Rt {
         &self,
         step: &'static str,
         attempt: u32,
+        at: Instant,
         duration: Option<Duration>,
         error: Option<String>,
         delay: Option<Duration>,
@@ -451,7 +527,7 @@ impl Rt {
             parent: self.parent,
             attempt,
             parallel_group_id: self.group,
-            elapsed: self.core.elapsed(),
+            elapsed: at.saturating_duration_since(self.core.started),
             duration,
             error,
             will_retry: false,
@@ -459,17 +535,24 @@ impl Rt {
         }
     }
 
-    /// One attempt: timeout, panic containment, trace, events.
+    /// One attempt: timeout, panic containment, trace, events. The hot path: no allocation,
+    /// two clock reads when traces or events are on and none otherwise, spans only when a
+    /// subscriber wants them.
     async fn attempt<St: StepCall>(
         &self,
         step: &St,
         input: Feed<'_, St::Input>,
         n: u32,
         timeout: Option<Duration>,
+        step_span: &tracing::Span,
     ) -> Result<St::Output, Failure<St::Error>> {
         let name = step.name();
         let core = &*self.core;
-        core.emit(|| RunEvent::StepStarted(self.step_event(name, n, None, None, None)));
+        let timed = core.traces_on || core.events.is_some();
+        let started = if timed { Some(Instant::now()) } else { None };
+        if let Some(at) = started {
+            core.emit(|| RunEvent::StepStarted(self.step_event(name, n, at, None, None, None)));
+        }
         let captured_input = if core.capture {
             step.capture_input(input.get())
         } else {
@@ -486,7 +569,6 @@ impl Rt {
             attempt: n,
             group: self.group,
         };
-        let started = Instant::now();
         let mut guard = CancelGuard {
             core,
             step: name,
@@ -494,68 +576,83 @@ impl Rt {
             attempt: n,
             group: self.group,
             started,
-            armed: true,
+            armed: core.traces_on,
         };
-        let result = {
-            let mut fut = pin!(step.call(input, &ctx));
-            let caught =
-                poll_fn(
-                    |cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-                        Ok(Poll::Ready(Ok(v))) => Poll::Ready(Ok(v)),
-                        Ok(Poll::Ready(Err(e))) => Poll::Ready(Err(Failure::Error(e))),
-                        Ok(Poll::Pending) => Poll::Pending,
-                        Err(payload) => Poll::Ready(Err(match StepError::from_panic(payload) {
-                            StepError::Panicked(m) => Failure::Panicked(m),
-                            _ => Failure::Panicked(String::new()),
-                        })),
-                    },
-                );
-            let span = tracing::info_span!("attempt", attempt = n);
-            match timeout {
-                Some(d) => match tokio::time::timeout(d, caught).instrument(span).await {
-                    Ok(r) => r,
-                    Err(_) => Err(Failure::TimedOut(d)),
-                },
-                None => caught.instrument(span).await,
+        let attempt_span = if step_span.is_disabled() {
+            tracing::Span::none()
+        } else {
+            tracing::info_span!(parent: step_span, "attempt", attempt = n)
+        };
+        let mut fut = pin!(step.call(input, &ctx));
+        // Boxed: a `Sleep` is large, and most steps have no timeout; keep the future small.
+        let mut sleep = timeout.map(|d| Box::pin(tokio::time::sleep(d)));
+        let result = poll_fn(|cx| {
+            let _entered = attempt_span.enter();
+            match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+                Ok(Poll::Ready(Ok(v))) => return Poll::Ready(Ok(v)),
+                Ok(Poll::Ready(Err(e))) => return Poll::Ready(Err(Failure::Error(e))),
+                Ok(Poll::Pending) => {}
+                Err(payload) => {
+                    return Poll::Ready(Err(match StepError::from_panic(payload) {
+                        StepError::Panicked(m) => Failure::Panicked(m),
+                        other => Failure::Panicked(other.to_string()),
+                    }));
+                }
             }
-        };
+            if let (Some(limit), Some(sleep)) = (timeout, sleep.as_mut()) {
+                if sleep.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(Failure::TimedOut(limit)));
+                }
+            }
+            Poll::Pending
+        })
+        .await;
         guard.armed = false;
-        let ended = Instant::now();
-        let duration = ended.saturating_duration_since(started);
-        let (output, error, outcome) = match &result {
-            Ok(v) => {
-                let out = if core.capture {
-                    step.capture_output(v)
-                } else {
-                    None
-                };
-                (out, None, AttemptOutcome::Succeeded)
-            }
-            Err(Failure::Error(e)) if step.suspension(e).is_some() => {
-                (None, Some(e.message()), AttemptOutcome::Suspended)
-            }
-            Err(f) => (None, Some(f.message()), f.outcome()),
+        let Some(started) = started else {
+            return result;
         };
-        let success = result.is_ok();
-        if success {
+        let ended = Instant::now();
+        if result.is_ok() {
             core.emit(|| {
-                RunEvent::StepCompleted(self.step_event(name, n, Some(duration), None, None))
+                let duration = ended.saturating_duration_since(started);
+                RunEvent::StepCompleted(self.step_event(name, n, ended, Some(duration), None, None))
             });
         }
-        core.push_trace(StepTrace {
-            step: Cow::Borrowed(name),
-            parent: self.parent.map(Cow::Borrowed),
-            attempt: n,
-            parallel_group_id: self.group,
-            input: captured_input,
-            output,
-            error,
-            outcome,
-            started_at: core.wall(started),
-            ended_at: core.wall(ended),
-            duration,
-            success,
-        });
+        if core.traces_on {
+            let (outcome, error, output) = match &result {
+                Ok(v) => {
+                    let out = if core.capture {
+                        step.capture_output(v)
+                    } else {
+                        None
+                    };
+                    (AttemptOutcome::Succeeded, None, out)
+                }
+                Err(Failure::Error(e)) if step.suspension(e).is_some() => {
+                    (AttemptOutcome::Suspended, Some(e.message()), None)
+                }
+                Err(f) => (f.outcome(), Some(f.message()), None),
+            };
+            let detail = if captured_input.is_some() || output.is_some() || error.is_some() {
+                Some(Box::new(TraceDetail {
+                    input: captured_input,
+                    output,
+                    error,
+                }))
+            } else {
+                None
+            };
+            core.push_trace(RawTrace {
+                step: name,
+                parent: self.parent,
+                attempt: n,
+                group: self.group,
+                started,
+                ended,
+                outcome,
+                detail,
+            });
+        }
         result
     }
 

@@ -1021,7 +1021,11 @@ impl<'a> Lower<'a> {
             None => quote!(::core::option::Option::None),
         };
         let serde_crate = format!("{}::serde", p.to_string().replace(' ', ""));
-        let save = quote!(__rt.reached(__point.__name(), &__point).await?;);
+        let save = quote! {
+            if __rt.is_durable() {
+                __rt.reached(__point.__name(), &__point).await?;
+            }
+        };
 
         quote! {{
             let __steps = (#(#slots,)*);

@@ -1,0 +1,1 @@
+//! Shared flows for the benchmarks (see `benches/`).
