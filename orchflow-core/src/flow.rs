@@ -320,7 +320,6 @@ where
         } = launch;
         let erased: Arc<dyn std::any::Any + Send + Sync> = input.clone();
         let mut core = RunCore::new(self.info.name, erased, self.capture, events);
-        core.reserve_traces(self.info.points.len() * 2);
         core.human = crate::human::Asker::new(Arc::clone(&self.input), answer);
         core.traces_on = self.traces;
         let mut loaded = None;
@@ -330,7 +329,7 @@ where
             core = core.resumed(d.document.run_id, d.traces);
             loaded = d.loaded;
             store = Some(Arc::clone(&d.store));
-            document = Some((d.document, d.output_json));
+            document = Some(Box::new((d.document, d.output_json)));
             core.durable = Some(crate::run::Durable {
                 store: d.store,
                 journal: tokio::sync::Mutex::new(d.journal),
@@ -361,7 +360,8 @@ where
             .instrument(span)
             .await;
         let stop_error = match &outcome {
-            Err(_) => rt.stopped().await.err(),
+            // Boxed: rare, and its future would otherwise make every run's future larger.
+            Err(_) => Box::pin(rt.stopped()).await.err(),
             Ok(_) => None,
         };
         let traces = rt.core.take_traces();
@@ -383,24 +383,13 @@ where
                 None
             }
         };
-        if let (Some(store), Some((mut doc, output_json))) = (store, document) {
-            doc.status = match (&output, &suspended) {
-                (Some(_), _) => RunStatus::Completed,
-                (_, Some(_)) => RunStatus::Suspended,
-                _ => RunStatus::Failed,
-            };
-            let output_json = output.as_ref().map(output_json).transpose();
-            doc.error = error.as_ref().map(ToString::to_string);
-            doc.pending = suspended.clone();
-            doc.updated_at = SystemTime::now();
-            let finish = async {
-                doc.output = output_json.map_err(|source| StoreError::Serialize {
-                    what: "the output",
-                    source,
-                })?;
-                store.put_document(&doc).await
-            };
-            if let Err(e) = finish.await {
+        if let (Some(store), Some(document)) = (store, document) {
+            let (doc, output_json) = *document;
+            let json = output.as_ref().map(output_json).transpose();
+            let error_text = error.as_ref().map(ToString::to_string);
+            // Boxed: only durable runs get here, and the document is large.
+            let written = Box::pin(finish_document(store, doc, json, error_text, suspended.clone()));
+            if let Err(e) = written.await {
                 error = Some(FlowError::Checkpoint(e));
             }
         }
@@ -567,7 +556,8 @@ struct Launch<I, O, P> {
     input: Arc<I>,
     resume: Option<P>,
     answer: Option<String>,
-    durable: Option<DurableLaunch<O>>,
+    /// Boxed: a run future carries its launch until first polled, and most runs are not durable.
+    durable: Option<Box<DurableLaunch<O>>>,
 }
 
 impl<I, O, P> Launch<I, O, P> {
@@ -853,7 +843,7 @@ where
             input: Arc::new(input),
             resume: None,
             answer: None,
-            durable: Some(DurableLaunch {
+            durable: Some(Box::new(DurableLaunch {
                 store: Arc::clone(&self.store),
                 document,
                 traces: Vec::new(),
@@ -861,7 +851,7 @@ where
                 loaded: None,
                 output_json: output_json::<O>,
                 point_json: point_json::<P>,
-            }),
+            })),
         })
     }
 
@@ -957,7 +947,7 @@ where
                 input: Arc::new(input),
                 resume: point,
                 answer: None,
-                durable: Some(DurableLaunch {
+                durable: Some(Box::new(DurableLaunch {
                     store: Arc::clone(&self.store),
                     document,
                     traces,
@@ -965,7 +955,7 @@ where
                     loaded,
                     output_json: output_json::<O>,
                     point_json: point_json::<P>,
-                }),
+                })),
             }),
             None,
         ))
@@ -993,6 +983,27 @@ where
             duration: Duration::ZERO,
         }
     }
+}
+
+/// Writes a durable run's final document: its status, output, error or pending question.
+async fn finish_document(
+    store: Arc<dyn CheckpointStore>,
+    mut doc: RunDocument,
+    output: Result<Option<serde_json::Value>, serde_json::Error>,
+    error: Option<String>,
+    suspended: Option<PendingInput>,
+) -> Result<(), StoreError> {
+    doc.output = output.map_err(|source| StoreError::Serialize { what: "the output", source })?;
+    doc.status = match (&doc.output, &suspended, &error) {
+        (_, Some(_), _) => RunStatus::Suspended,
+        (_, _, Some(_)) => RunStatus::Failed,
+        (Some(_), _, _) => RunStatus::Completed,
+        (None, None, None) => RunStatus::Failed,
+    };
+    doc.error = error;
+    doc.pending = suspended;
+    doc.updated_at = SystemTime::now();
+    store.put_document(&doc).await
 }
 
 fn output_json<O: Serialize>(o: &O) -> Result<serde_json::Value, serde_json::Error> {

@@ -98,14 +98,6 @@ impl RunCore {
         }
     }
 
-    /// Room for this many traces before the vector grows.
-    pub(crate) fn reserve_traces(&mut self, n: usize) {
-        self.traces
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .reserve(n);
-    }
-
     fn push_trace(&self, trace: RawTrace) {
         self.traces
             .lock()
