@@ -388,7 +388,13 @@ where
             let json = output.as_ref().map(output_json).transpose();
             let error_text = error.as_ref().map(ToString::to_string);
             // Boxed: only durable runs get here, and the document is large.
-            let written = Box::pin(finish_document(store, doc, json, error_text, suspended.clone()));
+            let written = Box::pin(finish_document(
+                store,
+                doc,
+                json,
+                error_text,
+                suspended.clone(),
+            ));
             if let Err(e) = written.await {
                 error = Some(FlowError::Checkpoint(e));
             }
@@ -993,7 +999,10 @@ async fn finish_document(
     error: Option<String>,
     suspended: Option<PendingInput>,
 ) -> Result<(), StoreError> {
-    doc.output = output.map_err(|source| StoreError::Serialize { what: "the output", source })?;
+    doc.output = output.map_err(|source| StoreError::Serialize {
+        what: "the output",
+        source,
+    })?;
     doc.status = match (&doc.output, &suspended, &error) {
         (_, Some(_), _) => RunStatus::Suspended,
         (_, _, Some(_)) => RunStatus::Failed,

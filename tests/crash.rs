@@ -1,0 +1,831 @@
+//! Crash test: a checkpointed flow is SIGKILLed at random moments and resumed until it completes.
+//!
+//! # How it works
+//!
+//! The helper process is this test binary itself. [`crash_worker`] is an `#[ignore]`d test that
+//! does nothing unless `ORCHFLOW_CRASH_WORKER` is set; the driver,
+//! [`sigkill_and_resume_until_done`], re-executes `std::env::current_exe()` with
+//! `--ignored --exact crash_worker --nocapture --test-threads=1` and these variables:
+//!
+//! * `ORCHFLOW_CRASH_WORKER=1`: be the worker;
+//! * `ORCHFLOW_CRASH_DIR`: the directory of the run's [`JsonCheckpointStore`];
+//! * `ORCHFLOW_CRASH_RUN`: the run id;
+//! * `ORCHFLOW_CRASH_LOG`: the side-effect log, one line `<step>:<key>` per step execution.
+//!
+//! The worker resumes the run if the store has a checkpoint for it, starts it otherwise, and on
+//! success writes the output as JSON to `<dir>/<run id>.output` and exits 0.
+//!
+//! The flow has sequential steps, a three-branch parallel group and a loop of five iterations
+//! (13 step executions). Each step sleeps 0–3 ms, computes a deterministic function of its input,
+//! appends its line to the side-effect log with a single write, and returns.
+//!
+//! For each run the driver spawns the worker, waits a random 1–25 ms and, if the worker is still
+//! running, kills it with SIGKILL, again and again until a worker exits by itself. After every
+//! session (killed or not) it checks that:
+//!
+//! * the checkpoint loads (`Ok`, never an error: no checkpoint is ever unreadable), has the status
+//!   `running` or `completed`, and never goes backwards;
+//! * every step the checkpoint covers has written its line, and no step the checkpoint already
+//!   covered when the session started ran again in it (a step runs again only if it was in
+//!   flight at a kill: logged, not yet checkpointed);
+//! * no step ran twice within one session and every line is a known step execution.
+//!
+//! At the end of a run: the output file and the checkpoint's output equal the output of an
+//! uninterrupted run, every step execution of the uninterrupted run is in the log, there are at
+//! most `kills × 3` duplicate lines (3 = the most steps in flight at once), and one more worker,
+//! not killed, returns the completed result within 30 s without running any step.
+//!
+//! Which steps a checkpoint covers is learnt from an uninterrupted durable run in this process,
+//! through a store that snapshots the side-effect log at every resumable point it saves.
+//!
+//! `ORCHFLOW_CRASH_KILLS` sets the number of kills (default 50; thousands for a soak run) and
+//! `ORCHFLOW_CRASH_SEED` the seed of the driver's kill delays (printed in the summary). A failing
+//! run leaves its directory (named in the panic message) for inspection.
+
+#![cfg(unix)]
+
+use orchflow::store::{Checkpoint, JournalEntry, PointRecord, RunDocument, RunStatus, StoreFuture};
+use orchflow::{CheckpointStore, JsonCheckpointStore, MemoryStore, RunId, flow, step};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Display;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const WORKER_ENV: &str = "ORCHFLOW_CRASH_WORKER";
+const DIR_ENV: &str = "ORCHFLOW_CRASH_DIR";
+const RUN_ENV: &str = "ORCHFLOW_CRASH_RUN";
+const LOG_ENV: &str = "ORCHFLOW_CRASH_LOG";
+const KILLS_ENV: &str = "ORCHFLOW_CRASH_KILLS";
+const SEED_ENV: &str = "ORCHFLOW_CRASH_SEED";
+
+/// The flow's input, the same for every run.
+const INPUT: u64 = 7;
+/// Iterations of the loop.
+const ROUNDS: u32 = 5;
+/// Step executions of an uninterrupted run.
+const EXECUTIONS: usize = 8 + ROUNDS as usize;
+/// The branches of the parallel group, in declaration order (journal branch index → step).
+const GROUP: [&str; 3] = ["left", "middle", "right"];
+/// The most steps in flight at once: the group's width.
+const WIDTH: usize = GROUP.len();
+/// Kill delays, in milliseconds.
+const KILL_DELAY_MS: (u64, u64) = (1, 25);
+/// A run that has not completed after this many workers is not making progress.
+const MAX_SPAWNS_PER_RUN: usize = 500;
+/// The signal `Child::kill` sends on Unix.
+const SIGKILL: i32 = 9;
+/// How long a worker that is not killed may take.
+const WORKER_TIMEOUT: Duration = Duration::from_secs(30);
+
+// ----- the flow -----
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Tally {
+    value: u64,
+    round: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Report {
+    value: u64,
+    rounds: u32,
+    digest: String,
+}
+
+/// A deterministic scrambler (splitmix64's finaliser), so that every value depends on every step.
+fn mix(x: u64, salt: u64) -> u64 {
+    let mut z = x ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The side-effect log, set once per process (by the worker from `ORCHFLOW_CRASH_LOG`, by the
+/// driver for its reference runs).
+static LOG: OnceLock<PathBuf> = OnceLock::new();
+
+/// Sleeps 0–3 ms, so that kills land anywhere in a step.
+async fn jitter() {
+    tokio::time::sleep(Duration::from_millis(step_random() % 4)).await;
+}
+
+/// The side effect: one line, appended with a single write.
+fn effect(step: &str, key: impl Display) {
+    let path = LOG.get().expect("the side-effect log is set");
+    let line = format!("{step}:{key}\n");
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    file.write_all(line.as_bytes())
+        .unwrap_or_else(|e| panic!("append to {}: {e}", path.display()));
+}
+
+#[step]
+async fn start(x: u64) -> u64 {
+    jitter().await;
+    let out = mix(x, 1);
+    effect("start", x);
+    out
+}
+
+#[step]
+async fn scale(x: u64) -> u64 {
+    jitter().await;
+    let out = mix(x, 2) >> 8;
+    effect("scale", x);
+    out
+}
+
+#[step]
+async fn left(x: &u64) -> u64 {
+    jitter().await;
+    let out = mix(*x, 3);
+    effect("left", x);
+    out
+}
+
+#[step]
+async fn middle(x: &u64) -> u64 {
+    jitter().await;
+    let out = mix(*x, 4);
+    effect("middle", x);
+    out
+}
+
+#[step]
+async fn right(x: &u64) -> u64 {
+    jitter().await;
+    let out = mix(*x, 5);
+    effect("right", x);
+    out
+}
+
+#[step]
+async fn merge(parts: (u64, u64, u64)) -> Tally {
+    jitter().await;
+    let value = mix(
+        parts.0 ^ parts.1.rotate_left(21) ^ parts.2.rotate_left(42),
+        6,
+    );
+    effect("merge", format_args!("{}/{}/{}", parts.0, parts.1, parts.2));
+    Tally { value, round: 0 }
+}
+
+#[step]
+async fn grow(t: Tally) -> Tally {
+    jitter().await;
+    let next = Tally {
+        value: mix(t.value, 7 + u64::from(t.round)),
+        round: t.round + 1,
+    };
+    effect("grow", format_args!("{}/{}", t.round, t.value));
+    next
+}
+
+fn grown(t: &Tally) -> bool {
+    t.round >= ROUNDS
+}
+
+#[step]
+async fn seal(t: Tally) -> Report {
+    jitter().await;
+    let report = Report {
+        value: t.value,
+        rounds: t.round,
+        digest: format!("{:016x}", mix(t.value, 99)),
+    };
+    effect("seal", format_args!("{}/{}", t.round, t.value));
+    report
+}
+
+#[step]
+async fn finish(r: Report) -> Report {
+    jitter().await;
+    let out = Report {
+        value: mix(r.value, 100),
+        ..r.clone()
+    };
+    effect("finish", &r.digest);
+    out
+}
+
+/// The flow under test. A macro, as the flow's type is spelled by `flow!`.
+macro_rules! crash_flow {
+    () => {
+        flow! {
+            #[flow(name = "crash")]
+            start => scale => [left, middle, right] => merge
+                => loop(max = 6) { grow } until grown => seal => finish
+        }
+    };
+}
+
+// ----- randomness -----
+
+/// xorshift64*, seeded from the process id and the clock.
+struct Rng(u64);
+
+impl Rng {
+    fn seeded() -> u64 {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        mix(nanos ^ (u64::from(std::process::id()) << 40), 0xC0FFEE) | 1
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = xorshift(self.0);
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform enough in `lo..=hi`.
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+}
+
+fn xorshift(mut x: u64) -> u64 {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    x
+}
+
+/// The steps' randomness: one shared xorshift state per process.
+fn step_random() -> u64 {
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    // Seed once (a lost race keeps the winner's seed), then step.
+    let _ = STATE.compare_exchange(0, Rng::seeded(), Ordering::Relaxed, Ordering::Relaxed);
+    let previous = STATE
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |x| Some(xorshift(x)))
+        .expect("the update always succeeds");
+    xorshift(previous).wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11
+}
+
+// ----- the worker -----
+
+/// The helper process: does nothing unless `ORCHFLOW_CRASH_WORKER` is set (see the header).
+#[test]
+#[ignore = "helper process of sigkill_and_resume_until_done; idle unless ORCHFLOW_CRASH_WORKER is set"]
+fn crash_worker() {
+    if std::env::var_os(WORKER_ENV).is_none() {
+        return;
+    }
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let dir = PathBuf::from(var(DIR_ENV));
+    let run_id: RunId = var(RUN_ENV).parse().expect("a run id");
+    LOG.set(PathBuf::from(var(LOG_ENV)))
+        .expect("the log is set once");
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(async move {
+        let store = JsonCheckpointStore::new(&dir);
+        let f = crash_flow!();
+        let durable = f.durable(store.clone());
+        let result = match store.load(run_id).await {
+            Ok(Some(_)) => durable
+                .resume(run_id)
+                .await
+                .unwrap_or_else(|e| panic!("resume run {run_id}: {e}")),
+            Ok(None) => durable.run_as(run_id, INPUT, ()).await,
+            Err(e) => panic!("unreadable checkpoint of run {run_id}: {e}"),
+        };
+        assert!(
+            result.success,
+            "run {run_id} failed at {:?}: {:?}",
+            result.failed_step, result.error
+        );
+        let output = result.output.expect("a successful run has an output");
+        let json = serde_json::to_vec(&output).expect("the output is JSON");
+        fs::write(output_path(&dir, run_id), json).expect("write the output");
+    });
+}
+
+fn output_path(dir: &Path, run_id: RunId) -> PathBuf {
+    dir.join(format!("{run_id}.output"))
+}
+
+// ----- the reference: an uninterrupted run -----
+
+/// What an uninterrupted run does.
+struct Reference {
+    /// Its output, as JSON.
+    output: serde_json::Value,
+    /// Its step executions (log lines), all distinct.
+    keys: BTreeSet<String>,
+    /// For every resumable point it saved (as JSON text), the step executions done at that point.
+    points: HashMap<String, BTreeSet<String>>,
+    /// The step execution of each branch of the group.
+    branches: [String; WIDTH],
+}
+
+/// A store that remembers, for every resumable point saved, which lines the log had then. When a
+/// point is saved no step is in flight, so these are exactly the steps the point covers.
+struct Recorder {
+    inner: MemoryStore,
+    points: Mutex<Vec<(String, BTreeSet<String>)>>,
+}
+
+impl CheckpointStore for Recorder {
+    fn put_document<'a>(&'a self, document: &'a RunDocument) -> StoreFuture<'a, ()> {
+        self.inner.put_document(document)
+    }
+
+    fn append<'a>(&'a self, run_id: RunId, entry: &'a JournalEntry) -> StoreFuture<'a, ()> {
+        if let PointRecord::Point(json) = &entry.record {
+            let lines = read_log(LOG.get().expect("the log is set"));
+            let keys = lines.iter().cloned().collect();
+            self.points.lock().unwrap().push((json.to_string(), keys));
+        }
+        self.inner.append(run_id, entry)
+    }
+
+    fn load<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<Checkpoint>> {
+        self.inner.load(run_id)
+    }
+}
+
+async fn reference(scratch: &Path) -> Reference {
+    let log = scratch.join("reference.log");
+    LOG.set(log.clone()).expect("the log is set once");
+    let f = crash_flow!();
+
+    let plain = f.run(INPUT).await;
+    assert!(plain.success, "uninterrupted run: {:?}", plain.error);
+    let output = serde_json::to_value(plain.output.expect("an output")).unwrap();
+    let lines = read_log(&log);
+    let keys: BTreeSet<String> = lines.iter().cloned().collect();
+    assert_eq!(lines.len(), EXECUTIONS, "{lines:#?}");
+    assert_eq!(
+        keys.len(),
+        EXECUTIONS,
+        "every execution has its own key: {lines:#?}"
+    );
+
+    fs::remove_file(&log).unwrap();
+    let recorder = Arc::new(Recorder {
+        inner: MemoryStore::default(),
+        points: Mutex::new(Vec::new()),
+    });
+    let durable = f.durable(recorder.clone()).run(INPUT).await;
+    assert!(
+        durable.success,
+        "uninterrupted durable run: {:?}",
+        durable.error
+    );
+    assert_eq!(
+        serde_json::to_value(durable.output.unwrap()).unwrap(),
+        output,
+        "a durable run computes what a plain run does"
+    );
+    let lines = read_log(&log);
+    assert_eq!(lines.iter().cloned().collect::<BTreeSet<_>>(), keys);
+    assert_eq!(lines.len(), EXECUTIONS);
+
+    let recorded = std::mem::take(&mut *recorder.points.lock().unwrap());
+    let last = recorded.last().expect("points were saved");
+    assert_eq!(last.1, keys, "the last point covers every step");
+    let points: HashMap<_, _> = recorded.into_iter().collect();
+    let branches = GROUP.map(|step| {
+        let mut of_step = keys.iter().filter(|k| k.split(':').next() == Some(step));
+        let key = of_step.next().expect("every branch ran").clone();
+        assert!(of_step.next().is_none(), "{step} runs once");
+        key
+    });
+    Reference {
+        output,
+        keys,
+        points,
+        branches,
+    }
+}
+
+impl Reference {
+    /// The step executions a checkpoint covers: those before its last resumable point, plus the
+    /// branches journaled after it.
+    fn covered(&self, checkpoint: &Checkpoint, what: &dyn Fn() -> String) -> BTreeSet<String> {
+        let journal = &checkpoint.journal;
+        let last = journal
+            .iter()
+            .rposition(|e| matches!(e.record, PointRecord::Point(_)));
+        let Some(last) = last else {
+            assert!(journal.is_empty(), "{}: branches before any point", what());
+            return BTreeSet::new();
+        };
+        let PointRecord::Point(json) = &journal[last].record else {
+            unreachable!()
+        };
+        let mut covered = self
+            .points
+            .get(&json.to_string())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{}: the checkpoint is at {json}, which the uninterrupted run never saved",
+                    what()
+                )
+            })
+            .clone();
+        for entry in &journal[last + 1..] {
+            match &entry.record {
+                PointRecord::Branch { index, .. } => {
+                    let key = self.branches.get(*index).unwrap_or_else(|| {
+                        panic!("{}: branch {index} of a {WIDTH}-branch group", what())
+                    });
+                    assert!(
+                        covered.insert(key.clone()),
+                        "{}: branch {index} journaled twice",
+                        what()
+                    );
+                }
+                other => panic!("{}: unexpected journal record {other:?}", what()),
+            }
+        }
+        covered
+    }
+}
+
+// ----- the driver -----
+
+/// The lines of a side-effect log (none if it does not exist yet). Every line must be complete.
+fn read_log(path: &Path) -> Vec<String> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => panic!("read {}: {e}", path.display()),
+    };
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "{}: torn last line: {text:?}",
+        path.display()
+    );
+    text.lines().map(str::to_owned).collect()
+}
+
+fn spawn_worker(dir: &Path, run_id: RunId, log: &Path, stderr: &Path) -> Child {
+    let exe = std::env::current_exe().expect("the test binary");
+    Command::new(exe)
+        .args([
+            "--ignored",
+            "--exact",
+            "crash_worker",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(WORKER_ENV, "1")
+        .env(DIR_ENV, dir)
+        .env(RUN_ENV, run_id.to_string())
+        .env(LOG_ENV, log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(stderr).expect("the worker's stderr file"))
+        .spawn()
+        .expect("spawn the worker")
+}
+
+/// Waits for a worker that is not killed, at most [`WORKER_TIMEOUT`].
+fn wait_uninterrupted(child: &mut Child, what: &dyn Fn() -> String) -> ExitStatus {
+    let deadline = Instant::now() + WORKER_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for the worker") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{}: a worker ran for more than {WORKER_TIMEOUT:?}", what());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// How one session (one worker) ended.
+enum Ended {
+    Killed,
+    Completed,
+}
+
+#[derive(Default)]
+struct Totals {
+    runs: usize,
+    spawns: usize,
+    kills: usize,
+    duplicates: usize,
+    /// Kills by how many step executions the checkpoint covered after them.
+    kills_at: BTreeMap<usize, usize>,
+    /// Kills that left a step logged but not checkpointed.
+    kills_in_flight: usize,
+    /// Kills before the run had a checkpoint.
+    kills_before_checkpoint: usize,
+}
+
+struct Run<'a> {
+    reference: &'a Reference,
+    rt: &'a tokio::runtime::Runtime,
+    dir: PathBuf,
+    log: PathBuf,
+    stderr: PathBuf,
+    run_id: RunId,
+    store: JsonCheckpointStore,
+    /// Log lines so far.
+    lines: Vec<String>,
+    /// What the checkpoint covered after the last session.
+    covered: BTreeSet<String>,
+    kills: usize,
+    spawns: usize,
+}
+
+impl Run<'_> {
+    fn what(&self) -> String {
+        format!(
+            "run {} in {} (after {} spawns, {} kills)",
+            self.run_id,
+            self.dir.display(),
+            self.spawns,
+            self.kills
+        )
+    }
+
+    fn worker_failed(&self, status: ExitStatus) -> ! {
+        let stderr = fs::read_to_string(&self.stderr).unwrap_or_default();
+        panic!(
+            "{}: the worker failed ({status}); its stderr:\n{stderr}",
+            self.what()
+        );
+    }
+
+    /// One worker: killed after `delay` if still running.
+    fn session(&mut self, delay: Duration, totals: &mut Totals) -> Ended {
+        assert!(
+            self.spawns < MAX_SPAWNS_PER_RUN,
+            "{}: not complete after {MAX_SPAWNS_PER_RUN} workers",
+            self.what()
+        );
+        self.spawns += 1;
+        totals.spawns += 1;
+        let mut child = spawn_worker(&self.dir, self.run_id, &self.log, &self.stderr);
+        std::thread::sleep(delay);
+        let ended = match child.try_wait().expect("poll the worker") {
+            Some(status) if status.success() => Ended::Completed,
+            Some(status) => self.worker_failed(status),
+            None => {
+                child.kill().expect("kill the worker");
+                let status = child.wait().expect("reap the worker");
+                if status.signal() == Some(SIGKILL) {
+                    Ended::Killed
+                } else if status.success() {
+                    Ended::Completed // it finished between the poll and the kill
+                } else {
+                    self.worker_failed(status)
+                }
+            }
+        };
+        self.check_session(&ended, totals);
+        ended
+    }
+
+    /// The checks after every session: see the header.
+    fn check_session(&mut self, ended: &Ended, totals: &mut Totals) {
+        let what = || self.what();
+        let lines = read_log(&self.log);
+        assert!(
+            lines.starts_with(&self.lines),
+            "{}: the log was rewritten",
+            what()
+        );
+        let new = &lines[self.lines.len()..];
+        let mut seen = BTreeSet::new();
+        let mut duplicates = 0;
+        for key in new {
+            assert!(
+                self.reference.keys.contains(key),
+                "{}: `{key}` is not a step execution of the flow",
+                what()
+            );
+            assert!(
+                seen.insert(key),
+                "{}: `{key}` ran twice in one session",
+                what()
+            );
+            assert!(
+                !self.covered.contains(key),
+                "{}: `{key}` ran again although the checkpoint covered it when the worker started",
+                what()
+            );
+            if self.lines.contains(key) {
+                duplicates += 1;
+            }
+        }
+        assert!(
+            duplicates <= WIDTH,
+            "{}: {duplicates} steps ran again after one kill, at most {WIDTH} can be in flight",
+            what()
+        );
+        totals.duplicates += duplicates;
+
+        let loaded = self
+            .rt
+            .block_on(self.store.load(self.run_id))
+            .unwrap_or_else(|e| panic!("{}: unreadable checkpoint: {e}", what()));
+        let covered = match &loaded {
+            None => {
+                assert!(
+                    lines.is_empty(),
+                    "{}: steps ran before the run had a checkpoint",
+                    what()
+                );
+                BTreeSet::new()
+            }
+            Some(checkpoint) => {
+                let status = &checkpoint.document.status;
+                assert!(
+                    matches!(status, RunStatus::Running | RunStatus::Completed),
+                    "{}: status {status:?}",
+                    what()
+                );
+                self.reference.covered(checkpoint, &what)
+            }
+        };
+        assert!(
+            self.covered.is_subset(&covered),
+            "{}: the checkpoint went backwards: it lost {:?}",
+            what(),
+            self.covered.difference(&covered).collect::<Vec<_>>()
+        );
+        let logged: BTreeSet<&String> = lines.iter().collect();
+        let unlogged: Vec<_> = covered.iter().filter(|k| !logged.contains(k)).collect();
+        assert!(
+            unlogged.is_empty(),
+            "{}: checkpointed steps that never ran: {unlogged:?}",
+            what()
+        );
+
+        match ended {
+            Ended::Killed => {
+                self.kills += 1;
+                totals.kills += 1;
+                *totals.kills_at.entry(covered.len()).or_default() += 1;
+                if loaded.is_none() {
+                    totals.kills_before_checkpoint += 1;
+                }
+                if logged.len() > covered.len() {
+                    totals.kills_in_flight += 1;
+                }
+            }
+            Ended::Completed => {
+                let checkpoint = loaded
+                    .as_ref()
+                    .unwrap_or_else(|| panic!("{}: completed without a checkpoint", what()));
+                assert_eq!(
+                    checkpoint.document.status,
+                    RunStatus::Completed,
+                    "{}",
+                    what()
+                );
+                assert_eq!(
+                    checkpoint.document.output.as_ref(),
+                    Some(&self.reference.output),
+                    "{}: the checkpoint's output",
+                    what()
+                );
+                assert_eq!(covered, self.reference.keys, "{}", what());
+            }
+        }
+        self.lines = lines;
+        self.covered = covered;
+    }
+
+    /// The checks once a worker has completed the run.
+    fn check_completed(&mut self) {
+        let what = || self.what();
+        let output = fs::read(output_path(&self.dir, self.run_id))
+            .unwrap_or_else(|e| panic!("{}: read the output: {e}", what()));
+        let output: serde_json::Value = serde_json::from_slice(&output)
+            .unwrap_or_else(|e| panic!("{}: the output is not JSON: {e}", what()));
+        assert_eq!(
+            output,
+            self.reference.output,
+            "{}: not the output of an uninterrupted run",
+            what()
+        );
+
+        let mut counts: BTreeMap<&String, usize> = BTreeMap::new();
+        for key in &self.lines {
+            *counts.entry(key).or_default() += 1;
+        }
+        let missing: Vec<_> = self
+            .reference
+            .keys
+            .iter()
+            .filter(|k| !counts.contains_key(k))
+            .collect();
+        assert!(missing.is_empty(), "{}: never ran: {missing:?}", what());
+        let duplicates = self.lines.len() - counts.len();
+        assert!(
+            duplicates <= self.kills * WIDTH,
+            "{}: {duplicates} duplicate lines after {} kills: {:?}",
+            what(),
+            self.kills,
+            counts.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
+        );
+
+        // A worker for a completed run returns its result and runs nothing.
+        fs::remove_file(output_path(&self.dir, self.run_id)).unwrap();
+        let mut child = spawn_worker(&self.dir, self.run_id, &self.log, &self.stderr);
+        let status = wait_uninterrupted(&mut child, &what);
+        if !status.success() {
+            self.worker_failed(status);
+        }
+        assert_eq!(
+            read_log(&self.log),
+            self.lines,
+            "{}: resuming a completed run ran steps",
+            what()
+        );
+        let again: serde_json::Value =
+            serde_json::from_slice(&fs::read(output_path(&self.dir, self.run_id)).unwrap())
+                .unwrap();
+        assert_eq!(again, self.reference.output, "{}", what());
+    }
+}
+
+#[test]
+fn sigkill_and_resume_until_done() {
+    let started = Instant::now();
+    let target: usize = std::env::var(KILLS_ENV)
+        .ok()
+        .map(|v| v.parse().expect("ORCHFLOW_CRASH_KILLS is a number"))
+        .unwrap_or(50);
+    let seed: u64 = std::env::var(SEED_ENV)
+        .ok()
+        .map(|v| v.parse().expect("ORCHFLOW_CRASH_SEED is a number"))
+        .unwrap_or_else(Rng::seeded);
+    let mut rng = Rng(seed | 1);
+
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let root = std::env::temp_dir().join(format!("orchflow-crash-{}-{nanos}", std::process::id()));
+    fs::create_dir_all(&root).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let reference = rt.block_on(reference(&root));
+
+    let mut totals = Totals::default();
+    while totals.kills < target {
+        totals.runs += 1;
+        let dir = root.join(format!("run-{}", totals.runs));
+        fs::create_dir_all(&dir).unwrap();
+        let mut run = Run {
+            reference: &reference,
+            rt: &rt,
+            log: dir.join("effects.log"),
+            stderr: dir.join("worker.stderr"),
+            store: JsonCheckpointStore::new(&dir),
+            dir,
+            run_id: RunId::new_v4(),
+            lines: Vec::new(),
+            covered: BTreeSet::new(),
+            kills: 0,
+            spawns: 0,
+        };
+        loop {
+            let delay = rng.range(KILL_DELAY_MS.0, KILL_DELAY_MS.1);
+            match run.session(Duration::from_millis(delay), &mut totals) {
+                Ended::Killed => {}
+                Ended::Completed => break,
+            }
+        }
+        run.check_completed();
+        fs::remove_dir_all(&run.dir).unwrap();
+    }
+    fs::remove_dir_all(&root).unwrap();
+
+    eprintln!(
+        "crash test: {} runs, {} workers, {} kills ({} before a checkpoint, {} with a step in \
+         flight), {} duplicate lines, kills by checkpointed steps {:?}, seed {seed}, {:.1?}",
+        totals.runs,
+        totals.spawns,
+        totals.kills,
+        totals.kills_before_checkpoint,
+        totals.kills_in_flight,
+        totals.duplicates,
+        totals.kills_at,
+        started.elapsed()
+    );
+}
