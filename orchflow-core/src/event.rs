@@ -185,6 +185,11 @@ impl<O, S> From<RunEvent> for Event<O, S> {
 
 pub(crate) type EventQueue = Mutex<VecDeque<RunEvent>>;
 
+/// A queue with room for a typical run's events, so a stream does not regrow it.
+pub(crate) fn new_queue() -> Arc<EventQueue> {
+    Arc::new(Mutex::new(VecDeque::with_capacity(64)))
+}
+
 type RunFuture<'f, O, S> = Pin<Box<dyn Future<Output = FlowResult<O, S>> + Send + 'f>>;
 
 /// The events of one run, as a [`Stream`]. The run makes progress only while the stream is
@@ -215,14 +220,20 @@ impl<'f, O, S> EventStream<'f, O, S> {
         EventStream {
             run: Some(run),
             queue,
-            ready: VecDeque::new(),
+            ready: VecDeque::with_capacity(64),
             last: None,
         }
     }
 
+    /// Takes the queued events: one lock, and (when nothing is left over) a swap of buffers
+    /// rather than a move per event.
     fn drain(&mut self) {
         let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        self.ready.extend(q.drain(..));
+        if self.ready.is_empty() {
+            std::mem::swap(&mut self.ready, &mut *q);
+        } else {
+            self.ready.extend(q.drain(..));
+        }
     }
 }
 

@@ -291,7 +291,7 @@ where
 
     /// Like [`stream`](Self::stream), with the given shared state.
     pub fn stream_with_state(&self, input: I, state: N::State) -> EventStream<'_, O, N::State> {
-        let queue = Arc::new(EventQueue::default());
+        let queue = crate::event::new_queue();
         let run = self.execute(Launch::fresh(input), state, Some(Arc::clone(&queue)));
         EventStream::new(Box::pin(run), queue)
     }
@@ -720,7 +720,7 @@ where
     where
         N::State: Default,
     {
-        let queue = Arc::new(EventQueue::default());
+        let queue = crate::event::new_queue();
         let events = Some(Arc::clone(&queue));
         let this = Durable {
             flow: self.flow,
@@ -767,7 +767,7 @@ where
         N::State: Default,
     {
         let (launch, done) = self.load(run_id, None).await?;
-        let queue = Arc::new(EventQueue::default());
+        let queue = crate::event::new_queue();
         let events = Some(Arc::clone(&queue));
         let state = N::State::default();
         let flow = self.flow;
