@@ -330,11 +330,11 @@ where
             loaded = d.loaded;
             store = Some(Arc::clone(&d.store));
             document = Some(Box::new((d.document, d.output_json)));
-            core.durable = Some(crate::run::Durable {
+            core.durable = Some(Box::new(crate::run::Durable {
                 store: d.store,
                 journal: tokio::sync::Mutex::new(d.journal),
                 point_json: d.point_json,
-            });
+            }));
         }
         let core = Arc::new(core);
         let run_id = core.run_id;

@@ -31,7 +31,8 @@ pub(crate) struct RunCore {
     pub(crate) traces_on: bool,
     events: Option<Arc<EventQueue>>,
     groups: AtomicU32,
-    pub(crate) durable: Option<Durable>,
+    /// Boxed: most runs are not durable, and many runs may be alive at once.
+    pub(crate) durable: Option<Box<Durable>>,
     pub(crate) human: crate::human::Asker,
 }
 
@@ -106,8 +107,9 @@ impl RunCore {
     }
 
     fn public(&self, t: &RawTrace) -> StepTrace {
-        let from = t.started.saturating_duration_since(self.started);
-        let to = t.ended.saturating_duration_since(self.started);
+        let from = Duration::from_nanos(t.started);
+        let took = Duration::from_nanos(t.took);
+        let to = from + took;
         let (input, output, error) = match &t.detail {
             Some(d) => (d.input.clone(), d.output.clone(), d.error.clone()),
             None => (None, None, None),
@@ -123,7 +125,7 @@ impl RunCore {
             outcome: t.outcome,
             started_at: self.started_at + from,
             ended_at: self.started_at + to,
-            duration: to.saturating_sub(from),
+            duration: took,
             success: t.outcome == AttemptOutcome::Succeeded,
         }
     }
@@ -254,8 +256,8 @@ impl Drop for CancelGuard<'_> {
                 parent: self.parent,
                 attempt: self.attempt,
                 group: self.group,
-                started,
-                ended: Instant::now(),
+                started: nanos(self.core.started, started),
+                took: nanos(started, Instant::now()),
                 outcome: AttemptOutcome::Cancelled,
                 detail: Some(Box::new(TraceDetail {
                     input: None,
@@ -274,10 +276,17 @@ pub(crate) struct RawTrace {
     parent: Option<&'static str>,
     attempt: u32,
     group: Option<u32>,
-    started: Instant,
-    ended: Instant,
     outcome: AttemptOutcome,
+    /// Nanoseconds from the run's start to the attempt's start.
+    started: u64,
+    /// The attempt's duration in nanoseconds.
+    took: u64,
     detail: Option<Box<TraceDetail>>,
+}
+
+/// Nanoseconds from `from` to `to` (0 if `to` is earlier), saturating at `u64::MAX`.
+fn nanos(from: Instant, to: Instant) -> u64 {
+    u64::try_from(to.saturating_duration_since(from).as_nanos()).unwrap_or(u64::MAX)
 }
 
 pub(crate) struct TraceDetail {
@@ -639,8 +648,8 @@ impl Rt {
                 parent: self.parent,
                 attempt: n,
                 group: self.group,
-                started,
-                ended,
+                started: nanos(core.started, started),
+                took: nanos(started, ended),
                 outcome,
                 detail,
             });
