@@ -81,11 +81,6 @@ impl<S> StepContext<S> {
     }
 }
 
-pub(crate) fn unit_state() -> &'static Arc<()> {
-    static UNIT: std::sync::OnceLock<Arc<()>> = std::sync::OnceLock::new();
-    UNIT.get_or_init(|| Arc::new(()))
-}
-
 impl<S> Clone for StepContext<S> {
     fn clone(&self) -> Self {
         StepContext {

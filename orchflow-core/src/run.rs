@@ -33,6 +33,8 @@ pub(crate) struct RunCore {
     groups: AtomicU32,
     /// Boxed: most runs are not durable, and many runs may be alive at once.
     pub(crate) durable: Option<Box<Durable>>,
+    /// The state of steps without typed state.
+    pub(crate) unit: Arc<()>,
     pub(crate) human: crate::human::Asker,
 }
 
@@ -70,6 +72,7 @@ impl RunCore {
             events,
             groups: AtomicU32::new(0),
             durable: None,
+            unit: Arc::new(()),
             human: crate::human::Asker::default(),
         }
     }
@@ -559,7 +562,7 @@ impl Rt {
         } else {
             None
         };
-        let Some(state) = <St::Needs as StateReq>::resolve(&self.state) else {
+        let Some(state) = <St::Needs as StateReq>::resolve(&self.state, &self.core.unit) else {
             let message = format!("step `{name}` needs another shared state type than this run's");
             return Err(Failure::Panicked(message));
         };
@@ -662,7 +665,7 @@ impl Rt {
     where
         P: crate::__private::Predicate<T, M>,
     {
-        let Some(state) = <P::Needs as StateReq>::resolve(&self.state) else {
+        let Some(state) = <P::Needs as StateReq>::resolve(&self.state, &self.core.unit) else {
             return Err(Halt::new(FlowError::PredicatePanicked {
                 predicate: which,
                 message: "the predicate's `StepContext` names another state type than the flow's"

@@ -183,21 +183,23 @@ pub trait StateReq: sealed::Sealed + Send + Sync + 'static {
     /// The state type a run of a flow with this requirement carries (`()` for [`AnyState`]).
     type State: Send + Sync + 'static;
 
-    /// The state as a step with this requirement sees it, from the run's (type-erased) state.
-    /// `None` only if the run's state has another type, which `flow!` rules out at compile time.
-    fn resolve(run_state: &Arc<dyn Any + Send + Sync>) -> Option<Arc<Self::State>>;
+    /// The state as a step with this requirement sees it, from the run's (type-erased) state,
+    /// or the run's own unit value for steps without typed state (a per-run `Arc`, so parallel
+    /// runs never share a reference count). `None` only if the run's state has another type,
+    /// which `flow!` rules out at compile time.
+    fn resolve(run_state: &Arc<dyn Any + Send + Sync>, unit: &Arc<()>) -> Option<Arc<Self::State>>;
 }
 impl StateReq for AnyState {
     type State = ();
     #[inline]
-    fn resolve(_: &Arc<dyn Any + Send + Sync>) -> Option<Arc<()>> {
-        Some(Arc::clone(crate::context::unit_state()))
+    fn resolve(_: &Arc<dyn Any + Send + Sync>, unit: &Arc<()>) -> Option<Arc<()>> {
+        Some(Arc::clone(unit))
     }
 }
 impl<S: Send + Sync + 'static> StateReq for NeedsState<S> {
     type State = S;
     #[inline]
-    fn resolve(run_state: &Arc<dyn Any + Send + Sync>) -> Option<Arc<S>> {
+    fn resolve(run_state: &Arc<dyn Any + Send + Sync>, _: &Arc<()>) -> Option<Arc<S>> {
         Arc::clone(run_state).downcast::<S>().ok()
     }
 }
