@@ -216,6 +216,16 @@ fn classify_params(func: &ItemFn, errors: &mut Errors) -> (Input, Ctx) {
     for (i, p) in params.iter().take(2).enumerate() {
         let ty = &*p.ty;
         if let Some(c) = ctx_of(ty) {
+            if let Type::Reference(syn::TypeReference {
+                mutability: Some(m),
+                ..
+            }) = peel(ty)
+            {
+                errors.push(syn::Error::new_spanned(
+                    m,
+                    "take the context by shared reference, `&StepContext<S>`: parallel steps see it at once",
+                ));
+            }
             if i + 1 != params.len().min(2) {
                 errors.push(syn::Error::new_spanned(
                     ty,
