@@ -329,6 +329,19 @@ where
     }
 }
 
+/// The value behind a reference as JSON when its type is `Serialize`, else `None`; decided at
+/// compile time (autoref specialisation) where the type is concrete.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __orchflow_to_json {
+    ($value:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::__private::{CaptureJson as _, CaptureNone as _};
+        (&&$crate::__private::Capture($value)).capture()
+    }};
+}
+pub use crate::__orchflow_to_json as to_json;
+
 /// Wraps a captured value for autoref-based JSON capture (see [`CaptureJson`]).
 pub struct Capture<'a, T>(pub &'a T);
 

@@ -626,10 +626,14 @@ impl<'a> Lower<'a> {
                     Src::Value(v) => quote!(#p::Feed::Owned(#v)),
                     Src::Feed(f) => f.clone(),
                 };
+                let names: Vec<_> = (0..branches.len())
+                    .map(|i| format_ident!("__branch{}", i))
+                    .collect();
                 quote! {{
                     let __in = #input;
                     let __g = #rt.group();
-                    #p::try_join!(#(#futures),*)?
+                    #(let #names = #futures;)*
+                    #p::try_join!(#(#names),*)?
                 }}
             }
             Item::If {
@@ -877,11 +881,7 @@ impl<'a> Lower<'a> {
                         ::core::option::Option::Some(__v) => __v,
                         ::core::option::Option::None => {
                             let __v = #code;
-                            __g.branch_reached(#in_group_name, #b, || {
-                                use #p::{CaptureJson as _, CaptureNone as _};
-                                (&&#p::Capture(&__v)).capture()
-                            })
-                            .await?;
+                            __g.branch_reached(#in_group_name, #b, || #p::to_json!(&__v)).await?;
                             __v
                         }
                     };
@@ -889,11 +889,15 @@ impl<'a> Lower<'a> {
                 }
             }
         });
+        let names: Vec<_> = (0..branches.len())
+            .map(|i| format_ident!("__branch{}", i))
+            .collect();
         quote! {
             #pattern => {
                 let __in = #feed;
                 let __g = __rt.group();
-                let (#(#outs,)*) = #p::try_join!(#(#futures),*)?;
+                #(let #names = #futures;)*
+                let (#(#outs,)*) = #p::try_join!(#(#names),*)?;
                 __Point::#after((#(#outs,)*))
             }
         }
@@ -936,18 +940,21 @@ impl<'a> Lower<'a> {
                     quote!(input: #prev,)
                 };
                 variants.push(quote!(#ig { #input done: (#(::core::option::Option<#bs>,)*) }));
-                names.push(quote!(__Point::#ig { .. } => #p::Some(stringify!(#ig))));
+                let lit = self.in_group_name(i);
+                names.push(quote!(__Point::#ig { .. } => #p::Some(#lit)));
                 all_points.push(self.in_group_name(i));
                 generics.extend(bs);
             }
             match item {
                 Item::Loop { .. } => {
                     variants.push(quote!(#v { iteration: u32, value: #g }));
-                    names.push(quote!(__Point::#v { .. } => #p::Some(stringify!(#v))));
+                    let lit = &self.point_names[i];
+                    names.push(quote!(__Point::#v { .. } => #p::Some(#lit)));
                 }
                 _ => {
                     variants.push(quote!(#v(#g)));
-                    names.push(quote!(__Point::#v(..) => #p::Some(stringify!(#v))));
+                    let lit = &self.point_names[i];
+                    names.push(quote!(__Point::#v(..) => #p::Some(#lit)));
                 }
             }
             all_points.push(self.point_names[i].clone());

@@ -533,13 +533,11 @@ fn emit(
             #policy
 
             fn capture_input(&self, __value: &Self::Input) -> ::core::option::Option<#private::Value> {
-                use #private::{CaptureJson as _, CaptureNone as _};
-                (&&#private::Capture(__value)).capture()
+                #private::to_json!(__value)
             }
 
             fn capture_output(&self, __value: &Self::Output) -> ::core::option::Option<#private::Value> {
-                use #private::{CaptureJson as _, CaptureNone as _};
-                (&&#private::Capture(__value)).capture()
+                #private::to_json!(__value)
             }
         }
 
