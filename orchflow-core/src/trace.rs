@@ -51,16 +51,21 @@ pub struct StepTrace {
     /// The step's name.
     pub step: Cow<'static, str>,
     /// The enclosing step when this step ran inside a nested flow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<Cow<'static, str>>,
     /// 1 for the first attempt.
     pub attempt: u32,
     /// Shared by every branch of one parallel group in one run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallel_group_id: Option<u32>,
     /// The input, as JSON, when captured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<serde_json::Value>,
     /// The output, as JSON, when captured and the attempt succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<serde_json::Value>,
     /// The error's message when the attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// How the attempt ended.
     pub outcome: AttemptOutcome,
