@@ -345,7 +345,7 @@ impl Rt {
         let max = retry.max_attempts();
         let span = tracing::info_span!("step", step = name, group = self.group);
         let span = &span;
-        async move {
+        {
             let mut n = 1u32;
             loop {
                 if n >= max {
@@ -403,7 +403,6 @@ impl Rt {
                 }
             }
         }
-        .await
     }
 
     /// Whether this run saves checkpoints (the generated driver skips [`reached`](Self::reached)
