@@ -775,7 +775,9 @@ where
             match (launch, done) {
                 (Some(launch), _) => flow.execute(launch, state, events).await,
                 (None, Some(done)) => done.into_result(state, flow.info.name),
-                (None, None) => unreachable_result(run_id, flow.info.name, state),
+                (None, None) => {
+                    not_started(run_id, flow.info.name, state, StoreError::NotFound(run_id))
+                }
             }
         };
         Ok(EventStream::new(Box::pin(run), queue))
@@ -975,19 +977,7 @@ where
         e: StoreError,
     ) -> FlowResult<O, N::State> {
         drop(input);
-        FlowResult {
-            run_id,
-            flow: self.flow.info.name,
-            output: None,
-            success: false,
-            failed_step: None,
-            error: Some(FlowError::Checkpoint(e)),
-            suspended: None,
-            traces: Vec::new(),
-            state: Arc::new(state),
-            started_at: SystemTime::now(),
-            duration: Duration::ZERO,
-        }
+        not_started(run_id, self.flow.info.name, state, e)
     }
 }
 
@@ -1056,14 +1046,20 @@ impl<O> Done<O> {
     }
 }
 
-fn unreachable_result<O, S>(run_id: RunId, flow: &'static str, state: S) -> FlowResult<O, S> {
+/// The result of a run that could not start because its checkpoint could not be written or read.
+fn not_started<O, S>(
+    run_id: RunId,
+    flow: &'static str,
+    state: S,
+    e: StoreError,
+) -> FlowResult<O, S> {
     FlowResult {
         run_id,
         flow,
         output: None,
         success: false,
         failed_step: None,
-        error: Some(FlowError::Checkpoint(StoreError::NotFound(run_id))),
+        error: Some(FlowError::Checkpoint(e)),
         suspended: None,
         traces: Vec::new(),
         state: Arc::new(state),
