@@ -4,7 +4,7 @@ use crate::context::{RunId, StepContext};
 use crate::error::{FlowError, StepError};
 use crate::event::{CheckpointEvent, EventQueue, RunEvent, StepEvent};
 use crate::policy::{FlowDefaults, RetryPolicy};
-use crate::step::{Feed, StateReq, StepCall, StepDef, StepFailure};
+use crate::step::{Feed, StateOf, StateReq, StepCall, StepDef, StepFailure};
 use crate::store::{CheckpointStore, JournalEntry, PointRecord, StoreError};
 use crate::trace::{AttemptOutcome, StepTrace};
 use std::any::Any;
@@ -177,6 +177,35 @@ pub struct Rt {
     pub(crate) parent: Option<&'static str>,
     pub(crate) group: Option<u32>,
     pub(crate) defaults: FlowDefaults,
+    /// The context handed to steps that take none (`StepDef::uses_context` is false): built once
+    /// per handle, so those steps cost no reference counting per attempt.
+    idle: StepContext<()>,
+}
+
+impl Rt {
+    fn with(
+        core: Arc<RunCore>,
+        state: Arc<dyn Any + Send + Sync>,
+        parent: Option<&'static str>,
+        group: Option<u32>,
+        defaults: FlowDefaults,
+    ) -> Rt {
+        let idle = StepContext {
+            core: Arc::clone(&core),
+            state: Arc::clone(&core.unit),
+            step: parent.unwrap_or(""),
+            attempt: 0,
+            group,
+        };
+        Rt {
+            core,
+            state,
+            parent,
+            group,
+            defaults,
+            idle,
+        }
+    }
 }
 
 /// How one attempt failed, before it is boxed into a [`StepError`].
@@ -304,25 +333,19 @@ impl Rt {
         state: Arc<dyn Any + Send + Sync>,
         defaults: FlowDefaults,
     ) -> Self {
-        Rt {
-            core,
-            state,
-            parent: None,
-            group: None,
-            defaults,
-        }
+        Rt::with(core, state, None, None, defaults)
     }
 
     /// A handle for the branches of a new parallel group (they share its id).
     pub fn group(&self) -> Rt {
         let id = self.core.groups.fetch_add(1, Ordering::Relaxed) + 1;
-        Rt {
-            core: Arc::clone(&self.core),
-            state: Arc::clone(&self.state),
-            parent: self.parent,
-            group: Some(id),
-            defaults: self.defaults,
-        }
+        Rt::with(
+            Arc::clone(&self.core),
+            Arc::clone(&self.state),
+            self.parent,
+            Some(id),
+            self.defaults,
+        )
     }
 
     /// Runs a step with its retry policy (step > flow > none), recording a trace per attempt.
@@ -561,16 +584,32 @@ impl Rt {
         } else {
             None
         };
-        let Some(state) = <St::Needs as StateReq>::resolve(&self.state, &self.core.unit) else {
-            let message = format!("step `{name}` needs another shared state type than this run's");
-            return Err(Failure::Panicked(message));
+        // Steps that take no context get the handle's idle one (no reference counting); the
+        // others a fresh one with their name and attempt.
+        let idle = if step.uses_context() {
+            None
+        } else {
+            (&self.idle as &dyn Any).downcast_ref::<StepContext<StateOf<St>>>()
         };
-        let ctx = StepContext {
-            core: Arc::clone(&self.core),
-            state,
-            step: name,
-            attempt: n,
-            group: self.group,
+        let fresh;
+        let ctx = match idle {
+            Some(idle) => idle,
+            None => {
+                let Some(state) = <St::Needs as StateReq>::resolve(&self.state, &self.core.unit)
+                else {
+                    let message =
+                        format!("step `{name}` needs another shared state type than this run's");
+                    return Err(Failure::Panicked(message));
+                };
+                fresh = StepContext {
+                    core: Arc::clone(&self.core),
+                    state,
+                    step: name,
+                    attempt: n,
+                    group: self.group,
+                };
+                &fresh
+            }
         };
         let mut guard = CancelGuard {
             core,
@@ -586,7 +625,7 @@ impl Rt {
         } else {
             tracing::info_span!(parent: step_span, "attempt", attempt = n)
         };
-        let mut fut = pin!(step.call(input, &ctx));
+        let mut fut = pin!(step.call(input, ctx));
         // Boxed: a `Sleep` is large, and most steps have no timeout; keep the future small.
         let mut sleep = timeout.map(|d| Box::pin(tokio::time::sleep(d)));
         let result = poll_fn(|cx| {
@@ -696,12 +735,12 @@ impl Rt {
         defaults: FlowDefaults,
     ) -> Rt {
         let state: Arc<dyn Any + Send + Sync> = Arc::clone(&ctx.state) as _;
-        Rt {
-            core: Arc::clone(&ctx.core),
+        Rt::with(
+            Arc::clone(&ctx.core),
             state,
-            parent: Some(ctx.step),
-            group: ctx.group,
+            Some(ctx.step),
+            ctx.group,
             defaults,
-        }
+        )
     }
 }

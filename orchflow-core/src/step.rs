@@ -112,6 +112,13 @@ pub trait StepDef: Send + Sync + 'static {
         StepPolicy::INHERIT
     }
 
+    /// Whether the step reads its [`StepContext`]. A step that answers `false` is handed a
+    /// shared context whose step name and attempt are not its own, which saves building one per
+    /// attempt; `#[step]` answers `false` for functions without a context parameter.
+    fn uses_context(&self) -> bool {
+        true
+    }
+
     /// Whether flow-level default retries apply to this step when it sets none.
     /// Nested flows answer `false`: their steps already retry.
     fn inherits_defaults(&self) -> bool {

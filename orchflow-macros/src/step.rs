@@ -487,6 +487,14 @@ fn emit(
             }
         }
     };
+    let uses_context = match ctx {
+        Ctx::None => quote!(
+            fn uses_context(&self) -> bool {
+                false
+            }
+        ),
+        _ => quote!(),
+    };
     let unused_input = match input {
         _ if fallback => quote!(let _ = (__input, __ctx);),
         Input::Unit => quote!(let _ = __input;),
@@ -529,6 +537,8 @@ fn emit(
             fn name(&self) -> &'static str {
                 #name
             }
+
+            #uses_context
 
             #policy
 
