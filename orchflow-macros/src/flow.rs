@@ -144,7 +144,7 @@ impl Parser0<'_> {
             let max = if input.peek(syn::token::Paren) {
                 let content;
                 parenthesized!(content in input);
-                self.loop_max(&content, loop_token.span)?
+                self.loop_max(&content)?
             } else {
                 self.errors.at(
                     loop_token.span,
@@ -215,7 +215,7 @@ impl Parser0<'_> {
         ))
     }
 
-    fn loop_max(&mut self, content: ParseStream, loop_span: Span) -> syn::Result<u32> {
+    fn loop_max(&mut self, content: ParseStream) -> syn::Result<u32> {
         let key: syn::Ident = content.parse()?;
         if key != "max" {
             self.errors.at(
@@ -239,7 +239,6 @@ impl Parser0<'_> {
             }
             Ok(n) => Ok(n),
             Err(_) => {
-                let _ = loop_span;
                 self.errors.at(
                     lit.span(),
                     "`max` must be a whole number that fits in `u32`",
@@ -310,12 +309,7 @@ impl Parse for FlowInput {
         if !input.is_empty() {
             return Err(input.error("expected `=>` between items of the flow"));
         }
-        for orphan in options.orphans() {
-            errors.at(
-                options.span_of(orphan),
-                format_args!("`{orphan}` has no effect without `retry = N`"),
-            );
-        }
+        options.check_retry_options(&mut errors);
         Ok(FlowInput {
             options,
             pipeline,
@@ -700,16 +694,9 @@ impl<'a> Lower<'a> {
                 span,
             } => {
                 let start = self.owned(&src, *span);
-                let next = self.loop_body(body, quote!(__v), from, rt);
-                let stop = match until {
-                    Some(u) => {
-                        let slot = self.slot(u.slot);
-                        let name = pred_name(u);
-                        let uspan = u.expr.span();
-                        let test = respan(quote!(#rt.decide(#name, &__v, &#slot)), uspan);
-                        let test = quote!(#test?);
-                        quote!(__i >= #max || #test)
-                    }
+                let next = self.loop_body(body, quote!(__v), rt);
+                let stop = match self.until(until, quote!(__v), rt) {
+                    Some(test) => quote!(__i >= #max || #test),
                     None => quote!(__i >= #max),
                 };
                 quote! {{
@@ -728,21 +715,28 @@ impl<'a> Lower<'a> {
     }
 
     /// A loop body applied to `value`, checked to give back the loop's type.
-    fn loop_body(
-        &self,
-        body: &Pipeline,
-        value: TokenStream,
-        from: Option<&TokenStream>,
-        rt: &TokenStream,
-    ) -> TokenStream {
+    fn loop_body(&self, body: &Pipeline, value: TokenStream, rt: &TokenStream) -> TokenStream {
         let p = &self.private;
         // Inside the body, the first step takes the loop's value: name its producer as the body's
         // own last step when iterating, which is what a mismatch on the way back in is about.
-        let _ = from;
         let body_marker = self.pipeline_marker(body);
         let code = self.pipeline(body, Src::Value(value), Some(&body_marker), rt);
         let span = Self::pipeline_span(body);
         respan_call(quote!(#p::loop_carry), quote!(#body_marker,), code, span)
+    }
+
+    /// The `until` predicate of a loop asked about `value`, spanned at the predicate.
+    fn until(
+        &self,
+        until: &Option<Pred>,
+        value: TokenStream,
+        rt: &TokenStream,
+    ) -> Option<TokenStream> {
+        let u = until.as_ref()?;
+        let slot = self.slot(u.slot);
+        let name = pred_name(u);
+        let test = respan(quote!(#rt.decide(#name, &#value, &#slot)), u.expr.span());
+        Some(quote!(#test?))
     }
 
     fn pipeline(
@@ -973,24 +967,12 @@ impl<'a> Lower<'a> {
                 Item::Loop {
                     max, body, until, ..
                 } => {
-                    let from = if i == 0 {
-                        None
-                    } else {
-                        Some(self.marker(&items[i - 1]))
-                    };
-                    let body_code =
-                        self.loop_body(body, quote!(value), from.as_ref(), &quote!(__rt));
+                    let body_code = self.loop_body(body, quote!(value), &quote!(__rt));
                     let exit = self.next_point(i + 1, Src::Value(quote!(value)));
-                    let stop = match until {
-                        Some(u) => {
-                            let slot = self.slot(u.slot);
-                            let name = pred_name(u);
-                            let test =
-                                respan(quote!(__rt.decide(#name, &value, &#slot)), u.expr.span());
-                            // The body runs at least once: the predicate is asked from the first
-                            // iteration's output on.
-                            quote!(iteration > 0 && (iteration >= #max || #test?))
-                        }
+                    let stop = match self.until(until, quote!(value), &quote!(__rt)) {
+                        // The body runs at least once: the predicate is asked from the first
+                        // iteration's output on.
+                        Some(test) => quote!(iteration > 0 && (iteration >= #max || #test)),
                         // `max` is at least 1, so this also lets the first iteration run.
                         None => quote!(iteration >= #max),
                     };

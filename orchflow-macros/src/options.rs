@@ -240,8 +240,27 @@ impl Options {
             .map_or_else(Span::call_site, |(_, s)| *s)
     }
 
+    /// Reports retry options that contradict each other: a delay, backoff, cap or jitter
+    /// without `retry`, and a cap shorter than the first delay.
+    pub(crate) fn check_retry_options(&self, errors: &mut Errors) {
+        for orphan in self.orphans() {
+            errors.at(
+                self.span_of(orphan),
+                format_args!("`{orphan}` has no effect without `retry = N`"),
+            );
+        }
+        if let (Some(d), Some(m)) = (self.delay, self.max_delay) {
+            if m.0 < d.0 {
+                errors.at(
+                    self.span_of("max_delay"),
+                    "`max_delay` is shorter than `delay`",
+                );
+            }
+        }
+    }
+
     /// The options that only make sense with `retry`, if set without it.
-    pub(crate) fn orphans(&self) -> Vec<&'static str> {
+    fn orphans(&self) -> Vec<&'static str> {
         let mut v = Vec::new();
         if self.retry.is_none() {
             if self.delay.is_some() {

@@ -9,6 +9,7 @@ use quote::{quote, quote_spanned};
 fn at(span: Span) -> Span {
     Span::call_site().located_at(span)
 }
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, ItemFn, PathArguments, ReturnType, Type};
 
@@ -62,9 +63,8 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
 
     // Problems that leave nothing sensible to generate: keep the function as written.
     let mut fatal = Errors::default();
-    if let Some(lt) = sig.generics.lt_token {
+    if sig.generics.lt_token.is_some() {
         let span = sig.generics.span();
-        let _ = lt;
         fatal.at(
             span,
             "a step cannot be generic: `flow!` needs one concrete input and output type",
@@ -113,26 +113,13 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             );
         }
     }
-    for orphan in opts.orphans() {
-        errors.at(
-            opts.span_of(orphan),
-            format_args!("`{orphan}` has no effect without `retry = N`"),
-        );
-    }
+    opts.check_retry_options(&mut errors);
     if let Some(r) = &opts.retry_if {
         if matches!(ret, Ret::Plain(_)) {
             errors.push(syn::Error::new_spanned(
                 r,
                 "`retry_if` looks at the step's error, but this step cannot fail: return `Result<T, E>`",
             ));
-        }
-    }
-    if let (Some(d), Some(m)) = (opts.delay, opts.max_delay) {
-        if m.0 < d.0 {
-            errors.at(
-                opts.span_of("max_delay"),
-                "`max_delay` is shorter than `delay`",
-            );
         }
     }
 
@@ -373,7 +360,7 @@ fn emit(
         .name
         .as_ref()
         .map(|n| n.value())
-        .unwrap_or_else(|| ident.unraw_string());
+        .unwrap_or_else(|| ident.unraw().to_string());
     let docs: Vec<_> = func
         .attrs
         .iter()
@@ -556,16 +543,6 @@ fn emit(
         impl #private::StepCall for #ident {
             #impl_fn
         }
-    }
-}
-
-trait UnrawString {
-    fn unraw_string(&self) -> String;
-}
-impl UnrawString for syn::Ident {
-    fn unraw_string(&self) -> String {
-        use syn::ext::IdentExt;
-        self.unraw().to_string()
     }
 }
 
