@@ -323,12 +323,10 @@ where
         core.human = crate::human::Asker::new(Arc::clone(&self.input), answer);
         core.traces_on = self.traces;
         let mut loaded = None;
-        let mut store = None;
         let mut document = None;
         if let Some(d) = durable {
             core = core.resumed(d.document.run_id, d.traces);
             loaded = d.loaded;
-            store = Some(Arc::clone(&d.store));
             document = Some(Box::new((d.document, d.output_json)));
             core.durable = Some(Box::new(crate::run::Durable {
                 store: d.store,
@@ -383,7 +381,8 @@ where
                 None
             }
         };
-        if let (Some(store), Some(document)) = (store, document) {
+        if let (Some(durable), Some(document)) = (&rt.core.durable, document) {
+            let store = Arc::clone(&durable.store);
             let (doc, output_json) = *document;
             let json = output.as_ref().map(output_json).transpose();
             let error_text = error.as_ref().map(ToString::to_string);

@@ -659,6 +659,17 @@ mod tests {
         (dir, store)
     }
 
+    /// A store holding the document of one running run.
+    async fn running_run() -> (TempDir, JsonCheckpointStore, RunId) {
+        let (tmp, store) = store();
+        let run_id = RunId::new_v4();
+        store
+            .put_document(&document(run_id, RunStatus::Running))
+            .await
+            .unwrap();
+        (tmp, store, run_id)
+    }
+
     fn files(store: &JsonCheckpointStore) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(store.dir())
             .expect("read dir")
@@ -748,12 +759,7 @@ mod tests {
 
     #[tokio::test]
     async fn replacing_a_document_leaves_no_temp_files() {
-        let (_tmp, store) = store();
-        let run_id = RunId::new_v4();
-        store
-            .put_document(&document(run_id, RunStatus::Running))
-            .await
-            .unwrap();
+        let (_tmp, store, run_id) = running_run().await;
         store.append(run_id, &entry(1)).await.unwrap();
         let mut suspended = document(run_id, RunStatus::Suspended);
         suspended.pending = Some(PendingInput {
@@ -811,12 +817,7 @@ mod tests {
 
     #[tokio::test]
     async fn truncated_document_is_corrupt() {
-        let (_tmp, store) = store();
-        let run_id = RunId::new_v4();
-        store
-            .put_document(&document(run_id, RunStatus::Running))
-            .await
-            .unwrap();
+        let (_tmp, store, run_id) = running_run().await;
         let path = store.document_path(run_id);
         let full = fs::read(&path).unwrap();
         fs::write(&path, &full[..full.len() / 2]).unwrap();
@@ -834,12 +835,7 @@ mod tests {
 
     #[tokio::test]
     async fn garbage_document_is_corrupt() {
-        let (_tmp, store) = store();
-        let run_id = RunId::new_v4();
-        store
-            .put_document(&document(run_id, RunStatus::Running))
-            .await
-            .unwrap();
+        let (_tmp, store, run_id) = running_run().await;
         let path = store.document_path(run_id);
         fs::write(&path, b"\x00\xff not json at all").unwrap();
 
@@ -853,12 +849,7 @@ mod tests {
 
     #[tokio::test]
     async fn document_of_another_format_is_corrupt() {
-        let (_tmp, store) = store();
-        let run_id = RunId::new_v4();
-        store
-            .put_document(&document(run_id, RunStatus::Running))
-            .await
-            .unwrap();
+        let (_tmp, store, run_id) = running_run().await;
         let path = store.document_path(run_id);
         fs::write(&path, br#"{"format": "something-else", "version": 1}"#).unwrap();
 
@@ -881,12 +872,7 @@ mod tests {
 
     #[tokio::test]
     async fn document_of_another_version_is_unsupported() {
-        let (_tmp, store) = store();
-        let run_id = RunId::new_v4();
-        store
-            .put_document(&document(run_id, RunStatus::Running))
-            .await
-            .unwrap();
+        let (_tmp, store, run_id) = running_run().await;
         let path = store.document_path(run_id);
         let mut value: serde_json::Value =
             serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
@@ -912,12 +898,7 @@ mod tests {
 
     #[tokio::test]
     async fn document_of_the_wrong_shape_is_corrupt() {
-        let (_tmp, store) = store();
-        let run_id = RunId::new_v4();
-        store
-            .put_document(&document(run_id, RunStatus::Running))
-            .await
-            .unwrap();
+        let (_tmp, store, run_id) = running_run().await;
         let path = store.document_path(run_id);
         let mut value: serde_json::Value =
             serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
@@ -1018,12 +999,7 @@ mod tests {
 
     #[tokio::test]
     async fn torn_journal_tail_is_ignored_then_cut_by_the_next_append() {
-        let (_tmp, store) = store();
-        let run_id = RunId::new_v4();
-        store
-            .put_document(&document(run_id, RunStatus::Running))
-            .await
-            .unwrap();
+        let (_tmp, store, run_id) = running_run().await;
         store.append(run_id, &entry(1)).await.unwrap();
         store.append(run_id, &entry(2)).await.unwrap();
         // A crash in the middle of the third append.
@@ -1044,12 +1020,7 @@ mod tests {
 
     #[tokio::test]
     async fn unterminated_complete_line_is_not_acknowledged_either() {
-        let (_tmp, store) = store();
-        let run_id = RunId::new_v4();
-        store
-            .put_document(&document(run_id, RunStatus::Running))
-            .await
-            .unwrap();
+        let (_tmp, store, run_id) = running_run().await;
         store.append(run_id, &entry(1)).await.unwrap();
         // The write of entry 2 stopped just before its newline.
         write_journal_line(&store, run_id, &serde_json::to_vec(&entry(2)).unwrap());
@@ -1068,12 +1039,7 @@ mod tests {
 
     #[tokio::test]
     async fn torn_first_line_is_cut_entirely() {
-        let (_tmp, store) = store();
-        let run_id = RunId::new_v4();
-        store
-            .put_document(&document(run_id, RunStatus::Running))
-            .await
-            .unwrap();
+        let (_tmp, store, run_id) = running_run().await;
         fs::write(store.journal_path(run_id), b"{\"seq\":1,\"rec").unwrap();
 
         assert!(
@@ -1094,12 +1060,7 @@ mod tests {
 
     #[tokio::test]
     async fn torn_tail_is_found_past_a_long_last_line() {
-        let (_tmp, store) = store();
-        let run_id = RunId::new_v4();
-        store
-            .put_document(&document(run_id, RunStatus::Running))
-            .await
-            .unwrap();
+        let (_tmp, store, run_id) = running_run().await;
         let big = JournalEntry {
             seq: 1,
             record: PointRecord::Point(serde_json::json!({ "AfterPlan": "x".repeat(20_000) })),
@@ -1122,12 +1083,7 @@ mod tests {
 
     #[tokio::test]
     async fn corrupt_middle_line_names_the_line() {
-        let (_tmp, store) = store();
-        let run_id = RunId::new_v4();
-        store
-            .put_document(&document(run_id, RunStatus::Running))
-            .await
-            .unwrap();
+        let (_tmp, store, run_id) = running_run().await;
         let path = store.journal_path(run_id);
         let mut text = String::new();
         text.push_str(&serde_json::to_string(&entry(1)).unwrap());
@@ -1157,12 +1113,7 @@ mod tests {
 
     #[tokio::test]
     async fn non_increasing_seq_is_corrupt() {
-        let (_tmp, store) = store();
-        let run_id = RunId::new_v4();
-        store
-            .put_document(&document(run_id, RunStatus::Running))
-            .await
-            .unwrap();
+        let (_tmp, store, run_id) = running_run().await;
         for seq in [1, 2, 2] {
             store.append(run_id, &entry(seq)).await.unwrap();
         }
@@ -1181,12 +1132,7 @@ mod tests {
 
     #[tokio::test]
     async fn finished_runs_release_their_journal_handle() {
-        let (_tmp, store) = store();
-        let run_id = RunId::new_v4();
-        store
-            .put_document(&document(run_id, RunStatus::Running))
-            .await
-            .unwrap();
+        let (_tmp, store, run_id) = running_run().await;
         store.append(run_id, &entry(1)).await.unwrap();
         assert_eq!(lock(&store.inner.journals).len(), 1);
 

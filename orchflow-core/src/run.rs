@@ -243,9 +243,7 @@ impl<E: StepFailure> Failure<E> {
 
 /// A random (version 4) run id, without a system call.
 fn new_run_id() -> RunId {
-    let mut bytes = [0u8; 16];
-    bytes.iter_mut().for_each(|b| *b = fastrand::u8(..));
-    uuid::Builder::from_random_bytes(bytes).into_uuid()
+    uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid()
 }
 
 /// The halt for a step error that is a request to suspend the run.
@@ -368,61 +366,59 @@ impl Rt {
         let max = retry.max_attempts();
         let span = tracing::info_span!("step", step = name, group = self.group);
         let span = &span;
-        {
-            let mut n = 1u32;
-            loop {
-                if n >= max {
-                    return match self.attempt(step, input, n, timeout, span).await {
-                        Ok(v) => Ok(v),
-                        Err(f) => {
-                            if let Some(halt) = suspension(step, &f) {
-                                return Err(halt);
-                            }
-                            self.failed_event(name, n, &f, false);
-                            Err(Halt::new(FlowError::Step {
-                                step: Cow::Borrowed(name),
-                                attempts: n,
-                                source: f.into_step_error(),
-                            }))
-                        }
-                    };
-                }
-                match self.attempt(step, input.reborrow(), n, timeout, span).await {
-                    Ok(v) => return Ok(v),
+        let mut n = 1u32;
+        loop {
+            if n >= max {
+                return match self.attempt(step, input, n, timeout, span).await {
+                    Ok(v) => Ok(v),
                     Err(f) => {
                         if let Some(halt) = suspension(step, &f) {
                             return Err(halt);
                         }
-                        let worth_it = match (&f, policy.retry_if) {
-                            (Failure::Error(e), Some(pred)) => pred(e),
-                            _ => true,
-                        };
-                        self.failed_event(name, n, &f, worth_it);
-                        if !worth_it {
-                            return Err(Halt::new(FlowError::Step {
-                                step: Cow::Borrowed(name),
-                                attempts: n,
-                                source: f.into_step_error(),
-                            }));
-                        }
-                        let delay = retry.jittered_delay_before(n);
-                        tracing::debug!(step = name, attempt = n, ?delay, "retry scheduled");
-                        self.core.emit(|| {
-                            RunEvent::RetryScheduled(self.step_event(
-                                name,
-                                n + 1,
-                                Instant::now(),
-                                None,
-                                None,
-                                Some(delay),
-                            ))
-                        });
-                        if !delay.is_zero() {
-                            // Boxed so the common, retry-free path keeps a small future.
-                            Box::pin(tokio::time::sleep(delay)).await;
-                        }
-                        n += 1;
+                        self.failed_event(name, n, &f, false);
+                        Err(Halt::new(FlowError::Step {
+                            step: Cow::Borrowed(name),
+                            attempts: n,
+                            source: f.into_step_error(),
+                        }))
                     }
+                };
+            }
+            match self.attempt(step, input.reborrow(), n, timeout, span).await {
+                Ok(v) => return Ok(v),
+                Err(f) => {
+                    if let Some(halt) = suspension(step, &f) {
+                        return Err(halt);
+                    }
+                    let worth_it = match (&f, policy.retry_if) {
+                        (Failure::Error(e), Some(pred)) => pred(e),
+                        _ => true,
+                    };
+                    self.failed_event(name, n, &f, worth_it);
+                    if !worth_it {
+                        return Err(Halt::new(FlowError::Step {
+                            step: Cow::Borrowed(name),
+                            attempts: n,
+                            source: f.into_step_error(),
+                        }));
+                    }
+                    let delay = retry.jittered_delay_before(n);
+                    tracing::debug!(step = name, attempt = n, ?delay, "retry scheduled");
+                    self.core.emit(|| {
+                        RunEvent::RetryScheduled(self.step_event(
+                            name,
+                            n + 1,
+                            Instant::now(),
+                            None,
+                            None,
+                            Some(delay),
+                        ))
+                    });
+                    if !delay.is_zero() {
+                        // Boxed so the common, retry-free path keeps a small future.
+                        Box::pin(tokio::time::sleep(delay)).await;
+                    }
+                    n += 1;
                 }
             }
         }
