@@ -1,4 +1,25 @@
-//! `orchflow-agent`: the Planner → Executor → Verifier LLM agent built on orchflow.
+//! `orchflow-agent`: a Planner → Executor → Verifier LLM agent built on orchflow's own macros.
 //!
-//! Not built yet: this crate exists so that the workspace layout is final, and its tests check
-//! that the macros work in a crate that depends on `orchflow-core` alone.
+//! An agent run is a flow like any other: typed, traced, checkpointed and resumable.
+//!
+//! * [`llm`]: one async trait for chat models ([`LlmClient`]) with clients for Ollama's native
+//!   API and OpenAI-compatible servers, and [`Agent`] with `run` / `run_structured`.
+//! * [`tools`]: one trait for tools ([`Tool`]): a sandboxed Python runner, Tavily web search and
+//!   an offline BM25 search.
+//! * [`solver`]: the planner → executor → verifier loop, written as `#[step]`s and one `flow!`.
+//! * [`trajectory`]: every decision, tool call, verdict, token count and timing of a run.
+//! * [`eval`]: scoring a JSONL benchmark; [`prm`]: process-reward data pieces.
+//! * [`testing`]: a scripted LLM client for offline tests.
+
+pub mod llm;
+pub mod tools;
+pub mod trajectory;
+
+pub use llm::{ChatRequest, ChatResponse, LlmClient, LlmError, Message, Role, Usage};
+pub use tools::{Tool, ToolError, ToolOutput};
+
+pub mod agent;
+pub mod eval;
+pub mod prm;
+pub mod solver;
+pub mod testing;

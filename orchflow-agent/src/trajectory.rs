@@ -1,0 +1,280 @@
+//! Trajectories: everything an agent run decided, called, saw and spent.
+//!
+//! A [`Trajectory`] is also the solver's memory: the loop carries it from step to step, so a
+//! checkpoint of the run is a checkpoint of the trajectory so far. It serialises to JSON (one
+//! run) and JSONL (many runs, one per line: [`write_jsonl`], [`read_jsonl`]).
+
+use crate::llm::Usage;
+use crate::tools::{ToolError, ToolOutput};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, Write};
+
+/// What the planner chose to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Reason without a tool; `action_input` is the reasoning.
+    Think,
+    /// Search; `action_input` is the query.
+    Search,
+    /// Run Python; `action_input` is the program.
+    Code,
+    /// Give the final answer; `action_input` is the answer.
+    Answer,
+}
+
+impl Action {
+    /// The action's name as the planner writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Think => "think",
+            Action::Search => "search",
+            Action::Code => "code",
+            Action::Answer => "answer",
+        }
+    }
+}
+
+/// The planner's decision: the only model-driven choice of a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Decision {
+    /// Why.
+    pub thought: String,
+    /// What to do.
+    pub action: Action,
+    /// The action's argument: reasoning, query, program or answer.
+    pub action_input: String,
+}
+
+/// What the planner produced: a decision, or a reply that was not one (recorded as it came).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PlannerOutput {
+    /// A well-formed decision.
+    Decision(Decision),
+    /// A reply that did not parse as a decision, even after one retry. The step does nothing
+    /// but note the problem in memory, counts against the step budget, and scores reward 0.
+    Malformed {
+        /// The model's reply (shortened).
+        raw: String,
+        /// Why it did not parse.
+        error: String,
+    },
+}
+
+impl PlannerOutput {
+    /// The decision, if the output was one.
+    pub fn decision(&self) -> Option<&Decision> {
+        match self {
+            PlannerOutput::Decision(d) => Some(d),
+            PlannerOutput::Malformed { .. } => None,
+        }
+    }
+}
+
+/// One tool call and what came of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The tool's name.
+    pub tool: String,
+    /// The input given.
+    pub input: serde_json::Value,
+    /// The output, or why it failed.
+    #[serde(with = "tool_result")]
+    pub result: Result<ToolOutput, ToolError>,
+    /// Wall-clock time of the call.
+    pub duration_ms: u64,
+}
+
+/// `Result<ToolOutput, ToolError>` as `{"ok": …}` or `{"error": …}`.
+mod tool_result {
+    use super::{ToolError, ToolOutput};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Repr<T, E> {
+        Ok(T),
+        Error(E),
+    }
+
+    pub fn serialize<S: Serializer>(
+        r: &Result<ToolOutput, ToolError>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match r {
+            Ok(v) => Repr::<&ToolOutput, &ToolError>::Ok(v).serialize(s),
+            Err(e) => Repr::<&ToolOutput, &ToolError>::Error(e).serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Result<ToolOutput, ToolError>, D::Error> {
+        Ok(match Repr::<ToolOutput, ToolError>::deserialize(d)? {
+            Repr::Ok(v) => Ok(v),
+            Repr::Error(e) => Err(e),
+        })
+    }
+}
+
+/// The verifier's judgement after a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// Whether memory suffices to answer (the loop stops when it does).
+    pub sufficient: bool,
+    /// The verifier's reason.
+    pub reason: String,
+    /// `false` when the verifier's reply did not parse: then `sufficient` is `false`
+    /// ("continue"), and `raw` holds the reply.
+    pub parsed: bool,
+    /// The unparsable reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
+}
+
+/// One planner → executor → verifier step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrajectoryStep {
+    /// 0-based.
+    pub index: u32,
+    /// The planner's output.
+    pub decision: PlannerOutput,
+    /// The tool call the executor made (`search` and `code` decisions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call: Option<ToolCall>,
+    /// The verifier's verdict (absent after an `answer` decision, which ends the run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    /// Tokens used by this step's model calls (planner and verifier).
+    pub usage: Usage,
+    /// Time spent planning (model calls included).
+    pub planner_ms: u64,
+    /// Time spent executing.
+    pub executor_ms: u64,
+    /// Time spent verifying.
+    pub verifier_ms: u64,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Still running (the memory of an unfinished run).
+    Running,
+    /// The planner answered.
+    Answered,
+    /// The verifier judged memory sufficient; the answer was composed from it.
+    Verified,
+    /// `max_steps` ran out; the answer is the fallback.
+    BudgetExhausted,
+    /// The run failed (the model could not be reached, …); the answer is the fallback.
+    Failed {
+        /// Why.
+        error: String,
+    },
+}
+
+/// A whole run: the question, every step, the answer, and what it cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trajectory {
+    /// The question asked.
+    pub question: String,
+    /// The steps, in order.
+    pub steps: Vec<TrajectoryStep>,
+    /// The final answer (the fallback when the budget ran out); `None` while running.
+    pub answer: Option<String>,
+    /// How the run ended.
+    pub outcome: Outcome,
+    /// Tokens used in all.
+    pub usage: Usage,
+    /// Wall-clock time of the run (of the last process, for a resumed run).
+    pub duration_ms: u64,
+}
+
+impl Trajectory {
+    /// The start of a run: no steps yet.
+    ///
+    /// ```
+    /// use orchflow_agent::trajectory::{Outcome, Trajectory};
+    /// let t = Trajectory::new("What is 6 * 7?");
+    /// assert!(t.steps.is_empty());
+    /// assert_eq!(t.outcome, Outcome::Running);
+    /// ```
+    pub fn new(question: impl Into<String>) -> Self {
+        Trajectory {
+            question: question.into(),
+            steps: Vec::new(),
+            answer: None,
+            outcome: Outcome::Running,
+            usage: Usage::default(),
+            duration_ms: 0,
+        }
+    }
+
+    /// The tool calls made, in order.
+    pub fn tool_calls(&self) -> impl Iterator<Item = &ToolCall> {
+        self.steps.iter().filter_map(|s| s.tool_call.as_ref())
+    }
+
+    /// Whether the run has ended.
+    pub fn is_finished(&self) -> bool {
+        self.outcome != Outcome::Running
+    }
+}
+
+/// Why reading or writing trajectories failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrajectoryError {
+    /// The file could not be read or written.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A line is not a trajectory.
+    #[error("line {line}: {source}")]
+    Json {
+        /// 1-based line number.
+        line: usize,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+}
+
+/// Writes trajectories as JSONL: one JSON object per line.
+///
+/// ```
+/// use orchflow_agent::trajectory::{read_jsonl, write_jsonl, Trajectory};
+/// let runs = vec![Trajectory::new("a"), Trajectory::new("b")];
+/// let mut buf = Vec::new();
+/// write_jsonl(&mut buf, &runs).unwrap();
+/// assert_eq!(read_jsonl(&buf[..]).unwrap(), runs);
+/// ```
+pub fn write_jsonl<'a, W: Write>(
+    mut w: W,
+    runs: impl IntoIterator<Item = &'a Trajectory>,
+) -> Result<(), TrajectoryError> {
+    for t in runs {
+        serde_json::to_writer(&mut w, t).map_err(std::io::Error::from)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// Reads JSONL trajectories; blank lines are skipped.
+pub fn read_jsonl<R: BufRead>(r: R) -> Result<Vec<Trajectory>, TrajectoryError> {
+    let mut out = Vec::new();
+    for (i, line) in r.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        out.push(
+            serde_json::from_str(&line).map_err(|source| TrajectoryError::Json {
+                line: i + 1,
+                source,
+            })?,
+        );
+    }
+    Ok(out)
+}
