@@ -482,3 +482,216 @@ mod files {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// Groups and loops inside an `if` arm, steps inside a loop body, a group inside a branch:
+/// each finished step inside a top-level item is saved, and a resumed run replays the item
+/// taking those values instead of running the steps again.
+mod inner_positions {
+    use super::*;
+    static GROW_FAILS_AT: AtomicU32 = AtomicU32::new(0);
+
+    counted! { "inner_arm":
+        start(x: u32) -> u32 { x }
+        left(x: &u32) -> u32 { x + 1 }
+        right(x: &u32) -> u32 { x + 2 }
+        slow(x: u32) -> u32 { x * 10 }
+        merge(p: (u32, u32)) -> u32 { p.0 + p.1 }
+        other(x: u32) -> u32 { x }
+        finish(x: u32) -> u32 { x + 1000 }
+    }
+
+    #[step]
+    async fn grow(x: u32) -> Result<u32, std::io::Error> {
+        world("inner_arm").call("grow")?;
+        if x + 1 == GROW_FAILS_AT.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("not now"));
+        }
+        Ok(x + 1)
+    }
+
+    fn always(_: &u32) -> bool {
+        true
+    }
+    fn big(x: &u32) -> bool {
+        *x >= 36
+    }
+
+    #[tokio::test]
+    async fn a_group_and_a_loop_inside_an_arm_resume_where_they_stopped() {
+        let w = install("inner_arm", World::default().breaks("slow"));
+        GROW_FAILS_AT.store(35, Ordering::SeqCst);
+        let store = Arc::new(MemoryStore::default());
+        let f = flow! { #[flow(name = "inner_arm")]
+            start => if always {
+                [left, right => slow] => merge => loop(max = 10) { grow } until big
+            } else {
+                other
+            } => finish
+        };
+
+        // 1st run: both branches' first steps finish, `slow` fails.
+        let first = f.durable(store.clone()).run(1).await;
+        assert_eq!(first.failed_step.as_deref(), Some("slow"));
+        w.fix("slow");
+
+        // 2nd run: only `slow` runs again (merge: 2 + 30 = 32); the loop then fails at its 3rd
+        // iteration (32 -> 33, 33 -> 34, 34 -> 35 fails).
+        let second = f.durable(store.clone()).resume(first.run_id).await.unwrap();
+        assert_eq!(second.failed_step.as_deref(), Some("grow"));
+        assert_eq!(
+            (
+                w.count("start"),
+                w.count("left"),
+                w.count("right"),
+                w.count("slow")
+            ),
+            (1, 1, 1, 2),
+            "finished steps inside the arm's group did not run again"
+        );
+        assert_eq!((w.count("merge"), w.count("grow")), (1, 3));
+
+        // 3rd run: the loop continues at its 3rd iteration; nothing before it runs again.
+        GROW_FAILS_AT.store(0, Ordering::SeqCst);
+        let third = f.durable(store.clone()).resume(first.run_id).await.unwrap();
+        assert_eq!(third.output, Some(1036), "{:?}", third.error);
+        assert_eq!(
+            (
+                w.count("start"),
+                w.count("left"),
+                w.count("right"),
+                w.count("slow")
+            ),
+            (1, 1, 1, 2)
+        );
+        assert_eq!(w.count("merge"), 1, "merge ran once");
+        assert_eq!(
+            w.count("grow"),
+            5,
+            "32->33, 33->34, failed; then 34->35, 35->36"
+        );
+        assert_eq!(w.count("other"), 0);
+        assert_eq!(w.count("finish"), 1);
+    }
+
+    counted! { "inner_body":
+        plan(x: u32) -> u32 { x + 1 }
+        act(x: u32) -> u32 { x * 2 }
+        check(x: u32) -> u32 { x }
+    }
+
+    static CHECKS_FAIL_AT: AtomicU32 = AtomicU32::new(0);
+
+    #[step]
+    async fn checked(x: u32) -> Result<u32, std::io::Error> {
+        world("inner_body").call("checked")?;
+        if x == CHECKS_FAIL_AT.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("verifier down"));
+        }
+        Ok(x)
+    }
+
+    #[tokio::test]
+    async fn each_step_of_a_loop_body_is_saved_so_a_resume_does_not_repeat_it() {
+        let w = install("inner_body", World::default());
+        // Iteration 1: 0 -> plan 1 -> act 2 -> checked 2; iteration 2: plan 3 -> act 6 -> fails.
+        CHECKS_FAIL_AT.store(6, Ordering::SeqCst);
+        let store = Arc::new(MemoryStore::default());
+        let f = flow! { #[flow(name = "inner_body")]
+            loop(max = 3) { plan => act => checked } => check
+        };
+        let first = f.durable(store.clone()).run(0).await;
+        assert_eq!(first.failed_step.as_deref(), Some("checked"));
+        assert_eq!(
+            (w.count("plan"), w.count("act"), w.count("checked")),
+            (2, 2, 2)
+        );
+
+        CHECKS_FAIL_AT.store(0, Ordering::SeqCst);
+        let second = f.durable(store.clone()).resume(first.run_id).await.unwrap();
+        // Iteration 2 resumes at `checked`; iteration 3: 6 -> 7 -> 14.
+        assert_eq!(second.output, Some(14), "{:?}", second.error);
+        assert_eq!(
+            (w.count("plan"), w.count("act"), w.count("checked")),
+            (3, 3, 4),
+            "plan and act of iteration 2 did not run again"
+        );
+    }
+
+    mod branch {
+        use super::super::*;
+        counted! { "inner_branch":
+            plan(x: u32) -> u32 { x + 1 }
+            act(x: &u32) -> u32 { x * 2 }
+            sub_a(x: &u32) -> u32 { *x }
+            sub_b(x: &u32) -> u32 { x + 1 }
+            pair(p: (u32, u32)) -> u32 { p.0 + p.1 }
+            check(x: &u32) -> u32 { *x }
+            bump(x: u32) -> u32 { x + 1 }
+        }
+
+        fn at_least_3(x: &u32) -> bool {
+            *x >= 3
+        }
+
+        #[tokio::test]
+        async fn a_group_and_a_loop_inside_branches_resume_inside_them() {
+            let w = install("inner_branch", World::default().breaks("sub_b"));
+            let store = Arc::new(MemoryStore::default());
+            let f = flow! { #[flow(name = "inner_branch")]
+                plan => [
+                    act => [sub_a, sub_b] => pair,
+                    check => loop(max = 5) { bump } until at_least_3
+                ] => pair
+            };
+            let first = f.durable(store.clone()).run(1).await;
+            assert_eq!(first.failed_step.as_deref(), Some("sub_b"));
+            w.fix("sub_b");
+            let second = f.durable(store.clone()).resume(first.run_id).await.unwrap();
+            // plan 2; act 4, sub_a 4, sub_b 5, pair 9; check 2, bump 3; pair 12.
+            assert_eq!(second.output, Some(12), "{:?}", second.error);
+            assert_eq!(
+                (
+                    w.count("plan"),
+                    w.count("act"),
+                    w.count("sub_a"),
+                    w.count("sub_b")
+                ),
+                (1, 1, 1, 2),
+                "steps finished before the failure ran once"
+            );
+            assert!(
+                w.count("check") <= 1 && w.count("bump") <= 1,
+                "no branch step twice"
+            );
+            assert_eq!(w.count("pair"), 2, "the branch's pair, then the last one");
+        }
+    }
+}
+
+/// A flow nested in a durable flow is one step of it: it runs whole, and its output is saved
+/// as the enclosing flow's point.
+mod nested_flow {
+    use super::*;
+    counted! { "nested_flow":
+        one(x: u32) -> u32 { x + 1 }
+        two(x: u32) -> u32 { x * 2 }
+        three(x: u32) -> u32 { x + 3 }
+    }
+
+    #[tokio::test]
+    async fn a_nested_flow_is_saved_as_one_step_of_a_durable_run() {
+        let w = install("nested_flow", World::default().breaks("three"));
+        let inner = flow! { #[flow(name = "inner")] one => two };
+        let f = flow! { #[flow(name = "outer")] one => (inner) => three };
+        let store = Arc::new(MemoryStore::default());
+        let first = f.durable(store.clone()).run(1).await;
+        assert_eq!(first.failed_step.as_deref(), Some("three"));
+        w.fix("three");
+        let second = f.durable(store.clone()).resume(first.run_id).await.unwrap();
+        assert_eq!(second.output, Some(9), "{:?}", second.error);
+        assert_eq!(
+            (w.count("one"), w.count("two"), w.count("three")),
+            (2, 1, 2)
+        );
+    }
+}

@@ -376,3 +376,5 @@ where
 {
     Box::pin(body)
 }
+
+pub use crate::resume::{Memo, Resume};

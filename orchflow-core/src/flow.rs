@@ -6,6 +6,7 @@ use crate::event::CheckpointEvent;
 use crate::event::{EventQueue, EventStream, RunEvent};
 use crate::human::{InputProvider, Stdin};
 use crate::policy::{FlowDefaults, RetryPolicy};
+use crate::resume::Resume;
 use crate::run::{Halt, Rt, RunCore};
 use crate::step::{Feed, StateReq, StepCall, StepDef};
 use crate::store::{
@@ -53,7 +54,8 @@ pub struct FlowInfo {
 pub type DriverFuture<'a, O> = Pin<Box<dyn Future<Output = Result<O, Halt>> + Send + 'a>>;
 
 /// The generated driver: given the flow's steps, a run handle, the input and (when resuming)
-/// a point of the generated state, it runs the flow to its end.
+/// the saved point of the generated state and the inner positions saved after it, it runs the
+/// flow to its end.
 #[doc(hidden)]
 pub trait Driver<T, I, O, P>: Send + Sync + 'static {
     fn drive<'a>(
@@ -61,13 +63,13 @@ pub trait Driver<T, I, O, P>: Send + Sync + 'static {
         steps: &'a T,
         rt: &'a Rt,
         input: Feed<'a, I>,
-        resume: Option<P>,
+        resume: Resume<P>,
     ) -> DriverFuture<'a, O>;
 }
 
 impl<T, I, O, P, F> Driver<T, I, O, P> for F
 where
-    F: for<'a> Fn(&'a T, &'a Rt, Feed<'a, I>, Option<P>) -> DriverFuture<'a, O>
+    F: for<'a> Fn(&'a T, &'a Rt, Feed<'a, I>, Resume<P>) -> DriverFuture<'a, O>
         + Send
         + Sync
         + 'static,
@@ -81,7 +83,7 @@ where
         steps: &'a T,
         rt: &'a Rt,
         input: Feed<'a, I>,
-        resume: Option<P>,
+        resume: Resume<P>,
     ) -> DriverFuture<'a, O> {
         self(steps, rt, input, resume)
     }
@@ -171,7 +173,7 @@ where
     where
         // Stated as an `Fn` bound (not only through `Driver`) so that the compiler deduces the
         // generated closure's signature from it.
-        F: for<'a> Fn(&'a T, &'a Rt, Feed<'a, I>, Option<P>) -> DriverFuture<'a, O>,
+        F: for<'a> Fn(&'a T, &'a Rt, Feed<'a, I>, Resume<P>) -> DriverFuture<'a, O>,
     {
         Flow {
             inner: Arc::new((steps, driver)),
@@ -457,7 +459,7 @@ where
         let rt = Rt::child(ctx, self.defaults);
         let (steps, driver) = &*self.inner;
         driver
-            .drive(steps, &rt, input, None)
+            .drive(steps, &rt, input, Resume::fresh())
             .await
             .map_err(Halt::into_error)
     }
@@ -559,7 +561,7 @@ impl<O, S> std::error::Error for FlowFailed<O, S> {
 /// How a run starts: fresh, or from a checkpoint.
 struct Launch<I, O, P> {
     input: Arc<I>,
-    resume: Option<P>,
+    resume: Resume<P>,
     answer: Option<String>,
     /// Boxed: a run future carries its launch until first polled, and most runs are not durable.
     durable: Option<Box<DurableLaunch<O>>>,
@@ -569,7 +571,7 @@ impl<I, O, P> Launch<I, O, P> {
     fn fresh(input: I) -> Self {
         Launch {
             input: Arc::new(input),
-            resume: None,
+            resume: Resume::fresh(),
             answer: None,
             durable: None,
         }
@@ -848,7 +850,7 @@ where
         }
         Ok(Launch {
             input: Arc::new(input),
-            resume: None,
+            resume: Resume::fresh(),
             answer: None,
             durable: Some(Box::new(DurableLaunch {
                 store: Arc::clone(&self.store),
@@ -934,13 +936,23 @@ where
         }
         let input: I =
             serde_json::from_value(document.input.clone()).map_err(undecodable("input"))?;
-        let (point, loaded) = match last_point(&journal, info.points) {
-            Some((json, name)) => {
-                let p: P = serde_json::from_value(json).map_err(undecodable("resumable point"))?;
-                (Some(p), Some(name))
+        let saved = saved_state(&journal, info.points);
+        let point = match saved.point {
+            Some(json) => {
+                Some(serde_json::from_value::<P>(json).map_err(undecodable("resumable point"))?)
             }
-            None => (None, None),
+            None => None,
         };
+        let mut inner = Vec::with_capacity(saved.inner.len());
+        for (name, path, value) in saved.inner {
+            let mut json = serde_json::Map::with_capacity(1);
+            json.insert(name.clone(), value);
+            let p: P = serde_json::from_value(serde_json::Value::Object(json))
+                .map_err(undecodable("inner resumable point"))?;
+            inner.push((name, path, p));
+        }
+        let loaded = saved.loaded;
+        let resume = Resume::new(point, inner);
         let seq = journal.last().map_or(0, |e| e.seq);
         // Earlier sessions' traces are journaled already; this session's count from zero.
         let flushed = 0;
@@ -952,7 +964,7 @@ where
         Ok((
             Some(Launch {
                 input: Arc::new(input),
-                resume: point,
+                resume,
                 answer: None,
                 durable: Some(Box::new(DurableLaunch {
                     store: Arc::clone(&self.store),
@@ -1067,38 +1079,62 @@ fn not_started<O, S>(
     }
 }
 
+/// What a journal says to resume from.
+struct Saved {
+    /// The last top-level point, with the parallel branches finished after it filled in.
+    point: Option<serde_json::Value>,
+    /// The inner positions saved after it: variant name, loop path, value.
+    inner: Vec<(String, Vec<u32>, serde_json::Value)>,
+    /// The last position saved (one of `points`), for `checkpoint_loaded`.
+    loaded: Option<&'static str>,
+}
+
 /// The state to resume from: the last saved point, with the parallel branches finished after it
-/// filled in. Returns the point's JSON and its variant name (as one of `points`).
-fn last_point(
-    journal: &[JournalEntry],
-    points: &'static [&'static str],
-) -> Option<(serde_json::Value, &'static str)> {
+/// filled in, and the inner positions saved after it.
+fn saved_state(journal: &[JournalEntry], points: &'static [&'static str]) -> Saved {
+    let known = |name: &str| points.iter().copied().find(|p| *p == name);
     let at = journal
         .iter()
-        .rposition(|e| matches!(e.record, PointRecord::Point(_)))?;
-    let PointRecord::Point(mut json) = journal[at].record.clone() else {
-        return None;
+        .rposition(|e| matches!(e.record, PointRecord::Point(_)));
+    let (mut point, after) = match at {
+        Some(at) => match &journal[at].record {
+            PointRecord::Point(json) => (Some(json.clone()), &journal[at + 1..]),
+            _ => (None, journal),
+        },
+        None => (None, journal),
     };
-    for entry in &journal[at + 1..] {
-        if let PointRecord::Branch {
-            group,
-            index,
-            value,
-        } = &entry.record
-        {
-            if let Some(slot) = json
-                .get_mut(group.as_str())
-                .and_then(|g| g.get_mut("done"))
-                .and_then(|d| d.get_mut(*index))
-            {
-                *slot = value.clone();
+    let mut loaded = point
+        .as_ref()
+        .and_then(|json| json.as_object())
+        .and_then(|o| o.keys().next())
+        .map(|k| known(k).unwrap_or("start"));
+    let mut inner = Vec::new();
+    for entry in after {
+        match &entry.record {
+            PointRecord::Branch {
+                group,
+                index,
+                value,
+            } => {
+                if let Some(slot) = point
+                    .as_mut()
+                    .and_then(|json| json.get_mut(group.as_str()))
+                    .and_then(|g| g.get_mut("done"))
+                    .and_then(|d| d.get_mut(*index))
+                {
+                    *slot = value.clone();
+                }
             }
+            PointRecord::Inner { name, path, value } => {
+                loaded = Some(known(name).unwrap_or("start"));
+                inner.push((name.clone(), path.clone(), value.clone()));
+            }
+            PointRecord::Point(_) | PointRecord::Stopped => {}
         }
     }
-    let name = json
-        .as_object()
-        .and_then(|o| o.keys().next())
-        .and_then(|k| points.iter().copied().find(|p| p == k))
-        .unwrap_or("start");
-    Some((json, name))
+    Saved {
+        point,
+        inner,
+        loaded,
+    }
 }

@@ -15,6 +15,7 @@ mod flow;
 pub mod human;
 mod json_store;
 mod policy;
+mod resume;
 mod run;
 mod step;
 pub mod store;

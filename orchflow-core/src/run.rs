@@ -425,10 +425,19 @@ impl Rt {
     }
 
     /// Whether this run saves checkpoints (the generated driver skips [`reached`](Self::reached)
-    /// otherwise).
+    /// otherwise). A flow nested in another flow's pipeline saves nothing of its own: it is one
+    /// step of the enclosing flow, whose state type its points are not.
     #[inline]
     pub fn is_durable(&self) -> bool {
-        self.core.durable.is_some()
+        self.durable().is_some()
+    }
+
+    #[inline]
+    fn durable(&self) -> Option<&Durable> {
+        match self.parent {
+            None => self.core.durable.as_deref(),
+            Some(_) => None,
+        }
     }
 
     /// Saves a resumable point: the generated state as JSON, with the traces of the attempts
@@ -438,7 +447,7 @@ impl Rt {
         name: Option<&'static str>,
         point: &dyn Any,
     ) -> impl Future<Output = Result<(), Halt>> + Send + '_ {
-        let record = match (&self.core.durable, name) {
+        let record = match (self.durable(), name) {
             (Some(durable), Some(name)) => Some(match (durable.point_json)(point) {
                 Some(Ok(json)) => Ok((durable, name, json)),
                 Some(Err(source)) => Err(Halt::new(FlowError::Checkpoint(StoreError::Serialize {
@@ -468,7 +477,7 @@ impl Rt {
         index: usize,
         json: impl FnOnce() -> Option<serde_json::Value>,
     ) -> Result<(), Halt> {
-        let Some(durable) = &self.core.durable else {
+        let Some(durable) = self.durable() else {
             return Ok(());
         };
         let value = json().ok_or_else(|| unserialisable(group))?;
@@ -478,6 +487,50 @@ impl Rt {
             value,
         };
         self.journal(durable, group, record).await
+    }
+
+    /// Saves an inner position: the value after a step of an `if` arm, a branch or a loop body,
+    /// or (`iteration` given) an iteration of a loop that is not at the top level. `path` holds
+    /// the iteration numbers of the loops around it.
+    pub async fn inner_reached(
+        &self,
+        name: &'static str,
+        path: &[u32],
+        iteration: Option<u32>,
+        json: impl FnOnce() -> Option<serde_json::Value>,
+    ) -> Result<(), Halt> {
+        let Some(durable) = self.durable() else {
+            return Ok(());
+        };
+        let value = json().ok_or_else(|| unserialisable(name))?;
+        let value = match iteration {
+            None => value,
+            Some(i) => serde_json::json!({ "iteration": i, "value": value }),
+        };
+        let record = PointRecord::Inner {
+            name: name.to_string(),
+            path: path.to_vec(),
+            value,
+        };
+        Box::pin(self.journal(durable, name, record)).await
+    }
+
+    /// The error for a resumed point that is an inner position, which a journal's point
+    /// records never are unless the file was edited.
+    pub fn misplaced(&self, name: Option<&'static str>) -> Halt {
+        let path = self
+            .core
+            .durable
+            .as_ref()
+            .map(|d| std::path::PathBuf::from(d.store.location(self.core.run_id)))
+            .unwrap_or_default();
+        Halt::new(FlowError::Checkpoint(StoreError::Corrupt {
+            path,
+            reason: format!(
+                "the last point is `{}`, a position inside an item, not a point between items",
+                name.unwrap_or("?")
+            ),
+        }))
     }
 
     /// Journals the traces not yet saved when a durable run stops early.

@@ -10,8 +10,8 @@
 //!   and the traces of the attempts since the previous entry. One append per point, so saving
 //!   costs O(1) in the length of the run.
 //!
-//! Resuming reads the document and the journal, takes the last point (plus any parallel
-//! branches finished after it) and continues from there.
+//! Resuming reads the document and the journal, takes the last point (plus the parallel
+//! branches and inner positions finished after it) and continues from there.
 
 use crate::context::RunId;
 use crate::trace::StepTrace;
@@ -93,6 +93,19 @@ pub enum PointRecord {
     /// The run stopped here (a step failed for good, or the run suspended); the entry carries the
     /// traces of the attempts since the last point.
     Stopped,
+    /// A position inside the item that follows the last point: the value after a step of an
+    /// `if` arm, a parallel branch or a loop body, or an iteration of a loop that is not at the
+    /// top level. A resumed run replays that item and takes these values instead of running
+    /// their steps again.
+    Inner {
+        /// The position's variant of the generated state (`Inner3AfterExecutor`).
+        name: String,
+        /// The iteration numbers of the loops around the position, outermost first.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        path: Vec<u32>,
+        /// The value, as the variant's content (`{"iteration": …, "value": …}` for a loop).
+        value: serde_json::Value,
+    },
     /// One finished branch of the parallel group that follows the last point.
     Branch {
         /// The group's point (`InGroup2`).

@@ -442,6 +442,35 @@ struct Lower<'a> {
     private: TokenStream,
     /// Variant names of the resumable points, for `FlowInfo::points`.
     point_names: Vec<String>,
+    /// Positions inside top-level items (steps of arms, branches and loop bodies, iterations of
+    /// inner loops), in a fixed order.
+    inner: Vec<InnerPos>,
+    /// For each item (by address) with inner positions: (position after it, its loop's
+    /// iteration position), as indices into `inner`.
+    inner_at: std::collections::HashMap<*const Item, (Option<usize>, Option<usize>)>,
+}
+
+/// A resumable position inside a top-level item.
+struct InnerPos {
+    /// The variant of the generated state (`Inner3AfterExecutor`).
+    name: String,
+    /// An iteration of an inner loop (`{ iteration, value }`) rather than a value after an item.
+    is_loop: bool,
+}
+
+/// Which pipeline an item sits in, for deciding which values are saved.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// The flow's own pipeline: its items are the top-level points.
+    Top,
+    /// An `if` arm: its last value is the `if`'s value, saved where the `if` sits.
+    Arm,
+    /// A loop body: its last value is the iteration's value, saved with the iteration.
+    Body,
+    /// A branch of a top-level group: its last value is saved as the finished branch.
+    TopBranch,
+    /// A branch of a group that is not at the top level: every value is saved.
+    Branch,
 }
 
 /// `research_docs` → `ResearchDocs`, keeping only characters valid in an identifier.
@@ -467,6 +496,8 @@ impl<'a> Lower<'a> {
             flow,
             private,
             point_names: Vec::new(),
+            inner: Vec::new(),
+            inner_at: std::collections::HashMap::new(),
         };
         l.point_names = flow
             .pipeline
@@ -483,7 +514,80 @@ impl<'a> Lower<'a> {
                 n.push_str(&count.to_string());
             }
         }
+        l.assign_inner(&flow.pipeline, Role::Top);
         l
+    }
+
+    /// Numbers the inner positions of `pl` and of everything nested in it, depth first. A value
+    /// is saved after every item of a nested pipeline except where the same value is saved
+    /// anyway (the last item of an arm or a loop body, a top-level group's finished branch) or
+    /// can be replayed from what is saved inside (a group or a loop).
+    fn assign_inner(&mut self, pl: &Pipeline, role: Role) {
+        let n = pl.items.len();
+        for (i, item) in pl.items.iter().enumerate() {
+            let last = i + 1 == n;
+            let key: *const Item = item;
+            let mut at = (None, None);
+            if role != Role::Top {
+                if let Item::Loop { .. } = item {
+                    at.1 = Some(self.new_inner("Loop".to_string(), true));
+                }
+            }
+            match item {
+                Item::If {
+                    then, otherwise, ..
+                } => {
+                    self.assign_inner(then, Role::Arm);
+                    if let Some(o) = otherwise {
+                        self.assign_inner(o, Role::Arm);
+                    }
+                }
+                Item::Loop { body, .. } => self.assign_inner(body, Role::Body),
+                Item::Group { branches, .. } if (2..=MAX_BRANCHES).contains(&branches.len()) => {
+                    let inner = match role {
+                        Role::Top => Role::TopBranch,
+                        _ => Role::Branch,
+                    };
+                    for b in branches {
+                        self.assign_inner(b, inner);
+                    }
+                }
+                Item::Group { .. } | Item::Step(_) => {}
+            }
+            let covered = last && matches!(role, Role::Arm | Role::Body | Role::TopBranch);
+            let replayable = matches!(item, Item::Group { .. } | Item::Loop { .. });
+            if role != Role::Top && !covered && !replayable {
+                let what = match item {
+                    Item::Step(s) => format!("After{}", camel(&s.name)),
+                    _ => "AfterIf".to_string(),
+                };
+                at.0 = Some(self.new_inner(what, false));
+            }
+            if at != (None, None) {
+                self.inner_at.insert(key, at);
+            }
+        }
+    }
+
+    fn new_inner(&mut self, what: String, is_loop: bool) -> usize {
+        let index = self.inner.len();
+        self.inner.push(InnerPos {
+            name: format!("Inner{}{}", index + 1, what),
+            is_loop,
+        });
+        index
+    }
+
+    /// The inner positions of an item: (after it, its iterations).
+    fn inner_of(&self, item: &Item) -> (Option<&InnerPos>, Option<&InnerPos>) {
+        let key: *const Item = item;
+        match self.inner_at.get(&key) {
+            Some(&(after, iter)) => (
+                after.and_then(|i| self.inner.get(i)),
+                iter.and_then(|i| self.inner.get(i)),
+            ),
+            None => (None, None),
+        }
     }
 
     fn point_name(&self, index: usize, item: &Item) -> String {
@@ -572,12 +676,15 @@ impl<'a> Lower<'a> {
 
     /// The code of one item: an expression of its output. `from` names the previous item for
     /// hand-off messages; `None` means the value is the flow's input (nothing to check).
+    /// `path` holds the iteration counters of the loops around the item (inside its top-level
+    /// item), which address its inner positions.
     fn item(
         &self,
         item: &Item,
         src: Src,
         from: Option<&TokenStream>,
         rt: &TokenStream,
+        path: &[TokenStream],
     ) -> TokenStream {
         let p = &self.private;
         match item {
@@ -594,7 +701,7 @@ impl<'a> Lower<'a> {
             }
             // Reported as an error already; lowered as the branch alone so nothing else breaks.
             Item::Group { branches, .. } if branches.len() == 1 => {
-                self.pipeline(&branches[0], src, from, rt)
+                self.pipeline(&branches[0], src, from, rt, path)
             }
             Item::Group { branches, .. } => {
                 let flow_input = quote!(#p::of(&#p::flow_input));
@@ -610,6 +717,7 @@ impl<'a> Lower<'a> {
                         Src::Feed(quote!(__in.reborrow())),
                         from.as_ref(),
                         &quote!(__g),
+                        path,
                     );
                     quote!(async {
                         let __v = #body;
@@ -653,11 +761,11 @@ impl<'a> Lower<'a> {
                 };
                 let test = respan(quote!(#rt.decide(#name, #value_ref, &#slot)), pspan);
                 let test = quote!(#test?);
-                let then_code = self.pipeline(then, arm_src.clone(), from, rt);
+                let then_code = self.pipeline(then, arm_src.clone(), from, rt, path);
                 let then_marker = self.pipeline_marker(then);
                 match otherwise {
                     Some(o) => {
-                        let else_code = self.pipeline(o, arm_src, from, rt);
+                        let else_code = self.pipeline(o, arm_src, from, rt, path);
                         let else_marker = self.pipeline_marker(o);
                         let span = Self::pipeline_span(o);
                         let agree = respan_call(
@@ -694,19 +802,51 @@ impl<'a> Lower<'a> {
                 span,
             } => {
                 let start = self.owned(&src, *span);
-                let next = self.loop_body(body, quote!(__v), rt);
+                let i = format_ident!("__i{}", path.len());
+                let mut inner_path = path.to_vec();
+                inner_path.push(quote!(#i));
+                let next = self.loop_body(body, quote!(__v), rt, &inner_path);
                 let stop = match self.until(until, quote!(__v), rt) {
-                    Some(test) => quote!(__i >= #max || #test),
-                    None => quote!(__i >= #max),
+                    Some(test) => quote!(#i >= #max || #test),
+                    None => quote!(#i >= #max),
                 };
+                let Some(pos) = self.inner_of(item).1 else {
+                    return quote! {{
+                        let mut __v = #start;
+                        let mut #i: u32 = 0;
+                        loop {
+                            __v = #next;
+                            #i += 1;
+                            if #stop {
+                                break __v;
+                            }
+                        }
+                    }};
+                };
+                // Resumed inside this loop: continue at the last saved iteration.
+                let name = &pos.name;
+                let variant = format_ident!("{}", pos.name);
                 quote! {{
-                    let mut __v = #start;
-                    let mut __i: u32 = 0;
+                    let (mut __v, mut #i) = match __memo.take(#name, &[#(#path),*]) {
+                        ::core::option::Option::Some(__Point::#variant { iteration, value }) => {
+                            (value, iteration)
+                        }
+                        _ => (#start, 0u32),
+                    };
                     loop {
-                        __v = #next;
-                        __i += 1;
-                        if #stop {
+                        if #i > 0 && (#stop) {
                             break __v;
+                        }
+                        __v = #next;
+                        #i += 1;
+                        if #rt.is_durable() {
+                            #rt.inner_reached(
+                                #name,
+                                &[#(#path),*],
+                                ::core::option::Option::Some(#i),
+                                || #p::to_json!(&__v),
+                            )
+                            .await?;
                         }
                     }
                 }}
@@ -715,12 +855,18 @@ impl<'a> Lower<'a> {
     }
 
     /// A loop body applied to `value`, checked to give back the loop's type.
-    fn loop_body(&self, body: &Pipeline, value: TokenStream, rt: &TokenStream) -> TokenStream {
+    fn loop_body(
+        &self,
+        body: &Pipeline,
+        value: TokenStream,
+        rt: &TokenStream,
+        path: &[TokenStream],
+    ) -> TokenStream {
         let p = &self.private;
         // Inside the body, the first step takes the loop's value: name its producer as the body's
         // own last step when iterating, which is what a mismatch on the way back in is about.
         let body_marker = self.pipeline_marker(body);
-        let code = self.pipeline(body, Src::Value(value), Some(&body_marker), rt);
+        let code = self.pipeline(body, Src::Value(value), Some(&body_marker), rt, path);
         let span = Self::pipeline_span(body);
         respan_call(quote!(#p::loop_carry), quote!(#body_marker,), code, span)
     }
@@ -739,19 +885,56 @@ impl<'a> Lower<'a> {
         Some(quote!(#test?))
     }
 
+    /// `expr` at an inner position: taken from the memo of a resumed run, else computed and
+    /// saved.
+    fn saved_after(
+        &self,
+        pos: &InnerPos,
+        expr: TokenStream,
+        rt: &TokenStream,
+        path: &[TokenStream],
+    ) -> TokenStream {
+        let p = &self.private;
+        let name = &pos.name;
+        let variant = format_ident!("{}", pos.name);
+        quote! {
+            match __memo.take(#name, &[#(#path),*]) {
+                ::core::option::Option::Some(__Point::#variant(__v)) => __v,
+                _ => {
+                    let __v = #expr;
+                    if #rt.is_durable() {
+                        #rt.inner_reached(
+                            #name,
+                            &[#(#path),*],
+                            ::core::option::Option::None,
+                            || #p::to_json!(&__v),
+                        )
+                        .await?;
+                    }
+                    __v
+                }
+            }
+        }
+    }
+
     fn pipeline(
         &self,
         pl: &Pipeline,
         src: Src,
         from: Option<&TokenStream>,
         rt: &TokenStream,
+        path: &[TokenStream],
     ) -> TokenStream {
         let mut code = Vec::new();
         let mut src = src;
         let mut from = from.cloned();
         let n = pl.items.len();
         for (i, item) in pl.items.iter().enumerate() {
-            let expr = self.item(item, src, from.as_ref(), rt);
+            let expr = self.item(item, src, from.as_ref(), rt, path);
+            let expr = match self.inner_of(item).0 {
+                Some(pos) => self.saved_after(pos, expr, rt, path),
+                None => expr,
+            };
             if i + 1 == n {
                 code.push(expr);
                 break;
@@ -819,7 +1002,7 @@ impl<'a> Lower<'a> {
                 quote!(__Point::#variant { iteration: 0, value: #start })
             }
             _ => {
-                let code = self.item(item, src, from.as_ref(), &quote!(__rt));
+                let code = self.item(item, src, from.as_ref(), &quote!(__rt), &[]);
                 quote!(__Point::#variant(#code))
             }
         }
@@ -867,6 +1050,7 @@ impl<'a> Lower<'a> {
                 Src::Feed(quote!(__in.reborrow())),
                 from.as_ref(),
                 &quote!(__g),
+                &[],
             );
             let d = &done[b];
             quote! {
@@ -954,7 +1138,27 @@ impl<'a> Lower<'a> {
             all_points.push(self.point_names[i].clone());
             generics.push(g);
         }
+        // One type parameter per inner position.
+        for (k, pos) in self.inner.iter().enumerate() {
+            let g = format_ident!("M{}", k + 1);
+            let v = format_ident!("{}", pos.name);
+            let lit = &pos.name;
+            if pos.is_loop {
+                variants.push(quote!(#v { iteration: u32, value: #g }));
+                names.push(quote!(__Point::#v { .. } => #p::Some(#lit)));
+            } else {
+                variants.push(quote!(#v(#g)));
+                names.push(quote!(__Point::#v(..) => #p::Some(#lit)));
+            }
+            all_points.push(pos.name.clone());
+            generics.push(g);
+        }
         let infer = generics.iter().map(|_| quote!(_));
+        let memo = if self.inner.is_empty() {
+            quote!()
+        } else {
+            quote!(let __memo = __resume.memo;)
+        };
 
         let start = self.next_point(0, Src::Feed(quote!(__input)));
         let mut arms = Vec::new();
@@ -967,7 +1171,8 @@ impl<'a> Lower<'a> {
                 Item::Loop {
                     max, body, until, ..
                 } => {
-                    let body_code = self.loop_body(body, quote!(value), &quote!(__rt));
+                    let body_code =
+                        self.loop_body(body, quote!(value), &quote!(__rt), &[quote!(iteration)]);
                     let exit = self.next_point(i + 1, Src::Value(quote!(value)));
                     let stop = match self.until(until, quote!(value), &quote!(__rt)) {
                         // The body runs at least once: the predicate is asked from the first
@@ -992,6 +1197,12 @@ impl<'a> Lower<'a> {
                 }
             };
             arms.push(arm);
+        }
+        if !self.inner.is_empty() {
+            // A journal's point is never an inner position unless the file was edited.
+            arms.push(quote! {
+                __other => return ::core::result::Result::Err(__rt.misplaced(__other.__name())),
+            });
         }
 
         let name = f
@@ -1021,7 +1232,8 @@ impl<'a> Lower<'a> {
             #(#needs)*
 
             /// The resumable points of this flow: the value after each top-level item, each
-            /// loop iteration, and the finished branches of each top-level group.
+            /// loop iteration, the finished branches of each top-level group, and the values
+            /// inside top-level items (`Inner…`).
             #[allow(non_camel_case_types, dead_code)]
             #[derive(#p::serde::Serialize, #p::serde::Deserialize)]
             #[serde(crate = #serde_crate)]
@@ -1052,9 +1264,10 @@ impl<'a> Lower<'a> {
                 #p::FlowDefaults { retry: #retry, timeout: #timeout },
                 __needs,
                 __steps,
-                |__steps, __rt, __input, __resume: ::core::option::Option<__Point<#(#infer),*>>| {
+                |__steps, __rt, __input, __resume: #p::Resume<__Point<#(#infer),*>>| {
                     #p::driver(async move {
-                        let mut __point = match __resume {
+                        #memo
+                        let mut __point = match __resume.point {
                             ::core::option::Option::Some(__point) => __point,
                             ::core::option::Option::None => {
                                 let __point = #start;

@@ -1,0 +1,96 @@
+//! Where a resumed run continues: the last saved point of the generated state, and the values
+//! saved inside the item that follows it.
+
+use std::sync::Mutex;
+
+/// What a generated driver starts from: nothing (a fresh run), or the last saved point and the
+/// inner positions saved after it.
+#[doc(hidden)]
+pub struct Resume<P> {
+    /// The last top-level point (`None`: start from the input).
+    pub point: Option<P>,
+    /// Values saved inside the item after `point`, taken as the driver replays that item.
+    pub memo: Memo<P>,
+}
+
+impl<P> Resume<P> {
+    /// A fresh run.
+    pub fn fresh() -> Self {
+        Resume {
+            point: None,
+            memo: Memo(None),
+        }
+    }
+
+    /// `inner` in journal order; a later save of the same position replaces an earlier one.
+    pub(crate) fn new(point: Option<P>, inner: Vec<(String, Vec<u32>, P)>) -> Self {
+        let memo = if inner.is_empty() {
+            None
+        } else {
+            let mut at = std::collections::HashMap::new();
+            let mut kept: Vec<(String, Vec<u32>, P)> = Vec::new();
+            for (name, path, value) in inner {
+                match at.get(&(name.clone(), path.clone())) {
+                    Some(&i) => kept[i] = (name, path, value),
+                    None => {
+                        at.insert((name.clone(), path.clone()), kept.len());
+                        kept.push((name, path, value));
+                    }
+                }
+            }
+            Some(Mutex::new(kept))
+        };
+        Resume {
+            point,
+            memo: Memo(memo),
+        }
+    }
+}
+
+/// Saved inner positions, each a variant of the generated state with the iteration numbers of
+/// the loops around it. Empty (and free to ask) for a fresh run.
+#[doc(hidden)]
+pub struct Memo<P>(Option<Mutex<Vec<(String, Vec<u32>, P)>>>);
+
+impl<P> Memo<P> {
+    /// The value saved at position `name` in the loop iterations `path`, if any; each is taken
+    /// once.
+    #[inline]
+    pub fn take(&self, name: &str, path: &[u32]) -> Option<P> {
+        let memo = self.0.as_ref()?;
+        let mut entries = match memo.lock() {
+            Ok(e) => e,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let at = entries
+            .iter()
+            .position(|(n, p, _)| n == name && p.as_slice() == path)?;
+        Some(entries.swap_remove(at).2)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fresh_memo_has_nothing_and_a_saved_value_is_taken_once() {
+        let fresh: Resume<u32> = Resume::fresh();
+        assert_eq!(fresh.memo.take("A", &[]), None);
+        let r = Resume::new(
+            None,
+            vec![
+                ("A".to_string(), vec![0], 1),
+                ("A".to_string(), vec![1], 2),
+                ("B".to_string(), vec![], 3),
+                ("A".to_string(), vec![1], 4),
+            ],
+        );
+        assert_eq!(r.memo.take("A", &[1]), Some(4), "the latest save wins");
+        assert_eq!(r.memo.take("A", &[1]), None, "and replaces the earlier one");
+        assert_eq!(r.memo.take("A", &[0]), Some(1));
+        assert_eq!(r.memo.take("A", &[0]), None, "taken once");
+        assert_eq!(r.memo.take("B", &[]), Some(3));
+        assert_eq!(r.memo.take("B", &[0]), None, "another path");
+    }
+}
