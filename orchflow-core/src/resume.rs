@@ -23,12 +23,12 @@ impl<P> Resume<P> {
     }
 
     /// `inner` in journal order; a later save of the same position replaces an earlier one.
-    pub(crate) fn new(point: Option<P>, inner: Vec<(String, Vec<u32>, P)>) -> Self {
+    pub(crate) fn new(point: Option<P>, inner: Vec<Saved<P>>) -> Self {
         let memo = if inner.is_empty() {
             None
         } else {
             let mut at = std::collections::HashMap::new();
-            let mut kept: Vec<(String, Vec<u32>, P)> = Vec::new();
+            let mut kept: Vec<Saved<P>> = Vec::new();
             for (name, path, value) in inner {
                 match at.get(&(name.clone(), path.clone())) {
                     Some(&i) => kept[i] = (name, path, value),
@@ -50,7 +50,10 @@ impl<P> Resume<P> {
 /// Saved inner positions, each a variant of the generated state with the iteration numbers of
 /// the loops around it. Empty (and free to ask) for a fresh run.
 #[doc(hidden)]
-pub struct Memo<P>(Option<Mutex<Vec<(String, Vec<u32>, P)>>>);
+pub struct Memo<P>(Option<Mutex<Vec<Saved<P>>>>);
+
+/// One saved inner position: its variant name, the loop path, the value.
+type Saved<P> = (String, Vec<u32>, P);
 
 impl<P> Memo<P> {
     /// The value saved at position `name` in the loop iterations `path`, if any; each is taken
