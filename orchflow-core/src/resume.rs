@@ -38,7 +38,8 @@ impl<P> Resume<P> {
                     }
                 }
             }
-            Some(Mutex::new(kept))
+            // Boxed: every run's future carries a memo, and almost all are empty.
+            Some(Box::new(Mutex::new(kept)))
         };
         Resume {
             point,
@@ -50,7 +51,7 @@ impl<P> Resume<P> {
 /// Saved inner positions, each a variant of the generated state with the iteration numbers of
 /// the loops around it. Empty (and free to ask) for a fresh run.
 #[doc(hidden)]
-pub struct Memo<P>(Option<Mutex<Vec<Saved<P>>>>);
+pub struct Memo<P>(Option<Box<Mutex<Vec<Saved<P>>>>>);
 
 /// One saved inner position: its variant name, the loop path, the value.
 type Saved<P> = (String, Vec<u32>, P);
