@@ -11,15 +11,23 @@
 //! * [`eval`]: scoring a JSONL benchmark; [`prm`]: process-reward data pieces.
 //! * [`testing`]: a scripted LLM client for offline tests.
 
+// The macros' expansions name `::orchflow`; this crate depends on `orchflow-core` alone.
+extern crate orchflow_core as orchflow;
+
 pub mod llm;
 pub mod tools;
 pub mod trajectory;
 
-pub use llm::{ChatRequest, ChatResponse, LlmClient, LlmError, Message, Role, Usage};
+pub use agent::{Agent, AgentConfig, AgentError, AgentReply, Structured};
+pub use llm::{
+    ChatChunk, ChatRequest, ChatResponse, ChatStream, LlmClient, LlmError, Message, OllamaClient,
+    OpenAiClient, Role, Usage,
+};
 pub use tools::{Tool, ToolError, ToolOutput};
 
 pub mod agent;
 pub mod eval;
+pub mod offline;
 pub mod prm;
 pub mod solver;
 pub mod testing;
