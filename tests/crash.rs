@@ -15,9 +15,23 @@
 //! The worker resumes the run if the store has a checkpoint for it, starts it otherwise, and on
 //! success writes the output as JSON to `<dir>/<run id>.output` and exits 0.
 //!
-//! The flow has sequential steps, a three-branch parallel group and a loop of five iterations
-//! (13 step executions). Each step sleeps 0–3 ms, computes a deterministic function of its input,
-//! appends its line to the side-effect log with a single write, and returns.
+//! The flow has sequential steps, a three-branch parallel group, a loop of five iterations and an
+//! `if` whose arm holds a two-branch group (one branch of two steps) and a loop of three
+//! iterations with a two-step body (23 step executions; the `else` arm never runs):
+//!
+//! ```text
+//! start => scale => [left, middle, right] => merge => loop(max = 6) { grow } until grown => seal
+//!     => if sealed {
+//!         [audit, digest => stamp] => combine => loop(max = 4) { tick => tock } until ticked
+//!     } else {
+//!         skip
+//!     }
+//!     => finish
+//! ```
+//!
+//! Each step sleeps 0–3 ms, computes a deterministic function of its input, appends its line to
+//! the side-effect log with a single write, sleeps 1 ms more one time in four (so that kills also
+//! land between a step's line and the save of its output), and returns.
 //!
 //! For each run the driver spawns the worker, waits a random 1–25 ms and, if the worker is still
 //! running, kills it with SIGKILL, again and again until a worker exits by itself. After every
@@ -28,15 +42,30 @@
 //! * every step the checkpoint covers has written its line, and no step the checkpoint already
 //!   covered when the session started ran again in it (a step runs again only if it was in
 //!   flight at a kill: logged, not yet checkpointed);
-//! * no step ran twice within one session and every line is a known step execution.
+//! * no step ran twice within one session, every line is a known step execution, and `skip`
+//!   never ran.
 //!
 //! At the end of a run: the output file and the checkpoint's output equal the output of an
 //! uninterrupted run, every step execution of the uninterrupted run is in the log, there are at
 //! most `kills × 3` duplicate lines (3 = the most steps in flight at once), and one more worker,
 //! not killed, returns the completed result within 30 s without running any step.
 //!
-//! Which steps a checkpoint covers is learnt from an uninterrupted durable run in this process,
-//! through a store that snapshots the side-effect log at every resumable point it saves.
+//! Which steps a checkpoint covers is learnt from an uninterrupted durable run in this process. A
+//! checkpoint covers the steps covered by its last top-level point, plus one step execution per
+//! record journaled after that point:
+//!
+//! * a top-level point (`{"AfterScale": …}`, `{"Loop5": {"iteration": 2, …}}`) covers the lines
+//!   the log had when the reference run saved it: a store snapshots the log at every such point
+//!   (no step is in flight then);
+//! * a finished branch of the top-level group (`Branch { index, .. }`) covers that branch's step;
+//! * an inner position of the `if` arm (`Inner { name, path, value }`) covers the step whose
+//!   output it holds: `Inner{n}After{Step}` at `path` `[k]` is that step at iteration `k` of the
+//!   arm's loop (its only execution for an empty path), and an iteration record of the arm's loop
+//!   (`Inner5Loop`, `{"iteration": k, …}`) is the body's last step (`tock`) at iteration `k - 1`.
+//!   The mapping is learnt from the reference run's journal (the i-th execution of a loop's step
+//!   is its iteration i), not from log snapshots: when a branch is saved, the other branch may
+//!   have logged its line without being saved yet. A record must also hold the very value the
+//!   reference run saved at that position, and no two records may cover the same step.
 //!
 //! `ORCHFLOW_CRASH_KILLS` sets the number of kills (default 50; thousands for a soak run) and
 //! `ORCHFLOW_CRASH_SEED` the seed of the driver's kill delays (printed in the summary). A failing
@@ -67,14 +96,32 @@ const SEED_ENV: &str = "ORCHFLOW_CRASH_SEED";
 
 /// The flow's input, the same for every run.
 const INPUT: u64 = 7;
-/// Iterations of the loop.
+/// Iterations of the top-level loop (`grow`).
 const ROUNDS: u32 = 5;
-/// Step executions of an uninterrupted run.
-const EXECUTIONS: usize = 8 + ROUNDS as usize;
-/// The branches of the parallel group, in declaration order (journal branch index → step).
+/// Iterations of the loop inside the `if` arm (`tick => tock`).
+const TICKS: u32 = 3;
+/// Step executions of an uninterrupted run: twelve steps that run once, plus the loops' bodies.
+const EXECUTIONS: usize = 12 + ROUNDS as usize + 2 * TICKS as usize;
+/// The branches of the top-level parallel group, in declaration order (journal branch index →
+/// step).
 const GROUP: [&str; 3] = ["left", "middle", "right"];
-/// The most steps in flight at once: the group's width.
+/// The most steps in flight at once: the widest group, the top-level one (the arm's group has
+/// two branches).
 const WIDTH: usize = GROUP.len();
+/// The inner positions an uninterrupted run saves once, in the `if` arm: after `audit`, after
+/// `digest` and after `stamp` (the arm's group: every value of a branch of a group that is not
+/// at the top level is saved), after `combine`.
+const INNER_ONCE: [&str; 4] = [
+    "Inner1AfterAudit",
+    "Inner2AfterDigest",
+    "Inner3AfterStamp",
+    "Inner4AfterCombine",
+];
+/// The arm's loop: its iteration position (one record per iteration), with the last step of its
+/// body, whose output an iteration record holds, and the position after the body's other step
+/// (path `[iteration]`; `tock`'s value is saved by the iteration record).
+const INNER_LOOP: (&str, &str) = ("Inner5Loop", "tock");
+const INNER_TICK: &str = "Inner6AfterTick";
 /// Kill delays, in milliseconds.
 const KILL_DELAY_MS: (u64, u64) = (1, 25);
 /// A run that has not completed after this many workers is not making progress.
@@ -116,6 +163,14 @@ async fn jitter() {
     tokio::time::sleep(Duration::from_millis(step_random() % 4)).await;
 }
 
+/// Sleeps 1 ms after one side effect in four, so that kills also land between a step's line and
+/// the save of its output (a step in flight, which runs again on resume).
+async fn settle() {
+    if step_random() % 4 == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 /// The side effect: one line, appended with a single write.
 fn effect(step: &str, key: impl Display) {
     let path = LOG.get().expect("the side-effect log is set");
@@ -134,6 +189,7 @@ async fn start(x: u64) -> u64 {
     jitter().await;
     let out = mix(x, 1);
     effect("start", x);
+    settle().await;
     out
 }
 
@@ -142,6 +198,7 @@ async fn scale(x: u64) -> u64 {
     jitter().await;
     let out = mix(x, 2) >> 8;
     effect("scale", x);
+    settle().await;
     out
 }
 
@@ -150,6 +207,7 @@ async fn left(x: &u64) -> u64 {
     jitter().await;
     let out = mix(*x, 3);
     effect("left", x);
+    settle().await;
     out
 }
 
@@ -158,6 +216,7 @@ async fn middle(x: &u64) -> u64 {
     jitter().await;
     let out = mix(*x, 4);
     effect("middle", x);
+    settle().await;
     out
 }
 
@@ -166,6 +225,7 @@ async fn right(x: &u64) -> u64 {
     jitter().await;
     let out = mix(*x, 5);
     effect("right", x);
+    settle().await;
     out
 }
 
@@ -177,6 +237,7 @@ async fn merge(parts: (u64, u64, u64)) -> Tally {
         6,
     );
     effect("merge", format_args!("{}/{}/{}", parts.0, parts.1, parts.2));
+    settle().await;
     Tally { value, round: 0 }
 }
 
@@ -188,6 +249,7 @@ async fn grow(t: Tally) -> Tally {
         round: t.round + 1,
     };
     effect("grow", format_args!("{}/{}", t.round, t.value));
+    settle().await;
     next
 }
 
@@ -204,17 +266,101 @@ async fn seal(t: Tally) -> Report {
         digest: format!("{:016x}", mix(t.value, 99)),
     };
     effect("seal", format_args!("{}/{}", t.round, t.value));
+    settle().await;
     report
 }
 
+/// Always true for the flow's input: the `else` arm (`skip`) never runs.
+fn sealed(r: &Report) -> bool {
+    r.rounds == ROUNDS
+}
+
 #[step]
-async fn finish(r: Report) -> Report {
+async fn audit(r: &Report) -> u64 {
+    jitter().await;
+    let out = mix(r.value, 11);
+    effect("audit", &r.digest);
+    settle().await;
+    out
+}
+
+#[step]
+async fn digest(r: &Report) -> u64 {
+    jitter().await;
+    let out = mix(r.value ^ u64::from(r.rounds), 12);
+    effect("digest", &r.digest);
+    settle().await;
+    out
+}
+
+#[step]
+async fn stamp(x: u64) -> u64 {
+    jitter().await;
+    let out = mix(x, 13);
+    effect("stamp", x);
+    settle().await;
+    out
+}
+
+#[step]
+async fn combine(parts: (u64, u64)) -> Tally {
+    jitter().await;
+    let value = mix(parts.0 ^ parts.1.rotate_left(32), 14);
+    effect("combine", format_args!("{}/{}", parts.0, parts.1));
+    settle().await;
+    Tally { value, round: 0 }
+}
+
+#[step]
+async fn tick(t: Tally) -> Tally {
+    jitter().await;
+    let next = Tally {
+        value: mix(t.value, 20 + u64::from(t.round)),
+        round: t.round,
+    };
+    effect("tick", format_args!("{}/{}", t.round, t.value));
+    settle().await;
+    next
+}
+
+#[step]
+async fn tock(t: Tally) -> Tally {
+    jitter().await;
+    let next = Tally {
+        value: mix(t.value, 30 + u64::from(t.round)),
+        round: t.round + 1,
+    };
+    effect("tock", format_args!("{}/{}", t.round, t.value));
+    settle().await;
+    next
+}
+
+fn ticked(t: &Tally) -> bool {
+    t.round >= TICKS
+}
+
+/// The `else` arm: never runs (see [`sealed`]).
+#[step]
+async fn skip(r: Report) -> Tally {
+    jitter().await;
+    effect("skip", &r.digest);
+    settle().await;
+    Tally {
+        value: r.value,
+        round: 0,
+    }
+}
+
+#[step]
+async fn finish(t: Tally) -> Report {
     jitter().await;
     let out = Report {
-        value: mix(r.value, 100),
-        ..r.clone()
+        value: mix(t.value, 100),
+        rounds: t.round,
+        digest: format!("{:016x}", mix(t.value, 101)),
     };
-    effect("finish", &r.digest);
+    effect("finish", format_args!("{}/{}", t.round, t.value));
+    settle().await;
     out
 }
 
@@ -224,7 +370,14 @@ macro_rules! crash_flow {
         flow! {
             #[flow(name = "crash")]
             start => scale => [left, middle, right] => merge
-                => loop(max = 6) { grow } until grown => seal => finish
+                => loop(max = 6) { grow } until grown => seal
+                => if sealed {
+                    [audit, digest => stamp] => combine
+                        => loop(max = 4) { tick => tock } until ticked
+                } else {
+                    skip
+                }
+                => finish
         }
     };
 }
@@ -328,12 +481,17 @@ struct Reference {
     keys: BTreeSet<String>,
     /// For every resumable point it saved (as JSON text), the step executions done at that point.
     points: HashMap<String, BTreeSet<String>>,
-    /// The step execution of each branch of the group.
+    /// The step execution of each branch of the top-level group.
     branches: [String; WIDTH],
+    /// For every inner position it saved (as [`inner_text`]), the step execution whose output
+    /// the record holds.
+    inner: HashMap<String, String>,
 }
 
-/// A store that remembers, for every resumable point saved, which lines the log had then. When a
-/// point is saved no step is in flight, so these are exactly the steps the point covers.
+/// A store that remembers, for every top-level resumable point saved, which lines the log had
+/// then. When such a point is saved no step is in flight, so these are exactly the steps the
+/// point covers. (Not so for branches and inner positions: a concurrent branch may have logged
+/// its line and not be saved yet. Those are mapped to step executions by [`Reference::inner`].)
 struct Recorder {
     inner: MemoryStore,
     points: Mutex<Vec<(String, BTreeSet<String>)>>,
@@ -358,6 +516,71 @@ impl CheckpointStore for Recorder {
     }
 }
 
+/// An inner record as one string, to look it up in [`Reference::inner`].
+fn inner_text(name: &str, path: &[u32], value: &serde_json::Value) -> String {
+    serde_json::json!([name, path, value]).to_string()
+}
+
+/// `audit` → `Audit`, `grow_more` → `GrowMore`: a step's name in its inner positions' names.
+fn camel(step: &str) -> String {
+    step.split('_')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|c| c.to_uppercase().chain(chars).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// The step execution an inner record of the reference run holds the output of: `Inner{n}After{X}`
+/// at path `p` is step `x` at iteration `p` of the arm's loop (its only run if `p` is empty);
+/// an iteration record `{"iteration": k, …}` of the arm's loop is the body's last step at
+/// iteration `k - 1`. `executions` holds each step's executions in the order they ran (so the
+/// i-th execution of a loop's step is its iteration i).
+fn inner_execution(
+    executions: &BTreeMap<&str, Vec<&String>>,
+    name: &str,
+    path: &[u32],
+    value: &serde_json::Value,
+) -> String {
+    let what = || inner_text(name, path, value);
+    let position = name
+        .strip_prefix("Inner")
+        .map(|rest| rest.trim_start_matches(|c: char| c.is_ascii_digit()))
+        .unwrap_or_else(|| panic!("{}: not an inner position's name", what()));
+    let (step, index) = if name == INNER_LOOP.0 {
+        assert!(path.is_empty(), "{}: the arm's loop is in no loop", what());
+        let iteration = value["iteration"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{}: an iteration record without `iteration`", what()));
+        assert!(
+            iteration >= 1,
+            "{}: an iteration record before any iteration",
+            what()
+        );
+        (INNER_LOOP.1, iteration as usize - 1)
+    } else if let Some(after) = position.strip_prefix("After") {
+        assert!(
+            path.len() <= 1,
+            "{}: the flow nests one loop at most",
+            what()
+        );
+        let step = executions
+            .keys()
+            .find(|step| camel(step) == after)
+            .unwrap_or_else(|| panic!("{}: after no step of the flow", what()));
+        (*step, path.first().map_or(0, |&i| i as usize))
+    } else {
+        panic!("{}: an unexpected inner position", what())
+    };
+    executions[step]
+        .get(index)
+        .unwrap_or_else(|| panic!("{}: {step} ran fewer than {} times", what(), index + 1))
+        .to_string()
+}
+
 async fn reference(scratch: &Path) -> Reference {
     let log = scratch.join("reference.log");
     LOG.set(log.clone()).expect("the log is set once");
@@ -373,6 +596,10 @@ async fn reference(scratch: &Path) -> Reference {
         keys.len(),
         EXECUTIONS,
         "every execution has its own key: {lines:#?}"
+    );
+    assert!(
+        !keys.iter().any(|k| k.starts_with("skip:")),
+        "the else arm ran: {lines:#?}"
     );
 
     fs::remove_file(&log).unwrap();
@@ -405,24 +632,85 @@ async fn reference(scratch: &Path) -> Reference {
         assert!(of_step.next().is_none(), "{step} runs once");
         key
     });
+
+    // The inner positions: those of the `if` arm, between the points before and after it.
+    let journal = recorder
+        .load(durable.run_id)
+        .await
+        .unwrap()
+        .expect("the durable run's checkpoint")
+        .journal;
+    let mut executions: BTreeMap<&str, Vec<&String>> = BTreeMap::new();
+    for line in &lines {
+        let step = line.split(':').next().expect("a step name");
+        executions.entry(step).or_default().push(line);
+    }
+    let is_inner = |e: &JournalEntry| matches!(e.record, PointRecord::Inner { .. });
+    let first = journal.iter().position(is_inner).expect("inner positions");
+    let end = journal.iter().rposition(is_inner).unwrap() + 1;
+    let mut inner = HashMap::new();
+    let mut positions = Vec::new();
+    for entry in &journal[first..end] {
+        let PointRecord::Inner { name, path, value } = &entry.record else {
+            panic!("{:?} among the arm's inner positions", entry.record);
+        };
+        let key = inner_execution(&executions, name, path, value);
+        assert!(
+            !inner.values().any(|k| *k == key),
+            "two inner positions hold `{key}`"
+        );
+        assert!(
+            inner.insert(inner_text(name, path, value), key).is_none(),
+            "{} saved twice",
+            inner_text(name, path, value)
+        );
+        positions.push((name.clone(), path.clone()));
+    }
+    let mut expected: Vec<(String, Vec<u32>)> = INNER_ONCE
+        .iter()
+        .map(|n| (n.to_string(), Vec::new()))
+        .collect();
+    for k in 0..TICKS {
+        expected.push((INNER_TICK.to_owned(), vec![k]));
+        expected.push((INNER_LOOP.0.to_owned(), Vec::new()));
+    }
+    expected.sort();
+    positions.sort();
+    assert_eq!(positions, expected, "the inner positions the arm saves");
+    let point_text = |i: usize| match &journal[i].record {
+        PointRecord::Point(json) => json.to_string(),
+        other => panic!("{other:?} next to the arm's inner positions"),
+    };
+    let (before, after) = (&points[&point_text(first - 1)], &points[&point_text(end)]);
+    let arm: BTreeSet<String> = inner.values().cloned().collect();
+    assert!(
+        before.is_disjoint(&arm),
+        "the inner positions hold steps that ran before the arm"
+    );
+    assert_eq!(
+        before.union(&arm).cloned().collect::<BTreeSet<_>>(),
+        *after,
+        "the inner positions hold every step execution of the arm, and only those"
+    );
     Reference {
         output,
         keys,
         points,
         branches,
+        inner,
     }
 }
 
 impl Reference {
     /// The step executions a checkpoint covers: those before its last resumable point, plus the
-    /// branches journaled after it.
+    /// branches and the inner positions journaled after it (one step execution each).
     fn covered(&self, checkpoint: &Checkpoint, what: &dyn Fn() -> String) -> BTreeSet<String> {
         let journal = &checkpoint.journal;
         let last = journal
             .iter()
             .rposition(|e| matches!(e.record, PointRecord::Point(_)));
         let Some(last) = last else {
-            assert!(journal.is_empty(), "{}: branches before any point", what());
+            assert!(journal.is_empty(), "{}: records before any point", what());
             return BTreeSet::new();
         };
         let PointRecord::Point(json) = &journal[last].record else {
@@ -447,6 +735,22 @@ impl Reference {
                     assert!(
                         covered.insert(key.clone()),
                         "{}: branch {index} journaled twice",
+                        what()
+                    );
+                }
+                PointRecord::Inner { name, path, value } => {
+                    let text = inner_text(name, path, value);
+                    let key = self.inner.get(&text).unwrap_or_else(|| {
+                        panic!(
+                            "{}: the checkpoint has the inner position {text}, which the \
+                             uninterrupted run never saved",
+                            what()
+                        )
+                    });
+                    assert!(
+                        covered.insert(key.clone()),
+                        "{}: the inner position {text} holds `{key}`, which the checkpoint \
+                         already covered",
                         what()
                     );
                 }
@@ -529,6 +833,8 @@ struct Totals {
     kills_in_flight: usize,
     /// Kills before the run had a checkpoint.
     kills_before_checkpoint: usize,
+    /// Kills that left inner positions after the last point (the resume replays the `if` arm).
+    kills_inside_arm: usize,
 }
 
 struct Run<'a> {
@@ -610,6 +916,11 @@ impl Run<'_> {
         let mut duplicates = 0;
         for key in new {
             assert!(
+                !key.starts_with("skip:"),
+                "{}: the else arm ran: `{key}`",
+                what()
+            );
+            assert!(
                 self.reference.keys.contains(key),
                 "{}: `{key}` is not a step execution of the flow",
                 what()
@@ -682,6 +993,12 @@ impl Run<'_> {
                 }
                 if logged.len() > covered.len() {
                     totals.kills_in_flight += 1;
+                }
+                let journal = loaded.as_ref().map(|c| c.journal.as_slice());
+                if let Some([.., last]) = journal
+                    && matches!(last.record, PointRecord::Inner { .. })
+                {
+                    totals.kills_inside_arm += 1;
                 }
             }
             Ended::Completed => {
@@ -818,12 +1135,14 @@ fn sigkill_and_resume_until_done() {
 
     eprintln!(
         "crash test: {} runs, {} workers, {} kills ({} before a checkpoint, {} with a step in \
-         flight), {} duplicate lines, kills by checkpointed steps {:?}, seed {seed}, {:.1?}",
+         flight, {} inside the if arm), {} duplicate lines, kills by checkpointed steps {:?}, \
+         seed {seed}, {:.1?}",
         totals.runs,
         totals.spawns,
         totals.kills,
         totals.kills_before_checkpoint,
         totals.kills_in_flight,
+        totals.kills_inside_arm,
         totals.duplicates,
         totals.kills_at,
         started.elapsed()
