@@ -236,17 +236,23 @@ where
     }
 
     /// Runs the flow with the default shared state; failures are reported in the result.
-    pub async fn run(&self, input: I) -> FlowResult<O, N::State>
+    ///
+    /// The run starts (its id, start time and `flow_started` event) when this is called; the
+    /// returned future does the work.
+    pub fn run(&self, input: I) -> impl Future<Output = FlowResult<O, N::State>> + '_
     where
         N::State: Default,
     {
         self.execute(Launch::fresh(input), N::State::default(), None)
-            .await
     }
 
     /// Runs the flow with the given shared state.
-    pub async fn run_with_state(&self, input: I, state: N::State) -> FlowResult<O, N::State> {
-        self.execute(Launch::fresh(input), state, None).await
+    pub fn run_with_state(
+        &self,
+        input: I,
+        state: N::State,
+    ) -> impl Future<Output = FlowResult<O, N::State>> + '_ {
+        self.execute(Launch::fresh(input), state, None)
     }
 
     /// Runs the flow; a failure is an `Err` that still carries the partial result.
@@ -307,12 +313,14 @@ where
         }
     }
 
-    async fn execute(
+    /// Starts a run: the run's core and handle are built here, so that the future, which lives
+    /// as long as the run, holds only what the run needs (a suspended run costs little memory).
+    fn execute(
         &self,
         launch: Launch<I, O, P>,
         state: N::State,
         events: Option<Arc<EventQueue>>,
-    ) -> FlowResult<O, N::State> {
+    ) -> impl Future<Output = FlowResult<O, N::State>> + '_ {
         let started = Instant::now();
         let Launch {
             input,
@@ -353,12 +361,28 @@ where
                 })
             });
         }
-        let span = tracing::info_span!("flow", flow = self.info.name, run_id = %run_id);
-        let (steps, driver) = &*self.inner;
-        let outcome = driver
-            .drive(steps, &rt, Feed::Borrowed(&*input), resume)
-            .instrument(span)
-            .await;
+        async move {
+            let span = tracing::info_span!("flow", flow = self.info.name, run_id = %run_id);
+            let (steps, driver) = &*self.inner;
+            let outcome = driver
+                .drive(steps, &rt, Feed::Borrowed(&*input), resume)
+                .instrument(span)
+                .await;
+            // Boxed: the run's future then holds only what the driver needs while it runs.
+            Box::pin(self.finish(rt, outcome, state, document, started)).await
+        }
+    }
+
+    /// The result of a run whose driver has returned; a durable run's document is written.
+    async fn finish(
+        &self,
+        rt: Rt,
+        outcome: Result<O, Halt>,
+        state: Arc<N::State>,
+        document: Option<Box<(RunDocument, OutputJson<O>)>>,
+        started: Instant,
+    ) -> FlowResult<O, N::State> {
+        let run_id = rt.core.run_id;
         let stop_error = match &outcome {
             // Boxed: rare, and its future would otherwise make every run's future larger.
             Err(_) => Box::pin(rt.stopped()).await.err(),
@@ -418,6 +442,9 @@ where
         }
     }
 }
+
+/// Turns a run's output into JSON (chosen where `O: Serialize`, the durable API).
+type OutputJson<O> = fn(&O) -> Result<serde_json::Value, serde_json::Error>;
 
 impl<T, I, O, N, P, F> StepDef for Flow<T, I, O, N, P, F>
 where
@@ -587,7 +614,7 @@ struct DurableLaunch<O> {
     journal: (u64, usize),
     /// The point a resumed run continues from.
     loaded: Option<&'static str>,
-    output_json: fn(&O) -> Result<serde_json::Value, serde_json::Error>,
+    output_json: OutputJson<O>,
     point_json: crate::run::PointJson,
 }
 

@@ -347,12 +347,71 @@ impl Rt {
     }
 
     /// Runs a step with its retry policy (step > flow > none), recording a trace per attempt.
-    pub async fn step<St: StepCall>(
+    ///
+    /// A plain function returning an `async` block (not an `async fn`): the future then holds
+    /// its arguments once, and nothing of the retry policy until an attempt fails, which keeps
+    /// every run's future small.
+    #[allow(clippy::manual_async_fn)]
+    pub fn step<'a, St: StepCall>(
+        &'a self,
+        step: &'a St,
+        input: Feed<'a, St::Input>,
+    ) -> impl Future<Output = Result<St::Output, Halt>> + 'a {
+        let (retry, timeout) = self.policy_of(step);
+        let max = retry.max_attempts();
+        async move {
+            let name = step.name();
+            let span = tracing::info_span!("step", step = name, group = self.group);
+            let span = &span;
+            let mut n = 1u32;
+            loop {
+                if n >= max {
+                    return match self.attempt(step, input, n, timeout, span).await {
+                        Ok(v) => Ok(v),
+                        Err(f) => Err(self.given_up(step, name, n, f)),
+                    };
+                }
+                let f = match self.attempt(step, input.reborrow(), n, timeout, span).await {
+                    Ok(v) => return Ok(v),
+                    Err(f) => f,
+                };
+                let worth_it = match (&f, step.policy().retry_if) {
+                    (Failure::Error(e), Some(pred)) => pred(e),
+                    _ => true,
+                };
+                if !worth_it || suspension(step, &f).is_some() {
+                    return Err(self.given_up(step, name, n, f));
+                }
+                self.failed_event(name, n, &f, true);
+                // Boxed: the retry path is rare; the common path keeps a small future.
+                Box::pin(self.before_retry(step, name, n)).await;
+                n += 1;
+            }
+        }
+    }
+
+    /// The halt for a step that will not be tried again: a suspension, or its error.
+    fn given_up<St: StepDef>(
         &self,
         step: &St,
-        input: Feed<'_, St::Input>,
-    ) -> Result<St::Output, Halt> {
-        let name = step.name();
+        name: &'static str,
+        n: u32,
+        f: Failure<St::Error>,
+    ) -> Halt {
+        if let Some(halt) = suspension(step, &f) {
+            return halt;
+        }
+        self.failed_event(name, n, &f, false);
+        Halt::new(FlowError::Step {
+            step: Cow::Borrowed(name),
+            attempts: n,
+            source: f.into_step_error(),
+        })
+    }
+
+    /// The retry policy and timeout in force for `step`: its own, else (if it inherits) the
+    /// flow's defaults.
+    fn policy_of<St: StepDef>(&self, step: &St) -> (RetryPolicy, Option<Duration>) {
         let policy = step.policy();
         let inherit = step.inherits_defaults();
         let retry = match (policy.retry, inherit) {
@@ -363,64 +422,26 @@ impl Rt {
         let timeout = policy
             .timeout
             .or(if inherit { self.defaults.timeout } else { None });
-        let max = retry.max_attempts();
-        let span = tracing::info_span!("step", step = name, group = self.group);
-        let span = &span;
-        let mut n = 1u32;
-        loop {
-            if n >= max {
-                return match self.attempt(step, input, n, timeout, span).await {
-                    Ok(v) => Ok(v),
-                    Err(f) => {
-                        if let Some(halt) = suspension(step, &f) {
-                            return Err(halt);
-                        }
-                        self.failed_event(name, n, &f, false);
-                        Err(Halt::new(FlowError::Step {
-                            step: Cow::Borrowed(name),
-                            attempts: n,
-                            source: f.into_step_error(),
-                        }))
-                    }
-                };
-            }
-            match self.attempt(step, input.reborrow(), n, timeout, span).await {
-                Ok(v) => return Ok(v),
-                Err(f) => {
-                    if let Some(halt) = suspension(step, &f) {
-                        return Err(halt);
-                    }
-                    let worth_it = match (&f, policy.retry_if) {
-                        (Failure::Error(e), Some(pred)) => pred(e),
-                        _ => true,
-                    };
-                    self.failed_event(name, n, &f, worth_it);
-                    if !worth_it {
-                        return Err(Halt::new(FlowError::Step {
-                            step: Cow::Borrowed(name),
-                            attempts: n,
-                            source: f.into_step_error(),
-                        }));
-                    }
-                    let delay = retry.jittered_delay_before(n);
-                    tracing::debug!(step = name, attempt = n, ?delay, "retry scheduled");
-                    self.core.emit(|| {
-                        RunEvent::RetryScheduled(self.step_event(
-                            name,
-                            n + 1,
-                            Instant::now(),
-                            None,
-                            None,
-                            Some(delay),
-                        ))
-                    });
-                    if !delay.is_zero() {
-                        // Boxed so the common, retry-free path keeps a small future.
-                        Box::pin(tokio::time::sleep(delay)).await;
-                    }
-                    n += 1;
-                }
-            }
+        (retry, timeout)
+    }
+
+    /// Announces and waits out the delay before attempt `n + 1`.
+    async fn before_retry<St: StepDef>(&self, step: &St, name: &'static str, n: u32) {
+        let (retry, _) = self.policy_of(step);
+        let delay = retry.jittered_delay_before(n);
+        tracing::debug!(step = name, attempt = n, ?delay, "retry scheduled");
+        self.core.emit(|| {
+            RunEvent::RetryScheduled(self.step_event(
+                name,
+                n + 1,
+                Instant::now(),
+                None,
+                None,
+                Some(delay),
+            ))
+        });
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
     }
 
@@ -612,139 +633,152 @@ impl Rt {
 
     /// One attempt: timeout, panic containment, trace, events. The hot path: no allocation,
     /// two clock reads when traces or events are on and none otherwise, spans only when a
-    /// subscriber wants them.
-    async fn attempt<St: StepCall>(
-        &self,
-        step: &St,
-        input: Feed<'_, St::Input>,
+    /// subscriber wants them. Like [`step`](Self::step), an `async` block rather than an
+    /// `async fn`, so the future holds its arguments once.
+    #[allow(clippy::manual_async_fn)]
+    fn attempt<'a, St: StepCall>(
+        &'a self,
+        step: &'a St,
+        input: Feed<'a, St::Input>,
         n: u32,
         timeout: Option<Duration>,
-        step_span: &tracing::Span,
-    ) -> Result<St::Output, Failure<St::Error>> {
-        let name = step.name();
-        let core = &*self.core;
-        let timed = core.traces_on || core.events.is_some();
-        let started = if timed { Some(Instant::now()) } else { None };
-        if let Some(at) = started {
-            core.emit(|| RunEvent::StepStarted(self.step_event(name, n, at, None, None, None)));
-        }
-        let captured_input = if core.capture {
-            step.capture_input(input.get())
-        } else {
-            None
-        };
-        // Steps that take no context get the handle's idle one (no reference counting); the
-        // others a fresh one with their name and attempt.
-        let idle = if step.uses_context() {
-            None
-        } else {
-            (&self.idle as &dyn Any).downcast_ref::<StepContext<StateOf<St>>>()
-        };
-        let fresh;
-        let ctx = match idle {
-            Some(idle) => idle,
-            None => {
-                let Some(state) = <St::Needs as StateReq>::resolve(&self.state, &self.core.unit)
-                else {
-                    let message =
-                        format!("step `{name}` needs another shared state type than this run's");
-                    return Err(Failure::Panicked(message));
-                };
-                fresh = StepContext {
-                    core: Arc::clone(&self.core),
-                    state,
-                    step: name,
-                    attempt: n,
-                    group: self.group,
-                };
-                &fresh
+        step_span: &'a tracing::Span,
+    ) -> impl Future<Output = Result<St::Output, Failure<St::Error>>> + 'a {
+        async move {
+            let name = step.name();
+            let core = &*self.core;
+            let timed = core.traces_on || core.events.is_some();
+            let started = if timed { Some(Instant::now()) } else { None };
+            if let Some(at) = started {
+                core.emit(|| RunEvent::StepStarted(self.step_event(name, n, at, None, None, None)));
             }
-        };
-        let mut guard = CancelGuard {
-            core,
-            step: name,
-            parent: self.parent,
-            attempt: n,
-            group: self.group,
-            started,
-            armed: core.traces_on,
-        };
-        let attempt_span = if step_span.is_disabled() {
-            tracing::Span::none()
-        } else {
-            tracing::info_span!(parent: step_span, "attempt", attempt = n)
-        };
-        let mut fut = pin!(step.call(input, ctx));
-        // Boxed: a `Sleep` is large, and most steps have no timeout; keep the future small.
-        let mut sleep = timeout.map(|d| Box::pin(tokio::time::sleep(d)));
-        let result = poll_fn(|cx| {
-            let _entered = attempt_span.enter();
-            match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-                Ok(Poll::Ready(Ok(v))) => return Poll::Ready(Ok(v)),
-                Ok(Poll::Ready(Err(e))) => return Poll::Ready(Err(Failure::Error(e))),
-                Ok(Poll::Pending) => {}
-                Err(payload) => {
-                    return Poll::Ready(Err(match StepError::from_panic(payload) {
-                        StepError::Panicked(m) => Failure::Panicked(m),
-                        other => Failure::Panicked(other.to_string()),
-                    }));
-                }
-            }
-            if let (Some(limit), Some(sleep)) = (timeout, sleep.as_mut()) {
-                if sleep.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Err(Failure::TimedOut(limit)));
-                }
-            }
-            Poll::Pending
-        })
-        .await;
-        guard.armed = false;
-        let Some(started) = started else {
-            return result;
-        };
-        let ended = Instant::now();
-        if result.is_ok() {
-            core.emit(|| {
-                let duration = ended.saturating_duration_since(started);
-                RunEvent::StepCompleted(self.step_event(name, n, ended, Some(duration), None, None))
-            });
-        }
-        if core.traces_on {
-            let (outcome, error, output) = match &result {
-                Ok(v) => {
-                    let out = if core.capture {
-                        step.capture_output(v)
-                    } else {
-                        None
-                    };
-                    (AttemptOutcome::Succeeded, None, out)
-                }
-                Err(Failure::Error(e)) if step.suspension(e).is_some() => {
-                    (AttemptOutcome::Suspended, Some(e.message()), None)
-                }
-                Err(f) => (f.outcome(), Some(f.message()), None),
-            };
-            let detail = if captured_input.is_some() || output.is_some() || error.is_some() {
-                Some(Box::new(TraceDetail {
-                    input: captured_input,
-                    output,
-                    error,
-                }))
+            let captured_input = if core.capture {
+                step.capture_input(input.get())
             } else {
                 None
             };
-            core.push_trace(RawTrace {
+            // Steps that take no context get the handle's idle one (no reference counting); the
+            // others a fresh one with their name and attempt.
+            let idle = if step.uses_context() {
+                None
+            } else {
+                (&self.idle as &dyn Any).downcast_ref::<StepContext<StateOf<St>>>()
+            };
+            let fresh;
+            let ctx = match idle {
+                Some(idle) => idle,
+                None => {
+                    let Some(state) =
+                        <St::Needs as StateReq>::resolve(&self.state, &self.core.unit)
+                    else {
+                        let message = format!(
+                            "step `{name}` needs another shared state type than this run's"
+                        );
+                        return Err(Failure::Panicked(message));
+                    };
+                    fresh = StepContext {
+                        core: Arc::clone(&self.core),
+                        state,
+                        step: name,
+                        attempt: n,
+                        group: self.group,
+                    };
+                    &fresh
+                }
+            };
+            let mut guard = CancelGuard {
+                core,
                 step: name,
                 parent: self.parent,
                 attempt: n,
                 group: self.group,
-                started: nanos(core.started, started),
-                took: nanos(started, ended),
-                outcome,
-                detail,
-            });
+                started,
+                armed: core.traces_on,
+            };
+            let attempt_span = if step_span.is_disabled() {
+                tracing::Span::none()
+            } else {
+                tracing::info_span!(parent: step_span, "attempt", attempt = n)
+            };
+            let mut fut = pin!(step.call(input, ctx));
+            // Boxed: a `Sleep` is large, and most steps have no timeout; keep the future small.
+            let mut sleep = timeout.map(|d| Box::pin(tokio::time::sleep(d)));
+            let result = poll_fn(|cx| {
+                let _entered = attempt_span.enter();
+                match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+                    Ok(Poll::Ready(Ok(v))) => return Poll::Ready(Ok(v)),
+                    Ok(Poll::Ready(Err(e))) => return Poll::Ready(Err(Failure::Error(e))),
+                    Ok(Poll::Pending) => {}
+                    Err(payload) => {
+                        return Poll::Ready(Err(match StepError::from_panic(payload) {
+                            StepError::Panicked(m) => Failure::Panicked(m),
+                            other => Failure::Panicked(other.to_string()),
+                        }));
+                    }
+                }
+                if let (Some(limit), Some(sleep)) = (timeout, sleep.as_mut()) {
+                    if sleep.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Err(Failure::TimedOut(limit)));
+                    }
+                }
+                Poll::Pending
+            })
+            .await;
+            guard.armed = false;
+            let Some(started) = started else {
+                return result;
+            };
+            let ended = Instant::now();
+            if result.is_ok() {
+                core.emit(|| {
+                    let duration = ended.saturating_duration_since(started);
+                    RunEvent::StepCompleted(self.step_event(
+                        name,
+                        n,
+                        ended,
+                        Some(duration),
+                        None,
+                        None,
+                    ))
+                });
+            }
+            if core.traces_on {
+                let (outcome, error, output) = match &result {
+                    Ok(v) => {
+                        let out = if core.capture {
+                            step.capture_output(v)
+                        } else {
+                            None
+                        };
+                        (AttemptOutcome::Succeeded, None, out)
+                    }
+                    Err(Failure::Error(e)) if step.suspension(e).is_some() => {
+                        (AttemptOutcome::Suspended, Some(e.message()), None)
+                    }
+                    Err(f) => (f.outcome(), Some(f.message()), None),
+                };
+                let detail = if captured_input.is_some() || output.is_some() || error.is_some() {
+                    Some(Box::new(TraceDetail {
+                        input: captured_input,
+                        output,
+                        error,
+                    }))
+                } else {
+                    None
+                };
+                core.push_trace(RawTrace {
+                    step: name,
+                    parent: self.parent,
+                    attempt: n,
+                    group: self.group,
+                    started: nanos(core.started, started),
+                    took: nanos(started, ended),
+                    outcome,
+                    detail,
+                });
+            }
+            result
         }
-        result
     }
 
     /// Evaluates an `if` or `until` predicate, containing a panic as a flow failure.
