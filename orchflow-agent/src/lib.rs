@@ -19,11 +19,13 @@ pub mod tools;
 pub mod trajectory;
 
 pub use agent::{Agent, AgentConfig, AgentError, AgentReply, Structured};
+pub use eval::{EvalItem, EvalOptions, EvalReport, run_eval};
 pub use llm::{
     ChatChunk, ChatRequest, ChatResponse, ChatStream, LlmClient, LlmError, Message, OllamaClient,
     OpenAiClient, Role, Usage,
 };
-pub use tools::{Tool, ToolError, ToolOutput};
+pub use solver::{Solver, SolverConfig};
+pub use tools::{LocalSearch, PythonSandbox, TavilySearch, Tool, ToolError, ToolOutput};
 
 pub mod agent;
 pub mod eval;

@@ -139,3 +139,9 @@ impl<T: Tool + ?Sized> Tool for std::sync::Arc<T> {
 
 pub mod code;
 pub mod search;
+
+pub use code::{
+    DEFAULT_ALLOWED_MODULES, DEFAULT_DENIED_MODULES, PythonSandbox, PythonSandboxBuilder, RunAs,
+    SandboxLimits,
+};
+pub use search::{LocalSearch, TavilySearch};

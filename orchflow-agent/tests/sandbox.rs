@@ -1,0 +1,587 @@
+//! Hostile inputs for the `code` tool ([`PythonSandbox`]): each must end in a clear
+//! [`ToolError`], leave the host unharmed, and leave the sandbox usable for the next call.
+//!
+//! Limits are tight so the whole file runs in a few seconds. Tests that need Python skip (with
+//! a note on stderr) when no `python3` is installed; sympy/numpy tests skip when those are
+//! missing.
+
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use orchflow_agent::tools::code::{PythonSandbox, SandboxLimits};
+use orchflow_agent::{Tool, ToolError, ToolOutput};
+use serde_json::json;
+
+/// Tight limits: 1 s CPU, 256 MiB, 16 KiB of output (and a wall time that a loaded machine
+/// does not reach before the CPU limit).
+fn tight_limits() -> SandboxLimits {
+    SandboxLimits {
+        wall_time: Duration::from_secs(10),
+        cpu_time: Duration::from_secs(1),
+        memory_bytes: 256 * 1024 * 1024,
+        output_bytes: 16 * 1024,
+        ..SandboxLimits::default()
+    }
+}
+
+/// One shared sandbox (the interpreter is probed once for all tests).
+fn sandbox() -> &'static PythonSandbox {
+    static SANDBOX: OnceLock<PythonSandbox> = OnceLock::new();
+    SANDBOX.get_or_init(|| PythonSandbox::builder().limits(tight_limits()).build())
+}
+
+/// `None` (and a note) when there is no usable Python: the test is skipped.
+async fn python() -> Option<&'static PythonSandbox> {
+    match sandbox().run("print('ready')").await {
+        Ok(_) => Some(sandbox()),
+        Err(ToolError::Unavailable { reason }) => {
+            eprintln!("skipped: no usable python3 ({reason})");
+            None
+        }
+        Err(other) => panic!("a trivial program failed: {other:?}"),
+    }
+}
+
+fn data(out: &ToolOutput) -> &serde_json::Value {
+    out.data
+        .as_ref()
+        .expect("the code tool always returns data")
+}
+
+fn refused_reason(result: Result<ToolOutput, ToolError>) -> String {
+    match result {
+        Err(ToolError::Refused { reason }) => reason,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+fn limit_what(result: &Result<ToolOutput, ToolError>) -> String {
+    match result {
+        Err(ToolError::LimitExceeded { what, .. }) => what.clone(),
+        other => panic!("expected a limit error, got {other:?}"),
+    }
+}
+
+fn timeout_what(result: &Result<ToolOutput, ToolError>) -> String {
+    match result {
+        Err(ToolError::TimedOut { what, .. }) => what.clone(),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}
+
+async fn module_installed(sandbox: &PythonSandbox, module: &str) -> bool {
+    match sandbox.run(&format!("import {module}")).await {
+        Ok(_) => true,
+        Err(ToolError::Failed { message }) if message.contains("ModuleNotFoundError") => {
+            eprintln!("skipped: {module} is not installed");
+            false
+        }
+        Err(other) => panic!("importing {module}: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn simple_arithmetic_prints() {
+    let Some(sb) = python().await else { return };
+    let out = sb
+        .run("from fractions import Fraction\nprint(2 ** 10, sum(range(101)), Fraction(1, 3) + 1)")
+        .await
+        .unwrap();
+    assert_eq!(out.content, "1024 5050 4/3\n");
+    // Big integers print in full (no int/str digit limit; the CPU limit bounds the work).
+    let out = sb.run("print(len(str(2 ** 100000)))").await.unwrap();
+    assert_eq!(out.content, "30103\n");
+    let d = data(&out);
+    eprintln!("sandbox data: {d}");
+    assert_eq!(d["exit_code"], 0);
+    assert_eq!(d["truncated"], false);
+    assert!(d["duration_ms"].is_u64());
+    assert!(d["network_isolated"].is_boolean());
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // Root can always make a network namespace: the program had no network at all.
+        assert_eq!(d["network_isolated"], true, "{d}");
+    }
+}
+
+#[tokio::test]
+async fn tool_interface_accepts_object_or_bare_string() {
+    let Some(sb) = python().await else { return };
+    assert_eq!(sb.name(), "code");
+    assert_eq!(sb.input_schema()["required"], json!(["code"]));
+    assert!(sb.description().contains("math"));
+    let out = sb.call(&json!({"code": "print(6 * 7)"})).await.unwrap();
+    assert_eq!(out.content.trim(), "42");
+    let out = sb.call(&json!("print(6 * 7)")).await.unwrap();
+    assert_eq!(out.content.trim(), "42");
+    for bad in [
+        json!({"code": 1}),
+        json!({"program": "print(1)"}),
+        json!(null),
+        json!({"code": "  "}),
+    ] {
+        let err = sb.call(&bad).await.unwrap_err();
+        assert_eq!(err.kind(), "invalid_input", "{bad}: {err:?}");
+    }
+}
+
+#[tokio::test]
+async fn sympy_and_numpy_work_when_installed() {
+    let Some(sb) = python().await else { return };
+    if module_installed(sb, "sympy").await {
+        let out = sb
+            .run(
+                "import sympy as sp\nx = sp.symbols('x')\n\
+                 print(sp.factor(x**2 - 1), sp.factorint(2**32 + 1), sp.solve(x**2 - 4, x))\n\
+                 print(sp.lambdify(x, x**2)(3), sp.sympify('x + 1').subs(x, 2))",
+            )
+            .await
+            .unwrap();
+        assert!(
+            out.content
+                .starts_with("(x - 1)*(x + 1) {641: 1, 6700417: 1} [-2, 2]\n9 3"),
+            "{}",
+            out.content
+        );
+    }
+    if module_installed(sb, "numpy").await {
+        let out = sb
+            .run("import numpy as np\nprint(int(np.arange(10).sum()), np.linalg.det(np.eye(3)))")
+            .await
+            .unwrap();
+        assert!(out.content.starts_with("45 1.0"), "{}", out.content);
+    }
+}
+
+#[tokio::test]
+async fn infinite_loop_hits_the_cpu_limit() {
+    let Some(sb) = python().await else { return };
+    let started = Instant::now();
+    let result = sb.run("while True:\n    pass").await;
+    assert_eq!(timeout_what(&result), "CPU time");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn busy_loop_hits_the_wall_time_limit() {
+    let Some(_) = python().await else { return };
+    let sb = PythonSandbox::builder()
+        .limits(SandboxLimits {
+            wall_time: Duration::from_secs(1),
+            cpu_time: Duration::from_secs(10),
+            ..tight_limits()
+        })
+        .build();
+    let started = Instant::now();
+    let result = sb.run("n = 0\nwhile True:\n    n += 1").await;
+    assert_eq!(timeout_what(&result), "wall time");
+    assert!(matches!(
+        result,
+        Err(ToolError::TimedOut { limit_ms: 1000, .. })
+    ));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn memory_bombs_hit_the_memory_limit() {
+    let Some(sb) = python().await else { return };
+    for bomb in [
+        "x = 'a' * 10**10",
+        "x = [0] * 10**10",
+        "x = []\nwhile True:\n    x.append(bytearray(10**6))",
+        "x = bytearray(10**10)",
+    ] {
+        let result = sb.run(bomb).await;
+        assert_eq!(limit_what(&result), "memory", "{bomb}");
+    }
+    // So little memory that the interpreter itself cannot start: still a memory error.
+    for mib in [8, 16] {
+        let sb = PythonSandbox::builder()
+            .limits(SandboxLimits {
+                memory_bytes: mib * 1024 * 1024,
+                ..tight_limits()
+            })
+            .build();
+        let result = sb.run("print(1)").await;
+        assert_eq!(limit_what(&result), "memory", "{mib} MiB");
+    }
+}
+
+#[tokio::test]
+async fn escape_gadgets_are_refused_with_the_name_and_line() {
+    let Some(sb) = python().await else { return };
+    let cases: &[(&str, &str)] = &[
+        ("import os", "`os`"),
+        ("import subprocess", "`subprocess`"),
+        ("import socket", "`socket`"),
+        ("import sys", "`sys`"),
+        ("import ctypes", "`ctypes`"),
+        ("import importlib", "`importlib`"),
+        ("from os import system", "`os`"),
+        ("from os.path import join", "`os.path`"),
+        ("import numpy.ctypeslib", "numpy.ctypeslib"),
+        ("import collections, shutil", "`shutil`"),
+        ("__import__('os')", "`__import__`"),
+        ("eval(\"__import__('os')\")", "`eval`"),
+        ("exec('import os')", "`exec`"),
+        ("compile('1', 'f', 'eval')", "`compile`"),
+        ("getattr(__builtins__, '__import__')", "__builtins__"),
+        ("().__class__.__bases__[0].__subclasses__()", "__class__"),
+        ("(lambda: 0).__globals__", "__globals__"),
+        ("open('/etc/passwd').read()", "`open`"),
+        ("globals()['x'] = 1", "`globals`"),
+        ("locals()", "`locals`"),
+        ("vars()", "`vars`"),
+        ("breakpoint()", "`breakpoint`"),
+        ("input()", "`input`"),
+        ("print('{0.__class__}'.format(1))", "__class__"),
+        ("import statistics\nstatistics.sys.modules['os']", "`sys`"),
+        ("import random", "`random`"),
+        ("def g():\n    yield 1\ng().gi_frame.f_back", "gi_frame"),
+        ("from math import *\nprint(sys)", "`sys`"),
+        ("import math\nmath._private", "`_private`"),
+        // A chain of plain attributes from an allowed module to the real builtins.
+        (
+            "import fractions\nfractions.re.enum.bltns.eval('1')",
+            "`bltns`",
+        ),
+        (
+            "import collections.abc\nprint(collections.abc.Iterable)\nimport pty",
+            "`pty`",
+        ),
+    ];
+    for (program, needle) in cases {
+        let reason = refused_reason(sb.run(program).await);
+        assert!(reason.contains(needle), "{program:?}: {reason}");
+        assert!(reason.contains("line "), "{program:?}: {reason}");
+    }
+    let reason = refused_reason(sb.run("x = 1\ny = 2\nimport os").await);
+    assert!(reason.contains("line 3"), "{reason}");
+}
+
+#[tokio::test]
+async fn runtime_guards_catch_what_the_static_check_cannot_see() {
+    let Some(sb) = python().await else { return };
+    // A dunder name built at run time.
+    let reason = refused_reason(
+        sb.run("g = getattr\nu = '_' * 2\ncls = g((), u + 'class' + u)")
+            .await,
+    );
+    assert!(
+        reason.contains("__class__") && reason.contains("line 3"),
+        "{reason}"
+    );
+    // A frame attribute built at run time.
+    let reason = refused_reason(
+        sb.run("def f():\n    yield 1\nprint(getattr(f(), 'gi_' + 'frame'))")
+            .await,
+    );
+    assert!(reason.contains("gi_frame"), "{reason}");
+}
+
+#[tokio::test]
+async fn fork_bombs_are_refused() {
+    let Some(sb) = python().await else { return };
+    let reason = refused_reason(sb.run("import os\nwhile True:\n    os.fork()").await);
+    assert!(reason.contains("`os`"), "{reason}");
+    let reason = refused_reason(
+        sb.run("from multiprocessing import Pool\nPool(64).map(abs, range(10**6))")
+            .await,
+    );
+    assert!(reason.contains("multiprocessing"), "{reason}");
+    // Through code that a library evaluates from a string (sympy's lambdify), past the static
+    // check: the run-time guards refuse it.
+    if module_installed(sb, "sympy").await {
+        let program = "import sympy\n\
+            f = sympy.lambdify([], \"__import__('fractions').sys.modules['posix'].fork()\")\n\
+            f()";
+        let reason = refused_reason(sb.run(program).await);
+        assert!(reason.contains("os.fork"), "{reason}");
+        let program = "import sympy\nsympy.sympify(\"eval(\\\"__import__('os')\\\")\")";
+        let reason = refused_reason(sb.run(program).await);
+        assert!(reason.contains("`os`"), "{reason}");
+    }
+}
+
+#[tokio::test]
+async fn huge_output_is_cut_off_promptly() {
+    let Some(sb) = python().await else { return };
+    // An endless stream of lines: killed as soon as 16 KiB are passed.
+    let started = Instant::now();
+    let result = sb.run("while True:\n    print('x' * 1000)").await;
+    assert_eq!(limit_what(&result), "output");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // 100 MB in one print.
+    let result = sb.run("print('x' * 10**8)").await;
+    assert_eq!(limit_what(&result), "output");
+    // A gigabyte: the string alone is beyond the memory limit; either way no gigabyte is
+    // buffered anywhere.
+    let result = sb.run("print('x' * 10**9)").await;
+    let what = limit_what(&result);
+    assert!(what == "memory" || what == "output", "{what}");
+}
+
+#[tokio::test]
+async fn truncating_mode_returns_the_head_of_the_output() {
+    let Some(_) = python().await else { return };
+    let sb = PythonSandbox::builder()
+        .limits(SandboxLimits {
+            output_bytes: 1000,
+            ..tight_limits()
+        })
+        .truncate_output(true)
+        .build();
+    let out = sb
+        .run("for i in range(10**7):\n    print(i)")
+        .await
+        .unwrap();
+    let d = data(&out);
+    assert_eq!(d["truncated"], true);
+    assert!(d["exit_code"].is_null());
+    assert!(out.content.starts_with("0\n1\n2\n"));
+    assert!(out.content.len() < 1200, "{}", out.content.len());
+    assert!(
+        out.content
+            .ends_with("[output truncated: the program was stopped]")
+    );
+}
+
+#[tokio::test]
+async fn nothing_can_be_written_outside_the_scratch_directory() {
+    let Some(sb) = python().await else { return };
+    let target = std::env::temp_dir().join(format!("orchflow-escape-{}", std::process::id()));
+    let path = target.display().to_string();
+    let attempts = [
+        format!("open({path:?}, 'w').write('x')"),
+        format!("import pathlib\npathlib.Path({path:?}).write_text('x')"),
+        format!("import io\nio.open({path:?}, 'w').write('x')"),
+        format!("import shutil\nshutil.copy('/etc/hostname', {path:?})"),
+    ];
+    for program in &attempts {
+        let err = sb.run(program).await.unwrap_err();
+        assert_eq!(err.kind(), "refused", "{program}: {err:?}");
+    }
+    if module_installed(sb, "sympy").await {
+        // Past the static check, through lambdify: the audit hook refuses the write.
+        let program =
+            format!("import sympy\nsympy.lambdify([], \"open('{path}', 'w').write('x')\")()");
+        let reason = refused_reason(sb.run(&program).await);
+        assert!(reason.contains("writing"), "{reason}");
+        let reason = refused_reason(
+            sb.run("import sympy\nsympy.lambdify([], \"open('/etc/passwd').read()\")()")
+                .await,
+        );
+        assert!(reason.contains("reading `/etc/passwd`"), "{reason}");
+    }
+    assert!(!target.exists(), "{} was written", target.display());
+}
+
+#[tokio::test]
+async fn scratch_directories_are_removed() {
+    let Some(_) = python().await else { return };
+    let root = tempfile::tempdir().unwrap();
+    let sb = PythonSandbox::builder()
+        .limits(tight_limits())
+        .scratch_root(root.path())
+        .build();
+    sb.run("print(1)").await.unwrap();
+    let _ = sb.run("while True: pass").await.unwrap_err();
+    let left: Vec<_> = std::fs::read_dir(root.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test]
+async fn syntax_errors_and_exceptions_fail_with_a_message() {
+    let Some(sb) = python().await else { return };
+    match sb.run("def f(:\n    pass").await {
+        Err(ToolError::Failed { message }) => {
+            assert!(
+                message.contains("SyntaxError") && message.contains("line 1"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    match sb.run("print('before')\nx = 1\ny = x / 0").await {
+        Err(ToolError::Failed { message }) => {
+            assert!(
+                message.contains("ZeroDivisionError: division by zero"),
+                "{message}"
+            );
+            assert!(message.contains("line 3"), "{message}");
+            assert!(
+                message.contains("[stdout before the error]\nbefore"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    match sb.run("raise SystemExit(3)").await {
+        Err(ToolError::Failed { message }) => assert!(message.contains("status 3"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    match sb.run("raise SystemExit('no solution found')").await {
+        Err(ToolError::Failed { message }) => {
+            assert!(message.contains("status 1: no solution found"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Exiting with status 0 is a success.
+    assert!(sb.run("print('bye')\nraise SystemExit(0)").await.is_ok());
+}
+
+#[tokio::test]
+async fn the_sandbox_keeps_working_after_failures() {
+    let Some(sb) = python().await else { return };
+    assert_eq!(sb.run("import os").await.unwrap_err().kind(), "refused");
+    assert_eq!(sb.run("1/0").await.unwrap_err().kind(), "failed");
+    assert_eq!(
+        sb.run("x = [0] * 10**10").await.unwrap_err().kind(),
+        "limit_exceeded"
+    );
+    assert_eq!(
+        sb.run("while True: pass").await.unwrap_err().kind(),
+        "timed_out"
+    );
+    let out = sb
+        .run("import math\nprint(math.factorial(20))")
+        .await
+        .unwrap();
+    assert_eq!(out.content.trim(), "2432902008176640000");
+}
+
+#[tokio::test]
+async fn missing_interpreter_is_unavailable() {
+    let sb = PythonSandbox::builder()
+        .python("/nonexistent/bin/python3")
+        .build();
+    match sb.run("print(1)").await {
+        Err(ToolError::Unavailable { reason }) => {
+            assert!(reason.contains("/nonexistent/bin/python3"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// `RLIMIT_NPROC` holds when the sandbox runs as an unprivileged user: a program that starts
+/// many threads (allowed here on purpose) is stopped with a process-limit error.
+#[tokio::test]
+async fn process_limit_applies_to_the_sandbox_user() {
+    let Some(_) = python().await else { return };
+    let sb = PythonSandbox::builder()
+        .limits(SandboxLimits {
+            max_processes: 4,
+            ..tight_limits()
+        })
+        .allow_module("threading")
+        .build();
+    let out = sb.run("print(1)").await.unwrap();
+    // SAFETY: geteuid has no preconditions.
+    if data(&out)["privileges"] == "unchanged" && unsafe { libc::geteuid() } == 0 {
+        eprintln!("skipped: the sandbox runs as root, for which RLIMIT_NPROC is not enforced");
+        return;
+    }
+    let program = "import threading\n\
+        stop = threading.Event()\n\
+        for _ in range(64):\n    threading.Thread(target=stop.wait, daemon=True).start()";
+    let result = sb.run(program).await;
+    assert_eq!(limit_what(&result), "processes");
+    // The host's own thread creation is unaffected.
+    std::thread::spawn(|| ()).join().unwrap();
+}
+
+#[tokio::test]
+async fn input_limits_are_checked_before_running() {
+    let Some(sb) = python().await else { return };
+    let big = "x = 1\n".repeat(100_000);
+    assert_eq!(sb.run(&big).await.unwrap_err().kind(), "invalid_input");
+    assert_eq!(
+        sb.run("print(1)\0").await.unwrap_err().kind(),
+        "invalid_input"
+    );
+    // Deep nesting is refused or fails to parse; it never crashes the host.
+    let deep = format!("x = {}1{}", "(".repeat(10_000), ")".repeat(10_000));
+    let err = sb.run(&deep).await.unwrap_err();
+    assert!(matches!(err.kind(), "failed" | "refused"), "{err:?}");
+    assert!(Path::new(&std::env::temp_dir()).exists());
+}
+
+/// When the host is root, the program runs as `nobody`, in its scratch directory, with an empty
+/// environment (`os` is allowed here on purpose, to look).
+#[tokio::test]
+async fn the_program_runs_unprivileged_in_its_scratch_directory() {
+    let Some(_) = python().await else { return };
+    let sb = PythonSandbox::builder()
+        .limits(tight_limits())
+        .allow_module("os")
+        .build();
+    let out = sb
+        .run("import os\nprint(os.getuid(), os.getgid())\nprint(os.getcwd())\nprint(sorted(os.environ))")
+        .await
+        .unwrap();
+    let lines: Vec<&str> = out.content.lines().collect();
+    if data(&out)["privileges"] != "unchanged" {
+        assert_eq!(lines[0], "65534 65534");
+    }
+    assert!(lines[1].contains("orchflow-code-"), "{}", lines[1]);
+    assert!(!lines[2].contains("CARGO"), "{}", lines[2]);
+    // Even with `os` importable, the audit hook refuses what matters.
+    for (program, needle) in [
+        ("import os\nos.execl('/bin/true', 'true')", "os.exec"),
+        ("import os\nos.posix_spawn", "posix_spawn"),
+        ("import os\nos.kill(1, 9)", "os.kill"),
+        ("import os\nos.listdir('/root')", "listing"),
+        ("import os\nos.remove('/etc/hostname')", "os.remove"),
+    ] {
+        let reason = refused_reason(sb.run(program).await);
+        assert!(reason.contains(needle), "{program}: {reason}");
+    }
+}
+
+/// Dropping a call (the agent gave up on it) kills the program and removes its scratch
+/// directory.
+#[tokio::test]
+async fn a_cancelled_call_leaves_nothing_behind() {
+    let Some(_) = python().await else { return };
+    let root = tempfile::tempdir().unwrap();
+    let sb = PythonSandbox::builder()
+        .limits(SandboxLimits {
+            cpu_time: Duration::from_secs(10),
+            wall_time: Duration::from_secs(10),
+            ..tight_limits()
+        })
+        .scratch_root(root.path())
+        .build();
+    sb.run("print(1)").await.unwrap();
+    let cancelled =
+        tokio::time::timeout(Duration::from_millis(500), sb.run("while True:\n    pass")).await;
+    assert!(cancelled.is_err(), "the loop cannot finish");
+    let running_there = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter_map(|e| std::fs::read_link(e.path().join("cwd")).ok())
+            .filter(|cwd| cwd.starts_with(root.path()))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while running_there() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(running_there(), 0, "the program survived its call");
+    let left: Vec<_> = std::fs::read_dir(root.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
