@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --example agent_solve                         # offline: no network, no model
-//! cargo run --example agent_solve -- --ollama qwen3:8b    # a local Ollama server
+//! cargo run --example agent_solve -- --ollama qwen3:8b    # Ollama (OLLAMA_URL, default localhost)
 //! cargo run --example agent_solve -- --openai gpt-4o-mini # OPENAI_API_KEY, OPENAI_BASE_URL
 //! cargo run --example agent_solve -- "What is 7 * 191?"   # your own question
 //! ```
@@ -78,16 +78,28 @@ async fn main() {
     while i < args.len() {
         let model = args.get(i + 1).cloned();
         let client: Option<Result<Arc<dyn LlmClient>, String>> = match args[i].as_str() {
-            "--ollama" => Some(
-                OllamaClient::new()
-                    .map(|c| Arc::new(c) as Arc<dyn LlmClient>)
-                    .map_err(|e| e.to_string()),
-            ),
-            "--openai" => Some(
-                OpenAiClient::new()
-                    .map(|c| Arc::new(c) as Arc<dyn LlmClient>)
-                    .map_err(|e| e.to_string()),
-            ),
+            "--ollama" => {
+                let mut b = OllamaClient::builder();
+                if let Ok(url) = std::env::var("OLLAMA_URL") {
+                    b = b.base_url(url);
+                }
+                Some(
+                    b.build()
+                        .map(|c| Arc::new(c) as Arc<dyn LlmClient>)
+                        .map_err(|e| e.to_string()),
+                )
+            }
+            "--openai" => {
+                let mut b = OpenAiClient::builder();
+                if let Ok(url) = std::env::var("OPENAI_BASE_URL") {
+                    b = b.base_url(url);
+                }
+                Some(
+                    b.build()
+                        .map(|c| Arc::new(c) as Arc<dyn LlmClient>)
+                        .map_err(|e| e.to_string()),
+                )
+            }
             q => {
                 questions.push(q.to_string());
                 None

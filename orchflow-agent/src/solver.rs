@@ -58,7 +58,7 @@ impl Default for SolverConfig {
             max_steps: 8,
             model: AgentConfig::default(),
             max_tool_output: 2_000,
-            fallback_answer: "I could not find an answer within the step budget.".to_string(),
+            fallback_answer: "No answer could be found.".to_string(),
         }
     }
 }

@@ -404,3 +404,58 @@ async fn the_offline_solver_computes_with_the_sandbox_and_looks_up_with_local_se
     let answer = t.answer.unwrap_or_default().to_lowercase();
     assert!(answer.contains("prime"), "{answer}");
 }
+
+/// The solver over HTTP: a local server speaking Ollama's `/api/chat` plays the model; the
+/// planner searches, then answers from the result.
+#[tokio::test]
+async fn the_solver_runs_against_an_ollama_server() {
+    use axum::routing::post;
+    use axum::{Json, Router};
+    use orchflow_agent::OllamaClient;
+
+    async fn chat(Json(body): Json<serde_json::Value>) -> Json<serde_json::Value> {
+        assert_eq!(body["think"], false, "the solver asks for no thinking");
+        assert_eq!(body["stream"], false);
+        let title = body["format"]["title"].as_str().unwrap_or("").to_string();
+        let prompt = body["messages"]
+            .as_array()
+            .and_then(|m| m.last())
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or("")
+            .to_string();
+        let content = match title.as_str() {
+            "Decision" if prompt.contains("result:") => decision("answer", "42"),
+            "Decision" => decision("search", "the answer"),
+            "VerdictReply" => r#"{"sufficient": false, "reason": "answer it"}"#.to_string(),
+            other => panic!("unexpected schema {other}"),
+        };
+        Json(serde_json::json!({
+            "model": body["model"],
+            "message": {"role": "assistant", "content": content},
+            "done": true,
+            "prompt_eval_count": 100,
+            "eval_count": 10
+        }))
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, Router::new().route("/api/chat", post(chat)))
+            .await
+            .unwrap();
+    });
+    let client = OllamaClient::builder()
+        .base_url(format!("http://{addr}"))
+        .build()
+        .unwrap();
+    let search = search_tool();
+    let t = Solver::new(Arc::new(client), vec![search.clone()], config(4))
+        .solve("What is the answer?")
+        .await;
+    assert_eq!(t.answer.as_deref(), Some("42"), "{:?}", t.outcome);
+    assert_eq!(t.steps.len(), 2);
+    assert_eq!(search.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(t.usage.prompt_tokens, 300, "planner, verifier, planner");
+    assert_eq!(t.usage.completion_tokens, 30);
+}
