@@ -121,11 +121,18 @@ type Signature<I, O, N, P> = fn(I, P) -> (O, N);
 pub struct Flow<T, I, O, N, P, F> {
     inner: Arc<(T, F)>,
     info: &'static FlowInfo,
+    /// Shared: a flow is cloned into every task that runs it, so it stays three words.
+    config: Arc<FlowConfig>,
+    _types: PhantomData<Signature<I, O, N, P>>,
+}
+
+/// A flow's settings (see the builder methods of [`Flow`]).
+#[derive(Clone)]
+struct FlowConfig {
     defaults: FlowDefaults,
     capture: bool,
     traces: bool,
     input: Arc<dyn InputProvider>,
-    _types: PhantomData<Signature<I, O, N, P>>,
 }
 
 impl<T, I, O, N, P, F> Clone for Flow<T, I, O, N, P, F> {
@@ -133,10 +140,7 @@ impl<T, I, O, N, P, F> Clone for Flow<T, I, O, N, P, F> {
         Flow {
             inner: Arc::clone(&self.inner),
             info: self.info,
-            defaults: self.defaults,
-            capture: self.capture,
-            traces: self.traces,
-            input: Arc::clone(&self.input),
+            config: Arc::clone(&self.config),
             _types: PhantomData,
         }
     }
@@ -147,8 +151,8 @@ impl<T, I, O, N, P, F> std::fmt::Debug for Flow<T, I, O, N, P, F> {
         f.debug_struct("Flow")
             .field("name", &self.info.name)
             .field("shape", &self.info.shape)
-            .field("defaults", &self.defaults)
-            .field("capture_values", &self.capture)
+            .field("defaults", &self.config.defaults)
+            .field("capture_values", &self.config.capture)
             .finish_non_exhaustive()
     }
 }
@@ -178,10 +182,12 @@ where
         Flow {
             inner: Arc::new((steps, driver)),
             info,
-            defaults,
-            capture: false,
-            traces: true,
-            input: Arc::new(Stdin),
+            config: Arc::new(FlowConfig {
+                defaults,
+                capture: false,
+                traces: true,
+                input: Arc::new(Stdin),
+            }),
             _types: PhantomData,
         }
     }
@@ -199,26 +205,26 @@ where
     /// Records each attempt's input and output as JSON in its [`StepTrace`] when the step's
     /// types are `Serialize` (off by default: it costs a serialisation per attempt).
     pub fn capture_values(mut self, on: bool) -> Self {
-        self.capture = on;
+        Arc::make_mut(&mut self.config).capture = on;
         self
     }
 
     /// Records a [`StepTrace`] per attempt (on by default). Off, the hot path takes no
     /// timestamps and [`FlowResult::traces`] stays empty; events and spans are unaffected.
     pub fn record_traces(mut self, on: bool) -> Self {
-        self.traces = on;
+        Arc::make_mut(&mut self.config).traces = on;
         self
     }
 
     /// Sets the retry policy of steps that set none (the step's own policy wins).
     pub fn default_retry(mut self, policy: RetryPolicy) -> Self {
-        self.defaults.retry = Some(policy);
+        Arc::make_mut(&mut self.config).defaults.retry = Some(policy);
         self
     }
 
     /// Sets the per-attempt timeout of steps that set none.
     pub fn default_timeout(mut self, timeout: Duration) -> Self {
-        self.defaults.timeout = Some(timeout);
+        Arc::make_mut(&mut self.config).defaults.timeout = Some(timeout);
         self
     }
 
@@ -226,13 +232,13 @@ where
     /// [`Stdin`] by default, a [`callback`](crate::human::callback), or
     /// [`Suspend`](crate::human::Suspend) to stop a durable run until [`Durable::answer`].
     pub fn with_input(mut self, provider: impl InputProvider) -> Self {
-        self.input = Arc::new(provider);
+        Arc::make_mut(&mut self.config).input = Arc::new(provider);
         self
     }
 
     /// The defaults in force.
     pub fn defaults(&self) -> FlowDefaults {
-        self.defaults
+        self.config.defaults
     }
 
     /// Runs the flow with the default shared state; failures are reported in the result.
@@ -329,9 +335,11 @@ where
             durable,
         } = launch;
         let erased: Arc<dyn std::any::Any + Send + Sync> = input.clone();
-        let mut core = RunCore::new(self.info.name, erased, self.capture, events);
-        core.human = crate::human::Asker::new(Arc::clone(&self.input), answer);
-        core.traces_on = self.traces;
+        let config = &*self.config;
+        let mut core = RunCore::new(self.info.name, erased, config.capture, events);
+        core.human = crate::human::Asker::new(Arc::clone(&config.input), answer);
+        core.traces_on = config.traces;
+        core.expect_traces(self.info.points.len());
         let mut loaded = None;
         let mut document = None;
         if let Some(d) = durable {
@@ -348,7 +356,7 @@ where
         let run_id = core.run_id;
         let state = Arc::new(state);
         let erased: Arc<dyn std::any::Any + Send + Sync> = state.clone();
-        let rt = Rt::new(core, erased, self.defaults);
+        let rt = Rt::new(core, erased, config.defaults);
         rt.core.emit(|| RunEvent::FlowStarted {
             run_id,
             flow: self.info.name,
@@ -483,7 +491,7 @@ where
         input: Feed<'a, I>,
         ctx: &'a StepContext<N::State>,
     ) -> Result<O, FlowError> {
-        let rt = Rt::child(ctx, self.defaults);
+        let rt = Rt::child(ctx, self.config.defaults);
         let (steps, driver) = &*self.inner;
         driver
             .drive(steps, &rt, input, Resume::fresh())

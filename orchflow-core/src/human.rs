@@ -169,7 +169,10 @@ where
 /// The provider of one run, with the answer a resumed run was given.
 pub(crate) struct Asker {
     provider: Arc<dyn InputProvider>,
-    answer: Mutex<Option<String>>,
+    /// Boxed: rare (a resumed suspension), and every run carries an asker; one word, where a
+    /// `String` is three.
+    #[allow(clippy::box_collection)]
+    answer: Mutex<Option<Box<String>>>,
 }
 
 impl Default for Asker {
@@ -185,15 +188,16 @@ impl Asker {
     pub(crate) fn new(provider: Arc<dyn InputProvider>, answer: Option<String>) -> Self {
         Asker {
             provider,
-            answer: Mutex::new(answer),
+            answer: Mutex::new(answer.map(Box::new)),
         }
     }
 
-    async fn ask(&self, request: &InputRequest) -> Result<InputReply, InputError> {
+    /// The answer given with a resume, else the provider's (its boxed future, as is).
+    fn ask<'a>(&'a self, request: &'a InputRequest) -> InputFuture<'a> {
         let given = self.answer.lock().unwrap_or_else(|p| p.into_inner()).take();
         match given {
-            Some(answer) => Ok(InputReply::Answer(answer)),
-            None => self.provider.ask(request).await,
+            Some(answer) => Box::pin(async move { Ok(InputReply::Answer(*answer)) }),
+            None => self.provider.ask(request),
         }
     }
 }
@@ -277,43 +281,47 @@ where
     T: Clone + Send + Sync + 'static,
     F: Fn(&T) -> String + Send + Sync + 'static,
 {
-    async fn call<'a>(
+    // An `async` block, not an `async fn`: the future holds its arguments once.
+    #[allow(clippy::manual_async_fn)]
+    fn call<'a>(
         &'a self,
         input: Feed<'a, T>,
         ctx: &'a StepContext,
-    ) -> Result<Answer<T>, HumanError> {
-        let prompt = (self.prompt)(input.get());
-        let core = &ctx.core;
-        let request = InputRequest {
-            run_id: core.run_id,
-            step: self.name,
-            prompt,
-        };
-        core.emit(|| {
-            RunEvent::InputRequested(InputEvent {
+    ) -> impl Future<Output = Result<Answer<T>, HumanError>> + Send + 'a {
+        async move {
+            let prompt = (self.prompt)(input.get());
+            let core = &ctx.core;
+            let request = InputRequest {
+                run_id: core.run_id,
                 step: self.name,
-                text: request.prompt.clone(),
-                elapsed: core.elapsed(),
-            })
-        });
-        match core.human.ask(&request).await? {
-            InputReply::Answer(text) => {
-                core.emit(|| {
-                    RunEvent::InputReceived(InputEvent {
-                        step: self.name,
-                        text: text.clone(),
-                        elapsed: core.elapsed(),
-                    })
-                });
-                Ok(Answer {
-                    value: input.into_owned(),
-                    text,
+                prompt,
+            };
+            core.emit(|| {
+                RunEvent::InputRequested(InputEvent {
+                    step: self.name,
+                    text: request.prompt.clone(),
+                    elapsed: core.elapsed(),
                 })
+            });
+            match core.human.ask(&request).await? {
+                InputReply::Answer(text) => {
+                    core.emit(|| {
+                        RunEvent::InputReceived(InputEvent {
+                            step: self.name,
+                            text: text.clone(),
+                            elapsed: core.elapsed(),
+                        })
+                    });
+                    Ok(Answer {
+                        value: input.into_owned(),
+                        text,
+                    })
+                }
+                InputReply::Suspend => Err(HumanError::Suspended(PendingInput {
+                    step: self.name.to_string(),
+                    prompt: request.prompt,
+                })),
             }
-            InputReply::Suspend => Err(HumanError::Suspended(PendingInput {
-                step: self.name.to_string(),
-                prompt: request.prompt,
-            })),
         }
     }
 }

@@ -26,11 +26,16 @@ pub(crate) struct RunCore {
     started: Instant,
     started_at: SystemTime,
     /// Traces of earlier sessions of a resumed run.
-    prior: Vec<StepTrace>,
+    // Boxed: only resumed runs have any, and every run carries the field (one word, not three).
+    #[allow(clippy::box_collection)]
+    prior: Option<Box<Vec<StepTrace>>>,
     traces: Mutex<Vec<RawTrace>>,
     pub(crate) traces_on: bool,
     events: Option<Arc<EventQueue>>,
     groups: AtomicU32,
+    /// How many traces to make room for at the first one (the flow's resumable points: about
+    /// one per step), so that short runs hold no spare capacity and long ones grow less.
+    trace_hint: u16,
     /// Boxed: most runs are not durable, and many runs may be alive at once.
     pub(crate) durable: Option<Box<Durable>>,
     /// The state of steps without typed state.
@@ -66,11 +71,12 @@ impl RunCore {
             capture,
             started: Instant::now(),
             started_at: SystemTime::now(),
-            prior: Vec::new(),
+            prior: None,
             traces: Mutex::new(Vec::new()),
             traces_on: true,
             events,
             groups: AtomicU32::new(0),
+            trace_hint: 4,
             durable: None,
             unit: Arc::new(()),
             human: crate::human::Asker::default(),
@@ -80,7 +86,7 @@ impl RunCore {
     /// Continues the run ids and traces of a resumed run.
     pub(crate) fn resumed(mut self, run_id: RunId, traces: Vec<StepTrace>) -> Self {
         self.run_id = run_id;
-        self.prior = traces;
+        self.prior = Some(Box::new(traces));
         self
     }
 
@@ -103,10 +109,16 @@ impl RunCore {
     }
 
     fn push_trace(&self, trace: RawTrace) {
-        self.traces
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(trace);
+        let mut traces = self.traces.lock().unwrap_or_else(|p| p.into_inner());
+        if traces.capacity() == 0 {
+            traces.reserve_exact(usize::from(self.trace_hint.max(1)));
+        }
+        traces.push(trace);
+    }
+
+    /// Makes room for `n` traces at the first one (see `trace_hint`).
+    pub(crate) fn expect_traces(&mut self, n: usize) {
+        self.trace_hint = u16::try_from(n).unwrap_or(u16::MAX);
     }
 
     fn public(&self, t: &RawTrace) -> StepTrace {
@@ -146,7 +158,7 @@ impl RunCore {
     /// Every trace of the run: earlier sessions', then this one's.
     pub(crate) fn take_traces(&self) -> Vec<StepTrace> {
         let raw = std::mem::take(&mut *self.traces.lock().unwrap_or_else(|p| p.into_inner()));
-        let mut out = self.prior.clone();
+        let mut out = self.prior.as_deref().cloned().unwrap_or_default();
         out.extend(raw.iter().map(|t| self.public(t)));
         out
     }
@@ -269,11 +281,9 @@ fn unserialisable(point: &'static str) -> Halt {
 /// Records a `Cancelled` trace if an attempt's future is dropped before it finishes (a sibling
 /// branch failed, or the caller dropped the run).
 struct CancelGuard<'a> {
-    core: &'a RunCore,
+    rt: &'a Rt,
     step: &'static str,
-    parent: Option<&'static str>,
     attempt: u32,
-    group: Option<u32>,
     started: Option<Instant>,
     armed: bool,
 }
@@ -281,12 +291,13 @@ struct CancelGuard<'a> {
 impl Drop for CancelGuard<'_> {
     fn drop(&mut self) {
         if let (true, Some(started)) = (self.armed, self.started) {
-            self.core.push_trace(RawTrace {
+            let core = &*self.rt.core;
+            core.push_trace(RawTrace {
                 step: self.step,
-                parent: self.parent,
+                parent: self.rt.parent,
                 attempt: self.attempt,
-                group: self.group,
-                started: nanos(self.core.started, started),
+                group: self.rt.group,
+                started: nanos(core.started, started),
                 took: nanos(started, Instant::now()),
                 outcome: AttemptOutcome::Cancelled,
                 detail: Some(Box::new(TraceDetail {
@@ -360,15 +371,21 @@ impl Rt {
         let (retry, timeout) = self.policy_of(step);
         let max = retry.max_attempts();
         async move {
-            let name = step.name();
-            let span = tracing::info_span!("step", step = name, group = self.group);
-            let span = &span;
+            // Boxed, and only when a subscriber wants it: a disabled span is 40 bytes of nothing.
+            let span = Some(tracing::info_span!(
+                "step",
+                step = step.name(),
+                group = self.group
+            ))
+            .filter(|s| !s.is_disabled())
+            .map(Box::new);
+            let span = span.as_deref();
             let mut n = 1u32;
             loop {
                 if n >= max {
                     return match self.attempt(step, input, n, timeout, span).await {
                         Ok(v) => Ok(v),
-                        Err(f) => Err(self.given_up(step, name, n, f)),
+                        Err(f) => Err(self.given_up(step, n, f)),
                     };
                 }
                 let f = match self.attempt(step, input.reborrow(), n, timeout, span).await {
@@ -380,24 +397,19 @@ impl Rt {
                     _ => true,
                 };
                 if !worth_it || suspension(step, &f).is_some() {
-                    return Err(self.given_up(step, name, n, f));
+                    return Err(self.given_up(step, n, f));
                 }
-                self.failed_event(name, n, &f, true);
+                self.failed_event(step.name(), n, &f, true);
                 // Boxed: the retry path is rare; the common path keeps a small future.
-                Box::pin(self.before_retry(step, name, n)).await;
+                Box::pin(self.before_retry(step, n)).await;
                 n += 1;
             }
         }
     }
 
     /// The halt for a step that will not be tried again: a suspension, or its error.
-    fn given_up<St: StepDef>(
-        &self,
-        step: &St,
-        name: &'static str,
-        n: u32,
-        f: Failure<St::Error>,
-    ) -> Halt {
+    fn given_up<St: StepDef>(&self, step: &St, n: u32, f: Failure<St::Error>) -> Halt {
+        let name = step.name();
         if let Some(halt) = suspension(step, &f) {
             return halt;
         }
@@ -426,7 +438,8 @@ impl Rt {
     }
 
     /// Announces and waits out the delay before attempt `n + 1`.
-    async fn before_retry<St: StepDef>(&self, step: &St, name: &'static str, n: u32) {
+    async fn before_retry<St: StepDef>(&self, step: &St, n: u32) {
+        let name = step.name();
         let (retry, _) = self.policy_of(step);
         let delay = retry.jittered_delay_before(n);
         tracing::debug!(step = name, attempt = n, ?delay, "retry scheduled");
@@ -642,7 +655,7 @@ impl Rt {
         input: Feed<'a, St::Input>,
         n: u32,
         timeout: Option<Duration>,
-        step_span: &'a tracing::Span,
+        step_span: Option<&'a tracing::Span>,
     ) -> impl Future<Output = Result<St::Output, Failure<St::Error>>> + 'a {
         async move {
             let name = step.name();
@@ -652,8 +665,9 @@ impl Rt {
             if let Some(at) = started {
                 core.emit(|| RunEvent::StepStarted(self.step_event(name, n, at, None, None, None)));
             }
+            // Boxed: held across the step's await, and rarely set.
             let captured_input = if core.capture {
-                step.capture_input(input.get())
+                step.capture_input(input.get()).map(Box::new)
             } else {
                 None
             };
@@ -686,25 +700,21 @@ impl Rt {
                     &fresh
                 }
             };
+            // The guard holds the name and start time through the await (no second copy).
             let mut guard = CancelGuard {
-                core,
+                rt: self,
                 step: name,
-                parent: self.parent,
                 attempt: n,
-                group: self.group,
                 started,
                 armed: core.traces_on,
             };
-            let attempt_span = if step_span.is_disabled() {
-                tracing::Span::none()
-            } else {
-                tracing::info_span!(parent: step_span, "attempt", attempt = n)
-            };
+            let attempt_span =
+                step_span.map(|s| Box::new(tracing::info_span!(parent: s, "attempt", attempt = n)));
             let mut fut = pin!(step.call(input, ctx));
             // Boxed: a `Sleep` is large, and most steps have no timeout; keep the future small.
             let mut sleep = timeout.map(|d| Box::pin(tokio::time::sleep(d)));
             let result = poll_fn(|cx| {
-                let _entered = attempt_span.enter();
+                let _entered = attempt_span.as_ref().map(|s| s.enter());
                 match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
                     Ok(Poll::Ready(Ok(v))) => return Poll::Ready(Ok(v)),
                     Ok(Poll::Ready(Err(e))) => return Poll::Ready(Err(Failure::Error(e))),
@@ -725,7 +735,8 @@ impl Rt {
             })
             .await;
             guard.armed = false;
-            let Some(started) = started else {
+            let (name, core) = (guard.step, &*self.core);
+            let Some(started) = guard.started else {
                 return result;
             };
             let ended = Instant::now();
@@ -759,7 +770,7 @@ impl Rt {
                 };
                 let detail = if captured_input.is_some() || output.is_some() || error.is_some() {
                     Some(Box::new(TraceDetail {
-                        input: captured_input,
+                        input: captured_input.map(|b| *b),
                         output,
                         error,
                     }))

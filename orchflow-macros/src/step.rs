@@ -492,15 +492,21 @@ fn emit(
         Ctx::None => quote!(let _ = __ctx;),
         _ => quote!(),
     };
+    // A plain function returning an `async` block rather than an `async fn`: the future then
+    // holds the input and the context once (an `async fn` keeps a second copy of each).
     let impl_fn = quote_spanned! {call_span=>
-        async fn call<'__a>(
+        fn call<'__a>(
             &'__a self,
             __input: #private::Feed<'__a, Self::Input>,
             __ctx: &'__a #private::StepContext<#state_ty>,
-        ) -> ::core::result::Result<Self::Output, Self::Error> {
-            #unused_input
-            #unused_ctx
-            #body
+        ) -> impl ::core::future::Future<
+            Output = ::core::result::Result<Self::Output, Self::Error>,
+        > + ::core::marker::Send + '__a {
+            async move {
+                #unused_input
+                #unused_ctx
+                #body
+            }
         }
     };
 
