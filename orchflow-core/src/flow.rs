@@ -13,7 +13,7 @@ use crate::store::{
     Checkpoint, CheckpointStore, JournalEntry, PendingInput, PointRecord, RunDocument, RunStatus,
     StoreError,
 };
-use crate::trace::StepTrace;
+use crate::trace::{StepTrace, Traces};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::borrow::Cow;
@@ -534,7 +534,7 @@ pub struct FlowResult<O, S> {
     /// The question a suspended run waits on (see [`Durable::answer`]).
     pub suspended: Option<PendingInput>,
     /// One trace per attempt of every step, in the order attempts ended.
-    pub traces: Vec<StepTrace>,
+    pub traces: Traces,
     /// The run's shared state after the run.
     pub state: Arc<S>,
     /// When the run started.
@@ -1084,7 +1084,7 @@ impl<O> Done<O> {
             failed_step: None,
             error: None,
             suspended: None,
-            traces: self.traces,
+            traces: self.traces.into(),
             state: Arc::new(state),
             started_at,
             duration,
@@ -1107,7 +1107,7 @@ fn not_started<O, S>(
         failed_step: None,
         error: Some(FlowError::Checkpoint(e)),
         suspended: None,
-        traces: Vec::new(),
+        traces: Traces::default(),
         state: Arc::new(state),
         started_at: SystemTime::now(),
         duration: Duration::ZERO,

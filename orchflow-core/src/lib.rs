@@ -35,6 +35,6 @@ pub use step::{
     AnyState, Fallible, Feed, Meet, NeedsState, StateOf, StateReq, StepCall, StepDef, StepFailure,
 };
 pub use store::{CheckpointStore, MemoryStore};
-pub use trace::{AttemptOutcome, StepTrace};
+pub use trace::{AttemptOutcome, StepTrace, Traces};
 
 pub use orchflow_macros::{flow, step};

@@ -6,7 +6,7 @@ use crate::event::{CheckpointEvent, EventQueue, RunEvent, StepEvent};
 use crate::policy::{FlowDefaults, RetryPolicy};
 use crate::step::{Feed, StateOf, StateReq, StepCall, StepDef, StepFailure};
 use crate::store::{CheckpointStore, JournalEntry, PointRecord, StoreError};
-use crate::trace::{AttemptOutcome, StepTrace};
+use crate::trace::{AttemptOutcome, StepTrace, Traces};
 use std::any::Any;
 use std::borrow::Cow;
 use std::future::{Future, poll_fn};
@@ -121,46 +121,21 @@ impl RunCore {
         self.trace_hint = u16::try_from(n).unwrap_or(u16::MAX);
     }
 
-    fn public(&self, t: &RawTrace) -> StepTrace {
-        let from = Duration::from_nanos(t.started);
-        let took = Duration::from_nanos(t.took);
-        let to = from + took;
-        let (input, output, error) = match &t.detail {
-            Some(d) => (d.input.clone(), d.output.clone(), d.error.clone()),
-            None => (None, None, None),
-        };
-        StepTrace {
-            step: Cow::Borrowed(t.step),
-            parent: t.parent.map(Cow::Borrowed),
-            attempt: t.attempt,
-            parallel_group_id: t.group,
-            input,
-            output,
-            error,
-            outcome: t.outcome,
-            started_at: self.started_at + from,
-            ended_at: self.started_at + to,
-            duration: took,
-            success: t.outcome == AttemptOutcome::Succeeded,
-        }
-    }
-
     /// This session's traces from index `from` on, as public traces.
     pub(crate) fn traces_since(&self, from: usize) -> Vec<StepTrace> {
         let all = self.traces.lock().unwrap_or_else(|p| p.into_inner());
         all.get(from..)
             .unwrap_or_default()
             .iter()
-            .map(|t| self.public(t))
+            .map(|t| t.public(self.started_at))
             .collect()
     }
 
-    /// Every trace of the run: earlier sessions', then this one's.
-    pub(crate) fn take_traces(&self) -> Vec<StepTrace> {
+    /// Every trace of the run: earlier sessions', then this one's (built when first read).
+    pub(crate) fn take_traces(&self) -> Traces {
         let raw = std::mem::take(&mut *self.traces.lock().unwrap_or_else(|p| p.into_inner()));
-        let mut out = self.prior.as_deref().cloned().unwrap_or_default();
-        out.extend(raw.iter().map(|t| self.public(t)));
-        out
+        let prior = self.prior.as_deref().cloned().unwrap_or_default();
+        Traces::new(prior, raw, self.started_at)
     }
 }
 
@@ -326,8 +301,39 @@ pub(crate) struct RawTrace {
 }
 
 /// Nanoseconds from `from` to `to` (0 if `to` is earlier), saturating at `u64::MAX`.
+#[inline]
 fn nanos(from: Instant, to: Instant) -> u64 {
-    u64::try_from(to.saturating_duration_since(from).as_nanos()).unwrap_or(u64::MAX)
+    let d = to.saturating_duration_since(from);
+    d.as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(d.subsec_nanos()))
+}
+
+impl RawTrace {
+    /// The public trace, given the run's wall-clock start.
+    pub(crate) fn public(&self, run_started_at: SystemTime) -> StepTrace {
+        let from = Duration::from_nanos(self.started);
+        let took = Duration::from_nanos(self.took);
+        let to = from + took;
+        let (input, output, error) = match &self.detail {
+            Some(d) => (d.input.clone(), d.output.clone(), d.error.clone()),
+            None => (None, None, None),
+        };
+        StepTrace {
+            step: Cow::Borrowed(self.step),
+            parent: self.parent.map(Cow::Borrowed),
+            attempt: self.attempt,
+            parallel_group_id: self.group,
+            input,
+            output,
+            error,
+            outcome: self.outcome,
+            started_at: run_started_at + from,
+            ended_at: run_started_at + to,
+            duration: took,
+            success: self.outcome == AttemptOutcome::Succeeded,
+        }
+    }
 }
 
 pub(crate) struct TraceDetail {

@@ -1,7 +1,9 @@
 //! Per-attempt traces.
 
+use crate::run::RawTrace;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 /// How an attempt ended.
@@ -77,4 +79,124 @@ pub struct StepTrace {
     pub duration: Duration,
     /// Whether the attempt produced an output.
     pub success: bool,
+}
+
+/// Every attempt's trace of a run ([`FlowResult::traces`](crate::FlowResult::traces)), in the
+/// order the attempts ended: earlier sessions' first for a resumed run.
+///
+/// A run records compact records on its hot path; they become [`StepTrace`]s the first time the
+/// traces are read, so a run whose traces nobody reads does not pay for building them. Reading
+/// is through the slice it dereferences to: `len`, `iter`, indexing, `for t in &traces`.
+///
+/// ```
+/// use orchflow::{flow, step};
+/// #[step] async fn a(x: u32) -> u32 { x + 1 }
+/// #[step] async fn b(x: u32) -> u32 { x * 2 }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let r = flow! { a => b }.run(1).await;
+/// assert_eq!(r.traces.len(), 2);
+/// assert_eq!(r.traces[1].step, "b");
+/// let names: Vec<_> = r.traces.iter().map(|t| t.step.to_string()).collect();
+/// assert_eq!(names, ["a", "b"]);
+/// let owned: Vec<orchflow::StepTrace> = r.traces.into_vec();
+/// assert_eq!(owned.len(), 2);
+/// # }
+/// ```
+pub struct Traces {
+    prior: Vec<StepTrace>,
+    raw: Vec<RawTrace>,
+    started_at: SystemTime,
+    built: OnceLock<Vec<StepTrace>>,
+}
+
+impl Traces {
+    pub(crate) fn new(prior: Vec<StepTrace>, raw: Vec<RawTrace>, started_at: SystemTime) -> Self {
+        Traces {
+            prior,
+            raw,
+            started_at,
+            built: OnceLock::new(),
+        }
+    }
+
+    fn build(&self) -> Vec<StepTrace> {
+        let mut out = Vec::with_capacity(self.prior.len() + self.raw.len());
+        out.extend(self.prior.iter().cloned());
+        out.extend(self.raw.iter().map(|t| t.public(self.started_at)));
+        out
+    }
+
+    /// The traces as a vector.
+    pub fn into_vec(mut self) -> Vec<StepTrace> {
+        match self.built.take() {
+            Some(v) => v,
+            None => self.build(),
+        }
+    }
+}
+
+impl std::ops::Deref for Traces {
+    type Target = [StepTrace];
+    fn deref(&self) -> &[StepTrace] {
+        self.built.get_or_init(|| self.build())
+    }
+}
+
+impl From<Vec<StepTrace>> for Traces {
+    fn from(v: Vec<StepTrace>) -> Self {
+        let built = OnceLock::new();
+        let _ = built.set(v);
+        Traces {
+            prior: Vec::new(),
+            raw: Vec::new(),
+            started_at: SystemTime::UNIX_EPOCH,
+            built,
+        }
+    }
+}
+
+impl Default for Traces {
+    fn default() -> Self {
+        Traces::from(Vec::new())
+    }
+}
+
+impl Clone for Traces {
+    fn clone(&self) -> Self {
+        Traces::from(self.to_vec())
+    }
+}
+
+impl std::fmt::Debug for Traces {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl PartialEq for Traces {
+    fn eq(&self, other: &Traces) -> bool {
+        **self == **other
+    }
+}
+
+impl<'a> IntoIterator for &'a Traces {
+    type Item = &'a StepTrace;
+    type IntoIter = std::slice::Iter<'a, StepTrace>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl IntoIterator for Traces {
+    type Item = StepTrace;
+    type IntoIter = std::vec::IntoIter<StepTrace>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.into_vec().into_iter()
+    }
+}
+
+impl Serialize for Traces {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(s)
+    }
 }
