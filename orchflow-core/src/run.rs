@@ -98,6 +98,13 @@ impl RunCore {
         self.started.elapsed()
     }
 
+    /// Nanoseconds since the run started: one clock read, one subtraction. Everything timed on
+    /// the hot path is an offset from the run's start, so durations are integer differences.
+    #[inline]
+    pub(crate) fn now_ns(&self) -> u64 {
+        nanos(self.started, Instant::now())
+    }
+
     /// Records an event, building it only when somebody listens.
     #[inline]
     pub(crate) fn emit(&self, make: impl FnOnce() -> RunEvent) {
@@ -259,7 +266,8 @@ struct CancelGuard<'a> {
     rt: &'a Rt,
     step: &'static str,
     attempt: u32,
-    started: Option<Instant>,
+    /// Nanoseconds from the run's start to the attempt's.
+    started: Option<u64>,
     armed: bool,
 }
 
@@ -272,8 +280,8 @@ impl Drop for CancelGuard<'_> {
                 parent: self.rt.parent,
                 attempt: self.attempt,
                 group: self.rt.group,
-                started: nanos(core.started, started),
-                took: nanos(started, Instant::now()),
+                started,
+                took: core.now_ns().saturating_sub(started),
                 outcome: AttemptOutcome::Cancelled,
                 detail: Some(Box::new(TraceDetail {
                     input: None,
@@ -453,7 +461,7 @@ impl Rt {
             RunEvent::RetryScheduled(self.step_event(
                 name,
                 n + 1,
-                Instant::now(),
+                self.core.now_ns(),
                 None,
                 None,
                 Some(delay),
@@ -622,7 +630,7 @@ impl Rt {
     {
         tracing::warn!(step = name, attempt = n, will_retry, error = %f.message(), "attempt failed");
         self.core.emit(|| {
-            let mut e = self.step_event(name, n, Instant::now(), None, Some(f.message()), None);
+            let mut e = self.step_event(name, n, self.core.now_ns(), None, Some(f.message()), None);
             e.will_retry = will_retry;
             RunEvent::StepFailed(e)
         });
@@ -632,7 +640,7 @@ impl Rt {
         &self,
         step: &'static str,
         attempt: u32,
-        at: Instant,
+        at_ns: u64,
         duration: Option<Duration>,
         error: Option<String>,
         delay: Option<Duration>,
@@ -642,7 +650,7 @@ impl Rt {
             parent: self.parent,
             attempt,
             parallel_group_id: self.group,
-            elapsed: at.saturating_duration_since(self.core.started),
+            elapsed: Duration::from_nanos(at_ns),
             duration,
             error,
             will_retry: false,
@@ -667,7 +675,7 @@ impl Rt {
             let name = step.name();
             let core = &*self.core;
             let timed = core.traces_on || core.events.is_some();
-            let started = if timed { Some(Instant::now()) } else { None };
+            let started = if timed { Some(core.now_ns()) } else { None };
             if let Some(at) = started {
                 core.emit(|| RunEvent::StepStarted(self.step_event(name, n, at, None, None, None)));
             }
@@ -745,10 +753,10 @@ impl Rt {
             let Some(started) = guard.started else {
                 return result;
             };
-            let ended = Instant::now();
+            let ended = core.now_ns();
             if result.is_ok() {
                 core.emit(|| {
-                    let duration = ended.saturating_duration_since(started);
+                    let duration = Duration::from_nanos(ended.saturating_sub(started));
                     RunEvent::StepCompleted(self.step_event(
                         name,
                         n,
@@ -788,8 +796,8 @@ impl Rt {
                     parent: self.parent,
                     attempt: n,
                     group: self.group,
-                    started: nanos(core.started, started),
-                    took: nanos(started, ended),
+                    started,
+                    took: ended.saturating_sub(started),
                     outcome,
                     detail,
                 });
