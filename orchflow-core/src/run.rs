@@ -235,6 +235,23 @@ impl<E: StepFailure> Failure<E> {
     }
 }
 
+/// Polls a step's future once, a panic becoming a failed attempt.
+#[inline]
+fn contained_poll<T, E>(
+    fut: std::pin::Pin<&mut impl Future<Output = Result<T, E>>>,
+    cx: &mut std::task::Context<'_>,
+) -> Poll<Result<T, Failure<E>>> {
+    match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+        Ok(Poll::Ready(Ok(v))) => Poll::Ready(Ok(v)),
+        Ok(Poll::Ready(Err(e))) => Poll::Ready(Err(Failure::Error(e))),
+        Ok(Poll::Pending) => Poll::Pending,
+        Err(payload) => Poll::Ready(Err(match StepError::from_panic(payload) {
+            StepError::Panicked(m) => Failure::Panicked(m),
+            other => Failure::Panicked(other.to_string()),
+        })),
+    }
+}
+
 /// A random (version 4) run id, without a system call.
 fn new_run_id() -> RunId {
     uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid()
@@ -384,6 +401,13 @@ impl Rt {
     ) -> impl Future<Output = Result<St::Output, Halt>> + 'a {
         let (retry, timeout) = self.policy_of(step);
         let max = retry.max_attempts();
+        let core = &*self.core;
+        // Nothing to time, record, retry or watch: one contained call.
+        let quiet = max <= 1
+            && timeout.is_none()
+            && !core.traces_on
+            && !core.capture
+            && core.events.is_none();
         async move {
             // Boxed, and only when a subscriber wants it: a disabled span is 40 bytes of nothing.
             let span = Some(tracing::info_span!(
@@ -393,6 +417,12 @@ impl Rt {
             ))
             .filter(|s| !s.is_disabled())
             .map(Box::new);
+            if quiet && span.is_none() {
+                return match self.quiet_attempt(step, input).await {
+                    Ok(v) => Ok(v),
+                    Err(f) => Err(self.given_up(step, 1, f)),
+                };
+            }
             let span = span.as_deref();
             let mut n = 1u32;
             loop {
@@ -658,6 +688,51 @@ impl Rt {
         }
     }
 
+    /// The context a step's attempt gets: the handle's idle one for steps that take none (no
+    /// reference counting), else a fresh one with its name and attempt, stored in `fresh`.
+    #[inline]
+    fn context<'c, St: StepCall>(
+        &'c self,
+        step: &St,
+        n: u32,
+        fresh: &'c mut Option<StepContext<StateOf<St>>>,
+    ) -> Result<&'c StepContext<StateOf<St>>, Failure<St::Error>> {
+        if !step.uses_context() {
+            if let Some(idle) = (&self.idle as &dyn Any).downcast_ref::<StepContext<StateOf<St>>>()
+            {
+                return Ok(idle);
+            }
+        }
+        let name = step.name();
+        let Some(state) = <St::Needs as StateReq>::resolve(&self.state, &self.core.unit) else {
+            let message = format!("step `{name}` needs another shared state type than this run's");
+            return Err(Failure::Panicked(message));
+        };
+        Ok(fresh.insert(StepContext {
+            core: Arc::clone(&self.core),
+            state,
+            step: name,
+            attempt: n,
+            group: self.group,
+        }))
+    }
+
+    /// The one attempt of a step that nothing times, records, retries or watches: the call,
+    /// with its panics contained.
+    #[allow(clippy::manual_async_fn)]
+    fn quiet_attempt<'a, St: StepCall>(
+        &'a self,
+        step: &'a St,
+        input: Feed<'a, St::Input>,
+    ) -> impl Future<Output = Result<St::Output, Failure<St::Error>>> + 'a {
+        async move {
+            let mut fresh = None;
+            let ctx = self.context(step, 1, &mut fresh)?;
+            let mut fut = pin!(step.call(input, ctx));
+            poll_fn(|cx| contained_poll(fut.as_mut(), cx)).await
+        }
+    }
+
     /// One attempt: timeout, panic containment, trace, events. The hot path: no allocation,
     /// two clock reads when traces or events are on and none otherwise, spans only when a
     /// subscriber wants them. Like [`step`](Self::step), an `async` block rather than an
@@ -685,35 +760,8 @@ impl Rt {
             } else {
                 None
             };
-            // Steps that take no context get the handle's idle one (no reference counting); the
-            // others a fresh one with their name and attempt.
-            let idle = if step.uses_context() {
-                None
-            } else {
-                (&self.idle as &dyn Any).downcast_ref::<StepContext<StateOf<St>>>()
-            };
-            let fresh;
-            let ctx = match idle {
-                Some(idle) => idle,
-                None => {
-                    let Some(state) =
-                        <St::Needs as StateReq>::resolve(&self.state, &self.core.unit)
-                    else {
-                        let message = format!(
-                            "step `{name}` needs another shared state type than this run's"
-                        );
-                        return Err(Failure::Panicked(message));
-                    };
-                    fresh = StepContext {
-                        core: Arc::clone(&self.core),
-                        state,
-                        step: name,
-                        attempt: n,
-                        group: self.group,
-                    };
-                    &fresh
-                }
-            };
+            let mut fresh = None;
+            let ctx = self.context(step, n, &mut fresh)?;
             // The guard holds the name and start time through the await (no second copy).
             let mut guard = CancelGuard {
                 rt: self,
@@ -729,16 +777,8 @@ impl Rt {
             let mut sleep = timeout.map(|d| Box::pin(tokio::time::sleep(d)));
             let result = poll_fn(|cx| {
                 let _entered = attempt_span.as_ref().map(|s| s.enter());
-                match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-                    Ok(Poll::Ready(Ok(v))) => return Poll::Ready(Ok(v)),
-                    Ok(Poll::Ready(Err(e))) => return Poll::Ready(Err(Failure::Error(e))),
-                    Ok(Poll::Pending) => {}
-                    Err(payload) => {
-                        return Poll::Ready(Err(match StepError::from_panic(payload) {
-                            StepError::Panicked(m) => Failure::Panicked(m),
-                            other => Failure::Panicked(other.to_string()),
-                        }));
-                    }
+                if let Poll::Ready(r) = contained_poll(fut.as_mut(), cx) {
+                    return Poll::Ready(r);
                 }
                 if let (Some(limit), Some(sleep)) = (timeout, sleep.as_mut()) {
                     if sleep.as_mut().poll(cx).is_ready() {
