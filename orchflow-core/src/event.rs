@@ -153,41 +153,77 @@ impl<O, S> Event<O, S> {
     }
 }
 
-/// The non-final events, as the runtime records them while a run is polled.
+/// The non-final events, as the runtime records them while a run is polled: a started or
+/// completed attempt (the common case) as a compact record, the rare kinds boxed, so that a run
+/// that emits hundreds of events before it yields writes half the memory.
 #[derive(Debug)]
 pub(crate) enum RunEvent {
     FlowStarted { run_id: RunId, flow: &'static str },
-    StepStarted(StepEvent),
-    StepCompleted(StepEvent),
-    StepFailed(StepEvent),
-    RetryScheduled(StepEvent),
+    StepStarted(StepRecord),
+    StepCompleted(StepRecord),
+    StepFailed(Box<StepEvent>),
+    RetryScheduled(Box<StepEvent>),
     CheckpointSaved(CheckpointEvent),
     CheckpointLoaded(CheckpointEvent),
-    InputRequested(InputEvent),
-    InputReceived(InputEvent),
+    InputRequested(Box<InputEvent>),
+    InputReceived(Box<InputEvent>),
+}
+
+/// A started or completed attempt, as recorded on the hot path.
+#[derive(Debug)]
+pub(crate) struct StepRecord {
+    pub(crate) step: &'static str,
+    pub(crate) parent: Option<&'static str>,
+    pub(crate) group: Option<u32>,
+    pub(crate) attempt: u32,
+    /// Nanoseconds from the run's start to the event.
+    pub(crate) at_ns: u64,
+    /// The attempt's duration in nanoseconds (completed attempts).
+    pub(crate) took_ns: u64,
+}
+
+impl StepRecord {
+    fn public(self, completed: bool) -> StepEvent {
+        StepEvent {
+            step: self.step,
+            parent: self.parent,
+            attempt: self.attempt,
+            parallel_group_id: self.group,
+            elapsed: Duration::from_nanos(self.at_ns),
+            duration: completed.then(|| Duration::from_nanos(self.took_ns)),
+            error: None,
+            will_retry: false,
+            delay: None,
+        }
+    }
 }
 
 impl<O, S> From<RunEvent> for Event<O, S> {
     fn from(e: RunEvent) -> Self {
         match e {
             RunEvent::FlowStarted { run_id, flow } => Event::FlowStarted { run_id, flow },
-            RunEvent::StepStarted(e) => Event::StepStarted(e),
-            RunEvent::StepCompleted(e) => Event::StepCompleted(e),
-            RunEvent::StepFailed(e) => Event::StepFailed(e),
-            RunEvent::RetryScheduled(e) => Event::RetryScheduled(e),
+            RunEvent::StepStarted(e) => Event::StepStarted(e.public(false)),
+            RunEvent::StepCompleted(e) => Event::StepCompleted(e.public(true)),
+            RunEvent::StepFailed(e) => Event::StepFailed(*e),
+            RunEvent::RetryScheduled(e) => Event::RetryScheduled(*e),
             RunEvent::CheckpointSaved(e) => Event::CheckpointSaved(e),
             RunEvent::CheckpointLoaded(e) => Event::CheckpointLoaded(e),
-            RunEvent::InputRequested(e) => Event::InputRequested(e),
-            RunEvent::InputReceived(e) => Event::InputReceived(e),
+            RunEvent::InputRequested(e) => Event::InputRequested(*e),
+            RunEvent::InputReceived(e) => Event::InputReceived(*e),
         }
     }
 }
 
 pub(crate) type EventQueue = Mutex<VecDeque<RunEvent>>;
 
-/// A queue with room for a typical run's events, so a stream does not regrow it.
-pub(crate) fn new_queue() -> Arc<EventQueue> {
-    Arc::new(Mutex::new(VecDeque::with_capacity(64)))
+/// A queue with room for the events of a run of a flow with `points` resumable points (two per
+/// step, and a few more), so that a run that does not yield does not regrow it.
+pub(crate) fn new_queue(points: usize) -> Arc<EventQueue> {
+    Arc::new(Mutex::new(VecDeque::with_capacity(queue_capacity(points))))
+}
+
+fn queue_capacity(points: usize) -> usize {
+    points.saturating_mul(2).saturating_add(8).min(4096)
 }
 
 type RunFuture<'f, O, S> = Pin<Box<dyn Future<Output = FlowResult<O, S>> + Send + 'f>>;
@@ -219,8 +255,8 @@ impl<'f, O, S> EventStream<'f, O, S> {
     pub(crate) fn new(run: RunFuture<'f, O, S>, queue: Arc<EventQueue>) -> Self {
         EventStream {
             run: Some(run),
+            ready: VecDeque::with_capacity(queue.lock().map_or(64, |q| q.capacity())),
             queue,
-            ready: VecDeque::with_capacity(64),
             last: None,
         }
     }

@@ -305,7 +305,7 @@ where
 
     /// Like [`stream`](Self::stream), with the given shared state.
     pub fn stream_with_state(&self, input: I, state: N::State) -> EventStream<'_, O, N::State> {
-        let queue = crate::event::new_queue();
+        let queue = crate::event::new_queue(self.info.points.len());
         let run = self.execute(Launch::fresh(input), state, Some(Arc::clone(&queue)));
         EventStream::new(Box::pin(run), queue)
     }
@@ -756,7 +756,7 @@ where
     where
         N::State: Default,
     {
-        let queue = crate::event::new_queue();
+        let queue = crate::event::new_queue(self.flow.info.points.len());
         let events = Some(Arc::clone(&queue));
         let this = Durable {
             flow: self.flow,
@@ -803,7 +803,7 @@ where
         N::State: Default,
     {
         let (launch, done) = self.load(run_id, None).await?;
-        let queue = crate::event::new_queue();
+        let queue = crate::event::new_queue(self.flow.info.points.len());
         let events = Some(Arc::clone(&queue));
         let state = N::State::default();
         let flow = self.flow;

@@ -297,20 +297,20 @@ where
                 prompt,
             };
             core.emit(|| {
-                RunEvent::InputRequested(InputEvent {
+                RunEvent::InputRequested(Box::new(InputEvent {
                     step: self.name,
                     text: request.prompt.clone(),
                     elapsed: core.elapsed(),
-                })
+                }))
             });
             match core.human.ask(&request).await? {
                 InputReply::Answer(text) => {
                     core.emit(|| {
-                        RunEvent::InputReceived(InputEvent {
+                        RunEvent::InputReceived(Box::new(InputEvent {
                             step: self.name,
                             text: text.clone(),
                             elapsed: core.elapsed(),
-                        })
+                        }))
                     });
                     Ok(Answer {
                         value: input.into_owned(),

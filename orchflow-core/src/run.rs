@@ -2,7 +2,7 @@
 
 use crate::context::{RunId, StepContext};
 use crate::error::{FlowError, StepError};
-use crate::event::{CheckpointEvent, EventQueue, RunEvent, StepEvent};
+use crate::event::{CheckpointEvent, EventQueue, RunEvent, StepEvent, StepRecord};
 use crate::policy::{FlowDefaults, RetryPolicy};
 use crate::step::{Feed, StateOf, StateReq, StepCall, StepDef, StepFailure};
 use crate::store::{CheckpointStore, JournalEntry, PointRecord, StoreError};
@@ -490,14 +490,14 @@ impl Rt {
         let delay = retry.jittered_delay_before(n);
         tracing::debug!(step = name, attempt = n, ?delay, "retry scheduled");
         self.core.emit(|| {
-            RunEvent::RetryScheduled(self.step_event(
+            RunEvent::RetryScheduled(Box::new(self.step_event(
                 name,
                 n + 1,
                 self.core.now_ns(),
                 None,
                 None,
                 Some(delay),
-            ))
+            )))
         });
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
@@ -664,8 +664,19 @@ impl Rt {
         self.core.emit(|| {
             let mut e = self.step_event(name, n, self.core.now_ns(), None, Some(f.message()), None);
             e.will_retry = will_retry;
-            RunEvent::StepFailed(e)
+            RunEvent::StepFailed(Box::new(e))
         });
+    }
+
+    fn step_record(&self, step: &'static str, attempt: u32, at_ns: u64, took_ns: u64) -> StepRecord {
+        StepRecord {
+            step,
+            parent: self.parent,
+            group: self.group,
+            attempt,
+            at_ns,
+            took_ns,
+        }
     }
 
     fn step_event(
@@ -754,7 +765,7 @@ impl Rt {
             let timed = core.traces_on || core.events.is_some();
             let started = if timed { Some(core.now_ns()) } else { None };
             if let Some(at) = started {
-                core.emit(|| RunEvent::StepStarted(self.step_event(name, n, at, None, None, None)));
+                core.emit(|| RunEvent::StepStarted(self.step_record(name, n, at, 0)));
             }
             // Boxed: held across the step's await, and rarely set.
             let captured_input = if core.capture {
@@ -798,14 +809,11 @@ impl Rt {
             let ended = core.now_ns();
             if result.is_ok() {
                 core.emit(|| {
-                    let duration = Duration::from_nanos(ended.saturating_sub(started));
-                    RunEvent::StepCompleted(self.step_event(
+                    RunEvent::StepCompleted(self.step_record(
                         name,
                         n,
                         ended,
-                        Some(duration),
-                        None,
-                        None,
+                        ended.saturating_sub(started),
                     ))
                 });
             }
