@@ -815,7 +815,7 @@ fn program_from(input: &Value) -> Result<&str, ToolError> {
             Some(Value::String(code)) => Ok(code),
             Some(other) => Err(invalid(format!(
                 "`code` must be a string, found {}",
-                json_kind(other)
+                super::json_kind(other)
             ))),
             None => Err(invalid(
                 "missing field `code`: expected {\"code\": \"<python program>\"}",
@@ -823,21 +823,11 @@ fn program_from(input: &Value) -> Result<&str, ToolError> {
         },
         other => Err(invalid(format!(
             "expected {{\"code\": \"<python program>\"}} or a string, found {}",
-            json_kind(other)
+            super::json_kind(other)
         ))),
     }
 }
 
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
 
 fn invalid(reason: impl Into<String>) -> ToolError {
     ToolError::InvalidInput {

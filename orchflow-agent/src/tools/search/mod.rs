@@ -117,7 +117,7 @@ pub fn parse_query(
                 Some(other) => {
                     return Err(invalid(format!(
                         "`query` must be a string, not {}",
-                        json_kind(other)
+                        super::json_kind(other)
                     )));
                 }
                 None => return Err(invalid("missing `query`".to_string())),
@@ -138,7 +138,7 @@ pub fn parse_query(
         other => {
             return Err(invalid(format!(
                 "expected {{\"query\": string}} or a string, not {}",
-                json_kind(other)
+                super::json_kind(other)
             )));
         }
     };
@@ -153,16 +153,6 @@ pub fn parse_query(
     })
 }
 
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
 
 /// Renders hits as the numbered list a planner reads: the answer first when there is one, then
 /// `N. title (url)` and the text (shortened to [`MAX_SNIPPET_CHARS`]) for each hit.
