@@ -668,7 +668,13 @@ impl Rt {
         });
     }
 
-    fn step_record(&self, step: &'static str, attempt: u32, at_ns: u64, took_ns: u64) -> StepRecord {
+    fn step_record(
+        &self,
+        step: &'static str,
+        attempt: u32,
+        at_ns: u64,
+        took_ns: u64,
+    ) -> StepRecord {
         StepRecord {
             step,
             parent: self.parent,

@@ -828,7 +828,6 @@ fn program_from(input: &Value) -> Result<&str, ToolError> {
     }
 }
 
-
 fn invalid(reason: impl Into<String>) -> ToolError {
     ToolError::InvalidInput {
         tool: TOOL_NAME.into(),

@@ -153,7 +153,6 @@ pub fn parse_query(
     })
 }
 
-
 /// Renders hits as the numbered list a planner reads: the answer first when there is one, then
 /// `N. title (url)` and the text (shortened to [`MAX_SNIPPET_CHARS`]) for each hit.
 ///
