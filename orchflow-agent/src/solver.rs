@@ -109,9 +109,11 @@ pub enum SolverError {
 /// The verifier's reply format.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct VerdictReply {
-    /// Whether the memory suffices to answer the question.
+    /// Whether the memory suffices to answer the question (`"yes"`/`"no"` strings are read too).
+    #[serde(deserialize_with = "crate::trajectory::lenient::yes_no")]
     pub sufficient: bool,
     /// Why.
+    #[serde(default)]
     pub reason: String,
 }
 
@@ -119,6 +121,7 @@ pub struct VerdictReply {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct FinalAnswer {
     /// The answer, as short as the question allows.
+    #[serde(deserialize_with = "crate::trajectory::lenient::text")]
     pub answer: String,
 }
 

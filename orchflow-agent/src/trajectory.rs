@@ -37,14 +37,91 @@ impl Action {
 }
 
 /// The planner's decision: the only model-driven choice of a step.
+///
+/// Reading a model's reply is lenient where the intent is plain: the action's case does not
+/// matter and a few common names are understood (`final_answer`, `python`, `web_search`…); an
+/// `action_input` that is not a string is taken from its `query` / `code` / `answer` / `input`
+/// field, or else written out as JSON; a missing thought is empty. Anything else is not a
+/// decision.
+///
+/// ```
+/// use orchflow_agent::trajectory::{Action, Decision};
+/// let d: Decision = serde_json::from_str(
+///     r#"{"action": "Search", "action_input": {"query": "speed of light"}}"#,
+/// ).unwrap();
+/// assert_eq!((d.action, d.action_input.as_str(), d.thought.as_str()), (Action::Search, "speed of light", ""));
+/// assert!(serde_json::from_str::<Decision>(r#"{"action": "fly", "action_input": "x"}"#).is_err());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Decision {
     /// Why.
+    #[serde(default)]
     pub thought: String,
     /// What to do.
+    #[serde(deserialize_with = "lenient::action")]
     pub action: Action,
     /// The action's argument: reasoning, query, program or answer.
+    #[serde(deserialize_with = "lenient::text")]
     pub action_input: String,
+}
+
+/// Lenient readers for model replies.
+pub(crate) mod lenient {
+    use super::Action;
+    use serde::Deserialize;
+    use serde::de::{Deserializer, Error};
+
+    /// An action by name, any case, with common synonyms.
+    pub(crate) fn action<'de, D: Deserializer<'de>>(d: D) -> Result<Action, D::Error> {
+        let name = String::deserialize(d)?;
+        let key: String = name
+            .trim()
+            .to_lowercase()
+            .chars()
+            .map(|c| if c == '-' || c == ' ' { '_' } else { c })
+            .collect();
+        Ok(match key.as_str() {
+            "think" | "reason" | "thought" | "reflect" => Action::Think,
+            "search" | "web_search" | "lookup" | "look_up" | "retrieve" => Action::Search,
+            "code" | "python" | "run_code" | "execute" | "calculate" | "compute" => Action::Code,
+            "answer" | "final_answer" | "finish" | "final" | "respond" => Action::Answer,
+            _ => {
+                return Err(D::Error::custom(format!(
+                    "unknown action `{name}`: expected think, search, code or answer"
+                )));
+            }
+        })
+    }
+
+    /// Text: a string, the first of `query`/`code`/`answer`/`input`/`text` of an object, or any
+    /// other value written as JSON.
+    pub(crate) fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        Ok(match v {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Null => String::new(),
+            serde_json::Value::Object(ref o) => ["query", "code", "answer", "input", "text"]
+                .iter()
+                .find_map(|k| o.get(*k).and_then(|x| x.as_str()))
+                .map_or_else(|| v.to_string(), str::to_string),
+            other => other.to_string(),
+        })
+    }
+
+    /// A yes/no: a boolean, or a string or number that says one.
+    pub(crate) fn yes_no<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        match &v {
+            serde_json::Value::Bool(b) => Ok(*b),
+            serde_json::Value::Number(n) => Ok(n.as_f64().is_some_and(|x| x != 0.0)),
+            serde_json::Value::String(s) => match s.trim().to_lowercase().as_str() {
+                "true" | "yes" | "y" | "sufficient" | "1" => Ok(true),
+                "false" | "no" | "n" | "insufficient" | "not sufficient" | "0" => Ok(false),
+                _ => Err(D::Error::custom(format!("not a yes or no: {s:?}"))),
+            },
+            _ => Err(D::Error::custom(format!("not a yes or no: {v}"))),
+        }
+    }
 }
 
 /// What the planner produced: a decision, or a reply that was not one (recorded as it came).
@@ -277,4 +354,47 @@ pub fn read_jsonl<R: BufRead>(r: R) -> Result<Vec<Trajectory>, TrajectoryError> 
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision(json: &str) -> Result<Decision, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    #[test]
+    fn decisions_are_read_leniently_where_the_intent_is_plain() {
+        let d =
+            decision(r#"{"thought": "t", "action": "FINAL_ANSWER", "action_input": 42}"#).unwrap();
+        assert_eq!((d.action, d.action_input.as_str()), (Action::Answer, "42"));
+        let d = decision(r#"{"action": "python", "action_input": {"code": "print(1)"}}"#).unwrap();
+        assert_eq!(
+            (d.action, d.action_input.as_str()),
+            (Action::Code, "print(1)")
+        );
+        let d = decision(r#"{"action": "web search", "action_input": {"q": 1}}"#).unwrap();
+        assert_eq!(
+            (d.action, d.action_input.as_str()),
+            (Action::Search, r#"{"q":1}"#)
+        );
+        let d = decision(r#"{"action": " Think ", "action_input": null}"#).unwrap();
+        assert_eq!((d.action, d.action_input.as_str()), (Action::Think, ""));
+    }
+
+    #[test]
+    fn what_is_not_a_decision_stays_an_error() {
+        assert!(decision(r#"{"action": "dance", "action_input": "x"}"#).is_err());
+        assert!(decision(r#"{"action": 3, "action_input": "x"}"#).is_err());
+        assert!(decision(r#"{"action_input": "x"}"#).is_err());
+        assert!(decision(r#"["search", "x"]"#).is_err());
+    }
+
+    #[test]
+    fn the_schema_still_asks_for_strings() {
+        let schema = serde_json::to_value(schemars::schema_for!(Decision)).unwrap();
+        assert_eq!(schema["properties"]["action_input"]["type"], "string");
+        assert_eq!(schema["title"], "Decision");
+    }
 }

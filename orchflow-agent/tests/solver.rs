@@ -459,3 +459,28 @@ async fn the_solver_runs_against_an_ollama_server() {
     assert_eq!(t.usage.prompt_tokens, 300, "planner, verifier, planner");
     assert_eq!(t.usage.completion_tokens, 30);
 }
+
+#[tokio::test]
+async fn replies_that_say_the_same_thing_in_other_shapes_are_understood() {
+    let llm = Arc::new(ScriptedLlm::from_fn(|req| {
+        Ok(match kind(req).as_str() {
+            // Capitalised action, input as an object.
+            "Decision" => r#"{"action": "Search", "action_input": {"query": "x"}}"#.into(),
+            // "yes" for true, no reason.
+            "VerdictReply" => r#"```json
+{"sufficient": "yes"}
+```"#
+                .into(),
+            // A number for the answer.
+            "FinalAnswer" => r#"{"answer": 42}"#.into(),
+            other => panic!("unexpected prompt {other}"),
+        })
+    }));
+    let t = Solver::new(llm, vec![search_tool()], config(3))
+        .solve("q")
+        .await;
+    assert_eq!(t.steps.len(), 1);
+    assert_eq!(t.tool_calls().next().unwrap().input["query"], "x");
+    assert_eq!(t.outcome, Outcome::Verified);
+    assert_eq!(t.answer.as_deref(), Some("42"));
+}
