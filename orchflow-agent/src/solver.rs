@@ -371,7 +371,10 @@ pub fn finished(memory: &Trajectory, ctx: &StepContext<SolverEnv>) -> bool {
         || step_count(memory) >= ctx.state().config.max_steps.min(MAX_STEPS_CAP)
 }
 
-/// The last successful tool output in memory, if any.
+/// The most characters of a tool's output used as a fallback answer.
+const FALLBACK_OUTPUT_CHARS: usize = 500;
+
+/// The last successful tool output in memory (shortened), if any.
 fn last_tool_output(memory: &Trajectory) -> Option<String> {
     memory
         .steps
@@ -379,7 +382,7 @@ fn last_tool_output(memory: &Trajectory) -> Option<String> {
         .rev()
         .filter_map(|s| s.tool_call.as_ref())
         .find_map(|c| c.result.as_ref().ok())
-        .map(|o| o.content.trim().to_string())
+        .map(|o| shorten(o.content.trim(), FALLBACK_OUTPUT_CHARS))
         .filter(|s| !s.is_empty())
 }
 

@@ -484,3 +484,19 @@ async fn replies_that_say_the_same_thing_in_other_shapes_are_understood() {
     assert_eq!(t.outcome, Outcome::Verified);
     assert_eq!(t.answer.as_deref(), Some("42"));
 }
+
+#[tokio::test]
+async fn with_no_composed_answer_the_last_tool_output_is_the_fallback() {
+    let llm = Arc::new(ScriptedLlm::from_fn(|req| {
+        Ok(match kind(req).as_str() {
+            "Decision" => decision("search", "x"),
+            "VerdictReply" => r#"{"sufficient": false, "reason": "no"}"#.into(),
+            _ => "I refuse to use JSON".into(),
+        })
+    }));
+    let t = Solver::new(llm, vec![search_tool()], config(2))
+        .solve("q")
+        .await;
+    assert_eq!(t.outcome, Outcome::BudgetExhausted);
+    assert_eq!(t.answer.as_deref(), Some("hit 2 for x: the answer is 42"));
+}
