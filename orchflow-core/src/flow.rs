@@ -725,7 +725,7 @@ where
     I: Serialize + DeserializeOwned + Send + Sync + 'static,
     O: Serialize + DeserializeOwned + Send + 'static,
     N: StateReq,
-    P: Serialize + DeserializeOwned + Send + 'static,
+    P: crate::__private::Checkpointable + Send + 'static,
     F: Driver<T, I, O, P>,
 {
     /// Starts a new durable run with the default shared state.
@@ -973,16 +973,14 @@ where
             serde_json::from_value(document.input.clone()).map_err(undecodable("input"))?;
         let saved = saved_state(&journal, info.points);
         let point = match saved.point {
-            Some(json) => {
-                Some(serde_json::from_value::<P>(json).map_err(undecodable("resumable point"))?)
-            }
+            Some(json) => Some(P::from_json(json).map_err(undecodable("resumable point"))?),
             None => None,
         };
         let mut inner = Vec::with_capacity(saved.inner.len());
         for (name, path, value) in saved.inner {
             let mut json = serde_json::Map::with_capacity(1);
             json.insert(name.clone(), value);
-            let p: P = serde_json::from_value(serde_json::Value::Object(json))
+            let p = P::from_json(serde_json::Value::Object(json))
                 .map_err(undecodable("inner resumable point"))?;
             inner.push((name, path, p));
         }
@@ -1055,10 +1053,10 @@ fn output_json<O: Serialize>(o: &O) -> Result<serde_json::Value, serde_json::Err
     serde_json::to_value(o)
 }
 
-fn point_json<P: Serialize + 'static>(
+fn point_json<P: crate::__private::Checkpointable + 'static>(
     p: &dyn std::any::Any,
 ) -> Option<Result<serde_json::Value, serde_json::Error>> {
-    p.downcast_ref::<P>().map(serde_json::to_value)
+    p.downcast_ref::<P>().map(P::to_json)
 }
 
 /// A completed run read back from its checkpoint.

@@ -1103,6 +1103,27 @@ impl<'a> Lower<'a> {
         let mut variants = Vec::new();
         let mut names = Vec::new();
         let mut all_points = Vec::new();
+        // The checkpoint form of each variant: `{"Name": value}` or `{"Name": {fields}}`.
+        let mut to_json = Vec::new();
+        let mut from_json = Vec::new();
+        let tuple_json = |v: &proc_macro2::Ident, lit: &str| {
+            (
+                quote!(__Point::#v(__x) => #p::variant(#lit, #p::to_value(__x)?),),
+                quote!(#lit => __Point::#v(#p::from_value(__c)?),),
+            )
+        };
+        let fields_json = |v: &proc_macro2::Ident, lit: &str, fields: &[&str]| {
+            let idents: Vec<_> = fields.iter().map(|f| format_ident!("{}", f)).collect();
+            (
+                quote! {
+                    __Point::#v { #(#idents),* } => #p::variant(
+                        #lit,
+                        #p::fields([#((#fields, #p::to_value(#idents)?)),*]),
+                    ),
+                },
+                quote!(#lit => __Point::#v { #(#idents: #p::field(&mut __c, #fields)?),* },),
+            )
+        };
         for (i, item) in items.iter().enumerate() {
             let g = format_ident!("T{}", i + 1);
             let v = format_ident!("{}", self.point_names[i]);
@@ -1120,6 +1141,14 @@ impl<'a> Lower<'a> {
                 variants.push(quote!(#ig { #input done: (#(::core::option::Option<#bs>,)*) }));
                 let lit = self.in_group_name(i);
                 names.push(quote!(__Point::#ig { .. } => #p::Some(#lit)));
+                let fields: &[&str] = if i == 0 {
+                    &["done"]
+                } else {
+                    &["input", "done"]
+                };
+                let (to, from) = fields_json(&ig, &lit, fields);
+                to_json.push(to);
+                from_json.push(from);
                 all_points.push(self.in_group_name(i));
                 generics.extend(bs);
             }
@@ -1128,11 +1157,17 @@ impl<'a> Lower<'a> {
                     variants.push(quote!(#v { iteration: u32, value: #g }));
                     let lit = &self.point_names[i];
                     names.push(quote!(__Point::#v { .. } => #p::Some(#lit)));
+                    let (to, from) = fields_json(&v, lit, &["iteration", "value"]);
+                    to_json.push(to);
+                    from_json.push(from);
                 }
                 _ => {
                     variants.push(quote!(#v(#g)));
                     let lit = &self.point_names[i];
                     names.push(quote!(__Point::#v(..) => #p::Some(#lit)));
+                    let (to, from) = tuple_json(&v, lit);
+                    to_json.push(to);
+                    from_json.push(from);
                 }
             }
             all_points.push(self.point_names[i].clone());
@@ -1143,13 +1178,17 @@ impl<'a> Lower<'a> {
             let g = format_ident!("M{}", k + 1);
             let v = format_ident!("{}", pos.name);
             let lit = &pos.name;
-            if pos.is_loop {
+            let (to, from) = if pos.is_loop {
                 variants.push(quote!(#v { iteration: u32, value: #g }));
                 names.push(quote!(__Point::#v { .. } => #p::Some(#lit)));
+                fields_json(&v, lit, &["iteration", "value"])
             } else {
                 variants.push(quote!(#v(#g)));
                 names.push(quote!(__Point::#v(..) => #p::Some(#lit)));
-            }
+                tuple_json(&v, lit)
+            };
+            to_json.push(to);
+            from_json.push(from);
             all_points.push(pos.name.clone());
             generics.push(g);
         }
@@ -1220,7 +1259,6 @@ impl<'a> Lower<'a> {
             Some(t) => quote!(::core::option::Option::Some(#p::Duration::#t)),
             None => quote!(::core::option::Option::None),
         };
-        let serde_crate = format!("{}::serde", p.to_string().replace(' ', ""));
         let save = quote! {
             if __rt.is_durable() {
                 __rt.reached(__point.__name(), &__point).await?;
@@ -1235,10 +1273,33 @@ impl<'a> Lower<'a> {
             /// loop iteration, the finished branches of each top-level group, and the values
             /// inside top-level items (`Inner…`).
             #[allow(non_camel_case_types, dead_code)]
-            #[derive(#p::serde::Serialize, #p::serde::Deserialize)]
-            #[serde(crate = #serde_crate)]
             enum __Point<#(#generics),*> {
                 #(#variants),*
+            }
+
+            // The checkpoint form, for durable runs only (the values' serde bounds are here).
+            impl<#(#generics),*> #p::Checkpointable for __Point<#(#generics),*>
+            where
+                #(#generics: #p::serde::Serialize + #p::serde::de::DeserializeOwned,)*
+            {
+                fn to_json(&self) -> ::core::result::Result<#p::Value, #p::JsonError> {
+                    ::core::result::Result::Ok(match self {
+                        #(#to_json)*
+                    })
+                }
+
+                #[allow(unused_mut)]
+                fn from_json(__json: #p::Value) -> ::core::result::Result<Self, #p::JsonError> {
+                    let (__name, mut __c) = #p::split_variant(__json)?;
+                    ::core::result::Result::Ok(match __name.as_str() {
+                        #(#from_json)*
+                        __other => {
+                            return ::core::result::Result::Err(
+                                #p::unknown_variant(__other, __INFO.points),
+                            );
+                        }
+                    })
+                }
             }
 
             impl<#(#generics),*> __Point<#(#generics),*> {
