@@ -219,7 +219,43 @@ pub(crate) type EventQueue = Mutex<VecDeque<RunEvent>>;
 /// A queue with room for the events of a run of a flow with `points` resumable points (two per
 /// step, and a few more), so that a run that does not yield does not regrow it.
 pub(crate) fn new_queue(points: usize) -> Arc<EventQueue> {
-    Arc::new(Mutex::new(VecDeque::with_capacity(queue_capacity(points))))
+    Arc::new(Mutex::new(buffer(queue_capacity(points))))
+}
+
+std::thread_local! {
+    /// Event buffers of finished streams, kept for the next stream on this thread: a run that
+    /// emits hundreds of events before it yields then writes into memory that is still in the
+    /// cache instead of a fresh allocation.
+    static SPARE: std::cell::RefCell<Vec<VecDeque<RunEvent>>> = const {
+        std::cell::RefCell::new(Vec::new())
+    };
+}
+
+/// An empty buffer with room for `capacity` events: a spare one when there is one.
+fn buffer(capacity: usize) -> VecDeque<RunEvent> {
+    let spare = SPARE.with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop()));
+    match spare {
+        Some(mut b) => {
+            b.reserve(capacity);
+            b
+        }
+        None => VecDeque::with_capacity(capacity),
+    }
+}
+
+/// Keeps an emptied buffer for a later stream (at most four per thread, none too large).
+fn give_back(mut b: VecDeque<RunEvent>) {
+    b.clear();
+    if b.capacity() == 0 || b.capacity() > 4096 {
+        return;
+    }
+    SPARE.with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            if s.len() < 4 {
+                s.push(b);
+            }
+        }
+    });
 }
 
 fn queue_capacity(points: usize) -> usize {
@@ -255,7 +291,7 @@ impl<'f, O, S> EventStream<'f, O, S> {
     pub(crate) fn new(run: RunFuture<'f, O, S>, queue: Arc<EventQueue>) -> Self {
         EventStream {
             run: Some(run),
-            ready: VecDeque::with_capacity(queue.lock().map_or(64, |q| q.capacity())),
+            ready: buffer(queue.lock().map_or(64, |q| q.capacity())),
             queue,
             last: None,
         }
@@ -274,6 +310,18 @@ impl<'f, O, S> EventStream<'f, O, S> {
 }
 
 impl<O, S> Unpin for EventStream<'_, O, S> {}
+
+impl<O, S> Drop for EventStream<'_, O, S> {
+    fn drop(&mut self) {
+        // The run first: it holds the other reference to the queue.
+        self.run = None;
+        give_back(std::mem::take(&mut self.ready));
+        if let Some(q) = Arc::get_mut(&mut self.queue) {
+            let q = q.get_mut().unwrap_or_else(|p| p.into_inner());
+            give_back(std::mem::take(q));
+        }
+    }
+}
 
 impl<O, S> Stream for EventStream<'_, O, S> {
     type Item = Event<O, S>;
