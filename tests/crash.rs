@@ -73,17 +73,22 @@
 
 #![cfg(unix)]
 
+// The crash tests' harness, shared with orchflow-agent/tests/agent_crash.rs.
+#[path = "support/kill_harness.rs"]
+mod kill_harness;
+use kill_harness::{
+    Ended, Rng, Worker, kill_after, mix, read_log, seeded, shared_random, wait_uninterrupted,
+};
+
 use orchflow::store::{Checkpoint, JournalEntry, PointRecord, RunDocument, RunStatus, StoreFuture};
 use orchflow::{CheckpointStore, JsonCheckpointStore, MemoryStore, RunId, flow, step};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Display;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::process::ExitStatus;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -93,6 +98,15 @@ const RUN_ENV: &str = "ORCHFLOW_CRASH_RUN";
 const LOG_ENV: &str = "ORCHFLOW_CRASH_LOG";
 const KILLS_ENV: &str = "ORCHFLOW_CRASH_KILLS";
 const SEED_ENV: &str = "ORCHFLOW_CRASH_SEED";
+
+/// How the driver starts a worker: this binary, running only the worker test.
+const WORKER: Worker = Worker {
+    test: "crash_worker",
+    worker_env: WORKER_ENV,
+    dir_env: DIR_ENV,
+    run_env: RUN_ENV,
+    log_env: LOG_ENV,
+};
 
 /// The flow's input, the same for every run.
 const INPUT: u64 = 7;
@@ -126,8 +140,6 @@ const INNER_TICK: &str = "Inner6AfterTick";
 const KILL_DELAY_MS: (u64, u64) = (1, 25);
 /// A run that has not completed after this many workers is not making progress.
 const MAX_SPAWNS_PER_RUN: usize = 500;
-/// The signal `Child::kill` sends on Unix.
-const SIGKILL: i32 = 9;
 /// How long a worker that is not killed may take.
 const WORKER_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -146,27 +158,19 @@ struct Report {
     digest: String,
 }
 
-/// A deterministic scrambler (splitmix64's finaliser), so that every value depends on every step.
-fn mix(x: u64, salt: u64) -> u64 {
-    let mut z = x ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// The side-effect log, set once per process (by the worker from `ORCHFLOW_CRASH_LOG`, by the
 /// driver for its reference runs).
 static LOG: OnceLock<PathBuf> = OnceLock::new();
 
 /// Sleeps 0–3 ms, so that kills land anywhere in a step.
 async fn jitter() {
-    tokio::time::sleep(Duration::from_millis(step_random() % 4)).await;
+    tokio::time::sleep(Duration::from_millis(shared_random() % 4)).await;
 }
 
 /// Sleeps 1 ms after one side effect in four, so that kills also land between a step's line and
 /// the save of its output (a step in flight, which runs again on resume).
 async fn settle() {
-    if step_random() % 4 == 0 {
+    if shared_random() % 4 == 0 {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
@@ -383,46 +387,6 @@ macro_rules! crash_flow {
 }
 
 // ----- randomness -----
-
-/// xorshift64*, seeded from the process id and the clock.
-struct Rng(u64);
-
-impl Rng {
-    fn seeded() -> u64 {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        mix(nanos ^ (u64::from(std::process::id()) << 40), 0xC0FFEE) | 1
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = xorshift(self.0);
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform enough in `lo..=hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-}
-
-fn xorshift(mut x: u64) -> u64 {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    x
-}
-
-/// The steps' randomness: one shared xorshift state per process.
-fn step_random() -> u64 {
-    static STATE: AtomicU64 = AtomicU64::new(0);
-    // Seed once (a lost race keeps the winner's seed), then step.
-    let _ = STATE.compare_exchange(0, Rng::seeded(), Ordering::Relaxed, Ordering::Relaxed);
-    let previous = STATE
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |x| Some(xorshift(x)))
-        .expect("the update always succeeds");
-    xorshift(previous).wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11
-}
 
 // ----- the worker -----
 
@@ -763,64 +727,6 @@ impl Reference {
 
 // ----- the driver -----
 
-/// The lines of a side-effect log (none if it does not exist yet). Every line must be complete.
-fn read_log(path: &Path) -> Vec<String> {
-    let text = match fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
-        Err(e) => panic!("read {}: {e}", path.display()),
-    };
-    assert!(
-        text.is_empty() || text.ends_with('\n'),
-        "{}: torn last line: {text:?}",
-        path.display()
-    );
-    text.lines().map(str::to_owned).collect()
-}
-
-fn spawn_worker(dir: &Path, run_id: RunId, log: &Path, stderr: &Path) -> Child {
-    let exe = std::env::current_exe().expect("the test binary");
-    Command::new(exe)
-        .args([
-            "--ignored",
-            "--exact",
-            "crash_worker",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(WORKER_ENV, "1")
-        .env(DIR_ENV, dir)
-        .env(RUN_ENV, run_id.to_string())
-        .env(LOG_ENV, log)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(File::create(stderr).expect("the worker's stderr file"))
-        .spawn()
-        .expect("spawn the worker")
-}
-
-/// Waits for a worker that is not killed, at most [`WORKER_TIMEOUT`].
-fn wait_uninterrupted(child: &mut Child, what: &dyn Fn() -> String) -> ExitStatus {
-    let deadline = Instant::now() + WORKER_TIMEOUT;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for the worker") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{}: a worker ran for more than {WORKER_TIMEOUT:?}", what());
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// How one session (one worker) ended.
-enum Ended {
-    Killed,
-    Completed,
-}
-
 #[derive(Default)]
 struct Totals {
     runs: usize,
@@ -881,22 +787,10 @@ impl Run<'_> {
         );
         self.spawns += 1;
         totals.spawns += 1;
-        let mut child = spawn_worker(&self.dir, self.run_id, &self.log, &self.stderr);
-        std::thread::sleep(delay);
-        let ended = match child.try_wait().expect("poll the worker") {
-            Some(status) if status.success() => Ended::Completed,
-            Some(status) => self.worker_failed(status),
-            None => {
-                child.kill().expect("kill the worker");
-                let status = child.wait().expect("reap the worker");
-                if status.signal() == Some(SIGKILL) {
-                    Ended::Killed
-                } else if status.success() {
-                    Ended::Completed // it finished between the poll and the kill
-                } else {
-                    self.worker_failed(status)
-                }
-            }
+        let child = WORKER.spawn(&self.dir, self.run_id, &self.log, &self.stderr);
+        let ended = match kill_after(child, delay) {
+            Ok(ended) => ended,
+            Err(status) => self.worker_failed(status),
         };
         self.check_session(&ended, totals);
         ended
@@ -1060,8 +954,8 @@ impl Run<'_> {
 
         // A worker for a completed run returns its result and runs nothing.
         fs::remove_file(output_path(&self.dir, self.run_id)).unwrap();
-        let mut child = spawn_worker(&self.dir, self.run_id, &self.log, &self.stderr);
-        let status = wait_uninterrupted(&mut child, &what);
+        let mut child = WORKER.spawn(&self.dir, self.run_id, &self.log, &self.stderr);
+        let status = wait_uninterrupted(&mut child, WORKER_TIMEOUT, &what);
         if !status.success() {
             self.worker_failed(status);
         }
@@ -1088,8 +982,8 @@ fn sigkill_and_resume_until_done() {
     let seed: u64 = std::env::var(SEED_ENV)
         .ok()
         .map(|v| v.parse().expect("ORCHFLOW_CRASH_SEED is a number"))
-        .unwrap_or_else(Rng::seeded);
-    let mut rng = Rng(seed | 1);
+        .unwrap_or_else(seeded);
+    let mut rng = Rng::new(seed);
 
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)

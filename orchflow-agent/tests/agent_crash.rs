@@ -50,6 +50,13 @@
 
 #![cfg(unix)]
 
+// The crash test's harness, shared with the workspace's `tests/crash.rs`.
+#[path = "../../tests/support/kill_harness.rs"]
+mod kill_harness;
+use kill_harness::{
+    Ended, Rng, Worker, kill_after, mix, read_log, seeded, shared_random, wait_uninterrupted,
+};
+
 use orchflow_agent::solver::{Solver, SolverConfig};
 use orchflow_agent::testing::ScriptedLlm;
 use orchflow_agent::tools::{Tool, ToolFuture, ToolOutput};
@@ -59,13 +66,11 @@ use orchflow_core::store::{Checkpoint, PointRecord, RunDocument, RunStatus};
 use orchflow_core::{CheckpointStore, JsonCheckpointStore, RunId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const WORKER_ENV: &str = "ORCHFLOW_AGENT_CRASH_WORKER";
@@ -74,6 +79,15 @@ const RUN_ENV: &str = "ORCHFLOW_AGENT_CRASH_RUN";
 const LOG_ENV: &str = "ORCHFLOW_AGENT_CRASH_LOG";
 const KILLS_ENV: &str = "ORCHFLOW_AGENT_CRASH_KILLS";
 const SEED_ENV: &str = "ORCHFLOW_AGENT_CRASH_SEED";
+
+/// How the driver starts a worker: this binary, running only the worker test.
+const WORKER: Worker = Worker {
+    test: "agent_crash_worker",
+    worker_env: WORKER_ENV,
+    dir_env: DIR_ENV,
+    run_env: RUN_ENV,
+    log_env: LOG_ENV,
+};
 
 /// The question, the same for every run.
 const QUESTION: &str = "What do the six searches add up to?";
@@ -87,20 +101,10 @@ const KILL_DELAY_MS: (u64, u64) = (2, 30);
 const DEFAULT_KILLS: usize = 20;
 /// A run that has not completed after this many workers is not making progress.
 const MAX_SPAWNS_PER_RUN: usize = 500;
-/// The signal `Child::kill` sends on Unix.
-const SIGKILL: i32 = 9;
 /// How long a worker that is not killed may take.
 const WORKER_TIMEOUT: Duration = Duration::from_secs(30);
 
 // ----- randomness -----
-
-/// A deterministic scrambler (splitmix64's finaliser).
-fn mix(x: u64, salt: u64) -> u64 {
-    let mut z = x ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// A deterministic digest of a text (FNV-1a, then scrambled).
 fn digest(text: &str) -> u64 {
@@ -108,48 +112,6 @@ fn digest(text: &str) -> u64 {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3)
     });
     mix(h, 42)
-}
-
-/// A seed from the process id and the clock.
-fn seeded() -> u64 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    mix(nanos ^ (u64::from(std::process::id()) << 40), 0xC0FFEE) | 1
-}
-
-fn xorshift(mut x: u64) -> u64 {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    x
-}
-
-/// xorshift64*, for the driver's kill delays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = xorshift(self.0);
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform enough in `lo..=hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-}
-
-/// The timing randomness of the tool and the model: one shared state per process. Only
-/// durations depend on it, never a reply or an output.
-fn jitter_random() -> u64 {
-    static STATE: AtomicU64 = AtomicU64::new(0);
-    // Seed once (a lost race keeps the winner's seed), then step.
-    let _ = STATE.compare_exchange(0, seeded(), Ordering::Relaxed, Ordering::Relaxed);
-    let previous = STATE
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |x| Some(xorshift(x)))
-        .expect("the update always succeeds");
-    xorshift(previous).wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11
 }
 
 // ----- the model and the tool -----
@@ -197,7 +159,7 @@ fn plan(prompt: &str) -> String {
 /// The scripted model: a pure function of the prompt (its replies take 0–1 ms).
 fn model() -> Arc<ScriptedLlm> {
     Arc::new(ScriptedLlm::from_fn(|req: &ChatRequest| {
-        std::thread::sleep(Duration::from_micros(jitter_random() % 1_000));
+        std::thread::sleep(Duration::from_micros(shared_random() % 1_000));
         let prompt = req.messages.last().map_or("", |m| m.content.as_str());
         match kind(req).as_str() {
             "Decision" => Ok(plan(prompt)),
@@ -246,10 +208,10 @@ impl Tool for LoggedSearch {
     fn call<'a>(&'a self, input: &'a serde_json::Value) -> ToolFuture<'a> {
         Box::pin(async move {
             let query = input["query"].as_str().unwrap_or("?");
-            tokio::time::sleep(Duration::from_millis(1 + jitter_random() % 4)).await;
+            tokio::time::sleep(Duration::from_millis(1 + shared_random() % 4)).await;
             self.effect(query);
-            if jitter_random() % 3 == 0 {
-                tokio::time::sleep(Duration::from_micros(jitter_random() % 1_000)).await;
+            if shared_random() % 3 == 0 {
+                tokio::time::sleep(Duration::from_micros(shared_random() % 1_000)).await;
             }
             Ok(ToolOutput::text(search_output(query)))
         })
@@ -486,64 +448,6 @@ async fn reference(root: &Path) -> Reference {
 
 // ----- the driver -----
 
-/// The lines of a side-effect log (none if it does not exist yet). Every line must be complete.
-fn read_log(path: &Path) -> Vec<String> {
-    let text = match fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
-        Err(e) => panic!("read {}: {e}", path.display()),
-    };
-    assert!(
-        text.is_empty() || text.ends_with('\n'),
-        "{}: torn last line: {text:?}",
-        path.display()
-    );
-    text.lines().map(str::to_owned).collect()
-}
-
-fn spawn_worker(dir: &Path, run_id: RunId, log: &Path, stderr: &Path) -> Child {
-    let exe = std::env::current_exe().expect("the test binary");
-    Command::new(exe)
-        .args([
-            "--ignored",
-            "--exact",
-            "agent_crash_worker",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(WORKER_ENV, "1")
-        .env(DIR_ENV, dir)
-        .env(RUN_ENV, run_id.to_string())
-        .env(LOG_ENV, log)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(File::create(stderr).expect("the worker's stderr file"))
-        .spawn()
-        .expect("spawn the worker")
-}
-
-/// Waits for a worker that is not killed, at most [`WORKER_TIMEOUT`].
-fn wait_uninterrupted(child: &mut Child, what: &dyn Fn() -> String) -> ExitStatus {
-    let deadline = Instant::now() + WORKER_TIMEOUT;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for the worker") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{}: a worker ran for more than {WORKER_TIMEOUT:?}", what());
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// How one session (one worker) ended.
-enum Ended {
-    Killed,
-    Completed,
-}
-
 #[derive(Default)]
 struct Totals {
     runs: usize,
@@ -602,22 +506,10 @@ impl Run<'_> {
         );
         self.spawns += 1;
         totals.spawns += 1;
-        let mut child = spawn_worker(&self.dir, self.run_id, &self.log, &self.stderr);
-        std::thread::sleep(delay);
-        let ended = match child.try_wait().expect("poll the worker") {
-            Some(status) if status.success() => Ended::Completed,
-            Some(status) => self.worker_failed(status),
-            None => {
-                child.kill().expect("kill the worker");
-                let status = child.wait().expect("reap the worker");
-                if status.signal() == Some(SIGKILL) {
-                    Ended::Killed
-                } else if status.success() {
-                    Ended::Completed // it finished between the poll and the kill
-                } else {
-                    self.worker_failed(status)
-                }
-            }
+        let child = WORKER.spawn(&self.dir, self.run_id, &self.log, &self.stderr);
+        let ended = match kill_after(child, delay) {
+            Ok(ended) => ended,
+            Err(status) => self.worker_failed(status),
         };
         self.check_session(&ended, totals);
         ended
@@ -790,8 +682,8 @@ impl Run<'_> {
 
         // A worker for a completed run returns its result and calls nothing.
         fs::remove_file(output_path(&self.dir, self.run_id)).unwrap();
-        let mut child = spawn_worker(&self.dir, self.run_id, &self.log, &self.stderr);
-        let status = wait_uninterrupted(&mut child, &what);
+        let mut child = WORKER.spawn(&self.dir, self.run_id, &self.log, &self.stderr);
+        let status = wait_uninterrupted(&mut child, WORKER_TIMEOUT, &what);
         if !status.success() {
             self.worker_failed(status);
         }
@@ -816,7 +708,7 @@ fn sigkill_and_resume_the_agent_until_done() {
         .ok()
         .map(|v| v.parse().expect("ORCHFLOW_AGENT_CRASH_SEED is a number"))
         .unwrap_or_else(seeded);
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
 
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
