@@ -183,10 +183,10 @@ async fn main() {
         match event.step_event() {
             Some(e) => {
                 let group = e
-                    .parallel_group_id
+                    .parallel_group_id()
                     .map(|g| format!(" group {g}"))
                     .unwrap_or_default();
-                let extra = match (&e.error, e.delay) {
+                let extra = match (e.error(), e.delay()) {
                     (Some(err), _) => format!(" error: {err}"),
                     (None, Some(delay)) if delay.is_zero() => " (no delay)".to_string(),
                     (None, Some(delay)) => format!(" after {}", millis(delay)),
@@ -194,10 +194,10 @@ async fn main() {
                 };
                 println!(
                     "  {:>7}  {:<16} {} attempt {}{group}{extra}",
-                    millis(e.elapsed),
+                    millis(e.elapsed()),
                     event.kind(),
-                    e.step,
-                    e.attempt
+                    e.step(),
+                    e.attempt()
                 );
             }
             None => match &event {

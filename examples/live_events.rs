@@ -80,33 +80,39 @@ async fn main() {
             }
             Event::StepStarted(e) | Event::StepCompleted(e) => {
                 let group = e
-                    .parallel_group_id
+                    .parallel_group_id()
                     .map(|g| format!(", group {g}"))
                     .unwrap_or_default();
                 let took = e
-                    .duration
+                    .duration()
                     .map(|d| format!(" in {}", millis(d)))
                     .unwrap_or_default();
                 println!(
                     "[{at:>7}] {kind:<16} {} #{}{group}{took}",
-                    e.step, e.attempt
+                    e.step(),
+                    e.attempt()
                 );
             }
             Event::StepFailed(e) => {
-                let error = e.error.as_deref().unwrap_or("unknown error");
-                let next = if e.will_retry {
+                let error = e.error().unwrap_or("unknown error");
+                let next = if e.will_retry() {
                     "will retry"
                 } else {
                     "no retry left"
                 };
                 println!(
                     "[{at:>7}] {kind:<16} {} #{}: {error} ({next})",
-                    e.step, e.attempt
+                    e.step(),
+                    e.attempt()
                 );
             }
             Event::RetryScheduled(e) => {
-                let delay = e.delay.map(millis).unwrap_or_else(|| "0ms".into());
-                println!("[{at:>7}] {kind:<16} {} #{} in {delay}", e.step, e.attempt);
+                let delay = e.delay().map(millis).unwrap_or_else(|| "0ms".into());
+                println!(
+                    "[{at:>7}] {kind:<16} {} #{} in {delay}",
+                    e.step(),
+                    e.attempt()
+                );
             }
             Event::FlowCompleted(_) | Event::FlowFailed(_) => println!("[{at:>7}] {kind}"),
             // `Event` is non-exhaustive (checkpoint events, and more to come).

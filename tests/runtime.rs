@@ -545,11 +545,66 @@ async fn step_events_carry_names_attempts_and_groups() {
         .iter()
         .filter(|e| e.kind() == "step_completed")
         .filter_map(|e| e.step_event())
-        .map(|e| (e.step, e.attempt, e.parallel_group_id.is_some()))
+        .map(|e| (e.step(), e.attempt(), e.parallel_group_id().is_some()))
         .collect();
     assert_eq!(completed.len(), 3);
     assert_eq!(completed[0], ("inc", 1, false));
     assert!(completed[1..].iter().all(|c| c.2));
+}
+
+#[tokio::test]
+async fn step_events_say_what_happened_to_each_attempt() {
+    static TWICE: Flaky = Flaky::failing(1);
+    #[step(retry = 1, delay = "5ms")]
+    async fn shaky(x: u32) -> Result<u32, FlakyError> {
+        TWICE.attempt()?;
+        Ok(x)
+    }
+    let f = flow! { shaky => [inc, double] };
+    let events: Vec<_> = f.stream(1).collect().await;
+    let steps: Vec<_> = events
+        .iter()
+        .filter_map(|e| e.step_event().map(|s| (e.kind(), s)))
+        .collect();
+
+    let (_, started) = steps[0];
+    assert_eq!((started.step(), started.attempt()), ("shaky", 1));
+    assert_eq!(
+        (started.duration(), started.error(), started.delay()),
+        (None, None, None)
+    );
+
+    let (kind, failed) = steps[1];
+    assert_eq!(kind, "step_failed");
+    assert_eq!(failed.error(), Some("flaky failure 1 of 1"));
+    assert!(failed.will_retry());
+
+    let (kind, retry) = steps[2];
+    assert_eq!(kind, "retry_scheduled");
+    assert_eq!(
+        (retry.attempt(), retry.delay()),
+        (2, Some(Duration::from_millis(5)))
+    );
+    assert!(!retry.will_retry() && retry.error().is_none());
+
+    let (kind, done) = steps[4];
+    assert_eq!(
+        (kind, done.step(), done.attempt()),
+        ("step_completed", "shaky", 2)
+    );
+    assert!(done.duration().is_some());
+    assert!(done.elapsed() >= retry.elapsed() + Duration::from_millis(5));
+
+    // The branches share their group's id; the steps before them have none.
+    let groups: Vec<_> = steps.iter().map(|(_, s)| s.parallel_group_id()).collect();
+    assert!(groups[..5].iter().all(Option::is_none));
+    assert!(groups[5..].iter().all(|g| *g == Some(1)), "{groups:?}");
+    // In order of time.
+    assert!(
+        steps
+            .windows(2)
+            .all(|w| w[0].1.elapsed() <= w[1].1.elapsed())
+    );
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

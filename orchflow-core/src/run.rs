@@ -2,7 +2,7 @@
 
 use crate::context::{RunId, StepContext};
 use crate::error::{FlowError, StepError};
-use crate::event::{CheckpointEvent, EventQueue, RunEvent, StepEvent, StepRecord};
+use crate::event::{CheckpointEvent, EventQueue, RunEvent, StepEvent};
 use crate::policy::{FlowDefaults, RetryPolicy};
 use crate::step::{Feed, StateOf, StateReq, StepCall, StepDef, StepFailure};
 use crate::store::{CheckpointStore, JournalEntry, PointRecord, StoreError};
@@ -112,18 +112,62 @@ impl RunCore {
     #[inline]
     pub(crate) fn emit(&self, make: impl FnOnce() -> RunEvent) {
         if let Some(q) = &self.events {
-            q.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push_back(make());
+            q.lock().unwrap_or_else(|p| p.into_inner()).push(make());
         }
     }
 
+    /// Records an attempt's end under one lock: its completion event (when `completed` and
+    /// somebody listens) and its trace (when traces are on). A streamed run keeps its traces
+    /// under the event queue's lock for this.
+    #[inline]
+    pub(crate) fn attempt_ended(
+        &self,
+        completed: bool,
+        event: impl FnOnce() -> RunEvent,
+        trace: impl FnOnce() -> RawTrace,
+    ) {
+        match &self.events {
+            Some(q) => {
+                let mut log = q.lock().unwrap_or_else(|p| p.into_inner());
+                if completed {
+                    log.push(event());
+                }
+                if self.traces_on {
+                    self.push_into(&mut log.traces, trace);
+                }
+            }
+            None if self.traces_on => {
+                let mut traces = self.traces.lock().unwrap_or_else(|p| p.into_inner());
+                self.push_into(&mut traces, trace);
+            }
+            None => {}
+        }
+    }
+
+    /// Records a trace outside an attempt's normal end (a cancelled attempt).
     fn push_trace(&self, trace: RawTrace) {
-        let mut traces = self.traces.lock().unwrap_or_else(|p| p.into_inner());
+        self.with_traces(|traces| self.push_into(traces, || trace));
+    }
+
+    /// Appends a trace, built in place when there is room (see [`EventLog::push`]).
+    #[inline]
+    fn push_into(&self, traces: &mut Vec<RawTrace>, trace: impl FnOnce() -> RawTrace) {
         if traces.capacity() == 0 {
             traces.reserve_exact(usize::from(self.trace_hint.max(1)));
         }
-        traces.push(trace);
+        if traces.len() < traces.capacity() {
+            traces.push(trace());
+        } else {
+            grow_and_push(traces, trace());
+        }
+    }
+
+    /// Runs `f` on this session's traces, wherever they are kept.
+    fn with_traces<R>(&self, f: impl FnOnce(&mut Vec<RawTrace>) -> R) -> R {
+        match &self.events {
+            Some(q) => f(&mut q.lock().unwrap_or_else(|p| p.into_inner()).traces),
+            None => f(&mut self.traces.lock().unwrap_or_else(|p| p.into_inner())),
+        }
     }
 
     /// Makes room for `n` traces at the first one (see `trace_hint`).
@@ -133,17 +177,18 @@ impl RunCore {
 
     /// This session's traces from index `from` on, as public traces.
     pub(crate) fn traces_since(&self, from: usize) -> Vec<StepTrace> {
-        let all = self.traces.lock().unwrap_or_else(|p| p.into_inner());
-        all.get(from..)
-            .unwrap_or_default()
-            .iter()
-            .map(|t| t.public(self.started_at))
-            .collect()
+        self.with_traces(|all| {
+            all.get(from..)
+                .unwrap_or_default()
+                .iter()
+                .map(|t| t.public(self.started_at))
+                .collect()
+        })
     }
 
     /// Every trace of the run: earlier sessions', then this one's (built when first read).
     pub(crate) fn take_traces(&self) -> Traces {
-        let raw = std::mem::take(&mut *self.traces.lock().unwrap_or_else(|p| p.into_inner()));
+        let raw = self.with_traces(std::mem::take);
         let prior = self.prior.as_deref().cloned().unwrap_or_default();
         Traces::new(prior, raw, self.started_at)
     }
@@ -253,6 +298,43 @@ fn contained_poll<T, E>(
             other => Failure::Panicked(other.to_string()),
         })),
     }
+}
+
+/// One attempt's future as it is polled: the step's future with its panics contained, raced
+/// against the attempt's timeout, inside the attempt's span. A future of its own (rather than
+/// `poll_fn`) so that its poll is always inlined into the attempt, and its result never goes
+/// through memory.
+struct Racing<'a, F> {
+    fut: std::pin::Pin<&'a mut F>,
+    limit: Option<Duration>,
+    /// Boxed: a `Sleep` is large, and most steps have no timeout; keep the future small.
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    span: Option<&'a tracing::Span>,
+}
+
+impl<T, E, F: Future<Output = Result<T, E>>> Future for Racing<'_, F> {
+    type Output = Result<T, Failure<E>>;
+
+    #[inline(always)]
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let _entered = this.span.map(|s| s.enter());
+        if let Poll::Ready(r) = contained_poll(this.fut.as_mut(), cx) {
+            return Poll::Ready(r);
+        }
+        if let (Some(limit), Some(sleep)) = (this.limit, this.sleep.as_mut()) {
+            if sleep.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(Failure::TimedOut(limit)));
+            }
+        }
+        Poll::Pending
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn grow_and_push(traces: &mut Vec<RawTrace>, trace: RawTrace) {
+    traces.push(trace);
 }
 
 /// A random (version 4) run id, without a system call.
@@ -380,7 +462,14 @@ impl Rt {
 
     /// A handle for the branches of a new parallel group (they share its id).
     pub fn group(&self) -> Rt {
-        let id = self.core.groups.fetch_add(1, Ordering::Relaxed) + 1;
+        // Numbered from 1 (events keep 0 for none), wrapping past `u32::MAX` rather than
+        // overflowing.
+        let id = self
+            .core
+            .groups
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_add(1)
+            .max(1);
         Rt::with(
             Arc::clone(&self.core),
             Arc::clone(&self.state),
@@ -490,14 +579,10 @@ impl Rt {
         let delay = retry.jittered_delay_before(n);
         tracing::debug!(step = name, attempt = n, ?delay, "retry scheduled");
         self.core.emit(|| {
-            RunEvent::RetryScheduled(Box::new(self.step_event(
-                name,
-                n + 1,
-                self.core.now_ns(),
-                None,
-                None,
-                Some(delay),
-            )))
+            RunEvent::RetryScheduled(
+                self.step_event(name, n + 1, self.core.now_ns(), None)
+                    .with_detail(None, false, Some(delay)),
+            )
         });
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
@@ -662,49 +747,21 @@ impl Rt {
     {
         tracing::warn!(step = name, attempt = n, will_retry, error = %f.message(), "attempt failed");
         self.core.emit(|| {
-            let mut e = self.step_event(name, n, self.core.now_ns(), None, Some(f.message()), None);
-            e.will_retry = will_retry;
-            RunEvent::StepFailed(Box::new(e))
+            let e = self.step_event(name, n, self.core.now_ns(), None);
+            RunEvent::StepFailed(e.with_detail(Some(f.message()), will_retry, None))
         });
     }
 
-    fn step_record(
-        &self,
-        step: &'static str,
-        attempt: u32,
-        at_ns: u64,
-        took_ns: u64,
-    ) -> StepRecord {
-        StepRecord {
-            step,
-            parent: self.parent,
-            group: self.group,
-            attempt,
-            at_ns,
-            took_ns,
-        }
-    }
-
+    /// A step event of this handle's parent and group.
+    #[inline]
     fn step_event(
         &self,
         step: &'static str,
         attempt: u32,
         at_ns: u64,
-        duration: Option<Duration>,
-        error: Option<String>,
-        delay: Option<Duration>,
+        took_ns: Option<u64>,
     ) -> StepEvent {
-        StepEvent {
-            step,
-            parent: self.parent,
-            attempt,
-            parallel_group_id: self.group,
-            elapsed: Duration::from_nanos(at_ns),
-            duration,
-            error,
-            will_retry: false,
-            delay,
-        }
+        StepEvent::new(step, self.parent, self.group, attempt, at_ns, took_ns)
     }
 
     /// The context a step's attempt gets: the handle's idle one for steps that take none (no
@@ -771,7 +828,7 @@ impl Rt {
             let timed = core.traces_on || core.events.is_some();
             let started = if timed { Some(core.now_ns()) } else { None };
             if let Some(at) = started {
-                core.emit(|| RunEvent::StepStarted(self.step_record(name, n, at, 0)));
+                core.emit(|| RunEvent::StepStarted(self.step_event(name, n, at, None)));
             }
             // Boxed: held across the step's await, and rarely set.
             let captured_input = if core.capture {
@@ -792,20 +849,12 @@ impl Rt {
             let attempt_span =
                 step_span.map(|s| Box::new(tracing::info_span!(parent: s, "attempt", attempt = n)));
             let mut fut = pin!(step.call(input, ctx));
-            // Boxed: a `Sleep` is large, and most steps have no timeout; keep the future small.
-            let mut sleep = timeout.map(|d| Box::pin(tokio::time::sleep(d)));
-            let result = poll_fn(|cx| {
-                let _entered = attempt_span.as_ref().map(|s| s.enter());
-                if let Poll::Ready(r) = contained_poll(fut.as_mut(), cx) {
-                    return Poll::Ready(r);
-                }
-                if let (Some(limit), Some(sleep)) = (timeout, sleep.as_mut()) {
-                    if sleep.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Err(Failure::TimedOut(limit)));
-                    }
-                }
-                Poll::Pending
-            })
+            let result = Racing {
+                fut: fut.as_mut(),
+                limit: timeout,
+                sleep: timeout.map(|d| Box::pin(tokio::time::sleep(d))),
+                span: attempt_span.as_deref(),
+            }
             .await;
             guard.armed = false;
             let (name, core) = (guard.step, &*self.core);
@@ -813,17 +862,8 @@ impl Rt {
                 return result;
             };
             let ended = core.now_ns();
-            if result.is_ok() {
-                core.emit(|| {
-                    RunEvent::StepCompleted(self.step_record(
-                        name,
-                        n,
-                        ended,
-                        ended.saturating_sub(started),
-                    ))
-                });
-            }
-            if core.traces_on {
+            let took = ended.saturating_sub(started);
+            let (outcome, detail) = if core.traces_on {
                 let (outcome, error, output) = match &result {
                     Ok(v) => {
                         let out = if core.capture {
@@ -847,17 +887,24 @@ impl Rt {
                 } else {
                     None
                 };
-                core.push_trace(RawTrace {
+                (outcome, detail)
+            } else {
+                (AttemptOutcome::Succeeded, None)
+            };
+            core.attempt_ended(
+                result.is_ok(),
+                || RunEvent::StepCompleted(self.step_event(name, n, ended, Some(took))),
+                || RawTrace {
                     step: name,
                     parent: self.parent,
                     attempt: n,
                     group: self.group,
                     started,
-                    took: ended.saturating_sub(started),
+                    took,
                     outcome,
                     detail,
-                });
-            }
+                },
+            );
             result
         }
     }
