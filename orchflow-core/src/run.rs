@@ -374,24 +374,35 @@ struct CancelGuard<'a> {
 }
 
 impl Drop for CancelGuard<'_> {
+    // Every attempt drops one, almost always disarmed: the check inline, the trace out of line.
+    #[inline]
     fn drop(&mut self) {
         if let (true, Some(started)) = (self.armed, self.started) {
-            let core = &*self.rt.core;
-            core.push_trace(RawTrace {
-                step: self.step,
-                parent: self.rt.parent,
-                attempt: self.attempt,
-                group: self.rt.group,
-                started,
-                took: core.now_ns().saturating_sub(started),
-                outcome: AttemptOutcome::Cancelled,
-                detail: Some(Box::new(TraceDetail {
-                    input: None,
-                    output: None,
-                    error: Some(StepError::Cancelled.to_string()),
-                })),
-            });
+            self.cancelled(started);
         }
+    }
+}
+
+impl CancelGuard<'_> {
+    #[cold]
+    #[inline(never)]
+    /// Records the attempt's trace as cancelled (its future was dropped before it finished).
+    fn cancelled(&self, started: u64) {
+        let core = &*self.rt.core;
+        core.push_trace(RawTrace {
+            step: self.step,
+            parent: self.rt.parent,
+            attempt: self.attempt,
+            group: self.rt.group,
+            started,
+            took: core.now_ns().saturating_sub(started),
+            outcome: AttemptOutcome::Cancelled,
+            detail: Some(Box::new(TraceDetail {
+                input: None,
+                output: None,
+                error: Some(StepError::Cancelled.to_string()),
+            })),
+        });
     }
 }
 
