@@ -649,6 +649,149 @@ async fn traces_capture_serializable_values_when_asked() {
     assert!(r.traces.iter().all(|t| t.success));
 }
 
+// A step's start is the previous step's end when only the generated glue ran between them
+// (one clock read per step); anything else that takes time must not be counted in the next
+// step's duration. The gaps below are 200 ms; the steps take microseconds.
+const GAP: Duration = Duration::from_millis(200);
+
+fn took<S>(r: &orchflow::FlowResult<u32, S>, step: &str) -> Vec<Duration> {
+    r.traces_of(step).map(|t| t.duration).collect()
+}
+
+#[tokio::test]
+async fn steps_in_sequence_share_their_boundary() {
+    let r = flow! { inc => double => inc }.run(1).await;
+    for pair in r.traces.windows(2) {
+        assert_eq!(pair[1].started_at, pair[0].ended_at, "{pair:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_slow_predicate_is_not_counted_in_the_next_step() {
+    fn slow_yes(_: &u32) -> bool {
+        std::thread::sleep(GAP);
+        true
+    }
+    let r = flow! { inc => if slow_yes { double } else { inc } }
+        .run(1)
+        .await;
+    assert_eq!(r.output, Some(4));
+    assert!(took(&r, "double")[0] < GAP, "{:?}", r.traces);
+    let (first, second) = (&r.traces[0], &r.traces[1]);
+    assert!(second.started_at >= first.ended_at + GAP);
+}
+
+#[tokio::test]
+async fn a_retry_delay_is_not_counted_in_the_next_attempt() {
+    static ONCE: Flaky = Flaky::failing(1);
+    #[step(retry = 1, delay = "200ms")]
+    async fn shaky(x: u32) -> Result<u32, FlakyError> {
+        ONCE.attempt()?;
+        Ok(x)
+    }
+    // A sibling branch finishes while `shaky` waits for its retry.
+    let r = flow! { [shaky, inc] => pick_first }.run(1).await;
+    let attempts: Vec<_> = r.traces_of("shaky").collect();
+    assert_eq!(attempts.len(), 2);
+    assert!(attempts[1].duration < GAP, "{attempts:?}");
+    assert!(attempts[1].started_at >= attempts[0].ended_at + GAP);
+}
+
+#[step]
+async fn pick_first(t: (u32, u32)) -> u32 {
+    t.0
+}
+
+#[tokio::test]
+async fn time_between_polls_is_not_counted_in_the_next_step() {
+    #[step]
+    async fn wait(x: u32) -> u32 {
+        tokio::time::sleep(GAP).await;
+        x
+    }
+    #[step]
+    fn busy(x: &u32) -> u32 {
+        std::thread::sleep(GAP);
+        *x
+    }
+    // `inc` ends while `wait` is pending; `busy` then holds the thread; `double` starts after
+    // both, long after `inc` ended.
+    let r = flow! { [wait, inc => busy] => pick_first => double }
+        .run(1)
+        .await;
+    assert_eq!(took(&r, "double").len(), 1);
+    assert!(took(&r, "double")[0] < GAP, "{:?}", r.traces);
+    assert!(took(&r, "pick_first")[0] < GAP, "{:?}", r.traces);
+}
+
+#[tokio::test]
+async fn a_busy_sibling_is_not_counted_in_the_next_attempt() {
+    // Every branch waits at its first poll. At the second: `later` succeeds, `hog` holds the
+    // thread and waits again, `fails_late` fails and its retry starts at once.
+    #[step]
+    async fn later(x: &u32) -> u32 {
+        tokio::task::yield_now().await;
+        *x
+    }
+    #[step]
+    async fn hog(x: &u32) -> u32 {
+        tokio::task::yield_now().await;
+        std::thread::sleep(GAP);
+        tokio::task::yield_now().await;
+        *x
+    }
+    static ONCE: Flaky = Flaky::failing(1);
+    #[step(retry = 1)]
+    async fn fails_late(x: &u32) -> Result<u32, FlakyError> {
+        tokio::task::yield_now().await;
+        ONCE.attempt()?;
+        Ok(*x)
+    }
+    #[step]
+    async fn sum3(t: (u32, u32, u32)) -> u32 {
+        t.0 + t.1 + t.2
+    }
+    let r = flow! { [later, hog, fails_late] => sum3 }.run(1).await;
+    assert_eq!(r.output, Some(3), "{:?}", r.error);
+    let retry: Vec<_> = r.traces_of("fails_late").collect();
+    assert_eq!(retry.len(), 2);
+    assert!(retry[1].duration < GAP, "{retry:?}");
+}
+
+#[tokio::test]
+async fn a_checkpoint_is_not_counted_in_the_next_step() {
+    struct Slow(orchflow::MemoryStore);
+    impl orchflow::CheckpointStore for Slow {
+        fn put_document<'a>(
+            &'a self,
+            document: &'a orchflow::store::RunDocument,
+        ) -> orchflow::store::StoreFuture<'a, ()> {
+            self.0.put_document(document)
+        }
+        fn append<'a>(
+            &'a self,
+            run_id: orchflow::RunId,
+            entry: &'a orchflow::store::JournalEntry,
+        ) -> orchflow::store::StoreFuture<'a, ()> {
+            std::thread::sleep(GAP);
+            self.0.append(run_id, entry)
+        }
+        fn load<'a>(
+            &'a self,
+            run_id: orchflow::RunId,
+        ) -> orchflow::store::StoreFuture<'a, Option<orchflow::store::Checkpoint>> {
+            self.0.load(run_id)
+        }
+    }
+    let f = flow! { inc => double };
+    let r = f
+        .durable(Slow(orchflow::MemoryStore::default()))
+        .run(1)
+        .await;
+    assert_eq!(r.output, Some(4), "{:?}", r.error);
+    assert!(took(&r, "double")[0] < GAP, "{:?}", r.traces);
+}
+
 #[tokio::test]
 async fn try_run_returns_an_error_carrying_the_partial_result() {
     let f = flow! { inc => always_fails };

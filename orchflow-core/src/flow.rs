@@ -17,9 +17,9 @@ use crate::trace::{StepTrace, Traces};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::borrow::Cow;
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::marker::PhantomData;
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tracing::Instrument;
@@ -372,10 +372,23 @@ where
         async move {
             let span = tracing::info_span!("flow", flow = self.info.name, run_id = %run_id);
             let (steps, driver) = &*self.inner;
-            let outcome = driver
-                .drive(steps, &rt, Feed::Borrowed(&*input), resume)
-                .instrument(span)
-                .await;
+            let outcome = {
+                let mut driving = pin!(
+                    driver
+                        .drive(steps, &rt, Feed::Borrowed(&*input), resume)
+                        .instrument(span)
+                );
+                // Between two polls of the run anything may run: the attempt that comes next
+                // reads the clock.
+                poll_fn(|cx| {
+                    let polled = driving.as_mut().poll(cx);
+                    if polled.is_pending() {
+                        rt.core.interrupted();
+                    }
+                    polled
+                })
+                .await
+            };
             // Boxed: the run's future then holds only what the driver needs while it runs.
             Box::pin(self.finish(rt, outcome, state, document, started)).await
         }

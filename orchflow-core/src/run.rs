@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, SystemTime};
@@ -34,6 +34,12 @@ pub(crate) struct RunCore {
     pub(crate) traces_on: bool,
     events: Option<Arc<EventQueue>>,
     groups: AtomicU32,
+    /// When the run's last attempt succeeded (nanoseconds from its start), as long as nothing
+    /// but the generated glue has run since; [`NO_TIME`] otherwise. The next attempt to start
+    /// takes it as its start instead of reading the clock again: in a sequence, one step's end
+    /// is the next one's start. Anything else that takes time clears it: an attempt or the run
+    /// returning `Pending`, a predicate, a retry's delay, a checkpoint.
+    last_end: AtomicU64,
     /// How many traces to make room for at the first one (the flow's resumable points: about
     /// one per step), so that short runs hold no spare capacity and long ones grow less.
     trace_hint: u16,
@@ -77,6 +83,7 @@ impl RunCore {
             traces_on: true,
             events,
             groups: AtomicU32::new(0),
+            last_end: AtomicU64::new(NO_TIME),
             trace_hint: 4,
             durable: None,
             unit: Arc::new(()),
@@ -106,6 +113,27 @@ impl RunCore {
     pub(crate) fn now_ns(&self) -> u64 {
         let c = clock();
         c.delta_as_nanos(self.started_raw, c.raw())
+    }
+
+    /// An attempt's start: the end of the attempt just before it when nothing else ran since
+    /// (see `last_end`), else a clock read.
+    #[inline]
+    fn attempt_start_ns(&self) -> u64 {
+        // A load and a store rather than a swap (no locked instruction): the run's attempts
+        // start and end within its polls, one at a time.
+        match self.last_end.load(Ordering::Relaxed) {
+            NO_TIME => self.now_ns(),
+            at => {
+                self.last_end.store(NO_TIME, Ordering::Relaxed);
+                at
+            }
+        }
+    }
+
+    /// Forgets the last attempt's end: something other than glue runs (or ran) since.
+    #[inline]
+    pub(crate) fn interrupted(&self) {
+        self.last_end.store(NO_TIME, Ordering::Relaxed);
     }
 
     /// Records an event, building it only when somebody listens.
@@ -305,6 +333,7 @@ fn contained_poll<T, E>(
 /// `poll_fn`) so that its poll is always inlined into the attempt, and its result never goes
 /// through memory.
 struct Racing<'a, F> {
+    core: &'a RunCore,
     fut: std::pin::Pin<&'a mut F>,
     limit: Option<Duration>,
     /// Boxed: a `Sleep` is large, and most steps have no timeout; keep the future small.
@@ -327,6 +356,8 @@ impl<T, E, F: Future<Output = Result<T, E>>> Future for Racing<'_, F> {
                 return Poll::Ready(Err(Failure::TimedOut(limit)));
             }
         }
+        // The step waits: whatever runs before it is polled again is not glue.
+        this.core.interrupted();
         Poll::Pending
     }
 }
@@ -336,6 +367,9 @@ impl<T, E, F: Future<Output = Result<T, E>>> Future for Racing<'_, F> {
 fn grow_and_push(traces: &mut Vec<RawTrace>, trace: RawTrace) {
     traces.push(trace);
 }
+
+/// No time recorded (see `RunCore::last_end`).
+const NO_TIME: u64 = u64::MAX;
 
 /// A random (version 4) run id, without a system call.
 fn new_run_id() -> RunId {
@@ -597,6 +631,7 @@ impl Rt {
         });
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
+            self.core.interrupted();
         }
     }
 
@@ -741,6 +776,8 @@ impl Rt {
             .map_err(|e| Halt::new(FlowError::Checkpoint(e)))?;
         *journal = (seq + 1, flushed + entry.traces.len());
         drop(journal);
+        // The save took time that belongs to no attempt.
+        self.core.interrupted();
         if is_point {
             self.core.emit(|| {
                 RunEvent::CheckpointSaved(CheckpointEvent {
@@ -837,7 +874,11 @@ impl Rt {
             let name = step.name();
             let core = &*self.core;
             let timed = core.traces_on || core.events.is_some();
-            let started = if timed { Some(core.now_ns()) } else { None };
+            let started = if timed {
+                Some(core.attempt_start_ns())
+            } else {
+                None
+            };
             if let Some(at) = started {
                 core.emit(|| RunEvent::StepStarted(self.step_event(name, n, at, None)));
             }
@@ -861,6 +902,7 @@ impl Rt {
                 step_span.map(|s| Box::new(tracing::info_span!(parent: s, "attempt", attempt = n)));
             let mut fut = pin!(step.call(input, ctx));
             let result = Racing {
+                core,
                 fut: fut.as_mut(),
                 limit: timeout,
                 sleep: timeout.map(|d| Box::pin(tokio::time::sleep(d))),
@@ -916,6 +958,15 @@ impl Rt {
                     detail,
                 },
             );
+            // The next attempt may start where this one ended, when it succeeded (a failure
+            // is followed by its retry's delay, or by nothing) and its output was not captured
+            // (that serialisation is not glue).
+            let end = if result.is_ok() && !core.capture {
+                ended
+            } else {
+                NO_TIME
+            };
+            core.last_end.store(end, Ordering::Relaxed);
             result
         }
     }
@@ -925,6 +976,7 @@ impl Rt {
     where
         P: crate::__private::Predicate<T, M>,
     {
+        self.core.interrupted();
         let Some(state) = <P::Needs as StateReq>::resolve(&self.state, &self.core.unit) else {
             return Err(Halt::new(FlowError::PredicatePanicked {
                 predicate: which,

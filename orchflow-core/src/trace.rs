@@ -71,7 +71,10 @@ pub struct StepTrace {
     pub error: Option<String>,
     /// How the attempt ended.
     pub outcome: AttemptOutcome,
-    /// When the attempt started.
+    /// When the attempt started. An attempt that follows another's success with only the
+    /// flow's own glue between them (the next step of a sequence, a join after its branches)
+    /// starts when that one ended: one clock read per step. Time spent elsewhere (a predicate,
+    /// a retry's delay, a checkpoint, waiting between polls) is never counted in an attempt.
     pub started_at: SystemTime,
     /// When the attempt ended.
     pub ended_at: SystemTime,
