@@ -578,6 +578,7 @@ async fn step_events_say_what_happened_to_each_attempt() {
     assert_eq!(kind, "step_failed");
     assert_eq!(failed.error(), Some("flaky failure 1 of 1"));
     assert!(failed.will_retry());
+    assert!(failed.duration().is_some());
 
     let (kind, retry) = steps[2];
     assert_eq!(kind, "retry_scheduled");
@@ -605,6 +606,32 @@ async fn step_events_say_what_happened_to_each_attempt() {
             .windows(2)
             .all(|w| w[0].1.elapsed() <= w[1].1.elapsed())
     );
+}
+
+#[tokio::test]
+async fn the_last_failure_says_no_retry_follows() {
+    let events: Vec<_> = flow! { always_fails }.stream(1).collect().await;
+    let failed: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind() == "step_failed")
+        .filter_map(|e| e.step_event())
+        .map(|e| (e.attempt(), e.will_retry(), e.duration().is_some()))
+        .collect();
+    assert_eq!(failed, [(1, true, true), (2, false, true)]);
+
+    // An error `retry_if` rejects is not retried, though attempts are left.
+    #[step(retry = 5, retry_if = is_transient)]
+    async fn picky(_x: u32) -> Result<u32, Boom> {
+        Err(Boom::Fatal)
+    }
+    let events: Vec<_> = flow! { picky }.stream(1).collect().await;
+    let failed: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind() == "step_failed")
+        .filter_map(|e| e.step_event())
+        .map(|e| (e.attempt(), e.will_retry()))
+        .collect();
+    assert_eq!(failed, [(1, false)]);
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

@@ -117,7 +117,7 @@ impl StepEvent {
         Duration::from_nanos(self.at_ns)
     }
 
-    /// The attempt's duration (`StepCompleted`).
+    /// The attempt's duration (`StepCompleted`, `StepFailed`).
     pub fn duration(&self) -> Option<Duration> {
         (self.took_ns != u64::MAX).then(|| Duration::from_nanos(self.took_ns))
     }

@@ -144,20 +144,20 @@ impl RunCore {
         }
     }
 
-    /// Records an attempt's end under one lock: its completion event (when `completed` and
-    /// somebody listens) and its trace (when traces are on). A streamed run keeps its traces
-    /// under the event queue's lock for this.
+    /// Records an attempt's end under one lock: its event (`StepCompleted` or `StepFailed`,
+    /// when `has_event` and somebody listens) and its trace (when traces are on). A streamed run
+    /// keeps its traces under the event queue's lock for this.
     #[inline]
     pub(crate) fn attempt_ended(
         &self,
-        completed: bool,
+        has_event: bool,
         event: impl FnOnce() -> RunEvent,
         trace: impl FnOnce() -> RawTrace,
     ) {
         match &self.events {
             Some(q) => {
                 let mut log = q.lock().unwrap_or_else(|p| p.into_inner());
-                if completed {
+                if has_event {
                     log.push(event());
                 }
                 if self.traces_on {
@@ -376,6 +376,20 @@ fn new_run_id() -> RunId {
     uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid()
 }
 
+/// Whether a failed attempt is worth another (when one is left): not a suspension, and an error
+/// the step's `retry_if` accepts.
+fn worth_retrying<St: StepDef>(step: &St, f: &Failure<St::Error>) -> bool {
+    let accepted = match (f, step.policy().retry_if) {
+        (Failure::Error(e), Some(pred)) => pred(e),
+        _ => true,
+    };
+    accepted && suspension(step, f).is_none()
+}
+
+fn log_failure<E: StepFailure>(name: &'static str, n: u32, f: &Failure<E>, will_retry: bool) {
+    tracing::warn!(step = name, attempt = n, will_retry, error = %f.message(), "attempt failed");
+}
+
 /// The halt for a step error that is a request to suspend the run.
 fn suspension<St: StepDef>(step: &St, f: &Failure<St::Error>) -> Option<Halt> {
     let Failure::Error(e) = f else { return None };
@@ -563,23 +577,22 @@ impl Rt {
             let mut n = 1u32;
             loop {
                 if n >= max {
-                    return match self.attempt(step, input, n, timeout, span).await {
+                    return match self.attempt(step, input, n, max, timeout, span).await {
                         Ok(v) => Ok(v),
                         Err(f) => Err(self.given_up(step, n, f)),
                     };
                 }
-                let f = match self.attempt(step, input.reborrow(), n, timeout, span).await {
+                let f = match self
+                    .attempt(step, input.reborrow(), n, max, timeout, span)
+                    .await
+                {
                     Ok(v) => return Ok(v),
                     Err(f) => f,
                 };
-                let worth_it = match (&f, step.policy().retry_if) {
-                    (Failure::Error(e), Some(pred)) => pred(e),
-                    _ => true,
-                };
-                if !worth_it || suspension(step, &f).is_some() {
+                if !worth_retrying(step, &f) {
                     return Err(self.given_up(step, n, f));
                 }
-                self.failed_event(step.name(), n, &f, true);
+                log_failure(step.name(), n, &f, true);
                 // Boxed: the retry path is rare; the common path keeps a small future.
                 Box::pin(self.before_retry(step, n)).await;
                 n += 1;
@@ -593,7 +606,7 @@ impl Rt {
         if let Some(halt) = suspension(step, &f) {
             return halt;
         }
-        self.failed_event(name, n, &f, false);
+        log_failure(name, n, &f, false);
         Halt::new(FlowError::Step {
             step: Cow::Borrowed(name),
             attempts: n,
@@ -789,17 +802,6 @@ impl Rt {
         Ok(())
     }
 
-    fn failed_event<E>(&self, name: &'static str, n: u32, f: &Failure<E>, will_retry: bool)
-    where
-        E: StepFailure,
-    {
-        tracing::warn!(step = name, attempt = n, will_retry, error = %f.message(), "attempt failed");
-        self.core.emit(|| {
-            let e = self.step_event(name, n, self.core.now_ns(), None);
-            RunEvent::StepFailed(e.with_detail(Some(f.message()), will_retry, None))
-        });
-    }
-
     /// A step event of this handle's parent and group.
     #[inline]
     fn step_event(
@@ -867,6 +869,7 @@ impl Rt {
         step: &'a St,
         input: Feed<'a, St::Input>,
         n: u32,
+        max: u32,
         timeout: Option<Duration>,
         step_span: Option<&'a tracing::Span>,
     ) -> impl Future<Output = Result<St::Output, Failure<St::Error>>> + 'a {
@@ -944,20 +947,40 @@ impl Rt {
             } else {
                 (AttemptOutcome::Succeeded, None)
             };
-            core.attempt_ended(
-                result.is_ok(),
-                || RunEvent::StepCompleted(self.step_event(name, n, ended, Some(took))),
-                || RawTrace {
-                    step: name,
-                    parent: self.parent,
-                    attempt: n,
-                    group: self.group,
-                    started,
-                    took,
-                    outcome,
-                    detail,
-                },
-            );
+            let trace = || RawTrace {
+                step: name,
+                parent: self.parent,
+                attempt: n,
+                group: self.group,
+                started,
+                took,
+                outcome,
+                detail,
+            };
+            match &result {
+                Ok(_) => core.attempt_ended(
+                    true,
+                    || RunEvent::StepCompleted(self.step_event(name, n, ended, Some(took))),
+                    trace,
+                ),
+                Err(f) => {
+                    // What a failure says (not a suspension: the run stops to wait, it did not
+                    // fail).
+                    let failed = match &core.events {
+                        Some(_) if suspension(step, f).is_none() => {
+                            Some((f.message(), n < max && worth_retrying(step, f)))
+                        }
+                        _ => None,
+                    };
+                    let has_event = failed.is_some();
+                    let event = || {
+                        let (error, will_retry) = failed.unwrap_or_default();
+                        let e = self.step_event(name, n, ended, Some(took));
+                        RunEvent::StepFailed(e.with_detail(Some(error), will_retry, None))
+                    };
+                    core.attempt_ended(has_event, event, trace);
+                }
+            }
             // The next attempt may start where this one ended, when it succeeded (a failure
             // is followed by its retry's delay, or by nothing) and its output was not captured
             // (that serialisation is not glue).
