@@ -100,8 +100,12 @@ async fn main() {
                 } else {
                     "no retry left"
                 };
+                let took = e
+                    .duration()
+                    .map(|d| format!(" after {}", millis(d)))
+                    .unwrap_or_default();
                 println!(
-                    "[{at:>7}] {kind:<16} {} #{}: {error} ({next})",
+                    "[{at:>7}] {kind:<16} {} #{}{took}: {error} ({next})",
                     e.step(),
                     e.attempt()
                 );
