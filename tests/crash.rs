@@ -77,7 +77,7 @@
 #[path = "support/kill_harness.rs"]
 mod kill_harness;
 use kill_harness::{
-    Ended, Rng, Worker, kill_after, mix, read_log, seeded, shared_random, wait_uninterrupted,
+    Ended, Rng, Trial, Worker, kills_and_seed, mix, read_log, scratch_root, shared_random,
 };
 
 use orchflow::store::{Checkpoint, JournalEntry, PointRecord, RunDocument, RunStatus, StoreFuture};
@@ -88,9 +88,8 @@ use std::fmt::Display;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::ExitStatus;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 const WORKER_ENV: &str = "ORCHFLOW_CRASH_WORKER";
 const DIR_ENV: &str = "ORCHFLOW_CRASH_DIR";
@@ -746,52 +745,23 @@ struct Totals {
 struct Run<'a> {
     reference: &'a Reference,
     rt: &'a tokio::runtime::Runtime,
-    dir: PathBuf,
-    log: PathBuf,
-    stderr: PathBuf,
-    run_id: RunId,
+    trial: Trial<RunId>,
     store: JsonCheckpointStore,
     /// Log lines so far.
     lines: Vec<String>,
     /// What the checkpoint covered after the last session.
     covered: BTreeSet<String>,
-    kills: usize,
-    spawns: usize,
 }
 
 impl Run<'_> {
     fn what(&self) -> String {
-        format!(
-            "run {} in {} (after {} spawns, {} kills)",
-            self.run_id,
-            self.dir.display(),
-            self.spawns,
-            self.kills
-        )
-    }
-
-    fn worker_failed(&self, status: ExitStatus) -> ! {
-        let stderr = fs::read_to_string(&self.stderr).unwrap_or_default();
-        panic!(
-            "{}: the worker failed ({status}); its stderr:\n{stderr}",
-            self.what()
-        );
+        self.trial.what()
     }
 
     /// One worker: killed after `delay` if still running.
     fn session(&mut self, delay: Duration, totals: &mut Totals) -> Ended {
-        assert!(
-            self.spawns < MAX_SPAWNS_PER_RUN,
-            "{}: not complete after {MAX_SPAWNS_PER_RUN} workers",
-            self.what()
-        );
-        self.spawns += 1;
         totals.spawns += 1;
-        let child = WORKER.spawn(&self.dir, self.run_id, &self.log, &self.stderr);
-        let ended = match kill_after(child, delay) {
-            Ok(ended) => ended,
-            Err(status) => self.worker_failed(status),
-        };
+        let ended = self.trial.session(&WORKER, delay, MAX_SPAWNS_PER_RUN);
         self.check_session(&ended, totals);
         ended
     }
@@ -799,7 +769,7 @@ impl Run<'_> {
     /// The checks after every session: see the header.
     fn check_session(&mut self, ended: &Ended, totals: &mut Totals) {
         let what = || self.what();
-        let lines = read_log(&self.log);
+        let lines = read_log(&self.trial.log);
         assert!(
             lines.starts_with(&self.lines),
             "{}: the log was rewritten",
@@ -842,7 +812,7 @@ impl Run<'_> {
 
         let loaded = self
             .rt
-            .block_on(self.store.load(self.run_id))
+            .block_on(self.store.load(self.trial.run_id))
             .unwrap_or_else(|e| panic!("{}: unreadable checkpoint: {e}", what()));
         let covered = match &loaded {
             None => {
@@ -879,7 +849,7 @@ impl Run<'_> {
 
         match ended {
             Ended::Killed => {
-                self.kills += 1;
+                self.trial.kills += 1;
                 totals.kills += 1;
                 *totals.kills_at.entry(covered.len()).or_default() += 1;
                 if loaded.is_none() {
@@ -921,7 +891,7 @@ impl Run<'_> {
     /// The checks once a worker has completed the run.
     fn check_completed(&mut self) {
         let what = || self.what();
-        let output = fs::read(output_path(&self.dir, self.run_id))
+        let output = fs::read(output_path(&self.trial.dir, self.trial.run_id))
             .unwrap_or_else(|e| panic!("{}: read the output: {e}", what()));
         let output: serde_json::Value = serde_json::from_slice(&output)
             .unwrap_or_else(|e| panic!("{}: the output is not JSON: {e}", what()));
@@ -945,29 +915,26 @@ impl Run<'_> {
         assert!(missing.is_empty(), "{}: never ran: {missing:?}", what());
         let duplicates = self.lines.len() - counts.len();
         assert!(
-            duplicates <= self.kills * WIDTH,
+            duplicates <= self.trial.kills * WIDTH,
             "{}: {duplicates} duplicate lines after {} kills: {:?}",
             what(),
-            self.kills,
+            self.trial.kills,
             counts.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
         );
 
         // A worker for a completed run returns its result and runs nothing.
-        fs::remove_file(output_path(&self.dir, self.run_id)).unwrap();
-        let mut child = WORKER.spawn(&self.dir, self.run_id, &self.log, &self.stderr);
-        let status = wait_uninterrupted(&mut child, WORKER_TIMEOUT, &what);
-        if !status.success() {
-            self.worker_failed(status);
-        }
+        fs::remove_file(output_path(&self.trial.dir, self.trial.run_id)).unwrap();
+        self.trial.rerun(&WORKER, WORKER_TIMEOUT, &what);
         assert_eq!(
-            read_log(&self.log),
+            read_log(&self.trial.log),
             self.lines,
             "{}: resuming a completed run ran steps",
             what()
         );
-        let again: serde_json::Value =
-            serde_json::from_slice(&fs::read(output_path(&self.dir, self.run_id)).unwrap())
-                .unwrap();
+        let again: serde_json::Value = serde_json::from_slice(
+            &fs::read(output_path(&self.trial.dir, self.trial.run_id)).unwrap(),
+        )
+        .unwrap();
         assert_eq!(again, self.reference.output, "{}", what());
     }
 }
@@ -975,22 +942,9 @@ impl Run<'_> {
 #[test]
 fn sigkill_and_resume_until_done() {
     let started = Instant::now();
-    let target: usize = std::env::var(KILLS_ENV)
-        .ok()
-        .map(|v| v.parse().expect("ORCHFLOW_CRASH_KILLS is a number"))
-        .unwrap_or(50);
-    let seed: u64 = std::env::var(SEED_ENV)
-        .ok()
-        .map(|v| v.parse().expect("ORCHFLOW_CRASH_SEED is a number"))
-        .unwrap_or_else(seeded);
+    let (target, seed) = kills_and_seed(KILLS_ENV, SEED_ENV, 50);
     let mut rng = Rng::new(seed);
-
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let root = std::env::temp_dir().join(format!("orchflow-crash-{}-{nanos}", std::process::id()));
-    fs::create_dir_all(&root).unwrap();
+    let root = scratch_root("orchflow-crash");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -1001,19 +955,13 @@ fn sigkill_and_resume_until_done() {
     while totals.kills < target {
         totals.runs += 1;
         let dir = root.join(format!("run-{}", totals.runs));
-        fs::create_dir_all(&dir).unwrap();
         let mut run = Run {
             reference: &reference,
             rt: &rt,
-            log: dir.join("effects.log"),
-            stderr: dir.join("worker.stderr"),
             store: JsonCheckpointStore::new(&dir),
-            dir,
-            run_id: RunId::new_v4(),
+            trial: Trial::new(dir, RunId::new_v4()),
             lines: Vec::new(),
             covered: BTreeSet::new(),
-            kills: 0,
-            spawns: 0,
         };
         loop {
             let delay = rng.range(KILL_DELAY_MS.0, KILL_DELAY_MS.1);
@@ -1023,7 +971,7 @@ fn sigkill_and_resume_until_done() {
             }
         }
         run.check_completed();
-        fs::remove_dir_all(&run.dir).unwrap();
+        fs::remove_dir_all(&run.trial.dir).unwrap();
     }
     fs::remove_dir_all(&root).unwrap();
 

@@ -1,11 +1,12 @@
 //! What the crash tests share (`tests/crash.rs`, `orchflow-agent/tests/agent_crash.rs`): the
 //! randomness, the side-effect log, and workers (the test binary re-executed) that are SIGKILLed
-//! after a delay. Included with `#[path]`; each test keeps its own flow and its own checks.
+//! after a delay, and the runs under test. Included with `#[path]`; each test keeps its own flow
+//! and its own checks.
 
 use std::fmt::Display;
 use std::fs::{self, File};
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -159,5 +160,99 @@ pub fn wait_uninterrupted(
             panic!("{}: a worker ran for more than {timeout:?}", what());
         }
         std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The number of kills to reach (`kills_env`, else `default`) and the seed of the kill delays
+/// (`seed_env`, else [`seeded`]).
+pub fn kills_and_seed(kills_env: &str, seed_env: &str, default: usize) -> (usize, u64) {
+    let number = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} is a number")))
+    };
+    let kills = number(kills_env).map_or(default, |k| k as usize);
+    (kills, number(seed_env).unwrap_or_else(seeded))
+}
+
+/// A new directory under the system's temporary directory, for the runs of one test.
+pub fn scratch_root(prefix: &str) -> PathBuf {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let root = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
+    fs::create_dir_all(&root).expect("create the test's directory");
+    root
+}
+
+/// One run under test: the directory its workers work in, their side-effect log and stderr,
+/// and how many workers it has taken and how many of them were killed.
+pub struct Trial<R> {
+    pub dir: PathBuf,
+    pub log: PathBuf,
+    pub stderr: PathBuf,
+    pub run_id: R,
+    pub spawns: usize,
+    /// Counted by the test, which knows whether a session was killed.
+    pub kills: usize,
+}
+
+impl<R: Display + Copy> Trial<R> {
+    /// A run working in `dir` (created).
+    pub fn new(dir: PathBuf, run_id: R) -> Self {
+        fs::create_dir_all(&dir).expect("create the run's directory");
+        Trial {
+            log: dir.join("effects.log"),
+            stderr: dir.join("worker.stderr"),
+            dir,
+            run_id,
+            spawns: 0,
+            kills: 0,
+        }
+    }
+
+    /// The run, for messages.
+    pub fn what(&self) -> String {
+        format!(
+            "run {} in {} (after {} spawns, {} kills)",
+            self.run_id,
+            self.dir.display(),
+            self.spawns,
+            self.kills
+        )
+    }
+
+    pub fn worker_failed(&self, status: ExitStatus) -> ! {
+        let stderr = fs::read_to_string(&self.stderr).unwrap_or_default();
+        panic!(
+            "{}: the worker failed ({status}); its stderr:\n{stderr}",
+            self.what()
+        );
+    }
+
+    /// One worker, SIGKILLed after `delay` if it is still running; a worker that fails fails the
+    /// test, and so does a run not complete after `max_spawns` workers.
+    pub fn session(&mut self, worker: &Worker, delay: Duration, max_spawns: usize) -> Ended {
+        assert!(
+            self.spawns < max_spawns,
+            "{}: not complete after {max_spawns} workers",
+            self.what()
+        );
+        self.spawns += 1;
+        let child = worker.spawn(&self.dir, self.run_id, &self.log, &self.stderr);
+        match kill_after(child, delay) {
+            Ok(ended) => ended,
+            Err(status) => self.worker_failed(status),
+        }
+    }
+
+    /// One more worker, not killed, which must succeed within `timeout` (for a completed run:
+    /// it must return the result and run nothing).
+    pub fn rerun(&self, worker: &Worker, timeout: Duration, what: &dyn Fn() -> String) {
+        let mut child = worker.spawn(&self.dir, self.run_id, &self.log, &self.stderr);
+        let status = wait_uninterrupted(&mut child, timeout, what);
+        if !status.success() {
+            self.worker_failed(status);
+        }
     }
 }
