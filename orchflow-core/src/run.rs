@@ -335,9 +335,9 @@ fn contained_poll<T, E>(
 struct Racing<'a, F> {
     core: &'a RunCore,
     fut: std::pin::Pin<&'a mut F>,
-    limit: Option<Duration>,
-    /// Boxed: a `Sleep` is large, and most steps have no timeout; keep the future small.
-    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    /// The attempt's time limit and its timer. Boxed: a `Sleep` is large, and most steps have no
+    /// timeout; keep the future small.
+    timeout: Option<(Duration, std::pin::Pin<Box<tokio::time::Sleep>>)>,
     span: Option<&'a tracing::Span>,
 }
 
@@ -351,9 +351,9 @@ impl<T, E, F: Future<Output = Result<T, E>>> Future for Racing<'_, F> {
         if let Poll::Ready(r) = contained_poll(this.fut.as_mut(), cx) {
             return Poll::Ready(r);
         }
-        if let (Some(limit), Some(sleep)) = (this.limit, this.sleep.as_mut()) {
+        if let Some((limit, sleep)) = this.timeout.as_mut() {
             if sleep.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Err(Failure::TimedOut(limit)));
+                return Poll::Ready(Err(Failure::TimedOut(*limit)));
             }
         }
         // The step waits: whatever runs before it is polled again is not glue.
@@ -907,8 +907,7 @@ impl Rt {
             let result = Racing {
                 core,
                 fut: fut.as_mut(),
-                limit: timeout,
-                sleep: timeout.map(|d| Box::pin(tokio::time::sleep(d))),
+                timeout: timeout.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
                 span: attempt_span.as_deref(),
             }
             .await;
