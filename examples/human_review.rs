@@ -47,19 +47,19 @@ async fn main() {
         .durable(store.clone())
         .run("release notes".to_string())
         .await;
-    match &first.suspended {
-        Some(pending) => {
-            println!(
-                "  suspended at step `{}` asking: {}",
-                pending.step, pending.prompt
-            );
-            println!(
-                "  checkpoint: {}",
-                store.document_path(first.run_id).display()
-            );
-        }
-        None => println!("  unexpected: the run did not suspend ({:?})", first.error),
+    if first.suspended.is_empty() {
+        println!("  unexpected: the run did not suspend ({:?})", first.error);
     }
+    for pending in &first.suspended {
+        println!(
+            "  suspended: question `{}` (step `{}`) asks: {}",
+            pending.question, pending.step, pending.prompt
+        );
+    }
+    println!(
+        "  checkpoint: {}",
+        store.document_path(first.run_id).display()
+    );
 
     println!("\n... later, in this process or another, the answer arrives: \"yes\"");
     match post

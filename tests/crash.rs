@@ -80,7 +80,9 @@ use kill_harness::{
     Ended, Rng, Trial, Worker, kills_and_seed, mix, read_log, scratch_root, shared_random,
 };
 
-use orchflow::store::{Checkpoint, JournalEntry, PointRecord, RunDocument, RunStatus, StoreFuture};
+use orchflow::store::{
+    Checkpoint, Claim, JournalEntry, PointRecord, RunDocument, RunStatus, StoreFuture,
+};
 use orchflow::{CheckpointStore, JsonCheckpointStore, MemoryStore, RunId, flow, step};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -169,7 +171,7 @@ async fn jitter() {
 /// Sleeps 1 ms after one side effect in four, so that kills also land between a step's line and
 /// the save of its output (a step in flight, which runs again on resume).
 async fn settle() {
-    if shared_random() % 4 == 0 {
+    if shared_random().is_multiple_of(4) {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
@@ -461,17 +463,29 @@ struct Recorder {
 }
 
 impl CheckpointStore for Recorder {
-    fn put_document<'a>(&'a self, document: &'a RunDocument) -> StoreFuture<'a, ()> {
-        self.inner.put_document(document)
+    fn create<'a>(&'a self, document: &'a RunDocument) -> StoreFuture<'a, Claim> {
+        self.inner.create(document)
     }
 
-    fn append<'a>(&'a self, run_id: RunId, entry: &'a JournalEntry) -> StoreFuture<'a, ()> {
+    fn claim<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Claim> {
+        self.inner.claim(run_id)
+    }
+
+    fn put_document<'a>(
+        &'a self,
+        claim: &'a Claim,
+        document: &'a RunDocument,
+    ) -> StoreFuture<'a, ()> {
+        self.inner.put_document(claim, document)
+    }
+
+    fn append<'a>(&'a self, claim: &'a Claim, entry: &'a JournalEntry) -> StoreFuture<'a, ()> {
         if let PointRecord::Point(json) = &entry.record {
             let lines = read_log(LOG.get().expect("the log is set"));
             let keys = lines.iter().cloned().collect();
             self.points.lock().unwrap().push((json.to_string(), keys));
         }
-        self.inner.append(run_id, entry)
+        self.inner.append(claim, entry)
     }
 
     fn load<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<Checkpoint>> {

@@ -300,13 +300,16 @@ mod humans {
 
         let first = f.durable(store.clone()).run("rust".into()).await;
         assert!(!first.success);
-        let pending = first.suspended.clone().expect("suspended");
+        let [pending] = first.suspended.as_slice() else {
+            panic!("one question: {:?}", first.suspended)
+        };
         assert_eq!(pending.prompt, "publish a post about rust?");
         assert_eq!(pending.step, "review");
+        assert_eq!(pending.question, "review");
         assert!(first.error.is_none());
         let doc = store.load(first.run_id).await.unwrap().unwrap().document;
         assert_eq!(doc.status, RunStatus::Suspended);
-        assert_eq!(doc.pending, Some(pending));
+        assert_eq!(doc.pending, first.suspended);
 
         let done = f
             .durable(store.clone())

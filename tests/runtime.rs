@@ -419,7 +419,7 @@ async fn the_original_input_is_reachable_from_any_step() {
 // ---------------------------------------------------------------- if and loops
 
 fn is_even(x: &u32) -> bool {
-    x % 2 == 0
+    x.is_multiple_of(2)
 }
 
 #[tokio::test]
@@ -789,19 +789,32 @@ async fn a_busy_sibling_is_not_counted_in_the_next_attempt() {
 async fn a_checkpoint_is_not_counted_in_the_next_step() {
     struct Slow(orchflow::MemoryStore);
     impl orchflow::CheckpointStore for Slow {
-        fn put_document<'a>(
+        fn create<'a>(
             &'a self,
             document: &'a orchflow::store::RunDocument,
+        ) -> orchflow::store::StoreFuture<'a, orchflow::store::Claim> {
+            self.0.create(document)
+        }
+        fn claim<'a>(
+            &'a self,
+            run_id: orchflow::RunId,
+        ) -> orchflow::store::StoreFuture<'a, orchflow::store::Claim> {
+            self.0.claim(run_id)
+        }
+        fn put_document<'a>(
+            &'a self,
+            claim: &'a orchflow::store::Claim,
+            document: &'a orchflow::store::RunDocument,
         ) -> orchflow::store::StoreFuture<'a, ()> {
-            self.0.put_document(document)
+            self.0.put_document(claim, document)
         }
         fn append<'a>(
             &'a self,
-            run_id: orchflow::RunId,
+            claim: &'a orchflow::store::Claim,
             entry: &'a orchflow::store::JournalEntry,
         ) -> orchflow::store::StoreFuture<'a, ()> {
             std::thread::sleep(GAP);
-            self.0.append(run_id, entry)
+            self.0.append(claim, entry)
         }
         fn load<'a>(
             &'a self,

@@ -331,10 +331,10 @@ pub fn parse_integer(s: &str) -> Option<i64> {
         Some((i, f)) => (i, Some(f)),
         None => (body, None),
     };
-    if let Some(f) = frac {
-        if f.is_empty() || !f.bytes().all(|b| b == b'0') {
-            return None;
-        }
+    if let Some(f) = frac
+        && (f.is_empty() || !f.bytes().all(|b| b == b'0'))
+    {
+        return None;
     }
     let digits = if int_part.contains(',') {
         let groups: Vec<&str> = int_part.split(',').collect();
@@ -679,10 +679,10 @@ fn final_lone_letter(text: &str, allowed: &dyn Fn(char) -> bool) -> Option<char>
         .collect();
     let stripped = stripped.trim();
     let mut cs = stripped.chars();
-    if let (Some(c), None) = (cs.next(), cs.next()) {
-        if allowed(c) {
-            return Some(c.to_ascii_uppercase());
-        }
+    if let (Some(c), None) = (cs.next(), cs.next())
+        && allowed(c)
+    {
+        return Some(c.to_ascii_uppercase());
     }
     // An upper-case letter as the line's last word ("so we pick C."): being last, an `A`
     // cannot be the article.

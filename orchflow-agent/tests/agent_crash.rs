@@ -209,7 +209,7 @@ impl Tool for LoggedSearch {
             let query = input["query"].as_str().unwrap_or("?");
             tokio::time::sleep(Duration::from_millis(1 + shared_random() % 4)).await;
             self.effect(query);
-            if shared_random() % 3 == 0 {
+            if shared_random().is_multiple_of(3) {
                 tokio::time::sleep(Duration::from_micros(shared_random() % 1_000)).await;
             }
             Ok(ToolOutput::text(search_output(query)))
@@ -372,6 +372,7 @@ fn journal_summary(checkpoint: &Checkpoint) -> String {
                     ("branch", format!("{group}/{index}"), None)
                 }
                 PointRecord::Stopped => ("stopped", String::new(), None),
+                PointRecord::Answer { question, .. } => ("answer", question.clone(), None),
             };
             let calls = value
                 .and_then(trajectory_in)

@@ -70,13 +70,11 @@ pub enum FlowError {
         #[source]
         source: StepError,
     },
-    /// A human-input step suspended the run; resume it with the answer.
-    #[error("step `{step}` is waiting for an answer to: {prompt}")]
+    /// Human-input steps suspended the run; resume it with the answers.
+    #[error("waiting for {}", crate::error::questions(questions))]
     Suspended {
-        /// The step that asked.
-        step: Cow<'static, str>,
-        /// The question.
-        prompt: String,
+        /// The questions asked, in the order they were asked (at least one).
+        questions: Vec<crate::store::PendingInput>,
     },
     /// Saving a checkpoint failed; the run stopped rather than go on without it.
     #[error("checkpoint failed: {0}")]
@@ -95,8 +93,18 @@ impl FlowError {
     /// The name of the step that failed, if a step failed.
     pub fn step(&self) -> Option<&str> {
         match self {
-            FlowError::Step { step, .. } | FlowError::Suspended { step, .. } => Some(step),
+            FlowError::Step { step, .. } => Some(step),
+            FlowError::Suspended { questions } => questions.first().map(|q| q.step.as_str()),
             FlowError::PredicatePanicked { .. } | FlowError::Checkpoint(_) => None,
         }
     }
+}
+
+/// `an answer to `q`: prompt` for each question, joined.
+fn questions(questions: &[crate::store::PendingInput]) -> String {
+    let all: Vec<String> = questions
+        .iter()
+        .map(|q| format!("an answer to `{}`: {}", q.question, q.prompt))
+        .collect();
+    all.join("; ")
 }

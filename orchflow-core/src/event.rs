@@ -365,10 +365,10 @@ fn give_back(mut b: VecDeque<RunEvent>) {
         return;
     }
     SPARE.with(|s| {
-        if let Ok(mut s) = s.try_borrow_mut() {
-            if s.len() < 4 {
-                s.push(b);
-            }
+        if let Ok(mut s) = s.try_borrow_mut()
+            && s.len() < 4
+        {
+            s.push(b);
         }
     });
 }
@@ -453,7 +453,7 @@ impl<O, S> Stream for EventStream<'_, O, S> {
                 this.run = None;
                 this.last = Some(if result.success {
                     Event::FlowCompleted(Box::new(result))
-                } else if result.suspended.is_some() {
+                } else if result.is_suspended() {
                     Event::FlowSuspended(Box::new(result))
                 } else {
                     Event::FlowFailed(Box::new(result))

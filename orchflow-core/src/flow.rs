@@ -10,8 +10,8 @@ use crate::resume::Resume;
 use crate::run::{Halt, Rt, RunCore};
 use crate::step::{Feed, StateReq, StepCall, StepDef};
 use crate::store::{
-    Checkpoint, CheckpointStore, JournalEntry, PendingInput, PointRecord, RunDocument, RunStatus,
-    StoreError,
+    Checkpoint, CheckpointStore, Claim, JournalEntry, PendingInput, PointRecord, RunDocument,
+    RunStatus, StoreError,
 };
 use crate::trace::{StepTrace, Traces};
 use serde::Serialize;
@@ -331,13 +331,13 @@ where
         let Launch {
             input,
             resume,
-            answer,
+            answers,
             durable,
         } = launch;
         let erased: Arc<dyn std::any::Any + Send + Sync> = input.clone();
         let config = &*self.config;
         let mut core = RunCore::new(self.info.name, erased, config.capture, events);
-        core.human = crate::human::Asker::new(Arc::clone(&config.input), answer);
+        core.human = crate::human::Asker::new(Arc::clone(&config.input), answers);
         core.traces_on = config.traces;
         core.expect_traces(self.info.points.len());
         let mut loaded = None;
@@ -348,7 +348,11 @@ where
             document = Some(Box::new((d.document, d.output_json)));
             core.durable = Some(Box::new(crate::run::Durable {
                 store: d.store,
-                journal: tokio::sync::Mutex::new(d.journal),
+                journal: tokio::sync::Mutex::new(crate::run::Journal {
+                    claim: Some(d.claim),
+                    seq: d.journal.0,
+                    flushed: d.journal.1,
+                }),
                 point_json: d.point_json,
             }));
         }
@@ -381,7 +385,8 @@ where
                 // Between two polls of the run anything may run: the attempt that comes next
                 // reads the clock.
                 poll_fn(|cx| {
-                    let polled = driving.as_mut().poll(cx);
+                    // Question positions start at the run (see `site`).
+                    let polled = crate::site::root(|| driving.as_mut().poll(cx));
                     if polled.is_pending() {
                         rt.core.interrupted();
                     }
@@ -419,36 +424,47 @@ where
             tracing::warn!(error = %e, "could not journal the traces of a stopped run");
         }
         let suspended = match error.take() {
-            Some(FlowError::Suspended { step, prompt }) => Some(PendingInput {
-                step: step.into_owned(),
-                prompt,
-            }),
+            Some(FlowError::Suspended { questions }) => questions,
             other => {
                 error = other;
-                None
+                Vec::new()
             }
         };
         if let (Some(durable), Some(document)) = (&rt.core.durable, document) {
             let store = Arc::clone(&durable.store);
+            // The final document is the run's last write: the claim goes with it.
+            let claim = durable.journal.lock().await.claim.take();
             let (doc, output_json) = *document;
             let json = output.as_ref().map(output_json).transpose();
             let error_text = error.as_ref().map(ToString::to_string);
-            // Boxed: only durable runs get here, and the document is large.
-            let written = Box::pin(finish_document(
-                store,
-                doc,
-                json,
-                error_text,
-                suspended.clone(),
-            ));
-            if let Err(e) = written.await {
-                error = Some(FlowError::Checkpoint(e));
+            if let Some(claim) = claim {
+                // Boxed: only durable runs get here, and the document is large.
+                let written = Box::pin(finish_document(
+                    store,
+                    &claim,
+                    doc,
+                    json,
+                    error_text,
+                    suspended.clone(),
+                ));
+                if let Err(e) = written.await {
+                    match &error {
+                        // The first failed write is the one to report (a full disk fails the
+                        // checkpoint, then this document): the document still says the run
+                        // is running, which a resume continues.
+                        Some(FlowError::Checkpoint(first)) => {
+                            tracing::warn!(error = %e, first = %first, "could not write the document of a run stopped by a failed checkpoint");
+                        }
+                        _ => error = Some(FlowError::Checkpoint(e)),
+                    }
+                }
+                drop(claim);
             }
         }
         FlowResult {
             run_id,
             flow: self.info.name,
-            success: error.is_none() && suspended.is_none() && output.is_some(),
+            success: error.is_none() && suspended.is_empty() && output.is_some(),
             failed_step: error
                 .as_ref()
                 .and_then(|e| e.step())
@@ -488,6 +504,13 @@ where
     fn inherits_defaults(&self) -> bool {
         false
     }
+
+    fn suspension(&self, error: &FlowError) -> Option<Vec<PendingInput>> {
+        match error {
+            FlowError::Suspended { questions } => Some(questions.clone()),
+            _ => None,
+        }
+    }
 }
 
 impl<T, I, O, N, P, F> StepCall for Flow<T, I, O, N, P, F>
@@ -506,8 +529,9 @@ where
     ) -> Result<O, FlowError> {
         let rt = Rt::child(ctx, self.config.defaults);
         let (steps, driver) = &*self.inner;
-        driver
-            .drive(steps, &rt, input, Resume::fresh())
+        // Its questions stand under its name.
+        let seg = crate::site::Seg::Flow(ctx.step);
+        crate::site::scoped(seg, driver.drive(steps, &rt, input, Resume::fresh()))
             .await
             .map_err(Halt::into_error)
     }
@@ -544,8 +568,9 @@ pub struct FlowResult<O, S> {
     pub failed_step: Option<Cow<'static, str>>,
     /// Why the run failed.
     pub error: Option<FlowError>,
-    /// The question a suspended run waits on (see [`Durable::answer`]).
-    pub suspended: Option<PendingInput>,
+    /// The questions a suspended run waits on (see [`Durable::answer`]); empty unless it is
+    /// suspended.
+    pub suspended: Vec<PendingInput>,
     /// One trace per attempt of every step, in the order attempts ended.
     pub traces: Traces,
     /// The run's shared state after the run.
@@ -557,6 +582,11 @@ pub struct FlowResult<O, S> {
 }
 
 impl<O, S> FlowResult<O, S> {
+    /// Whether the run stopped to wait for answers to [`suspended`](Self::suspended).
+    pub fn is_suspended(&self) -> bool {
+        !self.suspended.is_empty()
+    }
+
     /// `Ok(self)` on success, else the [`FlowFailed`] error carrying `self`.
     pub fn into_result(self) -> Result<Self, FlowFailed<O, S>> {
         if self.success {
@@ -610,7 +640,8 @@ impl<O, S> std::error::Error for FlowFailed<O, S> {
 struct Launch<I, O, P> {
     input: Arc<I>,
     resume: Resume<P>,
-    answer: Option<String>,
+    /// Answers given to a resumed run: `(question, answer)`, oldest first.
+    answers: Vec<(String, String)>,
     /// Boxed: a run future carries its launch until first polled, and most runs are not durable.
     durable: Option<Box<DurableLaunch<O>>>,
 }
@@ -620,7 +651,7 @@ impl<I, O, P> Launch<I, O, P> {
         Launch {
             input: Arc::new(input),
             resume: Resume::fresh(),
-            answer: None,
+            answers: Vec::new(),
             durable: None,
         }
     }
@@ -629,6 +660,8 @@ impl<I, O, P> Launch<I, O, P> {
 /// What a durable run starts with.
 struct DurableLaunch<O> {
     store: Arc<dyn CheckpointStore>,
+    /// The run's claim, held until its final document is written.
+    claim: Claim,
     document: RunDocument,
     traces: Vec<StepTrace>,
     /// Last journal sequence number and how many of `traces` are journaled.
@@ -693,6 +726,25 @@ pub enum ResumeError {
         run_id: RunId,
         /// Where it stands.
         status: RunStatus,
+    },
+    /// The run waits on several questions and the answer does not say which one it answers
+    /// (see [`Durable::answer_to`]).
+    #[error("run {run_id} waits on several questions ({}); name the one this answer is for", .pending.join(", "))]
+    AmbiguousAnswer {
+        /// The run.
+        run_id: RunId,
+        /// The pending questions ([`PendingInput::question`]) the answer could be for.
+        pending: Vec<String>,
+    },
+    /// The answer names a question the run is not waiting on.
+    #[error("run {run_id} is not waiting on question `{question}` (it waits on: {})", .pending.join(", "))]
+    UnknownQuestion {
+        /// The run.
+        run_id: RunId,
+        /// The name given.
+        question: String,
+        /// The pending questions.
+        pending: Vec<String>,
     },
 }
 
@@ -793,8 +845,7 @@ where
     where
         N::State: Default,
     {
-        self.resume_inner(run_id, N::State::default(), None, None)
-            .await
+        self.resume_inner(run_id, N::State::default(), None).await
     }
 
     /// Like [`resume`](Self::resume), with the given shared state.
@@ -803,7 +854,7 @@ where
         run_id: RunId,
         state: N::State,
     ) -> Result<FlowResult<O, N::State>, ResumeError> {
-        self.resume_inner(run_id, state, None, None).await
+        self.resume_inner(run_id, state, None).await
     }
 
     /// Like [`resume`](Self::resume), as a stream of events (`checkpoint_loaded` first after
@@ -832,7 +883,9 @@ where
         Ok(EventStream::new(Box::pin(run), queue))
     }
 
-    /// Resumes a suspended run with the answer to its pending question.
+    /// Resumes a suspended run with the answer to its pending question. When the run waits on
+    /// several, name the question with [`answer_to`](Self::answer_to)
+    /// ([`ResumeError::AmbiguousAnswer`] otherwise).
     pub async fn answer(
         &self,
         run_id: RunId,
@@ -841,23 +894,56 @@ where
     where
         N::State: Default,
     {
-        self.resume_inner(run_id, N::State::default(), Some(answer.into()), Some(()))
-            .await
+        let answer = Some((None, answer.into()));
+        self.resume_inner(run_id, N::State::default(), answer).await
+    }
+
+    /// Resumes a suspended run with the answer to one of its pending questions: `question` is
+    /// the question's position ([`PendingInput::question`], such as `1/review`) or, when no
+    /// other pending question has the same step, the step's name. The other questions stay
+    /// pending: the run suspends again on them.
+    ///
+    /// ```
+    /// use orchflow::human::{self, Answer};
+    /// use orchflow::{flow, step, MemoryStore};
+    ///
+    /// #[step] fn both(x: (Answer<u8>, Answer<u8>)) -> String { format!("{} {}", x.0.text, x.1.text) }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let legal = human::ask("legal", |_: &u8| "legal ok?".to_string());
+    /// let brand = human::ask("brand", |_: &u8| "brand ok?".to_string());
+    /// let f = flow! { [(legal), (brand)] => both }.with_input(human::Suspend);
+    /// let store = MemoryStore::default();
+    ///
+    /// let waiting = f.durable(store.clone()).run(1).await;
+    /// assert_eq!(waiting.suspended.len(), 2);
+    /// let still = f.durable(store.clone()).answer_to(waiting.run_id, "brand", "fine").await.unwrap();
+    /// assert_eq!(still.suspended[0].question, "0/legal");
+    /// let done = f.durable(store.clone()).answer_to(waiting.run_id, "0/legal", "yes").await.unwrap();
+    /// assert_eq!(done.output.as_deref(), Some("yes fine"));
+    /// # }
+    /// ```
+    pub async fn answer_to(
+        &self,
+        run_id: RunId,
+        question: &str,
+        answer: impl Into<String>,
+    ) -> Result<FlowResult<O, N::State>, ResumeError>
+    where
+        N::State: Default,
+    {
+        let answer = Some((Some(question), answer.into()));
+        self.resume_inner(run_id, N::State::default(), answer).await
     }
 
     async fn resume_inner(
         &self,
         run_id: RunId,
         state: N::State,
-        answer: Option<String>,
-        must_be_suspended: Option<()>,
+        answer: Option<(Option<&str>, String)>,
     ) -> Result<FlowResult<O, N::State>, ResumeError> {
-        let (launch, done) = self.load(run_id, must_be_suspended).await?;
+        let (launch, done) = self.load(run_id, answer).await?;
         match (launch, done) {
-            (Some(mut launch), _) => {
-                launch.answer = answer;
-                Ok(self.flow.execute(launch, state, None).await)
-            }
+            (Some(launch), _) => Ok(self.flow.execute(launch, state, None).await),
             (None, Some(done)) => Ok(done.into_result(state, self.flow.info.name)),
             (None, None) => Err(ResumeError::NotFound(run_id)),
         }
@@ -887,21 +973,23 @@ where
             shape: info.shape.to_string(),
             input: json,
             status: RunStatus::Running,
-            pending: None,
+            pending: Vec::new(),
             output: None,
             error: None,
             created_at: now,
             updated_at: now,
         };
-        if let Err(e) = self.store.put_document(&document).await {
-            return Err((input, e));
-        }
+        let claim = match self.store.create(&document).await {
+            Ok(claim) => claim,
+            Err(e) => return Err((input, e)),
+        };
         Ok(Launch {
             input: Arc::new(input),
             resume: Resume::fresh(),
-            answer: None,
+            answers: Vec::new(),
             durable: Some(Box::new(DurableLaunch {
                 store: Arc::clone(&self.store),
+                claim,
                 document,
                 traces: Vec::new(),
                 journal: (0, 0),
@@ -912,15 +1000,22 @@ where
         })
     }
 
-    /// Reads a checkpoint: a launch to continue it, or the result of a completed run.
+    /// Claims and reads a checkpoint: a launch to continue it (with `answer` bound to its
+    /// question and journaled), or the result of a completed run.
     #[allow(clippy::type_complexity)]
     async fn load(
         &self,
         run_id: RunId,
-        must_be_suspended: Option<()>,
+        answer: Option<(Option<&str>, String)>,
     ) -> Result<(Option<Launch<I, O, P>>, Option<Done<O>>), ResumeError> {
         let info = self.flow.info;
         let location = self.store.location(run_id);
+        // One writer per run: nothing is read, decided or run without the claim.
+        let claim = match self.store.claim(run_id).await {
+            Ok(claim) => claim,
+            Err(StoreError::NotFound(id)) => return Err(ResumeError::NotFound(id)),
+            Err(e) => return Err(e.into()),
+        };
         let Some(checkpoint) = self.store.load(run_id).await? else {
             return Err(ResumeError::NotFound(run_id));
         };
@@ -943,12 +1038,10 @@ where
                 now: info.shape.to_string(),
             });
         }
-        if must_be_suspended.is_some() && document.status != RunStatus::Suspended {
-            return Err(ResumeError::NotSuspended {
-                run_id,
-                status: document.status,
-            });
-        }
+        let answer = match answer {
+            None => None,
+            Some((name, text)) => Some((answered_question(&document, name)?, text)),
+        };
         let undecodable = |what| {
             let location = location.clone();
             move |source| ResumeError::Undecodable {
@@ -998,22 +1091,37 @@ where
             inner.push((name, path, p));
         }
         let loaded = saved.loaded;
+        let mut answers = saved.answers;
         let resume = Resume::new(point, inner);
-        let seq = journal.last().map_or(0, |e| e.seq);
+        let mut seq = journal.last().map_or(0, |e| e.seq);
         // Earlier sessions' traces are journaled already; this session's count from zero.
         let flushed = 0;
         document.status = RunStatus::Running;
-        document.pending = None;
+        document.pending = Vec::new();
         document.error = None;
         document.updated_at = SystemTime::now();
-        self.store.put_document(&document).await?;
+        self.store.put_document(&claim, &document).await?;
+        if let Some((question, text)) = answer {
+            // Journaled before anything runs, so that a crash from here on keeps the answer.
+            let entry = JournalEntry::new(
+                seq + 1,
+                PointRecord::Answer {
+                    question: question.clone(),
+                    text: text.clone(),
+                },
+            );
+            self.store.append(&claim, &entry).await?;
+            seq += 1;
+            answers.push((question, text));
+        }
         Ok((
             Some(Launch {
                 input: Arc::new(input),
                 resume,
-                answer: None,
+                answers,
                 durable: Some(Box::new(DurableLaunch {
                     store: Arc::clone(&self.store),
+                    claim,
                     document,
                     traces,
                     journal: (seq, flushed),
@@ -1038,28 +1146,71 @@ where
     }
 }
 
-/// Writes a durable run's final document: its status, output, error or pending question.
+/// The question an answer is for: the one named (by position, or by step when that is
+/// unambiguous), or the only one pending.
+fn answered_question(document: &RunDocument, name: Option<&str>) -> Result<String, ResumeError> {
+    let run_id = document.run_id;
+    if document.status != RunStatus::Suspended || document.pending.is_empty() {
+        return Err(ResumeError::NotSuspended {
+            run_id,
+            status: document.status.clone(),
+        });
+    }
+    let pending = || {
+        document
+            .pending
+            .iter()
+            .map(|p| p.question.clone())
+            .collect()
+    };
+    let matching: Vec<&PendingInput> = match name {
+        None => document.pending.iter().collect(),
+        Some(name) => match document.pending.iter().find(|p| p.question == name) {
+            Some(exact) => vec![exact],
+            None => document
+                .pending
+                .iter()
+                .filter(|p| p.is_named(name))
+                .collect(),
+        },
+    };
+    match (matching.as_slice(), name) {
+        ([one], _) => Ok(one.question.clone()),
+        ([], Some(name)) => Err(ResumeError::UnknownQuestion {
+            run_id,
+            question: name.to_string(),
+            pending: pending(),
+        }),
+        (_, _) => Err(ResumeError::AmbiguousAnswer {
+            run_id,
+            pending: matching.iter().map(|p| p.question.clone()).collect(),
+        }),
+    }
+}
+
+/// Writes a durable run's final document: its status, output, error or pending questions.
 async fn finish_document(
     store: Arc<dyn CheckpointStore>,
+    claim: &Claim,
     mut doc: RunDocument,
     output: Result<Option<serde_json::Value>, serde_json::Error>,
     error: Option<String>,
-    suspended: Option<PendingInput>,
+    suspended: Vec<PendingInput>,
 ) -> Result<(), StoreError> {
     doc.output = output.map_err(|source| StoreError::Serialize {
         what: "the output",
         source,
     })?;
-    doc.status = match (&doc.output, &suspended, &error) {
-        (_, Some(_), _) => RunStatus::Suspended,
+    doc.status = match (&doc.output, suspended.is_empty(), &error) {
+        (_, false, _) => RunStatus::Suspended,
         (_, _, Some(_)) => RunStatus::Failed,
         (Some(_), _, _) => RunStatus::Completed,
-        (None, None, None) => RunStatus::Failed,
+        (None, true, None) => RunStatus::Failed,
     };
     doc.error = error;
     doc.pending = suspended;
     doc.updated_at = SystemTime::now();
-    store.put_document(&doc).await
+    store.put_document(claim, &doc).await
 }
 
 fn output_json<O: Serialize>(o: &O) -> Result<serde_json::Value, serde_json::Error> {
@@ -1094,7 +1245,7 @@ impl<O> Done<O> {
             success: true,
             failed_step: None,
             error: None,
-            suspended: None,
+            suspended: Vec::new(),
             traces: self.traces.into(),
             state: Arc::new(state),
             started_at,
@@ -1117,7 +1268,7 @@ fn not_started<O, S>(
         success: false,
         failed_step: None,
         error: Some(FlowError::Checkpoint(e)),
-        suspended: None,
+        suspended: Vec::new(),
         traces: Traces::default(),
         state: Arc::new(state),
         started_at: SystemTime::now(),
@@ -1133,6 +1284,8 @@ struct Saved {
     inner: Vec<(String, Vec<u32>, serde_json::Value)>,
     /// The last position saved (one of `points`), for `checkpoint_loaded`.
     loaded: Option<&'static str>,
+    /// The answers not yet retired by a save: `(question, answer)`, oldest first.
+    answers: Vec<(String, String)>,
 }
 
 /// The state to resume from: the last saved point, with the parallel branches finished after it
@@ -1154,6 +1307,18 @@ fn saved_state(journal: &[JournalEntry], points: &'static [&'static str]) -> Sav
         .and_then(|json| json.as_object())
         .and_then(|o| o.keys().next())
         .map(|k| known(k).unwrap_or("start"));
+    // Answers live until a save retires them, wherever they are in the journal.
+    let mut answers: Vec<(String, String)> = Vec::new();
+    for entry in journal {
+        if let PointRecord::Answer { question, text } = &entry.record {
+            answers.push((question.clone(), text.clone()));
+        }
+        for q in &entry.answered {
+            if let Some(i) = answers.iter().position(|(a, _)| a == q) {
+                answers.remove(i);
+            }
+        }
+    }
     let mut inner = Vec::new();
     for entry in after {
         match &entry.record {
@@ -1175,12 +1340,13 @@ fn saved_state(journal: &[JournalEntry], points: &'static [&'static str]) -> Sav
                 loaded = Some(known(name).unwrap_or("start"));
                 inner.push((name.clone(), path.clone(), value.clone()));
             }
-            PointRecord::Point(_) | PointRecord::Stopped => {}
+            PointRecord::Point(_) | PointRecord::Stopped | PointRecord::Answer { .. } => {}
         }
     }
     Saved {
         point,
         inner,
         loaded,
+        answers,
     }
 }

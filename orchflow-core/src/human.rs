@@ -36,6 +36,8 @@ pub struct InputRequest {
     pub run_id: RunId,
     /// The step that asks.
     pub step: &'static str,
+    /// Where the question stands in the flow ([`PendingInput::question`]).
+    pub question: String,
     /// The question.
     pub prompt: String,
 }
@@ -166,38 +168,76 @@ where
     }
 }
 
-/// The provider of one run, with the answer a resumed run was given.
+/// The provider of one run, with the answers a resumed run was given.
 pub(crate) struct Asker {
     provider: Arc<dyn InputProvider>,
-    /// Boxed: rare (a resumed suspension), and every run carries an asker; one word, where a
-    /// `String` is three.
-    #[allow(clippy::box_collection)]
-    answer: Mutex<Option<Box<String>>>,
+    /// Boxed: rare (a resumed suspension), and every run carries an asker.
+    given: Option<Box<Given>>,
+}
+
+/// Answers given to a resumed run, and the questions that took one since the last save.
+#[derive(Default)]
+struct Given {
+    /// `(question, answer)`, oldest first: a question takes the oldest answer given to it.
+    answers: Mutex<Vec<(String, String)>>,
+    used: Mutex<Vec<String>>,
 }
 
 impl Default for Asker {
     fn default() -> Self {
         Asker {
             provider: Arc::new(Stdin),
-            answer: Mutex::new(None),
+            given: None,
         }
     }
 }
 
 impl Asker {
-    pub(crate) fn new(provider: Arc<dyn InputProvider>, answer: Option<String>) -> Self {
-        Asker {
-            provider,
-            answer: Mutex::new(answer.map(Box::new)),
+    pub(crate) fn new(provider: Arc<dyn InputProvider>, answers: Vec<(String, String)>) -> Self {
+        let given = (!answers.is_empty()).then(|| {
+            Box::new(Given {
+                answers: Mutex::new(answers),
+                used: Mutex::new(Vec::new()),
+            })
+        });
+        Asker { provider, given }
+    }
+
+    /// The answer given for this question, else the provider's (its boxed future, as is).
+    fn ask<'a>(&'a self, request: &'a InputRequest) -> InputFuture<'a> {
+        if let Some(given) = &self.given {
+            let mut answers = given.answers.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(i) = answers.iter().position(|(q, _)| *q == request.question) {
+                let (question, answer) = answers.remove(i);
+                drop(answers);
+                given
+                    .used
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(question);
+                return Box::pin(async move { Ok(InputReply::Answer(answer)) });
+            }
+        }
+        self.provider.ask(request)
+    }
+
+    /// The questions that took a given answer since the last call: the next save records them
+    /// (its steps' outputs cover those answers), so that they are not handed out again.
+    pub(crate) fn take_used(&self) -> Vec<String> {
+        match &self.given {
+            Some(given) => {
+                std::mem::take(&mut *given.used.lock().unwrap_or_else(|p| p.into_inner()))
+            }
+            None => Vec::new(),
         }
     }
 
-    /// The answer given with a resume, else the provider's (its boxed future, as is).
-    fn ask<'a>(&'a self, request: &'a InputRequest) -> InputFuture<'a> {
-        let given = self.answer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        match given {
-            Some(answer) => Box::pin(async move { Ok(InputReply::Answer(*answer)) }),
-            None => self.provider.ask(request),
+    /// Puts back questions [`take_used`](Self::take_used) gave, when the save failed.
+    pub(crate) fn give_back_used(&self, mut questions: Vec<String>) {
+        if let Some(given) = &self.given {
+            let mut used = given.used.lock().unwrap_or_else(|p| p.into_inner());
+            questions.append(&mut used);
+            *used = questions;
         }
     }
 }
@@ -268,9 +308,9 @@ where
         self.name
     }
 
-    fn suspension(&self, error: &HumanError) -> Option<PendingInput> {
+    fn suspension(&self, error: &HumanError) -> Option<Vec<PendingInput>> {
         match error {
-            HumanError::Suspended(p) => Some(p.clone()),
+            HumanError::Suspended(p) => Some(vec![p.clone()]),
             HumanError::Input(_) => None,
         }
     }
@@ -294,6 +334,7 @@ where
             let request = InputRequest {
                 run_id: core.run_id,
                 step: self.name,
+                question: crate::site::question(self.name),
                 prompt,
             };
             core.emit(|| {
@@ -318,6 +359,7 @@ where
                     })
                 }
                 InputReply::Suspend => Err(HumanError::Suspended(PendingInput {
+                    question: request.question,
                     step: self.name.to_string(),
                     prompt: request.prompt,
                 })),

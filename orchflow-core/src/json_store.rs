@@ -3,57 +3,82 @@
 
 use crate::context::RunId;
 use crate::store::{
-    Checkpoint, CheckpointStore, FORMAT, FORMAT_VERSION, JournalEntry, RunDocument, RunStatus,
-    StoreError, StoreFuture,
+    Checkpoint, CheckpointStore, Claim, ClaimHold, FORMAT, FORMAT_VERSION, JournalEntry,
+    OLDEST_FORMAT_VERSION, RunDocument, StoreError, StoreFuture,
 };
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A [`CheckpointStore`] that keeps each run in a directory as human-readable JSON.
 ///
 /// # On-disk format
 ///
-/// For a run with id `<run_id>` (a hyphenated UUID), the directory holds two files:
+/// For a run with id `<run_id>` (a hyphenated UUID), the directory holds:
 ///
 /// * **`<run_id>.json`**, the document: a [`RunDocument`] as pretty-printed JSON followed by a
 ///   newline. Its fields are `format` (always `"orchflow-checkpoint"`), `version` (the format
-///   version, currently `1`), `run_id`, `flow`, `fingerprint`, `shape`, `input`, `status`
-///   (`"running"`, `"suspended"`, `"completed"` or `"failed"`), `pending` (`{"step", "prompt"}`
-///   or `null`), `output`, `error`, `created_at` and `updated_at` (`{"secs_since_epoch",
-///   "nanos_since_epoch"}`). A document of another `format` is refused as corrupt, one of another
-///   `version` with [`StoreError::UnsupportedVersion`].
+///   version, currently `2`; version `1` is read too), `run_id`, `flow`, `fingerprint`, `shape`,
+///   `input`, `status` (`"running"`, `"suspended"`, `"completed"` or `"failed"`), `pending` (a
+///   list of `{"question", "step", "prompt"}`, empty unless suspended), `output`, `error`,
+///   `created_at` and `updated_at` (`{"secs_since_epoch", "nanos_since_epoch"}`). A document of
+///   another `format` is refused as corrupt, one of another `version` with
+///   [`StoreError::UnsupportedVersion`].
 /// * **`<run_id>.journal.jsonl`**, the journal: one [`JournalEntry`] per line, as compact JSON
 ///   terminated by `\n`, for example
 ///   `{"seq":1,"record":{"point":{"AfterPlan":3}},"traces":[…]}` or
 ///   `{"seq":2,"record":{"branch":{"group":"InGroup2","index":0,"value":"ok"}}}`. `seq` starts
-///   at 1 and strictly increases. The journal is only ever appended to.
+///   at 1 and grows by one per line. The journal is only ever appended to. It is created (empty)
+///   before the run's first document, so a document whose run made progress
+///   ([`RunDocument::made_progress`]) without a journal is [`StoreError::MissingJournal`].
+/// * **`<run_id>.claim`**, who writes the run (see *One writer per run*):
+///   `{"session": <id or null>, "pid": <process id>, "token": <fencing token>}`.
+///
+/// and, for each store value that claims runs, **`.sessions/<id>.lock`**, locked while it lives.
+///
+/// # One writer per run
+///
+/// A [`Claim`] of a run is recorded in its `.claim` file under the id of the claiming store's
+/// *session*: a file in `.sessions/` that the store holds an OS lock on (`flock`) for as long as
+/// it lives. A claim is held while its session's lock is: another store (in this process or
+/// another) that finds a claim naming a live session gets [`StoreError::RunBusy`]; one naming a
+/// dead session (its process ended, even by `SIGKILL`: the kernel drops the lock) takes the run
+/// over with the next fencing token. Claiming locks the `.claim` file only while it reads and
+/// rewrites it, so two processes claiming at once are serialised and exactly one wins. Dropping
+/// the claim marks the file free. No descriptor is held per claimed run: one per store for its
+/// session, plus at most a few dozen cached journal handles.
+///
+/// Within a store value, each claimed run's last `seq` is kept in memory; an append whose `seq`
+/// is not the next one is [`StoreError::OutOfSequence`], and a write with a released claim is
+/// [`StoreError::ClaimLost`], both before anything is written. The lock is advisory and local:
+/// a directory shared between machines (NFS) needs a store with leases instead.
 ///
 /// # Durability
 ///
 /// * Writing a document serialises it to a temporary file in the same directory
 ///   (`<run_id>.json.tmp.<pid>.<counter>`), writes it completely, `fsync`s it, renames it over
-///   `<run_id>.json` and `fsync`s the directory. A reader (or a crash) sees the old document or
-///   the new one, never a mix; on any error the temporary file is removed. The directory is
-///   created on the first write.
+///   `<run_id>.json` (a new run's document is linked in place instead, so an existing one is
+///   never replaced) and `fsync`s the directory. A reader (or a crash) sees the old document or
+///   the new one, never a mix; on any error before the rename the temporary file is removed and
+///   the old document stands. Every descriptor the write needs is opened before the rename: once
+///   the new document is in place, the write reports success (a failing directory `fsync`
+///   after it is logged), so the caller is never told a write failed that a later load shows.
 /// * Appending writes the whole line with a single `write` to the journal, opened in append
 ///   mode, then `fdatasync`s it: one write and one sync per entry, whatever the length of the
-///   run. The journal's file handle stays open between appends while the run is running, and
-///   is closed when a document with another status is written. Creating the journal `fsync`s
-///   the directory.
+///   run. A failed append is cut off again, so the journal never keeps an unacknowledged line.
 /// * A crash in the middle of an append can leave a last line without its `\n`. That entry was
-///   never acknowledged: loading ignores it, and the next append (from a new process) cuts it
-///   off first, so the new line starts clean. A complete line that does not parse, or a `seq`
-///   that does not increase, is reported as [`StoreError::Corrupt`] with its line number.
+///   never acknowledged: loading ignores it, and the next claim of the run cuts it off first,
+///   so the next line starts clean. A complete line that does not parse, or a `seq` that does
+///   not follow the previous one, is reported as [`StoreError::Corrupt`] with its line number.
 ///
-/// One process writes a given run at a time. Temporary files left behind by a crash
-/// (`*.json.tmp.*`) are never read and can be deleted.
+/// Temporary files left behind by a crash (`*.json.tmp.*`) are never read and can be deleted.
 ///
-/// The store is cheap to clone: clones share the directory and the open journal handles. Its
-/// file I/O runs on tokio's blocking thread pool.
+/// The store is cheap to clone: clones share the directory, the session and the open journal
+/// handles. Its file I/O runs on tokio's blocking thread pool, at most [`MAX_PARALLEL_IO`]
+/// operations at a time, so that many concurrent runs do not exhaust the process's descriptors.
 ///
 /// ```
 /// use orchflow_core::JsonCheckpointStore;
@@ -80,26 +105,23 @@ use std::sync::{Arc, Mutex, MutexGuard};
 ///     shape: "inc => inc".to_string(),
 ///     input: serde_json::json!(1),
 ///     status: RunStatus::Running,
-///     pending: None,
+///     pending: Vec::new(),
 ///     output: None,
 ///     error: None,
 ///     created_at: now,
 ///     updated_at: now,
 /// };
-/// store.put_document(&document).await?;
+/// let claim = store.create(&document).await?;
 ///
-/// let entry = JournalEntry {
-///     seq: 1,
-///     record: PointRecord::Point(serde_json::json!({ "AfterInc": 2 })),
-///     traces: Vec::new(),
-/// };
-/// store.append(run_id, &entry).await?;
+/// let entry = JournalEntry::new(1, PointRecord::Point(serde_json::json!({ "AfterInc": 2 })));
+/// store.append(&claim, &entry).await?;
 ///
 /// let checkpoint = store.load(run_id).await?.ok_or("the run was not saved")?;
 /// assert_eq!(checkpoint.document, document);
 /// assert_eq!(checkpoint.journal, vec![entry]);
 /// assert!(store.document_path(run_id).ends_with(format!("{run_id}.json")));
 /// assert!(store.journal_path(run_id).exists());
+/// # drop(claim);
 /// # std::fs::remove_dir_all(&dir)?;
 /// # Ok(())
 /// # }
@@ -111,26 +133,67 @@ pub struct JsonCheckpointStore {
     pool_appends: bool,
 }
 
+/// How many file operations of one store run at once on the blocking pool.
+pub const MAX_PARALLEL_IO: usize = 32;
+
+/// How many journal handles one store keeps open between appends; past that, an append opens
+/// and closes its journal.
+const MAX_OPEN_JOURNALS: usize = 32;
+
 #[derive(Debug)]
 struct Inner {
     dir: PathBuf,
     /// Makes temporary file names unique within the process.
     tmp_counter: AtomicU64,
-    /// The open journals, one slot per run. A slot's lock serialises the appends to its run;
-    /// the map's lock is only held to find or create a slot.
-    journals: Mutex<HashMap<RunId, Arc<Mutex<Option<Journal>>>>>,
+    /// The session this store's claims are recorded under, made at the first claim.
+    session: Mutex<Option<Arc<Session>>>,
+    /// The runs this store claims. A slot's lock serialises the writes to its run; the map's
+    /// lock is only held to find, add or remove a slot.
+    claims: Mutex<HashMap<RunId, Arc<Mutex<Held>>>>,
+    /// How many journal handles the slots hold.
+    open_journals: AtomicUsize,
+    /// Bounds the blocking file operations in flight.
+    io: tokio::sync::Semaphore,
 }
 
-/// An open journal and its length (everything in it ends with `\n`).
+/// A claimed run, as its store knows it.
 #[derive(Debug)]
-struct Journal {
-    file: File,
-    len: u64,
+struct Held {
+    token: u64,
+    /// The journal's last `seq` (0 when empty).
+    last_seq: u64,
+    /// The journal, open for appending, with its length (everything in it ends with `\n`).
+    journal: Option<(File, u64)>,
+}
+
+/// A store's identity in `.sessions/`, held locked for the store's life.
+#[derive(Debug)]
+struct Session {
+    id: String,
+    path: PathBuf,
+    /// Holds the lock; closed (and the lock dropped) with the session.
+    _lock: File,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Nobody can hold a claim of this session any more (claims keep the store alive).
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// The content of a `.claim` file.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct ClaimFile {
+    session: Option<String>,
+    #[serde(default)]
+    pid: u32,
+    token: u64,
 }
 
 impl JsonCheckpointStore {
     /// A store keeping its files in `dir`. Does no I/O: the directory is created by the first
-    /// document written.
+    /// run created.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         let mut dir = dir.into();
         if dir.as_os_str().is_empty() {
@@ -140,7 +203,10 @@ impl JsonCheckpointStore {
             inner: Arc::new(Inner {
                 dir,
                 tmp_counter: AtomicU64::new(0),
-                journals: Mutex::new(HashMap::new()),
+                session: Mutex::new(None),
+                claims: Mutex::new(HashMap::new()),
+                open_journals: AtomicUsize::new(0),
+                io: tokio::sync::Semaphore::new(MAX_PARALLEL_IO),
             }),
             pool_appends: false,
         }
@@ -178,6 +244,32 @@ impl JsonCheckpointStore {
     pub fn journal_path(&self, run_id: RunId) -> PathBuf {
         self.inner.journal_path(run_id)
     }
+
+    /// Where a run's claim is recorded: `<dir>/<run_id>.claim`.
+    pub fn claim_path(&self, run_id: RunId) -> PathBuf {
+        self.inner.claim_path(run_id)
+    }
+
+    /// Runs blocking file I/O on tokio's blocking pool, at most [`MAX_PARALLEL_IO`] at a time; a
+    /// task that cannot be joined (the runtime is shutting down) becomes an I/O error on `path`.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Arc<Inner>) -> Result<T, StoreError> + Send + 'static,
+        op: &'static str,
+        path: PathBuf,
+    ) -> Result<T, StoreError> {
+        let gone = |e: &dyn std::fmt::Display| StoreError::Io {
+            op,
+            path: path.clone(),
+            source: io::Error::other(e.to_string()),
+        };
+        let _permit = self.inner.io.acquire().await.map_err(|e| gone(&e))?;
+        let inner = Arc::clone(&self.inner);
+        match tokio::task::spawn_blocking(move || f(&inner)).await {
+            Ok(result) => result,
+            Err(e) => Err(gone(&e)),
+        }
+    }
 }
 
 impl CheckpointStore for JsonCheckpointStore {
@@ -185,41 +277,71 @@ impl CheckpointStore for JsonCheckpointStore {
         self.document_path(run_id).display().to_string()
     }
 
-    fn put_document<'a>(&'a self, document: &'a RunDocument) -> StoreFuture<'a, ()> {
+    fn create<'a>(&'a self, document: &'a RunDocument) -> StoreFuture<'a, Claim> {
         Box::pin(async move {
-            let mut bytes =
-                serde_json::to_vec_pretty(document).map_err(|source| StoreError::Serialize {
-                    what: "run document",
-                    source,
-                })?;
-            bytes.push(b'\n');
+            let bytes = document_bytes(document)?;
             let run_id = document.run_id;
-            let close_journal = document.status != RunStatus::Running;
-            let inner = Arc::clone(&self.inner);
-            run_blocking(
-                move || inner.write_document(run_id, &bytes, close_journal),
+            self.blocking(
+                move |inner| Inner::take_claim(inner, run_id, Some(&bytes)),
                 "write",
-                || self.document_path(run_id),
+                self.document_path(run_id),
             )
             .await
         })
     }
 
-    fn append<'a>(&'a self, run_id: RunId, entry: &'a JournalEntry) -> StoreFuture<'a, ()> {
+    fn claim<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Claim> {
+        Box::pin(async move {
+            self.blocking(
+                move |inner| Inner::take_claim(inner, run_id, None),
+                "write",
+                self.claim_path(run_id),
+            )
+            .await
+        })
+    }
+
+    fn put_document<'a>(
+        &'a self,
+        claim: &'a Claim,
+        document: &'a RunDocument,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let bytes = document_bytes(document)?;
+            let slot = self.inner.held(claim)?;
+            let (run_id, token) = (claim.run_id(), claim.token());
+            if document.run_id != run_id {
+                return Err(StoreError::ClaimLost { run_id, token });
+            }
+            self.blocking(
+                move |inner| {
+                    let held = lock(&slot);
+                    check_token(&held, run_id, token)?;
+                    inner.write_document(run_id, &bytes)
+                },
+                "write",
+                self.document_path(run_id),
+            )
+            .await
+        })
+    }
+
+    fn append<'a>(&'a self, claim: &'a Claim, entry: &'a JournalEntry) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let mut line = serde_json::to_vec(entry).map_err(|source| StoreError::Serialize {
                 what: "journal entry",
                 source,
             })?;
             line.push(b'\n');
+            let slot = self.inner.held(claim)?;
+            let (run_id, token, seq) = (claim.run_id(), claim.token(), entry.seq);
             if !self.pool_appends {
-                return in_place(|| self.inner.append_line(run_id, &line));
+                return in_place(|| self.inner.append_line(&slot, run_id, token, seq, &line));
             }
-            let inner = Arc::clone(&self.inner);
-            run_blocking(
-                move || inner.append_line(run_id, &line),
+            self.blocking(
+                move |inner| inner.append_line(&slot, run_id, token, seq, &line),
                 "write",
-                || self.journal_path(run_id),
+                self.journal_path(run_id),
             )
             .await
         })
@@ -227,14 +349,45 @@ impl CheckpointStore for JsonCheckpointStore {
 
     fn load<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<Checkpoint>> {
         Box::pin(async move {
-            let inner = Arc::clone(&self.inner);
-            run_blocking(
-                move || inner.load(run_id),
+            self.blocking(
+                move |inner| inner.load(run_id),
                 "read",
-                || self.document_path(run_id),
+                self.document_path(run_id),
             )
             .await
         })
+    }
+}
+
+/// A document as the store writes it: pretty JSON and a newline.
+fn document_bytes(document: &RunDocument) -> Result<Vec<u8>, StoreError> {
+    let mut bytes =
+        serde_json::to_vec_pretty(document).map_err(|source| StoreError::Serialize {
+            what: "run document",
+            source,
+        })?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+fn check_token(held: &Held, run_id: RunId, token: u64) -> Result<(), StoreError> {
+    if held.token == token {
+        Ok(())
+    } else {
+        Err(StoreError::ClaimLost { run_id, token })
+    }
+}
+
+/// A claim of a [`JsonCheckpointStore`]: releases the run when dropped.
+struct JsonHold {
+    inner: Arc<Inner>,
+    run_id: RunId,
+    token: u64,
+}
+
+impl ClaimHold for JsonHold {
+    fn release(self: Box<Self>) {
+        self.inner.release(self.run_id, self.token);
     }
 }
 
@@ -244,23 +397,6 @@ fn in_place<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
         _ => f(),
-    }
-}
-
-/// Runs blocking file I/O on tokio's blocking pool; a task that cannot be joined (the runtime is
-/// shutting down) becomes an I/O error on `path`.
-async fn run_blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-    op: &'static str,
-    path: impl FnOnce() -> PathBuf,
-) -> Result<T, StoreError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(result) => result,
-        Err(e) => Err(StoreError::Io {
-            op,
-            path: path(),
-            source: io::Error::other(e),
-        }),
     }
 }
 
@@ -283,18 +419,29 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Makes a directory entry (a created or renamed file) durable.
+/// An open directory, to sync its entries.
 #[cfg(unix)]
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_error("fsync directory", dir, e))
-}
-
+type DirHandle = File;
 /// Directories cannot be opened as files here; renames are durable through the file system.
 #[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> Result<(), StoreError> {
-    Ok(())
+type DirHandle = ();
+
+/// The directory, opened so that it can be synced (before anything that cannot be undone).
+fn open_dir(dir: &Path) -> Result<DirHandle, StoreError> {
+    #[cfg(unix)]
+    return File::open(dir).map_err(|e| io_error("open directory", dir, e));
+    #[cfg(not(unix))]
+    return Ok(());
+}
+
+/// Makes a directory entry (a created or renamed file) durable.
+fn sync_dir(dir: &DirHandle, path: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    return dir
+        .sync_all()
+        .map_err(|e| io_error("fsync directory", path, e));
+    #[cfg(not(unix))]
+    return Ok(());
 }
 
 impl Inner {
@@ -306,28 +453,288 @@ impl Inner {
         self.dir.join(format!("{run_id}.journal.jsonl"))
     }
 
-    // ----- documents -----
+    fn claim_path(&self, run_id: RunId) -> PathBuf {
+        self.dir.join(format!("{run_id}.claim"))
+    }
 
-    fn write_document(
+    fn sessions_dir(&self) -> PathBuf {
+        self.dir.join(".sessions")
+    }
+
+    // ----- claims -----
+
+    /// The slot of a run `claim` holds in this store.
+    fn held(&self, claim: &Claim) -> Result<Arc<Mutex<Held>>, StoreError> {
+        let lost = || StoreError::ClaimLost {
+            run_id: claim.run_id(),
+            token: claim.token(),
+        };
+        let slot = lock(&self.claims)
+            .get(&claim.run_id())
+            .cloned()
+            .ok_or_else(lost)?;
+        if lock(&slot).token != claim.token() {
+            return Err(lost());
+        }
+        Ok(slot)
+    }
+
+    /// Claims a run: an existing one, or (`document` given) a new one created with that
+    /// document and an empty journal.
+    fn take_claim(
+        self: &Arc<Self>,
+        run_id: RunId,
+        document: Option<&[u8]>,
+    ) -> Result<Claim, StoreError> {
+        // Reserve the run in this store first, so two tasks of one process never both go on.
+        let slot = {
+            let mut claims = lock(&self.claims);
+            if claims.contains_key(&run_id) {
+                return Err(StoreError::RunBusy {
+                    run_id,
+                    holder: "another task of this process".to_string(),
+                });
+            }
+            let slot = Arc::new(Mutex::new(Held {
+                token: 0,
+                last_seq: 0,
+                journal: None,
+            }));
+            claims.insert(run_id, Arc::clone(&slot));
+            slot
+        };
+        match self.claim_on_disk(run_id, document) {
+            Ok((token, last_seq)) => {
+                {
+                    let mut held = lock(&slot);
+                    held.token = token;
+                    held.last_seq = last_seq;
+                }
+                Ok(Claim::new(
+                    run_id,
+                    token,
+                    JsonHold {
+                        inner: Arc::clone(self),
+                        run_id,
+                        token,
+                    },
+                ))
+            }
+            Err(e) => {
+                lock(&self.claims).remove(&run_id);
+                Err(e)
+            }
+        }
+    }
+
+    /// Records the claim in the run's `.claim` file (locked while read and rewritten) and
+    /// prepares the journal: created empty for a new run, its torn tail cut and its last `seq`
+    /// read for an existing one. Returns the fencing token and the last `seq`.
+    fn claim_on_disk(
         &self,
         run_id: RunId,
-        bytes: &[u8],
-        close_journal: bool,
-    ) -> Result<(), StoreError> {
-        fs::create_dir_all(&self.dir).map_err(|e| io_error("create directory", &self.dir, e))?;
+        document: Option<&[u8]>,
+    ) -> Result<(u64, u64), StoreError> {
+        let document_path = self.document_path(run_id);
+        if document.is_some() {
+            fs::create_dir_all(&self.dir)
+                .map_err(|e| io_error("create directory", &self.dir, e))?;
+        } else {
+            match document_path.try_exists() {
+                Ok(true) => {}
+                Ok(false) => return Err(StoreError::NotFound(run_id)),
+                Err(e) => return Err(io_error("read", &document_path, e)),
+            }
+        }
+        let session = self.session()?;
+        let claim_path = self.claim_path(run_id);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&claim_path)
+            .map_err(|e| io_error("open", &claim_path, e))?;
+        file.lock().map_err(|e| io_error("lock", &claim_path, e))?;
+        let mut text = String::new();
+        file.read_to_string(&mut text)
+            .map_err(|e| io_error("read", &claim_path, e))?;
+        let previous: ClaimFile = if text.trim().is_empty() {
+            ClaimFile::default()
+        } else {
+            serde_json::from_str(&text).map_err(|e| corrupt(&claim_path, e.to_string()))?
+        };
+        if let Some(other) = &previous.session
+            && *other != session.id
+            && self.session_alive(other)?
+        {
+            return Err(StoreError::RunBusy {
+                run_id,
+                holder: format!("process {} (session {other})", previous.pid),
+            });
+        }
+        let last_seq = match document {
+            Some(bytes) => {
+                match document_path.try_exists() {
+                    Ok(false) => {}
+                    Ok(true) => return Err(StoreError::RunExists(run_id)),
+                    Err(e) => return Err(io_error("read", &document_path, e)),
+                }
+                self.create_run(run_id, bytes)?;
+                0
+            }
+            None => self.prepare_journal(run_id)?,
+        };
+        let token = previous.token + 1;
+        let record = ClaimFile {
+            session: Some(session.id.clone()),
+            pid: std::process::id(),
+            token,
+        };
+        write_claim(&mut file, &claim_path, &record)?;
+        Ok((token, last_seq))
+    }
+
+    /// Whether the session `id` still holds its lock (its store is alive, in this process or
+    /// another).
+    fn session_alive(&self, id: &str) -> Result<bool, StoreError> {
+        let path = self.sessions_dir().join(format!("{id}.lock"));
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io_error("open", &path, e)),
+        };
+        match file.try_lock() {
+            Ok(()) => {
+                // Its owner is gone: the file is litter.
+                let _ = fs::remove_file(&path);
+                Ok(false)
+            }
+            Err(fs::TryLockError::WouldBlock) => Ok(true),
+            Err(fs::TryLockError::Error(e)) => Err(io_error("lock", &path, e)),
+        }
+    }
+
+    /// This store's session, made at the first claim: a file in `.sessions/`, locked before it
+    /// gets its name so that nobody sees it unlocked while its owner lives.
+    fn session(&self) -> Result<Arc<Session>, StoreError> {
+        let mut slot = lock(&self.session);
+        if let Some(session) = &*slot {
+            return Ok(Arc::clone(session));
+        }
+        let dir = self.sessions_dir();
+        fs::create_dir_all(&dir).map_err(|e| io_error("create directory", &dir, e))?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let tmp = dir.join(format!("{id}.tmp"));
+        let path = dir.join(format!("{id}.lock"));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| io_error("write", &tmp, e))?;
+        let locked = file
+            .lock()
+            .map_err(|e| io_error("lock", &tmp, e))
+            .and_then(|()| fs::rename(&tmp, &path).map_err(|e| io_error("rename", &path, e)));
+        if let Err(e) = locked {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        let session = Arc::new(Session {
+            id,
+            path,
+            _lock: file,
+        });
+        *slot = Some(Arc::clone(&session));
+        Ok(session)
+    }
+
+    /// Gives up a claim: forgets the run and marks its `.claim` file free (best effort: a file
+    /// still naming this session is taken over by this store, and by others once it ends).
+    fn release(&self, run_id: RunId, token: u64) {
+        {
+            let mut claims = lock(&self.claims);
+            match claims.get(&run_id) {
+                Some(slot) if lock(slot).token == token => {
+                    if let Some(slot) = claims.remove(&run_id)
+                        && lock(&slot).journal.take().is_some()
+                    {
+                        self.open_journals.fetch_sub(1, Ordering::Relaxed);
+                    }
+                }
+                _ => return,
+            }
+        }
+        let path = self.claim_path(run_id);
+        let free = || -> io::Result<()> {
+            let mut file = OpenOptions::new().read(true).write(true).open(&path)?;
+            file.lock()?;
+            let mut text = String::new();
+            file.read_to_string(&mut text)?;
+            let record: ClaimFile = serde_json::from_str(&text).map_err(io::Error::other)?;
+            let ours = lock(&self.session)
+                .as_ref()
+                .is_some_and(|s| record.session.as_deref() == Some(s.id.as_str()));
+            if ours && record.token == token {
+                let free = ClaimFile {
+                    session: None,
+                    pid: 0,
+                    token,
+                };
+                write_claim(&mut file, &path, &free).map_err(io::Error::other)?;
+            }
+            Ok(())
+        };
+        if let Err(e) = free() {
+            tracing::warn!(run_id = %run_id, error = %e, "could not mark the run's claim free");
+        }
+    }
+
+    // ----- documents -----
+
+    /// Creates a new run's empty journal, then its document (linked into place, so that an
+    /// existing document is never replaced), and makes both durable.
+    fn create_run(&self, run_id: RunId, bytes: &[u8]) -> Result<(), StoreError> {
+        let journal = self.journal_path(run_id);
+        // A journal without a document is left by a creation that crashed: start it again.
+        File::create(&journal).map_err(|e| io_error("create", &journal, e))?;
+        let document = self.document_path(run_id);
+        let (tmp, mut file) = self.create_temp(run_id)?;
+        let dir = open_dir(&self.dir);
+        let result = dir.and_then(|dir| {
+            file.write_all(bytes)
+                .map_err(|e| io_error("write", &tmp, e))?;
+            file.sync_all().map_err(|e| io_error("fsync", &tmp, e))?;
+            match fs::hard_link(&tmp, &document) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Err(StoreError::RunExists(run_id));
+                }
+                Err(e) => return Err(io_error("link", &document, e)),
+            }
+            // The document is in place: from here on the run exists, whatever fails.
+            if let Err(e) = sync_dir(&dir, &self.dir) {
+                tracing::error!(error = %e, "a new run's document is in place but its directory could not be synced");
+            }
+            Ok(())
+        });
+        let _ = fs::remove_file(&tmp);
+        if result.is_err() {
+            let _ = fs::remove_file(&journal);
+        }
+        result
+    }
+
+    fn write_document(&self, run_id: RunId, bytes: &[u8]) -> Result<(), StoreError> {
         let document = self.document_path(run_id);
         let (tmp, file) = self.create_temp(run_id)?;
-        let result = replace_with(file, &tmp, &document, bytes, &self.dir);
+        let result = open_dir(&self.dir)
+            .and_then(|dir| replace_with(file, &tmp, &document, bytes, &dir, &self.dir));
         if result.is_err() {
             // Gone already if the rename happened; either way the document is whole.
             let _ = fs::remove_file(&tmp);
         }
-        result?;
-        if close_journal {
-            // The run stops appending for now (finished, failed or waiting): free the handle.
-            self.release_journal(run_id);
-        }
-        Ok(())
+        result
     }
 
     /// Creates a fresh temporary file beside the document. A name can only be taken already if
@@ -350,108 +757,100 @@ impl Inner {
 
     // ----- journals -----
 
-    fn append_line(&self, run_id: RunId, line: &[u8]) -> Result<(), StoreError> {
-        let slot = self.journal_slot(run_id);
-        let mut guard = lock(&slot);
-        let mut journal = match guard.take() {
-            Some(journal) => journal,
-            None => match self.open_journal(run_id) {
-                Ok(journal) => journal,
-                Err(e) => {
-                    drop(guard);
-                    drop(slot);
-                    self.release_journal(run_id);
-                    return Err(e);
-                }
-            },
+    /// Opens an existing run's journal for writing at its claim (so an unwritable journal is
+    /// found before anything runs), cuts a torn last line and returns the last `seq`. A missing
+    /// journal is left for [`load`](Self::load) to judge.
+    fn prepare_journal(&self, run_id: RunId) -> Result<u64, StoreError> {
+        let path = self.journal_path(run_id);
+        let mut file = match OpenOptions::new().read(true).append(true).open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io_error("open", &path, e)),
         };
-        let before = journal.len;
-        let result = journal
-            .file
-            .write_all(line)
-            .map_err(|e| io_error("write", &self.journal_path(run_id), e))
-            .and_then(|()| {
-                journal
-                    .file
-                    .sync_data()
-                    .map_err(|e| io_error("fsync", &self.journal_path(run_id), e))
+        let len = cut_torn_tail(&mut file, &path)?;
+        last_seq(&mut file, &path, len)
+    }
+
+    fn append_line(
+        &self,
+        slot: &Mutex<Held>,
+        run_id: RunId,
+        token: u64,
+        seq: u64,
+        line: &[u8],
+    ) -> Result<(), StoreError> {
+        let path = self.journal_path(run_id);
+        let mut held = lock(slot);
+        check_token(&held, run_id, token)?;
+        if seq != held.last_seq + 1 {
+            return Err(StoreError::OutOfSequence {
+                run_id,
+                last: held.last_seq,
+                found: seq,
             });
+        }
+        let (mut file, before) = match held.journal.take() {
+            Some(open) => {
+                self.open_journals.fetch_sub(1, Ordering::Relaxed);
+                open
+            }
+            None => self.open_journal(&path)?,
+        };
+        let result = file
+            .write_all(line)
+            .map_err(|e| io_error("write", &path, e))
+            .and_then(|()| file.sync_data().map_err(|e| io_error("fsync", &path, e)));
         match result {
             Ok(()) => {
-                journal.len = before + line.len() as u64;
-                *guard = Some(journal);
+                held.last_seq = seq;
+                let len = before + line.len() as u64;
+                // Keep the handle for the next append, within the store's budget.
+                if self.open_journals.fetch_add(1, Ordering::Relaxed) < MAX_OPEN_JOURNALS {
+                    held.journal = Some((file, len));
+                } else {
+                    self.open_journals.fetch_sub(1, Ordering::Relaxed);
+                }
                 Ok(())
             }
             Err(e) => {
                 // Not acknowledged: take back whatever part of the line got written, so that a
-                // retry does not follow a partial or duplicate line. The handle is dropped; the
-                // next append reopens the journal (and cuts a torn tail if this failed too).
-                let _ = journal
-                    .file
-                    .set_len(before)
-                    .and_then(|()| journal.file.sync_data());
-                drop(journal);
-                drop(guard);
-                drop(slot);
-                self.release_journal(run_id);
+                // retry does not follow a partial or duplicate line.
+                let _ = file.set_len(before).and_then(|()| file.sync_data());
                 Err(e)
             }
         }
     }
 
-    fn journal_slot(&self, run_id: RunId) -> Arc<Mutex<Option<Journal>>> {
-        Arc::clone(lock(&self.journals).entry(run_id).or_default())
-    }
-
-    /// Closes a run's journal handle, if open. The slot is removed when nobody uses it; when an
-    /// append is in flight, the handle is closed after it.
-    fn release_journal(&self, run_id: RunId) {
-        let slot = {
-            let mut journals = lock(&self.journals);
-            match journals.get(&run_id) {
-                None => return,
-                Some(slot) if Arc::strong_count(slot) == 1 => {
-                    journals.remove(&run_id);
-                    return;
-                }
-                Some(slot) => Arc::clone(slot),
-            }
-        };
-        lock(&slot).take();
-    }
-
-    /// Opens a run's journal for appending, the first time this process appends to the run (or
-    /// the first time since its handle was closed).
-    fn open_journal(&self, run_id: RunId) -> Result<Journal, StoreError> {
-        let document = self.document_path(run_id);
-        match document.try_exists() {
-            Ok(true) => {}
-            Ok(false) => return Err(StoreError::NoDocument(run_id)),
-            Err(e) => return Err(io_error("read", &document, e)),
-        }
-        let path = self.journal_path(run_id);
+    /// Opens a journal for appending, with its length. Creates it if a run of an older
+    /// version never wrote one.
+    fn open_journal(&self, path: &Path) -> Result<(File, u64), StoreError> {
         let mut options = OpenOptions::new();
-        options.read(true).append(true);
-        match options.clone().create_new(true).open(&path) {
-            Ok(file) => {
-                if let Err(e) = sync_dir(&self.dir) {
+        options.append(true);
+        let file = match options.open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let dir = open_dir(&self.dir)?;
+                let file = options
+                    .clone()
+                    .create_new(true)
+                    .open(path)
+                    .map_err(|e| io_error("open", path, e))?;
+                if let Err(e) = sync_dir(&dir, &self.dir) {
                     // Without a durable directory entry the journal may vanish in a crash:
                     // remove it, so that the next append creates and syncs it again.
                     drop(file);
-                    let _ = fs::remove_file(&path);
+                    let _ = fs::remove_file(path);
                     return Err(e);
                 }
-                Ok(Journal { file, len: 0 })
+                file
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let mut file = options
-                    .open(&path)
-                    .map_err(|e| io_error("open", &path, e))?;
-                let len = cut_torn_tail(&mut file, &path)?;
-                Ok(Journal { file, len })
-            }
-            Err(e) => Err(io_error("open", &path, e)),
-        }
+            Err(e) => return Err(io_error("open", path, e)),
+        };
+        let len = file
+            .metadata()
+            .map_err(|e| io_error("read", path, e))?
+            .len();
+        Ok((file, len))
     }
 
     // ----- loading -----
@@ -476,28 +875,86 @@ impl Inner {
         let journal_path = self.journal_path(run_id);
         let journal = match fs::read(&journal_path) {
             Ok(bytes) => parse_journal(&journal_path, &bytes)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if document.made_progress() {
+                    return Err(StoreError::MissingJournal { path: journal_path });
+                }
+                Vec::new()
+            }
             Err(e) => return Err(io_error("read", &journal_path, e)),
         };
         Ok(Some(Checkpoint { document, journal }))
     }
 }
 
+/// Rewrites a locked `.claim` file in place.
+fn write_claim(file: &mut File, path: &Path, record: &ClaimFile) -> Result<(), StoreError> {
+    let mut bytes = serde_json::to_vec(record).map_err(|source| StoreError::Serialize {
+        what: "claim",
+        source,
+    })?;
+    bytes.push(b'\n');
+    file.seek(SeekFrom::Start(0))
+        .and_then(|_| file.write_all(&bytes))
+        .and_then(|()| file.set_len(bytes.len() as u64))
+        .map_err(|e| io_error("write", path, e))
+}
+
 /// Writes `bytes` to the temporary file, makes it durable, renames it over the document and
-/// makes the rename durable.
+/// makes the rename durable. A failure after the rename is logged, not returned: the new
+/// document is what every later load sees.
 fn replace_with(
     mut file: File,
     tmp: &Path,
     document: &Path,
     bytes: &[u8],
-    dir: &Path,
+    dir: &DirHandle,
+    dir_path: &Path,
 ) -> Result<(), StoreError> {
     file.write_all(bytes)
         .map_err(|e| io_error("write", tmp, e))?;
     file.sync_all().map_err(|e| io_error("fsync", tmp, e))?;
     drop(file);
     fs::rename(tmp, document).map_err(|e| io_error("rename", document, e))?;
-    sync_dir(dir)
+    if let Err(e) = sync_dir(dir, dir_path) {
+        tracing::error!(error = %e, "a run's document was replaced but its directory could not be synced");
+    }
+    Ok(())
+}
+
+/// The `seq` of a journal's last line (0 for an empty journal). `len` ends after a `\n`.
+fn last_seq(file: &mut File, path: &Path, len: u64) -> Result<u64, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct Seq {
+        seq: u64,
+    }
+    if len == 0 {
+        return Ok(0);
+    }
+    // Find the start of the last line, reading backwards in chunks.
+    let mut buf = [0u8; 8192];
+    let mut end = len - 1; // before the final '\n'
+    let mut start_of_line = 0;
+    while end > 0 {
+        let from = end.saturating_sub(buf.len() as u64);
+        // At most `buf.len()` bytes, so the conversion cannot truncate.
+        let chunk = &mut buf[..(end - from) as usize];
+        file.seek(SeekFrom::Start(from))
+            .and_then(|_| file.read_exact(chunk))
+            .map_err(|e| io_error("read", path, e))?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            start_of_line = from + i as u64 + 1;
+            break;
+        }
+        end = from;
+    }
+    let mut line = Vec::new();
+    file.seek(SeekFrom::Start(start_of_line))
+        .and_then(|_| file.take(len - start_of_line).read_to_end(&mut line))
+        .map_err(|e| io_error("read", path, e))?;
+    let seq: Seq = serde_json::from_slice(&line)
+        .map_err(|e| corrupt(path, format!("last line: {}", message(&e))))?;
+    Ok(seq.seq)
 }
 
 /// Cuts an unfinished last line (one without its `\n`, left by an interrupted append) off an
@@ -565,11 +1022,12 @@ fn parse_document(path: &Path, bytes: &[u8]) -> Result<RunDocument, StoreError> 
         .as_u64()
         .and_then(|v| u32::try_from(v).ok())
         .ok_or_else(|| corrupt(path, format!("invalid version {version}")))?;
-    if found != FORMAT_VERSION {
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&found) {
         return Err(StoreError::UnsupportedVersion {
             path: path.to_path_buf(),
             found,
             expected: FORMAT_VERSION,
+            oldest: OLDEST_FORMAT_VERSION,
         });
     }
     serde_json::from_slice(bytes).map_err(|e| corrupt(path, e.to_string()))
@@ -622,7 +1080,7 @@ fn message(e: &serde_json::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{PendingInput, PointRecord};
+    use crate::store::{PendingInput, PointRecord, RunStatus};
     use std::time::{Duration, SystemTime};
     use tempfile::TempDir;
 
@@ -637,7 +1095,7 @@ mod tests {
             shape: "plan => act".to_string(),
             input: serde_json::json!({ "goal": "test" }),
             status,
-            pending: None,
+            pending: Vec::new(),
             output: None,
             error: None,
             created_at: created,
@@ -646,11 +1104,10 @@ mod tests {
     }
 
     fn entry(seq: u64) -> JournalEntry {
-        JournalEntry {
+        JournalEntry::new(
             seq,
-            record: PointRecord::Point(serde_json::json!({ "AfterPlan": seq })),
-            traces: Vec::new(),
-        }
+            PointRecord::Point(serde_json::json!({ "AfterPlan": seq })),
+        )
     }
 
     fn store() -> (TempDir, JsonCheckpointStore) {
@@ -659,17 +1116,18 @@ mod tests {
         (dir, store)
     }
 
-    /// A store holding the document of one running run.
-    async fn running_run() -> (TempDir, JsonCheckpointStore, RunId) {
+    /// A store holding one running run, claimed.
+    async fn running_run() -> (TempDir, JsonCheckpointStore, RunId, Claim) {
         let (tmp, store) = store();
         let run_id = RunId::new_v4();
-        store
-            .put_document(&document(run_id, RunStatus::Running))
+        let claim = store
+            .create(&document(run_id, RunStatus::Running))
             .await
             .unwrap();
-        (tmp, store, run_id)
+        (tmp, store, run_id, claim)
     }
 
+    /// The names in the store's directory, hidden ones (`.sessions`) left out.
     fn files(store: &JsonCheckpointStore) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(store.dir())
             .expect("read dir")
@@ -679,6 +1137,7 @@ mod tests {
                     .to_string_lossy()
                     .into_owned()
             })
+            .filter(|n| !n.starts_with('.'))
             .collect();
         names.sort();
         names
@@ -697,22 +1156,12 @@ mod tests {
         let (_tmp, store) = store();
         let run_id = RunId::new_v4();
         let doc = document(run_id, RunStatus::Running);
-        store.put_document(&doc).await.unwrap();
-        let mut entries = vec![entry(1), entry(2)];
-        entries.push(JournalEntry {
-            seq: 3,
-            record: PointRecord::Branch {
-                group: "InGroup2".to_string(),
-                index: 1,
-                value: serde_json::json!(["a", 1]),
-            },
-            traces: Vec::new(),
-        });
+        let claim = store.create(&doc).await.unwrap();
+        let entries: Vec<JournalEntry> = (1..=3).map(entry).collect();
         for e in &entries {
-            store.append(run_id, e).await.unwrap();
+            store.append(&claim, e).await.unwrap();
         }
-
-        let loaded = store.load(run_id).await.unwrap().expect("run exists");
+        let loaded = store.load(run_id).await.unwrap().unwrap();
         assert_eq!(loaded.document, doc);
         assert_eq!(loaded.journal, entries);
 
@@ -722,7 +1171,8 @@ mod tests {
             text.contains("\n  \"format\": \"orchflow-checkpoint\",\n"),
             "{text}"
         );
-        assert!(text.contains("\n  \"version\": 1,\n"), "{text}");
+        assert!(text.contains("\n  \"version\": 2,\n"), "{text}");
+        assert!(text.contains("\n  \"pending\": [],\n"), "{text}");
         assert!(text.ends_with("}\n"));
         let journal = fs::read_to_string(store.journal_path(run_id)).unwrap();
         assert_eq!(journal.lines().count(), 3);
@@ -734,7 +1184,11 @@ mod tests {
         assert_eq!(again.load(run_id).await.unwrap(), Some(loaded));
         assert_eq!(
             files(&store),
-            [format!("{run_id}.journal.jsonl"), format!("{run_id}.json")]
+            [
+                format!("{run_id}.claim"),
+                format!("{run_id}.journal.jsonl"),
+                format!("{run_id}.json")
+            ]
         );
     }
 
@@ -751,6 +1205,10 @@ mod tests {
             store.journal_path(run_id),
             Path::new("/some/dir/00000000-0000-0000-0000-000000000000.journal.jsonl")
         );
+        assert_eq!(
+            store.claim_path(run_id),
+            Path::new("/some/dir/00000000-0000-0000-0000-000000000000.claim")
+        );
         // Clones share their state.
         let clone = store.clone();
         assert!(Arc::ptr_eq(&clone.inner, &store.inner));
@@ -759,21 +1217,22 @@ mod tests {
 
     #[tokio::test]
     async fn replacing_a_document_leaves_no_temp_files() {
-        let (_tmp, store, run_id) = running_run().await;
-        store.append(run_id, &entry(1)).await.unwrap();
+        let (_tmp, store, run_id, claim) = running_run().await;
+        store.append(&claim, &entry(1)).await.unwrap();
         let mut suspended = document(run_id, RunStatus::Suspended);
-        suspended.pending = Some(PendingInput {
-            step: "ask".to_string(),
-            prompt: "Proceed?".to_string(),
-        });
-        store.put_document(&suspended).await.unwrap();
+        suspended.pending = vec![PendingInput::new("ask", "ask", "Proceed?")];
+        store.put_document(&claim, &suspended).await.unwrap();
         let mut done = document(run_id, RunStatus::Completed);
         done.output = Some(serde_json::json!(42));
-        store.put_document(&done).await.unwrap();
+        store.put_document(&claim, &done).await.unwrap();
 
         assert_eq!(
             files(&store),
-            [format!("{run_id}.journal.jsonl"), format!("{run_id}.json")]
+            [
+                format!("{run_id}.claim"),
+                format!("{run_id}.journal.jsonl"),
+                format!("{run_id}.json")
+            ]
         );
         let loaded = store.load(run_id).await.unwrap().unwrap();
         assert_eq!(loaded.document, done);
@@ -781,34 +1240,46 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn missing_run_is_none() {
+    async fn missing_run_is_none_and_cannot_be_claimed() {
         let (_tmp, store) = store();
         // The directory does not even exist yet.
         assert!(store.load(RunId::new_v4()).await.unwrap().is_none());
-        store
-            .put_document(&document(RunId::new_v4(), RunStatus::Running))
+        let _claim = store
+            .create(&document(RunId::new_v4(), RunStatus::Running))
             .await
             .unwrap();
-        assert!(store.load(RunId::new_v4()).await.unwrap().is_none());
+        let other = RunId::new_v4();
+        assert!(store.load(other).await.unwrap().is_none());
+        let err = store.claim(other).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotFound(id) if id == other),
+            "{err:?}"
+        );
+        assert!(!store.claim_path(other).exists());
     }
 
     #[tokio::test]
-    async fn append_before_any_document_is_no_document() {
-        let (_tmp, store) = store();
-        let run_id = RunId::new_v4();
-        let err = store.append(run_id, &entry(1)).await.unwrap_err();
+    async fn a_taken_run_id_is_refused_and_nothing_is_written() {
+        let (_tmp, store, run_id, claim) = running_run().await;
+        store.append(&claim, &entry(1)).await.unwrap();
+        drop(claim);
+        let before = fs::read(store.document_path(run_id)).unwrap();
+
+        let mut other = document(run_id, RunStatus::Running);
+        other.flow = "another".into();
+        let err = store.create(&other).await.unwrap_err();
         assert!(
-            matches!(err, StoreError::NoDocument(id) if id == run_id),
+            matches!(err, StoreError::RunExists(id) if id == run_id),
             "{err:?}"
         );
-        assert!(err.to_string().contains(&run_id.to_string()), "{err}");
-        assert!(!store.journal_path(run_id).exists());
-        // Once the document exists, appending works.
-        store
-            .put_document(&document(run_id, RunStatus::Running))
+        assert!(err.to_string().contains("is taken"), "{err}");
+        // From another process too.
+        let err = JsonCheckpointStore::new(store.dir())
+            .create(&other)
             .await
-            .unwrap();
-        store.append(run_id, &entry(1)).await.unwrap();
+            .unwrap_err();
+        assert!(matches!(err, StoreError::RunExists(_)), "{err:?}");
+        assert_eq!(fs::read(store.document_path(run_id)).unwrap(), before);
         assert_eq!(
             store.load(run_id).await.unwrap().unwrap().journal,
             [entry(1)]
@@ -816,8 +1287,196 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn one_claim_at_a_time_in_a_process_and_across_stores() {
+        let (_tmp, store, run_id, claim) = running_run().await;
+        let err = store.claim(run_id).await.unwrap_err();
+        assert!(matches!(err, StoreError::RunBusy { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("another task of this process"),
+            "{err}"
+        );
+        // Another store on the same directory stands for another process.
+        let other = JsonCheckpointStore::new(store.dir());
+        let err = other.claim(run_id).await.unwrap_err();
+        assert!(matches!(err, StoreError::RunBusy { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains(&format!("process {}", std::process::id())),
+            "{err}"
+        );
+
+        drop(claim);
+        let taken = other.claim(run_id).await.unwrap();
+        assert_eq!(taken.token(), 2, "each claim's token is greater");
+        let err = store.claim(run_id).await.unwrap_err();
+        assert!(matches!(err, StoreError::RunBusy { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_dead_sessions_claim_is_taken_over() {
+        let (_tmp, store, run_id, claim) = running_run().await;
+        store.append(&claim, &entry(1)).await.unwrap();
+        // The process dies without releasing: its claim file still names its session, whose
+        // lock the kernel drops.
+        std::mem::forget(claim);
+        let session = lock(&store.inner.session).take().unwrap();
+        let path = session.path.clone();
+        assert!(path.exists());
+        drop(session);
+        // SIGKILL leaves the file behind, unlocked.
+        fs::write(&path, b"").unwrap();
+        lock(&store.inner.claims).clear();
+
+        let other = JsonCheckpointStore::new(store.dir());
+        let claim = other.claim(run_id).await.unwrap();
+        assert_eq!(claim.token(), 2);
+        other.append(&claim, &entry(2)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn writes_need_the_claim_and_the_next_seq() {
+        let (_tmp, store, run_id, claim) = running_run().await;
+        store.append(&claim, &entry(1)).await.unwrap();
+        for seq in [1, 3, 0] {
+            let err = store.append(&claim, &entry(seq)).await.unwrap_err();
+            assert!(
+                matches!(err, StoreError::OutOfSequence { last: 1, found, .. } if found == seq),
+                "{err:?}"
+            );
+        }
+        // A claim another store issued is not this store's.
+        let other = JsonCheckpointStore::new(store.dir());
+        let err = other.append(&claim, &entry(2)).await.unwrap_err();
+        assert!(matches!(err, StoreError::ClaimLost { .. }), "{err:?}");
+        let err = other
+            .put_document(&claim, &document(run_id, RunStatus::Failed))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::ClaimLost { .. }), "{err:?}");
+        assert_eq!(
+            store.load(run_id).await.unwrap().unwrap().journal,
+            [entry(1)]
+        );
+        assert_eq!(
+            store.load(run_id).await.unwrap().unwrap().document.status,
+            RunStatus::Running
+        );
+        // A new claim continues after the journal's last line.
+        drop(claim);
+        let again = other.claim(run_id).await.unwrap();
+        let err = other.append(&again, &entry(1)).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::OutOfSequence { last: 1, .. }),
+            "{err:?}"
+        );
+        other.append(&again, &entry(2)).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn racing_claims_have_one_winner() {
+        let (_tmp, store, run_id, claim) = running_run().await;
+        drop(claim);
+        for _ in 0..20 {
+            let stores: Vec<_> = (0..4)
+                .map(|_| JsonCheckpointStore::new(store.dir()))
+                .collect();
+            let tasks: Vec<_> = stores
+                .iter()
+                .map(|s| {
+                    let s = s.clone();
+                    tokio::spawn(async move { s.claim(run_id).await })
+                })
+                .collect();
+            let mut won = Vec::new();
+            for t in tasks {
+                match t.await.unwrap() {
+                    Ok(claim) => won.push(claim),
+                    Err(StoreError::RunBusy { .. }) => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert_eq!(won.len(), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_document_that_made_progress_needs_its_journal() {
+        let (_tmp, store, run_id, claim) = running_run().await;
+        store.append(&claim, &entry(1)).await.unwrap();
+        store
+            .put_document(&claim, &document(run_id, RunStatus::Suspended))
+            .await
+            .unwrap();
+        fs::remove_file(store.journal_path(run_id)).unwrap();
+        let err = store.load(run_id).await.unwrap_err();
+        let path = store.journal_path(run_id);
+        assert!(
+            matches!(&err, StoreError::MissingJournal { path: p } if *p == path),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
+
+        // A document written once at its creation, with no journal, is a run that never saved.
+        let fresh = RunId::new_v4();
+        let mut doc = document(fresh, RunStatus::Running);
+        doc.updated_at = doc.created_at;
+        let claim = store.create(&doc).await.unwrap();
+        drop(claim);
+        fs::remove_file(store.journal_path(fresh)).unwrap();
+        assert!(store.load(fresh).await.unwrap().unwrap().journal.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unwritable_journal_is_found_at_the_claim() {
+        let (_tmp, store, run_id, claim) = running_run().await;
+        drop(claim);
+        // Something that cannot be opened for appending (root ignores permission bits).
+        fs::remove_file(store.journal_path(run_id)).unwrap();
+        fs::create_dir(store.journal_path(run_id)).unwrap();
+        let err = store.claim(run_id).await.unwrap_err();
+        assert!(matches!(err, StoreError::Io { op: "open", .. }), "{err:?}");
+        // The failed claim left the run free.
+        fs::remove_dir(store.journal_path(run_id)).unwrap();
+        assert!(store.claim(run_id).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_fails_the_append_and_keeps_the_journal_clean() {
+        let (_tmp, store, run_id, claim) = running_run().await;
+        store.append(&claim, &entry(1)).await.unwrap();
+        drop(claim);
+        let journal = store.journal_path(run_id);
+        let kept = fs::read(&journal).unwrap();
+        // Every write to /dev/full fails with ENOSPC.
+        fs::remove_file(&journal).unwrap();
+        std::os::unix::fs::symlink("/dev/full", &journal).unwrap();
+        let claim = store.claim(run_id).await.unwrap();
+        let err = store.append(&claim, &entry(1)).await.unwrap_err();
+        match &err {
+            StoreError::Io {
+                op: "write",
+                source,
+                ..
+            } => assert_eq!(source.raw_os_error(), Some(libc_enospc())),
+            other => panic!("{other:?}"),
+        }
+        drop(claim);
+        fs::remove_file(&journal).unwrap();
+        fs::write(&journal, &kept).unwrap();
+        let claim = store.claim(run_id).await.unwrap();
+        store.append(&claim, &entry(2)).await.unwrap();
+    }
+
+    fn libc_enospc() -> i32 {
+        28
+    }
+
+    #[tokio::test]
     async fn truncated_document_is_corrupt() {
-        let (_tmp, store, run_id) = running_run().await;
+        let (_tmp, store, run_id, _claim) = running_run().await;
         let path = store.document_path(run_id);
         let full = fs::read(&path).unwrap();
         fs::write(&path, &full[..full.len() / 2]).unwrap();
@@ -835,7 +1494,7 @@ mod tests {
 
     #[tokio::test]
     async fn garbage_document_is_corrupt() {
-        let (_tmp, store, run_id) = running_run().await;
+        let (_tmp, store, run_id, _claim) = running_run().await;
         let path = store.document_path(run_id);
         fs::write(&path, b"\x00\xff not json at all").unwrap();
 
@@ -848,8 +1507,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn garbage_claim_file_is_corrupt_and_left_alone() {
+        let (_tmp, store, run_id, claim) = running_run().await;
+        drop(claim);
+        let path = store.claim_path(run_id);
+        fs::write(&path, b"not a claim").unwrap();
+        let err = store.claim(run_id).await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Corrupt { path: p, .. } if *p == path),
+            "{err:?}"
+        );
+        assert_eq!(fs::read(&path).unwrap(), b"not a claim");
+    }
+
+    #[tokio::test]
     async fn document_of_another_format_is_corrupt() {
-        let (_tmp, store, run_id) = running_run().await;
+        let (_tmp, store, run_id, _claim) = running_run().await;
         let path = store.document_path(run_id);
         fs::write(&path, br#"{"format": "something-else", "version": 1}"#).unwrap();
 
@@ -872,11 +1545,11 @@ mod tests {
 
     #[tokio::test]
     async fn document_of_another_version_is_unsupported() {
-        let (_tmp, store, run_id) = running_run().await;
+        let (_tmp, store, run_id, _claim) = running_run().await;
         let path = store.document_path(run_id);
         let mut value: serde_json::Value =
             serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
-        value["version"] = serde_json::json!(2);
+        value["version"] = serde_json::json!(3);
         // A future version may add fields and change others: the version is still reported.
         value["new_field"] = serde_json::json!({ "x": 1 });
         value["status"] = serde_json::json!({ "paused": true });
@@ -884,21 +1557,43 @@ mod tests {
 
         let err = store.load(run_id).await.unwrap_err();
         assert!(
-            matches!(&err, StoreError::UnsupportedVersion { path: p, found: 2, expected: 1 } if *p == path),
+            matches!(&err, StoreError::UnsupportedVersion { path: p, found: 3, expected: 2, oldest: 1 } if *p == path),
             "{err:?}"
         );
         assert_eq!(
             err.to_string(),
             format!(
-                "{} has checkpoint format version 2; this orchflow reads version 1",
+                "{} has checkpoint format version 3; this orchflow reads versions 1 to 2",
                 path.display()
             )
         );
     }
 
     #[tokio::test]
+    async fn version_1_documents_are_read() {
+        let (_tmp, store, run_id, _claim) = running_run().await;
+        let path = store.document_path(run_id);
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        value["version"] = serde_json::json!(1);
+        value["status"] = serde_json::json!("suspended");
+        value["pending"] = serde_json::json!({ "step": "review", "prompt": "ok?" });
+        fs::write(&path, serde_json::to_vec_pretty(&value).unwrap()).unwrap();
+        let loaded = store.load(run_id).await.unwrap().unwrap();
+        assert_eq!(
+            loaded.document.pending,
+            [PendingInput::new("review", "review", "ok?")]
+        );
+
+        value["pending"] = serde_json::Value::Null;
+        fs::write(&path, serde_json::to_vec_pretty(&value).unwrap()).unwrap();
+        let loaded = store.load(run_id).await.unwrap().unwrap();
+        assert!(loaded.document.pending.is_empty());
+    }
+
+    #[tokio::test]
     async fn document_of_the_wrong_shape_is_corrupt() {
-        let (_tmp, store, run_id) = running_run().await;
+        let (_tmp, store, run_id, _claim) = running_run().await;
         let path = store.document_path(run_id);
         let mut value: serde_json::Value =
             serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
@@ -916,8 +1611,8 @@ mod tests {
     async fn document_of_another_run_is_corrupt() {
         let (_tmp, store) = store();
         let (a, b) = (RunId::new_v4(), RunId::new_v4());
-        store
-            .put_document(&document(a, RunStatus::Running))
+        let _claim = store
+            .create(&document(a, RunStatus::Running))
             .await
             .unwrap();
         fs::copy(store.document_path(a), store.document_path(b)).unwrap();
@@ -951,14 +1646,14 @@ mod tests {
 
     #[tokio::test]
     async fn failed_replace_reports_rename_and_cleans_up() {
-        let (_tmp, store) = store();
-        let run_id = RunId::new_v4();
+        let (_tmp, store, run_id, claim) = running_run().await;
         // A non-empty directory where the document should go: the rename fails.
         let path = store.document_path(run_id);
+        fs::remove_file(&path).unwrap();
         fs::create_dir_all(path.join("blocker")).unwrap();
 
         let err = store
-            .put_document(&document(run_id, RunStatus::Running))
+            .put_document(&claim, &document(run_id, RunStatus::Failed))
             .await
             .unwrap_err();
         assert!(
@@ -970,7 +1665,14 @@ mod tests {
                 .starts_with(&format!("rename {}: ", path.display())),
             "{err}"
         );
-        assert_eq!(files(&store), [format!("{run_id}.json")]);
+        assert_eq!(
+            files(&store),
+            [
+                format!("{run_id}.claim"),
+                format!("{run_id}.journal.jsonl"),
+                format!("{run_id}.json")
+            ]
+        );
     }
 
     #[tokio::test]
@@ -980,7 +1682,7 @@ mod tests {
         fs::write(&file, b"").unwrap();
         let store = JsonCheckpointStore::new(file.join("runs"));
         let err = store
-            .put_document(&document(RunId::new_v4(), RunStatus::Running))
+            .create(&document(RunId::new_v4(), RunStatus::Running))
             .await;
         let err = err.unwrap_err();
         assert!(
@@ -997,20 +1699,24 @@ mod tests {
         assert!(err.to_string().starts_with(&expected), "{err}");
     }
 
-    #[tokio::test]
-    async fn torn_journal_tail_is_ignored_then_cut_by_the_next_append() {
-        let (_tmp, store, run_id) = running_run().await;
-        store.append(run_id, &entry(1)).await.unwrap();
-        store.append(run_id, &entry(2)).await.unwrap();
-        // A crash in the middle of the third append.
-        write_journal_line(&store, run_id, br#"{"seq":3,"record":{"poi"#);
+    /// A crash in the middle of an append, then another process resumes the run.
+    async fn torn(store: &JsonCheckpointStore, run_id: RunId, tail: &[u8]) -> JsonCheckpointStore {
+        write_journal_line(store, run_id, tail);
+        JsonCheckpointStore::new(store.dir())
+    }
 
-        // Another process resumes the run.
-        let resumed = JsonCheckpointStore::new(store.dir());
+    #[tokio::test]
+    async fn torn_journal_tail_is_ignored_then_cut_by_the_next_claim() {
+        let (_tmp, store, run_id, claim) = running_run().await;
+        store.append(&claim, &entry(1)).await.unwrap();
+        store.append(&claim, &entry(2)).await.unwrap();
+        drop(claim);
+        let resumed = torn(&store, run_id, br#"{"seq":3,"record":{"poi"#).await;
         let loaded = resumed.load(run_id).await.unwrap().unwrap();
         assert_eq!(loaded.journal, [entry(1), entry(2)]);
 
-        resumed.append(run_id, &entry(3)).await.unwrap();
+        let claim = resumed.claim(run_id).await.unwrap();
+        resumed.append(&claim, &entry(3)).await.unwrap();
         let loaded = resumed.load(run_id).await.unwrap().unwrap();
         assert_eq!(loaded.journal, [entry(1), entry(2), entry(3)]);
         let text = fs::read_to_string(resumed.journal_path(run_id)).unwrap();
@@ -1020,17 +1726,17 @@ mod tests {
 
     #[tokio::test]
     async fn unterminated_complete_line_is_not_acknowledged_either() {
-        let (_tmp, store, run_id) = running_run().await;
-        store.append(run_id, &entry(1)).await.unwrap();
+        let (_tmp, store, run_id, claim) = running_run().await;
+        store.append(&claim, &entry(1)).await.unwrap();
+        drop(claim);
         // The write of entry 2 stopped just before its newline.
-        write_journal_line(&store, run_id, &serde_json::to_vec(&entry(2)).unwrap());
-
-        let resumed = JsonCheckpointStore::new(store.dir());
+        let resumed = torn(&store, run_id, &serde_json::to_vec(&entry(2)).unwrap()).await;
         assert_eq!(
             resumed.load(run_id).await.unwrap().unwrap().journal,
             [entry(1)]
         );
-        resumed.append(run_id, &entry(2)).await.unwrap();
+        let claim = resumed.claim(run_id).await.unwrap();
+        resumed.append(&claim, &entry(2)).await.unwrap();
         assert_eq!(
             resumed.load(run_id).await.unwrap().unwrap().journal,
             [entry(1), entry(2)]
@@ -1039,7 +1745,8 @@ mod tests {
 
     #[tokio::test]
     async fn torn_first_line_is_cut_entirely() {
-        let (_tmp, store, run_id) = running_run().await;
+        let (_tmp, store, run_id, claim) = running_run().await;
+        drop(claim);
         fs::write(store.journal_path(run_id), b"{\"seq\":1,\"rec").unwrap();
 
         assert!(
@@ -1051,7 +1758,8 @@ mod tests {
                 .journal
                 .is_empty()
         );
-        store.append(run_id, &entry(1)).await.unwrap();
+        let claim = store.claim(run_id).await.unwrap();
+        store.append(&claim, &entry(1)).await.unwrap();
         assert_eq!(
             store.load(run_id).await.unwrap().unwrap().journal,
             [entry(1)]
@@ -1060,21 +1768,17 @@ mod tests {
 
     #[tokio::test]
     async fn torn_tail_is_found_past_a_long_last_line() {
-        let (_tmp, store, run_id) = running_run().await;
-        let big = JournalEntry {
-            seq: 1,
-            record: PointRecord::Point(serde_json::json!({ "AfterPlan": "x".repeat(20_000) })),
-            traces: Vec::new(),
-        };
-        store.append(run_id, &big).await.unwrap();
-        write_journal_line(
-            &store,
-            run_id,
-            format!("{{\"seq\":2,\"x\":\"{}", "y".repeat(20_000)).as_bytes(),
+        let (_tmp, store, run_id, claim) = running_run().await;
+        let big = JournalEntry::new(
+            1,
+            PointRecord::Point(serde_json::json!({ "AfterPlan": "x".repeat(20_000) })),
         );
-
-        let resumed = JsonCheckpointStore::new(store.dir());
-        resumed.append(run_id, &entry(2)).await.unwrap();
+        store.append(&claim, &big).await.unwrap();
+        drop(claim);
+        let tail = format!("{{\"seq\":2,\"x\":\"{}", "y".repeat(20_000));
+        let resumed = torn(&store, run_id, tail.as_bytes()).await;
+        let claim = resumed.claim(run_id).await.unwrap();
+        resumed.append(&claim, &entry(2)).await.unwrap();
         assert_eq!(
             resumed.load(run_id).await.unwrap().unwrap().journal,
             [big, entry(2)]
@@ -1083,7 +1787,7 @@ mod tests {
 
     #[tokio::test]
     async fn corrupt_middle_line_names_the_line() {
-        let (_tmp, store, run_id) = running_run().await;
+        let (_tmp, store, run_id, _claim) = running_run().await;
         let path = store.journal_path(run_id);
         let mut text = String::new();
         text.push_str(&serde_json::to_string(&entry(1)).unwrap());
@@ -1113,9 +1817,13 @@ mod tests {
 
     #[tokio::test]
     async fn non_increasing_seq_is_corrupt() {
-        let (_tmp, store, run_id) = running_run().await;
+        let (_tmp, store, run_id, _claim) = running_run().await;
         for seq in [1, 2, 2] {
-            store.append(run_id, &entry(seq)).await.unwrap();
+            write_journal_line(
+                &store,
+                run_id,
+                format!("{}\n", serde_json::to_string(&entry(seq)).unwrap()).as_bytes(),
+            );
         }
         let err = store.load(run_id).await.unwrap_err();
         let path = store.journal_path(run_id);
@@ -1131,52 +1839,49 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn finished_runs_release_their_journal_handle() {
-        let (_tmp, store, run_id) = running_run().await;
-        store.append(run_id, &entry(1)).await.unwrap();
-        assert_eq!(lock(&store.inner.journals).len(), 1);
-
-        store
-            .put_document(&document(run_id, RunStatus::Suspended))
-            .await
-            .unwrap();
-        assert!(lock(&store.inner.journals).is_empty());
-
-        // Resuming in the same process reopens the journal.
-        store
-            .put_document(&document(run_id, RunStatus::Running))
-            .await
-            .unwrap();
-        store.append(run_id, &entry(2)).await.unwrap();
-        store
-            .put_document(&document(run_id, RunStatus::Completed))
-            .await
-            .unwrap();
-        assert!(lock(&store.inner.journals).is_empty());
+    async fn journal_handles_are_bounded_and_released_with_the_claim() {
+        let (_tmp, store) = store();
+        let mut claims = Vec::new();
+        for _ in 0..(MAX_OPEN_JOURNALS + 10) {
+            let run_id = RunId::new_v4();
+            let claim = store
+                .create(&document(run_id, RunStatus::Running))
+                .await
+                .unwrap();
+            store.append(&claim, &entry(1)).await.unwrap();
+            claims.push(claim);
+        }
         assert_eq!(
-            store.load(run_id).await.unwrap().unwrap().journal,
-            [entry(1), entry(2)]
+            store.inner.open_journals.load(Ordering::Relaxed),
+            MAX_OPEN_JOURNALS
         );
+        // Runs past the budget still append (opening their journal each time).
+        for claim in &claims {
+            store.append(claim, &entry(2)).await.unwrap();
+        }
+        claims.clear();
+        assert_eq!(store.inner.open_journals.load(Ordering::Relaxed), 0);
+        assert!(lock(&store.inner.claims).is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_appends_to_two_runs_both_land() {
         let (_tmp, store) = store();
         let (a, b) = (RunId::new_v4(), RunId::new_v4());
-        store
-            .put_document(&document(a, RunStatus::Running))
+        let claim_a = store
+            .create(&document(a, RunStatus::Running))
             .await
             .unwrap();
-        store
-            .put_document(&document(b, RunStatus::Running))
+        let claim_b = store
+            .create(&document(b, RunStatus::Running))
             .await
             .unwrap();
 
-        let tasks = [a, b].map(|run_id| {
+        let tasks = [claim_a, claim_b].map(|claim| {
             let store = store.clone();
             tokio::spawn(async move {
                 for seq in 1..=25 {
-                    store.append(run_id, &entry(seq)).await.unwrap();
+                    store.append(&claim, &entry(seq)).await.unwrap();
                 }
             })
         });
@@ -1195,11 +1900,11 @@ mod tests {
         let (_tmp, store) = store();
         let shared: Arc<dyn CheckpointStore> = Arc::new(store.clone());
         let run_id = RunId::new_v4();
-        shared
-            .put_document(&document(run_id, RunStatus::Running))
+        let claim = shared
+            .create(&document(run_id, RunStatus::Running))
             .await
             .unwrap();
-        shared.append(run_id, &entry(1)).await.unwrap();
+        shared.append(&claim, &entry(1)).await.unwrap();
         assert_eq!(
             store.load(run_id).await.unwrap().unwrap().journal,
             [entry(1)]

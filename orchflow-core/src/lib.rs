@@ -17,6 +17,7 @@ mod json_store;
 mod policy;
 mod resume;
 mod run;
+mod site;
 mod step;
 pub mod store;
 mod trace;

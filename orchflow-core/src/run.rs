@@ -53,11 +53,21 @@ pub(crate) struct RunCore {
 /// The checkpointing side of a durable run.
 pub(crate) struct Durable {
     pub(crate) store: Arc<dyn CheckpointStore>,
-    /// The last journal sequence number, and how many traces are already journaled. Held across
-    /// the append so entries land in order.
-    pub(crate) journal: tokio::sync::Mutex<(u64, usize)>,
+    /// The run's claim and journal position. Held across each append so entries land in order.
+    pub(crate) journal: tokio::sync::Mutex<Journal>,
     /// Serialises the generated state (`None` if the value is not of the flow's state type).
     pub(crate) point_json: PointJson,
+}
+
+/// Where a durable run's journal stands.
+pub(crate) struct Journal {
+    /// The run's claim: every write shows it. Taken by the final document's write, after which
+    /// nothing is journaled.
+    pub(crate) claim: Option<crate::store::Claim>,
+    /// The last sequence number.
+    pub(crate) seq: u64,
+    /// How many of this session's traces are journaled.
+    pub(crate) flushed: usize,
 }
 
 /// Serialises a flow's generated state, given as `dyn Any`; chosen where its type is known to be
@@ -233,6 +243,22 @@ impl Halt {
         Halt(Box::new(e))
     }
 
+    /// Whether the run stops to wait for answers (rather than because something failed).
+    pub(crate) fn is_suspension(&self) -> bool {
+        matches!(*self.0, FlowError::Suspended { .. })
+    }
+
+    /// One suspension waiting on every question of `halts` (all suspensions), in order.
+    pub(crate) fn suspended(halts: impl IntoIterator<Item = Halt>) -> Halt {
+        let mut all = Vec::new();
+        for h in halts {
+            if let FlowError::Suspended { questions } = *h.0 {
+                all.extend(questions);
+            }
+        }
+        Halt::new(FlowError::Suspended { questions: all })
+    }
+
     pub(crate) fn into_error(self) -> FlowError {
         *self.0
     }
@@ -351,10 +377,10 @@ impl<T, E, F: Future<Output = Result<T, E>>> Future for Racing<'_, F> {
         if let Poll::Ready(r) = contained_poll(this.fut.as_mut(), cx) {
             return Poll::Ready(r);
         }
-        if let Some((limit, sleep)) = this.timeout.as_mut() {
-            if sleep.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Err(Failure::TimedOut(*limit)));
-            }
+        if let Some((limit, sleep)) = this.timeout.as_mut()
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(Failure::TimedOut(*limit)));
         }
         // The step waits: whatever runs before it is polled again is not glue.
         this.core.interrupted();
@@ -380,7 +406,18 @@ fn new_run_id() -> RunId {
 /// the step's `retry_if` accepts.
 fn worth_retrying<St: StepDef>(step: &St, f: &Failure<St::Error>) -> bool {
     let accepted = match (f, step.policy().retry_if) {
-        (Failure::Error(e), Some(pred)) => pred(e),
+        // A panicking predicate accepts nothing: the attempt's failure stands, unretried.
+        (Failure::Error(e), Some(pred)) => match catch_unwind(AssertUnwindSafe(|| pred(e))) {
+            Ok(accepted) => accepted,
+            Err(payload) => {
+                let message = match StepError::from_panic(payload) {
+                    StepError::Panicked(m) => m,
+                    other => other.to_string(),
+                };
+                tracing::warn!(step = step.name(), %message, "retry_if panicked: not retrying");
+                false
+            }
+        },
         _ => true,
     };
     accepted && suspension(step, f).is_none()
@@ -393,11 +430,8 @@ fn log_failure<E: StepFailure>(name: &'static str, n: u32, f: &Failure<E>, will_
 /// The halt for a step error that is a request to suspend the run.
 fn suspension<St: StepDef>(step: &St, f: &Failure<St::Error>) -> Option<Halt> {
     let Failure::Error(e) = f else { return None };
-    let pending = step.suspension(e)?;
-    Some(Halt::new(FlowError::Suspended {
-        step: pending.step.into(),
-        prompt: pending.prompt,
-    }))
+    let questions = step.suspension(e)?;
+    Some(Halt::new(FlowError::Suspended { questions }))
 }
 
 fn unserialisable(point: &'static str) -> Halt {
@@ -775,19 +809,32 @@ impl Rt {
     ) -> Result<(), Halt> {
         let is_point = !matches!(record, PointRecord::Stopped);
         let mut journal = durable.journal.lock().await;
-        let (seq, flushed) = *journal;
-        let traces = self.core.traces_since(flushed);
+        let Some(claim) = &journal.claim else {
+            // The run's final document is written: nothing more is journaled.
+            return Ok(());
+        };
+        let traces = self.core.traces_since(journal.flushed);
+        // A save covers the answers taken since the last one (the steps that took them are
+        // done); a stop does not (they are asked again on resume, and take them again).
+        let answered = if is_point {
+            self.core.human.take_used()
+        } else {
+            Vec::new()
+        };
         let entry = JournalEntry {
-            seq: seq + 1,
+            seq: journal.seq + 1,
             record,
             traces,
+            answered,
         };
-        durable
-            .store
-            .append(self.core.run_id, &entry)
-            .await
-            .map_err(|e| Halt::new(FlowError::Checkpoint(e)))?;
-        *journal = (seq + 1, flushed + entry.traces.len());
+        if let Err(e) = durable.store.append(claim, &entry).await {
+            if is_point && !entry.answered.is_empty() {
+                self.core.human.give_back_used(entry.answered);
+            }
+            return Err(Halt::new(FlowError::Checkpoint(e)));
+        }
+        journal.seq += 1;
+        journal.flushed += entry.traces.len();
         drop(journal);
         // The save took time that belongs to no attempt.
         self.core.interrupted();
@@ -823,11 +870,10 @@ impl Rt {
         n: u32,
         fresh: &'c mut Option<StepContext<StateOf<St>>>,
     ) -> Result<&'c StepContext<StateOf<St>>, Failure<St::Error>> {
-        if !step.uses_context() {
-            if let Some(idle) = (&self.idle as &dyn Any).downcast_ref::<StepContext<StateOf<St>>>()
-            {
-                return Ok(idle);
-            }
+        if !step.uses_context()
+            && let Some(idle) = (&self.idle as &dyn Any).downcast_ref::<StepContext<StateOf<St>>>()
+        {
+            return Ok(idle);
         }
         let name = step.name();
         let Some(state) = <St::Needs as StateReq>::resolve(&self.state, &self.core.unit) else {

@@ -125,8 +125,9 @@ pub trait StepDef: Send + Sync + 'static {
         true
     }
 
-    /// Whether this error is a request to suspend the run (human-input steps), and for what.
-    fn suspension(&self, _error: &Self::Error) -> Option<crate::store::PendingInput> {
+    /// Whether this error is a request to suspend the run (human-input steps, nested flows
+    /// that ask), and the questions it waits on.
+    fn suspension(&self, _error: &Self::Error) -> Option<Vec<crate::store::PendingInput>> {
         None
     }
 

@@ -3,7 +3,7 @@
 //! A run's checkpoint is two things:
 //!
 //! * a **document** ([`RunDocument`]): the run's identity (flow name, structural fingerprint,
-//!   shape, run id), its input, and its status (running, suspended with a pending question,
+//!   shape, run id), its input, and its status (running, suspended with its pending questions,
 //!   completed with the output, failed with the error). It is rewritten only when the status
 //!   changes, atomically.
 //! * a **journal** of [`JournalEntry`]s, appended after every resumable point: the point's value
@@ -12,10 +12,27 @@
 //!
 //! Resuming reads the document and the journal, takes the last point (plus the parallel
 //! branches and inner positions finished after it) and continues from there.
+//!
+//! # One writer per run: claims
+//!
+//! A run has exactly one writer at a time. Before it writes anything, a writer takes the run's
+//! [`Claim`] ([`CheckpointStore::create`] for a new run, [`CheckpointStore::claim`] for an
+//! existing one); every write ([`put_document`](CheckpointStore::put_document),
+//! [`append`](CheckpointStore::append)) shows the claim, and the store refuses a write whose
+//! claim it no longer honours ([`StoreError::ClaimLost`]) or whose `seq` does not follow the
+//! journal's last ([`StoreError::OutOfSequence`]). A second writer gets [`StoreError::RunBusy`]
+//! before anything runs. Dropping the claim releases the run.
+//!
+//! A claim carries a **fencing token** that grows with every claim of the run. Stores where a
+//! claim is a lease that can expire (a database shared by many machines) check the token on
+//! every write, so that a writer whose lease passed to another is refused, never merged. The
+//! stores here tie a claim to the life of the handle that took it: [`MemoryStore`] to the
+//! value, [`JsonCheckpointStore`](crate::JsonCheckpointStore) to the process (an OS file lock
+//! that the kernel drops when the process dies).
 
 use crate::context::RunId;
 use crate::trace::StepTrace;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -23,9 +40,11 @@ use std::time::SystemTime;
 
 /// The format name written in every document.
 pub const FORMAT: &str = "orchflow-checkpoint";
-/// The current format version. Documents of other versions are refused with
-/// [`StoreError::UnsupportedVersion`].
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version written. Version 1 documents (a single `pending` question or `null`) are
+/// still read; documents of other versions are refused with [`StoreError::UnsupportedVersion`].
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version read.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 
 /// A boxed future, so that stores can be used as `dyn CheckpointStore`.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -36,7 +55,7 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 pub enum RunStatus {
     /// Started and not finished (or interrupted: a crash leaves this status).
     Running,
-    /// Waiting for a human answer to `pending`.
+    /// Waiting for human answers to its `pending` questions.
     Suspended,
     /// Finished with an output.
     Completed,
@@ -45,12 +64,71 @@ pub enum RunStatus {
 }
 
 /// A question a run is waiting on.
+///
+/// `question` says where the question stands in the flow: the names of the nested flows
+/// around it and the index of each parallel branch it is in, then the asking step's name,
+/// joined by `/` (`review` for a question at the top level, `1/review` in a group's second
+/// branch, `legal/0/sign` in the first branch of a group in the nested flow `legal`). An answer
+/// names it (or, when no other pending question has the same step, just the step).
+///
+/// ```
+/// use orchflow::store::PendingInput;
+/// let p = PendingInput::new("1/review", "review", "publish?");
+/// assert_eq!(p.question, "1/review");
+/// assert!(p.is_named("review") && p.is_named("1/review") && !p.is_named("0/review"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingInput {
+    /// Where the question stands (see above); unique among a run's pending questions.
+    #[serde(default)]
+    pub question: String,
     /// The step that asked.
     pub step: String,
     /// The question.
     pub prompt: String,
+}
+
+impl PendingInput {
+    /// A pending question.
+    pub fn new(
+        question: impl Into<String>,
+        step: impl Into<String>,
+        prompt: impl Into<String>,
+    ) -> Self {
+        PendingInput {
+            question: question.into(),
+            step: step.into(),
+            prompt: prompt.into(),
+        }
+    }
+
+    /// Whether `name` names this question: its full `question` path, or its step's name.
+    pub fn is_named(&self, name: &str) -> bool {
+        self.question == name || self.step == name
+    }
+}
+
+/// Reads `pending` as a list; a version 1 document has one question or `null`.
+fn pending_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PendingInput>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Pending {
+        List(Vec<PendingInput>),
+        One(PendingInput),
+    }
+    Ok(match Option::<Pending>::deserialize(d)? {
+        None => Vec::new(),
+        Some(Pending::List(list)) => list,
+        Some(Pending::One(one)) => vec![one],
+    })
+    .map(|mut list: Vec<PendingInput>| {
+        for p in &mut list {
+            if p.question.is_empty() {
+                p.question.clone_from(&p.step);
+            }
+        }
+        list
+    })
 }
 
 /// The document of one run.
@@ -72,8 +150,9 @@ pub struct RunDocument {
     pub input: serde_json::Value,
     /// Where the run stands.
     pub status: RunStatus,
-    /// The question a suspended run waits on.
-    pub pending: Option<PendingInput>,
+    /// The questions a suspended run waits on (empty otherwise).
+    #[serde(default, deserialize_with = "pending_list")]
+    pub pending: Vec<PendingInput>,
     /// The output of a completed run, as JSON.
     pub output: Option<serde_json::Value>,
     /// Why a failed run stopped.
@@ -82,6 +161,16 @@ pub struct RunDocument {
     pub created_at: SystemTime,
     /// When the document was last written.
     pub updated_at: SystemTime,
+}
+
+impl RunDocument {
+    /// Whether the document says the run made progress since it was created: it stopped
+    /// (suspended, completed or failed) or was resumed. Such a run has journal entries, so a
+    /// store that finds no journal for it reports [`StoreError::MissingJournal`] rather than
+    /// restart the run from its input.
+    pub fn made_progress(&self) -> bool {
+        self.status != RunStatus::Running || self.updated_at != self.created_at
+    }
 }
 
 /// What one journal entry records.
@@ -115,18 +204,42 @@ pub enum PointRecord {
         /// The branch's output.
         value: serde_json::Value,
     },
+    /// An answer to a pending question, given to a suspended run. The question takes it when
+    /// it is asked again on replay; the entry whose `answered` names the question retires it.
+    Answer {
+        /// The question answered ([`PendingInput::question`]).
+        question: String,
+        /// The answer.
+        text: String,
+    },
 }
 
 /// One append to a run's journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JournalEntry {
-    /// 1 for the first entry of the run; strictly increasing.
+    /// 1 for the first entry of the run; each entry's is the previous one's plus one.
     pub seq: u64,
     /// What was reached.
     pub record: PointRecord,
     /// The traces of the attempts that ended since the previous entry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub traces: Vec<StepTrace>,
+    /// The questions whose answers were used by steps whose outputs this entry (or an earlier
+    /// one) saves: their [`PointRecord::Answer`]s are not handed out again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub answered: Vec<String>,
+}
+
+impl JournalEntry {
+    /// An entry with no traces and no answered questions.
+    pub fn new(seq: u64, record: PointRecord) -> Self {
+        JournalEntry {
+            seq,
+            record,
+            traces: Vec::new(),
+            answered: Vec::new(),
+        }
+    }
 }
 
 /// A run as a store returns it.
@@ -163,14 +276,27 @@ pub enum StoreError {
         reason: String,
     },
     /// A document of another format version.
-    #[error("{path} has checkpoint format version {found}; this orchflow reads version {expected}")]
+    #[error(
+        "{path} has checkpoint format version {found}; this orchflow reads versions {oldest} to {expected}"
+    )]
     UnsupportedVersion {
         /// The file.
         path: PathBuf,
         /// The version in the file.
         found: u32,
-        /// The version this code reads.
+        /// The newest version this code reads (the one it writes).
         expected: u32,
+        /// The oldest version this code reads.
+        oldest: u32,
+    },
+    /// The document says the run made progress, but its journal is gone: resuming would run
+    /// finished steps again, so the run is not loaded.
+    #[error(
+        "{path} is missing: the run's document says it made progress, so its journal must exist"
+    )]
+    MissingJournal {
+        /// Where the journal should be.
+        path: PathBuf,
     },
     /// No checkpoint for this run.
     #[error("no checkpoint for run {0}")]
@@ -178,6 +304,37 @@ pub enum StoreError {
     /// A journal append for a run that has no document.
     #[error("run {0} has no document: create it before appending to its journal")]
     NoDocument(RunId),
+    /// A new run was given the id of a run the store already has.
+    #[error("run id {0} is taken: the store already has a run with this id")]
+    RunExists(RunId),
+    /// Another handle holds the run's claim: one writer per run.
+    #[error("run {run_id} is being written by {holder}; one writer per run")]
+    RunBusy {
+        /// The run.
+        run_id: RunId,
+        /// Who holds it, as far as the store knows (`another task of this process`,
+        /// `process 4242`).
+        holder: String,
+    },
+    /// A write whose claim the store no longer honours (released, or passed to another
+    /// writer): refused, nothing written.
+    #[error("run {run_id}: the claim with fencing token {token} is not held; the write is refused")]
+    ClaimLost {
+        /// The run.
+        run_id: RunId,
+        /// The claim's fencing token.
+        token: u64,
+    },
+    /// A journal entry whose `seq` does not follow the journal's last: refused, nothing written.
+    #[error("run {run_id}: journal entry seq {found} does not follow seq {last}; refused")]
+    OutOfSequence {
+        /// The run.
+        run_id: RunId,
+        /// The journal's last seq (0 when empty).
+        last: u64,
+        /// The refused entry's seq.
+        found: u64,
+    },
     /// The value could not be turned into JSON.
     #[error("cannot serialise {what}: {source}")]
     Serialize {
@@ -189,20 +346,106 @@ pub enum StoreError {
     },
 }
 
+/// A writer's exclusive hold on one run, from [`CheckpointStore::create`] or
+/// [`CheckpointStore::claim`]. Every write to the run shows it; dropping it releases the run.
+///
+/// ```
+/// use orchflow::store::{CheckpointStore, StoreError};
+/// use orchflow::{flow, step, MemoryStore};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// #[step] async fn inc(x: u32) -> u32 { x + 1 }
+/// let store = MemoryStore::default();
+/// let run = flow! { inc }.durable(store.clone()).run(1).await;
+///
+/// let claim = store.claim(run.run_id).await.unwrap();
+/// assert_eq!(claim.run_id(), run.run_id);
+/// let second = store.claim(run.run_id).await;
+/// assert!(matches!(second, Err(StoreError::RunBusy { .. })));
+/// drop(claim);
+/// assert!(store.claim(run.run_id).await.is_ok());
+/// # }
+/// ```
+pub struct Claim {
+    run_id: RunId,
+    token: u64,
+    hold: Option<Box<dyn ClaimHold>>,
+}
+
+/// What a store keeps alive while a [`Claim`] is held (a lock, a lease's heartbeat); released
+/// when the claim is dropped.
+pub trait ClaimHold: Send + Sync + 'static {
+    /// Gives the run up. Called once, from the claim's `drop`: it must not block for long.
+    fn release(self: Box<Self>);
+}
+
+impl Claim {
+    /// A claim of `run_id` with fencing token `token`; `hold` is released when it is dropped.
+    /// For store implementations.
+    pub fn new(run_id: RunId, token: u64, hold: impl ClaimHold) -> Self {
+        Claim {
+            run_id,
+            token,
+            hold: Some(Box::new(hold)),
+        }
+    }
+
+    /// The claimed run.
+    pub fn run_id(&self) -> RunId {
+        self.run_id
+    }
+
+    /// The fencing token: greater than that of every earlier claim of the run.
+    pub fn token(&self) -> u64 {
+        self.token
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Some(hold) = self.hold.take() {
+            hold.release();
+        }
+    }
+}
+
+impl std::fmt::Debug for Claim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claim")
+            .field("run_id", &self.run_id)
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Where durable runs keep their progress. Implementations must make every write durable
-/// before its future completes (a crash after `Ok` never loses it) and never leave a partial
-/// document behind.
+/// before its future completes (a crash after `Ok` never loses it), never leave a partial
+/// document behind, and keep one writer per run (see the [module docs](self)): a write is
+/// accepted only with the run's current [`Claim`], and an append only when its `seq` is the
+/// journal's last plus one.
 ///
 /// The trait is object safe (`dyn CheckpointStore`); its futures are boxed, which is negligible
 /// next to the `fsync` each write costs.
 pub trait CheckpointStore: Send + Sync {
-    /// Writes (creates or replaces) a run's document, atomically.
-    fn put_document<'a>(&'a self, document: &'a RunDocument) -> StoreFuture<'a, ()>;
+    /// Creates a run from its first document, with an empty journal, and claims it. Fails with
+    /// [`StoreError::RunExists`] (writing nothing) when the store has a run with this id.
+    fn create<'a>(&'a self, document: &'a RunDocument) -> StoreFuture<'a, Claim>;
 
-    /// Appends an entry to a run's journal, durably.
-    fn append<'a>(&'a self, run_id: RunId, entry: &'a JournalEntry) -> StoreFuture<'a, ()>;
+    /// Claims an existing run for writing. Fails with [`StoreError::RunBusy`] while another
+    /// handle holds it, and with [`StoreError::NotFound`] when there is no such run.
+    fn claim<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Claim>;
 
-    /// Reads a run back: `Ok(None)` if the store has no such run.
+    /// Replaces a claimed run's document, atomically.
+    fn put_document<'a>(
+        &'a self,
+        claim: &'a Claim,
+        document: &'a RunDocument,
+    ) -> StoreFuture<'a, ()>;
+
+    /// Appends an entry to a claimed run's journal, durably. Refused with
+    /// [`StoreError::OutOfSequence`] unless `entry.seq` is the last entry's plus one.
+    fn append<'a>(&'a self, claim: &'a Claim, entry: &'a JournalEntry) -> StoreFuture<'a, ()>;
+
+    /// Reads a run back: `Ok(None)` if the store has no such run. Needs no claim.
     fn load<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<Checkpoint>>;
 
     /// Where a run's checkpoint lives, for messages (a file path, a table row, …).
@@ -212,11 +455,21 @@ pub trait CheckpointStore: Send + Sync {
 }
 
 impl<S: CheckpointStore + ?Sized> CheckpointStore for std::sync::Arc<S> {
-    fn put_document<'a>(&'a self, document: &'a RunDocument) -> StoreFuture<'a, ()> {
-        (**self).put_document(document)
+    fn create<'a>(&'a self, document: &'a RunDocument) -> StoreFuture<'a, Claim> {
+        (**self).create(document)
     }
-    fn append<'a>(&'a self, run_id: RunId, entry: &'a JournalEntry) -> StoreFuture<'a, ()> {
-        (**self).append(run_id, entry)
+    fn claim<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Claim> {
+        (**self).claim(run_id)
+    }
+    fn put_document<'a>(
+        &'a self,
+        claim: &'a Claim,
+        document: &'a RunDocument,
+    ) -> StoreFuture<'a, ()> {
+        (**self).put_document(claim, document)
+    }
+    fn append<'a>(&'a self, claim: &'a Claim, entry: &'a JournalEntry) -> StoreFuture<'a, ()> {
+        (**self).append(claim, entry)
     }
     fn load<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<Checkpoint>> {
         (**self).load(run_id)
@@ -226,28 +479,59 @@ impl<S: CheckpointStore + ?Sized> CheckpointStore for std::sync::Arc<S> {
     }
 }
 
-/// A store in memory, for tests: durable for the life of the value.
+/// A store in memory, for tests: durable for the life of the value. Clones share the runs.
 ///
 /// ```
 /// use orchflow::{flow, step, MemoryStore};
 /// #[step] async fn inc(x: u32) -> u32 { x + 1 }
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let store = std::sync::Arc::new(MemoryStore::default());
+/// let store = MemoryStore::default();
 /// let f = flow! { inc => inc };
 /// let run = f.durable(store.clone()).run(1).await;
 /// assert_eq!(run.output, Some(3));
 /// assert_eq!(store.journal_len(run.run_id), 2);
 /// # }
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct MemoryStore {
-    runs: std::sync::Mutex<std::collections::BTreeMap<RunId, Checkpoint>>,
+    runs: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<RunId, MemoryRun>>>,
+}
+
+#[derive(Debug)]
+struct MemoryRun {
+    checkpoint: Checkpoint,
+    /// The last claim's token.
+    token: u64,
+    /// Whether that claim is held.
+    held: bool,
+}
+
+/// A [`MemoryStore`] claim: releases the run when dropped.
+struct MemoryHold {
+    runs: std::sync::Weak<std::sync::Mutex<std::collections::BTreeMap<RunId, MemoryRun>>>,
+    run_id: RunId,
+    token: u64,
+}
+
+impl ClaimHold for MemoryHold {
+    fn release(self: Box<Self>) {
+        if let Some(runs) = self.runs.upgrade() {
+            let mut runs = runs.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(run) = runs.get_mut(&self.run_id)
+                && run.token == self.token
+            {
+                run.held = false;
+            }
+        }
+    }
 }
 
 impl MemoryStore {
     /// How many journal entries a run has.
     pub fn journal_len(&self, run_id: RunId) -> usize {
-        self.lock().get(&run_id).map_or(0, |c| c.journal.len())
+        self.lock()
+            .get(&run_id)
+            .map_or(0, |r| r.checkpoint.journal.len())
     }
 
     /// The run ids in the store.
@@ -255,43 +539,104 @@ impl MemoryStore {
         self.lock().keys().copied().collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<RunId, Checkpoint>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<RunId, MemoryRun>> {
         self.runs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn hold(&self, run: &mut MemoryRun, run_id: RunId) -> Claim {
+        run.token += 1;
+        run.held = true;
+        Claim::new(
+            run_id,
+            run.token,
+            MemoryHold {
+                runs: std::sync::Arc::downgrade(&self.runs),
+                run_id,
+                token: run.token,
+            },
+        )
+    }
+
+    /// The run `claim` holds, or why the write is refused.
+    fn held<'r>(
+        runs: &'r mut std::collections::BTreeMap<RunId, MemoryRun>,
+        claim: &Claim,
+    ) -> Result<&'r mut MemoryRun, StoreError> {
+        match runs.get_mut(&claim.run_id) {
+            Some(run) if run.held && run.token == claim.token => Ok(run),
+            Some(_) => Err(StoreError::ClaimLost {
+                run_id: claim.run_id,
+                token: claim.token,
+            }),
+            None => Err(StoreError::NoDocument(claim.run_id)),
+        }
     }
 }
 
 impl CheckpointStore for MemoryStore {
-    fn put_document<'a>(&'a self, document: &'a RunDocument) -> StoreFuture<'a, ()> {
+    fn create<'a>(&'a self, document: &'a RunDocument) -> StoreFuture<'a, Claim> {
         Box::pin(async move {
             let mut runs = self.lock();
-            match runs.get_mut(&document.run_id) {
-                Some(c) => c.document = document.clone(),
-                None => {
-                    runs.insert(
-                        document.run_id,
-                        Checkpoint {
-                            document: document.clone(),
-                            journal: Vec::new(),
-                        },
-                    );
-                }
+            if runs.contains_key(&document.run_id) {
+                return Err(StoreError::RunExists(document.run_id));
             }
+            let run = runs.entry(document.run_id).or_insert(MemoryRun {
+                checkpoint: Checkpoint {
+                    document: document.clone(),
+                    journal: Vec::new(),
+                },
+                token: 0,
+                held: false,
+            });
+            Ok(self.hold(run, document.run_id))
+        })
+    }
+
+    fn claim<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Claim> {
+        Box::pin(async move {
+            let mut runs = self.lock();
+            match runs.get_mut(&run_id) {
+                None => Err(StoreError::NotFound(run_id)),
+                Some(run) if run.held => Err(StoreError::RunBusy {
+                    run_id,
+                    holder: "another handle of this store".to_string(),
+                }),
+                Some(run) => Ok(self.hold(run, run_id)),
+            }
+        })
+    }
+
+    fn put_document<'a>(
+        &'a self,
+        claim: &'a Claim,
+        document: &'a RunDocument,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut runs = self.lock();
+            let run = Self::held(&mut runs, claim)?;
+            run.checkpoint.document = document.clone();
             Ok(())
         })
     }
 
-    fn append<'a>(&'a self, run_id: RunId, entry: &'a JournalEntry) -> StoreFuture<'a, ()> {
+    fn append<'a>(&'a self, claim: &'a Claim, entry: &'a JournalEntry) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let mut runs = self.lock();
-            let c = runs
-                .get_mut(&run_id)
-                .ok_or(StoreError::NoDocument(run_id))?;
-            c.journal.push(entry.clone());
+            let run = Self::held(&mut runs, claim)?;
+            let last = run.checkpoint.journal.last().map_or(0, |e| e.seq);
+            if entry.seq != last + 1 {
+                return Err(StoreError::OutOfSequence {
+                    run_id: claim.run_id,
+                    last,
+                    found: entry.seq,
+                });
+            }
+            run.checkpoint.journal.push(entry.clone());
             Ok(())
         })
     }
 
     fn load<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<Checkpoint>> {
-        Box::pin(async move { Ok(self.lock().get(&run_id).cloned()) })
+        Box::pin(async move { Ok(self.lock().get(&run_id).map(|r| r.checkpoint.clone())) })
     }
 }

@@ -105,7 +105,12 @@ pub async fn collect_events<O, S>(
 /// use orchflow::testing::ScriptedInput;
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let script = ScriptedInput::new(["yes"]);
-/// let req = InputRequest { run_id: Default::default(), step: "review", prompt: "ok?".into() };
+/// let req = InputRequest {
+///     run_id: Default::default(),
+///     step: "review",
+///     question: "review".into(),
+///     prompt: "ok?".into(),
+/// };
 /// assert_eq!(script.ask(&req).await.unwrap(), InputReply::Answer("yes".into()));
 /// assert_eq!(script.ask(&req).await.unwrap(), InputReply::Suspend);
 /// assert_eq!(script.asked(), ["ok?", "ok?"]);

@@ -528,10 +528,10 @@ impl<'a> Lower<'a> {
             let last = i + 1 == n;
             let key: *const Item = item;
             let mut at = (None, None);
-            if role != Role::Top {
-                if let Item::Loop { .. } = item {
-                    at.1 = Some(self.new_inner("Loop".to_string(), true));
-                }
+            if role != Role::Top
+                && let Item::Loop { .. } = item
+            {
+                at.1 = Some(self.new_inner("Loop".to_string(), true));
             }
             match item {
                 Item::If {
@@ -731,11 +731,12 @@ impl<'a> Lower<'a> {
                 let names: Vec<_> = (0..branches.len())
                     .map(|i| format_ident!("__branch{}", i))
                     .collect();
+                let indices = (0..branches.len()).map(|i| i as u32);
                 quote! {{
                     let __in = #input;
                     let __g = #rt.group();
                     #(let #names = #futures;)*
-                    #p::try_join!(#(#names),*)?
+                    #p::Branches::all(#p::try_join!(#(#p::branch(#indices, #names)),*)?)?
                 }}
             }
             Item::If {
@@ -1070,12 +1071,14 @@ impl<'a> Lower<'a> {
         let names: Vec<_> = (0..branches.len())
             .map(|i| format_ident!("__branch{}", i))
             .collect();
+        let indices = (0..branches.len()).map(|i| i as u32);
         quote! {
             #pattern => {
                 let __in = #feed;
                 let __g = __rt.group();
                 #(let #names = #futures;)*
-                let (#(#outs,)*) = #p::try_join!(#(#names),*)?;
+                let (#(#outs,)*) =
+                    #p::Branches::all(#p::try_join!(#(#p::branch(#indices, #names)),*)?)?;
                 __Point::#after((#(#outs,)*))
             }
         }

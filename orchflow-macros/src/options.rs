@@ -53,13 +53,13 @@ pub(crate) struct Nanos(pub(crate) u64);
 impl ToTokens for Nanos {
     fn to_tokens(&self, tokens: &mut TokenStream) {
         let n = self.0;
-        let t = if n % 1_000_000_000 == 0 {
+        let t = if n.is_multiple_of(1_000_000_000) {
             let v = n / 1_000_000_000;
             quote!(from_secs(#v))
-        } else if n % 1_000_000 == 0 {
+        } else if n.is_multiple_of(1_000_000) {
             let v = n / 1_000_000;
             quote!(from_millis(#v))
-        } else if n % 1_000 == 0 {
+        } else if n.is_multiple_of(1_000) {
             let v = n / 1_000;
             quote!(from_micros(#v))
         } else {
@@ -249,13 +249,13 @@ impl Options {
                 format_args!("`{orphan}` has no effect without `retry = N`"),
             );
         }
-        if let (Some(d), Some(m)) = (self.delay, self.max_delay) {
-            if m.0 < d.0 {
-                errors.at(
-                    self.span_of("max_delay"),
-                    "`max_delay` is shorter than `delay`",
-                );
-            }
+        if let (Some(d), Some(m)) = (self.delay, self.max_delay)
+            && m.0 < d.0
+        {
+            errors.at(
+                self.span_of("max_delay"),
+                "`max_delay` is shorter than `delay`",
+            );
         }
     }
 

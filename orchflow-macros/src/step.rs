@@ -105,22 +105,22 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     let ret = split_return(&sig.output, &mut errors);
     let is_async = sig.asyncness.is_some();
 
-    if let Some(span) = opts.inline {
-        if is_async {
-            errors.at(
-                span,
-                "`inline` is for sync steps; an `async fn` already runs on the async worker",
-            );
-        }
+    if let Some(span) = opts.inline
+        && is_async
+    {
+        errors.at(
+            span,
+            "`inline` is for sync steps; an `async fn` already runs on the async worker",
+        );
     }
     opts.check_retry_options(&mut errors);
-    if let Some(r) = &opts.retry_if {
-        if matches!(ret, Ret::Plain(_)) {
-            errors.push(syn::Error::new_spanned(
+    if let Some(r) = &opts.retry_if
+        && matches!(ret, Ret::Plain(_))
+    {
+        errors.push(syn::Error::new_spanned(
                 r,
                 "`retry_if` looks at the step's error, but this step cannot fail: return `Result<T, E>`",
             ));
-        }
     }
 
     // With errors, the step is still emitted with the types it declares (so flows using it do
@@ -306,28 +306,28 @@ fn split_return(ret: &ReturnType, errors: &mut Errors) -> Ret {
     };
     let ty = peel(ty);
     check_nameable(ty, errors);
-    if let Type::Path(p) = ty {
-        if let Some(last) = p.path.segments.last().filter(|s| s.ident == "Result") {
-            if let PathArguments::AngleBracketed(args) = &last.arguments {
-                let tys: Vec<&Type> = args
-                    .args
-                    .iter()
-                    .filter_map(|a| match a {
-                        GenericArgument::Type(t) => Some(t),
-                        _ => None,
-                    })
-                    .collect();
-                if let [ok, err] = tys.as_slice() {
-                    check_nameable(ok, errors);
-                    return Ret::Result {
-                        ok: quote!(#ok),
-                        err: quote!(#err),
-                    };
-                }
+    if let Type::Path(p) = ty
+        && let Some(last) = p.path.segments.last().filter(|s| s.ident == "Result")
+    {
+        if let PathArguments::AngleBracketed(args) = &last.arguments {
+            let tys: Vec<&Type> = args
+                .args
+                .iter()
+                .filter_map(|a| match a {
+                    GenericArgument::Type(t) => Some(t),
+                    _ => None,
+                })
+                .collect();
+            if let [ok, err] = tys.as_slice() {
+                check_nameable(ok, errors);
+                return Ret::Result {
+                    ok: quote!(#ok),
+                    err: quote!(#err),
+                };
             }
-            // An alias such as `io::Result<T>` or `anyhow::Result<T>`: ask the type system.
-            return Ret::Alias(quote!(#ty));
         }
+        // An alias such as `io::Result<T>` or `anyhow::Result<T>`: ask the type system.
+        return Ret::Alias(quote!(#ty));
     }
     Ret::Plain(quote!(#ty))
 }

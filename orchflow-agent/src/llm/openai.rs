@@ -477,10 +477,10 @@ impl LineDecoder for SseDecoder {
 
     fn end(&mut self) -> Result<ChatChunk, LlmError> {
         // An event not followed by a blank line still counts.
-        if let Some(chunk) = self.dispatch()? {
-            if chunk.done {
-                return Ok(chunk);
-            }
+        if let Some(chunk) = self.dispatch()?
+            && chunk.done
+        {
+            return Ok(chunk);
         }
         if self.finished {
             Ok(self.final_chunk())

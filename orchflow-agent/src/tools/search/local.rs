@@ -71,19 +71,18 @@ fn stem(word: &str) -> String {
     if word.chars().count() < 4 || !word.is_ascii() {
         return word.to_string();
     }
-    if let Some(base) = word.strip_suffix("ies") {
-        if base.len() >= 2 {
-            return format!("{base}y");
-        }
+    if let Some(base) = word.strip_suffix("ies")
+        && base.len() >= 2
+    {
+        return format!("{base}y");
     }
-    if let Some(base) = word.strip_suffix("es") {
-        if ["s", "x", "z", "ch", "sh"]
+    if let Some(base) = word.strip_suffix("es")
+        && ["s", "x", "z", "ch", "sh"]
             .iter()
             .any(|e| base.ends_with(e))
-            && base.len() >= 3
-        {
-            return base.to_string();
-        }
+        && base.len() >= 3
+    {
+        return base.to_string();
     }
     if word.ends_with('s') && !["ss", "us", "is"].iter().any(|e| word.ends_with(e)) {
         return word[..word.len() - 1].to_string();
