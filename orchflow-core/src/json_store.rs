@@ -762,6 +762,7 @@ impl Inner {
     /// journal is left for [`load`](Self::load) to judge.
     fn prepare_journal(&self, run_id: RunId) -> Result<u64, StoreError> {
         let path = self.journal_path(run_id);
+        not_special(&path)?;
         let mut file = match OpenOptions::new().read(true).append(true).open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
@@ -857,6 +858,7 @@ impl Inner {
 
     fn load(&self, run_id: RunId) -> Result<Option<Checkpoint>, StoreError> {
         let document_path = self.document_path(run_id);
+        not_special(&document_path)?;
         let bytes = match fs::read(&document_path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -873,6 +875,7 @@ impl Inner {
             ));
         }
         let journal_path = self.journal_path(run_id);
+        not_special(&journal_path)?;
         let journal = match fs::read(&journal_path) {
             Ok(bytes) => parse_journal(&journal_path, &bytes)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -884,6 +887,19 @@ impl Inner {
             Err(e) => return Err(io_error("read", &journal_path, e)),
         };
         Ok(Some(Checkpoint { document, journal }))
+    }
+}
+
+/// Refuses a path that is neither a regular file nor a directory (a device, a FIFO, a socket):
+/// not a checkpoint, and reading one could block or never end. A missing path passes, and so
+/// does a directory, which fails as I/O where it is opened.
+fn not_special(path: &Path) -> Result<(), StoreError> {
+    match fs::metadata(path) {
+        Ok(m) if !m.is_file() && !m.is_dir() => Err(corrupt(
+            path,
+            "not a regular file (a device, a FIFO or a socket)",
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -1450,11 +1466,20 @@ mod tests {
         drop(claim);
         let journal = store.journal_path(run_id);
         let kept = fs::read(&journal).unwrap();
-        // Every write to /dev/full fails with ENOSPC.
+        // A journal that is not a regular file is refused at the claim and at a load.
         fs::remove_file(&journal).unwrap();
         std::os::unix::fs::symlink("/dev/full", &journal).unwrap();
+        let err = store.claim(run_id).await.unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        let err = store.load(run_id).await.unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+        // Every write to /dev/full fails with ENOSPC: the disk fills after the claim.
+        fs::remove_file(&journal).unwrap();
+        fs::write(&journal, &kept).unwrap();
         let claim = store.claim(run_id).await.unwrap();
-        let err = store.append(&claim, &entry(1)).await.unwrap_err();
+        fs::remove_file(&journal).unwrap();
+        std::os::unix::fs::symlink("/dev/full", &journal).unwrap();
+        let err = store.append(&claim, &entry(2)).await.unwrap_err();
         match &err {
             StoreError::Io {
                 op: "write",
