@@ -134,11 +134,11 @@ pub struct JsonCheckpointStore {
 }
 
 /// How many file operations of one store run at once on the blocking pool.
-pub const MAX_PARALLEL_IO: usize = 32;
+pub const MAX_PARALLEL_IO: usize = 16;
 
 /// How many journal handles one store keeps open between appends; past that, an append opens
 /// and closes its journal.
-const MAX_OPEN_JOURNALS: usize = 32;
+const MAX_OPEN_JOURNALS: usize = 16;
 
 #[derive(Debug)]
 struct Inner {
@@ -252,9 +252,11 @@ impl JsonCheckpointStore {
 
     /// Runs blocking file I/O on tokio's blocking pool, at most [`MAX_PARALLEL_IO`] at a time; a
     /// task that cannot be joined (the runtime is shutting down) becomes an I/O error on `path`.
+    /// Runs out of descriptors, closes the cached journal handles and tries again (see
+    /// [`Inner::short_of_descriptors`]).
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Arc<Inner>) -> Result<T, StoreError> + Send + 'static,
+        f: impl Fn(&Arc<Inner>) -> Result<T, StoreError> + Send + 'static,
         op: &'static str,
         path: PathBuf,
     ) -> Result<T, StoreError> {
@@ -265,7 +267,7 @@ impl JsonCheckpointStore {
         };
         let _permit = self.inner.io.acquire().await.map_err(|e| gone(&e))?;
         let inner = Arc::clone(&self.inner);
-        match tokio::task::spawn_blocking(move || f(&inner)).await {
+        match tokio::task::spawn_blocking(move || inner.short_of_descriptors(|| f(&inner))).await {
             Ok(result) => result,
             Err(e) => Err(gone(&e)),
         }
@@ -336,7 +338,12 @@ impl CheckpointStore for JsonCheckpointStore {
             let slot = self.inner.held(claim)?;
             let (run_id, token, seq) = (claim.run_id(), claim.token(), entry.seq);
             if !self.pool_appends {
-                return in_place(|| self.inner.append_line(&slot, run_id, token, seq, &line));
+                return in_place(|| {
+                    let inner = &self.inner;
+                    inner.short_of_descriptors(|| {
+                        inner.append_line(&slot, run_id, token, seq, &line)
+                    })
+                });
             }
             self.blocking(
                 move |inner| inner.append_line(&slot, run_id, token, seq, &line),
@@ -445,6 +452,41 @@ fn sync_dir(dir: &DirHandle, path: &Path) -> Result<(), StoreError> {
 }
 
 impl Inner {
+    /// Runs `op`; when it fails for want of file descriptors (`EMFILE`, `ENFILE`), closes the
+    /// journal handles kept between appends and runs it again, up to three times with a short
+    /// pause. Every operation undoes its partial work on failure before its point of no return,
+    /// so running it again is safe.
+    fn short_of_descriptors<T>(
+        &self,
+        op: impl Fn() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut tries = 0;
+        loop {
+            match op() {
+                Err(StoreError::Io { source, .. })
+                    if tries < 3 && matches!(source.raw_os_error(), Some(23 | 24)) =>
+                {
+                    tries += 1;
+                    self.close_journals();
+                    std::thread::sleep(std::time::Duration::from_millis(5 * tries));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Closes the journal handles kept between appends (those not in use right now).
+    fn close_journals(&self) {
+        let slots: Vec<_> = lock(&self.claims).values().cloned().collect();
+        for slot in slots {
+            if let Ok(mut held) = slot.try_lock()
+                && held.journal.take().is_some()
+            {
+                self.open_journals.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     fn document_path(&self, run_id: RunId) -> PathBuf {
         self.dir.join(format!("{run_id}.json"))
     }
