@@ -226,6 +226,26 @@ pub enum RunAs {
     },
 }
 
+/// What [`PythonSandbox::status`] found out about this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxStatus {
+    /// The interpreter's real executable.
+    pub python: PathBuf,
+    /// The kernel's Landlock ABI version; `None` when the kernel does not enforce Landlock.
+    pub landlock_abi: Option<u32>,
+    /// Whether programs run in a private mount namespace where everything but the scratch
+    /// directory is read-only.
+    pub mount_namespace: bool,
+    /// Whether the seccomp filter is installed.
+    pub seccomp: bool,
+    /// Whether programs run as another, unprivileged user (see [`RunAs`]); either way they hold
+    /// no capability.
+    pub user_switched: bool,
+    /// Why every call is refused ([`ToolError::Unavailable`]), if it is: no Landlock and no
+    /// [`PythonSandboxBuilder::allow_without_landlock`].
+    pub refusal: Option<String>,
+}
+
 /// Builds a [`PythonSandbox`].
 ///
 /// ```
@@ -269,6 +289,10 @@ struct Config {
     seccomp: bool,
     truncate_output: bool,
     scratch_root: Option<PathBuf>,
+    allow_without_landlock: bool,
+    /// The static check and the run-time guards of the Python side (off only in tests that show
+    /// what the kernel alone stops).
+    python_guards: bool,
 }
 
 impl Default for PythonSandboxBuilder {
@@ -290,6 +314,8 @@ impl Default for PythonSandboxBuilder {
                 seccomp: true,
                 truncate_output: false,
                 scratch_root: None,
+                allow_without_landlock: false,
+                python_guards: true,
             },
         }
     }
@@ -372,6 +398,26 @@ impl PythonSandboxBuilder {
         self
     }
 
+    /// Whether to run where the kernel does not enforce Landlock (default `false`: every call is
+    /// then [`ToolError::Unavailable`], and [`PythonSandbox::status`] says why). Landlock is the
+    /// sandbox's file-system boundary; without it, reads and writes outside the scratch directory
+    /// are stopped only by the Python guards, the read-only mount namespace (where there is one)
+    /// and the file permissions of the user the program runs as.
+    pub fn allow_without_landlock(mut self, on: bool) -> Self {
+        self.config.allow_without_landlock = on;
+        self
+    }
+
+    /// Test support, not for production: `false` switches off the Python half of the sandbox
+    /// (the static check, the import hook, the restricted builtins and the audit hook), so that a
+    /// test can show what the kernel layers stop on their own. The switch lives in the host
+    /// process and reaches the runner through its command line, out of the program's reach.
+    #[doc(hidden)]
+    pub fn python_guards_for_tests(mut self, on: bool) -> Self {
+        self.config.python_guards = on;
+        self
+    }
+
     /// Builds the sandbox. Nothing is run yet: the interpreter is found and probed at the first
     /// call.
     pub fn build(self) -> PythonSandbox {
@@ -445,6 +491,28 @@ impl PythonSandbox {
     /// The modules a program may import (with their submodules).
     pub fn allowed_modules(&self) -> &[String] {
         &self.config.allowed
+    }
+
+    /// What the sandbox runs with on this machine: the interpreter, the kernel's Landlock ABI,
+    /// whether there is a mount namespace, a seccomp filter, a user switch, and why it refuses to
+    /// run when it does (no Landlock without [`PythonSandboxBuilder::allow_without_landlock`]).
+    /// Finds and probes the interpreter if no call has yet.
+    ///
+    /// # Errors
+    ///
+    /// [`ToolError::Unavailable`] when no usable interpreter was found or the sandbox cannot run
+    /// on this system at all.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), orchflow_agent::ToolError> {
+    /// let status = orchflow_agent::tools::code::PythonSandbox::new().status().await?;
+    /// if let Some(why) = &status.refusal {
+    ///     eprintln!("the code tool will not run: {why}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn status(&self) -> Result<SandboxStatus, ToolError> {
+        platform::status(&self.config, &self.host).await
     }
 
     /// Runs `code` and returns what it printed.
