@@ -146,7 +146,7 @@ impl ChildPlan {
     ///
     /// # Safety argument
     ///
-    /// Only async-signal-safe system calls (`setsid`, `unshare`, `mount`, `mount_setattr`,
+    /// Only async-signal-safe system calls (`setsid`, `unshare`, `mount`, `mount_setattr`, `chdir`,
     /// `write`, `setrlimit`, `prctl`, `setgroups`, `setresgid`, `setresuid`, `capset`,
     /// `landlock_restrict_self`, `fcntl`, `close_range`) are made, on values owned by `self` that
     /// were fully built before `fork`; nothing allocates, locks or unwinds
@@ -381,6 +381,13 @@ fn enter_read_only_mount_namespace(plan: &MountPlan, privileged: bool) -> io::Re
             MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
             MOUNT_ATTR_RDONLY,
         )?;
+        // The standard library changed into the scratch directory before this closure ran: the
+        // working directory is still the one under the bind mount (read-only now). Enter the
+        // writable mount.
+        // SAFETY: chdir reads a NUL-terminated path.
+        if unsafe { libc::chdir(scratch.as_ptr()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
     }
     Ok(())
 }
