@@ -1,8 +1,12 @@
 //! The `code` tool: runs a Python program in a sandbox and returns what it printed.
 //!
-//! [`PythonSandbox`] has three layers of defence:
+//! [`PythonSandbox`] has two halves. The Python half shares the interpreter with the program and
+//! is a first layer only; the boundary is the kernel's, which holds even against a program that
+//! has switched the Python half off.
 //!
-//! 1. **Static check before running.** The program is parsed with Python's `ast` module (inside
+//! **Python (first layer).**
+//!
+//! 1. *Static check before running.* The program is parsed with Python's `ast` module (inside
 //!    the sandboxed interpreter, under the same limits) and refused when it imports anything not
 //!    on the allow-list ([`DEFAULT_ALLOWED_MODULES`], configurable; submodules of allowed
 //!    packages are allowed unless denied, see [`DEFAULT_DENIED_MODULES`]), names a removed builtin
@@ -11,28 +15,61 @@
 //!    `__subclasses__`, `__globals__`, `_os`…) or one of the attributes that lead to the
 //!    interpreter (`sys`, `os`, `modules`, frame attributes…), directly, through
 //!    `getattr`-family calls with constant names, through format strings or match patterns.
-//! 2. **Run-time guards.** The program runs with builtins that lack `open`, `eval`, `exec`,
-//!    `compile`, `input`…, an `__import__` that enforces the allow-list, and a `getattr` family
-//!    that refuses forbidden names; code that libraries evaluate from strings (sympy's `sympify`,
-//!    `lambdify`) gets the same import rules; and an audit hook (PEP 578), which cannot be removed,
-//!    refuses process creation, signals, writes outside the scratch directory, reads outside the
-//!    interpreter's own files, sockets, `ctypes`, frame introspection by the program and
-//!    code-object construction.
-//! 3. **The kernel.** The interpreter starts in its own session (its process group is killed at
-//!    the end), in a new network namespace when the OS allows it (no network at all), with
-//!    `RLIMIT_CPU`, `RLIMIT_AS`, `RLIMIT_FSIZE`, `RLIMIT_NOFILE`, `RLIMIT_NPROC` and
-//!    `RLIMIT_CORE = 0`, as an unprivileged user when the host process is root (see [`RunAs`]),
-//!    and under a seccomp filter that forbids creating processes and sockets (x86_64, aarch64).
-//!    Its environment is cleared, its working directory is a fresh scratch directory removed
-//!    afterwards, and its output is read with a cap: a program that prints too much is killed
-//!    as soon as it passes the cap.
+//!    This gives clear refusals (name and line) for the common cases.
+//! 2. *Run-time guards.* Builtins without `open`, `eval`, `exec`, `compile`, `input`…, an
+//!    `__import__` that enforces the allow-list (also for code that libraries evaluate from
+//!    strings, e.g. sympy's `sympify`, `lambdify`), a `getattr` family that refuses forbidden
+//!    names, and an audit hook (PEP 578) that refuses process creation, signals, writes outside
+//!    the scratch directory, reads outside the interpreter's files, sockets, `ctypes`, frame
+//!    introspection and code-object construction.
 //!
-//! The first two layers live in the same interpreter as the program: a program that gets hold
-//! of an evaluator in an allowed library (sympy parses strings with `eval`) and then corrupts
-//! memory (e.g. through `ctypes`, which sympy loads) could disable them. The third layer is the
-//! boundary that holds then: no new processes, no sockets, no network, bounded resources, and the
-//! file access of the sandbox user (`nobody` when the host runs as root; plus read access to
-//! every file when the interpreter is only reachable that way, see [`RunAs::Auto`]).
+//! Both live in the program's own interpreter: an evaluator that uses the real builtins, calls
+//! without an audit event (`os.mknod`, `os.mkfifo`), frames walked through `f_back` and
+//! `f_locals` to the guards' own state (issue 11), or memory corruption get past them. So
+//! nothing below relies on them.
+//!
+//! **The kernel (the boundary)**, set up in the child between `fork` and `exec`:
+//!
+//! 3. *Landlock* (Linux 5.13+; ABI 6 used where available): the program may read and execute
+//!    only the interpreter's files (its `sys.path`, its prefixes' `lib` directories, the
+//!    directories of the shared objects it maps, the system's library directories, the loader
+//!    cache, time zones), read and write `/dev/null`, and read, write, create and remove files
+//!    in its scratch directory (no executables, device nodes, FIFOs or sockets there). Every
+//!    other path is refused (`EACCES`): no root-only file, no `/etc/passwd`, no write anywhere
+//!    else; also no TCP bind or connect, no signals to processes outside the sandbox, no
+//!    abstract UNIX sockets outside it (ABI 4 and 6). Where the kernel has no Landlock the tool
+//!    says so in [`PythonSandbox::status`] and every call is [`ToolError::Unavailable`], unless
+//!    [`PythonSandboxBuilder::allow_without_landlock`] opts out.
+//! 4. *A private mount namespace* (where the kernel allows one; reported in the output data as
+//!    `"mount_namespace"`): every mount read-only and `nosuid`, except the scratch directory,
+//!    bind-mounted on itself writable (`nosuid`, `nodev`, `noexec`). Writes, `mknod` and
+//!    `symlink` outside scratch fail with `EROFS` even without Landlock.
+//! 5. *seccomp* (x86_64, aarch64): no new processes (`fork`, `vfork`, `clone` without
+//!    `CLONE_THREAD`, `clone3`), no sockets (`socket`, `socketpair`), no device nodes or FIFOs
+//!    (`mknod`, `mknodat`), no mounts (old and new API), namespaces, ptrace, bpf, io_uring,
+//!    keyrings, modules, other ABIs (`EPERM`; other architectures' numbers kill the process).
+//! 6. *No capabilities and `no_new_privs`*: as root, the capability bounding set is emptied and
+//!    the securebits locked (`NOROOT`, no kept or ambient capabilities); then every set
+//!    (effective, permitted, inheritable, ambient) is cleared and `no_new_privs` set, so no
+//!    `exec` (not even of a set-uid file) gives any privilege back. When the host runs as root
+//!    and the unprivileged user can reach the interpreter, the program also runs as `nobody`
+//!    (see [`RunAs`]); an interpreter it cannot reach (pyenv under `/root`, mode 700) runs as
+//!    uid 0 *without any capability*: file modes would let uid 0 read root's files, Landlock
+//!    and the read-only mounts do not. (Read access through `CAP_DAC_READ_SEARCH`, used before,
+//!    is gone.)
+//! 7. *A network namespace* (where the OS allows it): no network interface but a downed
+//!    loopback.
+//! 8. *Resource limits and a process group*: `RLIMIT_CPU`, `RLIMIT_AS`, `RLIMIT_FSIZE`,
+//!    `RLIMIT_NOFILE`, `RLIMIT_NPROC` (enforced for users other than root) and `RLIMIT_CORE =
+//!    0`; its own session, killed as a group at the end; a cleared environment; output read
+//!    with a cap (a program that prints too much is killed as soon as it passes the cap).
+//!
+//! The Landlock ruleset is built in the parent with the `landlock` crate (path descriptors
+//! opened there); between `fork` and `exec` the child makes raw system calls only
+//! (`landlock_restrict_self` on that descriptor, `prctl`, `capset`, `mount`…), nothing that
+//! allocates, so the closure stays async-signal-safe. The interpreter is probed once with the
+//! strongest combination the machine accepts (seccomp, mount namespace, another user; Landlock
+//! whenever the kernel has it); [`PythonSandbox::status`] reports what was found.
 //!
 //! The interpreter runs with `-I` (isolated mode: `PYTHON*` variables, the user site directory
 //! and the script directory are ignored) and `-B`, but without `-S`, so that installed packages
@@ -40,9 +77,10 @@
 //!
 //! Outcomes map onto [`ToolError`]: a refused program is [`ToolError::Refused`] (naming the
 //! import or name and its line), an uncaught Python exception is [`ToolError::Failed`] (the
-//! last lines of the traceback), a CPU or wall-time overrun is [`ToolError::TimedOut`], memory,
-//! output and process limits are [`ToolError::LimitExceeded`], and a missing interpreter is
-//! [`ToolError::Unavailable`].
+//! last lines of the traceback; an operation the kernel refused shows there as a
+//! `PermissionError` or `OSError`), a CPU or wall-time overrun is [`ToolError::TimedOut`],
+//! memory, output and process limits are [`ToolError::LimitExceeded`], and a missing
+//! interpreter, or a kernel without Landlock, is [`ToolError::Unavailable`].
 //!
 //! The sandbox runs on Linux only. Built for another system (or with
 //! `ORCHFLOW_AGENT_NO_SANDBOX=1`), the tool still checks its input, and every run is
@@ -195,7 +233,8 @@ impl SandboxLimits {
     }
 }
 
-/// Which user the sandboxed interpreter runs as.
+/// Which user the sandboxed interpreter runs as. Whatever the user, it holds no capability
+/// (every set cleared, `no_new_privs`).
 ///
 /// ```
 /// use orchflow_agent::tools::code::{PythonSandbox, RunAs};
@@ -207,12 +246,12 @@ impl SandboxLimits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RunAs {
     /// When the host process is root, switch to `nobody` (uid and gid 65534), so that
-    /// `RLIMIT_NPROC` applies and root's files are out of reach. If the interpreter is not
-    /// reachable by that user (e.g. installed under `/root`), the user keeps only
-    /// `CAP_DAC_READ_SEARCH` (it can read, never write, files it does not own); if even that
-    /// fails, the interpreter runs as root (recorded in the output data as `"privileges":
-    /// "unchanged"`, with a warning in the log). When the host process is not root, nothing
-    /// changes.
+    /// `RLIMIT_NPROC` applies and file modes keep root's files out of reach on top of Landlock.
+    /// If the interpreter is not reachable by that user (e.g. installed under `/root`), the
+    /// interpreter keeps uid 0 but without any capability, confined by Landlock and the
+    /// read-only mount namespace (recorded in the output data as `"privileges": "unchanged"`,
+    /// `"capabilities": "none"`); `RLIMIT_NPROC` is then not enforced, though no process can be
+    /// created anyway (seccomp). When the host process is not root, the user does not change.
     #[default]
     Auto,
     /// Never change user.
@@ -268,6 +307,7 @@ pub struct SandboxStatus {
 ///     .run_as(RunAs::Auto)
 ///     .isolate_network(true)
 ///     .seccomp(true)
+///     .allow_without_landlock(false)
 ///     .truncate_output(true)
 ///     .scratch_root(std::env::temp_dir())
 ///     .build();
@@ -376,7 +416,8 @@ impl PythonSandboxBuilder {
     }
 
     /// Whether to install the seccomp filter (default `true`; ignored on architectures other
-    /// than x86_64 and aarch64, and dropped automatically where the kernel refuses it).
+    /// than x86_64 and aarch64, and dropped automatically, with a warning, where the kernel
+    /// refuses it).
     pub fn seccomp(mut self, on: bool) -> Self {
         self.config.seccomp = on;
         self
@@ -446,7 +487,8 @@ impl PythonSandboxBuilder {
 ///
 /// Input: `{"code": "<program>"}`, or the program as a bare JSON string. Output on success:
 /// the program's stdout (and its stderr, after a `[stderr]` line, when there is any) as content,
-/// and data `{exit_code, duration_ms, truncated, network_isolated, privileges, seccomp}`.
+/// and data `{exit_code, duration_ms, truncated, network_isolated, privileges, capabilities,
+/// seccomp, landlock_abi, mount_namespace}`.
 ///
 /// The interpreter is located and probed once, at the first call; the result (including
 /// [`ToolError::Unavailable`] when there is no usable interpreter) is kept for the sandbox's

@@ -1020,6 +1020,38 @@ mod tests {
         );
     }
 
+    /// Without Landlock the sandbox refuses, saying how to opt out; with the opt-out it runs.
+    #[test]
+    fn no_landlock_refuses_unless_allowed() {
+        let host = Host {
+            python: PathBuf::from("/usr/bin/python3"),
+            read_roots: Vec::new(),
+            identity: Identity::Unchanged,
+            seccomp: true,
+            landlock_abi: None,
+            mount_namespace: false,
+        };
+        let strict = super::super::PythonSandbox::builder().build();
+        let err = landlock_gate(&strict.config, &host).unwrap_err();
+        assert_eq!(err.kind(), "unavailable");
+        assert!(err.to_string().contains("allow_without_landlock"), "{err}");
+        let relaxed = super::super::PythonSandbox::builder()
+            .allow_without_landlock(true)
+            .build();
+        assert!(landlock_gate(&relaxed.config, &host).is_ok());
+        let with_landlock = Host {
+            landlock_abi: Some(1),
+            ..host
+        };
+        assert!(landlock_gate(&strict.config, &with_landlock).is_ok());
+    }
+
+    #[test]
+    fn mount_namespace_is_read_from_the_control_pipe() {
+        assert!(Control::parse(b"netns=0\nmountns=1\n").mount_namespace);
+        assert!(!Control::parse(b"netns=1\nmountns=0\n").mount_namespace);
+    }
+
     #[test]
     fn tail_respects_char_boundaries() {
         assert_eq!(tail("héllo", 4), "llo");
