@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use orchflow_agent::tools::code::{PythonSandbox, SandboxLimits};
+use orchflow_agent::tools::code::{PythonSandbox, RunAs, SandboxLimits};
 use orchflow_agent::{Tool, ToolError, ToolOutput};
 use serde_json::json;
 
@@ -62,6 +62,24 @@ fn unguarded() -> &'static PythonSandbox {
                 cpu_time: Duration::from_secs(20),
                 ..tight_limits()
             })
+            .python_guards_for_tests(false)
+            .build()
+    })
+}
+
+/// Like [`unguarded`], but without a user switch: when the tests run as root the program keeps
+/// uid 0 (with no capability), so file modes would let it read root's files and only the
+/// kernel's sandbox layers stop it.
+fn unguarded_same_user() -> &'static PythonSandbox {
+    static SANDBOX: OnceLock<PythonSandbox> = OnceLock::new();
+    SANDBOX.get_or_init(|| {
+        PythonSandbox::builder()
+            .limits(SandboxLimits {
+                wall_time: Duration::from_secs(60),
+                cpu_time: Duration::from_secs(20),
+                ..tight_limits()
+            })
+            .run_as(RunAs::Current)
             .python_guards_for_tests(false)
             .build()
     })
@@ -628,7 +646,11 @@ async fn a_cancelled_call_leaves_nothing_behind() {
 /// Runs `program` in [`unguarded`] and returns its stdout; the program reports each attempt
 /// itself (`blocked <errno>` or `escaped`).
 async fn run_unguarded(program: &str) -> String {
-    match unguarded().run(program).await {
+    run_in(unguarded(), program).await
+}
+
+async fn run_in(sandbox: &PythonSandbox, program: &str) -> String {
+    match sandbox.run(program).await {
         Ok(out) => {
             eprintln!("{}", out.content);
             out.content
@@ -722,9 +744,11 @@ async fn kernel_alone_stops_reading_an_owner_only_file() {
         attempt("passwd", "print(open('/etc/passwd').read()[:20])"),
     ]
     .concat();
-    let output = run_unguarded(&program).await;
-    assert_all_blocked(&output, &["open", "os.open", "listdir", "passwd"]);
-    assert!(!output.contains("TOP-SECRET"), "{output}");
+    for sandbox in [unguarded(), unguarded_same_user()] {
+        let output = run_in(sandbox, &program).await;
+        assert_all_blocked(&output, &["open", "os.open", "listdir", "passwd"]);
+        assert!(!output.contains("TOP-SECRET"), "{output}");
+    }
 }
 
 #[tokio::test]
@@ -867,14 +891,17 @@ print("nnp", libc.prctl(39, 0, 0, 0, 0))
 print("seccomp", libc.prctl(21, 0, 0, 0, 0))
 print("uid", os.getuid(), os.geteuid())
 "#;
-    let output = run_unguarded(program).await;
-    assert!(output.contains("sets 0\n"), "{output}");
-    assert!(output.contains("ambient 0\n"), "{output}");
-    assert!(output.contains("nnp 1\n"), "{output}");
-    assert!(output.contains("seccomp 2\n"), "{output}");
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        assert!(output.contains("bounding 0\n"), "{output}");
+    // As the sandbox user, and as the host's own user (uid 0 when the tests run as root).
+    for sandbox in [unguarded(), unguarded_same_user()] {
+        let output = run_in(sandbox, program).await;
+        assert!(output.contains("sets 0\n"), "{output}");
+        assert!(output.contains("ambient 0\n"), "{output}");
+        assert!(output.contains("nnp 1\n"), "{output}");
+        assert!(output.contains("seccomp 2\n"), "{output}");
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            assert!(output.contains("bounding 0\n"), "{output}");
+        }
     }
 }
 
@@ -916,14 +943,16 @@ except OSError as e:
     print("blocked write", e.errno)
 "#
     );
-    let output = run_unguarded(&program).await;
-    assert!(
-        output.contains("rewrote ['_orchflow_sandbox_main'"),
-        "{output}"
-    );
-    assert_all_blocked(&output, &["read", "write"]);
-    assert!(!output.contains("TOP-SECRET"), "{output}");
-    assert!(!Path::new(&target).exists());
+    for sandbox in [unguarded(), unguarded_same_user()] {
+        let output = run_in(sandbox, &program).await;
+        assert!(
+            output.contains("rewrote ['_orchflow_sandbox_main'"),
+            "{output}"
+        );
+        assert_all_blocked(&output, &["read", "write"]);
+        assert!(!output.contains("TOP-SECRET"), "{output}");
+        assert!(!Path::new(&target).exists());
+    }
     // With the guards on, the same program does not get that far.
     let err = sandbox().run(&program).await.unwrap_err();
     assert_eq!(err.kind(), "refused", "{err:?}");

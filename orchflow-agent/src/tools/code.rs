@@ -43,7 +43,11 @@
 //! 4. *A private mount namespace* (where the kernel allows one; reported in the output data as
 //!    `"mount_namespace"`): every mount read-only and `nosuid`, except the scratch directory,
 //!    bind-mounted on itself writable (`nosuid`, `nodev`, `noexec`). Writes, `mknod` and
-//!    `symlink` outside scratch fail with `EROFS` even without Landlock.
+//!    `symlink` outside scratch fail with `EROFS` even without Landlock. When the sandbox user
+//!    cannot search a directory above the interpreter (pyenv under `/root`, mode 700), a small
+//!    tmpfs covers that directory in the namespace, holding only the path to the interpreter's
+//!    own directories, bind-mounted there read-only: the interpreter keeps its path, the rest of
+//!    `/root` is simply not there.
 //! 5. *seccomp* (x86_64, aarch64): no new processes (`fork`, `vfork`, `clone` without
 //!    `CLONE_THREAD`, `clone3`), no sockets (`socket`, `socketpair`), no device nodes or FIFOs
 //!    (`mknod`, `mknodat`), no mounts (old and new API), namespaces, ptrace, bpf, io_uring,
@@ -52,11 +56,11 @@
 //!    the securebits locked (`NOROOT`, no kept or ambient capabilities); then every set
 //!    (effective, permitted, inheritable, ambient) is cleared and `no_new_privs` set, so no
 //!    `exec` (not even of a set-uid file) gives any privilege back. When the host runs as root
-//!    and the unprivileged user can reach the interpreter, the program also runs as `nobody`
-//!    (see [`RunAs`]); an interpreter it cannot reach (pyenv under `/root`, mode 700) runs as
-//!    uid 0 *without any capability*: file modes would let uid 0 read root's files, Landlock
-//!    and the read-only mounts do not. (Read access through `CAP_DAC_READ_SEARCH`, used before,
-//!    is gone.)
+//!    the program also runs as `nobody` (see [`RunAs`]), so file modes and `RLIMIT_NPROC` apply
+//!    too; the mount namespace above makes an interpreter under `/root` reachable for it, where
+//!    `CAP_DAC_READ_SEARCH` did before (gone). Only where neither works (no mount namespace)
+//!    does the program keep uid 0, *without any capability*: file modes would then let it read
+//!    root's files, Landlock and the read-only mounts do not.
 //! 7. *A network namespace* (where the OS allows it): no network interface but a downed
 //!    loopback.
 //! 8. *Resource limits and a process group*: `RLIMIT_CPU`, `RLIMIT_AS`, `RLIMIT_FSIZE`,
@@ -247,11 +251,12 @@ impl SandboxLimits {
 pub enum RunAs {
     /// When the host process is root, switch to `nobody` (uid and gid 65534), so that
     /// `RLIMIT_NPROC` applies and file modes keep root's files out of reach on top of Landlock.
-    /// If the interpreter is not reachable by that user (e.g. installed under `/root`), the
-    /// interpreter keeps uid 0 but without any capability, confined by Landlock and the
-    /// read-only mount namespace (recorded in the output data as `"privileges": "unchanged"`,
-    /// `"capabilities": "none"`); `RLIMIT_NPROC` is then not enforced, though no process can be
-    /// created anyway (seccomp). When the host process is not root, the user does not change.
+    /// An interpreter installed where that user cannot search (e.g. under `/root`) is made
+    /// reachable in the sandbox's mount namespace (see the [module docs](self)). Where that
+    /// fails too, the interpreter keeps uid 0 but without any capability, confined by Landlock
+    /// (recorded in the output data as `"privileges": "unchanged"`, `"capabilities": "none"`);
+    /// `RLIMIT_NPROC` is then not enforced, though no process can be created anyway (seccomp).
+    /// When the host process is not root, the user does not change.
     #[default]
     Auto,
     /// Never change user.

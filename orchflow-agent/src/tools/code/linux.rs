@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
-use super::child::{self, ChildPlan, Identity, MountPlan, RawLimits};
+use super::child::{self, ChildPlan, Exposure, Identity, MountPlan, RawLimits};
 use super::{Config, RunAs, SandboxLimits, SandboxStatus};
 use crate::tools::{ToolError, ToolOutput};
 
@@ -35,6 +35,8 @@ pub(super) struct Host {
     landlock_abi: Option<u32>,
     /// Whether the child enters a private, read-only mount namespace.
     mount_namespace: bool,
+    /// What the mount namespace makes reachable for the sandbox user (see [`Exposure`]).
+    exposures: Vec<Exposure>,
 }
 
 /// What the sandbox will run with (finds the interpreter at the first call, like [`run`]).
@@ -156,7 +158,11 @@ impl Sandboxed<'_> {
         );
         plan.landlock = landlock;
         if host.mount_namespace {
-            plan.mounts = MountPlan::new(Some(scratch));
+            plan.mounts = Some(MountPlan::new(Some(scratch), &host.exposures).map_err(|e| {
+                ToolError::Unavailable {
+                    reason: format!("cannot prepare the sandbox's mounts: {e}"),
+                }
+            })?);
         }
         // SAFETY: `ChildPlan::apply` only makes async-signal-safe system calls on data prepared
         // before the fork (see its safety argument); it neither allocates nor unwinds.
@@ -754,10 +760,29 @@ async fn discover(config: &Config) -> Result<Host, ToolError> {
     } else {
         &[false]
     };
+    let scratch_root = config
+        .scratch_root
+        .clone()
+        .unwrap_or_else(std::env::temp_dir);
     let mut last_error = String::new();
     for &seccomp in seccomp_options {
         for mount_namespace in [true, false] {
             for &identity in &candidates {
+                // Another user may need the interpreter exposed under a directory it cannot
+                // search; only in a mount namespace, and not over the scratch directories.
+                let exposures = match identity {
+                    Identity::Switch { uid, gid } if mount_namespace => {
+                        let exposures = child::hidden_roots(&read_roots, uid, gid);
+                        if exposures
+                            .iter()
+                            .any(|e| scratch_root.starts_with(&e.hidden))
+                        {
+                            continue;
+                        }
+                        exposures
+                    }
+                    _ => Vec::new(),
+                };
                 let host = Host {
                     python: python.clone(),
                     read_roots: read_roots.clone(),
@@ -765,6 +790,7 @@ async fn discover(config: &Config) -> Result<Host, ToolError> {
                     seccomp,
                     landlock_abi,
                     mount_namespace,
+                    exposures,
                 };
                 match probe(&host).await {
                     Ok(()) => {
@@ -957,7 +983,7 @@ async fn probe(host: &Host) -> Result<(), String> {
     );
     plan.landlock = landlock;
     if host.mount_namespace {
-        plan.mounts = MountPlan::new(None);
+        plan.mounts = Some(MountPlan::new(None, &host.exposures).map_err(|e| e.to_string())?);
     }
     // SAFETY: as in `execute`: the closure only makes async-signal-safe system calls.
     unsafe {
@@ -1030,6 +1056,7 @@ mod tests {
             seccomp: true,
             landlock_abi: None,
             mount_namespace: false,
+            exposures: Vec::new(),
         };
         let strict = super::super::PythonSandbox::builder().build();
         let err = landlock_gate(&strict.config, &host).unwrap_err();
@@ -1044,6 +1071,33 @@ mod tests {
             ..host
         };
         assert!(landlock_gate(&strict.config, &with_landlock).is_ok());
+    }
+
+    /// A root under a directory others cannot search is exposed from the topmost such
+    /// directory; nested roots ride along with their parent root; reachable roots need nothing.
+    #[test]
+    fn hidden_roots_start_at_the_topmost_closed_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = tempfile::tempdir().unwrap();
+        let closed = base.path().join("home");
+        let prefix = closed.join("pyenv/versions/3.11");
+        std::fs::create_dir_all(prefix.join("lib/site")).unwrap();
+        std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let roots = vec![
+            prefix.join("lib"),
+            prefix.join("lib/site"),
+            PathBuf::from("/usr/lib"),
+        ];
+        let exposures = child::hidden_roots(&roots, 65534, 65534);
+        assert_eq!(
+            exposures,
+            vec![Exposure {
+                hidden: closed,
+                roots: vec![prefix.join("lib")],
+            }]
+        );
+        assert!(child::hidden_roots(&[PathBuf::from("/usr/lib")], 65534, 65534).is_empty());
     }
 
     #[test]
