@@ -969,3 +969,43 @@ except OSError as e:
     let err = sandbox().run(&program).await.unwrap_err();
     assert_eq!(err.kind(), "refused", "{err:?}");
 }
+
+/// The sandbox works with a system-wide interpreter too (where one is installed next to the
+/// default `python3`): it starts, and the kernel layers hold the same way.
+#[tokio::test]
+async fn a_system_wide_interpreter_runs_under_the_same_layers() {
+    let Some(_) = python().await else { return };
+    let system = Path::new("/usr/bin/python3");
+    if !system.exists() {
+        eprintln!("skipped: no /usr/bin/python3");
+        return;
+    }
+    let sb = PythonSandbox::builder()
+        .python(system)
+        .limits(tight_limits())
+        .python_guards_for_tests(false)
+        .build();
+    let status = sb.status().await.unwrap();
+    eprintln!("system python status: {status:?}");
+    let (_dir, secret) = owner_only_file();
+    let program = [
+        "import os\nprint('uid', os.getuid())\n".to_string(),
+        attempt(
+            "read",
+            &format!("print(open({:?}).read())", secret.display()),
+        ),
+        attempt(
+            "write",
+            "open('/tmp/orchflow-system-probe', 'w').write('x')",
+        ),
+        attempt("fork", "os.fork() or os._exit(0)"),
+    ]
+    .concat();
+    let output = run_in(&sb, &program).await;
+    assert_all_blocked(&output, &["read", "write", "fork"]);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        assert!(status.user_switched, "{status:?}");
+        assert!(output.contains("uid 65534"), "{output}");
+    }
+}
