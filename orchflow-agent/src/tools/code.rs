@@ -678,6 +678,7 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(via_tool.kind(), "unavailable");
+        assert_eq!(sandbox.status().await.unwrap_err().kind(), "unavailable");
     }
 
     #[test]
