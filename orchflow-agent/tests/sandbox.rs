@@ -1,15 +1,20 @@
 //! Hostile inputs for the `code` tool ([`PythonSandbox`]): each must end in a clear
 //! [`ToolError`], leave the host unharmed, and leave the sandbox usable for the next call.
 //!
-//! Limits are tight so the whole file runs in a few seconds. Tests that need Python skip (with
-//! a note on stderr) when no `python3` is installed; sympy/numpy tests skip when those are
-//! missing.
+//! Limits are tight so the whole file runs in a few seconds, except for programs that import
+//! sympy or numpy: those run in [`library_sandbox`], whose limits no loaded machine reaches (a
+//! CI test must not depend on the machine being idle). Tests that need Python skip (with a note
+//! on stderr) when no `python3` is installed; sympy/numpy tests skip when those are missing.
+//!
+//! The `kernel_*` tests switch the Python guards off (a test-only switch) and show what the
+//! kernel layers stop on their own: Landlock, the read-only mount namespace, seccomp, no
+//! capabilities. Each was seen to fail with those layers disabled.
 
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use orchflow_agent::tools::code::{PythonSandbox, SandboxLimits};
+use orchflow_agent::tools::code::{PythonSandbox, RunAs, SandboxLimits};
 use orchflow_agent::{Tool, ToolError, ToolOutput};
 use serde_json::json;
 
@@ -31,12 +36,67 @@ fn sandbox() -> &'static PythonSandbox {
     SANDBOX.get_or_init(|| PythonSandbox::builder().limits(tight_limits()).build())
 }
 
-/// `None` (and a note) when there is no usable Python: the test is skipped.
+/// Limits for programs that import sympy or numpy: an import alone can take more than a second
+/// of CPU on a loaded machine, so CPU and wall time are far beyond what the programs need.
+fn library_sandbox() -> &'static PythonSandbox {
+    static SANDBOX: OnceLock<PythonSandbox> = OnceLock::new();
+    SANDBOX.get_or_init(|| {
+        PythonSandbox::builder()
+            .limits(SandboxLimits {
+                wall_time: Duration::from_secs(300),
+                cpu_time: Duration::from_secs(120),
+                memory_bytes: 1024 * 1024 * 1024,
+                ..tight_limits()
+            })
+            .build()
+    })
+}
+
+/// The sandbox without its Python half: only the kernel layers stand (test-only switch).
+fn unguarded() -> &'static PythonSandbox {
+    static SANDBOX: OnceLock<PythonSandbox> = OnceLock::new();
+    SANDBOX.get_or_init(|| {
+        PythonSandbox::builder()
+            .limits(SandboxLimits {
+                wall_time: Duration::from_secs(60),
+                cpu_time: Duration::from_secs(20),
+                ..tight_limits()
+            })
+            .python_guards_for_tests(false)
+            .build()
+    })
+}
+
+/// Like [`unguarded`], but without a user switch: when the tests run as root the program keeps
+/// uid 0 (with no capability), so file modes would let it read root's files and only the
+/// kernel's sandbox layers stop it.
+fn unguarded_same_user() -> &'static PythonSandbox {
+    static SANDBOX: OnceLock<PythonSandbox> = OnceLock::new();
+    SANDBOX.get_or_init(|| {
+        PythonSandbox::builder()
+            .limits(SandboxLimits {
+                wall_time: Duration::from_secs(60),
+                cpu_time: Duration::from_secs(20),
+                ..tight_limits()
+            })
+            .run_as(RunAs::Current)
+            .python_guards_for_tests(false)
+            .build()
+    })
+}
+
+/// `None` (and a note) when there is no usable Python, or the kernel has no Landlock (the
+/// sandbox then refuses every call; `status_reports_the_kernel_layers` checks that): the test
+/// is skipped. Any other failure of a trivial program is a broken sandbox, not a reason to skip.
 async fn python() -> Option<&'static PythonSandbox> {
     match sandbox().run("print('ready')").await {
         Ok(_) => Some(sandbox()),
-        Err(ToolError::Unavailable { reason }) => {
-            eprintln!("skipped: no usable python3 ({reason})");
+        Err(ToolError::Unavailable { reason })
+            if reason.contains("no Python interpreter")
+                || reason.contains("not a usable Python")
+                || reason.contains("does not enforce Landlock") =>
+        {
+            eprintln!("skipped: {reason}");
             None
         }
         Err(other) => panic!("a trivial program failed: {other:?}"),
@@ -128,7 +188,8 @@ async fn tool_interface_accepts_object_or_bare_string() {
 
 #[tokio::test]
 async fn sympy_and_numpy_work_when_installed() {
-    let Some(sb) = python().await else { return };
+    let Some(_) = python().await else { return };
+    let sb = library_sandbox();
     if module_installed(sb, "sympy").await {
         let out = sb
             .run(
@@ -300,6 +361,7 @@ async fn fork_bombs_are_refused() {
     assert!(reason.contains("multiprocessing"), "{reason}");
     // Through code that a library evaluates from a string (sympy's lambdify), past the static
     // check: the run-time guards refuse it.
+    let sb = library_sandbox();
     if module_installed(sb, "sympy").await {
         let program = "import sympy\n\
             f = sympy.lambdify([], \"__import__('fractions').sys.modules['posix'].fork()\")\n\
@@ -374,6 +436,7 @@ async fn nothing_can_be_written_outside_the_scratch_directory() {
         let err = sb.run(program).await.unwrap_err();
         assert_eq!(err.kind(), "refused", "{program}: {err:?}");
     }
+    let sb = library_sandbox();
     if module_installed(sb, "sympy").await {
         // Past the static check, through lambdify: the audit hook refuses the write.
         let program =
@@ -584,4 +647,365 @@ async fn a_cancelled_call_leaves_nothing_behind() {
     assert_eq!(running_there(), 0, "the program survived its call");
     let left: Vec<_> = std::fs::read_dir(root.path()).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// Runs `program` in [`unguarded`] and returns its stdout; the program reports each attempt
+/// itself (`blocked <errno>` or `escaped`).
+async fn run_unguarded(program: &str) -> String {
+    run_in(unguarded(), program).await
+}
+
+async fn run_in(sandbox: &PythonSandbox, program: &str) -> String {
+    match sandbox.run(program).await {
+        Ok(out) => {
+            eprintln!("{}", out.content);
+            out.content
+        }
+        Err(other) => panic!("{program}\n-> {other:?}"),
+    }
+}
+
+/// `try: <attempt>; print("escaped <label>") except OSError: print("blocked <label> <errno>")`
+fn attempt(label: &str, statement: &str) -> String {
+    format!(
+        "try:\n    {statement}\n    print('escaped {label}')\nexcept OSError as e:\n    \
+         print('blocked {label}', e.errno)\n"
+    )
+}
+
+fn assert_all_blocked(output: &str, labels: &[&str]) {
+    assert!(!output.contains("escaped"), "{output}");
+    for label in labels {
+        assert!(
+            output.contains(&format!("blocked {label} ")),
+            "{label} not attempted:\n{output}"
+        );
+    }
+}
+
+/// A file only its owner may read (mode 0600, in a 0700 directory), outside any scratch
+/// directory; owned by root when the tests run as root.
+fn owner_only_file() -> (tempfile::TempDir, std::path::PathBuf) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secret.txt");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .unwrap();
+    std::io::Write::write_all(&mut file, b"TOP-SECRET-CONTENT").unwrap();
+    (dir, path)
+}
+
+/// A directory anyone may write into (mode 0777), outside any scratch directory: only the
+/// sandbox can stop a write there.
+fn world_writable_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    dir
+}
+
+/// Where the kernel has Landlock, the sandbox says so and runs; where it has not, it says why it
+/// refuses, and refuses.
+#[tokio::test]
+async fn status_reports_the_kernel_layers() {
+    let status = match unguarded().status().await {
+        Ok(status) => status,
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            return;
+        }
+    };
+    eprintln!("sandbox status: {status:?}");
+    match status.landlock_abi {
+        Some(abi) => {
+            assert!(abi >= 1);
+            assert_eq!(status.refusal, None);
+        }
+        None => {
+            let why = status.refusal.clone().unwrap_or_default();
+            assert!(why.contains("allow_without_landlock"), "{why}");
+            let err = unguarded().run("print(1)").await.unwrap_err();
+            assert_eq!(err.kind(), "unavailable");
+            return;
+        }
+    }
+    let out = unguarded().run("print(1)").await.unwrap();
+    assert_eq!(data(&out)["capabilities"], "none");
+    assert_eq!(data(&out)["landlock_abi"], json!(status.landlock_abi));
+    assert_eq!(data(&out)["mount_namespace"], status.mount_namespace);
+}
+
+#[tokio::test]
+async fn kernel_alone_stops_reading_an_owner_only_file() {
+    let Some(_) = python().await else { return };
+    let (dir, secret) = owner_only_file();
+    let path = secret.display().to_string();
+    let dir_path = dir.path().display().to_string();
+    let program = [
+        "import os\n".to_string(),
+        attempt("open", &format!("print(open({path:?}).read())")),
+        attempt(
+            "os.open",
+            &format!("print(os.read(os.open({path:?}, os.O_RDONLY), 100))"),
+        ),
+        attempt("listdir", &format!("print(os.listdir({dir_path:?}))")),
+        attempt("passwd", "print(open('/etc/passwd').read()[:20])"),
+    ]
+    .concat();
+    for sandbox in [unguarded(), unguarded_same_user()] {
+        let output = run_in(sandbox, &program).await;
+        assert_all_blocked(&output, &["open", "os.open", "listdir", "passwd"]);
+        assert!(!output.contains("TOP-SECRET"), "{output}");
+    }
+}
+
+#[tokio::test]
+async fn kernel_alone_stops_writing_outside_the_scratch_directory() {
+    let Some(_) = python().await else { return };
+    let outside = world_writable_dir();
+    let target = outside.path().join("written.txt");
+    let path = target.display().to_string();
+    let dir_path = outside.path().display().to_string();
+    let program = [
+        "import os\n".to_string(),
+        attempt("open", &format!("open({path:?}, 'w').write('x')")),
+        attempt(
+            "os.open",
+            &format!("os.open({path:?}, os.O_WRONLY | os.O_CREAT, 0o644)"),
+        ),
+        attempt("mkdir", &format!("os.mkdir({dir_path:?} + '/sub')")),
+        attempt(
+            "symlink",
+            &format!("os.symlink('/etc/passwd', {dir_path:?} + '/link')"),
+        ),
+        attempt("tmp", "open('/tmp/orchflow-escape-probe', 'w').write('x')"),
+        // The scratch directory (the working directory) stays writable.
+        "open('inside.txt', 'w').write('ok')\nprint('inside', open('inside.txt').read())\n"
+            .to_string(),
+    ]
+    .concat();
+    let output = run_unguarded(&program).await;
+    assert_all_blocked(&output, &["open", "os.open", "mkdir", "symlink", "tmp"]);
+    assert!(output.contains("inside ok"), "{output}");
+    let left: Vec<_> = std::fs::read_dir(outside.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// Issue 11, first escape: an `os` module handed out by a library's evaluator, and `os.mknod` /
+/// `os.mkfifo`, which have no audit event. With the guards off the program has `os` outright;
+/// with them on, sympy's evaluator route is refused.
+#[tokio::test]
+async fn kernel_alone_stops_mknod_and_mkfifo() {
+    let Some(_) = python().await else { return };
+    let outside = world_writable_dir();
+    let dir_path = outside.path().display().to_string();
+    let program = [
+        "import os, stat\n".to_string(),
+        attempt("mkfifo", &format!("os.mkfifo({dir_path:?} + '/fifo')")),
+        attempt(
+            "mknod-fifo",
+            &format!("os.mknod({dir_path:?} + '/node', 0o600 | stat.S_IFIFO)"),
+        ),
+        attempt(
+            "mknod-file",
+            &format!("os.mknod({dir_path:?} + '/file', 0o600 | stat.S_IFREG)"),
+        ),
+        attempt(
+            "mknod-char",
+            &format!("os.mknod({dir_path:?} + '/null', 0o666 | stat.S_IFCHR, os.makedev(1, 3))"),
+        ),
+        // Not even in the scratch directory: no device nodes or FIFOs at all.
+        attempt("mkfifo-scratch", "os.mkfifo('fifo')"),
+    ]
+    .concat();
+    let output = run_unguarded(&program).await;
+    assert_all_blocked(
+        &output,
+        &[
+            "mkfifo",
+            "mknod-fifo",
+            "mknod-file",
+            "mknod-char",
+            "mkfifo-scratch",
+        ],
+    );
+    let sb = library_sandbox();
+    if module_installed(sb, "sympy").await {
+        let program = format!(
+            "import sympy\nsympy.lambdify([], \"__import__('os').mkfifo('{dir_path}/fifo2')\")()"
+        );
+        let err = sb.run(&program).await.unwrap_err();
+        assert_eq!(err.kind(), "refused", "{err:?}");
+    }
+    let left: Vec<_> = std::fs::read_dir(outside.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test]
+async fn kernel_alone_stops_sockets() {
+    let Some(_) = python().await else { return };
+    let program = [
+        "import socket\n".to_string(),
+        attempt("inet", "socket.socket(socket.AF_INET, socket.SOCK_STREAM)"),
+        attempt("inet6", "socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)"),
+        attempt("unix", "socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)"),
+        attempt("pair", "socket.socketpair()"),
+        attempt(
+            "connect",
+            "socket.create_connection(('127.0.0.1', 9), timeout=1)",
+        ),
+    ]
+    .concat();
+    let output = run_unguarded(&program).await;
+    assert_all_blocked(&output, &["inet", "inet6", "unix", "pair", "connect"]);
+}
+
+#[tokio::test]
+async fn kernel_alone_stops_forking() {
+    let Some(_) = python().await else { return };
+    let program = [
+        "import os, subprocess\n".to_string(),
+        attempt(
+            "fork",
+            "pid = os.fork()\n    if pid == 0:\n        os._exit(0)",
+        ),
+        attempt("subprocess", "subprocess.run(['/bin/true'])"),
+        attempt(
+            "posix_spawn",
+            "os.waitpid(os.posix_spawn('/bin/true', ['true'], {}), 0)",
+        ),
+    ]
+    .concat();
+    let output = run_unguarded(&program).await;
+    assert_all_blocked(&output, &["fork", "subprocess", "posix_spawn"]);
+}
+
+/// No capability in any set (the bounding set too, when the host can empty it), no_new_privs,
+/// a seccomp filter; asked of the kernel from inside, through ctypes (guards off).
+#[tokio::test]
+async fn kernel_alone_the_program_holds_no_capability() {
+    let Some(_) = python().await else { return };
+    let program = r#"
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+capget = {"x86_64": 125, "aarch64": 90}[os.uname().machine]
+header = (ctypes.c_uint32 * 2)(0x20080522, 0)
+data = (ctypes.c_uint32 * 6)()
+assert libc.syscall(capget, header, data) == 0
+print("sets", sum(data))
+print("bounding", sum(libc.prctl(23, cap, 0, 0, 0) == 1 for cap in range(64)))
+print("ambient", sum(libc.prctl(47, 1, cap, 0, 0) == 1 for cap in range(64)))
+print("nnp", libc.prctl(39, 0, 0, 0, 0))
+print("seccomp", libc.prctl(21, 0, 0, 0, 0))
+print("uid", os.getuid(), os.geteuid())
+"#;
+    // As the sandbox user, and as the host's own user (uid 0 when the tests run as root).
+    for sandbox in [unguarded(), unguarded_same_user()] {
+        let output = run_in(sandbox, program).await;
+        assert!(output.contains("sets 0\n"), "{output}");
+        assert!(output.contains("ambient 0\n"), "{output}");
+        assert!(output.contains("nnp 1\n"), "{output}");
+        assert!(output.contains("seccomp 2\n"), "{output}");
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            assert!(output.contains("bounding 0\n"), "{output}");
+        }
+    }
+}
+
+/// Issue 11, second escape: a callback walks the frames up (`f_back` and `f_locals` have no
+/// audit event) to the runner's own state and rewrites it, then uses the real `open`. Here the
+/// guards are off, so the walk certainly succeeds; the kernel must still refuse the root-only
+/// file and the write outside the scratch directory.
+#[tokio::test]
+async fn kernel_stops_a_frame_walk_that_rewrote_the_guards() {
+    let Some(_) = python().await else { return };
+    let (_dir, secret) = owner_only_file();
+    let outside = world_writable_dir();
+    let secret = secret.display().to_string();
+    let target = outside.path().join("owned.txt").display().to_string();
+    let program = format!(
+        r#"import sys, builtins
+reached = []
+def callback(x):
+    frame = sys._getframe()
+    while frame is not None:
+        local = frame.f_locals
+        if "frames_guarded" in local:
+            local["frames_guarded"][0] = False
+            reached.append(frame.f_code.co_name)
+        frame = frame.f_back
+    return x
+sorted([2, 1], key=callback)
+print("rewrote", reached)
+real_open = builtins.open
+try:
+    print("read", real_open({secret:?}).read())
+    print("escaped read")
+except OSError as e:
+    print("blocked read", e.errno)
+try:
+    real_open({target:?}, "w").write("owned")
+    print("escaped write")
+except OSError as e:
+    print("blocked write", e.errno)
+"#
+    );
+    for sandbox in [unguarded(), unguarded_same_user()] {
+        let output = run_in(sandbox, &program).await;
+        assert!(
+            output.contains("rewrote ['_orchflow_sandbox_main'"),
+            "{output}"
+        );
+        assert_all_blocked(&output, &["read", "write"]);
+        assert!(!output.contains("TOP-SECRET"), "{output}");
+        assert!(!Path::new(&target).exists());
+    }
+    // With the guards on, the same program does not get that far.
+    let err = sandbox().run(&program).await.unwrap_err();
+    assert_eq!(err.kind(), "refused", "{err:?}");
+}
+
+/// The sandbox works with a system-wide interpreter too (where one is installed next to the
+/// default `python3`): it starts, and the kernel layers hold the same way.
+#[tokio::test]
+async fn a_system_wide_interpreter_runs_under_the_same_layers() {
+    let Some(_) = python().await else { return };
+    let system = Path::new("/usr/bin/python3");
+    if !system.exists() {
+        eprintln!("skipped: no /usr/bin/python3");
+        return;
+    }
+    let sb = PythonSandbox::builder()
+        .python(system)
+        .limits(tight_limits())
+        .python_guards_for_tests(false)
+        .build();
+    let status = sb.status().await.unwrap();
+    eprintln!("system python status: {status:?}");
+    let (_dir, secret) = owner_only_file();
+    let program = [
+        "import os\nprint('uid', os.getuid())\n".to_string(),
+        attempt(
+            "read",
+            &format!("print(open({:?}).read())", secret.display()),
+        ),
+        attempt(
+            "write",
+            "open('/tmp/orchflow-system-probe', 'w').write('x')",
+        ),
+        attempt("fork", "os.fork() or os._exit(0)"),
+    ]
+    .concat();
+    let output = run_in(&sb, &program).await;
+    assert_all_blocked(&output, &["read", "write", "fork"]);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        assert!(status.user_switched, "{status:?}");
+        assert!(output.contains("uid 65534"), "{output}");
+    }
 }

@@ -1,8 +1,12 @@
 //! The `code` tool: runs a Python program in a sandbox and returns what it printed.
 //!
-//! [`PythonSandbox`] has three layers of defence:
+//! [`PythonSandbox`] has two halves. The Python half shares the interpreter with the program and
+//! is a first layer only; the boundary is the kernel's, which holds even against a program that
+//! has switched the Python half off.
 //!
-//! 1. **Static check before running.** The program is parsed with Python's `ast` module (inside
+//! **Python (first layer).**
+//!
+//! 1. *Static check before running.* The program is parsed with Python's `ast` module (inside
 //!    the sandboxed interpreter, under the same limits) and refused when it imports anything not
 //!    on the allow-list ([`DEFAULT_ALLOWED_MODULES`], configurable; submodules of allowed
 //!    packages are allowed unless denied, see [`DEFAULT_DENIED_MODULES`]), names a removed builtin
@@ -11,28 +15,65 @@
 //!    `__subclasses__`, `__globals__`, `_os`…) or one of the attributes that lead to the
 //!    interpreter (`sys`, `os`, `modules`, frame attributes…), directly, through
 //!    `getattr`-family calls with constant names, through format strings or match patterns.
-//! 2. **Run-time guards.** The program runs with builtins that lack `open`, `eval`, `exec`,
-//!    `compile`, `input`…, an `__import__` that enforces the allow-list, and a `getattr` family
-//!    that refuses forbidden names; code that libraries evaluate from strings (sympy's `sympify`,
-//!    `lambdify`) gets the same import rules; and an audit hook (PEP 578), which cannot be removed,
-//!    refuses process creation, signals, writes outside the scratch directory, reads outside the
-//!    interpreter's own files, sockets, `ctypes`, frame introspection by the program and
-//!    code-object construction.
-//! 3. **The kernel.** The interpreter starts in its own session (its process group is killed at
-//!    the end), in a new network namespace when the OS allows it (no network at all), with
-//!    `RLIMIT_CPU`, `RLIMIT_AS`, `RLIMIT_FSIZE`, `RLIMIT_NOFILE`, `RLIMIT_NPROC` and
-//!    `RLIMIT_CORE = 0`, as an unprivileged user when the host process is root (see [`RunAs`]),
-//!    and under a seccomp filter that forbids creating processes and sockets (x86_64, aarch64).
-//!    Its environment is cleared, its working directory is a fresh scratch directory removed
-//!    afterwards, and its output is read with a cap: a program that prints too much is killed
-//!    as soon as it passes the cap.
+//!    This gives clear refusals (name and line) for the common cases.
+//! 2. *Run-time guards.* Builtins without `open`, `eval`, `exec`, `compile`, `input`…, an
+//!    `__import__` that enforces the allow-list (also for code that libraries evaluate from
+//!    strings, e.g. sympy's `sympify`, `lambdify`), a `getattr` family that refuses forbidden
+//!    names, and an audit hook (PEP 578) that refuses process creation, signals, writes outside
+//!    the scratch directory, reads outside the interpreter's files, sockets, `ctypes`, frame
+//!    introspection and code-object construction.
 //!
-//! The first two layers live in the same interpreter as the program: a program that gets hold
-//! of an evaluator in an allowed library (sympy parses strings with `eval`) and then corrupts
-//! memory (e.g. through `ctypes`, which sympy loads) could disable them. The third layer is the
-//! boundary that holds then: no new processes, no sockets, no network, bounded resources, and the
-//! file access of the sandbox user (`nobody` when the host runs as root; plus read access to
-//! every file when the interpreter is only reachable that way, see [`RunAs::Auto`]).
+//! Both live in the program's own interpreter: an evaluator that uses the real builtins, calls
+//! without an audit event (`os.mknod`, `os.mkfifo`), frames walked through `f_back` and
+//! `f_locals` to the guards' own state (issue 11), or memory corruption get past them. So
+//! nothing below relies on them.
+//!
+//! **The kernel (the boundary)**, set up in the child between `fork` and `exec`:
+//!
+//! 3. *Landlock* (Linux 5.13+; ABI 6 used where available): the program may read and execute
+//!    only the interpreter's files (its `sys.path`, its prefixes' `lib` directories, the
+//!    directories of the shared objects it maps, the system's library directories, the loader
+//!    cache, time zones), read and write `/dev/null`, and read, write, create and remove files
+//!    in its scratch directory (no executables, device nodes, FIFOs or sockets there). Every
+//!    other path is refused (`EACCES`): no root-only file, no `/etc/passwd`, no write anywhere
+//!    else; also no TCP bind or connect, no signals to processes outside the sandbox, no
+//!    abstract UNIX sockets outside it (ABI 4 and 6). Where the kernel has no Landlock the tool
+//!    says so in [`PythonSandbox::status`] and every call is [`ToolError::Unavailable`], unless
+//!    [`PythonSandboxBuilder::allow_without_landlock`] opts out.
+//! 4. *A private mount namespace* (where the kernel allows one; reported in the output data as
+//!    `"mount_namespace"`): every mount read-only and `nosuid`, except the scratch directory,
+//!    bind-mounted on itself writable (`nosuid`, `nodev`, `noexec`). Writes, `mknod` and
+//!    `symlink` outside scratch fail with `EROFS` even without Landlock. When the sandbox user
+//!    cannot search a directory above the interpreter (pyenv under `/root`, mode 700), a small
+//!    tmpfs covers that directory in the namespace, holding only the path to the interpreter's
+//!    own directories, bind-mounted there read-only: the interpreter keeps its path, the rest of
+//!    `/root` is simply not there.
+//! 5. *seccomp* (x86_64, aarch64): no new processes (`fork`, `vfork`, `clone` without
+//!    `CLONE_THREAD`, `clone3`), no sockets (`socket`, `socketpair`), no device nodes or FIFOs
+//!    (`mknod`, `mknodat`), no mounts (old and new API), namespaces, ptrace, bpf, io_uring,
+//!    keyrings, modules, other ABIs (`EPERM`; other architectures' numbers kill the process).
+//! 6. *No capabilities and `no_new_privs`*: as root, the capability bounding set is emptied and
+//!    the securebits locked (`NOROOT`, no kept or ambient capabilities); then every set
+//!    (effective, permitted, inheritable, ambient) is cleared and `no_new_privs` set, so no
+//!    `exec` (not even of a set-uid file) gives any privilege back. When the host runs as root
+//!    the program also runs as `nobody` (see [`RunAs`]), so file modes and `RLIMIT_NPROC` apply
+//!    too; the mount namespace above makes an interpreter under `/root` reachable for it, where
+//!    `CAP_DAC_READ_SEARCH` did before (gone). Only where neither works (no mount namespace)
+//!    does the program keep uid 0, *without any capability*: file modes would then let it read
+//!    root's files, Landlock and the read-only mounts do not.
+//! 7. *A network namespace* (where the OS allows it): no network interface but a downed
+//!    loopback.
+//! 8. *Resource limits and a process group*: `RLIMIT_CPU`, `RLIMIT_AS`, `RLIMIT_FSIZE`,
+//!    `RLIMIT_NOFILE`, `RLIMIT_NPROC` (enforced for users other than root) and `RLIMIT_CORE =
+//!    0`; its own session, killed as a group at the end; a cleared environment; output read
+//!    with a cap (a program that prints too much is killed as soon as it passes the cap).
+//!
+//! The Landlock ruleset is built in the parent with the `landlock` crate (path descriptors
+//! opened there); between `fork` and `exec` the child makes raw system calls only
+//! (`landlock_restrict_self` on that descriptor, `prctl`, `capset`, `mount`…), nothing that
+//! allocates, so the closure stays async-signal-safe. The interpreter is probed once with the
+//! strongest combination the machine accepts (seccomp, mount namespace, another user; Landlock
+//! whenever the kernel has it); [`PythonSandbox::status`] reports what was found.
 //!
 //! The interpreter runs with `-I` (isolated mode: `PYTHON*` variables, the user site directory
 //! and the script directory are ignored) and `-B`, but without `-S`, so that installed packages
@@ -40,9 +81,10 @@
 //!
 //! Outcomes map onto [`ToolError`]: a refused program is [`ToolError::Refused`] (naming the
 //! import or name and its line), an uncaught Python exception is [`ToolError::Failed`] (the
-//! last lines of the traceback), a CPU or wall-time overrun is [`ToolError::TimedOut`], memory,
-//! output and process limits are [`ToolError::LimitExceeded`], and a missing interpreter is
-//! [`ToolError::Unavailable`].
+//! last lines of the traceback; an operation the kernel refused shows there as a
+//! `PermissionError` or `OSError`), a CPU or wall-time overrun is [`ToolError::TimedOut`],
+//! memory, output and process limits are [`ToolError::LimitExceeded`], and a missing
+//! interpreter, or a kernel without Landlock, is [`ToolError::Unavailable`].
 //!
 //! The sandbox runs on Linux only. Built for another system (or with
 //! `ORCHFLOW_AGENT_NO_SANDBOX=1`), the tool still checks its input, and every run is
@@ -195,7 +237,8 @@ impl SandboxLimits {
     }
 }
 
-/// Which user the sandboxed interpreter runs as.
+/// Which user the sandboxed interpreter runs as. Whatever the user, it holds no capability
+/// (every set cleared, `no_new_privs`).
 ///
 /// ```
 /// use orchflow_agent::tools::code::{PythonSandbox, RunAs};
@@ -207,12 +250,13 @@ impl SandboxLimits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RunAs {
     /// When the host process is root, switch to `nobody` (uid and gid 65534), so that
-    /// `RLIMIT_NPROC` applies and root's files are out of reach. If the interpreter is not
-    /// reachable by that user (e.g. installed under `/root`), the user keeps only
-    /// `CAP_DAC_READ_SEARCH` (it can read, never write, files it does not own); if even that
-    /// fails, the interpreter runs as root (recorded in the output data as `"privileges":
-    /// "unchanged"`, with a warning in the log). When the host process is not root, nothing
-    /// changes.
+    /// `RLIMIT_NPROC` applies and file modes keep root's files out of reach on top of Landlock.
+    /// An interpreter installed where that user cannot search (e.g. under `/root`) is made
+    /// reachable in the sandbox's mount namespace (see the [module docs](self)). Where that
+    /// fails too, the interpreter keeps uid 0 but without any capability, confined by Landlock
+    /// (recorded in the output data as `"privileges": "unchanged"`, `"capabilities": "none"`);
+    /// `RLIMIT_NPROC` is then not enforced, though no process can be created anyway (seccomp).
+    /// When the host process is not root, the user does not change.
     #[default]
     Auto,
     /// Never change user.
@@ -224,6 +268,26 @@ pub enum RunAs {
         /// Group id.
         gid: u32,
     },
+}
+
+/// What [`PythonSandbox::status`] found out about this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxStatus {
+    /// The interpreter's real executable.
+    pub python: PathBuf,
+    /// The kernel's Landlock ABI version; `None` when the kernel does not enforce Landlock.
+    pub landlock_abi: Option<u32>,
+    /// Whether programs run in a private mount namespace where everything but the scratch
+    /// directory is read-only.
+    pub mount_namespace: bool,
+    /// Whether the seccomp filter is installed.
+    pub seccomp: bool,
+    /// Whether programs run as another, unprivileged user (see [`RunAs`]); either way they hold
+    /// no capability.
+    pub user_switched: bool,
+    /// Why every call is refused ([`ToolError::Unavailable`]), if it is: no Landlock and no
+    /// [`PythonSandboxBuilder::allow_without_landlock`].
+    pub refusal: Option<String>,
 }
 
 /// Builds a [`PythonSandbox`].
@@ -248,6 +312,7 @@ pub enum RunAs {
 ///     .run_as(RunAs::Auto)
 ///     .isolate_network(true)
 ///     .seccomp(true)
+///     .allow_without_landlock(false)
 ///     .truncate_output(true)
 ///     .scratch_root(std::env::temp_dir())
 ///     .build();
@@ -269,6 +334,10 @@ struct Config {
     seccomp: bool,
     truncate_output: bool,
     scratch_root: Option<PathBuf>,
+    allow_without_landlock: bool,
+    /// The static check and the run-time guards of the Python side (off only in tests that show
+    /// what the kernel alone stops).
+    python_guards: bool,
 }
 
 impl Default for PythonSandboxBuilder {
@@ -290,6 +359,8 @@ impl Default for PythonSandboxBuilder {
                 seccomp: true,
                 truncate_output: false,
                 scratch_root: None,
+                allow_without_landlock: false,
+                python_guards: true,
             },
         }
     }
@@ -350,7 +421,8 @@ impl PythonSandboxBuilder {
     }
 
     /// Whether to install the seccomp filter (default `true`; ignored on architectures other
-    /// than x86_64 and aarch64, and dropped automatically where the kernel refuses it).
+    /// than x86_64 and aarch64, and dropped automatically, with a warning, where the kernel
+    /// refuses it).
     pub fn seccomp(mut self, on: bool) -> Self {
         self.config.seccomp = on;
         self
@@ -369,6 +441,26 @@ impl PythonSandboxBuilder {
     /// system's temporary directory). It must be traversable by the sandbox user.
     pub fn scratch_root(mut self, dir: impl Into<PathBuf>) -> Self {
         self.config.scratch_root = Some(dir.into());
+        self
+    }
+
+    /// Whether to run where the kernel does not enforce Landlock (default `false`: every call is
+    /// then [`ToolError::Unavailable`], and [`PythonSandbox::status`] says why). Landlock is the
+    /// sandbox's file-system boundary; without it, reads and writes outside the scratch directory
+    /// are stopped only by the Python guards, the read-only mount namespace (where there is one)
+    /// and the file permissions of the user the program runs as.
+    pub fn allow_without_landlock(mut self, on: bool) -> Self {
+        self.config.allow_without_landlock = on;
+        self
+    }
+
+    /// Test support, not for production: `false` switches off the Python half of the sandbox
+    /// (the static check, the import hook, the restricted builtins and the audit hook), so that a
+    /// test can show what the kernel layers stop on their own. The switch lives in the host
+    /// process and reaches the runner through its command line, out of the program's reach.
+    #[doc(hidden)]
+    pub fn python_guards_for_tests(mut self, on: bool) -> Self {
+        self.config.python_guards = on;
         self
     }
 
@@ -400,7 +492,8 @@ impl PythonSandboxBuilder {
 ///
 /// Input: `{"code": "<program>"}`, or the program as a bare JSON string. Output on success:
 /// the program's stdout (and its stderr, after a `[stderr]` line, when there is any) as content,
-/// and data `{exit_code, duration_ms, truncated, network_isolated, privileges, seccomp}`.
+/// and data `{exit_code, duration_ms, truncated, network_isolated, privileges, capabilities,
+/// seccomp, landlock_abi, mount_namespace}`.
 ///
 /// The interpreter is located and probed once, at the first call; the result (including
 /// [`ToolError::Unavailable`] when there is no usable interpreter) is kept for the sandbox's
@@ -445,6 +538,28 @@ impl PythonSandbox {
     /// The modules a program may import (with their submodules).
     pub fn allowed_modules(&self) -> &[String] {
         &self.config.allowed
+    }
+
+    /// What the sandbox runs with on this machine: the interpreter, the kernel's Landlock ABI,
+    /// whether there is a mount namespace, a seccomp filter, a user switch, and why it refuses to
+    /// run when it does (no Landlock without [`PythonSandboxBuilder::allow_without_landlock`]).
+    /// Finds and probes the interpreter if no call has yet.
+    ///
+    /// # Errors
+    ///
+    /// [`ToolError::Unavailable`] when no usable interpreter was found or the sandbox cannot run
+    /// on this system at all.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), orchflow_agent::ToolError> {
+    /// let status = orchflow_agent::tools::code::PythonSandbox::new().status().await?;
+    /// if let Some(why) = &status.refusal {
+    ///     eprintln!("the code tool will not run: {why}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn status(&self) -> Result<SandboxStatus, ToolError> {
+        platform::status(&self.config, &self.host).await
     }
 
     /// Runs `code` and returns what it printed.
@@ -563,6 +678,7 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(via_tool.kind(), "unavailable");
+        assert_eq!(sandbox.status().await.unwrap_err().kind(), "unavailable");
     }
 
     #[test]

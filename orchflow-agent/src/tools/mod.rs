@@ -155,6 +155,6 @@ pub mod search;
 
 pub use code::{
     DEFAULT_ALLOWED_MODULES, DEFAULT_DENIED_MODULES, PythonSandbox, PythonSandboxBuilder, RunAs,
-    SandboxLimits,
+    SandboxLimits, SandboxStatus,
 };
 pub use search::{LocalSearch, TavilySearch};

@@ -1,23 +1,33 @@
 //! The operating-system half of the sandbox: what the child does between `fork` and `exec`
-//! (session, network namespace, resource limits, identity, seccomp filter), the control pipe, and
+//! (session, network and mount namespaces, resource limits, identity, capabilities,
+//! `no_new_privs`, Landlock, seccomp filter), the Landlock ruleset, the control pipe, and
 //! killing the child's process group.
 //!
-//! Everything that needs memory is prepared in the parent ([`ChildPlan::new`]); the closure run in
-//! the child ([`ChildPlan::apply`]) only makes system calls on values it owns, so it stays
+//! Everything that needs memory is prepared in the parent ([`ChildPlan::new`], [`landlock_ruleset`]:
+//! the path descriptors are opened and the ruleset is built there, with the `landlock` crate);
+//! the closure run in the child ([`ChildPlan::apply`]) only makes raw system calls on values it
+//! owns (the ruleset is handed over as a descriptor and enforced with `landlock_restrict_self`,
+//! not through the crate, whose `restrict_self` builds a status value), so it stays
 //! async-signal-safe.
 
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
 
-/// Who the child runs as.
+use landlock::{
+    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd,
+    Ruleset, RulesetAttr, RulesetCreatedAttr, Scope,
+};
+
+/// Who the child runs as. Either way it ends with no capability in any set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Identity {
-    /// The parent's own user.
+    /// The parent's own user (when the parent is root: uid 0 without any capability, confined by
+    /// Landlock; see the module docs of `code`).
     Unchanged,
-    /// Switch to `uid`/`gid` (the parent is root). With `read_all`, the child keeps
-    /// `CAP_DAC_READ_SEARCH` (read any file, write none of root's) so that an interpreter installed
-    /// where the unprivileged user cannot reach it (e.g. under `/root`) still runs.
-    Switch { uid: u32, gid: u32, read_all: bool },
+    /// Switch to `uid`/`gid` (the parent is root).
+    Switch { uid: u32, gid: u32 },
 }
 
 /// One resource limit: soft and hard values.
@@ -38,6 +48,150 @@ pub(crate) struct ChildPlan {
     pub(crate) identity: Identity,
     /// The seccomp program (empty: no filter).
     pub(crate) filter: Vec<libc::sock_filter>,
+    /// A private, read-only mount namespace; `Some` asks for one.
+    pub(crate) mounts: Option<MountPlan>,
+    /// The Landlock ruleset to enforce (`None`: no Landlock).
+    pub(crate) landlock: Option<OwnedFd>,
+    /// The highest capability number to drop from the bounding set.
+    pub(crate) cap_last: u32,
+}
+
+/// The mount namespace the child makes: everything read-only (recursively, with `nosuid`),
+/// except the scratch directory, bind-mounted on itself writable (`nosuid`, `nodev`, `noexec`);
+/// and, for another user, the interpreter's files made reachable under directories it cannot
+/// search (see [`Exposure`]).
+pub(crate) struct MountPlan {
+    /// The scratch directory (`None` for the probe, which writes nothing).
+    scratch: Option<CString>,
+    exposed: Vec<ExposedMounts>,
+}
+
+/// Paths of the interpreter (`roots`) that lie under a directory (`hidden`) the sandbox user
+/// cannot search, such as pyenv's under `/root` (mode 700). In the child's mount namespace a
+/// small tmpfs covers `hidden`, holds only the directories leading to each root, and each root
+/// is bind-mounted there from the real one: the interpreter is reachable at its own path, and
+/// the rest of `hidden` is not there at all. Computed once, by [`hidden_roots`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Exposure {
+    pub(crate) hidden: PathBuf,
+    pub(crate) roots: Vec<PathBuf>,
+}
+
+/// The most roots one [`Exposure`] may have (the child keeps their clones in a stack array).
+const MAX_EXPOSED_ROOTS: usize = 16;
+
+/// One [`Exposure`], ready for the child: every string made in the parent.
+struct ExposedMounts {
+    tmpfs: CString,
+    /// Directories to create on the tmpfs, parents first.
+    dirs: Vec<CString>,
+    /// Empty files to create as mount points for roots that are files.
+    files: Vec<CString>,
+    /// The roots: each is cloned (`open_tree`) before the tmpfs hides it, then attached at the
+    /// same path on the tmpfs (`move_mount`). A descriptor opened in the parent would not do: a
+    /// bind mount's source must be in the caller's mount namespace, and the child has a new one.
+    roots: Vec<CString>,
+}
+
+fn c_path(path: &Path) -> io::Result<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path with a NUL byte"))
+}
+
+impl MountPlan {
+    /// A plan for `scratch` and the `exposures`.
+    pub(crate) fn new(scratch: Option<&Path>, exposures: &[Exposure]) -> io::Result<MountPlan> {
+        let scratch = scratch.map(c_path).transpose()?;
+        let mut exposed = Vec::with_capacity(exposures.len());
+        for exposure in exposures {
+            let mut dirs: Vec<PathBuf> = Vec::new();
+            let mut files = Vec::new();
+            let mut roots = Vec::new();
+            if exposure.roots.len() > MAX_EXPOSED_ROOTS {
+                return Err(io::Error::other(format!(
+                    "more than {MAX_EXPOSED_ROOTS} interpreter paths under {}",
+                    exposure.hidden.display()
+                )));
+            }
+            for root in &exposure.roots {
+                let Ok(below) = root.strip_prefix(&exposure.hidden) else {
+                    continue;
+                };
+                let mut at = exposure.hidden.clone();
+                let parts: Vec<_> = below.components().collect();
+                for (i, part) in parts.iter().enumerate() {
+                    at.push(part);
+                    let last = i + 1 == parts.len();
+                    if !last || root.is_dir() {
+                        if !dirs.contains(&at) {
+                            dirs.push(at.clone());
+                        }
+                    } else {
+                        files.push(c_path(&at)?);
+                    }
+                }
+                roots.push(c_path(root)?);
+            }
+            exposed.push(ExposedMounts {
+                tmpfs: c_path(&exposure.hidden)?,
+                dirs: dirs.iter().map(|d| c_path(d)).collect::<io::Result<_>>()?,
+                files,
+                roots,
+            });
+        }
+        Ok(MountPlan { scratch, exposed })
+    }
+}
+
+/// The [`Exposure`]s the user `uid`/`gid` needs to reach `roots`: for each root, the topmost
+/// ancestor directory that user cannot search (by its mode bits; the child has no
+/// supplementary groups), roots inside another root left out. Empty when everything is
+/// reachable.
+pub(crate) fn hidden_roots(roots: &[PathBuf], uid: u32, gid: u32) -> Vec<Exposure> {
+    use std::os::unix::fs::MetadataExt;
+    let searchable = |dir: &Path| {
+        std::fs::metadata(dir).is_ok_and(|m| {
+            let mode = m.mode();
+            if m.uid() == uid {
+                mode & 0o100 != 0
+            } else if m.gid() == gid {
+                mode & 0o010 != 0
+            } else {
+                mode & 0o001 != 0
+            }
+        })
+    };
+    let mut out: Vec<Exposure> = Vec::new();
+    for root in roots {
+        if roots
+            .iter()
+            .any(|other| other != root && root.starts_with(other))
+        {
+            continue;
+        }
+        let Some(hidden) = root
+            .ancestors()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .find(|dir| !searchable(dir))
+        else {
+            continue;
+        };
+        if hidden == Path::new("/") {
+            continue;
+        }
+        match out.iter_mut().find(|e| e.hidden == hidden) {
+            Some(e) => e.roots.push(root.clone()),
+            None => out.push(Exposure {
+                hidden: hidden.to_path_buf(),
+                roots: vec![root.clone()],
+            }),
+        }
+    }
+    out
 }
 
 /// The resource limits the child gets.
@@ -60,6 +214,11 @@ impl ChildPlan {
         identity: Identity,
         seccomp: bool,
     ) -> Self {
+        let cap_last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .unwrap_or(63)
+            .min(63);
         let mut out = Vec::with_capacity(6);
         let mut push = |resource: libc::__rlimit_resource_t, soft: u64, hard: u64| {
             let current = current_hard_limit(resource);
@@ -92,22 +251,32 @@ impl ChildPlan {
             } else {
                 Vec::new()
             },
+            mounts: None,
+            landlock: None,
+            cap_last,
         }
     }
 
-    /// Runs in the child after `fork`, before `exec`.
+    /// Runs in the child after `fork`, before `exec`, in this order: own session; network
+    /// namespace (best effort, reported on the control pipe as `netns=`); mount namespace (when
+    /// planned; reported as `mountns=`); resource limits; the capability bounding set emptied and
+    /// the securebits locked (as root); the identity switch; every capability set cleared;
+    /// `no_new_privs`; Landlock; seccomp; descriptors.
     ///
     /// # Safety argument
     ///
-    /// Only async-signal-safe system calls (`setsid`, `unshare`, `write`, `setrlimit`, `prctl`,
-    /// `setgroups`, `setgid`, `setuid`, `capset`, `fcntl`, `close_range`) are made, on values owned
-    /// by `self` that were fully built before `fork`; nothing allocates, locks or unwinds
+    /// Only async-signal-safe system calls (`setsid`, `unshare`, `mount`, `mount_setattr`, `chdir`,
+    /// `open_tree`, `move_mount`, `mkdir`, `chmod`, `open`, `close`,
+    /// `write`, `setrlimit`, `prctl`, `setgroups`, `setresgid`, `setresuid`, `capset`,
+    /// `landlock_restrict_self`, `fcntl`, `close_range`) are made, on values owned by `self` that
+    /// were fully built before `fork`; nothing allocates, locks or unwinds
     /// (`io::Error::last_os_error` only stores an integer). Returning an error makes the standard
     /// library report it to the parent and exit the child without running `exec`.
     pub(crate) fn apply(&self) -> io::Result<()> {
         // SAFETY: see the safety argument above; every pointer passed is to a live value owned by
         // `self` or on this stack frame, and every return value is checked.
         unsafe {
+            let root = libc::geteuid() == 0;
             // Own session and process group, so the parent can kill everything the child starts.
             if libc::setsid() < 0 {
                 return Err(io::Error::last_os_error());
@@ -115,16 +284,25 @@ impl ChildPlan {
 
             // No network: a fresh network namespace holds only a downed loopback device.
             let mut isolated = false;
+            let mut in_user_ns = false;
             if self.isolate_network {
                 // Without privilege, a new user namespace makes a network namespace possible
                 // (where unprivileged user namespaces are enabled).
-                isolated = libc::unshare(libc::CLONE_NEWNET) == 0
-                    || (libc::geteuid() != 0
-                        && libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) == 0);
+                isolated = libc::unshare(libc::CLONE_NEWNET) == 0;
+                if !isolated && !root {
+                    isolated = libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) == 0;
+                    in_user_ns = isolated;
+                }
             }
             let note: &[u8] = if isolated { b"netns=1\n" } else { b"netns=0\n" };
-            if libc::write(self.ctl_fd, note.as_ptr().cast(), note.len()) < 0 {
-                return Err(io::Error::last_os_error());
+            write_all(self.ctl_fd, note)?;
+
+            if let Some(mounts) = &self.mounts {
+                // Planned only where the probe saw it work: a failure now is an error.
+                enter_read_only_mount_namespace(mounts, root || in_user_ns)?;
+                write_all(self.ctl_fd, b"mountns=1\n")?;
+            } else {
+                write_all(self.ctl_fd, b"mountns=0\n")?;
             }
 
             for limit in &self.limits {
@@ -137,25 +315,47 @@ impl ChildPlan {
                 }
             }
 
-            if let Identity::Switch { uid, gid, read_all } = self.identity {
-                if read_all && libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0 {
-                    return Err(io::Error::last_os_error());
+            // While the process can (CAP_SETPCAP, i.e. the parent is root): empty the bounding
+            // set, so that no later exec can give any capability back, and lock the securebits
+            // so that uid 0 gets no capability from exec and none is kept across setuid.
+            if root {
+                for cap in 0..=self.cap_last {
+                    if libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) != 0
+                        && io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL)
+                    {
+                        return Err(io::Error::last_os_error());
+                    }
                 }
-                if libc::setgroups(0, std::ptr::null()) != 0
-                    || libc::setgid(gid) != 0
-                    || libc::setuid(uid) != 0
-                {
+                if libc::prctl(libc::PR_SET_SECUREBITS, SECUREBITS_LOCKED, 0, 0, 0) != 0 {
                     return Err(io::Error::last_os_error());
-                }
-                if read_all {
-                    keep_only_read_search()?;
                 }
             }
 
+            if let Identity::Switch { uid, gid } = self.identity
+                && (libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setresgid(gid, gid, gid) != 0
+                    || libc::setresuid(uid, uid, uid) != 0)
+            {
+                return Err(io::Error::last_os_error());
+            }
+
+            // No capability in any set, whoever we are now.
+            drop_all_capabilities()?;
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+
+            if let Some(ruleset) = &self.landlock
+                && libc::syscall(
+                    libc::SYS_landlock_restrict_self,
+                    ruleset.as_raw_fd() as libc::c_long,
+                    0 as libc::c_long,
+                ) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+
             if !self.filter.is_empty() {
-                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
                 let prog = libc::sock_fprog {
                     len: u16::try_from(self.filter.len()).unwrap_or(u16::MAX),
                     filter: self.filter.as_ptr().cast_mut(),
@@ -197,6 +397,180 @@ impl ChildPlan {
     }
 }
 
+/// Writes all of `bytes` to `fd` (a pipe: short writes of a few bytes do not happen, but are
+/// handled). Async-signal-safe.
+fn write_all(fd: RawFd, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        // SAFETY: write reads `bytes.len()` bytes from a live slice.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        bytes = &bytes[usize::try_from(n).unwrap_or(bytes.len()).min(bytes.len())..];
+    }
+    Ok(())
+}
+
+/// `struct mount_attr` of `mount_setattr(2)`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
+const MOUNT_ATTR_NOSUID: u64 = 0x0000_0002;
+const MOUNT_ATTR_NODEV: u64 = 0x0000_0004;
+const MOUNT_ATTR_NOEXEC: u64 = 0x0000_0008;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+
+/// `mount_setattr(AT_FDCWD, path, flags, {set, clear})`. Async-signal-safe.
+fn mount_setattr(path: &CStr, flags: libc::c_uint, set: u64, clear: u64) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: the kernel reads a NUL-terminated path and a `mount_attr` of the size we pass.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD as libc::c_long,
+            path.as_ptr(),
+            flags as libc::c_long,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>() as libc::c_long,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Enters a new mount namespace in which every mount is private and read-only (and `nosuid`),
+/// except the scratch directory, a writable bind mount of itself (`nosuid`, `nodev`, `noexec`).
+/// With `privileged` false (no root, no user namespace yet), a user namespace is created for it.
+/// Async-signal-safe: every string was built before `fork`.
+fn enter_read_only_mount_namespace(plan: &MountPlan, privileged: bool) -> io::Result<()> {
+    // SAFETY: unshare and mount take flags and NUL-terminated strings (or null pointers).
+    unsafe {
+        let flags = if privileged {
+            libc::CLONE_NEWNS
+        } else {
+            libc::CLONE_NEWUSER | libc::CLONE_NEWNS
+        };
+        if libc::unshare(flags) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // Nothing done here propagates back to the host's mounts.
+        if libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        if let Some(scratch) = &plan.scratch
+            && libc::mount(
+                scratch.as_ptr(),
+                scratch.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            ) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        for exposed in &plan.exposed {
+            const OPEN_TREE_CLONE: libc::c_uint = 1;
+            const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+            let mut trees: [RawFd; MAX_EXPOSED_ROOTS] = [-1; MAX_EXPOSED_ROOTS];
+            for (tree, root) in trees.iter_mut().zip(&exposed.roots) {
+                let fd = libc::syscall(
+                    libc::SYS_open_tree,
+                    libc::AT_FDCWD as libc::c_long,
+                    root.as_ptr(),
+                    (OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | AT_RECURSIVE)
+                        as libc::c_long,
+                );
+                if fd < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                *tree = RawFd::try_from(fd).unwrap_or(-1);
+            }
+            if libc::mount(
+                c"tmpfs".as_ptr(),
+                exposed.tmpfs.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV,
+                c"mode=0755,size=64k".as_ptr().cast(),
+            ) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            for dir in &exposed.dirs {
+                // chmod: the umask must not narrow the mode.
+                if libc::mkdir(dir.as_ptr(), 0o755) != 0 || libc::chmod(dir.as_ptr(), 0o755) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            for file in &exposed.files {
+                let fd = libc::open(
+                    file.as_ptr(),
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+                    0o644 as libc::c_uint,
+                );
+                if fd < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                libc::close(fd);
+            }
+            for (&tree, root) in trees.iter().zip(&exposed.roots) {
+                let moved = libc::syscall(
+                    libc::SYS_move_mount,
+                    tree as libc::c_long,
+                    c"".as_ptr(),
+                    libc::AT_FDCWD as libc::c_long,
+                    root.as_ptr(),
+                    MOVE_MOUNT_F_EMPTY_PATH as libc::c_long,
+                );
+                libc::close(tree);
+                if moved != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+        }
+    }
+    mount_setattr(c"/", AT_RECURSIVE, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0)?;
+    if let Some(scratch) = &plan.scratch {
+        mount_setattr(
+            scratch,
+            0,
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+            MOUNT_ATTR_RDONLY,
+        )?;
+        // The standard library changed into the scratch directory before this closure ran: the
+        // working directory is still the one under the bind mount (read-only now). Enter the
+        // writable mount.
+        // SAFETY: chdir reads a NUL-terminated path.
+        if unsafe { libc::chdir(scratch.as_ptr()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// The current hard limit of `resource` (unlimited if it cannot be read).
 #[allow(clippy::useless_conversion)] // `rlim_t` is `u64` on 64-bit Linux, not everywhere
 fn current_hard_limit(resource: libc::__rlimit_resource_t) -> u64 {
@@ -212,8 +586,13 @@ fn current_hard_limit(resource: libc::__rlimit_resource_t) -> u64 {
     }
 }
 
-const CAP_DAC_READ_SEARCH: u32 = 2;
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// `SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
+/// SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED`: uid 0 gains no capability
+/// from `exec`, capabilities are not kept across `setuid`, none can be made ambient, and none of
+/// this can be undone.
+const SECUREBITS_LOCKED: libc::c_ulong = 0x01 | 0x02 | 0x20 | 0x40 | 0x80;
 
 #[repr(C)]
 struct CapHeader {
@@ -229,43 +608,122 @@ struct CapData {
     inheritable: u32,
 }
 
-/// After `setuid` with `PR_SET_KEEPCAPS`: keeps `CAP_DAC_READ_SEARCH` alone, as an ambient
-/// capability so it survives `exec`. Async-signal-safe (two system calls on stack values).
-fn keep_only_read_search() -> io::Result<()> {
+/// Clears the effective, permitted, inheritable and ambient capability sets (dropping needs no
+/// privilege). Async-signal-safe (system calls on stack values).
+fn drop_all_capabilities() -> io::Result<()> {
     let header = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
         pid: 0,
     };
-    let bit = 1u32 << CAP_DAC_READ_SEARCH;
-    let data = [
-        CapData {
-            effective: bit,
-            permitted: bit,
-            inheritable: bit,
-        },
-        CapData {
-            effective: 0,
-            permitted: 0,
-            inheritable: 0,
-        },
-    ];
-    // SAFETY: capset reads a version-3 header and two data structs, which we pass.
+    let none = CapData {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    };
+    let data = [none, none];
+    // SAFETY: capset reads a version-3 header and two data structs, which we pass; prctl takes
+    // integers.
     unsafe {
-        if libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) != 0 {
-            return Err(io::Error::last_os_error());
-        }
         if libc::prctl(
             libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_RAISE,
-            CAP_DAC_READ_SEARCH as libc::c_ulong,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
             0,
             0,
         ) != 0
+            && io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL)
         {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) != 0 {
             return Err(io::Error::last_os_error());
         }
     }
     Ok(())
+}
+
+/// The Landlock ABI the running kernel offers (`None`: no Landlock, disabled or not built in).
+pub(crate) fn landlock_abi() -> Option<u32> {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_long = 1;
+    // SAFETY: with a null attribute pointer and size 0, this flag only asks for the version.
+    let abi = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0 as libc::c_long,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    u32::try_from(abi).ok().filter(|&v| v > 0)
+}
+
+/// The ABI whose rights the ruleset handles: 6 brings signal and abstract-socket scoping. On an
+/// older kernel the `landlock` crate drops (best effort) what the kernel does not know, and
+/// [`landlock_abi`] reports what is left; without any Landlock there is no ruleset at all.
+const LANDLOCK_TARGET: ABI = ABI::V6;
+
+/// Why a Landlock ruleset could not be built.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LandlockError {
+    /// The kernel refused a step (or a path could not be opened).
+    #[error("{0}")]
+    Ruleset(#[from] landlock::RulesetError),
+    /// The kernel has no Landlock: the ruleset would enforce nothing.
+    #[error("the kernel does not enforce Landlock")]
+    NotEnforced,
+}
+
+/// Builds, in the parent, the Landlock ruleset of one run and returns its descriptor: every
+/// file-system right, TCP bind and connect, signals and abstract UNIX sockets outside the sandbox
+/// are handled (so denied unless granted); `read_only` paths (the interpreter, its libraries) get
+/// read and execute, `/dev/null` read and write, and `scratch` (if any) everything but execute
+/// and making device nodes, FIFOs or sockets. Paths that do not exist are skipped.
+pub(crate) fn landlock_ruleset(
+    read_only: &[PathBuf],
+    scratch: Option<&Path>,
+) -> Result<OwnedFd, LandlockError> {
+    let abi = LANDLOCK_TARGET;
+    let read = AccessFs::from_read(abi);
+    let scratch_rights = AccessFs::from_all(abi)
+        & !(AccessFs::Execute
+            | AccessFs::MakeChar
+            | AccessFs::MakeBlock
+            | AccessFs::MakeFifo
+            | AccessFs::MakeSock);
+    let mut rules: Vec<PathBeneath<PathFd>> = Vec::new();
+    let mut grant = |path: &Path, rights: BitFlags<AccessFs>| {
+        let Ok(fd) = PathFd::new(path) else {
+            return;
+        };
+        let rights = if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+            rights
+        } else {
+            rights & AccessFs::from_file(abi)
+        };
+        rules.push(PathBeneath::new(fd, rights));
+    };
+    for path in read_only {
+        grant(path, read);
+    }
+    grant(
+        Path::new("/dev/null"),
+        AccessFs::ReadFile | AccessFs::WriteFile,
+    );
+    for dev in ["/dev/zero", "/dev/random", "/dev/urandom"] {
+        grant(Path::new(dev), AccessFs::ReadFile.into());
+    }
+    if let Some(scratch) = scratch {
+        grant(scratch, scratch_rights);
+    }
+    let ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(AccessFs::from_all(abi))?
+        .handle_access(AccessNet::from_all(abi))?
+        .scope(Scope::from_all(abi))?
+        .create()?
+        .add_rules(rules.into_iter().map(Ok::<_, landlock::RulesetError>))?;
+    let fd: Option<OwnedFd> = ruleset.into();
+    fd.ok_or(LandlockError::NotEnforced)
 }
 
 /// Whether this build has a seccomp filter for the target architecture.
@@ -293,9 +751,10 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
 }
 
 /// A seccomp program that forbids creating processes (fork, vfork, clone without
-/// `CLONE_THREAD`; `clone3` answers ENOSYS so the C library falls back to `clone`), sockets, and
-/// the system calls a sandboxed program never needs (ptrace, namespaces, mounts, modules, bpf,
-/// io_uring, keyrings…). Threads stay allowed (they count against `RLIMIT_NPROC`). Empty on
+/// `CLONE_THREAD`; `clone3` answers ENOSYS so the C library falls back to `clone`), sockets
+/// (`socket`, `socketpair`), device nodes and FIFOs (`mknod`, `mknodat`: no audit event covers
+/// them in Python), and the system calls a sandboxed program never needs (ptrace, namespaces,
+/// mounts old and new, modules, bpf, io_uring, keyrings…). Threads stay allowed (they count against `RLIMIT_NPROC`). Empty on
 /// architectures without a table here.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub(crate) fn seccomp_filter() -> Vec<libc::sock_filter> {
@@ -336,6 +795,14 @@ pub(crate) fn seccomp_filter() -> Vec<libc::sock_filter> {
         (libc::SYS_name_to_handle_at, eperm),
         (libc::SYS_socket, eperm),
         (libc::SYS_socketpair, eperm),
+        (libc::SYS_mknodat, eperm),
+        (libc::SYS_open_tree, eperm),
+        (libc::SYS_move_mount, eperm),
+        (libc::SYS_fsopen, eperm),
+        (libc::SYS_fsconfig, eperm),
+        (libc::SYS_fsmount, eperm),
+        (libc::SYS_fspick, eperm),
+        (libc::SYS_mount_setattr, eperm),
         (libc::SYS_acct, eperm),
         (libc::SYS_swapon, eperm),
         (libc::SYS_swapoff, eperm),
@@ -345,6 +812,7 @@ pub(crate) fn seccomp_filter() -> Vec<libc::sock_filter> {
     {
         denied.push((libc::SYS_fork, eperm));
         denied.push((libc::SYS_vfork, eperm));
+        denied.push((libc::SYS_mknod, eperm));
     }
 
     let mut prog = vec![

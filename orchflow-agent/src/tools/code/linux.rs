@@ -1,6 +1,7 @@
-//! Running a program on Linux: the interpreter's discovery and probe, the child process (see
-//! `child.rs` for what it does between `fork` and `exec`), its scratch directory, reading its
-//! output under the caps, and turning how it ended into the tool's result.
+//! Running a program on Linux: the interpreter's discovery and probe (which kernel layers this
+//! machine offers: Landlock, a mount namespace, seccomp, a user switch), the child process (see
+//! `child.rs` for what it does between `fork` and `exec`), its scratch directory and Landlock
+//! ruleset, reading its output under the caps, and turning how it ended into the tool's result.
 
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::DirBuilderExt;
@@ -14,8 +15,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
-use super::child::{self, ChildPlan, Identity, RawLimits};
-use super::{Config, RunAs, SandboxLimits};
+use super::child::{self, ChildPlan, Exposure, Identity, MountPlan, RawLimits};
+use super::{Config, RunAs, SandboxLimits, SandboxStatus};
 use crate::tools::{ToolError, ToolOutput};
 
 /// The Python half of the sandbox: the static checker, the run-time guards and the runner.
@@ -25,8 +26,47 @@ const RUNNER: &str = include_str!("runner.py");
 #[derive(Debug, Clone)]
 pub(super) struct Host {
     python: PathBuf,
+    /// What the interpreter may read (and execute): its prefix's libraries, `sys.path`, the
+    /// shared libraries it maps, the system's library directories.
+    read_roots: Vec<PathBuf>,
     identity: Identity,
     seccomp: bool,
+    /// The kernel's Landlock ABI; `None` when the kernel does not enforce Landlock.
+    landlock_abi: Option<u32>,
+    /// Whether the child enters a private, read-only mount namespace.
+    mount_namespace: bool,
+    /// What the mount namespace makes reachable for the sandbox user (see [`Exposure`]).
+    exposures: Vec<Exposure>,
+}
+
+/// What the sandbox will run with (finds the interpreter at the first call, like [`run`]).
+pub(super) async fn status(
+    config: &Config,
+    host: &tokio::sync::OnceCell<Result<Host, ToolError>>,
+) -> Result<SandboxStatus, ToolError> {
+    let host = host.get_or_init(|| discover(config)).await.clone()?;
+    Ok(SandboxStatus {
+        python: host.python.clone(),
+        landlock_abi: host.landlock_abi,
+        mount_namespace: host.mount_namespace,
+        seccomp: host.seccomp,
+        user_switched: matches!(host.identity, Identity::Switch { .. }),
+        refusal: landlock_gate(config, &host).err().map(|e| e.to_string()),
+    })
+}
+
+/// Without Landlock the sandbox refuses to run unless the configuration opts out.
+fn landlock_gate(config: &Config, host: &Host) -> Result<(), ToolError> {
+    if host.landlock_abi.is_some() || config.allow_without_landlock {
+        return Ok(());
+    }
+    Err(ToolError::Unavailable {
+        reason: "the kernel does not enforce Landlock (the sandbox's file-system boundary): \
+                 the code tool refuses to run; enable the Landlock LSM (Linux 5.13+, `lsm=` \
+                 boot parameter), or accept the weaker sandbox with \
+                 PythonSandbox::builder().allow_without_landlock(true)"
+            .into(),
+    })
 }
 
 /// Runs a checked program: finds the interpreter at the first call (kept in `host`), makes a
@@ -37,6 +77,7 @@ pub(super) async fn run(
     code: &str,
 ) -> Result<ToolOutput, ToolError> {
     let host = host.get_or_init(|| discover(config)).await.clone()?;
+    landlock_gate(config, &host)?;
     let root = config
         .scratch_root
         .clone()
@@ -74,7 +115,18 @@ impl Sandboxed<'_> {
             "deny": self.config.denied,
             "scratch": scratch,
             "ctl_fd": ctl_write.as_raw_fd(),
+            "guards": self.config.python_guards,
         });
+        let landlock = match host.landlock_abi {
+            Some(_) => Some(
+                child::landlock_ruleset(&host.read_roots, Some(scratch)).map_err(|e| {
+                    ToolError::Unavailable {
+                        reason: format!("cannot build the Landlock ruleset: {e}"),
+                    }
+                })?,
+            ),
+            None => None,
+        };
         let mut cmd = Command::new(&host.python);
         // -I: isolated mode (no PYTHON* variables, no user site, no script directory on the
         // path); -B: no bytecode files. No -S: site-packages stay importable (sympy, numpy).
@@ -97,13 +149,21 @@ impl Sandboxed<'_> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-        let plan = ChildPlan::new(
+        let mut plan = ChildPlan::new(
             ctl_write.as_raw_fd(),
             self.config.isolate_network,
             raw_limits(limits),
             host.identity,
             host.seccomp,
         );
+        plan.landlock = landlock;
+        if host.mount_namespace {
+            plan.mounts = Some(MountPlan::new(Some(scratch), &host.exposures).map_err(|e| {
+                ToolError::Unavailable {
+                    reason: format!("cannot prepare the sandbox's mounts: {e}"),
+                }
+            })?);
+        }
         // SAFETY: `ChildPlan::apply` only makes async-signal-safe system calls on data prepared
         // before the fork (see its safety argument); it neither allocates nor unwinds.
         unsafe {
@@ -487,6 +547,7 @@ enum Outcome {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Control {
     network_isolated: bool,
+    mount_namespace: bool,
     running: bool,
     outcome: Option<Outcome>,
 }
@@ -498,6 +559,10 @@ impl Control {
         for line in text.lines() {
             if let Some(flag) = line.strip_prefix("netns=") {
                 control.network_isolated = flag == "1";
+                continue;
+            }
+            if let Some(flag) = line.strip_prefix("mountns=") {
+                control.mount_namespace = flag == "1";
                 continue;
             }
             let Ok(Value::Object(msg)) = serde_json::from_str::<Value>(line) else {
@@ -576,10 +641,7 @@ impl Finished<'_> {
         }
         let privileges = match self.host.identity {
             Identity::Unchanged => "unchanged",
-            Identity::Switch {
-                read_all: false, ..
-            } => "dropped",
-            Identity::Switch { read_all: true, .. } => "dropped_read_all",
+            Identity::Switch { .. } => "dropped",
         };
         ToolOutput {
             content,
@@ -589,7 +651,10 @@ impl Finished<'_> {
                 "truncated": truncated,
                 "network_isolated": self.control.network_isolated,
                 "privileges": privileges,
+                "capabilities": "none",
                 "seccomp": self.host.seccomp,
+                "landlock_abi": self.host.landlock_abi,
+                "mount_namespace": self.control.mount_namespace,
             })),
         }
     }
@@ -637,7 +702,7 @@ impl Scratch {
                         path,
                         removed: false,
                     };
-                    if let Identity::Switch { uid, gid, .. } = identity {
+                    if let Identity::Switch { uid, gid } = identity {
                         std::os::unix::fs::chown(&scratch.path, Some(uid), Some(gid))?;
                     }
                     return Ok(scratch);
@@ -671,38 +736,23 @@ impl Drop for Scratch {
     }
 }
 
-/// Finds the interpreter and probes which identity and seccomp setting it starts under.
+/// Finds the interpreter and the paths it reads, asks the kernel for its Landlock ABI, and probes
+/// the strongest combination of layers the interpreter starts under: seccomp on before off, a
+/// mount namespace before none, another user before the same. Landlock, when the kernel has it,
+/// is in every probe (it is never dropped silently; without it [`landlock_gate`] decides).
 async fn discover(config: &Config) -> Result<Host, ToolError> {
-    let python = resolve_python(&config.python).await?;
+    let (python, read_roots) = resolve_python(&config.python).await?;
+    let landlock_abi = child::landlock_abi();
     let mut candidates = Vec::new();
     let root = child::effective_uid() == 0;
     match config.run_as {
         RunAs::Current => {}
         RunAs::Auto | RunAs::User { .. } if !root => {}
-        RunAs::Auto => {
-            candidates.push(Identity::Switch {
-                uid: 65534,
-                gid: 65534,
-                read_all: false,
-            });
-            candidates.push(Identity::Switch {
-                uid: 65534,
-                gid: 65534,
-                read_all: true,
-            });
-        }
-        RunAs::User { uid, gid } => {
-            candidates.push(Identity::Switch {
-                uid,
-                gid,
-                read_all: false,
-            });
-            candidates.push(Identity::Switch {
-                uid,
-                gid,
-                read_all: true,
-            });
-        }
+        RunAs::Auto => candidates.push(Identity::Switch {
+            uid: 65534,
+            gid: 65534,
+        }),
+        RunAs::User { uid, gid } => candidates.push(Identity::Switch { uid, gid }),
     }
     candidates.push(Identity::Unchanged);
     let seccomp_options: &[bool] = if config.seccomp && child::SECCOMP_SUPPORTED {
@@ -710,27 +760,45 @@ async fn discover(config: &Config) -> Result<Host, ToolError> {
     } else {
         &[false]
     };
+    let scratch_root = config
+        .scratch_root
+        .clone()
+        .unwrap_or_else(std::env::temp_dir);
     let mut last_error = String::new();
     for &seccomp in seccomp_options {
-        for &identity in &candidates {
-            match probe(&python, identity, seccomp).await {
-                Ok(()) => {
-                    if identity == Identity::Unchanged && root && config.run_as != RunAs::Current {
-                        tracing::warn!(
-                            python = %python.display(),
-                            "the code sandbox runs Python as root: the unprivileged user cannot start it"
-                        );
+        for mount_namespace in [true, false] {
+            for &identity in &candidates {
+                // Another user may need the interpreter exposed under a directory it cannot
+                // search; only in a mount namespace, and not over the scratch directories.
+                let exposures = match identity {
+                    Identity::Switch { uid, gid } if mount_namespace => {
+                        let exposures = child::hidden_roots(&read_roots, uid, gid);
+                        if exposures
+                            .iter()
+                            .any(|e| scratch_root.starts_with(&e.hidden))
+                        {
+                            continue;
+                        }
+                        exposures
                     }
-                    if !seccomp && config.seccomp && child::SECCOMP_SUPPORTED {
-                        tracing::warn!("the code sandbox runs without its seccomp filter");
+                    _ => Vec::new(),
+                };
+                let host = Host {
+                    python: python.clone(),
+                    read_roots: read_roots.clone(),
+                    identity,
+                    seccomp,
+                    landlock_abi,
+                    mount_namespace,
+                    exposures,
+                };
+                match probe(&host).await {
+                    Ok(()) => {
+                        report_weaker_layers(config, &host, root);
+                        return Ok(host);
                     }
-                    return Ok(Host {
-                        python,
-                        identity,
-                        seccomp,
-                    });
+                    Err(e) => last_error = e,
                 }
-                Err(e) => last_error = e,
             }
         }
     }
@@ -742,18 +810,86 @@ async fn discover(config: &Config) -> Result<Host, ToolError> {
     })
 }
 
-/// Resolves `python` (a name or path, possibly a wrapper script) to the real interpreter.
-async fn resolve_python(python: &Path) -> Result<PathBuf, ToolError> {
+/// Logs, once, the layers this machine does not give the sandbox.
+fn report_weaker_layers(config: &Config, host: &Host, root: bool) {
+    let python = host.python.display();
+    if host.identity == Identity::Unchanged && root && config.run_as != RunAs::Current {
+        tracing::info!(
+            python = %python,
+            "the code sandbox keeps uid 0 (the unprivileged user cannot reach the interpreter), \
+             without any capability, under Landlock"
+        );
+    }
+    if !host.seccomp && config.seccomp && child::SECCOMP_SUPPORTED {
+        tracing::warn!("the code sandbox runs without its seccomp filter");
+    }
+    if !host.mount_namespace {
+        tracing::warn!("the code sandbox runs without a private read-only mount namespace");
+    }
+    if host.landlock_abi.is_none() {
+        tracing::warn!(
+            allowed = config.allow_without_landlock,
+            "the kernel does not enforce Landlock: the code sandbox has no file-system boundary"
+        );
+    }
+}
+
+/// What the discovery script prints.
+#[derive(serde::Deserialize)]
+struct Discovered {
+    executable: String,
+    recent: bool,
+    paths: Vec<String>,
+}
+
+/// Asks the interpreter for its real executable (`sys.executable`, resolved) and what it reads:
+/// `sys.path`, the directories of the shared objects it has mapped, its prefixes' `lib`
+/// directories. Printed as one JSON line; runs before the sandbox exists, with the host's rights.
+const DISCOVERY_SCRIPT: &str = r#"
+import json, os, sys
+paths = set()
+def add(p):
+    if isinstance(p, str) and os.path.isabs(p) and os.path.exists(p):
+        paths.add(os.path.realpath(p))
+for p in sys.path:
+    add(p)
+for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}:
+    for lib in ("lib", "lib64"):
+        add(os.path.join(prefix, lib))
+add(os.path.realpath(sys.executable))
+try:
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            parts = line.split(None, 5)
+            if len(parts) == 6 and parts[5].startswith("/"):
+                add(os.path.dirname(parts[5].strip()))
+except OSError:
+    pass
+print(json.dumps({"executable": os.path.realpath(sys.executable), "recent": sys.version_info >= (3, 8), "paths": sorted(paths)}))
+"#;
+
+/// Files and directories every interpreter may read besides its own: the dynamic loader's cache
+/// and the system's libraries, time zones.
+const SYSTEM_READ_ROOTS: &[&str] = &[
+    "/lib",
+    "/lib64",
+    "/usr/lib",
+    "/usr/lib64",
+    "/usr/local/lib",
+    "/etc/ld.so.cache",
+    "/etc/localtime",
+    "/usr/share/zoneinfo",
+];
+
+/// Resolves `python` (a name or path, possibly a wrapper script) to the real interpreter, and
+/// lists what it reads (see [`DISCOVERY_SCRIPT`], plus [`SYSTEM_READ_ROOTS`]).
+async fn resolve_python(python: &Path) -> Result<(PathBuf, Vec<PathBuf>), ToolError> {
     let mut cmd = Command::new(python);
-    cmd.args([
-        "-I",
-        "-c",
-        "import sys; print(sys.executable); print(sys.version_info >= (3, 8))",
-    ])
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .kill_on_drop(true);
+    cmd.args(["-I", "-c", DISCOVERY_SCRIPT])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     let output = match tokio::time::timeout(Duration::from_secs(30), cmd.output()).await {
         Ok(Ok(output)) => output,
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -777,10 +913,11 @@ async fn resolve_python(python: &Path) -> Result<PathBuf, ToolError> {
         }
     };
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let mut lines = stdout.lines();
-    let executable = lines.next().unwrap_or_default().trim().to_string();
-    let recent = lines.next().map(str::trim) == Some("True");
-    if !output.status.success() || !recent {
+    let found = stdout
+        .lines()
+        .last()
+        .and_then(|line| serde_json::from_str::<Discovered>(line).ok());
+    let Some(found) = found.filter(|f| f.recent && output.status.success()) else {
         return Err(ToolError::Unavailable {
             reason: format!(
                 "`{}` is not a usable Python 3.8+ interpreter{}",
@@ -788,45 +925,73 @@ async fn resolve_python(python: &Path) -> Result<PathBuf, ToolError> {
                 labelled_tail("stderr", &String::from_utf8_lossy(&output.stderr))
             ),
         });
-    }
-    Ok(if executable.is_empty() {
+    };
+    let executable = if found.executable.is_empty() {
         python.to_path_buf()
     } else {
-        PathBuf::from(executable)
-    })
+        PathBuf::from(found.executable)
+    };
+    let mut roots: Vec<PathBuf> = found.paths.into_iter().map(PathBuf::from).collect();
+    roots.extend(
+        SYSTEM_READ_ROOTS
+            .iter()
+            .map(PathBuf::from)
+            .filter(|p| p.exists()),
+    );
+    roots.push(executable.clone());
+    roots.sort();
+    roots.dedup();
+    Ok((executable, roots))
 }
 
-/// Starts the interpreter once with `identity` and `seccomp`, under generous limits: the probe
-/// decides what the machine allows, once for the sandbox's lifetime, so it must not fail because
-/// of the configured limits (those are reported per call) or of other runs of the same user.
-async fn probe(python: &Path, identity: Identity, seccomp: bool) -> Result<(), String> {
+/// Starts the interpreter once as `host` says (the modules the runner needs imported), under
+/// generous limits: the probe decides what the machine allows, once for the sandbox's lifetime,
+/// so it must not fail because of the configured limits (those are reported per call) or of
+/// other runs of the same user.
+async fn probe(host: &Host) -> Result<(), String> {
     let limits = SandboxLimits {
         max_processes: 1 << 16,
         ..SandboxLimits::default()
     };
+    let landlock = match host.landlock_abi {
+        Some(_) => {
+            Some(child::landlock_ruleset(&host.read_roots, None).map_err(|e| e.to_string())?)
+        }
+        None => None,
+    };
     let (_ctl_read, ctl_write) = child::control_pipe().map_err(|e| e.to_string())?;
-    let mut cmd = Command::new(python);
-    cmd.args(["-I", "-B", "-c", "pass"])
-        .env_clear()
-        .envs(sandbox_env(Path::new("/")))
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let plan = ChildPlan::new(
+    let mut cmd = Command::new(&host.python);
+    cmd.args([
+        "-I",
+        "-B",
+        "-c",
+        "import ast, json, re, traceback, types, subprocess",
+    ])
+    .env_clear()
+    .envs(sandbox_env(Path::new("/")))
+    .current_dir("/")
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true);
+    let mut plan = ChildPlan::new(
         ctl_write.as_raw_fd(),
         false,
         raw_limits(&limits),
-        identity,
-        seccomp,
+        host.identity,
+        host.seccomp,
     );
+    plan.landlock = landlock;
+    if host.mount_namespace {
+        plan.mounts = Some(MountPlan::new(None, &host.exposures).map_err(|e| e.to_string())?);
+    }
     // SAFETY: as in `execute`: the closure only makes async-signal-safe system calls.
     unsafe {
         cmd.pre_exec(move || plan.apply());
     }
     let spawned = cmd.spawn();
     drop(ctl_write);
+    drop(cmd);
     let child = spawned.map_err(|e| e.to_string())?;
     let group = GroupGuard(child.id());
     let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
@@ -879,6 +1044,66 @@ mod tests {
             c.outcome,
             Some(Outcome::Refused(vec!["a".into(), "b".into()]))
         );
+    }
+
+    /// Without Landlock the sandbox refuses, saying how to opt out; with the opt-out it runs.
+    #[test]
+    fn no_landlock_refuses_unless_allowed() {
+        let host = Host {
+            python: PathBuf::from("/usr/bin/python3"),
+            read_roots: Vec::new(),
+            identity: Identity::Unchanged,
+            seccomp: true,
+            landlock_abi: None,
+            mount_namespace: false,
+            exposures: Vec::new(),
+        };
+        let strict = super::super::PythonSandbox::builder().build();
+        let err = landlock_gate(&strict.config, &host).unwrap_err();
+        assert_eq!(err.kind(), "unavailable");
+        assert!(err.to_string().contains("allow_without_landlock"), "{err}");
+        let relaxed = super::super::PythonSandbox::builder()
+            .allow_without_landlock(true)
+            .build();
+        assert!(landlock_gate(&relaxed.config, &host).is_ok());
+        let with_landlock = Host {
+            landlock_abi: Some(1),
+            ..host
+        };
+        assert!(landlock_gate(&strict.config, &with_landlock).is_ok());
+    }
+
+    /// A root under a directory others cannot search is exposed from the topmost such
+    /// directory; nested roots ride along with their parent root; reachable roots need nothing.
+    #[test]
+    fn hidden_roots_start_at_the_topmost_closed_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = tempfile::tempdir().unwrap();
+        let closed = base.path().join("home");
+        let prefix = closed.join("pyenv/versions/3.11");
+        std::fs::create_dir_all(prefix.join("lib/site")).unwrap();
+        std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let roots = vec![
+            prefix.join("lib"),
+            prefix.join("lib/site"),
+            PathBuf::from("/usr/lib"),
+        ];
+        let exposures = child::hidden_roots(&roots, 65534, 65534);
+        assert_eq!(
+            exposures,
+            vec![Exposure {
+                hidden: closed,
+                roots: vec![prefix.join("lib")],
+            }]
+        );
+        assert!(child::hidden_roots(&[PathBuf::from("/usr/lib")], 65534, 65534).is_empty());
+    }
+
+    #[test]
+    fn mount_namespace_is_read_from_the_control_pipe() {
+        assert!(Control::parse(b"netns=0\nmountns=1\n").mount_namespace);
+        assert!(!Control::parse(b"netns=1\nmountns=0\n").mount_namespace);
     }
 
     #[test]

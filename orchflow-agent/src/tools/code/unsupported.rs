@@ -1,6 +1,6 @@
 //! Where the sandbox cannot run (not Linux): every call says so.
 
-use super::Config;
+use super::{Config, SandboxStatus};
 use crate::tools::{ToolError, ToolOutput};
 
 /// Nothing is found out about a host the sandbox does not support.
@@ -13,11 +13,23 @@ pub(super) async fn run(
     _host: &tokio::sync::OnceCell<Result<Host, ToolError>>,
     _code: &str,
 ) -> Result<ToolOutput, ToolError> {
-    Err(ToolError::Unavailable {
+    Err(unsupported())
+}
+
+/// There is nothing to report: the sandbox does not run here.
+pub(super) async fn status(
+    _config: &Config,
+    _host: &tokio::sync::OnceCell<Result<Host, ToolError>>,
+) -> Result<SandboxStatus, ToolError> {
+    Err(unsupported())
+}
+
+fn unsupported() -> ToolError {
+    ToolError::Unavailable {
         reason: format!(
-            "the Python sandbox needs Linux (process limits, network namespaces, seccomp); \
+            "the Python sandbox needs Linux (Landlock, namespaces, seccomp, process limits); \
              this build is for {}",
             std::env::consts::OS
         ),
-    })
+    }
 }
