@@ -237,8 +237,8 @@ async fn concurrent_answers_in_two_processes_have_one_winner() {
         let log = dir.path().join("side-effects.log");
         let store = JsonCheckpointStore::new(dir.path().join("runs"));
         let run_id = suspended_run(store.clone()).await;
-        let a = child(&store.dir().to_path_buf(), run_id, "yes", &log);
-        let b = child(&store.dir().to_path_buf(), run_id, "no", &log);
+        let a = child(store.dir(), run_id, "yes", &log);
+        let b = child(store.dir(), run_id, "no", &log);
         let mut told = [said(a), said(b)];
         told.sort();
         let winners: Vec<_> = told.iter().filter(|t| t.starts_with("ok ")).collect();
