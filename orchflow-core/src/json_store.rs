@@ -49,7 +49,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// over with the next fencing token. Claiming locks the `.claim` file only while it reads and
 /// rewrites it, so two processes claiming at once are serialised and exactly one wins. Dropping
 /// the claim marks the file free. No descriptor is held per claimed run: one per store for its
-/// session, plus at most a few dozen cached journal handles.
+/// session, plus at most 16 cached journal handles.
 ///
 /// Within a store value, each claimed run's last `seq` is kept in memory; an append whose `seq`
 /// is not the next one is [`StoreError::OutOfSequence`], and a write with a released claim is
@@ -77,8 +77,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// Temporary files left behind by a crash (`*.json.tmp.*`) are never read and can be deleted.
 ///
 /// The store is cheap to clone: clones share the directory, the session and the open journal
-/// handles. Its file I/O runs on tokio's blocking thread pool, at most [`MAX_PARALLEL_IO`]
-/// operations at a time, so that many concurrent runs do not exhaust the process's descriptors.
+/// handles. Its file I/O runs on tokio's blocking thread pool, at most 16 operations at a time,
+/// so that many concurrent runs do not exhaust the process's descriptors; an operation that
+/// still finds none free closes the cached journal handles and tries again.
 ///
 /// ```
 /// use orchflow_core::JsonCheckpointStore;
@@ -134,7 +135,7 @@ pub struct JsonCheckpointStore {
 }
 
 /// How many file operations of one store run at once on the blocking pool.
-pub const MAX_PARALLEL_IO: usize = 16;
+const MAX_PARALLEL_IO: usize = 16;
 
 /// How many journal handles one store keeps open between appends; past that, an append opens
 /// and closes its journal.
