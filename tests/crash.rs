@@ -4,7 +4,8 @@
 //!
 //! The helper process is this test binary itself. [`crash_worker`] is an `#[ignore]`d test that
 //! does nothing unless `ORCHFLOW_CRASH_WORKER` is set; the driver,
-//! [`sigkill_and_resume_until_done`], re-executes `std::env::current_exe()` with
+//! [`sigkill_and_resume_until_done`] (and [`two_workers_race_until_done`], see *Two workers
+//! racing*), re-executes `std::env::current_exe()` with
 //! `--ignored --exact crash_worker --nocapture --test-threads=1` and these variables:
 //!
 //! * `ORCHFLOW_CRASH_WORKER=1`: be the worker;
@@ -70,6 +71,51 @@
 //! `ORCHFLOW_CRASH_KILLS` sets the number of kills (default 50; thousands for a soak run) and
 //! `ORCHFLOW_CRASH_SEED` the seed of the driver's kill delays (printed in the summary). A failing
 //! run leaves its directory (named in the panic message) for inspection.
+//!
+//! # Two workers racing
+//!
+//! [`two_workers_race_until_done`] checks one writer per run (the claims of
+//! [`CheckpointStore`]): two workers race for each run, on the same directory and run id. Each
+//! round the driver starts two workers at once, each to be SIGKILLed after its own random
+//! 1–25 ms, so that a round kills one, both or none of them; while one still runs, a worker that
+//! ended (killed, or busy) is replaced by a new one, at most twice a round, so that a worker also
+//! arrives while the holder dies and takes the run over. Rounds follow each other until a worker
+//! completes the run.
+//!
+//! A racing worker has `ORCHFLOW_CRASH_TAG` set to its number in the run (its tag). It resumes
+//! the run and, when the store has none, starts it with `run_as`; if the other worker holds the
+//! run (`ResumeError::Store(RunBusy)`, or `FlowError::Checkpoint(RunBusy | RunExists)` in the
+//! result of `run_as`) it exits with status 3 ("busy", a normal end) without running anything.
+//! Its lines end with `@<tag>`, and its store (a [`Tattler`] around the JSON store) also logs
+//! `#claim:<seq>:<status>` once it holds the run's claim (the journal's last `seq` and the
+//! run's status then; 0 for a run it creates) and `#completed` once it has written the completed
+//! document. A worker that exits 0 writes the output to `<run id>.<tag>.output`.
+//!
+//! After each kill while another worker still runs, the checkpoint is loaded: it must load and
+//! never go backwards. At the end of each round (no worker running) the checks are:
+//!
+//! * the checkpoint loads, has the status `running` or `completed`, never goes backwards, and
+//!   every step it covers has run;
+//! * **one writer at a time**: each worker's lines are contiguous (no worker logs after another
+//!   has started logging), a worker runs steps only after its claim line, and a busy worker
+//!   logs nothing;
+//! * **no checkpointed step runs again**: no worker runs a step that the checkpoint covered when
+//!   it claimed the run (the current journal up to the claimed `seq`: a journal only grows), and
+//!   that checkpoint only covers steps that had run;
+//! * a step runs twice only if all its runs but the last were in workers that were killed (it
+//!   was in flight), at most 3 per killed worker, never twice in one worker; every line is a
+//!   known step execution, and `skip` never runs;
+//! * at most one worker writes the completed document, and a worker that exits 0 either did or
+//!   found the run completed when it claimed it.
+//!
+//! At the end of a run: the checkpoint's output and every output file equal the uninterrupted
+//! run's, every step ran; then two workers started at once on the completed run both end (0,
+//! or busy for one of them) without running anything, and one more, alone, must return the
+//! result (every claim was released).
+//!
+//! `ORCHFLOW_CRASH_RACE_KILLS` sets the number of kills of this mode (default 400; thousands for
+//! a soak run) and `ORCHFLOW_CRASH_RACE_SEED` the seed of its kill delays. The reference run is
+//! made once per process, for both modes.
 
 #![cfg(unix)]
 
@@ -78,18 +124,22 @@
 mod kill_harness;
 use kill_harness::{
     Ended, Rng, Trial, Worker, kills_and_seed, mix, read_log, scratch_root, shared_random,
+    wait_uninterrupted, was_killed,
 };
 
 use orchflow::store::{
-    Checkpoint, Claim, JournalEntry, PointRecord, RunDocument, RunStatus, StoreFuture,
+    Checkpoint, Claim, JournalEntry, PointRecord, RunDocument, RunStatus, StoreError, StoreFuture,
 };
-use orchflow::{CheckpointStore, JsonCheckpointStore, MemoryStore, RunId, flow, step};
+use orchflow::{
+    CheckpointStore, FlowError, JsonCheckpointStore, MemoryStore, ResumeError, RunId, flow, step,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Display;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -99,6 +149,10 @@ const RUN_ENV: &str = "ORCHFLOW_CRASH_RUN";
 const LOG_ENV: &str = "ORCHFLOW_CRASH_LOG";
 const KILLS_ENV: &str = "ORCHFLOW_CRASH_KILLS";
 const SEED_ENV: &str = "ORCHFLOW_CRASH_SEED";
+/// Set for a racing worker (see *Two workers racing*): its tag, which ends each of its lines.
+const TAG_ENV: &str = "ORCHFLOW_CRASH_TAG";
+const RACE_KILLS_ENV: &str = "ORCHFLOW_CRASH_RACE_KILLS";
+const RACE_SEED_ENV: &str = "ORCHFLOW_CRASH_RACE_SEED";
 
 /// How the driver starts a worker: this binary, running only the worker test.
 const WORKER: Worker = Worker {
@@ -143,6 +197,21 @@ const KILL_DELAY_MS: (u64, u64) = (1, 25);
 const MAX_SPAWNS_PER_RUN: usize = 500;
 /// How long a worker that is not killed may take.
 const WORKER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The exit status of a racing worker that found the run held by the other one (`RunBusy`, or
+/// `RunExists` when it tried to start the run): it ran nothing.
+const BUSY: i32 = 3;
+/// Default kills of the racing mode.
+const RACE_KILLS: usize = 400;
+/// How many times, in one round of the racing mode, a worker that ended is replaced while the
+/// other one still runs.
+const RACE_RESPAWNS: usize = 2;
+/// A racing run that has not completed after this many workers is not making progress.
+const MAX_SPAWNS_PER_RACE: usize = 2000;
+/// The start of a racing worker's line for a claim it took: `#claim:<seq>:<status>`, the
+/// journal's last `seq` and the run's status when it took it.
+const CLAIM_LINE: &str = "#claim:";
+/// A racing worker's line once it has written the completed document.
+const COMPLETED_LINE: &str = "#completed";
 
 // ----- the flow -----
 
@@ -176,10 +245,21 @@ async fn settle() {
     }
 }
 
+/// A racing worker's tag (from `ORCHFLOW_CRASH_TAG`): `@<tag>` ends each of its lines.
+static TAG: OnceLock<String> = OnceLock::new();
+
 /// The side effect: one line, appended with a single write.
 fn effect(step: &str, key: impl Display) {
+    log_line(format_args!("{step}:{key}"));
+}
+
+/// Appends `text` (and the worker's tag, if it has one) to the log with a single write.
+fn log_line(text: impl Display) {
     let path = LOG.get().expect("the side-effect log is set");
-    let line = format!("{step}:{key}\n");
+    let line = match TAG.get() {
+        Some(tag) => format!("{text}@{tag}\n"),
+        None => format!("{text}\n"),
+    };
     let mut file = OpenOptions::new()
         .create(true)
         .append(true)
@@ -409,6 +489,10 @@ fn crash_worker() {
         .enable_all()
         .build()
         .expect("a runtime");
+    if let Ok(tag) = std::env::var(TAG_ENV) {
+        TAG.set(tag.clone()).expect("the tag is set once");
+        return rt.block_on(race_worker(&dir, run_id, &tag));
+    }
     rt.block_on(async move {
         let store = JsonCheckpointStore::new(&dir);
         let f = crash_flow!();
@@ -434,6 +518,102 @@ fn crash_worker() {
 
 fn output_path(dir: &Path, run_id: RunId) -> PathBuf {
     dir.join(format!("{run_id}.output"))
+}
+
+/// A racing worker's output file (each has its own: two may write theirs at once).
+fn race_output_path(dir: &Path, run_id: RunId, tag: &str) -> PathBuf {
+    dir.join(format!("{run_id}.{tag}.output"))
+}
+
+/// A racing worker (see *Two workers racing* in the header): resumes the run, or starts it if
+/// the store has none; exits with [`BUSY`] if the other worker holds it.
+async fn race_worker(dir: &Path, run_id: RunId, tag: &str) {
+    let f = crash_flow!();
+    let durable = f.durable(Tattler {
+        inner: JsonCheckpointStore::new(dir),
+    });
+    let busy = |e: &dyn Display| -> ! {
+        eprintln!("worker {tag}: run {run_id} is busy: {e}");
+        std::process::exit(BUSY)
+    };
+    let result = match durable.resume(run_id).await {
+        Ok(result) => result,
+        Err(ResumeError::NotFound(_)) => durable.run_as(run_id, INPUT, ()).await,
+        Err(ResumeError::Store(e @ StoreError::RunBusy { .. })) => busy(&e),
+        Err(e) => panic!("resume run {run_id}: {e}"),
+    };
+    if let Some(FlowError::Checkpoint(
+        e @ (StoreError::RunBusy { .. } | StoreError::RunExists(_)),
+    )) = &result.error
+    {
+        assert!(
+            result.failed_step.is_none() && result.traces.is_empty(),
+            "run {run_id}: {e} after steps ran"
+        );
+        busy(e);
+    }
+    assert!(
+        result.success,
+        "run {run_id} failed at {:?}: {:?}",
+        result.failed_step, result.error
+    );
+    let output = result.output.expect("a successful run has an output");
+    let json = serde_json::to_vec(&output).expect("the output is JSON");
+    fs::write(race_output_path(dir, run_id, tag), json).expect("write the output");
+}
+
+/// A racing worker's store: the JSON store, logging `#claim:<seq>:<status>` once it holds the
+/// run's claim (`seq`: the journal's last entry then, 0 for a run it creates; `status`: the
+/// document's) and `#completed` once it has written the completed document.
+struct Tattler {
+    inner: JsonCheckpointStore,
+}
+
+impl CheckpointStore for Tattler {
+    fn create<'a>(&'a self, document: &'a RunDocument) -> StoreFuture<'a, Claim> {
+        Box::pin(async move {
+            let claim = self.inner.create(document).await?;
+            log_line(format_args!("{CLAIM_LINE}0:{:?}", document.status));
+            Ok(claim)
+        })
+    }
+
+    fn claim<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Claim> {
+        Box::pin(async move {
+            let claim = self.inner.claim(run_id).await?;
+            let checkpoint = self
+                .inner
+                .load(run_id)
+                .await?
+                .unwrap_or_else(|| panic!("run {run_id} is claimed and has no checkpoint"));
+            let seq = checkpoint.journal.last().map_or(0, |e| e.seq);
+            let status = &checkpoint.document.status;
+            log_line(format_args!("{CLAIM_LINE}{seq}:{status:?}"));
+            Ok(claim)
+        })
+    }
+
+    fn put_document<'a>(
+        &'a self,
+        claim: &'a Claim,
+        document: &'a RunDocument,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.inner.put_document(claim, document).await?;
+            if document.status == RunStatus::Completed {
+                log_line(COMPLETED_LINE);
+            }
+            Ok(())
+        })
+    }
+
+    fn append<'a>(&'a self, claim: &'a Claim, entry: &'a JournalEntry) -> StoreFuture<'a, ()> {
+        self.inner.append(claim, entry)
+    }
+
+    fn load<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<Checkpoint>> {
+        self.inner.load(run_id)
+    }
 }
 
 // ----- the reference: an uninterrupted run -----
@@ -676,6 +856,22 @@ async fn reference(scratch: &Path) -> Reference {
         branches,
         inner,
     }
+}
+
+/// The reference, made once per process: both tests use it, and the side-effect log of this
+/// process can be set only once.
+fn shared_reference() -> &'static Reference {
+    static REFERENCE: OnceLock<Reference> = OnceLock::new();
+    REFERENCE.get_or_init(|| {
+        let scratch = scratch_root("orchflow-crash-reference");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let reference = rt.block_on(reference(&scratch));
+        fs::remove_dir_all(&scratch).unwrap();
+        reference
+    })
 }
 
 impl Reference {
@@ -963,14 +1159,14 @@ fn sigkill_and_resume_until_done() {
         .enable_all()
         .build()
         .unwrap();
-    let reference = rt.block_on(reference(&root));
+    let reference = shared_reference();
 
     let mut totals = Totals::default();
     while totals.kills < target {
         totals.runs += 1;
         let dir = root.join(format!("run-{}", totals.runs));
         let mut run = Run {
-            reference: &reference,
+            reference,
             rt: &rt,
             store: JsonCheckpointStore::new(&dir),
             trial: Trial::new(dir, RunId::new_v4()),
@@ -1001,6 +1197,682 @@ fn sigkill_and_resume_until_done() {
         totals.kills_inside_arm,
         totals.duplicates,
         totals.kills_at,
+        started.elapsed()
+    );
+}
+
+// ----- two workers racing -----
+
+/// How a racing worker ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// Spawned, not ended yet.
+    Running,
+    /// SIGKILLed by the driver.
+    Killed,
+    /// Exited 0: it completed the run, or found it completed.
+    Completed,
+    /// Exited [`BUSY`]: the other worker held the run.
+    Busy,
+}
+
+/// A line of a racing worker.
+enum Logged {
+    /// A step execution (`<step>:<key>`).
+    Step(String),
+    /// It took the run's claim when the journal's last entry was `seq`.
+    Claim { seq: u64, completed: bool },
+    /// It wrote the completed document.
+    Completed,
+}
+
+/// A racing worker the driver started, to be killed at `deadline` if still running.
+struct Racer {
+    child: Child,
+    tag: usize,
+    deadline: Instant,
+}
+
+#[derive(Default)]
+struct RaceTotals {
+    runs: usize,
+    rounds: usize,
+    spawns: usize,
+    kills: usize,
+    /// Rounds in which both workers (or a worker and its replacement) were killed.
+    rounds_with_two_kills: usize,
+    busy: usize,
+    /// Loads of the checkpoint just after a kill, while another worker ran.
+    loads_while_racing: usize,
+    /// From the completed runs' logs:
+    claims: usize,
+    /// Claims taken from a killed holder.
+    takeovers: usize,
+    /// Kills of a worker that held the run.
+    kills_holding: usize,
+    /// Kills that left steps in flight (run again by a later worker).
+    kills_in_flight: usize,
+    duplicates: usize,
+}
+
+/// What a racing run's log shows.
+#[derive(Default)]
+struct LogSummary {
+    claims: usize,
+    takeovers: usize,
+    kills_holding: usize,
+    kills_in_flight: usize,
+    duplicates: usize,
+}
+
+/// One run raced for by two workers at a time.
+struct Race<'a> {
+    reference: &'a Reference,
+    rt: &'a tokio::runtime::Runtime,
+    dir: PathBuf,
+    log: PathBuf,
+    run_id: RunId,
+    store: JsonCheckpointStore,
+    /// Every worker's fate; its index is its tag.
+    fates: Vec<Fate>,
+    kills: usize,
+    /// Log lines at the end of the last round.
+    lines: Vec<String>,
+    /// What the checkpoint covered at the end of the last round.
+    covered: BTreeSet<String>,
+}
+
+impl Race<'_> {
+    fn new<'a>(
+        reference: &'a Reference,
+        rt: &'a tokio::runtime::Runtime,
+        dir: PathBuf,
+    ) -> Race<'a> {
+        fs::create_dir_all(&dir).expect("create the run's directory");
+        Race {
+            reference,
+            rt,
+            log: dir.join("effects.log"),
+            store: JsonCheckpointStore::new(&dir),
+            dir,
+            run_id: RunId::new_v4(),
+            fates: Vec::new(),
+            kills: 0,
+            lines: Vec::new(),
+            covered: BTreeSet::new(),
+        }
+    }
+
+    fn what(&self) -> String {
+        format!(
+            "racing run {} in {} (after {} workers, {} kills)",
+            self.run_id,
+            self.dir.display(),
+            self.fates.len(),
+            self.kills
+        )
+    }
+
+    fn stderr(&self, tag: usize) -> PathBuf {
+        self.dir.join(format!("worker-{tag}.stderr"))
+    }
+
+    /// Starts worker number `fates.len()`, to be killed after `delay`.
+    fn spawn(&mut self, delay: Duration, totals: &mut RaceTotals) -> Racer {
+        assert!(
+            self.fates.len() < MAX_SPAWNS_PER_RACE,
+            "{}: not complete after {MAX_SPAWNS_PER_RACE} workers",
+            self.what()
+        );
+        totals.spawns += 1;
+        let tag = self.fates.len();
+        self.fates.push(Fate::Running);
+        let child = WORKER.spawn_with(
+            &self.dir,
+            self.run_id,
+            &self.log,
+            &self.stderr(tag),
+            &[(TAG_ENV, &tag.to_string())],
+        );
+        Racer {
+            child,
+            tag,
+            deadline: Instant::now() + delay,
+        }
+    }
+
+    /// Records how worker `tag` ended; a worker that failed fails the test.
+    fn ended(&mut self, tag: usize, status: ExitStatus) -> Fate {
+        let fate = if status.success() {
+            Fate::Completed
+        } else if status.code() == Some(BUSY) {
+            Fate::Busy
+        } else if was_killed(status) {
+            Fate::Killed
+        } else {
+            let stderr = fs::read_to_string(self.stderr(tag)).unwrap_or_default();
+            panic!(
+                "{}: worker {tag} failed ({status}); its stderr:\n{stderr}",
+                self.what()
+            );
+        };
+        self.fates[tag] = fate;
+        if fate == Fate::Killed {
+            self.kills += 1;
+        }
+        fate
+    }
+
+    /// One round: two workers started at once, each SIGKILLed after its own random delay if
+    /// still running; while one runs, one that ended (killed or busy) is replaced, at most
+    /// [`RACE_RESPAWNS`] times. The round ends when no worker runs; returns whether the run
+    /// is complete.
+    fn round(&mut self, rng: &mut Rng, totals: &mut RaceTotals) -> bool {
+        totals.rounds += 1;
+        let mut delay = || Duration::from_millis(rng.range(KILL_DELAY_MS.0, KILL_DELAY_MS.1));
+        let mut live = vec![self.spawn(delay(), totals), self.spawn(delay(), totals)];
+        let (mut respawns, mut kills) = (0, 0);
+        while !live.is_empty() {
+            std::thread::sleep(Duration::from_millis(1));
+            let mut i = 0;
+            while i < live.len() {
+                let status = match live[i].child.try_wait().expect("poll a worker") {
+                    Some(status) => status,
+                    None if Instant::now() >= live[i].deadline => {
+                        let child = &mut live[i].child;
+                        child.kill().expect("kill a worker");
+                        child.wait().expect("reap a worker")
+                    }
+                    None => {
+                        i += 1;
+                        continue;
+                    }
+                };
+                let racer = live.swap_remove(i);
+                let fate = self.ended(racer.tag, status);
+                match fate {
+                    Fate::Killed => {
+                        kills += 1;
+                        if !live.is_empty() {
+                            self.load_while_racing();
+                            totals.loads_while_racing += 1;
+                        }
+                    }
+                    Fate::Busy => totals.busy += 1,
+                    Fate::Completed | Fate::Running => {}
+                }
+                if fate != Fate::Completed && !live.is_empty() && respawns < RACE_RESPAWNS {
+                    respawns += 1;
+                    live.push(self.spawn(delay(), totals));
+                }
+            }
+        }
+        totals.kills += kills;
+        if kills >= 2 {
+            totals.rounds_with_two_kills += 1;
+        }
+        self.check_round()
+    }
+
+    /// Loads the checkpoint while a worker may be writing it: the load succeeds and the
+    /// checkpoint never goes backwards.
+    fn load_while_racing(&self) {
+        let what = || format!("{} (loaded while a worker ran)", self.what());
+        let loaded = self
+            .rt
+            .block_on(self.store.load(self.run_id))
+            .unwrap_or_else(|e| panic!("{}: unreadable checkpoint: {e}", what()));
+        let covered = match &loaded {
+            None => BTreeSet::new(),
+            Some(checkpoint) => {
+                let status = &checkpoint.document.status;
+                assert!(
+                    matches!(status, RunStatus::Running | RunStatus::Completed),
+                    "{}: status {status:?}",
+                    what()
+                );
+                self.reference.covered(checkpoint, &what)
+            }
+        };
+        assert!(
+            self.covered.is_subset(&covered),
+            "{}: the checkpoint went backwards: it lost {:?}",
+            what(),
+            self.covered.difference(&covered).collect::<Vec<_>>()
+        );
+    }
+
+    /// The checks at the end of a round, when no worker runs (see the header).
+    fn check_round(&mut self) -> bool {
+        let what = || self.what();
+        let lines = read_log(&self.log);
+        assert!(
+            lines.starts_with(&self.lines),
+            "{}: the log was rewritten",
+            what()
+        );
+        let loaded = self
+            .rt
+            .block_on(self.store.load(self.run_id))
+            .unwrap_or_else(|e| panic!("{}: unreadable checkpoint: {e}", what()));
+        let covered = match &loaded {
+            None => {
+                assert!(
+                    lines.is_empty(),
+                    "{}: workers logged before the run had a checkpoint: {lines:#?}",
+                    what()
+                );
+                BTreeSet::new()
+            }
+            Some(checkpoint) => {
+                let status = &checkpoint.document.status;
+                assert!(
+                    matches!(status, RunStatus::Running | RunStatus::Completed),
+                    "{}: status {status:?}",
+                    what()
+                );
+                self.reference.covered(checkpoint, &what)
+            }
+        };
+        assert!(
+            self.covered.is_subset(&covered),
+            "{}: the checkpoint went backwards: it lost {:?}",
+            what(),
+            self.covered.difference(&covered).collect::<Vec<_>>()
+        );
+        self.check_log(&lines, loaded.as_ref());
+        let logged: BTreeSet<String> = lines
+            .iter()
+            .filter_map(|line| match self.parse(line).1 {
+                Logged::Step(key) => Some(key),
+                _ => None,
+            })
+            .collect();
+        let unlogged: Vec<_> = covered.difference(&logged).collect();
+        assert!(
+            unlogged.is_empty(),
+            "{}: checkpointed steps that never ran: {unlogged:?}",
+            what()
+        );
+        let completed = self.fates.contains(&Fate::Completed);
+        if completed {
+            let checkpoint = loaded
+                .as_ref()
+                .unwrap_or_else(|| panic!("{}: completed without a checkpoint", what()));
+            assert_eq!(
+                checkpoint.document.status,
+                RunStatus::Completed,
+                "{}",
+                what()
+            );
+            assert_eq!(
+                checkpoint.document.output.as_ref(),
+                Some(&self.reference.output),
+                "{}: the checkpoint's output",
+                what()
+            );
+            assert_eq!(covered, self.reference.keys, "{}", what());
+        }
+        self.lines = lines;
+        self.covered = covered;
+        completed
+    }
+
+    /// A line as its worker's tag and what it says.
+    fn parse(&self, line: &str) -> (usize, Logged) {
+        let what = || format!("{}: line `{line}`", self.what());
+        let (text, tag) = line
+            .rsplit_once('@')
+            .unwrap_or_else(|| panic!("{}: no worker's tag", what()));
+        let tag: usize = tag
+            .parse()
+            .ok()
+            .filter(|t| *t < self.fates.len())
+            .unwrap_or_else(|| panic!("{}: not the tag of a worker of this run", what()));
+        let logged = if let Some(claim) = text.strip_prefix(CLAIM_LINE) {
+            let (seq, status) = claim
+                .split_once(':')
+                .unwrap_or_else(|| panic!("{}: a claim without a status", what()));
+            let seq = seq
+                .parse()
+                .unwrap_or_else(|_| panic!("{}: a claim's seq is a number", what()));
+            let completed = match status {
+                "Running" => false,
+                "Completed" => true,
+                _ => panic!("{}: a claim of a run with status {status}", what()),
+            };
+            Logged::Claim { seq, completed }
+        } else if text == COMPLETED_LINE {
+            Logged::Completed
+        } else {
+            assert!(!text.starts_with("skip:"), "{}: the else arm ran", what());
+            assert!(
+                self.reference.keys.contains(text),
+                "{}: not a step execution of the flow",
+                what()
+            );
+            Logged::Step(text.to_owned())
+        };
+        (tag, logged)
+    }
+
+    /// What the checkpoint covered when its journal's last entry was `seq`: the journal only
+    /// grows, so that is the current journal up to `seq`.
+    fn covered_at(&self, checkpoint: Option<&Checkpoint>, seq: u64) -> BTreeSet<String> {
+        let what = || format!("{} (its journal up to seq {seq})", self.what());
+        if seq == 0 {
+            return BTreeSet::new();
+        }
+        let checkpoint = checkpoint.unwrap_or_else(|| panic!("{}: claimed and then lost", what()));
+        let journal: Vec<JournalEntry> = checkpoint
+            .journal
+            .iter()
+            .filter(|e| e.seq <= seq)
+            .cloned()
+            .collect();
+        assert_eq!(
+            journal.len() as u64,
+            seq,
+            "{}: the journal lost entries a worker had claimed after",
+            what()
+        );
+        let prefix = Checkpoint {
+            document: checkpoint.document.clone(),
+            journal,
+        };
+        self.reference.covered(&prefix, &what)
+    }
+
+    /// The whole log against the workers' fates (see the header): one writer at a time,
+    /// nothing run without the claim or by a busy worker, no checkpointed step run again, a
+    /// step run again only after a kill with it in flight, one completion at most.
+    fn check_log(&self, lines: &[String], checkpoint: Option<&Checkpoint>) -> LogSummary {
+        let what = || self.what();
+        let parsed: Vec<(usize, Logged)> = lines.iter().map(|l| self.parse(l)).collect();
+        let mut summary = LogSummary::default();
+
+        // One writer at a time: each worker's lines are contiguous.
+        let mut finished = BTreeSet::new();
+        for pair in parsed.windows(2) {
+            let (before, after) = (pair[0].0, pair[1].0);
+            if before != after {
+                finished.insert(before);
+                assert!(
+                    !finished.contains(&after),
+                    "{}: worker {after} logged again after worker {before}: two workers wrote \
+                     the run at once",
+                    what()
+                );
+            }
+        }
+
+        // Each worker: its claim first, then steps its claim's checkpoint did not cover.
+        let mut claims: HashMap<usize, BTreeSet<String>> = HashMap::new();
+        let mut logged: BTreeSet<&String> = BTreeSet::new();
+        let mut runs_of: BTreeMap<&String, Vec<usize>> = BTreeMap::new();
+        let mut completions = Vec::new();
+        let mut holder: Option<usize> = None;
+        for (i, (tag, entry)) in parsed.iter().enumerate() {
+            let tag = *tag;
+            let line = || format!("line {} (`{}`)", i + 1, lines[i]);
+            assert!(
+                self.fates[tag] != Fate::Busy,
+                "{}: worker {tag} found the run busy and exited {BUSY}, but logged {}",
+                what(),
+                line()
+            );
+            match entry {
+                Logged::Claim { seq, completed } => {
+                    let covered = self.covered_at(checkpoint, *seq);
+                    let unlogged: Vec<_> = covered.iter().filter(|k| !logged.contains(k)).collect();
+                    assert!(
+                        unlogged.is_empty(),
+                        "{}: {}: the claimed checkpoint covers steps that had not run: \
+                         {unlogged:?}",
+                        what(),
+                        line()
+                    );
+                    if *completed {
+                        assert_eq!(covered, self.reference.keys, "{}: {}", what(), line());
+                    }
+                    assert!(
+                        claims.insert(tag, covered).is_none(),
+                        "{}: {}: worker {tag} claimed the run twice",
+                        what(),
+                        line()
+                    );
+                    summary.claims += 1;
+                    if holder.is_some_and(|h| self.fates[h] == Fate::Killed) {
+                        summary.takeovers += 1;
+                    }
+                    holder = Some(tag);
+                }
+                Logged::Step(key) => {
+                    let covered = claims.get(&tag).unwrap_or_else(|| {
+                        panic!(
+                            "{}: {}: worker {tag} ran a step without the claim",
+                            what(),
+                            line()
+                        )
+                    });
+                    assert!(
+                        !covered.contains(key),
+                        "{}: {}: worker {tag} ran `{key}` again, although the checkpoint \
+                         covered it when the worker claimed the run",
+                        what(),
+                        line()
+                    );
+                    let runs = runs_of.entry(key).or_default();
+                    assert!(
+                        !runs.contains(&tag),
+                        "{}: {}: `{key}` ran twice in worker {tag}",
+                        what(),
+                        line()
+                    );
+                    runs.push(tag);
+                    logged.insert(key);
+                }
+                Logged::Completed => {
+                    assert!(
+                        claims.contains_key(&tag),
+                        "{}: {}: worker {tag} completed the run without its claim",
+                        what(),
+                        line()
+                    );
+                    completions.push(tag);
+                }
+            }
+        }
+
+        // A step runs again only if the worker that ran it was killed (with it in flight).
+        let mut reruns: BTreeMap<usize, usize> = BTreeMap::new();
+        for (key, runs) in &runs_of {
+            for tag in &runs[..runs.len() - 1] {
+                assert_eq!(
+                    self.fates[*tag],
+                    Fate::Killed,
+                    "{}: `{key}` ran in worker {tag}, which was not killed, and again in worker {}",
+                    what(),
+                    runs[runs.len() - 1]
+                );
+                *reruns.entry(*tag).or_default() += 1;
+                summary.duplicates += 1;
+            }
+        }
+        for (tag, n) in &reruns {
+            assert!(
+                *n <= WIDTH,
+                "{}: {n} steps of worker {tag} ran again, at most {WIDTH} can be in flight",
+                what()
+            );
+        }
+        summary.kills_in_flight = reruns.len();
+        summary.kills_holding = claims
+            .keys()
+            .filter(|t| self.fates[**t] == Fate::Killed)
+            .count();
+
+        // One completion at most; a worker that exited 0 completed the run or found it so.
+        assert!(
+            completions.len() <= 1,
+            "{}: workers {completions:?} each wrote the completed document",
+            what()
+        );
+        for (tag, fate) in self.fates.iter().enumerate() {
+            if *fate != Fate::Completed {
+                continue;
+            }
+            let found_completed = parsed.iter().any(|(t, entry)| {
+                *t == tag
+                    && matches!(
+                        entry,
+                        Logged::Claim {
+                            completed: true,
+                            ..
+                        }
+                    )
+            });
+            assert!(
+                completions.contains(&tag) || found_completed,
+                "{}: worker {tag} exited 0 without completing the run or finding it completed",
+                what()
+            );
+        }
+        summary
+    }
+
+    /// Once a worker has completed the run: the outputs, every step ran, and workers started
+    /// on the completed run return its result without running anything, two at once and then
+    /// one alone (so the claims were released).
+    fn check_completed(&mut self, totals: &mut RaceTotals) {
+        let missing: Vec<_> = self.reference.keys.difference(&self.covered).collect();
+        assert!(
+            missing.is_empty(),
+            "{}: never ran: {missing:?}",
+            self.what()
+        );
+
+        let mut pair = [
+            self.spawn(WORKER_TIMEOUT, totals),
+            self.spawn(WORKER_TIMEOUT, totals),
+        ];
+        for racer in &mut pair {
+            let what = self.what();
+            let status = wait_uninterrupted(&mut racer.child, WORKER_TIMEOUT, &|| what.clone());
+            let fate = self.ended(racer.tag, status);
+            assert!(
+                fate != Fate::Killed,
+                "{}: worker {} killed",
+                self.what(),
+                racer.tag
+            );
+        }
+        assert!(
+            pair.iter().any(|r| self.fates[r.tag] == Fate::Completed),
+            "{}: two workers started on the completed run both found it busy",
+            self.what()
+        );
+        let mut alone = self.spawn(WORKER_TIMEOUT, totals);
+        let what = self.what();
+        let status = wait_uninterrupted(&mut alone.child, WORKER_TIMEOUT, &|| what.clone());
+        assert_eq!(
+            self.ended(alone.tag, status),
+            Fate::Completed,
+            "{}: a worker alone on the completed run did not return its result (a claim never \
+             released?)",
+            self.what()
+        );
+
+        let lines = read_log(&self.log);
+        assert!(
+            lines.starts_with(&self.lines),
+            "{}: the log was rewritten",
+            self.what()
+        );
+        for line in &lines[self.lines.len()..] {
+            assert!(
+                matches!(
+                    self.parse(line).1,
+                    Logged::Claim {
+                        completed: true,
+                        ..
+                    }
+                ),
+                "{}: a worker started on the completed run logged `{line}`",
+                self.what()
+            );
+        }
+        let checkpoint = self
+            .rt
+            .block_on(self.store.load(self.run_id))
+            .unwrap_or_else(|e| panic!("{}: unreadable checkpoint: {e}", self.what()))
+            .unwrap_or_else(|| panic!("{}: the checkpoint is gone", self.what()));
+        let summary = self.check_log(&lines, Some(&checkpoint));
+        self.lines = lines;
+
+        // Every worker that exited 0 wrote the uninterrupted run's output.
+        for (tag, fate) in self.fates.iter().enumerate() {
+            if *fate != Fate::Completed {
+                continue;
+            }
+            let path = race_output_path(&self.dir, self.run_id, &tag.to_string());
+            let output = fs::read(&path)
+                .unwrap_or_else(|e| panic!("{}: read {}: {e}", self.what(), path.display()));
+            let output: serde_json::Value = serde_json::from_slice(&output)
+                .unwrap_or_else(|e| panic!("{}: the output is not JSON: {e}", self.what()));
+            assert_eq!(
+                output,
+                self.reference.output,
+                "{}: worker {tag}'s output is not that of an uninterrupted run",
+                self.what()
+            );
+        }
+        totals.claims += summary.claims;
+        totals.takeovers += summary.takeovers;
+        totals.kills_holding += summary.kills_holding;
+        totals.kills_in_flight += summary.kills_in_flight;
+        totals.duplicates += summary.duplicates;
+    }
+}
+
+#[test]
+fn two_workers_race_until_done() {
+    let started = Instant::now();
+    let (target, seed) = kills_and_seed(RACE_KILLS_ENV, RACE_SEED_ENV, RACE_KILLS);
+    let mut rng = Rng::new(seed);
+    let root = scratch_root("orchflow-crash-race");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let reference = shared_reference();
+
+    let mut totals = RaceTotals::default();
+    while totals.kills < target {
+        totals.runs += 1;
+        let mut race = Race::new(reference, &rt, root.join(format!("run-{}", totals.runs)));
+        while !race.round(&mut rng, &mut totals) {}
+        race.check_completed(&mut totals);
+        fs::remove_dir_all(&race.dir).unwrap();
+    }
+    fs::remove_dir_all(&root).unwrap();
+
+    eprintln!(
+        "crash race: {} runs, {} rounds, {} workers, {} kills ({} holding the run, {} with a step \
+         in flight, {} rounds with two), {} busy, {} claims ({} taken from a killed worker), {} \
+         loads while a worker ran, {} duplicate lines, seed {seed}, {:.1?}",
+        totals.runs,
+        totals.rounds,
+        totals.spawns,
+        totals.kills,
+        totals.kills_holding,
+        totals.kills_in_flight,
+        totals.rounds_with_two_kills,
+        totals.busy,
+        totals.claims,
+        totals.takeovers,
+        totals.loads_while_racing,
+        totals.duplicates,
         started.elapsed()
     );
 }

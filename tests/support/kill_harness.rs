@@ -101,6 +101,18 @@ pub enum Ended {
 
 impl Worker {
     pub fn spawn(&self, dir: &Path, run_id: impl Display, log: &Path, stderr: &Path) -> Child {
+        self.spawn_with(dir, run_id, log, stderr, &[])
+    }
+
+    /// Like [`spawn`](Self::spawn), with more environment variables (a worker's tag, a mode).
+    pub fn spawn_with(
+        &self,
+        dir: &Path,
+        run_id: impl Display,
+        log: &Path,
+        stderr: &Path,
+        env: &[(&str, &str)],
+    ) -> Child {
         let exe = std::env::current_exe().expect("the test binary");
         Command::new(exe)
             .args([
@@ -114,6 +126,7 @@ impl Worker {
             .env(self.dir_env, dir)
             .env(self.run_env, run_id.to_string())
             .env(self.log_env, log)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(stderr).expect("the worker's stderr file"))
@@ -132,7 +145,7 @@ pub fn kill_after(mut child: Child, delay: Duration) -> Result<Ended, ExitStatus
         None => {
             child.kill().expect("kill the worker");
             let status = child.wait().expect("reap the worker");
-            if status.signal() == Some(SIGKILL) {
+            if was_killed(status) {
                 Ok(Ended::Killed)
             } else if status.success() {
                 Ok(Ended::Completed) // it finished between the poll and the kill
@@ -141,6 +154,11 @@ pub fn kill_after(mut child: Child, delay: Duration) -> Result<Ended, ExitStatus
             }
         }
     }
+}
+
+/// Whether a worker ended by SIGKILL.
+pub fn was_killed(status: ExitStatus) -> bool {
+    status.signal() == Some(SIGKILL)
 }
 
 /// Waits for a worker that is not killed, at most `timeout`.
