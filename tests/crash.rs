@@ -80,7 +80,10 @@
 //! 1–25 ms, so that a round kills one, both or none of them; while one still runs, a worker that
 //! ended (killed, or busy) is replaced by a new one, at most twice a round, so that a worker also
 //! arrives while the holder dies and takes the run over. Rounds follow each other until a worker
-//! completes the run.
+//! completes the run. After 3 rounds in a row in which the checkpoint did not grow, the kill
+//! delays double every round (up to 128 times), so that the run progresses on a machine loaded
+//! enough that workers take longer than 25 ms to start; a run whose checkpoint does not grow in
+//! 40 rounds in a row fails (a claim that is never released, say).
 //!
 //! A racing worker has `ORCHFLOW_CRASH_TAG` set to its number in the run (its tag). It resumes
 //! the run and, when the store has none, starts it with `run_as`; if the other worker holds the
@@ -207,6 +210,13 @@ const RACE_KILLS: usize = 400;
 const RACE_RESPAWNS: usize = 2;
 /// A racing run that has not completed after this many workers is not making progress.
 const MAX_SPAWNS_PER_RACE: usize = 2000;
+/// After this many rounds in a row in which the checkpoint did not grow, a racing run's kill
+/// delays double every round (at most [`MAX_STALL_DOUBLINGS`] times): on a loaded machine a
+/// worker may need more than 25 ms to start.
+const STALLS_BEFORE_SLOWER: u32 = 3;
+const MAX_STALL_DOUBLINGS: u32 = 7;
+/// A racing run whose checkpoint has not grown in this many rounds in a row is stuck.
+const MAX_STALLED_ROUNDS: u32 = 40;
 /// The start of a racing worker's line for a claim it took: `#claim:<seq>:<status>`, the
 /// journal's last `seq` and the run's status when it took it.
 const CLAIM_LINE: &str = "#claim:";
@@ -1280,6 +1290,8 @@ struct Race<'a> {
     lines: Vec<String>,
     /// What the checkpoint covered at the end of the last round.
     covered: BTreeSet<String>,
+    /// Rounds in a row in which the checkpoint did not grow.
+    stalled: u32,
 }
 
 impl Race<'_> {
@@ -1300,6 +1312,7 @@ impl Race<'_> {
             kills: 0,
             lines: Vec::new(),
             covered: BTreeSet::new(),
+            stalled: 0,
         }
     }
 
@@ -1369,7 +1382,18 @@ impl Race<'_> {
     /// is complete.
     fn round(&mut self, rng: &mut Rng, totals: &mut RaceTotals) -> bool {
         totals.rounds += 1;
-        let mut delay = || Duration::from_millis(rng.range(KILL_DELAY_MS.0, KILL_DELAY_MS.1));
+        assert!(
+            self.stalled < MAX_STALLED_ROUNDS,
+            "{}: the checkpoint has not grown in {MAX_STALLED_ROUNDS} rounds",
+            self.what()
+        );
+        let slower = 1
+            << self
+                .stalled
+                .saturating_sub(STALLS_BEFORE_SLOWER)
+                .min(MAX_STALL_DOUBLINGS);
+        let mut delay =
+            || Duration::from_millis(slower * rng.range(KILL_DELAY_MS.0, KILL_DELAY_MS.1));
         let mut live = vec![self.spawn(delay(), totals), self.spawn(delay(), totals)];
         let (mut respawns, mut kills) = (0, 0);
         while !live.is_empty() {
@@ -1512,6 +1536,11 @@ impl Race<'_> {
                 what()
             );
             assert_eq!(covered, self.reference.keys, "{}", what());
+        }
+        if covered.len() > self.covered.len() {
+            self.stalled = 0;
+        } else {
+            self.stalled += 1;
         }
         self.lines = lines;
         self.covered = covered;
