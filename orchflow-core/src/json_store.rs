@@ -591,6 +591,7 @@ impl Inner {
         }
         let session = self.session()?;
         let claim_path = self.claim_path(run_id);
+        not_special(&claim_path)?;
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -642,6 +643,7 @@ impl Inner {
     /// another).
     fn session_alive(&self, id: &str) -> Result<bool, StoreError> {
         let path = self.sessions_dir().join(format!("{id}.lock"));
+        not_special(&path)?;
         let file = match File::open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
@@ -667,6 +669,7 @@ impl Inner {
         }
         let dir = self.sessions_dir();
         fs::create_dir_all(&dir).map_err(|e| io_error("create directory", &dir, e))?;
+        remove_dead_sessions(&dir);
         let id = uuid::Uuid::new_v4().to_string();
         let tmp = dir.join(format!("{id}.tmp"));
         let path = dir.join(format!("{id}.lock"));
@@ -943,6 +946,24 @@ fn not_special(path: &Path) -> Result<(), StoreError> {
             "not a regular file (a device, a FIFO or a socket)",
         )),
         _ => Ok(()),
+    }
+}
+
+/// Removes the session files of stores that are gone (their lock is free: the process ended
+/// without cleaning up, as a `SIGKILL` leaves it). Best effort: they are litter, not state.
+fn remove_dead_sessions(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "lock")
+            && entry.file_type().is_ok_and(|t| t.is_file())
+            && let Ok(file) = File::open(&path)
+            && file.try_lock().is_ok()
+        {
+            let _ = fs::remove_file(&path);
+        }
     }
 }
 
@@ -1390,6 +1411,13 @@ mod tests {
         let claim = other.claim(run_id).await.unwrap();
         assert_eq!(claim.token(), 2);
         other.append(&claim, &entry(2)).await.unwrap();
+        // The dead session's file is gone; the live one's stays.
+        let sessions: Vec<_> = fs::read_dir(store.dir().join(".sessions"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(!sessions.contains(&path), "{sessions:?}");
+        assert_eq!(sessions.len(), 1, "{sessions:?}");
     }
 
     #[tokio::test]
@@ -1586,6 +1614,29 @@ mod tests {
             "{err:?}"
         );
         assert_eq!(fs::read(&path).unwrap(), b"not a claim");
+    }
+
+    #[tokio::test]
+    async fn special_files_are_refused_not_waited_on() {
+        let (_tmp, store, run_id, claim) = running_run().await;
+        drop(claim);
+        let fifo = |path: &Path| {
+            let _ = fs::remove_file(path);
+            let status = std::process::Command::new("mkfifo")
+                .arg(path)
+                .status()
+                .expect("mkfifo");
+            assert!(status.success());
+        };
+        fifo(&store.claim_path(run_id));
+        let err = store.claim(run_id).await.unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        fs::remove_file(store.claim_path(run_id)).unwrap();
+        fifo(&store.journal_path(run_id));
+        let err = store.load(run_id).await.unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        let err = store.claim(run_id).await.unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
     }
 
     #[tokio::test]
