@@ -814,6 +814,10 @@ impl Rt {
             return Ok(());
         };
         let traces = self.core.traces_since(journal.flushed);
+        if !is_point && traces.is_empty() {
+            // A stop with no traces to keep has nothing to say.
+            return Ok(());
+        }
         // A save covers the answers taken since the last one (the steps that took them are
         // done); a stop does not (they are asked again on resume, and take them again).
         let answered = if is_point {
