@@ -649,7 +649,9 @@ impl Inner {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(io_error("open", &path, e)),
         };
-        match file.try_lock() {
+        // A shared lock, so that probes of one dead session by several stores at once do not
+        // see each other's probe as the owner's (exclusive) lock.
+        match file.try_lock_shared() {
             Ok(()) => {
                 // Its owner is gone: the file is litter.
                 let _ = fs::remove_file(&path);
@@ -960,7 +962,7 @@ fn remove_dead_sessions(dir: &Path) {
         if path.extension().is_some_and(|e| e == "lock")
             && entry.file_type().is_ok_and(|t| t.is_file())
             && let Ok(file) = File::open(&path)
-            && file.try_lock().is_ok()
+            && file.try_lock_shared().is_ok()
         {
             let _ = fs::remove_file(&path);
         }
@@ -1418,6 +1420,25 @@ mod tests {
             .collect();
         assert!(!sessions.contains(&path), "{sessions:?}");
         assert_eq!(sessions.len(), 1, "{sessions:?}");
+    }
+
+    #[test]
+    fn a_probe_of_a_dead_session_does_not_look_alive_to_another_probe() {
+        let (_tmp, store) = store();
+        let dir = store.inner.sessions_dir();
+        fs::create_dir_all(&dir).unwrap();
+        let dead = dir.join("dead.lock");
+        fs::write(&dead, b"").unwrap();
+        // Another store is probing the same dead session right now.
+        let probing = File::open(&dead).unwrap();
+        probing.try_lock_shared().unwrap();
+        assert!(!store.inner.session_alive("dead").unwrap());
+        // A live session (its owner's exclusive lock) is alive to every probe.
+        let live = dir.join("live.lock");
+        let owner = File::create(&live).unwrap();
+        owner.lock().unwrap();
+        assert!(store.inner.session_alive("live").unwrap());
+        assert!(live.exists());
     }
 
     #[tokio::test]
