@@ -201,7 +201,7 @@ async fn main() {
                 );
             }
             None => match &event {
-                Event::FlowStarted { run_id, flow } => {
+                Event::FlowStarted { run_id, flow, .. } => {
                     println!("  {:>7}  {:<16} {flow} run {run_id}", "", event.kind())
                 }
                 _ => println!("  {:>7}  {}", "", event.kind()),

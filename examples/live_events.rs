@@ -75,7 +75,7 @@ async fn main() {
         let at = millis(started.elapsed());
         let kind = event.kind();
         match &event {
-            Event::FlowStarted { run_id, flow } => {
+            Event::FlowStarted { run_id, flow, .. } => {
                 println!("[{at:>7}] {kind:<16} {flow} (run {run_id})")
             }
             Event::StepStarted(e) | Event::StepCompleted(e) => {

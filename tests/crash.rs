@@ -624,6 +624,10 @@ impl CheckpointStore for Tattler {
     fn load<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<Checkpoint>> {
         self.inner.load(run_id)
     }
+
+    fn list_runs(&self) -> StoreFuture<'_, orchflow::store::RunListing> {
+        self.inner.list_runs()
+    }
 }
 
 // ----- the reference: an uninterrupted run -----
@@ -680,6 +684,10 @@ impl CheckpointStore for Recorder {
 
     fn load<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<Checkpoint>> {
         self.inner.load(run_id)
+    }
+
+    fn list_runs(&self) -> StoreFuture<'_, orchflow::store::RunListing> {
+        self.inner.list_runs()
     }
 }
 

@@ -30,7 +30,7 @@ use std::time::Duration;
 /// }
 /// # }
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq)]
 pub struct StepEvent {
     step: &'static str,
     parent: Option<&'static str>,
@@ -44,12 +44,13 @@ pub struct StepEvent {
     detail: Option<Box<StepDetail>>,
 }
 
-/// What only failed attempts and scheduled retries say.
-#[derive(Clone, PartialEq, Eq)]
+/// What only failed attempts, scheduled retries and captured outputs say.
+#[derive(Clone, PartialEq)]
 struct StepDetail {
     error: Option<String>,
     will_retry: bool,
     delay: Option<Duration>,
+    output: Option<serde_json::Value>,
 }
 
 impl StepEvent {
@@ -84,7 +85,24 @@ impl StepEvent {
             error,
             will_retry,
             delay,
+            output: None,
         }));
+        self
+    }
+
+    /// Adds a completed attempt's output, captured as JSON.
+    pub(crate) fn with_output(mut self, output: serde_json::Value) -> Self {
+        match &mut self.detail {
+            Some(d) => d.output = Some(output),
+            None => {
+                self.detail = Some(Box::new(StepDetail {
+                    error: None,
+                    will_retry: false,
+                    delay: None,
+                    output: Some(output),
+                }));
+            }
+        }
         self
     }
 
@@ -136,6 +154,12 @@ impl StepEvent {
     pub fn delay(&self) -> Option<Duration> {
         self.detail.as_ref()?.delay
     }
+
+    /// The attempt's output as JSON (`StepCompleted`), when values are captured
+    /// ([`Flow::capture_values`](crate::Flow::capture_values)) and its type is `Serialize`.
+    pub fn output(&self) -> Option<&serde_json::Value> {
+        self.detail.as_ref()?.output.as_ref()
+    }
 }
 
 impl std::fmt::Debug for StepEvent {
@@ -159,6 +183,8 @@ impl std::fmt::Debug for StepEvent {
 pub struct InputEvent {
     /// The step.
     pub step: &'static str,
+    /// Where the question stands in the flow ([`PendingInput::question`](crate::store::PendingInput)).
+    pub question: String,
     /// The question (`InputRequested`) or the answer (`InputReceived`).
     pub text: String,
     /// Time since the run started.
@@ -168,8 +194,13 @@ pub struct InputEvent {
 /// A checkpoint written or read (durable runs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckpointEvent {
-    /// The resumable point, by its variant name in the generated state.
+    /// The resumable point, by its variant name in the generated state (`AfterPlan`,
+    /// `InGroup2` for a finished branch of that group, `Inner3AfterAct`), `stopped` for the
+    /// entry a run writes when it stops (failed or suspended), `start` for a loaded checkpoint
+    /// that held no point yet.
     pub point: &'static str,
+    /// For a finished branch of a parallel group, its index in declaration order.
+    pub branch: Option<usize>,
     /// Time since the run started.
     pub elapsed: Duration,
 }
@@ -184,12 +215,16 @@ pub struct CheckpointEvent {
 // store forwarding; the events row measured 18% slower).
 #[repr(C, u64)]
 pub enum Event<O, S> {
-    /// The run began.
+    /// The run began (or a session of it: a resume begins with this event too).
     FlowStarted {
         /// The run's id.
         run_id: RunId,
         /// The flow's name.
         flow: &'static str,
+        /// The run's input as JSON, when values are captured
+        /// ([`Flow::capture_values`](crate::Flow::capture_values)) and the input is known to be
+        /// `Serialize` (durable runs); `None` otherwise.
+        input: Option<Box<serde_json::Value>>,
     },
     /// A step attempt began.
     StepStarted(StepEvent),
@@ -203,10 +238,10 @@ pub enum Event<O, S> {
     CheckpointSaved(CheckpointEvent),
     /// A run was resumed from a checkpoint.
     CheckpointLoaded(CheckpointEvent),
-    /// A human-input step asked a question.
-    InputRequested(InputEvent),
+    /// A human-input step asked a question (boxed: rare, and it keeps every event small).
+    InputRequested(Box<InputEvent>),
     /// A human-input step got its answer.
-    InputReceived(InputEvent),
+    InputReceived(Box<InputEvent>),
     /// The run stopped to wait for an answer (its checkpoint is saved when it is durable).
     /// Always the last event of a suspended run.
     FlowSuspended(Box<FlowResult<O, S>>),
@@ -223,7 +258,7 @@ impl<O, S> Event<O, S> {
     ///
     /// ```
     /// use orchflow_core::Event;
-    /// let e: Event<(), ()> = Event::FlowStarted { run_id: Default::default(), flow: "f" };
+    /// let e: Event<(), ()> = Event::FlowStarted { run_id: Default::default(), flow: "f", input: None };
     /// assert_eq!(e.kind(), "flow_started");
     /// ```
     pub fn kind(&self) -> &'static str {
@@ -263,6 +298,82 @@ impl<O, S> Event<O, S> {
     }
 }
 
+/// An event as JSON (the shape is public; see the README's "Results, traces and events as
+/// JSON"). Every event is an object with its `kind` ([`Event::kind`]) and the fields of that
+/// kind, absent values as `null`:
+///
+/// * `flow_started`: `run_id`, `flow`, `input`;
+/// * the step kinds (`step_started`, `step_completed`, `step_failed`, `retry_scheduled`):
+///   `step`, `parent`, `attempt`, `parallel_group_id`, `elapsed` (seconds since the session
+///   started), `duration` (seconds), `output`, `error`, `will_retry`, `delay` (seconds);
+/// * `checkpoint_saved`, `checkpoint_loaded`: `point`, `branch`, `elapsed`;
+/// * `input_requested`, `input_received`: `step`, `question`, `text`, `elapsed`;
+/// * `flow_suspended`, `flow_completed`, `flow_failed`: `result`, the
+///   [`FlowResult`](crate::FlowResult) as JSON.
+///
+/// ```
+/// use futures::StreamExt;
+/// use orchflow::{flow, step};
+/// #[step] async fn double(x: u32) -> u32 { x * 2 }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let events: Vec<_> = flow! { double }.capture_values(true).stream(2).collect().await;
+/// let json = serde_json::to_value(&events[2]).unwrap();
+/// assert_eq!(json["kind"], "step_completed");
+/// assert_eq!(json["output"], 4);
+/// assert_eq!(json["parallel_group_id"], serde_json::Value::Null);
+/// assert_eq!(serde_json::to_value(&events[3]).unwrap()["result"]["output"], 4);
+/// # }
+/// ```
+impl<O: serde::Serialize, S> serde::Serialize for Event<O, S> {
+    fn serialize<Ser: serde::Serializer>(&self, s: Ser) -> Result<Ser::Ok, Ser::Error> {
+        use serde::ser::SerializeMap;
+        let secs = |d: Duration| d.as_secs_f64();
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("kind", self.kind())?;
+        match self {
+            Event::FlowStarted {
+                run_id,
+                flow,
+                input,
+            } => {
+                m.serialize_entry("run_id", run_id)?;
+                m.serialize_entry("flow", flow)?;
+                m.serialize_entry("input", input)?;
+            }
+            Event::StepStarted(e)
+            | Event::StepCompleted(e)
+            | Event::StepFailed(e)
+            | Event::RetryScheduled(e) => {
+                m.serialize_entry("step", e.step())?;
+                m.serialize_entry("parent", &e.parent())?;
+                m.serialize_entry("attempt", &e.attempt())?;
+                m.serialize_entry("parallel_group_id", &e.parallel_group_id())?;
+                m.serialize_entry("elapsed", &secs(e.elapsed()))?;
+                m.serialize_entry("duration", &e.duration().map(secs))?;
+                m.serialize_entry("output", &e.output())?;
+                m.serialize_entry("error", &e.error())?;
+                m.serialize_entry("will_retry", &e.will_retry())?;
+                m.serialize_entry("delay", &e.delay().map(secs))?;
+            }
+            Event::CheckpointSaved(c) | Event::CheckpointLoaded(c) => {
+                m.serialize_entry("point", c.point)?;
+                m.serialize_entry("branch", &c.branch)?;
+                m.serialize_entry("elapsed", &secs(c.elapsed))?;
+            }
+            Event::InputRequested(i) | Event::InputReceived(i) => {
+                m.serialize_entry("step", i.step)?;
+                m.serialize_entry("question", &i.question)?;
+                m.serialize_entry("text", &i.text)?;
+                m.serialize_entry("elapsed", &secs(i.elapsed))?;
+            }
+            Event::FlowSuspended(r) | Event::FlowCompleted(r) | Event::FlowFailed(r) => {
+                m.serialize_entry("result", r)?;
+            }
+        }
+        m.end()
+    }
+}
+
 /// The non-final events, as the runtime records them while a run is polled (the public
 /// [`Event`] without its final kinds, so without the flow's types): the common kinds are a
 /// [`StepEvent`] of eight words, the rare large ones boxed.
@@ -270,7 +381,12 @@ impl<O, S> Event<O, S> {
 // The same layout as `Event` (see there).
 #[repr(C, u64)]
 pub(crate) enum RunEvent {
-    FlowStarted { run_id: RunId, flow: &'static str },
+    FlowStarted {
+        run_id: RunId,
+        flow: &'static str,
+        /// The input as JSON, when values are captured and known to be `Serialize`.
+        input: Option<Box<serde_json::Value>>,
+    },
     StepStarted(StepEvent),
     StepCompleted(StepEvent),
     StepFailed(StepEvent),
@@ -285,15 +401,23 @@ impl<O, S> From<RunEvent> for Event<O, S> {
     #[inline]
     fn from(e: RunEvent) -> Self {
         match e {
-            RunEvent::FlowStarted { run_id, flow } => Event::FlowStarted { run_id, flow },
+            RunEvent::FlowStarted {
+                run_id,
+                flow,
+                input,
+            } => Event::FlowStarted {
+                run_id,
+                flow,
+                input,
+            },
             RunEvent::StepStarted(e) => Event::StepStarted(e),
             RunEvent::StepCompleted(e) => Event::StepCompleted(e),
             RunEvent::StepFailed(e) => Event::StepFailed(e),
             RunEvent::RetryScheduled(e) => Event::RetryScheduled(e),
             RunEvent::CheckpointSaved(e) => Event::CheckpointSaved(e),
             RunEvent::CheckpointLoaded(e) => Event::CheckpointLoaded(e),
-            RunEvent::InputRequested(e) => Event::InputRequested(*e),
-            RunEvent::InputReceived(e) => Event::InputReceived(*e),
+            RunEvent::InputRequested(e) => Event::InputRequested(e),
+            RunEvent::InputReceived(e) => Event::InputReceived(e),
         }
     }
 }

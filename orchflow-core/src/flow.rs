@@ -342,10 +342,14 @@ where
         core.expect_traces(self.info.points.len());
         let mut loaded = None;
         let mut document = None;
+        let mut input_json = None;
         if let Some(d) = durable {
-            core = core.resumed(d.document.run_id, d.traces);
+            core = core.resumed(d.document.run_id, d.traces, d.session);
             loaded = d.loaded;
-            document = Some(Box::new((d.document, d.output_json)));
+            if config.capture {
+                input_json = Some(Box::new(d.document.input.clone()));
+            }
+            document = Some(Box::new((d.document, d.output_json, d.loaded)));
             core.durable = Some(Box::new(crate::run::Durable {
                 store: d.store,
                 journal: tokio::sync::Mutex::new(crate::run::Journal {
@@ -364,11 +368,13 @@ where
         rt.core.emit(|| RunEvent::FlowStarted {
             run_id,
             flow: self.info.name,
+            input: input_json,
         });
         if let Some(point) = loaded {
             rt.core.emit(|| {
                 RunEvent::CheckpointLoaded(CheckpointEvent {
                     point,
+                    branch: None,
                     elapsed: rt.core.elapsed(),
                 })
             });
@@ -405,7 +411,7 @@ where
         rt: Rt,
         outcome: Result<O, Halt>,
         state: Arc<N::State>,
-        document: Option<Box<(RunDocument, OutputJson<O>)>>,
+        document: Option<Box<Finish<O>>>,
         started: Instant,
     ) -> FlowResult<O, N::State> {
         let run_id = rt.core.run_id;
@@ -416,6 +422,8 @@ where
         };
         let traces = rt.core.take_traces();
         let started_at = rt.core.started_at();
+        let session = rt.core.session;
+        let resumed_from = document.as_ref().and_then(|d| d.2);
         let (output, mut error) = match outcome {
             Ok(v) => (Some(v), None),
             Err(h) => (None, Some(h.into_error())),
@@ -434,7 +442,7 @@ where
             let store = Arc::clone(&durable.store);
             // The final document is the run's last write: the claim goes with it.
             let claim = durable.journal.lock().await.claim.take();
-            let (doc, output_json) = *document;
+            let (doc, output_json, _) = *document;
             let json = output.as_ref().map(output_json).transpose();
             let error_text = error.as_ref().map(ToString::to_string);
             if let Some(claim) = claim {
@@ -472,6 +480,8 @@ where
             output,
             error,
             suspended,
+            resumed_from,
+            session,
             traces,
             state,
             started_at,
@@ -479,6 +489,10 @@ where
         }
     }
 }
+
+/// What a durable run's end needs: its document, how to turn its output into JSON, and the
+/// point it was resumed from.
+type Finish<O> = (RunDocument, OutputJson<O>, Option<&'static str>);
 
 /// Turns a run's output into JSON (chosen where `O: Serialize`, the durable API).
 type OutputJson<O> = fn(&O) -> Result<serde_json::Value, serde_json::Error>;
@@ -571,6 +585,13 @@ pub struct FlowResult<O, S> {
     /// The questions a suspended run waits on (see [`Durable::answer`]); empty unless it is
     /// suspended.
     pub suspended: Vec<PendingInput>,
+    /// Where a resumed run continued from: the resumable point it loaded (a variant of the
+    /// flow's generated state, such as `AfterPlan` or `Inner3AfterAct`), or `start` when its
+    /// checkpoint held no point yet. `None` for a run that started fresh.
+    pub resumed_from: Option<&'static str>,
+    /// Which session of the run produced this result: 1 for a run's start, one more for each
+    /// resume (traces carry their session too, see [`StepTrace::session`]).
+    pub session: u32,
     /// One trace per attempt of every step, in the order attempts ended.
     pub traces: Traces,
     /// The run's shared state after the run.
@@ -601,6 +622,45 @@ impl<O, S> FlowResult<O, S> {
     /// The traces of one step, in order.
     pub fn traces_of<'a>(&'a self, step: &'a str) -> impl Iterator<Item = &'a StepTrace> + 'a {
         self.traces.iter().filter(move |t| t.step == step)
+    }
+}
+
+/// A result as JSON (the shape is public; see the README's "Results, traces and events as
+/// JSON"): `run_id`, `flow`, `success`, `output` (the output's own JSON, or `null`),
+/// `failed_step`, `error` (the error's message), `suspended` (the pending questions),
+/// `resumed_from`, `session`, `started_at` (RFC 3339), `duration` (seconds) and `traces`. Absent
+/// values are `null`, never left out. The shared state is not part of it (it is often not
+/// serialisable).
+///
+/// ```
+/// use orchflow::{flow, step};
+/// #[step] async fn double(x: u32) -> u32 { x * 2 }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let r = flow! { double }.run(21).await;
+/// let json = serde_json::to_value(&r).unwrap();
+/// assert_eq!(json["output"], 42);
+/// assert_eq!(json["error"], serde_json::Value::Null);
+/// assert_eq!(json["traces"][0]["parallel_group_id"], serde_json::Value::Null);
+/// assert!(json["started_at"].as_str().unwrap().ends_with('Z'));
+/// # }
+/// ```
+impl<O: Serialize, S> Serialize for FlowResult<O, S> {
+    fn serialize<Ser: serde::Serializer>(&self, s: Ser) -> Result<Ser::Ok, Ser::Error> {
+        use serde::ser::SerializeStruct;
+        let mut m = s.serialize_struct("FlowResult", 12)?;
+        m.serialize_field("run_id", &self.run_id)?;
+        m.serialize_field("flow", self.flow)?;
+        m.serialize_field("success", &self.success)?;
+        m.serialize_field("output", &self.output)?;
+        m.serialize_field("failed_step", &self.failed_step)?;
+        m.serialize_field("error", &self.error.as_ref().map(ToString::to_string))?;
+        m.serialize_field("suspended", &self.suspended)?;
+        m.serialize_field("resumed_from", &self.resumed_from)?;
+        m.serialize_field("session", &self.session)?;
+        m.serialize_field("started_at", &crate::json::rfc3339(self.started_at))?;
+        m.serialize_field("duration", &self.duration.as_secs_f64())?;
+        m.serialize_field("traces", &self.traces)?;
+        m.end()
     }
 }
 
@@ -668,6 +728,8 @@ struct DurableLaunch<O> {
     journal: (u64, usize),
     /// The point a resumed run continues from.
     loaded: Option<&'static str>,
+    /// The session this launch starts (1 for a new run).
+    session: u32,
     output_json: OutputJson<O>,
     point_json: crate::run::PointJson,
 }
@@ -832,7 +894,19 @@ where
             let state = N::State::default();
             match this.create(run_id, input).await {
                 Ok(launch) => this.flow.execute(launch, state, events).await,
-                Err((input, e)) => this.failed_to_start(run_id, input, state, e).await,
+                Err((input, e)) => {
+                    // The stream still begins where every run's does.
+                    if let Some(queue) = &events {
+                        queue.lock().unwrap_or_else(|p| p.into_inner()).push(
+                            RunEvent::FlowStarted {
+                                run_id,
+                                flow: this.flow.info.name,
+                                input: None,
+                            },
+                        );
+                    }
+                    this.failed_to_start(run_id, input, state, e).await
+                }
             }
         };
         EventStream::new(Box::pin(run), queue)
@@ -866,7 +940,53 @@ where
     where
         N::State: Default,
     {
-        let (launch, done) = self.load(run_id, None).await?;
+        self.stream_from(run_id, None).await
+    }
+
+    /// Like [`answer_to`](Self::answer_to), as a stream of events: the answering process sees
+    /// `checkpoint_loaded`, the question's `input_received` and the rest of the run live.
+    /// `question` may be `None` when the run waits on one question.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use orchflow::human::{self, Answer};
+    /// use orchflow::{flow, step, MemoryStore};
+    ///
+    /// #[step] async fn decide(a: Answer<u8>) -> bool { a.text == "yes" }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let ok = human::ask("ok", |x: &u8| format!("ok {x}?"));
+    /// let f = flow! { (ok) => decide }.with_input(human::Suspend);
+    /// let store = MemoryStore::default();
+    /// let waiting = f.durable(store.clone()).run(1).await;
+    /// let events = f.durable(store.clone()).answer_stream(waiting.run_id, None, "yes").await.unwrap();
+    /// let kinds: Vec<_> = events.map(|e| e.kind()).collect().await;
+    /// assert_eq!(&kinds[..2], ["flow_started", "checkpoint_loaded"]);
+    /// assert!(kinds.windows(2).any(|w| w == ["input_requested", "input_received"]));
+    /// assert_eq!(kinds.last(), Some(&"flow_completed"));
+    /// # }
+    /// ```
+    pub async fn answer_stream(
+        &self,
+        run_id: RunId,
+        question: Option<&str>,
+        answer: impl Into<String>,
+    ) -> Result<EventStream<'f, O, N::State>, ResumeError>
+    where
+        N::State: Default,
+    {
+        self.stream_from(run_id, Some((question, answer.into())))
+            .await
+    }
+
+    async fn stream_from(
+        &self,
+        run_id: RunId,
+        answer: Option<(Option<&str>, String)>,
+    ) -> Result<EventStream<'f, O, N::State>, ResumeError>
+    where
+        N::State: Default,
+    {
+        let (launch, done) = self.load(run_id, answer).await?;
         let queue = crate::event::new_queue(self.flow.info.points.len());
         let events = Some(Arc::clone(&queue));
         let state = N::State::default();
@@ -994,6 +1114,7 @@ where
                 traces: Vec::new(),
                 journal: (0, 0),
                 loaded: None,
+                session: 1,
                 output_json: output_json::<O>,
                 point_json: point_json::<P>,
             })),
@@ -1066,12 +1187,14 @@ where
                     ),
                 })?;
             let output: O = serde_json::from_value(output).map_err(undecodable("output"))?;
+            let loaded = saved_state(&journal, info.points).loaded;
             return Ok((
                 None,
                 Some(Done {
                     document,
                     output,
                     traces,
+                    loaded,
                 }),
             ));
         }
@@ -1090,7 +1213,9 @@ where
                 .map_err(undecodable("inner resumable point"))?;
             inner.push((name, path, p));
         }
-        let loaded = saved.loaded;
+        // A checkpoint was read: the run says where it continues from, even before any point.
+        let loaded = Some(saved.loaded.unwrap_or("start"));
+        let session = traces.iter().map(|t| t.session).max().unwrap_or(0) + 1;
         let mut answers = saved.answers;
         let resume = Resume::new(point, inner);
         let mut seq = journal.last().map_or(0, |e| e.seq);
@@ -1126,6 +1251,7 @@ where
                     traces,
                     journal: (seq, flushed),
                     loaded,
+                    session,
                     output_json: output_json::<O>,
                     point_json: point_json::<P>,
                 })),
@@ -1228,6 +1354,8 @@ struct Done<O> {
     document: RunDocument,
     output: O,
     traces: Vec<StepTrace>,
+    /// The last point saved.
+    loaded: Option<&'static str>,
 }
 
 impl<O> Done<O> {
@@ -1246,6 +1374,8 @@ impl<O> Done<O> {
             failed_step: None,
             error: None,
             suspended: Vec::new(),
+            resumed_from: Some(self.loaded.unwrap_or("start")),
+            session: self.traces.iter().map(|t| t.session).max().unwrap_or(1),
             traces: self.traces.into(),
             state: Arc::new(state),
             started_at,
@@ -1269,6 +1399,8 @@ fn not_started<O, S>(
         failed_step: None,
         error: Some(FlowError::Checkpoint(e)),
         suspended: Vec::new(),
+        resumed_from: None,
+        session: 1,
         traces: Traces::default(),
         state: Arc::new(state),
         started_at: SystemTime::now(),

@@ -340,6 +340,7 @@ where
             core.emit(|| {
                 RunEvent::InputRequested(Box::new(InputEvent {
                     step: self.name,
+                    question: request.question.clone(),
                     text: request.prompt.clone(),
                     elapsed: core.elapsed(),
                 }))
@@ -349,6 +350,7 @@ where
                     core.emit(|| {
                         RunEvent::InputReceived(Box::new(InputEvent {
                             step: self.name,
+                            question: request.question.clone(),
                             text: text.clone(),
                             elapsed: core.elapsed(),
                         }))

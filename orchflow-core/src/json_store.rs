@@ -4,7 +4,7 @@
 use crate::context::RunId;
 use crate::store::{
     Checkpoint, CheckpointStore, Claim, ClaimHold, FORMAT, FORMAT_VERSION, JournalEntry,
-    OLDEST_FORMAT_VERSION, RunDocument, StoreError, StoreFuture,
+    OLDEST_FORMAT_VERSION, RunDocument, RunListing, StoreError, StoreFuture,
 };
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -363,6 +363,15 @@ impl CheckpointStore for JsonCheckpointStore {
                 self.document_path(run_id),
             )
             .await
+        })
+    }
+
+    /// Scans the directory for `<run_id>.json` documents (a directory that does not exist yet
+    /// holds no runs).
+    fn list_runs(&self) -> StoreFuture<'_, RunListing> {
+        Box::pin(async move {
+            self.blocking(|inner| inner.list(), "read", self.dir().to_path_buf())
+                .await
         })
     }
 }
@@ -903,6 +912,46 @@ impl Inner {
     }
 
     // ----- loading -----
+
+    fn list(&self) -> Result<RunListing, StoreError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(RunListing::default()),
+            Err(e) => return Err(io_error("read", &self.dir, e)),
+        };
+        let mut listing = RunListing::default();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error("read", &self.dir, e))?;
+            let name = entry.file_name();
+            let Some(run_id) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(|stem| stem.parse::<RunId>().ok())
+            else {
+                continue;
+            };
+            let path = entry.path();
+            let read = not_special(&path).and_then(|()| {
+                let bytes = fs::read(&path).map_err(|e| io_error("read", &path, e))?;
+                parse_document(&path, &bytes)
+            });
+            match read {
+                Ok(document) if document.run_id == run_id => listing.runs.push(document),
+                Ok(document) => listing.unreadable.push(corrupt(
+                    &path,
+                    format!(
+                        "the document is for run {}, not run {run_id}",
+                        document.run_id
+                    ),
+                )),
+                // Removed since the directory was read: not a run any more.
+                Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => listing.unreadable.push(e),
+            }
+        }
+        listing.sort();
+        Ok(listing)
+    }
 
     fn load(&self, run_id: RunId) -> Result<Option<Checkpoint>, StoreError> {
         let document_path = self.document_path(run_id);
@@ -2033,6 +2082,39 @@ mod tests {
         for run_id in [a, b] {
             assert_eq!(store.load(run_id).await.unwrap().unwrap().journal, expected);
         }
+    }
+
+    #[tokio::test]
+    async fn listing_scans_documents_and_reports_bad_ones() {
+        let (_tmp, store) = store();
+        assert!(
+            store.list_runs().await.unwrap().runs.is_empty(),
+            "no directory yet"
+        );
+        let (a, b, bad) = (RunId::new_v4(), RunId::new_v4(), RunId::new_v4());
+        let mut older = document(a, RunStatus::Completed);
+        older.created_at -= Duration::from_secs(60);
+        let _ca = store.create(&older).await.unwrap();
+        let mut waiting = document(b, RunStatus::Suspended);
+        waiting.pending = vec![PendingInput::new("1/review", "review", "ok?")];
+        let _cb = store.create(&waiting).await.unwrap();
+        fs::write(store.document_path(bad), b"{ torn").unwrap();
+        fs::write(store.dir().join("notes.json"), b"{}").unwrap();
+
+        let listing = store.list_runs().await.unwrap();
+        let ids: Vec<_> = listing.runs.iter().map(|d| d.run_id).collect();
+        assert_eq!(ids, [b, a], "newest first");
+        assert_eq!(listing.unreadable.len(), 1);
+        assert!(
+            listing.unreadable[0]
+                .to_string()
+                .contains(&store.document_path(bad).display().to_string())
+        );
+        let pending: Vec<_> = listing
+            .pending()
+            .map(|(r, q)| (r, q.question.as_str()))
+            .collect();
+        assert_eq!(pending, [(b, "1/review")]);
     }
 
     #[tokio::test]

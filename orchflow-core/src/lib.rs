@@ -13,6 +13,7 @@ mod error;
 mod event;
 mod flow;
 pub mod human;
+mod json;
 mod json_store;
 mod policy;
 mod resume;

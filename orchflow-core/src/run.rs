@@ -26,6 +26,8 @@ pub(crate) struct RunCore {
     /// The start in the fast clock's raw ticks (see [`clock`]).
     started_raw: u64,
     started_at: SystemTime,
+    /// Which session of the run this is: 1 at its start, one more for each resume.
+    pub(crate) session: u32,
     /// Traces of earlier sessions of a resumed run.
     // Boxed: only resumed runs have any, and every run carries the field (one word, not three).
     #[allow(clippy::box_collection)]
@@ -88,6 +90,7 @@ impl RunCore {
             capture,
             started_raw: clock().raw(),
             started_at: SystemTime::now(),
+            session: 1,
             prior: None,
             traces: Mutex::new(Vec::new()),
             traces_on: true,
@@ -102,8 +105,9 @@ impl RunCore {
     }
 
     /// Continues the run ids and traces of a resumed run.
-    pub(crate) fn resumed(mut self, run_id: RunId, traces: Vec<StepTrace>) -> Self {
+    pub(crate) fn resumed(mut self, run_id: RunId, traces: Vec<StepTrace>, session: u32) -> Self {
         self.run_id = run_id;
+        self.session = session;
         self.prior = Some(Box::new(traces));
         self
     }
@@ -219,7 +223,7 @@ impl RunCore {
             all.get(from..)
                 .unwrap_or_default()
                 .iter()
-                .map(|t| t.public(self.started_at))
+                .map(|t| t.public(self.started_at, self.session))
                 .collect()
         })
     }
@@ -228,7 +232,7 @@ impl RunCore {
     pub(crate) fn take_traces(&self) -> Traces {
         let raw = self.with_traces(std::mem::take);
         let prior = self.prior.as_deref().cloned().unwrap_or_default();
-        Traces::new(prior, raw, self.started_at)
+        Traces::new(prior, raw, self.started_at, self.session)
     }
 }
 
@@ -512,8 +516,8 @@ fn clock() -> &'static quanta::Clock {
 }
 
 impl RawTrace {
-    /// The public trace, given the run's wall-clock start.
-    pub(crate) fn public(&self, run_started_at: SystemTime) -> StepTrace {
+    /// The public trace, given the session's wall-clock start and number.
+    pub(crate) fn public(&self, run_started_at: SystemTime, session: u32) -> StepTrace {
         let from = Duration::from_nanos(self.started);
         let took = Duration::from_nanos(self.took);
         let to = from + took;
@@ -525,6 +529,7 @@ impl RawTrace {
             step: Cow::Borrowed(self.step),
             parent: self.parent.map(Cow::Borrowed),
             attempt: self.attempt,
+            session,
             parallel_group_id: self.group,
             input,
             output,
@@ -628,7 +633,10 @@ impl Rt {
                 }
                 log_failure(step.name(), n, &f, true);
                 // Boxed: the retry path is rare; the common path keeps a small future.
-                Box::pin(self.before_retry(step, n)).await;
+                // The error that caused the retry, for its event (only when somebody listens).
+                let cause = self.core.events.is_some().then(|| f.message());
+                drop(f);
+                Box::pin(self.before_retry(step, n, cause)).await;
                 n += 1;
             }
         }
@@ -665,7 +673,7 @@ impl Rt {
     }
 
     /// Announces and waits out the delay before attempt `n + 1`.
-    async fn before_retry<St: StepDef>(&self, step: &St, n: u32) {
+    async fn before_retry<St: StepDef>(&self, step: &St, n: u32, cause: Option<String>) {
         let name = step.name();
         let (retry, _) = self.policy_of(step);
         let delay = retry.jittered_delay_before(n);
@@ -673,7 +681,7 @@ impl Rt {
         self.core.emit(|| {
             RunEvent::RetryScheduled(
                 self.step_event(name, n + 1, self.core.now_ns(), None)
-                    .with_detail(None, false, Some(delay)),
+                    .with_detail(cause, false, Some(delay)),
             )
         });
         if !delay.is_zero() {
@@ -807,6 +815,10 @@ impl Rt {
         point: &'static str,
         record: PointRecord,
     ) -> Result<(), Halt> {
+        let branch = match &record {
+            PointRecord::Branch { index, .. } => Some(*index),
+            _ => None,
+        };
         let is_point = !matches!(record, PointRecord::Stopped);
         let mut journal = durable.journal.lock().await;
         let Some(claim) = &journal.claim else {
@@ -842,14 +854,13 @@ impl Rt {
         drop(journal);
         // The save took time that belongs to no attempt.
         self.core.interrupted();
-        if is_point {
-            self.core.emit(|| {
-                RunEvent::CheckpointSaved(CheckpointEvent {
-                    point,
-                    elapsed: self.core.elapsed(),
-                })
-            });
-        }
+        self.core.emit(|| {
+            RunEvent::CheckpointSaved(CheckpointEvent {
+                point,
+                branch,
+                elapsed: self.core.elapsed(),
+            })
+        });
         Ok(())
     }
 
@@ -968,6 +979,8 @@ impl Rt {
             };
             let ended = core.now_ns();
             let took = ended.saturating_sub(started);
+            // The output as JSON, for the trace and the completion event (value capture only).
+            let mut event_output = None;
             let (outcome, detail) = if core.traces_on {
                 let (outcome, error, output) = match &result {
                     Ok(v) => {
@@ -976,6 +989,9 @@ impl Rt {
                         } else {
                             None
                         };
+                        if core.events.is_some() {
+                            event_output.clone_from(&out);
+                        }
                         (AttemptOutcome::Succeeded, None, out)
                     }
                     Err(Failure::Error(e)) if step.suspension(e).is_some() => {
@@ -994,6 +1010,9 @@ impl Rt {
                 };
                 (outcome, detail)
             } else {
+                if core.capture && core.events.is_some() {
+                    event_output = result.as_ref().ok().and_then(|v| step.capture_output(v));
+                }
                 (AttemptOutcome::Succeeded, None)
             };
             let trace = || RawTrace {
@@ -1009,7 +1028,13 @@ impl Rt {
             match &result {
                 Ok(_) => core.attempt_ended(
                     true,
-                    || RunEvent::StepCompleted(self.step_event(name, n, ended, Some(took))),
+                    || {
+                        let e = self.step_event(name, n, ended, Some(took));
+                        RunEvent::StepCompleted(match event_output {
+                            Some(output) => e.with_output(output),
+                            None => e,
+                        })
+                    },
                     trace,
                 ),
                 Err(f) => {

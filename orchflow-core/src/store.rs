@@ -158,8 +158,10 @@ pub struct RunDocument {
     /// Why a failed run stopped.
     pub error: Option<String>,
     /// When the run was created.
+    #[serde(with = "crate::json::instant")]
     pub created_at: SystemTime,
     /// When the document was last written.
+    #[serde(with = "crate::json::instant")]
     pub updated_at: SystemTime,
 }
 
@@ -448,6 +450,10 @@ pub trait CheckpointStore: Send + Sync {
     /// Reads a run back: `Ok(None)` if the store has no such run. Needs no claim.
     fn load<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<Checkpoint>>;
 
+    /// The documents of every run in the store, newest first, and the runs that could not be
+    /// read (a corrupt document does not hide the others). Needs no claim.
+    fn list_runs(&self) -> StoreFuture<'_, RunListing>;
+
     /// Where a run's checkpoint lives, for messages (a file path, a table row, …).
     fn location(&self, run_id: RunId) -> String {
         format!("the checkpoint of run {run_id}")
@@ -474,8 +480,59 @@ impl<S: CheckpointStore + ?Sized> CheckpointStore for std::sync::Arc<S> {
     fn load<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<Checkpoint>> {
         (**self).load(run_id)
     }
+    fn list_runs(&self) -> StoreFuture<'_, RunListing> {
+        (**self).list_runs()
+    }
     fn location(&self, run_id: RunId) -> String {
         (**self).location(run_id)
+    }
+}
+
+/// What [`CheckpointStore::list_runs`] found.
+///
+/// ```
+/// use orchflow::human;
+/// use orchflow::store::{CheckpointStore, RunStatus};
+/// use orchflow::{flow, step, MemoryStore};
+/// #[step] async fn inc(x: u32) -> u32 { x + 1 }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let store = MemoryStore::default();
+/// flow! { inc }.durable(store.clone()).run(1).await;
+/// let ask = human::ask("ok", |x: &u32| format!("ok {x}?"));
+/// let waiting = flow! { (ask) }.with_input(human::Suspend).durable(store.clone()).run(2).await;
+///
+/// let listing = store.list_runs().await.unwrap();
+/// assert_eq!(listing.runs.len(), 2);
+/// assert!(listing.unreadable.is_empty());
+/// let pending: Vec<_> = listing.pending().map(|(run, q)| (run, q.prompt.as_str())).collect();
+/// assert_eq!(pending, [(waiting.run_id, "ok 2?")]);
+/// assert_eq!(listing.runs.iter().filter(|d| d.status == RunStatus::Completed).count(), 1);
+/// # }
+/// ```
+#[derive(Debug, Default)]
+pub struct RunListing {
+    /// The runs' documents, newest (by creation) first.
+    pub runs: Vec<RunDocument>,
+    /// The runs whose documents could not be read, each with why.
+    pub unreadable: Vec<StoreError>,
+}
+
+impl RunListing {
+    /// Every question a suspended run waits on, with its run, in the order of `runs`.
+    pub fn pending(&self) -> impl Iterator<Item = (RunId, &PendingInput)> + '_ {
+        self.runs
+            .iter()
+            .filter(|d| d.status == RunStatus::Suspended)
+            .flat_map(|d| d.pending.iter().map(move |p| (d.run_id, p)))
+    }
+
+    /// Sorts the runs newest first (by creation, then id, so the order is stable).
+    pub fn sort(&mut self) {
+        self.runs.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| b.run_id.cmp(&a.run_id))
+        });
     }
 }
 
@@ -638,5 +695,20 @@ impl CheckpointStore for MemoryStore {
 
     fn load<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<Checkpoint>> {
         Box::pin(async move { Ok(self.lock().get(&run_id).map(|r| r.checkpoint.clone())) })
+    }
+
+    fn list_runs(&self) -> StoreFuture<'_, RunListing> {
+        Box::pin(async move {
+            let mut listing = RunListing {
+                runs: self
+                    .lock()
+                    .values()
+                    .map(|r| r.checkpoint.document.clone())
+                    .collect(),
+                unreadable: Vec::new(),
+            };
+            listing.sort();
+            Ok(listing)
+        })
     }
 }

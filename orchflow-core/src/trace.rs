@@ -53,21 +53,26 @@ pub struct StepTrace {
     /// The step's name.
     pub step: Cow<'static, str>,
     /// The enclosing step when this step ran inside a nested flow.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub parent: Option<Cow<'static, str>>,
-    /// 1 for the first attempt.
+    /// 1 for the first attempt of the step in its session.
     pub attempt: u32,
-    /// Shared by every branch of one parallel group in one run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Which session of the run made the attempt: 1 for the run's start, then one more for each
+    /// resume (`resume`, `answer`). A step that failed, then succeeded after a resume, shows
+    /// `attempt 1, session 1, failed` and `attempt 1, session 2, succeeded`.
+    #[serde(default = "first_session")]
+    pub session: u32,
+    /// Shared by every branch of one parallel group in one session.
+    #[serde(default)]
     pub parallel_group_id: Option<u32>,
     /// The input, as JSON, when captured.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub input: Option<serde_json::Value>,
     /// The output, as JSON, when captured and the attempt succeeded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub output: Option<serde_json::Value>,
     /// The error's message when the attempt failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub error: Option<String>,
     /// How the attempt ended.
     pub outcome: AttemptOutcome,
@@ -75,13 +80,20 @@ pub struct StepTrace {
     /// flow's own glue between them (the next step of a sequence, a join after its branches)
     /// starts when that one ended: one clock read per step. Time spent elsewhere (a predicate,
     /// a retry's delay, a checkpoint, waiting between polls) is never counted in an attempt.
+    #[serde(with = "crate::json::instant")]
     pub started_at: SystemTime,
     /// When the attempt ended.
+    #[serde(with = "crate::json::instant")]
     pub ended_at: SystemTime,
     /// How long the attempt took.
+    #[serde(with = "crate::json::seconds")]
     pub duration: Duration,
     /// Whether the attempt produced an output.
     pub success: bool,
+}
+
+fn first_session() -> u32 {
+    1
 }
 
 /// Every attempt's trace of a run ([`FlowResult::traces`](crate::FlowResult::traces)), in the
@@ -109,15 +121,22 @@ pub struct Traces {
     prior: Vec<StepTrace>,
     raw: Vec<RawTrace>,
     started_at: SystemTime,
+    session: u32,
     built: OnceLock<Vec<StepTrace>>,
 }
 
 impl Traces {
-    pub(crate) fn new(prior: Vec<StepTrace>, raw: Vec<RawTrace>, started_at: SystemTime) -> Self {
+    pub(crate) fn new(
+        prior: Vec<StepTrace>,
+        raw: Vec<RawTrace>,
+        started_at: SystemTime,
+        session: u32,
+    ) -> Self {
         Traces {
             prior,
             raw,
             started_at,
+            session,
             built: OnceLock::new(),
         }
     }
@@ -125,7 +144,11 @@ impl Traces {
     fn build(&self) -> Vec<StepTrace> {
         let mut out = Vec::with_capacity(self.prior.len() + self.raw.len());
         out.extend(self.prior.iter().cloned());
-        out.extend(self.raw.iter().map(|t| t.public(self.started_at)));
+        out.extend(
+            self.raw
+                .iter()
+                .map(|t| t.public(self.started_at, self.session)),
+        );
         out
     }
 
@@ -153,6 +176,7 @@ impl From<Vec<StepTrace>> for Traces {
             prior: Vec::new(),
             raw: Vec::new(),
             started_at: SystemTime::UNIX_EPOCH,
+            session: 1,
             built,
         }
     }
