@@ -68,12 +68,15 @@
 //!    0`; its own session, killed as a group at the end; a cleared environment; output read
 //!    with a cap (a program that prints too much is killed as soon as it passes the cap).
 //!
-//! The Landlock ruleset is built in the parent with the `landlock` crate (path descriptors
-//! opened there); between `fork` and `exec` the child makes raw system calls only
-//! (`landlock_restrict_self` on that descriptor, `prctl`, `capset`, `mount`…), nothing that
-//! allocates, so the closure stays async-signal-safe. The interpreter is probed once with the
-//! strongest combination the machine accepts (seccomp, mount namespace, another user; Landlock
-//! whenever the kernel has it); [`PythonSandbox::status`] reports what was found.
+//! The Landlock ruleset is built in the parent (path descriptors opened there) with raw system
+//! calls (`landlock_create_ruleset`, `landlock_add_rule` through `libc`, the rights masked by
+//! the kernel's ABI), not with the `landlock` crate, whose `enumflags2` derive would bring a
+//! second major of `syn` into the dependency graph (the project keeps one). Between `fork` and
+//! `exec` the child makes raw system calls only (`landlock_restrict_self` on that descriptor,
+//! `prctl`, `capset`, `mount`…), nothing that allocates, so the closure stays
+//! async-signal-safe. The interpreter is probed once with the strongest combination the machine
+//! accepts (seccomp, mount namespace, another user; Landlock whenever the kernel has it);
+//! [`PythonSandbox::status`] reports what was found.
 //!
 //! The interpreter runs with `-I` (isolated mode: `PYTHON*` variables, the user site directory
 //! and the script directory are ignored) and `-B`, but without `-S`, so that installed packages
@@ -104,6 +107,8 @@
 
 #[cfg(orchflow_sandbox)]
 mod child;
+#[cfg(orchflow_sandbox)]
+mod landlock;
 // The sandbox needs Linux (process groups, rlimits, network namespaces, seccomp, setresuid):
 // `build.rs` sets `orchflow_sandbox` there. Elsewhere every call is `ToolError::Unavailable`.
 #[cfg_attr(orchflow_sandbox, path = "code/linux.rs")]

@@ -4,21 +4,18 @@
 //! killing the child's process group.
 //!
 //! Everything that needs memory is prepared in the parent ([`ChildPlan::new`], [`landlock_ruleset`]:
-//! the path descriptors are opened and the ruleset is built there, with the `landlock` crate);
-//! the closure run in the child ([`ChildPlan::apply`]) only makes raw system calls on values it
-//! owns (the ruleset is handed over as a descriptor and enforced with `landlock_restrict_self`,
-//! not through the crate, whose `restrict_self` builds a status value), so it stays
-//! async-signal-safe.
+//! the path descriptors are opened and the ruleset is built there, with raw Landlock system calls
+//! through `libc`, see `landlock.rs`; not with the `landlock` crate, which would bring a second
+//! major of `syn` into the graph); the closure run in the child ([`ChildPlan::apply`]) only makes
+//! raw system calls on values it owns (the ruleset is handed over as a descriptor and enforced
+//! with `landlock_restrict_self`), so it stays async-signal-safe.
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
-use landlock::{
-    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd,
-    Ruleset, RulesetAttr, RulesetCreatedAttr, Scope,
-};
+use super::landlock::{self, Ruleset, RulesetAttr};
 
 /// Who the child runs as. Either way it ends with no capability in any set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -644,30 +641,43 @@ fn drop_all_capabilities() -> io::Result<()> {
 
 /// The Landlock ABI the running kernel offers (`None`: no Landlock, disabled or not built in).
 pub(crate) fn landlock_abi() -> Option<u32> {
-    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_long = 1;
-    // SAFETY: with a null attribute pointer and size 0, this flag only asks for the version.
-    let abi = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<libc::c_void>(),
-            0 as libc::c_long,
-            LANDLOCK_CREATE_RULESET_VERSION,
-        )
-    };
-    u32::try_from(abi).ok().filter(|&v| v > 0)
+    landlock::abi()
 }
 
 /// The ABI whose rights the ruleset handles: 6 brings signal and abstract-socket scoping. On an
-/// older kernel the `landlock` crate drops (best effort) what the kernel does not know, and
-/// [`landlock_abi`] reports what is left; without any Landlock there is no ruleset at all.
-const LANDLOCK_TARGET: ABI = ABI::V6;
+/// older kernel what it does not know is dropped (best effort: the rights are masked by the
+/// kernel's ABI, see `landlock.rs`), and [`landlock_abi`] reports what is left; without any
+/// Landlock there is no ruleset at all.
+const LANDLOCK_TARGET: u32 = 6;
+
+/// Which step of building a Landlock ruleset the kernel refused.
+#[derive(Debug)]
+pub(crate) enum LandlockStep {
+    /// `landlock_create_ruleset`.
+    CreateRuleset,
+    /// `landlock_add_rule` for this path.
+    AddRule(PathBuf),
+}
+
+impl std::fmt::Display for LandlockStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LandlockStep::CreateRuleset => f.write_str("landlock_create_ruleset"),
+            LandlockStep::AddRule(path) => write!(f, "landlock_add_rule for {}", path.display()),
+        }
+    }
+}
 
 /// Why a Landlock ruleset could not be built.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum LandlockError {
-    /// The kernel refused a step (or a path could not be opened).
-    #[error("{0}")]
-    Ruleset(#[from] landlock::RulesetError),
+    /// The kernel refused a step; `source` carries its errno (`raw_os_error`).
+    #[error("the kernel refused {step}: {source}")]
+    Refused {
+        step: LandlockStep,
+        #[source]
+        source: io::Error,
+    },
     /// The kernel has no Landlock: the ruleset would enforce nothing.
     #[error("the kernel does not enforce Landlock")]
     NotEnforced,
@@ -677,53 +687,54 @@ pub(crate) enum LandlockError {
 /// file-system right, TCP bind and connect, signals and abstract UNIX sockets outside the sandbox
 /// are handled (so denied unless granted); `read_only` paths (the interpreter, its libraries) get
 /// read and execute, `/dev/null` read and write, and `scratch` (if any) everything but execute
-/// and making device nodes, FIFOs or sockets. Paths that do not exist are skipped.
+/// and making device nodes, FIFOs or sockets. Rules on files carry only the rights that apply to
+/// files. Paths that do not exist (or cannot be opened) are skipped. Everything is limited to
+/// what both [`LANDLOCK_TARGET`] and the running kernel know.
 pub(crate) fn landlock_ruleset(
     read_only: &[PathBuf],
     scratch: Option<&Path>,
 ) -> Result<OwnedFd, LandlockError> {
-    let abi = LANDLOCK_TARGET;
-    let read = AccessFs::from_read(abi);
-    let scratch_rights = AccessFs::from_all(abi)
-        & !(AccessFs::Execute
-            | AccessFs::MakeChar
-            | AccessFs::MakeBlock
-            | AccessFs::MakeFifo
-            | AccessFs::MakeSock);
-    let mut rules: Vec<PathBeneath<PathFd>> = Vec::new();
-    let mut grant = |path: &Path, rights: BitFlags<AccessFs>| {
-        let Ok(fd) = PathFd::new(path) else {
-            return;
-        };
-        let rights = if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
-            rights
-        } else {
-            rights & AccessFs::from_file(abi)
-        };
-        rules.push(PathBeneath::new(fd, rights));
+    use landlock::{
+        FS_EXECUTE, FS_MAKE_BLOCK, FS_MAKE_CHAR, FS_MAKE_FIFO, FS_MAKE_SOCK, FS_READ, FS_READ_FILE,
+        FS_WRITE_FILE,
     };
-    for path in read_only {
-        grant(path, read);
-    }
-    grant(
-        Path::new("/dev/null"),
-        AccessFs::ReadFile | AccessFs::WriteFile,
-    );
+    let abi = landlock::abi()
+        .ok_or(LandlockError::NotEnforced)?
+        .min(LANDLOCK_TARGET);
+    let scratch_rights = landlock::fs_rights(LANDLOCK_TARGET)
+        & !(FS_EXECUTE | FS_MAKE_CHAR | FS_MAKE_BLOCK | FS_MAKE_FIFO | FS_MAKE_SOCK);
+    let mut grants: Vec<(&Path, u64)> = read_only.iter().map(|p| (p.as_path(), FS_READ)).collect();
+    grants.push((Path::new("/dev/null"), FS_READ_FILE | FS_WRITE_FILE));
     for dev in ["/dev/zero", "/dev/random", "/dev/urandom"] {
-        grant(Path::new(dev), AccessFs::ReadFile.into());
+        grants.push((Path::new(dev), FS_READ_FILE));
     }
     if let Some(scratch) = scratch {
-        grant(scratch, scratch_rights);
+        grants.push((scratch, scratch_rights));
     }
-    let ruleset = Ruleset::default()
-        .set_compatibility(CompatLevel::BestEffort)
-        .handle_access(AccessFs::from_all(abi))?
-        .handle_access(AccessNet::from_all(abi))?
-        .scope(Scope::from_all(abi))?
-        .create()?
-        .add_rules(rules.into_iter().map(Ok::<_, landlock::RulesetError>))?;
-    let fd: Option<OwnedFd> = ruleset.into();
-    fd.ok_or(LandlockError::NotEnforced)
+    let ruleset =
+        Ruleset::create(&RulesetAttr::all(abi), abi).map_err(|source| LandlockError::Refused {
+            step: LandlockStep::CreateRuleset,
+            source,
+        })?;
+    for (path, wanted) in grants {
+        let Ok(fd) = landlock::open_path(path) else {
+            continue;
+        };
+        // What the descriptor is, not what the path names now (it could have been replaced).
+        let file = std::fs::File::from(fd);
+        let is_dir = file.metadata().is_ok_and(|m| m.is_dir());
+        let rights = landlock::rule_rights(wanted, abi, is_dir);
+        if rights == 0 {
+            continue;
+        }
+        ruleset
+            .allow_beneath(file.as_fd(), rights)
+            .map_err(|source| LandlockError::Refused {
+                step: LandlockStep::AddRule(path.to_path_buf()),
+                source,
+            })?;
+    }
+    Ok(OwnedFd::from(ruleset))
 }
 
 /// Whether this build has a seccomp filter for the target architecture.
@@ -925,4 +936,85 @@ pub(crate) fn kill_group(pgid: u32) {
 pub(crate) fn effective_uid() -> u32 {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The whole ruleset on this kernel: directories, files (which the kernel would refuse with
+    /// directory rights), a missing path (skipped), a scratch directory; then enforced on a
+    /// thread of its own.
+    #[test]
+    fn landlock_ruleset_grants_what_it_says() {
+        let lib = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let file = lib.path().join("module.py");
+        std::fs::write(&file, "x = 1").unwrap();
+        std::fs::write(outside.path().join("secret"), "no").unwrap();
+        let read_only = vec![
+            lib.path().to_path_buf(),
+            file.clone(),
+            lib.path().join("missing"),
+        ];
+        let ruleset = match landlock_ruleset(&read_only, Some(scratch.path())) {
+            Ok(fd) => fd,
+            Err(LandlockError::NotEnforced) => {
+                assert_eq!(landlock_abi(), None);
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        let (secret, written, denied) = (
+            outside.path().join("secret"),
+            scratch.path().join("out.txt"),
+            lib.path().join("new.txt"),
+        );
+        let outcome = std::thread::spawn(move || {
+            // SAFETY: prctl and landlock_restrict_self take integers; they change only this
+            // thread, which ends below.
+            unsafe {
+                assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+                assert_eq!(
+                    libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), 0),
+                    0
+                );
+            }
+            (
+                std::fs::read_to_string(&file).map_err(|e| e.raw_os_error()),
+                std::fs::read_to_string(&secret).map_err(|e| e.raw_os_error()),
+                std::fs::write(&written, "ok").map_err(|e| e.raw_os_error()),
+                std::fs::write(&denied, "no").map_err(|e| e.raw_os_error()),
+                std::fs::read("/dev/null").map_err(|e| e.raw_os_error()),
+            )
+        })
+        .join()
+        .unwrap();
+        assert_eq!(outcome.0, Ok("x = 1".to_owned()));
+        assert_eq!(outcome.1, Err(Some(libc::EACCES)));
+        assert_eq!(outcome.2, Ok(()));
+        assert_eq!(outcome.3, Err(Some(libc::EACCES)));
+        assert_eq!(outcome.4, Ok(Vec::new()));
+    }
+
+    #[test]
+    fn landlock_errors_name_the_step_and_errno() {
+        let err = LandlockError::Refused {
+            step: LandlockStep::AddRule(PathBuf::from("/usr/lib")),
+            source: io::Error::from_raw_os_error(libc::EINVAL),
+        };
+        let text = err.to_string();
+        assert!(text.contains("landlock_add_rule for /usr/lib"), "{text}");
+        assert!(text.contains("os error 22"), "{text}");
+        let LandlockError::Refused { source, .. } = err else {
+            unreachable!()
+        };
+        assert_eq!(source.raw_os_error(), Some(libc::EINVAL));
+        assert!(
+            LandlockError::NotEnforced
+                .to_string()
+                .contains("does not enforce")
+        );
+    }
 }
