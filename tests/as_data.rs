@@ -217,3 +217,86 @@ async fn a_resumed_run_says_where_it_continued_from_and_which_session_did_what()
         .collect();
     assert_eq!(sessions, [1, 2, 2]);
 }
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Tally {
+    seen: std::sync::Mutex<Vec<u32>>,
+}
+
+static TALLY_GATE: AtomicU32 = AtomicU32::new(0);
+
+#[step]
+async fn tally(x: u32, ctx: &orchflow::StepContext<Tally>) -> u32 {
+    ctx.state().seen.lock().unwrap().push(x);
+    x + 1
+}
+
+#[step]
+async fn gate(x: u32) -> Result<u32, std::io::Error> {
+    if TALLY_GATE.fetch_add(1, Ordering::SeqCst) == 0 {
+        return Err(std::io::Error::other("closed"));
+    }
+    Ok(x)
+}
+
+#[tokio::test]
+async fn shared_state_is_saved_only_when_asked() {
+    let store = MemoryStore::default();
+    let f = flow! { #[flow(name = "tally")] tally => tally => gate => tally };
+    let first = f.durable(store.clone()).saving_state().run(1).await;
+    assert!(!first.success);
+    let journal = store.load(first.run_id).await.unwrap().unwrap().journal;
+    assert_eq!(journal[1].state, Some(json!({ "seen": [1, 2] })));
+
+    // Restored on resume: the last step adds to what the first two saw.
+    let done = f
+        .durable(store.clone())
+        .saving_state()
+        .resume(first.run_id)
+        .await
+        .unwrap();
+    assert_eq!(done.output, Some(4));
+    assert_eq!(*done.state.seen.lock().unwrap(), [1, 2, 3]);
+
+    // Without the opt-in nothing is saved and a resume starts from the default state.
+    TALLY_GATE.store(0, Ordering::SeqCst);
+    let plain = f.durable(store.clone()).run(1).await;
+    let journal = store.load(plain.run_id).await.unwrap().unwrap().journal;
+    assert!(journal.iter().all(|e| e.state.is_none()));
+    let resumed = f.durable(store.clone()).resume(plain.run_id).await.unwrap();
+    assert_eq!(*resumed.state.seen.lock().unwrap(), [3]);
+
+    // A saved state that no longer fits the type is a typed error.
+    TALLY_GATE.store(0, Ordering::SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    let json_store = JsonCheckpointStore::new(dir.path());
+    let broken = f.durable(json_store.clone()).saving_state().run(1).await;
+    let path = json_store.journal_path(broken.run_id);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("\"seen\":[1,2]", "\"seen\":\"oops\"")).unwrap();
+    let err = f
+        .durable(json_store.clone())
+        .saving_state()
+        .resume(broken.run_id)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            orchflow::ResumeError::Undecodable {
+                what: "shared state",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains(
+            &json_store
+                .document_path(broken.run_id)
+                .display()
+                .to_string()
+        ),
+        "{err}"
+    );
+}

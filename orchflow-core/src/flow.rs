@@ -316,6 +316,7 @@ where
         Durable {
             flow: self,
             store: Arc::new(store),
+            state_codec: None,
         }
     }
 
@@ -358,6 +359,7 @@ where
                     flushed: d.journal.1,
                 }),
                 point_json: d.point_json,
+                state_json: d.state_json,
             }));
         }
         let core = Arc::new(core);
@@ -732,6 +734,8 @@ struct DurableLaunch<O> {
     session: u32,
     output_json: OutputJson<O>,
     point_json: crate::run::PointJson,
+    /// Serialises the shared state into every journal entry, when it is saved.
+    state_json: Option<crate::run::PointJson>,
 }
 
 /// Why a run could not be resumed. Every variant names the run and says what is wrong; the
@@ -810,6 +814,18 @@ pub enum ResumeError {
     },
 }
 
+impl ResumeError {
+    /// Fills in where the checkpoint is, for errors made before it was known.
+    fn at(mut self, place: String) -> Self {
+        if let ResumeError::Undecodable { location, .. } = &mut self
+            && location.is_empty()
+        {
+            *location = place;
+        }
+        self
+    }
+}
+
 /// A flow bound to a checkpoint store (see [`Flow::durable`]): its runs save a checkpoint after
 /// every resumable point (each top-level item, each finished branch of a top-level parallel
 /// group, each loop iteration) and can be resumed, in this process or another, without redoing
@@ -841,9 +857,34 @@ pub enum ResumeError {
 /// assert_eq!(CALLS.load(Ordering::SeqCst), 4, "the two finished `inc`s did not run again");
 /// # }
 /// ```
-pub struct Durable<'f, T, I, O, N, P, F> {
+pub struct Durable<'f, T, I, O, N: StateReq, P, F> {
     flow: &'f Flow<T, I, O, N, P, F>,
     store: Arc<dyn CheckpointStore>,
+    /// How the shared state is saved and restored, when it is ([`Durable::saving_state`]).
+    state_codec: Option<StateCodec<N::State>>,
+}
+
+/// The shared state's JSON both ways, chosen where it is known to be serde.
+struct StateCodec<S> {
+    to_json: crate::run::PointJson,
+    from_json: fn(serde_json::Value) -> Result<S, serde_json::Error>,
+}
+
+impl<S> Clone for StateCodec<S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<S> Copy for StateCodec<S> {}
+
+fn state_to_json<S: Serialize + 'static>(
+    s: &dyn std::any::Any,
+) -> Option<Result<serde_json::Value, serde_json::Error>> {
+    s.downcast_ref::<S>().map(serde_json::to_value)
+}
+
+fn state_from_json<S: DeserializeOwned>(v: serde_json::Value) -> Result<S, serde_json::Error> {
+    serde_json::from_value(v)
 }
 
 impl<'f, T, I, O, N, P, F> Durable<'f, T, I, O, N, P, F>
@@ -888,6 +929,7 @@ where
         let this = Durable {
             flow: self.flow,
             store: Arc::clone(&self.store),
+            state_codec: self.state_codec,
         };
         let run = async move {
             let run_id = RunId::new_v4();
@@ -919,16 +961,76 @@ where
     where
         N::State: Default,
     {
-        self.resume_inner(run_id, N::State::default(), None).await
+        let restore = |saved| self.restored_state(saved);
+        self.resume_inner(run_id, restore, None).await
     }
 
-    /// Like [`resume`](Self::resume), with the given shared state.
+    /// Like [`resume`](Self::resume), with the given shared state (which wins over a saved one,
+    /// see [`saving_state`](Self::saving_state)).
     pub async fn resume_with_state(
         &self,
         run_id: RunId,
         state: N::State,
     ) -> Result<FlowResult<O, N::State>, ResumeError> {
-        self.resume_inner(run_id, state, None).await
+        self.resume_inner(run_id, |_| Ok(state), None).await
+    }
+
+    /// Saves the shared state with every checkpoint and restores it on resume (the default
+    /// leaves it out: resume with the state you want). The state is serialised once per save,
+    /// so keep it small.
+    ///
+    /// ```
+    /// use orchflow::{flow, step, MemoryStore, StepContext};
+    /// use std::sync::Mutex;
+    ///
+    /// #[derive(Default, serde::Serialize, serde::Deserialize)]
+    /// struct Seen { names: Mutex<Vec<String>> }
+    ///
+    /// #[step] async fn note(x: u32, ctx: &StepContext<Seen>) -> u32 {
+    ///     ctx.state().names.lock().unwrap().push(format!("note {x}"));
+    ///     x + 1
+    /// }
+    /// #[step] async fn check(x: u32) -> Result<u32, std::io::Error> {
+    ///     if x < 3 { Err(std::io::Error::other("too small")) } else { Ok(x) }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let store = MemoryStore::default();
+    /// let f = flow! { note => check };
+    /// let first = f.durable(store.clone()).saving_state().run(1).await;
+    /// assert!(!first.success);
+    /// // Another process resumes with the state as it was saved, not a default one.
+    /// let second = f.durable(store.clone()).saving_state().resume(first.run_id).await;
+    /// let state = second.unwrap().state;
+    /// assert_eq!(*state.names.lock().unwrap(), ["note 1"]);
+    /// # }
+    /// ```
+    pub fn saving_state(mut self) -> Self
+    where
+        N::State: Serialize + DeserializeOwned + 'static,
+    {
+        self.state_codec = Some(StateCodec {
+            to_json: state_to_json::<N::State>,
+            from_json: state_from_json::<N::State>,
+        });
+        self
+    }
+
+    /// The state a resume starts with: the saved one when the state is saved, else the default.
+    fn restored_state(&self, saved: Option<serde_json::Value>) -> Result<N::State, ResumeError>
+    where
+        N::State: Default,
+    {
+        match (self.state_codec, saved) {
+            (Some(codec), Some(json)) => {
+                (codec.from_json)(json).map_err(|source| ResumeError::Undecodable {
+                    location: String::new(),
+                    what: "shared state",
+                    source,
+                })
+            }
+            _ => Ok(N::State::default()),
+        }
     }
 
     /// Like [`resume`](Self::resume), as a stream of events (`checkpoint_loaded` first after
@@ -986,10 +1088,12 @@ where
     where
         N::State: Default,
     {
-        let (launch, done) = self.load(run_id, answer).await?;
+        let (launch, done, saved) = self.load(run_id, answer).await?;
         let queue = crate::event::new_queue(self.flow.info.points.len());
         let events = Some(Arc::clone(&queue));
-        let state = N::State::default();
+        let state = self
+            .restored_state(saved)
+            .map_err(|e| e.at(self.store.location(run_id)))?;
         let flow = self.flow;
         let run = async move {
             match (launch, done) {
@@ -1015,7 +1119,8 @@ where
         N::State: Default,
     {
         let answer = Some((None, answer.into()));
-        self.resume_inner(run_id, N::State::default(), answer).await
+        let restore = |saved| self.restored_state(saved);
+        self.resume_inner(run_id, restore, answer).await
     }
 
     /// Resumes a suspended run with the answer to one of its pending questions: `question` is
@@ -1052,16 +1157,18 @@ where
         N::State: Default,
     {
         let answer = Some((Some(question), answer.into()));
-        self.resume_inner(run_id, N::State::default(), answer).await
+        let restore = |saved| self.restored_state(saved);
+        self.resume_inner(run_id, restore, answer).await
     }
 
     async fn resume_inner(
         &self,
         run_id: RunId,
-        state: N::State,
+        state: impl FnOnce(Option<serde_json::Value>) -> Result<N::State, ResumeError>,
         answer: Option<(Option<&str>, String)>,
     ) -> Result<FlowResult<O, N::State>, ResumeError> {
-        let (launch, done) = self.load(run_id, answer).await?;
+        let (launch, done, saved) = self.load(run_id, answer).await?;
+        let state = state(saved).map_err(|e| e.at(self.store.location(run_id)))?;
         match (launch, done) {
             (Some(launch), _) => Ok(self.flow.execute(launch, state, None).await),
             (None, Some(done)) => Ok(done.into_result(state, self.flow.info.name)),
@@ -1117,6 +1224,7 @@ where
                 session: 1,
                 output_json: output_json::<O>,
                 point_json: point_json::<P>,
+                state_json: self.state_codec.map(|c| c.to_json),
             })),
         })
     }
@@ -1128,7 +1236,14 @@ where
         &self,
         run_id: RunId,
         answer: Option<(Option<&str>, String)>,
-    ) -> Result<(Option<Launch<I, O, P>>, Option<Done<O>>), ResumeError> {
+    ) -> Result<
+        (
+            Option<Launch<I, O, P>>,
+            Option<Done<O>>,
+            Option<serde_json::Value>,
+        ),
+        ResumeError,
+    > {
         let info = self.flow.info;
         let location = self.store.location(run_id);
         // One writer per run: nothing is read, decided or run without the claim.
@@ -1175,6 +1290,8 @@ where
             .iter()
             .flat_map(|e| e.traces.iter().cloned())
             .collect();
+        // The shared state as last saved (only a run saving its state has one).
+        let shared_state = journal.iter().rev().find_map(|e| e.state.clone());
         if document.status == RunStatus::Completed {
             let output = document
                 .output
@@ -1196,6 +1313,7 @@ where
                     traces,
                     loaded,
                 }),
+                shared_state,
             ));
         }
         let input: I =
@@ -1254,9 +1372,11 @@ where
                     session,
                     output_json: output_json::<O>,
                     point_json: point_json::<P>,
+                    state_json: self.state_codec.map(|c| c.to_json),
                 })),
             }),
             None,
+            shared_state,
         ))
     }
 

@@ -59,6 +59,8 @@ pub(crate) struct Durable {
     pub(crate) journal: tokio::sync::Mutex<Journal>,
     /// Serialises the generated state (`None` if the value is not of the flow's state type).
     pub(crate) point_json: PointJson,
+    /// Serialises the shared state into every entry, when the run saves it.
+    pub(crate) state_json: Option<PointJson>,
 }
 
 /// Where a durable run's journal stands.
@@ -837,11 +839,25 @@ impl Rt {
         } else {
             Vec::new()
         };
+        let state = match durable.state_json {
+            None => None,
+            Some(to_json) => match to_json(&*self.state) {
+                Some(Ok(json)) => Some(json),
+                Some(Err(source)) => {
+                    return Err(Halt::new(FlowError::Checkpoint(StoreError::Serialize {
+                        what: "the shared state",
+                        source,
+                    })));
+                }
+                None => None,
+            },
+        };
         let entry = JournalEntry {
             seq: journal.seq + 1,
             record,
             traces,
             answered,
+            state,
         };
         if let Err(e) = durable.store.append(claim, &entry).await {
             if is_point && !entry.answered.is_empty() {

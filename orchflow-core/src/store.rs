@@ -230,6 +230,10 @@ pub struct JournalEntry {
     /// one) saves: their [`PointRecord::Answer`]s are not handed out again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub answered: Vec<String>,
+    /// The run's shared state at this entry, when the run saves it
+    /// ([`Durable::saving_state`](crate::Durable::saving_state)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<serde_json::Value>,
 }
 
 impl JournalEntry {
@@ -240,6 +244,7 @@ impl JournalEntry {
             record,
             traces: Vec::new(),
             answered: Vec::new(),
+            state: None,
         }
     }
 }
