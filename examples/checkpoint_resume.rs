@@ -88,7 +88,10 @@ async fn main() {
             println!("  -> success: {}, output: {:?}", done.success, done.output);
             println!("  -> traces of both sessions:");
             for t in &done.traces {
-                println!("     {:<13} attempt {}  {:?}", t.step, t.attempt, t.outcome);
+                println!(
+                    "     {:<13} session {} attempt {}  {:?}",
+                    t.step, t.session, t.attempt, t.outcome
+                );
             }
         }
         Err(e) => println!("  -> cannot resume: {e}"),

@@ -71,8 +71,8 @@ async fn main() {
             println!("  {}", done.output.as_deref().unwrap_or("(no output)"));
             for t in &done.traces {
                 println!(
-                    "  trace: {:<7} attempt {} {:?}",
-                    t.step, t.attempt, t.outcome
+                    "  trace: {:<7} session {} attempt {} {:?}",
+                    t.step, t.session, t.attempt, t.outcome
                 );
             }
         }
