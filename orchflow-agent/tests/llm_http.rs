@@ -6,7 +6,7 @@
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use axum::routing::post;
 use futures_util::StreamExt;
@@ -50,6 +50,8 @@ enum Reply {
 /// One request as the server saw it.
 #[derive(Clone, Debug)]
 struct Seen {
+    /// The request's path (`/api/chat`, `/v1/chat/completions`).
+    path: String,
     headers: HeaderMap,
     body: Value,
     at: Instant,
@@ -93,10 +95,16 @@ async fn serve(replies: Vec<Reply>) -> Server {
     }
 }
 
-async fn handle(State(script): State<Script>, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(script): State<Script>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let index = {
         let mut seen = script.seen.lock().unwrap();
         seen.push(Seen {
+            path: uri.path().to_string(),
             headers,
             body: serde_json::from_slice(&body).unwrap_or(Value::Null),
             at: Instant::now(),
@@ -595,6 +603,24 @@ async fn ollama_404_is_not_retried() {
         "{err:?}"
     );
     assert_eq!(server.requests().len(), 1);
+}
+
+/// A base URL copied from an OpenAI-style setup (`…/v1`) still reaches Ollama's native
+/// `/api/chat`, as do the plain address and either with a trailing `/`.
+#[tokio::test]
+async fn ollama_base_url_with_v1_reaches_the_native_api() {
+    let server = serve(vec![Reply::Json(200, ollama_reply("4"))]).await;
+    for suffix in ["", "/", "/v1", "/v1/", "/v1//"] {
+        let base = format!("{}{suffix}", server.base);
+        let client = ollama(&base);
+        let reply = client.chat(&request()).await;
+        assert_eq!(reply.unwrap().content, "4", "base {base:?}");
+        let streamed = collect_stream(client.chat_stream(&request())).await;
+        assert_eq!(streamed.unwrap().content, "4", "base {base:?} (streaming)");
+        assert_eq!(client.base_url(), server.base, "base {base:?}");
+    }
+    let paths: Vec<String> = server.requests().into_iter().map(|s| s.path).collect();
+    assert_eq!(paths, vec!["/api/chat"; 10]);
 }
 
 #[tokio::test]
