@@ -853,7 +853,10 @@ async fn openai_reply_and_request_body() {
     assert!(body.get("think").is_none());
     let format = &body["response_format"];
     assert_eq!(format["type"], "json_schema");
-    assert_eq!(format["json_schema"]["name"], "reply");
+    assert_eq!(
+        format["json_schema"]["name"], "Answer",
+        "the type's schema title"
+    );
     assert_eq!(format["json_schema"]["strict"], true);
     let sent = &format["json_schema"]["schema"];
     let schema = answer_schema();
@@ -870,6 +873,69 @@ async fn openai_reply_and_request_body() {
         .collect();
     required.sort_unstable();
     assert_eq!(required, ["answer", "confidence"]);
+}
+
+/// A type whose schema title holds characters OpenAI refuses in `json_schema.name`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(title = "final answer: v2 (é)")]
+#[allow(dead_code)]
+struct Titled {
+    answer: String,
+}
+
+/// `response_format.json_schema.name` is the schema's title (the Rust type's name, or its
+/// `#[schemars(title)]`), sanitised to `^[a-zA-Z0-9_-]{1,64}$`; `reply` when there is none.
+#[tokio::test]
+async fn openai_schema_name_is_the_types_title_sanitised() {
+    let server = serve(vec![Reply::Json(200, openai_reply("{}"))]).await;
+    let client = openai(&server.base);
+    let long_title = format!("{}-tail", "x".repeat(70));
+    let schemas = [
+        answer_schema(),
+        Value::from(schemars::schema_for!(Titled)),
+        json!({"type": "object", "properties": {"a": {"type": "string"}}}),
+        json!({"title": "", "type": "object"}),
+        json!({"title": 7, "type": "object"}),
+        json!({"title": long_title, "type": "object"}),
+        json!({"title": "ok_Name-1", "type": "object"}),
+    ];
+    for schema in &schemas {
+        client
+            .chat(&request().with_schema(schema.clone()))
+            .await
+            .unwrap();
+    }
+    let names: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|s| {
+            s.body["response_format"]["json_schema"]["name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Answer".to_string(),
+            "final_answer__v2____".to_string(),
+            "reply".to_string(),
+            "reply".to_string(),
+            "reply".to_string(),
+            "x".repeat(64),
+            "ok_Name-1".to_string(),
+        ]
+    );
+    for name in &names {
+        assert!(
+            (1..=64).contains(&name.len())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+            "{name:?}"
+        );
+    }
 }
 
 #[tokio::test]
