@@ -535,3 +535,30 @@ async fn a_json_array_is_not_a_decision() {
         .count();
     assert_eq!(planner_calls, 2, "one reply, one corrective retry");
 }
+
+/// `max_steps = 0` makes no model call at all and ends with the fallback answer, as a run whose
+/// budget ran out with nothing in memory does; durable runs too.
+#[tokio::test]
+async fn zero_max_steps_makes_no_model_call_and_gives_the_fallback() {
+    let llm = Arc::new(ScriptedLlm::new(Vec::<String>::new()));
+    let search = search_tool();
+    let solver = Solver::new(llm.clone(), vec![search.clone()], config(0));
+    let t = solver.solve("What is 6 * 7?").await;
+    assert_eq!(llm.calls(), 0, "no model call");
+    assert_eq!(t.outcome, Outcome::BudgetExhausted);
+    assert_eq!(
+        t.answer.as_deref(),
+        Some(solver.config().fallback_answer.as_str())
+    );
+    assert!(t.steps.is_empty());
+    assert_eq!(t.usage.total(), 0);
+
+    let durable = solver
+        .solve_durable(MemoryStore::default(), RunId::new_v4(), "What is 6 * 7?")
+        .await;
+    assert_eq!(llm.calls(), 0, "no model call in a durable run either");
+    assert_eq!(durable.outcome, Outcome::BudgetExhausted);
+    assert_eq!(durable.answer, t.answer);
+    assert!(durable.steps.is_empty());
+    assert_eq!(search.calls.load(Ordering::SeqCst), 0);
+}
