@@ -245,9 +245,14 @@ pub async fn planner(
     let prompt = planner_prompt(&memory, env);
     let (decision, usage) = match env.planner.run_structured::<Decision>(&prompt).await {
         Ok(s) => (PlannerOutput::Decision(s.value), s.usage),
-        Err(AgentError::Unparsable {
-            raw, error, usage, ..
-        }) => (
+        Err(
+            AgentError::NotJson {
+                raw, error, usage, ..
+            }
+            | AgentError::WrongShape {
+                raw, error, usage, ..
+            },
+        ) => (
             PlannerOutput::Malformed {
                 raw: shorten(&raw, 2_000),
                 error,
@@ -349,9 +354,14 @@ pub async fn verifier(
             },
             s.usage,
         ),
-        Err(AgentError::Unparsable {
-            raw, error, usage, ..
-        }) => (
+        Err(
+            AgentError::NotJson {
+                raw, error, usage, ..
+            }
+            | AgentError::WrongShape {
+                raw, error, usage, ..
+            },
+        ) => (
             Verdict {
                 sufficient: false,
                 reason: format!("unparsable verdict, continuing: {error}"),

@@ -781,7 +781,7 @@ async fn ollama_reply_not_matching_schema_is_retried_once_then_typed() {
     let agent = agent(Arc::new(ollama(&server.base)));
     let err = agent.run_structured::<Answer>("2 + 2?").await.unwrap_err();
     match &err {
-        AgentError::Unparsable {
+        AgentError::WrongShape {
             raw,
             error,
             attempts,
@@ -793,7 +793,7 @@ async fn ollama_reply_not_matching_schema_is_retried_once_then_typed() {
             assert!(error.contains("invalid type"), "{error}");
             assert_eq!(usage.prompt_tokens, 52, "usage summed over both attempts");
         }
-        other => panic!("expected Unparsable, got {other:?}"),
+        other => panic!("expected WrongShape, got {other:?}"),
     }
     let seen = server.requests();
     assert_eq!(seen.len(), 2, "exactly one retry");
@@ -816,7 +816,7 @@ async fn ollama_reply_not_matching_schema_is_retried_once_then_typed() {
     assert!(degraded.degraded);
     assert_eq!(degraded.value, Answer::default());
     assert_eq!(degraded.raw, "{\"answer\": \"four\"}");
-    assert!(degraded.error.unwrap().contains("invalid type"));
+    assert!(degraded.error.unwrap().to_string().contains("invalid type"));
     assert_eq!(server.requests().len(), 4);
 }
 
@@ -1222,14 +1222,14 @@ async fn openai_reply_not_matching_schema_is_retried_once_then_degrades() {
     .await;
     let agent = agent(Arc::new(openai(&server.base)));
     let err = agent.run_structured::<Answer>("2 + 2?").await.unwrap_err();
-    let AgentError::Unparsable {
+    let AgentError::WrongShape {
         raw,
         error,
         attempts,
         ..
     } = &err
     else {
-        panic!("expected Unparsable, got {err:?}");
+        panic!("expected WrongShape, got {err:?}");
     };
     assert_eq!(raw, "Sorry: {\"answer\": 4}");
     assert!(error.contains("missing field `confidence`"), "{error}");
