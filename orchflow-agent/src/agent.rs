@@ -5,7 +5,8 @@
 //!   type (`schemars`) goes to the server for schema-constrained decoding and into the system
 //!   prompt; the reply is parsed leniently ([`parse_json_reply`]: fenced blocks, prose around
 //!   the JSON); an unparsable reply is retried once with a corrective message, then reported as
-//!   [`AgentError::Unparsable`].
+//!   [`AgentError::NotJson`] (the last reply holds no JSON value) or [`AgentError::WrongShape`]
+//!   (it holds JSON, but not of the type's shape).
 //! * [`Agent::run_structured_or_else`] / [`Agent::run_structured_or_default`] degrade to a
 //!   default value instead, and say so in [`Structured::degraded`].
 //!
@@ -183,8 +184,49 @@ pub struct Structured<T> {
     pub attempts: u32,
     /// `true` when no reply parsed and `value` is the caller's default.
     pub degraded: bool,
-    /// Why the last reply did not parse, when `degraded`.
-    pub error: Option<String>,
+    /// Why the last reply did not parse, when `degraded`: not JSON, or JSON of the wrong shape.
+    pub error: Option<ReplyError>,
+}
+
+/// Why a reply did not parse as the requested type ([`parse_json_reply`]).
+///
+/// Its `Display` is the reason alone (for logs and for the corrective message to the model).
+///
+/// ```
+/// use orchflow_agent::agent::{ReplyError, parse_json_reply};
+/// let e = parse_json_reply::<u32>("no number here").unwrap_err();
+/// assert!(matches!(e, ReplyError::NotJson { .. }));
+/// let e = parse_json_reply::<u32>("\"seven\"").unwrap_err();
+/// assert!(matches!(e, ReplyError::WrongShape { .. }));
+/// assert!(e.to_string().contains("invalid type"), "{e}");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ReplyError {
+    /// The reply holds no JSON value: it is empty, prose without JSON, or JSON with a syntax
+    /// error (an unclosed object, a missing value…).
+    #[error("{reason}")]
+    NotJson {
+        /// Why: the syntax error, or that there is no JSON in the reply.
+        reason: String,
+    },
+    /// The reply holds valid JSON, but not of the requested type's shape: a missing field, a
+    /// value of the wrong type, an unknown action, an array where an object is wanted…
+    #[error("{reason}")]
+    WrongShape {
+        /// The deserialisation error (e.g. ``missing field `action` ``).
+        reason: String,
+    },
+}
+
+impl ReplyError {
+    /// Why the reply did not parse (the same text as `Display`).
+    pub fn reason(&self) -> &str {
+        match self {
+            ReplyError::NotJson { reason } | ReplyError::WrongShape { reason } => reason,
+        }
+    }
 }
 
 /// Why an agent call failed.
@@ -194,18 +236,40 @@ pub enum AgentError {
     /// The model could not be called (network, server, script…).
     #[error("the model call failed: {0}")]
     Llm(#[from] LlmError),
-    /// No reply parsed as the requested type, the corrective retry included.
+    /// No reply parsed as the requested type, the corrective retry included, and the last one
+    /// holds no JSON at all: prose, an empty reply, or JSON with a syntax error
+    /// ([`ReplyError::NotJson`]).
     #[error(
-        "the model's reply did not parse as {expected} after {attempts} attempts: {error}; \
+        "the model's reply is not JSON (wanted {expected}) after {attempts} attempts: {error}; \
          last reply: {}",
         crate::llm::http::shorten(raw, 300)
     )]
-    Unparsable {
+    NotJson {
         /// The requested type's name.
         expected: String,
         /// The last reply, in full.
         raw: String,
-        /// Why it did not parse.
+        /// Why it is not JSON (the syntax error, or that the reply has none).
+        error: String,
+        /// Model calls made.
+        attempts: u32,
+        /// Tokens used by all attempts.
+        usage: Usage,
+    },
+    /// No reply parsed as the requested type, the corrective retry included, and the last one
+    /// is valid JSON of another shape: a missing field, a wrong type, an array for an object
+    /// ([`ReplyError::WrongShape`]).
+    #[error(
+        "the model's reply is JSON but not a valid {expected} after {attempts} attempts: \
+         {error}; last reply: {}",
+        crate::llm::http::shorten(raw, 300)
+    )]
+    WrongShape {
+        /// The requested type's name.
+        expected: String,
+        /// The last reply, in full.
+        raw: String,
+        /// The deserialisation error (e.g. ``missing field `action` ``).
         error: String,
         /// Model calls made.
         attempts: u32,
@@ -219,7 +283,7 @@ const REQUOTE_LIMIT: usize = 4000;
 
 /// The outcome of the typed call's attempts, before deciding between error and default.
 struct Attempts<T> {
-    parsed: Result<T, String>,
+    parsed: Result<T, ReplyError>,
     raw: String,
     usage: Usage,
     attempts: u32,
@@ -328,8 +392,9 @@ impl Agent {
     /// with [`parse_json_reply`]. If it does not parse, the request is sent once more with the
     /// bad reply and a short user message quoting the parse error. Usage sums both attempts.
     ///
-    /// Fails with [`AgentError::Unparsable`] (carrying the last reply) when the second reply
-    /// does not parse either, and with [`AgentError::Llm`] when a model call fails.
+    /// Fails, when the second reply does not parse either, with [`AgentError::NotJson`] (it
+    /// holds no JSON) or [`AgentError::WrongShape`] (valid JSON, not of `T`'s shape), both
+    /// carrying the last reply; and with [`AgentError::Llm`] when a model call fails.
     pub async fn run_structured<T>(&self, prompt: &str) -> Result<Structured<T>, AgentError>
     where
         T: DeserializeOwned + JsonSchema,
@@ -344,10 +409,17 @@ impl Agent {
                 degraded: false,
                 error: None,
             }),
-            Err(error) => Err(AgentError::Unparsable {
+            Err(ReplyError::NotJson { reason }) => Err(AgentError::NotJson {
                 expected: short_type_name::<T>(),
                 raw: outcome.raw,
-                error,
+                error: reason,
+                attempts: outcome.attempts,
+                usage: outcome.usage,
+            }),
+            Err(ReplyError::WrongShape { reason }) => Err(AgentError::WrongShape {
+                expected: short_type_name::<T>(),
+                raw: outcome.raw,
+                error: reason,
                 attempts: outcome.attempts,
                 usage: outcome.usage,
             }),
@@ -355,8 +427,9 @@ impl Agent {
     }
 
     /// Like [`run_structured`](Agent::run_structured), but when no reply parses (the retry
-    /// included) returns `default()` with `degraded: true`, the last reply in `raw` and the
-    /// parse error in `error`, instead of failing.
+    /// included) returns `default()` with `degraded: true`, the last reply in `raw` and why it
+    /// did not parse in `error` ([`ReplyError::NotJson`] or [`ReplyError::WrongShape`], the
+    /// cases of [`AgentError::NotJson`] and [`AgentError::WrongShape`]), instead of failing.
     ///
     /// Still fails with [`AgentError::Llm`] when a model call fails: an unreachable server is
     /// not a bad reply.
@@ -371,6 +444,7 @@ impl Agent {
     /// let n = agent.run_structured_or_else::<u32>("How many?", || 0).await?;
     /// assert!(n.degraded);
     /// assert_eq!((n.value, n.attempts, n.raw.as_str()), (0, 2, "still not json"));
+    /// assert!(matches!(n.error, Some(orchflow_agent::agent::ReplyError::NotJson { .. })));
     /// # Ok::<(), orchflow_agent::agent::AgentError>(())
     /// # }).unwrap();
     /// ```
@@ -386,7 +460,11 @@ impl Agent {
         let (value, degraded, error) = match outcome.parsed {
             Ok(value) => (value, false, None),
             Err(error) => {
-                tracing::warn!(agent = %self.name, %error, "unparsable reply; using the default");
+                let kind = match error {
+                    ReplyError::NotJson { .. } => "not JSON",
+                    ReplyError::WrongShape { .. } => "JSON of the wrong shape",
+                };
+                tracing::warn!(agent = %self.name, %error, kind, "unparsable reply; using the default");
                 (default(), true, Some(error))
             }
         };
@@ -400,7 +478,8 @@ impl Agent {
         })
     }
 
-    /// [`run_structured_or_else`](Agent::run_structured_or_else) with `T::default()`.
+    /// [`run_structured_or_else`](Agent::run_structured_or_else) with `T::default()`: a reply
+    /// that is not JSON and one of the wrong shape both degrade (see [`Structured::error`]).
     ///
     /// Fails only with [`AgentError::Llm`].
     pub async fn run_structured_or_default<T>(
@@ -511,9 +590,10 @@ const MAX_CANDIDATES: usize = 64;
 /// 3. each balanced JSON object or array found in the text, in order of its first character
 ///    (strings and escapes inside it are respected, so `"}"` in a value does not end it).
 ///
-/// Fails with a message for the model and for logs: the deserialisation error of the first
-/// candidate that was valid JSON of another shape (e.g. ``missing field `action` ``), or the
-/// syntax error, or "no JSON object".
+/// Fails with [`ReplyError::WrongShape`] carrying the deserialisation error of the first
+/// candidate that was valid JSON of another shape (e.g. ``missing field `action` ``), else with
+/// [`ReplyError::NotJson`] carrying the first candidate's syntax error, or "the reply contains
+/// no JSON object", or "the reply is empty". The reason is worded for the model and for logs.
 ///
 /// ```
 /// use orchflow_agent::agent::parse_json_reply;
@@ -526,12 +606,14 @@ const MAX_CANDIDATES: usize = 64;
 /// let a: A = parse_json_reply("```json\n{\"x\": 2, \"s\": \"\"}\n```").unwrap();
 /// assert_eq!(a.x, 2);
 /// let err = parse_json_reply::<A>("{\"x\": 1}").unwrap_err();
-/// assert!(err.contains("missing field `s`"), "{err}");
+/// assert!(err.to_string().contains("missing field `s`"), "{err}");
 /// ```
-pub fn parse_json_reply<T: DeserializeOwned>(reply: &str) -> Result<T, String> {
+pub fn parse_json_reply<T: DeserializeOwned>(reply: &str) -> Result<T, ReplyError> {
     let text = crate::llm::http::strip_think(reply).trim();
     if text.is_empty() {
-        return Err("the reply is empty".to_string());
+        return Err(ReplyError::NotJson {
+            reason: "the reply is empty".to_string(),
+        });
     }
     let mut shape_error: Option<String> = None;
     let mut syntax_error: Option<String> = None;
@@ -564,9 +646,12 @@ pub fn parse_json_reply<T: DeserializeOwned>(reply: &str) -> Result<T, String> {
             return Ok(value);
         }
     }
-    Err(shape_error
-        .or(syntax_error)
-        .unwrap_or_else(|| "the reply contains no JSON object".to_string()))
+    Err(match shape_error {
+        Some(reason) => ReplyError::WrongShape { reason },
+        None => ReplyError::NotJson {
+            reason: syntax_error.unwrap_or_else(|| "the reply contains no JSON object".to_string()),
+        },
+    })
 }
 
 /// The contents of the ```` ``` ```` fenced blocks of `text` (the info string after the
@@ -741,18 +826,34 @@ mod tests {
 
     #[test]
     fn reports_useful_errors() {
+        let wrong = |reason: &str| ReplyError::WrongShape {
+            reason: reason.to_string(),
+        };
+        let not_json = |reason: &str| ReplyError::NotJson {
+            reason: reason.to_string(),
+        };
         let e = parse_json_reply::<D>(r#"{"action":"a"}"#).unwrap_err();
-        assert!(e.contains("missing field `n`"), "{e}");
+        assert!(matches!(e, ReplyError::WrongShape { .. }), "{e:?}");
+        assert!(e.reason().contains("missing field `n`"), "{e}");
         let e = parse_json_reply::<D>("Here: {\"action\": \"a\", \"n\": -1}").unwrap_err();
-        assert!(e.contains("invalid value"), "{e}");
+        assert!(matches!(e, ReplyError::WrongShape { .. }), "{e:?}");
+        assert!(e.to_string().contains("invalid value"), "{e}");
         let e = parse_json_reply::<D>("no json here").unwrap_err();
-        assert_eq!(e, "the reply contains no JSON object");
+        assert_eq!(e, not_json("the reply contains no JSON object"));
         let e = parse_json_reply::<D>("  ").unwrap_err();
-        assert_eq!(e, "the reply is empty");
+        assert_eq!(e, not_json("the reply is empty"));
         let e = parse_json_reply::<D>("<think>only thinking</think>").unwrap_err();
-        assert_eq!(e, "the reply is empty");
+        assert_eq!(e, not_json("the reply is empty"));
         let e = parse_json_reply::<D>("{\"action\": \"a\", \"n\": 1").unwrap_err();
-        assert!(!e.is_empty());
+        assert!(matches!(e, ReplyError::NotJson { .. }), "{e:?}");
+        assert!(!e.reason().is_empty());
+        // Valid JSON of another shape wins over a syntax error elsewhere in the reply.
+        let e = parse_json_reply::<D>("{oops} then [1, 2]").unwrap_err();
+        assert!(matches!(e, ReplyError::WrongShape { .. }), "{e:?}");
+        assert_eq!(
+            parse_json_reply::<D>("[]").unwrap_err(),
+            wrong("invalid length 0, expected struct D with 2 elements at line 1 column 2")
+        );
         // Unbalanced or mismatched brackets do not panic.
         for s in [
             "{",

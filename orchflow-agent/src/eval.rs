@@ -4,8 +4,9 @@
 //!   `{"id": "q1", "question": "…", "answer": "42", "kind": "integer"}`, or
 //!   `"kind": "choice"` with a letter answer and the options in the question text.
 //! * Extraction: [`extract_integer`] (the last `\boxed{…}`, else the final integer of the text)
-//!   and [`extract_choice`] (`\boxed{C}`, "the answer is (C)", "Answer: C", a final lone
-//!   letter); [`EvalItem::score`] applies the right one to a reply.
+//!   and [`extract_choice`] (`\boxed{C}`, "the answer is (C)", "Answer: C", a reply that
+//!   starts with the option, a final lone letter; a hedge such as "B or C" is no answer);
+//!   [`EvalItem::score`] applies the right one to a reply.
 //! * The runner: [`run_eval`] asks a caller-given `solve` closure for a [`Trajectory`] per item,
 //!   a bounded number at a time, shows a progress bar, appends each result to a JSONL file as
 //!   soon as it is known ([`EvalRecord`], one line, flushed) and resumes from that file: items
@@ -512,11 +513,21 @@ const CONNECTIVES: &[&str] = &[
 ///
 /// Tried in order, the first that finds a letter wins:
 /// 1. the last `\boxed{…}` whose content has exactly one allowed single-letter word
-///    (`\boxed{C}`, `\boxed{\text{(c)}}`, `\boxed{C) 6 N}`);
+///    (`\boxed{C}`, `\boxed{\text{(c)}}`, `\boxed{C) 6 N}`); a box naming two or more
+///    (`\boxed{B/C}`) is a hedge: no letter;
 /// 2. the last "answer" phrase followed by a letter ("the answer is (C)", "Answer: C",
-///    "final answer: **c**"), then the last "option"/"choice" phrase ("option B is correct");
-/// 3. a lone letter ending the reply: a last line such as `C`, `(C)`, `**C.**`, or an
+///    "final answer: **c**");
+/// 3. a reply that starts with the option: its first non-space token is a letter (optionally
+///    bracketed or in `**bold**`) followed by `)`, `]`, `:` or `.` (`D) 10^-4 eV`,
+///    `D: because…`, `B. It follows…`), or alone on the first line. Not when another line
+///    starts with another option (the reply goes through the options one by one), nor when
+///    the punctuation is followed by a letter or digit (`A.I.`, `e.g.`, `D:5`);
+/// 4. the last "option"/"choice" phrase followed by a letter ("option B is correct");
+/// 5. a lone letter ending the reply: a last line such as `C`, `(C)`, `**C.**`, or an
 ///    upper-case letter at the end of the last line ("so we pick C.").
+///
+/// A letter found so that is joined to another option letter by `or`, `/`, `|` or `and/or`
+/// (`B or C`, `B/C`, `either (B) or (C)`) is a hedge: the reply yields no letter at all.
 ///
 /// A lower-case letter counts only when it cannot be a word: enclosed (`(c)`, `**c**`) or
 /// followed by punctuation or the end; an upper-case `A` followed by a lower-case word is read
@@ -526,6 +537,9 @@ const CONNECTIVES: &[&str] = &[
 /// use orchflow_agent::eval::extract_choice;
 /// assert_eq!(extract_choice(r"\boxed{B}", 4), Some('B'));
 /// assert_eq!(extract_choice("Answer: d", 4), Some('D'));
+/// assert_eq!(extract_choice("D) 10^-4 eV", 4), Some('D'));
+/// assert_eq!(extract_choice("B. It follows from parity.", 4), Some('B'));
+/// assert_eq!(extract_choice("The answer is B or C.", 4), None);
 /// assert_eq!(extract_choice("The answer is a prime, so (E) is out.\nE", 4), None);
 /// assert_eq!(extract_choice("The answer is a prime number.", 4), None);
 /// ```
@@ -534,6 +548,8 @@ pub fn extract_choice(text: &str, letters: usize) -> Option<char> {
     let allowed = |c: char| {
         c.is_ascii_alphabetic() && ((c.to_ascii_uppercase() as usize) - ('A' as usize)) < letters
     };
+    // A found letter is the answer unless it is one side of a hedge.
+    let unless_hedged = |(i, c): (usize, char)| (!hedged(text, i, &allowed)).then_some(c);
     if let Some(boxed) = last_boxed(text) {
         let cleaned = clean_latex(boxed);
         let singles: HashSet<char> = words(&cleaned)
@@ -542,24 +558,143 @@ pub fn extract_choice(text: &str, letters: usize) -> Option<char> {
             .filter(|c| allowed(*c))
             .map(|c| c.to_ascii_uppercase())
             .collect();
-        if singles.len() == 1 {
-            return singles.into_iter().next();
+        match singles.len() {
+            0 => {}
+            1 => return singles.into_iter().next(),
+            _ => return None,
         }
     }
     let lower = text.to_ascii_lowercase();
-    for markers in [&["answer"][..], &["option", "choice"][..]] {
+    let phrase = |markers: &[&str]| {
         let mut positions: Vec<usize> = markers
             .iter()
             .flat_map(|m| word_positions(&lower, m))
             .collect();
         positions.sort_unstable();
-        for &pos in positions.iter().rev() {
-            if let Some(c) = letter_after(text, pos, &allowed) {
-                return Some(c);
-            }
+        positions
+            .iter()
+            .rev()
+            .find_map(|&pos| letter_after(text, pos, &allowed))
+    };
+    if let Some(found) = phrase(&["answer"]) {
+        return unless_hedged(found);
+    }
+    if let Some(found) = leading_option(text, &allowed) {
+        return unless_hedged(found);
+    }
+    if let Some(found) = phrase(&["option", "choice"]) {
+        return unless_hedged(found);
+    }
+    final_lone_letter(text, &allowed).and_then(unless_hedged)
+}
+
+/// Characters that may open or close an option letter (`(C)`, `**C**`, `"C"`).
+const OPENERS: &[char] = &['(', '[', '{', '*', '_', '"', '\''];
+const CLOSERS: &[char] = &[')', ']', '}', '*', '_', '"', '\''];
+
+/// The rest of `s` after a leading alternative word (`or`, `/`, `|`, `and/or`), if it starts
+/// with one.
+fn after_alternative(s: &str) -> Option<&str> {
+    for word in ["and/or", "or"] {
+        if s.get(..word.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(word))
+            && !s[word.len()..]
+                .chars()
+                .next()
+                .is_some_and(char::is_alphanumeric)
+        {
+            return Some(&s[word.len()..]);
         }
     }
-    final_lone_letter(text, &allowed)
+    s.strip_prefix(['/', '|'])
+}
+
+/// `s` before a trailing alternative word (`or`, `/`, `|`, `and/or`), if it ends with one.
+fn before_alternative(s: &str) -> Option<&str> {
+    for word in ["and/or", "or"] {
+        let Some(at) = s.len().checked_sub(word.len()) else {
+            continue;
+        };
+        if s.get(at..).is_some_and(|w| w.eq_ignore_ascii_case(word))
+            && !s[..at]
+                .chars()
+                .next_back()
+                .is_some_and(char::is_alphanumeric)
+        {
+            return Some(&s[..at]);
+        }
+    }
+    s.strip_suffix(['/', '|'])
+}
+
+/// Whether the option letter at byte `i` of `text` is one side of a hedge: joined to another
+/// option letter by `or`, `/`, `|` or `and/or` (`B or C`, `(B) or (C)`, `B/C`).
+fn hedged(text: &str, i: usize, allowed: &dyn Fn(char) -> bool) -> bool {
+    let is_space_or = |set: &'static [char]| move |c: char| c.is_whitespace() || set.contains(&c);
+    // Forward: "B or C".
+    let after = text
+        .get(i + 1..)
+        .unwrap_or("")
+        .trim_start_matches(is_space_or(CLOSERS));
+    if let Some(rest) = after_alternative(after) {
+        let rest = rest.trim_start_matches(is_space_or(OPENERS));
+        let j = text.len() - rest.len();
+        if rest
+            .chars()
+            .next()
+            .is_some_and(|c| allowed(c) && qualifies(text, j, c))
+        {
+            return true;
+        }
+    }
+    // Backward: "either B or C", seen from C.
+    let before = text
+        .get(..i)
+        .unwrap_or("")
+        .trim_end_matches(is_space_or(OPENERS));
+    if let Some(head) = before_alternative(before) {
+        let head = head.trim_end_matches(is_space_or(CLOSERS));
+        let mut back = head.chars().rev();
+        if let Some(c) = back.next()
+            && allowed(c)
+            && !back.next().is_some_and(char::is_alphanumeric)
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// The option a line starts with (see [`extract_choice`], rule 3): the letter's byte offset in
+/// the line and the letter, upper-cased.
+fn option_marker(line: &str, allowed: &dyn Fn(char) -> bool) -> Option<(usize, char)> {
+    let body = line.trim_start().trim_start_matches(['*', '_']);
+    let body = body.strip_prefix(['(', '[']).unwrap_or(body);
+    let at = line.len() - body.len();
+    let mut chars = body.chars();
+    let c = chars.next().filter(|c| allowed(*c))?;
+    let rest = chars.as_str();
+    let marks = match rest.strip_prefix([')', ']', ':', '.']) {
+        // `B)`, `B:`, `B.`: not glued to a letter or digit (`A.I.`, `e.g.`, `D:5`).
+        Some(after) => !after
+            .trim_start_matches(['*', '_', ')', ']', ':', '.'])
+            .chars()
+            .next()
+            .is_some_and(char::is_alphanumeric),
+        // Alone on the line (`B`, `**B**`).
+        None => rest.trim_start_matches(['*', '_']).trim().is_empty(),
+    };
+    marks.then(|| (at, c.to_ascii_uppercase()))
+}
+
+/// The option a reply starts with, unless another line starts with another option (see
+/// [`extract_choice`], rule 3): its byte position in `text` and the letter.
+fn leading_option(text: &str, allowed: &dyn Fn(char) -> bool) -> Option<(usize, char)> {
+    let start = text.len() - text.trim_start().len();
+    let mut lines = text[start..].lines();
+    let (at, c) = option_marker(lines.next()?, allowed)?;
+    let enumeration = lines.any(|line| option_marker(line, allowed).is_some_and(|(_, d)| d != c));
+    (!enumeration).then_some((start + at, c))
 }
 
 /// The words (ASCII-alphabetic runs) of a text with their byte positions.
@@ -598,8 +733,9 @@ fn word_positions<'a>(lower: &'a str, word: &'a str) -> impl Iterator<Item = usi
 }
 
 /// The letter right after a marker word at `pos` (filler words and punctuation skipped, within
-/// 80 bytes), if it qualifies as an option letter.
-fn letter_after(text: &str, pos: usize, allowed: &dyn Fn(char) -> bool) -> Option<char> {
+/// 80 bytes), if it qualifies as an option letter: its byte position in `text` and the letter,
+/// upper-cased.
+fn letter_after(text: &str, pos: usize, allowed: &dyn Fn(char) -> bool) -> Option<(usize, char)> {
     let end = (pos + 80).min(text.len());
     let end = (end..=text.len()).find(|&e| text.is_char_boundary(e))?;
     let window = &text[pos..end];
@@ -627,7 +763,7 @@ fn letter_after(text: &str, pos: usize, allowed: &dyn Fn(char) -> bool) -> Optio
         if !allowed(c) {
             return None;
         }
-        return qualifies(window, i, c).then(|| c.to_ascii_uppercase());
+        return qualifies(window, i, c).then(|| (pos + i, c.to_ascii_uppercase()));
     }
     None
 }
@@ -665,9 +801,12 @@ fn qualifies(text: &str, i: usize, c: char) -> bool {
     }
 }
 
-/// A lone letter ending the reply (see [`extract_choice`], rule 3).
-fn final_lone_letter(text: &str, allowed: &dyn Fn(char) -> bool) -> Option<char> {
+/// A lone letter ending the reply (see [`extract_choice`], rule 5): its byte position in `text`
+/// and the letter, upper-cased.
+fn final_lone_letter(text: &str, allowed: &dyn Fn(char) -> bool) -> Option<(usize, char)> {
     let last_line = text.lines().rev().find(|l| !l.trim().is_empty())?;
+    // `last_line` is a slice of `text`: its offset there.
+    let offset = (last_line.as_ptr() as usize).saturating_sub(text.as_ptr() as usize);
     let stripped: String = last_line
         .chars()
         .filter(|c| {
@@ -682,7 +821,8 @@ fn final_lone_letter(text: &str, allowed: &dyn Fn(char) -> bool) -> Option<char>
     if let (Some(c), None) = (cs.next(), cs.next())
         && allowed(c)
     {
-        return Some(c.to_ascii_uppercase());
+        let at = last_line.find(c).unwrap_or(0);
+        return Some((offset + at, c.to_ascii_uppercase()));
     }
     // An upper-case letter as the line's last word ("so we pick C."): being last, an `A`
     // cannot be the article.
@@ -691,7 +831,8 @@ fn final_lone_letter(text: &str, allowed: &dyn Fn(char) -> bool) -> Option<char>
     let only_punctuation_after = last_line[i + w.len()..]
         .chars()
         .all(|ch| !ch.is_alphanumeric());
-    (w.len() == 1 && c.is_ascii_uppercase() && allowed(c) && only_punctuation_after).then_some(c)
+    (w.len() == 1 && c.is_ascii_uppercase() && allowed(c) && only_punctuation_after)
+        .then_some((offset + i, c))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -19,6 +19,10 @@
 //!   suffices, or — when the step budget ran out — a fallback answer (the model's best answer
 //!   from memory, else the last tool output, else a fixed text).
 //!
+//! A budget of zero ([`SolverConfig::max_steps`] `= 0`) makes no model call at all: the steps
+//! pass the empty memory through and the run ends with [`Outcome::BudgetExhausted`] and the
+//! configured fallback answer.
+//!
 //! Memory is the loop's value: the [`Trajectory`] so far. A durable run
 //! ([`Solver::solve_durable`]) saves it after every step of every iteration, so
 //! [`Solver::resume`] finishes an interrupted run without repeating a finished tool call.
@@ -43,6 +47,9 @@ pub const MAX_STEPS_CAP: u32 = 64;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SolverConfig {
     /// The step budget (planner → executor → verifier rounds), at most [`MAX_STEPS_CAP`].
+    ///
+    /// `0` means no model call at all: the run ends at once with
+    /// [`Outcome::BudgetExhausted`], no steps and [`fallback_answer`](Self::fallback_answer).
     pub max_steps: u32,
     /// The model and its options (the planner's and the verifier's).
     pub model: AgentConfig,
@@ -217,20 +224,35 @@ fn step_count(memory: &Trajectory) -> u32 {
     u32::try_from(memory.steps.len()).unwrap_or(u32::MAX)
 }
 
+/// The step budget in effect: [`SolverConfig::max_steps`], at most [`MAX_STEPS_CAP`].
+fn budget(config: &SolverConfig) -> u32 {
+    config.max_steps.min(MAX_STEPS_CAP)
+}
+
 /// Plans one step: asks the model for a [`Decision`] and appends the step to memory.
+///
+/// With a budget of zero it asks nothing and passes the empty memory through.
 #[step(retry = 1, delay = "200ms")]
 pub async fn planner(
     mut memory: Trajectory,
     ctx: &StepContext<SolverEnv>,
 ) -> Result<Trajectory, SolverError> {
     let env = ctx.state();
+    if budget(&env.config) == 0 && memory.steps.is_empty() {
+        return Ok(memory);
+    }
     let started = Instant::now();
     let prompt = planner_prompt(&memory, env);
     let (decision, usage) = match env.planner.run_structured::<Decision>(&prompt).await {
         Ok(s) => (PlannerOutput::Decision(s.value), s.usage),
-        Err(AgentError::Unparsable {
-            raw, error, usage, ..
-        }) => (
+        Err(
+            AgentError::NotJson {
+                raw, error, usage, ..
+            }
+            | AgentError::WrongShape {
+                raw, error, usage, ..
+            },
+        ) => (
             PlannerOutput::Malformed {
                 raw: shorten(&raw, 2_000),
                 error,
@@ -304,13 +326,13 @@ pub async fn executor(mut memory: Trajectory, ctx: &StepContext<SolverEnv>) -> T
 }
 
 /// Judges whether memory suffices to answer; an unparsable verdict means "continue". Skipped
-/// once the planner has answered.
+/// once the planner has answered, and when memory is empty (a budget of zero).
 #[step(retry = 1, delay = "200ms")]
 pub async fn verifier(
     mut memory: Trajectory,
     ctx: &StepContext<SolverEnv>,
 ) -> Result<Trajectory, SolverError> {
-    if memory.answer.is_some() {
+    if memory.answer.is_some() || memory.steps.is_empty() {
         return Ok(memory);
     }
     let env = ctx.state();
@@ -332,9 +354,14 @@ pub async fn verifier(
             },
             s.usage,
         ),
-        Err(AgentError::Unparsable {
-            raw, error, usage, ..
-        }) => (
+        Err(
+            AgentError::NotJson {
+                raw, error, usage, ..
+            }
+            | AgentError::WrongShape {
+                raw, error, usage, ..
+            },
+        ) => (
             Verdict {
                 sufficient: false,
                 reason: format!("unparsable verdict, continuing: {error}"),
@@ -368,7 +395,7 @@ pub fn finished(memory: &Trajectory, ctx: &StepContext<SolverEnv>) -> bool {
             .last()
             .and_then(|s| s.verdict.as_ref())
             .is_some_and(|v| v.sufficient)
-        || step_count(memory) >= ctx.state().config.max_steps.min(MAX_STEPS_CAP)
+        || step_count(memory) >= budget(&ctx.state().config)
 }
 
 /// The most characters of a tool's output used as a fallback answer.
@@ -387,6 +414,9 @@ fn last_tool_output(memory: &Trajectory) -> Option<String> {
 }
 
 /// Ends the run: the planner's answer, or one composed from memory (verified), or the fallback.
+///
+/// With nothing in memory (a budget of zero) the model is not asked: the fallback answer, with
+/// [`Outcome::BudgetExhausted`].
 #[step]
 pub async fn finalize(mut memory: Trajectory, ctx: &StepContext<SolverEnv>) -> Trajectory {
     if memory.answer.is_some() {
@@ -394,6 +424,11 @@ pub async fn finalize(mut memory: Trajectory, ctx: &StepContext<SolverEnv>) -> T
         return memory;
     }
     let env = ctx.state();
+    if memory.steps.is_empty() {
+        memory.outcome = Outcome::BudgetExhausted;
+        memory.answer = Some(env.config.fallback_answer.clone());
+        return memory;
+    }
     let verified = memory
         .steps
         .last()

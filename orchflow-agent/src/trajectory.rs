@@ -42,7 +42,8 @@ impl Action {
 /// matter and a few common names are understood (`final_answer`, `python`, `web_search`…); an
 /// `action_input` that is not a string is taken from its `query` / `code` / `answer` / `input`
 /// field, or else written out as JSON; a missing thought is empty. Anything else is not a
-/// decision.
+/// decision; in particular only an object is one: a JSON array such as `["t", "answer", "72"]`
+/// is not read positionally.
 ///
 /// ```
 /// use orchflow_agent::trajectory::{Action, Decision};
@@ -51,18 +52,51 @@ impl Action {
 /// ).unwrap();
 /// assert_eq!((d.action, d.action_input.as_str(), d.thought.as_str()), (Action::Search, "speed of light", ""));
 /// assert!(serde_json::from_str::<Decision>(r#"{"action": "fly", "action_input": "x"}"#).is_err());
+/// assert!(serde_json::from_str::<Decision>(r#"["t", "answer", "72"]"#).is_err());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Decision {
     /// Why.
     #[serde(default)]
     pub thought: String,
     /// What to do.
-    #[serde(deserialize_with = "lenient::action")]
     pub action: Action,
     /// The action's argument: reasoning, query, program or answer.
-    #[serde(deserialize_with = "lenient::text")]
     pub action_input: String,
+}
+
+/// The fields of a [`Decision`], read leniently; [`Decision`]'s own `Deserialize` admits only
+/// a map (serde's derive would also take a sequence, positionally).
+#[derive(Deserialize)]
+struct DecisionFields {
+    #[serde(default)]
+    thought: String,
+    #[serde(deserialize_with = "lenient::action")]
+    action: Action,
+    #[serde(deserialize_with = "lenient::text")]
+    action_input: String,
+}
+
+impl<'de> Deserialize<'de> for Decision {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ObjectOnly;
+        impl<'de> serde::de::Visitor<'de> for ObjectOnly {
+            type Value = Decision;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a decision object {thought, action, action_input}")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Decision, A::Error> {
+                let fields =
+                    DecisionFields::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(Decision {
+                    thought: fields.thought,
+                    action: fields.action,
+                    action_input: fields.action_input,
+                })
+            }
+        }
+        d.deserialize_map(ObjectOnly)
+    }
 }
 
 /// Lenient readers for model replies.

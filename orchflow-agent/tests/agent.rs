@@ -185,7 +185,7 @@ async fn two_unparsable_replies_give_a_typed_error() {
         .await
         .unwrap_err();
     match &err {
-        AgentError::Unparsable {
+        AgentError::NotJson {
             expected,
             raw,
             error,
@@ -198,7 +198,7 @@ async fn two_unparsable_replies_give_a_typed_error() {
             assert_eq!(*attempts, 2);
             assert_eq!(usage.total(), 28);
         }
-        other => panic!("expected Unparsable, got {other:?}"),
+        other => panic!("expected NotJson, got {other:?}"),
     }
     let message = err.to_string();
     assert!(
@@ -206,6 +206,142 @@ async fn two_unparsable_replies_give_a_typed_error() {
         "{message}"
     );
     assert_eq!(llm.calls(), 2, "exactly one retry");
+}
+
+/// Text that is not JSON and valid JSON of the wrong shape are different errors; the last
+/// reply decides which. Both keep the parse error and a short excerpt of the reply in their
+/// message, and both degrade in `run_structured_or_default`, saying which it was.
+#[tokio::test]
+async fn not_json_and_wrong_shape_are_different_errors() {
+    use orchflow_agent::agent::{ReplyError, parse_json_reply};
+
+    // Not JSON, twice.
+    let long_prose = format!("I would search for rust. {}", "Really. ".repeat(100));
+    let llm = Arc::new(ScriptedLlm::new(["no idea", long_prose.as_str()]));
+    let err = planner(&llm)
+        .run_structured::<Decision>("next?")
+        .await
+        .unwrap_err();
+    let AgentError::NotJson {
+        expected,
+        raw,
+        error,
+        attempts,
+        ..
+    } = &err
+    else {
+        panic!("expected NotJson, got {err:?}");
+    };
+    assert_eq!(expected, "Decision");
+    assert_eq!(raw, &long_prose, "the last reply, in full");
+    assert_eq!(error, "the reply contains no JSON object");
+    assert_eq!(*attempts, 2);
+    let message = err.to_string();
+    assert!(message.contains("not JSON"), "{message}");
+    assert!(
+        message.contains("the reply contains no JSON object"),
+        "{message}"
+    );
+    assert!(message.contains("I would search for rust."), "{message}");
+    assert!(message.len() < 600, "the reply is shortened: {message}");
+
+    // A syntax error inside what looks like JSON is not JSON either.
+    let llm = Arc::new(ScriptedLlm::new([
+        "{\"thought\": \"t\", \"action\": }",
+        "```json\n{\"thought\": \"t\",\n```",
+    ]));
+    let err = planner(&llm)
+        .run_structured::<Decision>("next?")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AgentError::NotJson { error, .. } if error.contains("line")),
+        "{err:?}"
+    );
+
+    // Valid JSON of the wrong shape, twice.
+    let llm = Arc::new(ScriptedLlm::new([
+        "[1, 2]",
+        r#"Here: {"thought": "t", "action": "search"}"#,
+    ]));
+    let err = planner(&llm)
+        .run_structured::<Decision>("next?")
+        .await
+        .unwrap_err();
+    let AgentError::WrongShape {
+        expected,
+        raw,
+        error,
+        attempts,
+        ..
+    } = &err
+    else {
+        panic!("expected WrongShape, got {err:?}");
+    };
+    assert_eq!(expected, "Decision");
+    assert_eq!(raw, r#"Here: {"thought": "t", "action": "search"}"#);
+    assert!(error.contains("missing field `action_input`"), "{error}");
+    assert_eq!(*attempts, 2);
+    let message = err.to_string();
+    assert!(message.contains("not a valid Decision"), "{message}");
+    assert!(
+        message.contains("missing field `action_input`"),
+        "{message}"
+    );
+    assert!(message.contains(r#"{"thought": "t""#), "{message}");
+
+    // The last reply decides.
+    let llm = Arc::new(ScriptedLlm::new([
+        "{\"thought\": 1}",
+        "no json",
+        "nope",
+        "42",
+    ]));
+    let agent = planner(&llm);
+    let err = agent.run_structured::<Decision>("next?").await.unwrap_err();
+    assert!(matches!(err, AgentError::NotJson { .. }), "{err:?}");
+    let err = agent.run_structured::<Decision>("next?").await.unwrap_err();
+    assert!(matches!(err, AgentError::WrongShape { .. }), "{err:?}");
+
+    // Degrading says which it was.
+    let llm = Arc::new(ScriptedLlm::new(["x", "y", "[]", "{}"]));
+    let agent = planner(&llm);
+    let not_json = agent
+        .run_structured_or_default::<Decision>("next?")
+        .await
+        .unwrap();
+    assert!(not_json.degraded);
+    assert!(
+        matches!(&not_json.error, Some(ReplyError::NotJson { .. })),
+        "{:?}",
+        not_json.error
+    );
+    let wrong_shape = agent
+        .run_structured_or_default::<Decision>("next?")
+        .await
+        .unwrap();
+    assert!(wrong_shape.degraded);
+    assert_eq!(wrong_shape.value, Decision::default());
+    match &wrong_shape.error {
+        Some(e @ ReplyError::WrongShape { .. }) => {
+            assert!(e.to_string().contains("missing field"), "{e}")
+        }
+        other => panic!("expected WrongShape, got {other:?}"),
+    }
+
+    // The parser itself.
+    assert!(matches!(
+        parse_json_reply::<Decision>(""),
+        Err(ReplyError::NotJson { .. })
+    ));
+    assert!(matches!(
+        parse_json_reply::<Decision>("true"),
+        Err(ReplyError::WrongShape { .. })
+    ));
+    assert!(matches!(
+        parse_json_reply::<Decision>("the answer is {unquoted: 1}"),
+        Err(ReplyError::NotJson { .. })
+    ));
 }
 
 #[tokio::test]
@@ -222,7 +358,7 @@ async fn or_default_and_or_else_degrade() {
     assert_eq!(d.raw, "still nope");
     assert_eq!(d.attempts, 2);
     assert_eq!(
-        d.error.as_deref(),
+        d.error.as_ref().map(ToString::to_string).as_deref(),
         Some("the reply contains no JSON object")
     );
 

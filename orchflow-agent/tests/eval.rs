@@ -61,6 +61,88 @@ fn integer_extraction() {
     }
 }
 
+/// A reply that starts with an option (`D) …`, `D: …`, `B. …`) is that option; a hedge between
+/// two options (`B or C`, `B/C`, `either B or C`) is no answer at all.
+#[test]
+fn choice_extraction_leading_option_and_hedges() {
+    let cases: &[(&str, usize, Option<char>)] = &[
+        // A reply that starts with the option.
+        ("D) 10^-4 eV", 4, Some('D')),
+        ("D: because the energy gap is small", 4, Some('D')),
+        ("B. It follows from conservation of energy.", 4, Some('B')),
+        ("  **C)** 6 N, since the forces balance", 4, Some('C')),
+        ("**B.** It follows", 4, Some('B')),
+        ("(A) because argon is noble", 4, Some('A')),
+        ("[D] 10^-4 eV", 4, Some('D')),
+        ("c) the third one", 4, Some('C')),
+        ("B\n\nThe other options violate unitarity.", 4, Some('B')),
+        ("A: 1 eV", 4, Some('A')),
+        ("E) 5 eV", 5, Some('E')),
+        // Not a leading option.
+        ("E) 5 eV", 4, None),
+        ("A simple estimate gives 10^-4 eV", 4, None),
+        (
+            "A number of effects matter; the answer is (B).",
+            4,
+            Some('B'),
+        ),
+        ("e.g. the first one", 5, None),
+        ("A.I. models disagree here", 4, None),
+        ("D:5 is the ratio", 4, None),
+        // An enumeration of the options is not a choice of the first.
+        (
+            "A. 1 eV is too large.\nB. 2 eV is too large.\nC. 3 eV fits.\nD. 4 eV is too small.",
+            4,
+            None,
+        ),
+        (
+            "A. 1 eV is wrong\nB. 2 eV is wrong\nThe answer is (C).",
+            4,
+            Some('C'),
+        ),
+        // An explicit answer phrase still wins over the first line.
+        ("B. It looks right, but the answer is (D).", 4, Some('D')),
+        // Hedges between options give no letter.
+        ("B or C", 4, None),
+        ("B/C", 4, None),
+        ("B / C", 4, None),
+        ("either B or C", 4, None),
+        ("It is either B or C", 4, None),
+        ("The answer is B or C.", 4, None),
+        ("The answer is (B) or (C).", 4, None),
+        ("the answer is A or B", 4, None),
+        ("Answer: **B** or **C**", 4, None),
+        ("I'd say B or c", 4, None),
+        ("B OR C", 4, None),
+        ("B or C\n", 4, None),
+        ("\\boxed{B \\text{ or } C}", 4, None),
+        ("\\boxed{B/C}", 4, None),
+        // Not hedges.
+        ("B or C? The answer is C.", 4, Some('C')),
+        ("Answer: B or higher", 4, Some('B')),
+        ("B and C are wrong, so the answer is D", 4, Some('D')),
+        ("The answer is B. A or C would break parity.", 4, Some('B')),
+        ("A/B testing aside, the answer is C", 4, Some('C')),
+        ("Because of this or that, we pick C.", 4, Some('C')),
+        // The behaviours that were right stay.
+        ("The answer is (C)", 4, Some('C')),
+        ("\\boxed{C}", 4, Some('C')),
+        ("Answer: d", 4, Some('D')),
+        ("After checking each option:\n\nC", 4, Some('C')),
+        ("After checking, so we pick B.", 4, Some('B')),
+    ];
+    let mut wrong = Vec::new();
+    for (text, letters, expected) in cases {
+        let got = extract_choice(text, *letters);
+        if got != *expected {
+            wrong.push(format!(
+                "{text:?} ({letters}): got {got:?}, want {expected:?}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
 #[test]
 fn choice_extraction() {
     let cases: &[(&str, usize, Option<char>)] = &[

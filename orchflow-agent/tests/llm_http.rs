@@ -6,7 +6,7 @@
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use axum::routing::post;
 use futures_util::StreamExt;
@@ -50,6 +50,8 @@ enum Reply {
 /// One request as the server saw it.
 #[derive(Clone, Debug)]
 struct Seen {
+    /// The request's path (`/api/chat`, `/v1/chat/completions`).
+    path: String,
     headers: HeaderMap,
     body: Value,
     at: Instant,
@@ -93,10 +95,16 @@ async fn serve(replies: Vec<Reply>) -> Server {
     }
 }
 
-async fn handle(State(script): State<Script>, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(script): State<Script>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let index = {
         let mut seen = script.seen.lock().unwrap();
         seen.push(Seen {
+            path: uri.path().to_string(),
             headers,
             body: serde_json::from_slice(&body).unwrap_or(Value::Null),
             at: Instant::now(),
@@ -597,6 +605,24 @@ async fn ollama_404_is_not_retried() {
     assert_eq!(server.requests().len(), 1);
 }
 
+/// A base URL copied from an OpenAI-style setup (`…/v1`) still reaches Ollama's native
+/// `/api/chat`, as do the plain address and either with a trailing `/`.
+#[tokio::test]
+async fn ollama_base_url_with_v1_reaches_the_native_api() {
+    let server = serve(vec![Reply::Json(200, ollama_reply("4"))]).await;
+    for suffix in ["", "/", "/v1", "/v1/", "/v1//"] {
+        let base = format!("{}{suffix}", server.base);
+        let client = ollama(&base);
+        let reply = client.chat(&request()).await;
+        assert_eq!(reply.unwrap().content, "4", "base {base:?}");
+        let streamed = collect_stream(client.chat_stream(&request())).await;
+        assert_eq!(streamed.unwrap().content, "4", "base {base:?} (streaming)");
+        assert_eq!(client.base_url(), server.base, "base {base:?}");
+    }
+    let paths: Vec<String> = server.requests().into_iter().map(|s| s.path).collect();
+    assert_eq!(paths, vec!["/api/chat"; 10]);
+}
+
 #[tokio::test]
 async fn ollama_connection_cut_mid_stream() {
     let (base, connections) = raw_server(concat!(
@@ -755,7 +781,7 @@ async fn ollama_reply_not_matching_schema_is_retried_once_then_typed() {
     let agent = agent(Arc::new(ollama(&server.base)));
     let err = agent.run_structured::<Answer>("2 + 2?").await.unwrap_err();
     match &err {
-        AgentError::Unparsable {
+        AgentError::WrongShape {
             raw,
             error,
             attempts,
@@ -767,7 +793,7 @@ async fn ollama_reply_not_matching_schema_is_retried_once_then_typed() {
             assert!(error.contains("invalid type"), "{error}");
             assert_eq!(usage.prompt_tokens, 52, "usage summed over both attempts");
         }
-        other => panic!("expected Unparsable, got {other:?}"),
+        other => panic!("expected WrongShape, got {other:?}"),
     }
     let seen = server.requests();
     assert_eq!(seen.len(), 2, "exactly one retry");
@@ -790,7 +816,7 @@ async fn ollama_reply_not_matching_schema_is_retried_once_then_typed() {
     assert!(degraded.degraded);
     assert_eq!(degraded.value, Answer::default());
     assert_eq!(degraded.raw, "{\"answer\": \"four\"}");
-    assert!(degraded.error.unwrap().contains("invalid type"));
+    assert!(degraded.error.unwrap().to_string().contains("invalid type"));
     assert_eq!(server.requests().len(), 4);
 }
 
@@ -827,7 +853,10 @@ async fn openai_reply_and_request_body() {
     assert!(body.get("think").is_none());
     let format = &body["response_format"];
     assert_eq!(format["type"], "json_schema");
-    assert_eq!(format["json_schema"]["name"], "reply");
+    assert_eq!(
+        format["json_schema"]["name"], "Answer",
+        "the type's schema title"
+    );
     assert_eq!(format["json_schema"]["strict"], true);
     let sent = &format["json_schema"]["schema"];
     let schema = answer_schema();
@@ -844,6 +873,69 @@ async fn openai_reply_and_request_body() {
         .collect();
     required.sort_unstable();
     assert_eq!(required, ["answer", "confidence"]);
+}
+
+/// A type whose schema title holds characters OpenAI refuses in `json_schema.name`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(title = "final answer: v2 (é)")]
+#[allow(dead_code)]
+struct Titled {
+    answer: String,
+}
+
+/// `response_format.json_schema.name` is the schema's title (the Rust type's name, or its
+/// `#[schemars(title)]`), sanitised to `^[a-zA-Z0-9_-]{1,64}$`; `reply` when there is none.
+#[tokio::test]
+async fn openai_schema_name_is_the_types_title_sanitised() {
+    let server = serve(vec![Reply::Json(200, openai_reply("{}"))]).await;
+    let client = openai(&server.base);
+    let long_title = format!("{}-tail", "x".repeat(70));
+    let schemas = [
+        answer_schema(),
+        Value::from(schemars::schema_for!(Titled)),
+        json!({"type": "object", "properties": {"a": {"type": "string"}}}),
+        json!({"title": "", "type": "object"}),
+        json!({"title": 7, "type": "object"}),
+        json!({"title": long_title, "type": "object"}),
+        json!({"title": "ok_Name-1", "type": "object"}),
+    ];
+    for schema in &schemas {
+        client
+            .chat(&request().with_schema(schema.clone()))
+            .await
+            .unwrap();
+    }
+    let names: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|s| {
+            s.body["response_format"]["json_schema"]["name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Answer".to_string(),
+            "final_answer__v2____".to_string(),
+            "reply".to_string(),
+            "reply".to_string(),
+            "reply".to_string(),
+            "x".repeat(64),
+            "ok_Name-1".to_string(),
+        ]
+    );
+    for name in &names {
+        assert!(
+            (1..=64).contains(&name.len())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+            "{name:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -1130,14 +1222,14 @@ async fn openai_reply_not_matching_schema_is_retried_once_then_degrades() {
     .await;
     let agent = agent(Arc::new(openai(&server.base)));
     let err = agent.run_structured::<Answer>("2 + 2?").await.unwrap_err();
-    let AgentError::Unparsable {
+    let AgentError::WrongShape {
         raw,
         error,
         attempts,
         ..
     } = &err
     else {
-        panic!("expected Unparsable, got {err:?}");
+        panic!("expected WrongShape, got {err:?}");
     };
     assert_eq!(raw, "Sorry: {\"answer\": 4}");
     assert!(error.contains("missing field `confidence`"), "{error}");

@@ -500,3 +500,65 @@ async fn with_no_composed_answer_the_last_tool_output_is_the_fallback() {
     assert_eq!(t.outcome, Outcome::BudgetExhausted);
     assert_eq!(t.answer.as_deref(), Some("hit 2 for x: the answer is 42"));
 }
+
+/// A planner reply that is a JSON array is not read positionally as a decision: it is
+/// malformed (retried once, then recorded), and the run does not answer with its last item.
+#[tokio::test]
+async fn a_json_array_is_not_a_decision() {
+    assert!(
+        serde_json::from_str::<orchflow_agent::trajectory::Decision>(r#"["t","answer","72"]"#)
+            .is_err()
+    );
+    let llm = Arc::new(ScriptedLlm::from_fn(|req| {
+        Ok(match kind(req).as_str() {
+            "Decision" => r#"["t","answer","72"]"#.into(),
+            "VerdictReply" => r#"{"sufficient": false, "reason": "no"}"#.into(),
+            "FinalAnswer" => r#"{"answer": "unknown"}"#.into(),
+            other => panic!("unexpected prompt {other}"),
+        })
+    }));
+    let t = Solver::new(llm.clone(), vec![], config(1)).solve("q").await;
+    assert_eq!(t.steps.len(), 1);
+    match &t.steps[0].decision {
+        PlannerOutput::Malformed { raw, error } => {
+            assert_eq!(raw, r#"["t","answer","72"]"#);
+            assert!(error.contains("sequence"), "{error}");
+        }
+        other => panic!("expected a malformed decision, got {other:?}"),
+    }
+    assert_eq!(t.outcome, Outcome::BudgetExhausted);
+    assert_eq!(t.answer.as_deref(), Some("unknown"));
+    let planner_calls = llm
+        .requests()
+        .iter()
+        .filter(|r| kind(r) == "Decision")
+        .count();
+    assert_eq!(planner_calls, 2, "one reply, one corrective retry");
+}
+
+/// `max_steps = 0` makes no model call at all and ends with the fallback answer, as a run whose
+/// budget ran out with nothing in memory does; durable runs too.
+#[tokio::test]
+async fn zero_max_steps_makes_no_model_call_and_gives_the_fallback() {
+    let llm = Arc::new(ScriptedLlm::new(Vec::<String>::new()));
+    let search = search_tool();
+    let solver = Solver::new(llm.clone(), vec![search.clone()], config(0));
+    let t = solver.solve("What is 6 * 7?").await;
+    assert_eq!(llm.calls(), 0, "no model call");
+    assert_eq!(t.outcome, Outcome::BudgetExhausted);
+    assert_eq!(
+        t.answer.as_deref(),
+        Some(solver.config().fallback_answer.as_str())
+    );
+    assert!(t.steps.is_empty());
+    assert_eq!(t.usage.total(), 0);
+
+    let durable = solver
+        .solve_durable(MemoryStore::default(), RunId::new_v4(), "What is 6 * 7?")
+        .await;
+    assert_eq!(llm.calls(), 0, "no model call in a durable run either");
+    assert_eq!(durable.outcome, Outcome::BudgetExhausted);
+    assert_eq!(durable.answer, t.answer);
+    assert!(durable.steps.is_empty());
+    assert_eq!(search.calls.load(Ordering::SeqCst), 0);
+}

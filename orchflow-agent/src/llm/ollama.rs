@@ -1,5 +1,7 @@
 //! A client for Ollama's native chat API, `POST {base}/api/chat`.
 //!
+//! * A base URL ending in `/v1` (Ollama's OpenAI-compatible path) is accepted: the `/v1` is
+//!   dropped, so the client still reaches `{host}/api/chat`.
 //! * `think` is sent when the request sets it. With `think: false` the reply's text never holds
 //!   reasoning: Ollama's separate `message.thinking` is ignored, and a leading
 //!   `<think>…</think>` block that a model writes anyway is removed.
@@ -61,7 +63,21 @@ pub struct OllamaClientBuilder {
 }
 
 impl OllamaClientBuilder {
-    /// The server's address (default [`DEFAULT_BASE_URL`]); a trailing `/` is ignored.
+    /// The server's address (default [`DEFAULT_BASE_URL`]).
+    ///
+    /// Trailing `/`s are ignored, and so is a trailing `/v1` (the path of Ollama's
+    /// OpenAI-compatible API, often copied from an OpenAI-style setup): `http://host:11434`,
+    /// `http://host:11434/`, `http://host:11434/v1` and `http://host:11434/v1/` all make the
+    /// client POST to `http://host:11434/api/chat`. Only one `/v1` is removed, and only as a
+    /// whole path segment (`/api/v1` becomes `/api`, `/xv1` stays).
+    ///
+    /// ```
+    /// use orchflow_agent::llm::OllamaClient;
+    /// for url in ["http://gpu:11434", "http://gpu:11434/", "http://gpu:11434/v1", "http://gpu:11434/v1/"] {
+    ///     assert_eq!(OllamaClient::builder().base_url(url).build()?.base_url(), "http://gpu:11434");
+    /// }
+    /// # Ok::<(), orchflow_agent::LlmError>(())
+    /// ```
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
         self.base_url = url.into();
         self
@@ -74,7 +90,7 @@ impl OllamaClientBuilder {
     /// Fails with [`LlmError::Config`] when the base URL does not parse as an `http(s)` URL or
     /// the HTTP client cannot be created.
     pub fn build(self) -> Result<OllamaClient, LlmError> {
-        let base_url = normalise_base(&self.base_url)?;
+        let base_url = strip_v1(&normalise_base(&self.base_url)?).to_string();
         Ok(OllamaClient {
             http: HttpClient::new(self.http)?,
             chat_url: format!("{base_url}/api/chat"),
@@ -97,6 +113,18 @@ pub(crate) fn normalise_base(url: &str) -> Result<String, LlmError> {
     }
 }
 
+/// `base` (already normalised: no trailing `/`) without a trailing `/v1` path segment and the
+/// slashes before it. The authority is never touched (`http://v1` stays).
+fn strip_v1(base: &str) -> &str {
+    let path_start = base.find("://").map_or(0, |i| {
+        i + 3 + base[i + 3..].find('/').unwrap_or(base.len() - i - 3)
+    });
+    match base.strip_suffix("/v1") {
+        Some(rest) if rest.len() >= path_start => rest.trim_end_matches('/'),
+        _ => base,
+    }
+}
+
 impl OllamaClient {
     /// A client for [`DEFAULT_BASE_URL`] with the default [`HttpConfig`].
     ///
@@ -113,7 +141,8 @@ impl OllamaClient {
         }
     }
 
-    /// The server's address, without a trailing `/`.
+    /// The server's address, without a trailing `/` or `/v1` (see
+    /// [`OllamaClientBuilder::base_url`]).
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
@@ -334,6 +363,27 @@ mod tests {
             OllamaClient::builder().base_url("ftp://x").build(),
             Err(LlmError::Config { .. })
         ));
+    }
+
+    #[test]
+    fn a_trailing_v1_is_stripped_from_the_base() {
+        for (url, base) in [
+            ("http://h:11434", "http://h:11434"),
+            ("http://h:11434/", "http://h:11434"),
+            ("http://h:11434/v1", "http://h:11434"),
+            ("http://h:11434/v1/", "http://h:11434"),
+            ("http://h:11434//v1//", "http://h:11434"),
+            ("https://h/ollama/v1", "https://h/ollama"),
+            ("http://h/api/v1", "http://h/api"),
+            ("http://h/xv1", "http://h/xv1"),
+            ("http://h/v1/v1", "http://h/v1"),
+            ("http://v1", "http://v1"),
+            ("http://h/v1x", "http://h/v1x"),
+        ] {
+            let client = OllamaClient::builder().base_url(url).build().unwrap();
+            assert_eq!(client.base_url(), base, "{url}");
+            assert_eq!(client.chat_url, format!("{base}/api/chat"), "{url}");
+        }
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //!   [`LlmError::MissingApiKey`] from [`OpenAiClientBuilder::build`]. Local servers that need
 //!   no key: [`OpenAiClientBuilder::no_api_key`].
 //! * A request's JSON schema becomes `response_format: {type: "json_schema", json_schema:
-//!   {name: "reply", schema, strict: true}}`. OpenAI's strict mode wants every object to list
+//!   {name, schema, strict: true}}`, where `name` is the schema's `title` (for a schema from
+//!   `schemars`, the Rust type's name or its `#[schemars(title = …)]`) made to fit OpenAI's
+//!   `^[a-zA-Z0-9_-]{1,64}$` (see [`schema_name`]), or `reply` when it has none. OpenAI's strict mode wants every object to list
 //!   all its properties as `required` and to set `additionalProperties: false`; the client
 //!   adds both where the schema lacks them (optional fields stay nullable). Turn this off with
 //!   [`OpenAiClientBuilder::strict_schema`]`(false)`, which also sends `strict: false`.
@@ -237,9 +239,10 @@ impl OpenAiClient {
             if self.strict {
                 strictify(&mut schema);
             }
+            let name = schema_name(&schema);
             serde_json::json!({
                 "type": "json_schema",
-                "json_schema": {"name": "reply", "schema": schema, "strict": self.strict},
+                "json_schema": {"name": name, "schema": schema, "strict": self.strict},
             })
         });
         let body = WireRequest {
@@ -265,6 +268,48 @@ impl OpenAiClient {
             .post_json(&self.chat_url, self.auth.as_ref(), &body)
             .await?;
         parse_reply(&text, request)
+    }
+}
+
+/// The name sent as `response_format.json_schema.name` when a schema has no usable title.
+pub const DEFAULT_SCHEMA_NAME: &str = "reply";
+
+/// The most characters OpenAI accepts in `json_schema.name`.
+const SCHEMA_NAME_MAX: usize = 64;
+
+/// The `json_schema.name` for `schema`: its root `title` with every character other than ASCII
+/// letters, digits, `_` and `-` replaced by `_`, cut to 64 characters, so that it matches
+/// OpenAI's `^[a-zA-Z0-9_-]{1,64}$`; [`DEFAULT_SCHEMA_NAME`] when the schema has no title, the
+/// title is not a string or is empty.
+///
+/// ```
+/// use orchflow_agent::llm::openai::schema_name;
+/// use serde_json::json;
+/// assert_eq!(schema_name(&json!({"title": "Decision", "type": "object"})), "Decision");
+/// assert_eq!(schema_name(&json!({"title": "Array_of_Decision"})), "Array_of_Decision");
+/// assert_eq!(schema_name(&json!({"title": "final answer (v2)"})), "final_answer__v2_");
+/// assert_eq!(schema_name(&json!({"type": "object"})), "reply");
+/// assert_eq!(schema_name(&json!({"title": "x".repeat(100)})).len(), 64);
+/// ```
+pub fn schema_name(schema: &Value) -> String {
+    let name: String = schema
+        .get("title")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .chars()
+        .take(SCHEMA_NAME_MAX)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.is_empty() {
+        DEFAULT_SCHEMA_NAME.to_string()
+    } else {
+        name
     }
 }
 
@@ -605,6 +650,25 @@ mod tests {
         let mut plain = json!({"type": "string"});
         strictify(&mut plain);
         assert_eq!(plain, json!({"type": "string"}));
+    }
+
+    #[test]
+    fn schema_names_fit_openais_pattern() {
+        for (schema, name) in [
+            (json!({"title": "Answer"}), "Answer".to_string()),
+            (json!({"title": "a-b_C9"}), "a-b_C9".to_string()),
+            (json!({"title": "Wrapper<T>"}), "Wrapper_T_".to_string()),
+            (json!({"title": "é→ü"}), "___".to_string()),
+            (json!({"title": " "}), "_".to_string()),
+            (json!({"title": ""}), "reply".to_string()),
+            (json!({"title": null}), "reply".to_string()),
+            (json!({"title": ["x"]}), "reply".to_string()),
+            (json!(true), "reply".to_string()),
+            (json!({"title": "é".repeat(80)}), "_".repeat(64)),
+            (json!({"title": "ab".repeat(40)}), "ab".repeat(32)),
+        ] {
+            assert_eq!(schema_name(&schema), name, "{schema}");
+        }
     }
 
     #[test]
