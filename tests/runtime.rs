@@ -586,7 +586,9 @@ async fn step_events_say_what_happened_to_each_attempt() {
         (retry.attempt(), retry.delay()),
         (2, Some(Duration::from_millis(5)))
     );
-    assert!(!retry.will_retry() && retry.error().is_none());
+    // A retry says the error that caused it.
+    assert!(!retry.will_retry());
+    assert_eq!(retry.error(), Some("flaky failure 1 of 1"));
 
     let (kind, done) = steps[4];
     assert_eq!(
