@@ -538,6 +538,9 @@ impl Inner {
         run_id: RunId,
         document: Option<&[u8]>,
     ) -> Result<Claim, StoreError> {
+        if document.is_some() && self.document_path(run_id).exists() {
+            return Err(StoreError::RunExists(run_id));
+        }
         // Reserve the run in this store first, so two tasks of one process never both go on.
         let slot = {
             let mut claims = lock(&self.claims);
@@ -617,6 +620,14 @@ impl Inner {
         } else {
             serde_json::from_str(&text).map_err(|e| corrupt(&claim_path, e.to_string()))?
         };
+        // A taken id is that, whether or not someone writes the run now.
+        if document.is_some() {
+            match document_path.try_exists() {
+                Ok(false) => {}
+                Ok(true) => return Err(StoreError::RunExists(run_id)),
+                Err(e) => return Err(io_error("read", &document_path, e)),
+            }
+        }
         if let Some(other) = &previous.session
             && *other != session.id
             && self.session_alive(other)?
@@ -628,11 +639,6 @@ impl Inner {
         }
         let last_seq = match document {
             Some(bytes) => {
-                match document_path.try_exists() {
-                    Ok(false) => {}
-                    Ok(true) => return Err(StoreError::RunExists(run_id)),
-                    Err(e) => return Err(io_error("read", &document_path, e)),
-                }
                 self.create_run(run_id, bytes)?;
                 0
             }
@@ -1404,6 +1410,14 @@ mod tests {
             "{err:?}"
         );
         assert!(err.to_string().contains("is taken"), "{err}");
+        // Even while the run is claimed (here and in another store).
+        let held = store.claim(run_id).await.unwrap();
+        let err = store.create(&other).await.unwrap_err();
+        assert!(matches!(err, StoreError::RunExists(_)), "{err:?}");
+        let elsewhere = JsonCheckpointStore::new(store.dir());
+        let err = elsewhere.create(&other).await.unwrap_err();
+        assert!(matches!(err, StoreError::RunExists(_)), "{err:?}");
+        drop(held);
         // From another process too.
         let err = JsonCheckpointStore::new(store.dir())
             .create(&other)
