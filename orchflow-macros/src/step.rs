@@ -535,6 +535,9 @@ fn emit(
                 #name
             }
 
+            const STATIC_NAME: ::core::option::Option<&'static str> = ::core::option::Option::Some(#name);
+            const DEFINED_AT: &'static str = ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident));
+
             #uses_context
 
             #policy
