@@ -509,3 +509,61 @@ fn json_error(message: String) -> serde_json::Error {
 
 /// The error of [`Checkpointable`].
 pub type JsonError = serde_json::Error;
+
+/// Whether two byte strings are equal, at compile time.
+const fn same_str(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Whether `a` and `b` are two different steps with one name, which would make traces, events
+/// and checkpoints ambiguous. Evaluated by `flow!` in a `const` (for steps given by path, whose
+/// names are known at compile time); one step used twice is not a clash.
+pub const fn same_name<A: StepDef, B: StepDef>(_: &A, _: &B) -> bool {
+    match (A::STATIC_NAME, B::STATIC_NAME) {
+        (Some(a), Some(b)) => same_str(a, b) && !same_str(A::DEFINED_AT, B::DEFINED_AT),
+        _ => false,
+    }
+}
+
+/// A flow's step as a human question: its name and the step's type (one question used twice is
+/// one question), or `None` for other steps.
+#[inline]
+pub fn question<St: StepDef>(step: &St) -> Option<(&'static str, std::any::TypeId)> {
+    step.question()
+        .map(|name| (name, std::any::TypeId::of::<St>()))
+}
+
+/// Checks the questions of a flow when `flow!` builds it: two different questions with one
+/// name are an error that every run reports (see [`invalid`]).
+pub fn questions(
+    all: &[Option<(&'static str, std::any::TypeId)>],
+) -> Option<crate::human::DuplicateQuestion> {
+    let all: Vec<_> = all.iter().flatten().collect();
+    all.iter().enumerate().find_map(|(j, (name, ty))| {
+        all[..j]
+            .iter()
+            .any(|(n, t)| n == name && t != ty)
+            .then_some(crate::human::DuplicateQuestion { name })
+    })
+}
+
+/// The failure of every run of a flow that `flow!` found invalid when it was built.
+#[cold]
+pub fn invalid(e: crate::human::DuplicateQuestion) -> Halt {
+    Halt::new(crate::error::FlowError::Step {
+        step: e.name.into(),
+        attempts: 0,
+        source: crate::error::StepError::Failed(Box::new(e)),
+    })
+}

@@ -263,6 +263,35 @@ pub enum HumanError {
     Input(#[from] InputError),
 }
 
+/// Why a flow with two different human questions of one name does not run: their answers
+/// (given by question name, journaled by position) could not be told apart. `flow!` finds it
+/// when the flow is built, and every run of the flow fails with it before any step runs, as a
+/// [`FlowError::Step`](crate::FlowError::Step) named after the question whose source is this
+/// error. One question used twice (`(review) => … => (review.clone())`) is legal.
+///
+/// ```
+/// use orchflow::human::{self, DuplicateQuestion};
+/// use orchflow::{flow, FlowError, StepError};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let a = human::ask("review", |d: &String| format!("publish {d}?"));
+/// let b = human::ask("review", |d: &human::Answer<String>| format!("really publish {}?", d.value));
+/// let f = flow! { (a) => (b) };
+/// let r = f.run("post".to_string()).await;
+/// assert!(r.traces.is_empty(), "nothing ran");
+/// let Some(FlowError::Step { step, source: StepError::Failed(e), .. }) = &r.error else { panic!() };
+/// assert_eq!(step, "review");
+/// assert_eq!(e.downcast_ref::<DuplicateQuestion>(), Some(&DuplicateQuestion { name: "review" }));
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "two different human questions of this flow are named `{name}`: their answers could not be told apart; give one of them another name"
+)]
+pub struct DuplicateQuestion {
+    /// The name both questions have.
+    pub name: &'static str,
+}
+
 /// A human-input step: see [`ask`].
 pub struct Ask<T, F> {
     name: &'static str,
@@ -306,6 +335,10 @@ where
 
     fn name(&self) -> &'static str {
         self.name
+    }
+
+    fn question(&self) -> Option<&'static str> {
+        Some(self.name)
     }
 
     fn suspension(&self, error: &HumanError) -> Option<Vec<PendingInput>> {

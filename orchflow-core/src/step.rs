@@ -107,6 +107,25 @@ pub trait StepDef: Send + Sync + 'static {
     /// The step's name, as it appears in traces and events.
     fn name(&self) -> &'static str;
 
+    /// The step's name when it is known at compile time (`#[step]` sets it to what
+    /// [`name`](Self::name) returns), so that `flow!` rejects two different steps with one name
+    /// at compile time. `None` for steps named at run time (flows, human questions, most
+    /// hand-written steps).
+    #[doc(hidden)]
+    const STATIC_NAME: Option<&'static str> = None;
+
+    /// Where the step is defined (`#[step]`: the module path and the function's name), so that
+    /// one step used twice is not taken for two steps that share a name.
+    #[doc(hidden)]
+    const DEFINED_AT: &'static str = "";
+
+    /// The question's name, for a step that asks a person ([`human::ask`](crate::human::ask)):
+    /// a flow with two different questions of one name reports it on every run.
+    #[doc(hidden)]
+    fn question(&self) -> Option<&'static str> {
+        None
+    }
+
     /// The step's own policy; `None` fields defer to the flow's defaults.
     fn policy(&self) -> StepPolicy<Self::Error> {
         StepPolicy::INHERIT

@@ -38,7 +38,7 @@ pub(crate) enum Item {
     },
     Loop {
         span: Span,
-        max: u32,
+        max: LoopMax,
         body: Pipeline,
         until: Option<Pred>,
     },
@@ -51,6 +51,42 @@ pub(crate) struct StepRef {
     name: String,
     span: Span,
     slot: usize,
+    /// Given by path (a `#[step]` type, whose name is known at compile time), not as `(expr)`.
+    by_path: bool,
+}
+
+/// The bound of a loop: a literal, checked here, or a constant (`max = MAX_STEPS`), checked
+/// by the compiler: it must be a `u32` of at least 1, each reported at the constant's path.
+pub(crate) enum LoopMax {
+    Lit(u32),
+    Const(syn::Path),
+}
+
+impl std::fmt::Display for LoopMax {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoopMax::Lit(n) => write!(f, "{n}"),
+            LoopMax::Const(p) => f.write_str(&path_name(p)),
+        }
+    }
+}
+
+impl ToTokens for LoopMax {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        match self {
+            LoopMax::Lit(n) => n.to_tokens(tokens),
+            LoopMax::Const(path) => {
+                let check = quote_spanned! {at(path.span())=>
+                    const __MAX: u32 = {
+                        let __max: u32 = #path;
+                        ::core::assert!(__max >= 1, "a loop runs at least once: `max` must be 1 or more");
+                        __max
+                    };
+                };
+                tokens.extend(quote!({ #check __MAX }));
+            }
+        }
+    }
 }
 
 /// A predicate of `if` or `until`.
@@ -150,7 +186,7 @@ impl Parser0<'_> {
                     loop_token.span,
                     "a loop needs a bound: `loop(max = 10) { … } until done`",
                 );
-                1
+                LoopMax::Lit(1)
             };
             let body = self.block(input, "the loop body")?;
             let until = if input.peek(syn::Ident)
@@ -190,6 +226,7 @@ impl Parser0<'_> {
                 name,
                 span: paren.span.join(),
                 slot,
+                by_path: false,
             }));
         }
         if lookahead.peek(syn::Ident)
@@ -207,6 +244,7 @@ impl Parser0<'_> {
                 name: path_name(&path),
                 span,
                 slot,
+                by_path: true,
             }));
         }
         Err(syn::Error::new(
@@ -215,16 +253,31 @@ impl Parser0<'_> {
         ))
     }
 
-    fn loop_max(&mut self, content: ParseStream) -> syn::Result<u32> {
+    fn loop_max(&mut self, content: ParseStream) -> syn::Result<LoopMax> {
         let key: syn::Ident = content.parse()?;
         if key != "max" {
             self.errors.at(
                 key.span(),
                 "expected `max = N`: the most iterations the loop may run",
             );
-            return Ok(1);
+            return Ok(LoopMax::Lit(1));
         }
         content.parse::<Token![=]>()?;
+        if !content.peek(syn::LitInt) {
+            // A constant, `max = MAX_STEPS`: checked by the compiler (see `LoopMax`).
+            let lookahead = content.lookahead1();
+            if lookahead.peek(syn::Ident) || lookahead.peek(Token![::]) {
+                let path: syn::Path = content.call(syn::Path::parse_mod_style)?;
+                if !content.is_empty() {
+                    return Err(content.error("expected `)` after `max = N`"));
+                }
+                return Ok(LoopMax::Const(path));
+            }
+            return Err(syn::Error::new(
+                lookahead.error().span(),
+                "expected the most iterations the loop may run: `max = 10` or `max = MAX_STEPS`",
+            ));
+        }
         let lit: syn::LitInt = content.parse()?;
         if !content.is_empty() {
             return Err(content.error("expected `)` after `max = N`"));
@@ -235,15 +288,15 @@ impl Parser0<'_> {
                     lit.span(),
                     "a loop runs at least once: `max` must be 1 or more",
                 );
-                Ok(1)
+                Ok(LoopMax::Lit(1))
             }
-            Ok(n) => Ok(n),
+            Ok(n) => Ok(LoopMax::Lit(n)),
             Err(_) => {
                 self.errors.at(
                     lit.span(),
                     "`max` must be a whole number that fits in `u32`",
                 );
-                Ok(1)
+                Ok(LoopMax::Lit(1))
             }
         }
     }
@@ -615,7 +668,9 @@ impl<'a> Lower<'a> {
             Item::Group { branches, .. } if branches.len() == 1 => {
                 self.pipeline_marker(&branches[0])
             }
-            Item::Group { branches, .. } if branches.len() > MAX_BRANCHES => {
+            Item::Group { branches, .. }
+                if branches.is_empty() || branches.len() > MAX_BRANCHES =>
+            {
                 quote!(::core::marker::PhantomData::<()>)
             }
             Item::Group { branches, .. } => {
@@ -703,6 +758,8 @@ impl<'a> Lower<'a> {
             Item::Group { branches, .. } if branches.len() == 1 => {
                 self.pipeline(&branches[0], src, from, rt, path)
             }
+            // `[]`: reported already; lowered as nothing, the value passing through.
+            Item::Group { branches, span } if branches.is_empty() => self.owned(&src, *span),
             Item::Group { branches, .. } => {
                 let flow_input = quote!(#p::of(&#p::flow_input));
                 let futures = branches.iter().enumerate().map(|(i, b)| {
@@ -1100,6 +1157,54 @@ impl<'a> Lower<'a> {
             ));
         });
 
+        // Two different steps with one name: a compile error at the second. Only steps given by
+        // path have names known at compile time; the same path twice is the same step.
+        let mut by_path: Vec<&StepRef> = Vec::new();
+        collect_steps(&f.pipeline, &mut |s: &StepRef| {
+            if s.by_path && !by_path.iter().any(|o| o.name == s.name) {
+                by_path.push(s);
+            }
+        });
+        let mut names_check = Vec::new();
+        for (j, second) in by_path.iter().enumerate() {
+            for first in &by_path[..j] {
+                let (a, b) = (&f.slots[first.slot], &f.slots[second.slot]);
+                let msg = format!(
+                    "steps `{}` and `{}` are two different steps with the same name: traces, events \
+                     and checkpoints could not tell them apart; give one of them another \
+                     `#[step(name = \"…\")]`",
+                    first.name, second.name
+                );
+                let check = quote_spanned! {at(second.span)=>
+                    if #p::same_name(&#a, &#b) {
+                        ::core::panic!(#msg)
+                    }
+                };
+                names_check.push(quote!(const _: () = #check;));
+            }
+        }
+
+        // Human questions are named at run time: two different ones with one name are found
+        // when the flow is built, and every run fails with it (see `__private::questions`).
+        let mut by_value = Vec::new();
+        collect_steps(&f.pipeline, &mut |s: &StepRef| {
+            if !s.by_path {
+                by_value.push(self.slot(s.slot));
+            }
+        });
+        let (questions, invalid) = if by_value.is_empty() {
+            (quote!(), quote!())
+        } else {
+            (
+                quote!(let __invalid = #p::questions(&[#(#p::question(&#by_value)),*]);),
+                quote! {
+                    if let ::core::option::Option::Some(__e) = __invalid {
+                        return ::core::result::Result::Err(#p::invalid(__e));
+                    }
+                },
+            )
+        };
+
         // One type parameter per top-level item's output, plus one per branch of a top-level
         // group (its finished branches are saved one by one).
         let mut generics = Vec::new();
@@ -1271,6 +1376,8 @@ impl<'a> Lower<'a> {
         quote! {{
             let __steps = (#(#slots,)*);
             #(#needs)*
+            #(#names_check)*
+            #questions
 
             /// The resumable points of this flow: the value after each top-level item, each
             /// loop iteration, the finished branches of each top-level group, and the values
@@ -1328,8 +1435,9 @@ impl<'a> Lower<'a> {
                 #p::FlowDefaults { retry: #retry, timeout: #timeout },
                 __needs,
                 __steps,
-                |__steps, __rt, __input, __resume: #p::Resume<__Point<#(#infer),*>>| {
+                move |__steps, __rt, __input, __resume: #p::Resume<__Point<#(#infer),*>>| {
                     #p::driver(async move {
+                        #invalid
                         #memo
                         let mut __point = match __resume.point {
                             ::core::option::Option::Some(__point) => __point,
@@ -1353,7 +1461,7 @@ impl<'a> Lower<'a> {
     }
 }
 
-fn collect_steps(p: &Pipeline, f: &mut dyn FnMut(&StepRef)) {
+fn collect_steps<'p>(p: &'p Pipeline, f: &mut dyn FnMut(&'p StepRef)) {
     for item in &p.items {
         match item {
             Item::Step(s) => f(s),

@@ -84,6 +84,9 @@ pub(crate) struct Options {
     pub(crate) krate: Option<Path>,
     /// Where each given option's key is, to point at it later.
     spans: Vec<(String, Span)>,
+    /// An option that was reported already may have been meant as `retry` (`retry = "3"`,
+    /// `retries = 3`): the options that need `retry` are then not reported as orphans too.
+    retry_unsure: bool,
 }
 
 const STEP_KEYS: &str =
@@ -156,10 +159,13 @@ impl Options {
                 },
                 ("retry", Some(v)) => match int(&v) {
                     Some(n) => opts.retry = Some(n),
-                    None => errors.push(syn::Error::new_spanned(
-                        v,
-                        "expected the number of retries after the first attempt: `retry = 2`",
-                    )),
+                    None => {
+                        opts.retry_unsure = true;
+                        errors.push(syn::Error::new_spanned(
+                            v,
+                            "expected the number of retries after the first attempt: `retry = 2`",
+                        ));
+                    }
                 },
                 ("delay", Some(v)) => opts.delay = duration(&v, errors),
                 ("max_delay", Some(v)) => opts.max_delay = duration(&v, errors),
@@ -193,7 +199,11 @@ impl Options {
                         "expected a path to the orchflow crate: `crate = orchflow_core`",
                     )),
                 },
-                ("name" | "retry" | "delay" | "max_delay" | "timeout" | "backoff" | "jitter" | "crate", None) => {
+                ("retry", None) => {
+                    opts.retry_unsure = true;
+                    need(errors, "N")
+                }
+                ("name" | "delay" | "max_delay" | "timeout" | "backoff" | "jitter" | "crate", None) => {
                     need(errors, "…")
                 }
                 ("retry_if", None) if site == Site::Step => need(errors, "path::to::predicate"),
@@ -201,13 +211,21 @@ impl Options {
                     span,
                     format_args!("`{k}` is a step option; set it on the `#[step]` instead"),
                 ),
-                _ => errors.at(
-                    span,
-                    format_args!(
-                        "unknown option `{k}`; expected one of: {}",
-                        if site == Site::Step { STEP_KEYS } else { FLOW_KEYS }
-                    ),
-                ),
+                _ => {
+                    let guess = suggestion(&k);
+                    opts.retry_unsure |= guess == Some("retry");
+                    let hint = match guess {
+                        Some(s) => format!(" (did you mean `{s}`?)"),
+                        None => String::new(),
+                    };
+                    errors.at(
+                        span,
+                        format_args!(
+                            "unknown option `{k}`{hint}; expected one of: {}",
+                            if site == Site::Step { STEP_KEYS } else { FLOW_KEYS }
+                        ),
+                    )
+                }
             }
         }
         opts
@@ -262,7 +280,7 @@ impl Options {
     /// The options that only make sense with `retry`, if set without it.
     fn orphans(&self) -> Vec<&'static str> {
         let mut v = Vec::new();
-        if self.retry.is_none() {
+        if self.retry.is_none() && !self.retry_unsure {
             if self.delay.is_some() {
                 v.push("delay");
             }
@@ -277,6 +295,22 @@ impl Options {
             }
         }
         v
+    }
+}
+
+/// The option a misspelt key probably meant.
+fn suggestion(key: &str) -> Option<&'static str> {
+    let k = key.to_ascii_lowercase();
+    if k.starts_with("retr") && k != "retry_if" || k.contains("attempt") {
+        Some("retry")
+    } else if k.contains("timeout") {
+        Some("timeout")
+    } else if k.contains("max_delay") || k.contains("maxdelay") {
+        Some("max_delay")
+    } else if k.starts_with("delay") || k.contains("wait") {
+        Some("delay")
+    } else {
+        None
     }
 }
 

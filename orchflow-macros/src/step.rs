@@ -200,6 +200,9 @@ fn classify_params(func: &ItemFn, errors: &mut Errors) -> (Input, Ctx) {
     }
     let mut input = Input::Unit;
     let mut ctx = Ctx::None;
+    // The context came first: the parameter after it is the input, in the wrong place, which
+    // the error about the context already says.
+    let mut ctx_first = false;
     for (i, p) in params.iter().take(2).enumerate() {
         let ty = &*p.ty;
         if let Some(c) = ctx_of(ty) {
@@ -218,6 +221,7 @@ fn classify_params(func: &ItemFn, errors: &mut Errors) -> (Input, Ctx) {
                     ty,
                     "`&StepContext` must be the last parameter: the previous step's output comes first",
                 ));
+                ctx_first = true;
             }
             ctx = c;
             continue;
@@ -229,7 +233,7 @@ fn classify_params(func: &ItemFn, errors: &mut Errors) -> (Input, Ctx) {
             ));
             continue;
         }
-        if i == 0 {
+        if i == 0 || ctx_first {
             input = classify_input(ty, errors);
         } else {
             errors.push(syn::Error::new_spanned(
@@ -530,6 +534,9 @@ fn emit(
             fn name(&self) -> &'static str {
                 #name
             }
+
+            const STATIC_NAME: ::core::option::Option<&'static str> = ::core::option::Option::Some(#name);
+            const DEFINED_AT: &'static str = ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident));
 
             #uses_context
 
