@@ -311,12 +311,25 @@ where
     }
 
     /// This flow with a checkpoint store: runs that save a checkpoint after every resumable
-    /// point and can be resumed (see [`Durable`]).
-    pub fn durable(&self, store: impl CheckpointStore + 'static) -> Durable<'_, T, I, O, N, P, F> {
+    /// point and can be resumed (see [`Durable`]). Every value the flow saves (its input, the
+    /// value after each item, its output) must be `Serialize + Deserialize`: this is the one
+    /// place that asks, with one error per value that is not, naming its type and where it is.
+    pub fn durable(&self, store: impl CheckpointStore + 'static) -> Durable<'_, T, I, O, N, P, F>
+    where
+        P: crate::__private::Checkpointable<I, O> + 'static,
+    {
         Durable {
             flow: self,
             store: Arc::new(store),
             state_codec: None,
+            codec: Codec {
+                input_to: P::input_to_json,
+                input_from: P::input_from_json,
+                output_to: P::output_to_json,
+                output_from: P::output_from_json,
+                point_to: point_json::<I, O, P>,
+                point_from: P::from_json,
+            },
         }
     }
 
@@ -862,7 +875,27 @@ pub struct Durable<'f, T, I, O, N: StateReq, P, F> {
     store: Arc<dyn CheckpointStore>,
     /// How the shared state is saved and restored, when it is ([`Durable::saving_state`]).
     state_codec: Option<StateCodec<N::State>>,
+    /// The flow's values as JSON both ways, chosen where they are known to be serde
+    /// ([`Flow::durable`]), so that nothing else here asks for serde.
+    codec: Codec<I, O, P>,
 }
+
+/// A durable flow's values to and from JSON.
+struct Codec<I, O, P> {
+    input_to: fn(&I) -> Result<serde_json::Value, serde_json::Error>,
+    input_from: fn(serde_json::Value) -> Result<I, serde_json::Error>,
+    output_to: OutputJson<O>,
+    output_from: fn(serde_json::Value) -> Result<O, serde_json::Error>,
+    point_to: crate::run::PointJson,
+    point_from: fn(serde_json::Value) -> Result<P, serde_json::Error>,
+}
+
+impl<I, O, P> Clone for Codec<I, O, P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<I, O, P> Copy for Codec<I, O, P> {}
 
 /// The shared state's JSON both ways, chosen where it is known to be serde.
 struct StateCodec<S> {
@@ -890,10 +923,10 @@ fn state_from_json<S: DeserializeOwned>(v: serde_json::Value) -> Result<S, serde
 impl<'f, T, I, O, N, P, F> Durable<'f, T, I, O, N, P, F>
 where
     T: Send + Sync + 'static,
-    I: Serialize + DeserializeOwned + Send + Sync + 'static,
-    O: Serialize + DeserializeOwned + Send + 'static,
+    I: Send + Sync + 'static,
+    O: Send + 'static,
     N: StateReq,
-    P: crate::__private::Checkpointable + Send + 'static,
+    P: Send + 'static,
     F: Driver<T, I, O, P>,
 {
     /// Starts a new durable run with the default shared state.
@@ -930,6 +963,7 @@ where
             flow: self.flow,
             store: Arc::clone(&self.store),
             state_codec: self.state_codec,
+            codec: self.codec,
         };
         let run = async move {
             let run_id = RunId::new_v4();
@@ -1179,7 +1213,7 @@ where
     async fn create(&self, run_id: RunId, input: I) -> Result<Launch<I, O, P>, (I, StoreError)> {
         let info = self.flow.info;
         let now = SystemTime::now();
-        let json = match serde_json::to_value(&input) {
+        let json = match (self.codec.input_to)(&input) {
             Ok(j) => j,
             Err(source) => {
                 return Err((
@@ -1222,8 +1256,8 @@ where
                 journal: (0, 0),
                 loaded: None,
                 session: 1,
-                output_json: output_json::<O>,
-                point_json: point_json::<P>,
+                output_json: self.codec.output_to,
+                point_json: self.codec.point_to,
                 state_json: self.state_codec.map(|c| c.to_json),
             })),
         })
@@ -1303,7 +1337,7 @@ where
                         "a completed run without an output",
                     ),
                 })?;
-            let output: O = serde_json::from_value(output).map_err(undecodable("output"))?;
+            let output: O = (self.codec.output_from)(output).map_err(undecodable("output"))?;
             let loaded = saved_state(&journal, info.points).loaded;
             return Ok((
                 None,
@@ -1317,17 +1351,19 @@ where
             ));
         }
         let input: I =
-            serde_json::from_value(document.input.clone()).map_err(undecodable("input"))?;
+            (self.codec.input_from)(document.input.clone()).map_err(undecodable("input"))?;
         let saved = saved_state(&journal, info.points);
         let point = match saved.point {
-            Some(json) => Some(P::from_json(json).map_err(undecodable("resumable point"))?),
+            Some(json) => {
+                Some((self.codec.point_from)(json).map_err(undecodable("resumable point"))?)
+            }
             None => None,
         };
         let mut inner = Vec::with_capacity(saved.inner.len());
         for (name, path, value) in saved.inner {
             let mut json = serde_json::Map::with_capacity(1);
             json.insert(name.clone(), value);
-            let p = P::from_json(serde_json::Value::Object(json))
+            let p = (self.codec.point_from)(serde_json::Value::Object(json))
                 .map_err(undecodable("inner resumable point"))?;
             inner.push((name, path, p));
         }
@@ -1370,8 +1406,8 @@ where
                     journal: (seq, flushed),
                     loaded,
                     session,
-                    output_json: output_json::<O>,
-                    point_json: point_json::<P>,
+                    output_json: self.codec.output_to,
+                    point_json: self.codec.point_to,
                     state_json: self.state_codec.map(|c| c.to_json),
                 })),
             }),
@@ -1459,11 +1495,7 @@ async fn finish_document(
     store.put_document(claim, &doc).await
 }
 
-fn output_json<O: Serialize>(o: &O) -> Result<serde_json::Value, serde_json::Error> {
-    serde_json::to_value(o)
-}
-
-fn point_json<P: crate::__private::Checkpointable + 'static>(
+fn point_json<I, O, P: crate::__private::Checkpointable<I, O> + 'static>(
     p: &dyn std::any::Any,
 ) -> Option<Result<serde_json::Value, serde_json::Error>> {
     p.downcast_ref::<P>().map(P::to_json)

@@ -1208,6 +1208,9 @@ impl<'a> Lower<'a> {
         // One type parameter per top-level item's output, plus one per branch of a top-level
         // group (its finished branches are saved one by one).
         let mut generics = Vec::new();
+        // For each type parameter, a marker type whose name says where the value is in the flow
+        // (`the_value_after_plan`): the serde check of a durable flow names it in its message.
+        let mut markers = Vec::new();
         let mut variants = Vec::new();
         let mut names = Vec::new();
         let mut all_points = Vec::new();
@@ -1258,6 +1261,10 @@ impl<'a> Lower<'a> {
                 to_json.push(to);
                 from_json.push(from);
                 all_points.push(self.in_group_name(i));
+                markers
+                    .extend((0..bs.len()).map(|b| {
+                        format_ident!("the_output_of_branch_{}_of_item_{}", b + 1, i + 1)
+                    }));
                 generics.extend(bs);
             }
             match item {
@@ -1279,6 +1286,7 @@ impl<'a> Lower<'a> {
                 }
             }
             all_points.push(self.point_names[i].clone());
+            markers.push(marker_for(&self.point_names[i]));
             generics.push(g);
         }
         // One type parameter per inner position.
@@ -1298,8 +1306,11 @@ impl<'a> Lower<'a> {
             to_json.push(to);
             from_json.push(from);
             all_points.push(pos.name.clone());
+            markers.push(marker_for(&pos.name));
             generics.push(g);
         }
+        // The flow's output is the value after its last item.
+        let output = format_ident!("T{}", items.len());
         let infer = generics.iter().map(|_| quote!(_));
         let memo = if self.inner.is_empty() {
             quote!()
@@ -1387,11 +1398,33 @@ impl<'a> Lower<'a> {
                 #(#variants),*
             }
 
+            #(
+                #[allow(non_camel_case_types, dead_code)]
+                struct #markers;
+            )*
+
             // The checkpoint form, for durable runs only (the values' serde bounds are here).
-            impl<#(#generics),*> #p::Checkpointable for __Point<#(#generics),*>
+            impl<__I, #(#generics),*> #p::Checkpointable<__I, #output> for __Point<#(#generics),*>
             where
-                #(#generics: #p::serde::Serialize + #p::serde::de::DeserializeOwned,)*
+                __I: #p::Saved<#p::the_flow_input>,
+                #(#generics: #p::Saved<#markers>,)*
             {
+                fn input_to_json(__i: &__I) -> ::core::result::Result<#p::Value, #p::JsonError> {
+                    #p::to_value(__i)
+                }
+
+                fn input_from_json(__j: #p::Value) -> ::core::result::Result<__I, #p::JsonError> {
+                    #p::from_value(__j)
+                }
+
+                fn output_to_json(__o: &#output) -> ::core::result::Result<#p::Value, #p::JsonError> {
+                    #p::to_value(__o)
+                }
+
+                fn output_from_json(__j: #p::Value) -> ::core::result::Result<#output, #p::JsonError> {
+                    #p::from_value(__j)
+                }
+
                 fn to_json(&self) -> ::core::result::Result<#p::Value, #p::JsonError> {
                     ::core::result::Result::Ok(match self {
                         #(#to_json)*
@@ -1513,4 +1546,70 @@ fn respan_call(f: TokenStream, checks: TokenStream, value: TokenStream, span: Sp
         let __value = #value;
         #call
     })
+}
+
+/// The marker type naming where a point's value is, for the serde check of a durable flow:
+/// `AfterPlan` → `the_value_after_plan`, `Loop2` → `the_value_of_loop_2`, `AfterGroup3` →
+/// `the_value_after_group_3`, `Inner1AfterAct` → `the_value_after_act_inside_item_1`.
+fn marker_for(point: &str) -> proc_macro2::Ident {
+    let words = snake_words(point);
+    let text = match words.first().map(String::as_str) {
+        Some("after") => format!("the_value_{}", words.join("_")),
+        Some("loop") => format!("the_value_of_{}", words.join("_")),
+        Some("inner") if words.len() > 2 => {
+            let item = &words[1];
+            let rest = words[2..].join("_");
+            if rest == "loop" {
+                format!("the_value_of_the_loop_inside_item_{item}")
+            } else {
+                format!("the_value_{rest}_inside_item_{item}")
+            }
+        }
+        _ => format!("the_value_at_{}", words.join("_")),
+    };
+    format_ident!("{}", text)
+}
+
+/// `AfterGroup12` → `["after", "group", "12"]`.
+fn snake_words(camel: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    let mut prev: Option<char> = None;
+    for c in camel.chars() {
+        let boundary = match prev {
+            None => true,
+            Some(p) => {
+                (c.is_ascii_uppercase() && !p.is_ascii_uppercase())
+                    || (c.is_ascii_digit() != p.is_ascii_digit())
+            }
+        };
+        if boundary || words.is_empty() {
+            words.push(String::new());
+        }
+        if let Some(w) = words.last_mut() {
+            w.push(c.to_ascii_lowercase());
+        }
+        prev = Some(c);
+    }
+    words
+}
+
+#[cfg(test)]
+mod marker_tests {
+    use super::marker_for;
+
+    #[test]
+    fn markers_say_where_a_value_is() {
+        let cases = [
+            ("AfterPlan", "the_value_after_plan"),
+            ("AfterFetchPage", "the_value_after_fetch_page"),
+            ("AfterGroup12", "the_value_after_group_12"),
+            ("Loop2", "the_value_of_loop_2"),
+            ("Inner1AfterAct", "the_value_after_act_inside_item_1"),
+            ("Inner5Loop", "the_value_of_the_loop_inside_item_5"),
+            ("InGroup2", "the_value_at_in_group_2"),
+        ];
+        for (point, marker) in cases {
+            assert_eq!(marker_for(point).to_string(), marker, "{point}");
+        }
+    }
 }

@@ -17,5 +17,9 @@ async fn count(_d: &Draft) -> u32 {
 async fn main() {
     let f = flow! { write => count };
     let _ = f.run(1).await; // fine: a plain run saves nothing
-    let _ = f.durable(MemoryStore::default()).run(1).await;
+    // One error, at `.durable`, naming `Draft` and where it is; not one per method.
+    let durable = f.durable(MemoryStore::default());
+    let first = durable.run(1).await;
+    let _ = durable.resume(first.run_id).await;
+    let _ = durable.answer(first.run_id, "yes").await;
 }
