@@ -1,10 +1,10 @@
 //! The Planner → Executor → Verifier agent on a few questions, printing each trajectory.
 //!
 //! ```text
-//! cargo run --example agent_solve                         # offline: no network, no model
-//! cargo run --example agent_solve -- --ollama qwen3:8b    # Ollama (OLLAMA_URL, default localhost)
-//! cargo run --example agent_solve -- --openai gpt-4o-mini # OPENAI_API_KEY, OPENAI_BASE_URL
-//! cargo run --example agent_solve -- "What is 7 * 191?"   # your own question
+//! cargo run -p orchflow-agent --example agent_solve                          # offline: no network, no model
+//! cargo run -p orchflow-agent --example agent_solve -- --ollama qwen3:8b     # Ollama (OLLAMA_URL, default localhost)
+//! cargo run -p orchflow-agent --example agent_solve -- --openai gpt-4o-mini  # OPENAI_API_KEY, OPENAI_BASE_URL
+//! cargo run -p orchflow-agent --example agent_solve -- "What is 7 * 191?"    # your own question
 //! ```
 //!
 //! Offline, the planner is a deterministic rule-based stand-in (labelled "[offline rule-based
