@@ -1,4 +1,11 @@
-#![doc = include_str!("../README.md")]
+// The README is the crate's documentation, and its blocks are doctests. One of them runs the
+// agent, which this crate has only with its `agent` feature: without it, a short text instead.
+#![cfg_attr(feature = "agent", doc = include_str!("../README.md"))]
+#![cfg_attr(
+    not(feature = "agent"),
+    doc = "Compile-checked async workflows for Rust: `#[step]` and `flow!` over a small tokio \
+           runtime. See the README (this crate's documentation with the `agent` feature)."
+)]
 
 pub use orchflow_core::*;
 
