@@ -123,6 +123,15 @@ async fn events_carry_what_a_live_viewer_needs() {
     assert_eq!(last["kind"], "flow_completed");
     assert_eq!(last["result"]["output"], json!([8, 8]));
 
+    // A run that is not durable says its input too.
+    let plain: Vec<Event<(u32, u32), ()>> =
+        flow! { #[flow(name = "viewer")] double => [double, double] }
+            .capture_values(true)
+            .stream(3)
+            .collect()
+            .await;
+    assert_eq!(serde_json::to_value(&plain[0]).unwrap()["input"], 3);
+
     // Without value capture, no values.
     let quiet: Vec<Event<(u32, u32), ()>> =
         flow! { #[flow(name = "viewer")] double => [double, double] }
@@ -299,4 +308,26 @@ async fn shared_state_is_saved_only_when_asked() {
         ),
         "{err}"
     );
+}
+
+/// Not `Serialize`: captured as nothing, and the run goes on.
+#[derive(Clone)]
+struct Opaque(u32);
+
+#[step]
+async fn unwrap_opaque(o: Opaque) -> u32 {
+    o.0
+}
+
+#[tokio::test]
+async fn an_input_that_is_not_serialize_is_captured_as_null() {
+    let events: Vec<Event<u32, ()>> = flow! { unwrap_opaque }
+        .capture_values(true)
+        .stream(Opaque(7))
+        .collect()
+        .await;
+    let started = serde_json::to_value(&events[0]).unwrap();
+    assert_eq!(started["kind"], "flow_started");
+    assert_eq!(started["input"], Value::Null);
+    assert_eq!(events.last().unwrap().result().unwrap().output, Some(7));
 }

@@ -222,8 +222,8 @@ pub enum Event<O, S> {
         /// The flow's name.
         flow: &'static str,
         /// The run's input as JSON, when values are captured
-        /// ([`Flow::capture_values`](crate::Flow::capture_values)) and the input is known to be
-        /// `Serialize` (durable runs); `None` otherwise.
+        /// ([`Flow::capture_values`](crate::Flow::capture_values)) and its type is `Serialize`;
+        /// `None` otherwise.
         input: Option<Box<serde_json::Value>>,
     },
     /// A step attempt began.
@@ -384,7 +384,7 @@ pub(crate) enum RunEvent {
     FlowStarted {
         run_id: RunId,
         flow: &'static str,
-        /// The input as JSON, when values are captured and known to be `Serialize`.
+        /// The input as JSON, when values are captured and its type is `Serialize`.
         input: Option<Box<serde_json::Value>>,
     },
     StepStarted(StepEvent),

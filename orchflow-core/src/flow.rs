@@ -119,12 +119,18 @@ type Signature<I, O, N, P> = fn(I, P) -> (O, N);
 /// # }
 /// ```
 pub struct Flow<T, I, O, N, P, F> {
-    inner: Arc<(T, F)>,
+    /// The steps, the driver, and the input as JSON for `flow_started` (when value capture is on
+    /// and the input is `Serialize`).
+    inner: Arc<(T, F, InputJson<I>)>,
     info: &'static FlowInfo,
     /// Shared: a flow is cloned into every task that runs it, so it stays three words.
     config: Arc<FlowConfig>,
     _types: PhantomData<Signature<I, O, N, P>>,
 }
+
+/// The flow's input as JSON, when its type is `Serialize` (chosen by `flow!` where the type is
+/// known).
+type InputJson<I> = fn(&I) -> Option<serde_json::Value>;
 
 /// A flow's settings (see the builder methods of [`Flow`]).
 #[derive(Clone)]
@@ -173,6 +179,7 @@ where
         _needs: PhantomData<N>,
         steps: T,
         driver: F,
+        input_json: InputJson<I>,
     ) -> Self
     where
         // Stated as an `Fn` bound (not only through `Driver`) so that the compiler deduces the
@@ -180,7 +187,7 @@ where
         F: for<'a> Fn(&'a T, &'a Rt, Feed<'a, I>, Resume<P>) -> DriverFuture<'a, O>,
     {
         Flow {
-            inner: Arc::new((steps, driver)),
+            inner: Arc::new((steps, driver, input_json)),
             info,
             config: Arc::new(FlowConfig {
                 defaults,
@@ -356,13 +363,15 @@ where
         core.expect_traces(self.info.points.len());
         let mut loaded = None;
         let mut document = None;
-        let mut input_json = None;
+        // The input for `flow_started`, only when values are captured and somebody listens.
+        let input_json = if config.capture && core.has_listener() {
+            (self.inner.2)(&input).map(Box::new)
+        } else {
+            None
+        };
         if let Some(d) = durable {
             core = core.resumed(d.document.run_id, d.traces, d.session);
             loaded = d.loaded;
-            if config.capture {
-                input_json = Some(Box::new(d.document.input.clone()));
-            }
             document = Some(Box::new((d.document, d.output_json, d.loaded)));
             core.durable = Some(Box::new(crate::run::Durable {
                 store: d.store,
@@ -396,7 +405,7 @@ where
         }
         async move {
             let span = tracing::info_span!("flow", flow = self.info.name, run_id = %run_id);
-            let (steps, driver) = &*self.inner;
+            let (steps, driver, _) = &*self.inner;
             let outcome = {
                 let mut driving = pin!(
                     driver
@@ -534,6 +543,10 @@ where
         false
     }
 
+    fn capture_input(&self, input: &I) -> Option<serde_json::Value> {
+        (self.inner.2)(input)
+    }
+
     fn suspension(&self, error: &FlowError) -> Option<Vec<PendingInput>> {
         match error {
             FlowError::Suspended { questions } => Some(questions.clone()),
@@ -557,7 +570,7 @@ where
         ctx: &'a StepContext<N::State>,
     ) -> Result<O, FlowError> {
         let rt = Rt::child(ctx, self.config.defaults);
-        let (steps, driver) = &*self.inner;
+        let (steps, driver, _) = &*self.inner;
         // Its questions stand under its name.
         let seg = crate::site::Seg::Flow(ctx.step);
         crate::site::scoped(seg, driver.drive(steps, &rt, input, Resume::fresh()))

@@ -152,6 +152,11 @@ impl RunCore {
         self.last_end.store(NO_TIME, Ordering::Relaxed);
     }
 
+    /// Whether somebody listens to this run's events.
+    pub(crate) fn has_listener(&self) -> bool {
+        self.events.is_some()
+    }
+
     /// Records an event, building it only when somebody listens.
     #[inline]
     pub(crate) fn emit(&self, make: impl FnOnce() -> RunEvent) {

@@ -1488,6 +1488,8 @@ impl<'a> Lower<'a> {
                         }
                     })
                 },
+                // After the driver, whose body fixes the input's type: `to_json!` needs it known.
+                |__i| #p::to_json!(__i),
             );
             __flow
         }}
