@@ -895,6 +895,44 @@ fn shared_reference() -> &'static Reference {
 impl Reference {
     /// The step executions a checkpoint covers: those before its last resumable point, plus the
     /// branches and the inner positions journaled after it (one step execution each).
+    /// What a checkpoint read at the end of a session covers, checked: with no checkpoint yet
+    /// nothing may have run (`lines` is the log); a checkpoint has the status `running` or
+    /// `completed` and covers at least what it covered `before` (it never goes backwards).
+    fn progress(
+        &self,
+        loaded: Option<&Checkpoint>,
+        before: &BTreeSet<String>,
+        lines: &[String],
+        what: &dyn Fn() -> String,
+    ) -> BTreeSet<String> {
+        let covered = match loaded {
+            None => {
+                assert!(
+                    lines.is_empty(),
+                    "{}: steps ran before the run had a checkpoint: {lines:#?}",
+                    what()
+                );
+                BTreeSet::new()
+            }
+            Some(checkpoint) => {
+                let status = &checkpoint.document.status;
+                assert!(
+                    matches!(status, RunStatus::Running | RunStatus::Completed),
+                    "{}: status {status:?}",
+                    what()
+                );
+                self.covered(checkpoint, what)
+            }
+        };
+        assert!(
+            before.is_subset(&covered),
+            "{}: the checkpoint went backwards: it lost {:?}",
+            what(),
+            before.difference(&covered).collect::<Vec<_>>()
+        );
+        covered
+    }
+
     fn covered(&self, checkpoint: &Checkpoint, what: &dyn Fn() -> String) -> BTreeSet<String> {
         let journal = &checkpoint.journal;
         let last = journal
@@ -1042,31 +1080,9 @@ impl Run<'_> {
             .rt
             .block_on(self.store.load(self.trial.run_id))
             .unwrap_or_else(|e| panic!("{}: unreadable checkpoint: {e}", what()));
-        let covered = match &loaded {
-            None => {
-                assert!(
-                    lines.is_empty(),
-                    "{}: steps ran before the run had a checkpoint",
-                    what()
-                );
-                BTreeSet::new()
-            }
-            Some(checkpoint) => {
-                let status = &checkpoint.document.status;
-                assert!(
-                    matches!(status, RunStatus::Running | RunStatus::Completed),
-                    "{}: status {status:?}",
-                    what()
-                );
-                self.reference.covered(checkpoint, &what)
-            }
-        };
-        assert!(
-            self.covered.is_subset(&covered),
-            "{}: the checkpoint went backwards: it lost {:?}",
-            what(),
-            self.covered.difference(&covered).collect::<Vec<_>>()
-        );
+        let covered = self
+            .reference
+            .progress(loaded.as_ref(), &self.covered, &lines, &what);
         let logged: BTreeSet<&String> = lines.iter().collect();
         let unlogged: Vec<_> = covered.iter().filter(|k| !logged.contains(k)).collect();
         assert!(
@@ -1487,31 +1503,9 @@ impl Race<'_> {
             .rt
             .block_on(self.store.load(self.run_id))
             .unwrap_or_else(|e| panic!("{}: unreadable checkpoint: {e}", what()));
-        let covered = match &loaded {
-            None => {
-                assert!(
-                    lines.is_empty(),
-                    "{}: workers logged before the run had a checkpoint: {lines:#?}",
-                    what()
-                );
-                BTreeSet::new()
-            }
-            Some(checkpoint) => {
-                let status = &checkpoint.document.status;
-                assert!(
-                    matches!(status, RunStatus::Running | RunStatus::Completed),
-                    "{}: status {status:?}",
-                    what()
-                );
-                self.reference.covered(checkpoint, &what)
-            }
-        };
-        assert!(
-            self.covered.is_subset(&covered),
-            "{}: the checkpoint went backwards: it lost {:?}",
-            what(),
-            self.covered.difference(&covered).collect::<Vec<_>>()
-        );
+        let covered = self
+            .reference
+            .progress(loaded.as_ref(), &self.covered, &lines, &what);
         self.check_log(&lines, loaded.as_ref());
         let logged: BTreeSet<String> = lines
             .iter()

@@ -55,16 +55,18 @@ fn library_sandbox() -> &'static PythonSandbox {
 /// The sandbox without its Python half: only the kernel layers stand (test-only switch).
 fn unguarded() -> &'static PythonSandbox {
     static SANDBOX: OnceLock<PythonSandbox> = OnceLock::new();
-    SANDBOX.get_or_init(|| {
-        PythonSandbox::builder()
-            .limits(SandboxLimits {
-                wall_time: Duration::from_secs(60),
-                cpu_time: Duration::from_secs(20),
-                ..tight_limits()
-            })
-            .python_guards_for_tests(false)
-            .build()
-    })
+    SANDBOX.get_or_init(|| unguarded_builder().build())
+}
+
+/// The Python half off, with room for the interpreter's start on a loaded machine.
+fn unguarded_builder() -> orchflow_agent::tools::code::PythonSandboxBuilder {
+    PythonSandbox::builder()
+        .limits(SandboxLimits {
+            wall_time: Duration::from_secs(60),
+            cpu_time: Duration::from_secs(20),
+            ..tight_limits()
+        })
+        .python_guards_for_tests(false)
 }
 
 /// Like [`unguarded`], but without a user switch: when the tests run as root the program keeps
@@ -72,17 +74,7 @@ fn unguarded() -> &'static PythonSandbox {
 /// kernel's sandbox layers stop it.
 fn unguarded_same_user() -> &'static PythonSandbox {
     static SANDBOX: OnceLock<PythonSandbox> = OnceLock::new();
-    SANDBOX.get_or_init(|| {
-        PythonSandbox::builder()
-            .limits(SandboxLimits {
-                wall_time: Duration::from_secs(60),
-                cpu_time: Duration::from_secs(20),
-                ..tight_limits()
-            })
-            .run_as(RunAs::Current)
-            .python_guards_for_tests(false)
-            .build()
-    })
+    SANDBOX.get_or_init(|| unguarded_builder().run_as(RunAs::Current).build())
 }
 
 /// `None` (and a note) when there is no usable Python, or the kernel has no Landlock (the
