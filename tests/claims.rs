@@ -75,7 +75,12 @@ async fn racing_answers(a: impl Both, b: impl Both) {
         (Err(a), Err(b)) => panic!("no answer taken: {a} / {b}"),
     };
     assert!(won.success, "{:?}", won.error);
-    assert!(busy(&lost), "{lost:?}");
+    // Refused while the winner writes (or, on a machine slow enough that it arrives after the
+    // end, told the run no longer waits).
+    assert!(
+        busy(&lost) || matches!(lost, ResumeError::NotSuspended { .. }),
+        "{lost:?}"
+    );
     assert_eq!(PUBLISHED.load(Ordering::SeqCst) - before, 1);
     // What the winner was told is what the store shows.
     let checkpoint = a.load(run_id).await.unwrap().unwrap();
@@ -152,12 +157,15 @@ async fn concurrent_resumes_run_the_rest_once() {
     let db = f.durable(JsonCheckpointStore::new(dir.path()));
     let (a, b) = tokio::join!(da.resume(first.run_id), db.resume(first.run_id));
     let results = [a, b];
+    // One resume runs the rest; the other is refused while it does (or, on a machine slow
+    // enough that it arrives after the end, reads the completed run and runs nothing).
     let done: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
-    let refused: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
-    assert_eq!(done.len(), 1, "{results:?}");
-    assert_eq!(done[0].output, Some(20));
-    assert!(busy(refused[0]), "{refused:?}");
-    assert_eq!(AFTER.load(Ordering::SeqCst), 1);
+    assert!(!done.is_empty(), "{results:?}");
+    assert!(done.iter().all(|r| r.output == Some(20)), "{results:?}");
+    for refused in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert!(busy(refused), "{refused:?}");
+    }
+    assert_eq!(AFTER.load(Ordering::SeqCst), 1, "the rest ran once");
     // The journal is whole: a later resume reads it and runs nothing.
     let again = f
         .durable(JsonCheckpointStore::new(dir.path()))
