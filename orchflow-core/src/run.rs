@@ -358,10 +358,7 @@ fn contained_poll<T, E>(
         Ok(Poll::Ready(Ok(v))) => Poll::Ready(Ok(v)),
         Ok(Poll::Ready(Err(e))) => Poll::Ready(Err(Failure::Error(e))),
         Ok(Poll::Pending) => Poll::Pending,
-        Err(payload) => Poll::Ready(Err(match StepError::from_panic(payload) {
-            StepError::Panicked(m) => Failure::Panicked(m),
-            other => Failure::Panicked(other.to_string()),
-        })),
+        Err(payload) => Poll::Ready(Err(Failure::Panicked(panic_message(payload)))),
     }
 }
 
@@ -413,6 +410,14 @@ fn new_run_id() -> RunId {
     uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid()
 }
 
+/// What a caught panic says.
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    match StepError::from_panic(payload) {
+        StepError::Panicked(m) => m,
+        other => other.to_string(),
+    }
+}
+
 /// Whether a failed attempt is worth another (when one is left): not a suspension, and an error
 /// the step's `retry_if` accepts.
 fn worth_retrying<St: StepDef>(step: &St, f: &Failure<St::Error>) -> bool {
@@ -421,10 +426,7 @@ fn worth_retrying<St: StepDef>(step: &St, f: &Failure<St::Error>) -> bool {
         (Failure::Error(e), Some(pred)) => match catch_unwind(AssertUnwindSafe(|| pred(e))) {
             Ok(accepted) => accepted,
             Err(payload) => {
-                let message = match StepError::from_panic(payload) {
-                    StepError::Panicked(m) => m,
-                    other => other.to_string(),
-                };
+                let message = panic_message(payload);
                 tracing::warn!(step = step.name(), %message, "retry_if panicked: not retrying");
                 false
             }
@@ -1001,20 +1003,21 @@ impl Rt {
             let ended = core.now_ns();
             let took = ended.saturating_sub(started);
             // The output as JSON, for the trace and the completion event (value capture only).
-            let mut event_output = None;
+            let output = match &result {
+                // Only when a trace or an event will carry it.
+                Ok(v) if core.capture && (core.traces_on || core.events.is_some()) => {
+                    step.capture_output(v)
+                }
+                _ => None,
+            };
+            let event_output = if core.events.is_some() {
+                output.clone()
+            } else {
+                None
+            };
             let (outcome, detail) = if core.traces_on {
                 let (outcome, error, output) = match &result {
-                    Ok(v) => {
-                        let out = if core.capture {
-                            step.capture_output(v)
-                        } else {
-                            None
-                        };
-                        if core.events.is_some() {
-                            event_output.clone_from(&out);
-                        }
-                        (AttemptOutcome::Succeeded, None, out)
-                    }
+                    Ok(_) => (AttemptOutcome::Succeeded, None, output),
                     Err(Failure::Error(e)) if step.suspension(e).is_some() => {
                         (AttemptOutcome::Suspended, Some(e.message()), None)
                     }
@@ -1031,9 +1034,6 @@ impl Rt {
                 };
                 (outcome, detail)
             } else {
-                if core.capture && core.events.is_some() {
-                    event_output = result.as_ref().ok().and_then(|v| step.capture_output(v));
-                }
                 (AttemptOutcome::Succeeded, None)
             };
             let trace = || RawTrace {
@@ -1110,10 +1110,7 @@ impl Rt {
             group: self.group,
         };
         catch_unwind(AssertUnwindSafe(|| pred.test(value, &ctx))).map_err(|payload| {
-            let message = match StepError::from_panic(payload) {
-                StepError::Panicked(m) => m,
-                other => other.to_string(),
-            };
+            let message = panic_message(payload);
             Halt::new(FlowError::PredicatePanicked {
                 predicate: which,
                 message,
