@@ -1068,23 +1068,8 @@ fn last_seq(file: &mut File, path: &Path, len: u64) -> Result<u64, StoreError> {
     if len == 0 {
         return Ok(0);
     }
-    // Find the start of the last line, reading backwards in chunks.
-    let mut buf = [0u8; 8192];
-    let mut end = len - 1; // before the final '\n'
-    let mut start_of_line = 0;
-    while end > 0 {
-        let from = end.saturating_sub(buf.len() as u64);
-        // At most `buf.len()` bytes, so the conversion cannot truncate.
-        let chunk = &mut buf[..(end - from) as usize];
-        file.seek(SeekFrom::Start(from))
-            .and_then(|_| file.read_exact(chunk))
-            .map_err(|e| io_error("read", path, e))?;
-        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
-            start_of_line = from + i as u64 + 1;
-            break;
-        }
-        end = from;
-    }
+    // The last line starts after the `\n` before its own final one.
+    let start_of_line = after_last_newline(file, path, len - 1)?;
     let mut line = Vec::new();
     file.seek(SeekFrom::Start(start_of_line))
         .and_then(|_| file.take(len - start_of_line).read_to_end(&mut line))
@@ -1094,16 +1079,11 @@ fn last_seq(file: &mut File, path: &Path, len: u64) -> Result<u64, StoreError> {
     Ok(seq.seq)
 }
 
-/// Cuts an unfinished last line (one without its `\n`, left by an interrupted append) off an
-/// existing journal, so that the next line starts clean. Returns the journal's length.
-fn cut_torn_tail(file: &mut File, path: &Path) -> Result<u64, StoreError> {
-    let len = file
-        .metadata()
-        .map_err(|e| io_error("read", path, e))?
-        .len();
+/// The offset just after the last `\n` in the file's first `end` bytes (0 when there is none),
+/// reading backwards in chunks.
+fn after_last_newline(file: &mut File, path: &Path, end: u64) -> Result<u64, StoreError> {
     let mut buf = [0u8; 8192];
-    let mut end = len;
-    let mut keep = 0;
+    let mut end = end;
     while end > 0 {
         let start = end.saturating_sub(buf.len() as u64);
         // At most `buf.len()` bytes, so the conversion cannot truncate.
@@ -1112,11 +1092,21 @@ fn cut_torn_tail(file: &mut File, path: &Path) -> Result<u64, StoreError> {
             .and_then(|_| file.read_exact(chunk))
             .map_err(|e| io_error("read", path, e))?;
         if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
-            keep = start + i as u64 + 1;
-            break;
+            return Ok(start + i as u64 + 1);
         }
         end = start;
     }
+    Ok(0)
+}
+
+/// Cuts an unfinished last line (one without its `\n`, left by an interrupted append) off an
+/// existing journal, so that the next line starts clean. Returns the journal's length.
+fn cut_torn_tail(file: &mut File, path: &Path) -> Result<u64, StoreError> {
+    let len = file
+        .metadata()
+        .map_err(|e| io_error("read", path, e))?
+        .len();
+    let keep = after_last_newline(file, path, len)?;
     if keep != len {
         file.set_len(keep)
             .map_err(|e| io_error("truncate", path, e))?;
