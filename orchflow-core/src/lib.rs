@@ -14,7 +14,6 @@ mod event;
 mod flow;
 pub mod human;
 mod json;
-mod json_store;
 mod policy;
 mod resume;
 mod run;
@@ -31,12 +30,11 @@ pub use context::{RunId, StepContext};
 pub use error::{BoxError, FlowError, StepError};
 pub use event::{CheckpointEvent, Event, EventStream, InputEvent, StepEvent};
 pub use flow::{Durable, Flow, FlowFailed, FlowInfo, FlowResult, ResumeError};
-pub use json_store::JsonCheckpointStore;
 pub use policy::{FlowDefaults, RetryPolicy, StepPolicy};
 pub use step::{
     AnyState, Fallible, Feed, Meet, NeedsState, StateOf, StateReq, StepCall, StepDef, StepFailure,
 };
-pub use store::{CheckpointStore, MemoryStore};
+pub use store::{CheckpointStore, JsonCheckpointStore, MemoryStore};
 pub use trace::{AttemptOutcome, StepTrace, Traces};
 
 pub use orchflow_macros::{flow, step};

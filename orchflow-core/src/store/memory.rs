@@ -1,0 +1,190 @@
+//! [`MemoryStore`]: runs kept in a map behind a mutex, for tests and examples.
+//!
+//! Invariants: every operation takes the map's lock once and does all its checks and its write
+//! under it, so a claim, a refusal and a write are atomic with respect to each other. A run's
+//! `token` only grows; `held` says whether the claim with that token is alive, and a claim's
+//! release clears it only if no newer claim replaced it. Nothing is ever persisted: the runs
+//! live as long as the last clone of the store.
+
+use super::{
+    Checkpoint, CheckpointStore, Claim, ClaimHold, JournalEntry, RunDocument, RunListing,
+    StoreError, StoreFuture,
+};
+use crate::context::RunId;
+
+/// A store in memory, for tests: durable for the life of the value. Clones share the runs.
+///
+/// ```
+/// use orchflow::{flow, step, MemoryStore};
+/// #[step] async fn inc(x: u32) -> u32 { x + 1 }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let store = MemoryStore::default();
+/// let f = flow! { inc => inc };
+/// let run = f.durable(store.clone()).run(1).await;
+/// assert_eq!(run.output, Some(3));
+/// assert_eq!(store.journal_len(run.run_id), 2);
+/// # }
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct MemoryStore {
+    runs: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<RunId, MemoryRun>>>,
+}
+
+#[derive(Debug)]
+struct MemoryRun {
+    checkpoint: Checkpoint,
+    /// The last claim's token.
+    token: u64,
+    /// Whether that claim is held.
+    held: bool,
+}
+
+/// A [`MemoryStore`] claim: releases the run when dropped.
+struct MemoryHold {
+    runs: std::sync::Weak<std::sync::Mutex<std::collections::BTreeMap<RunId, MemoryRun>>>,
+    run_id: RunId,
+    token: u64,
+}
+
+impl ClaimHold for MemoryHold {
+    fn release(self: Box<Self>) {
+        if let Some(runs) = self.runs.upgrade() {
+            let mut runs = runs.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(run) = runs.get_mut(&self.run_id)
+                && run.token == self.token
+            {
+                run.held = false;
+            }
+        }
+    }
+}
+
+impl MemoryStore {
+    /// How many journal entries a run has.
+    pub fn journal_len(&self, run_id: RunId) -> usize {
+        self.lock()
+            .get(&run_id)
+            .map_or(0, |r| r.checkpoint.journal.len())
+    }
+
+    /// The run ids in the store.
+    pub fn runs(&self) -> Vec<RunId> {
+        self.lock().keys().copied().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<RunId, MemoryRun>> {
+        self.runs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn hold(&self, run: &mut MemoryRun, run_id: RunId) -> Claim {
+        run.token += 1;
+        run.held = true;
+        Claim::new(
+            run_id,
+            run.token,
+            MemoryHold {
+                runs: std::sync::Arc::downgrade(&self.runs),
+                run_id,
+                token: run.token,
+            },
+        )
+    }
+
+    /// The run `claim` holds, or why the write is refused.
+    fn held<'r>(
+        runs: &'r mut std::collections::BTreeMap<RunId, MemoryRun>,
+        claim: &Claim,
+    ) -> Result<&'r mut MemoryRun, StoreError> {
+        match runs.get_mut(&claim.run_id) {
+            Some(run) if run.held && run.token == claim.token => Ok(run),
+            Some(_) => Err(StoreError::ClaimLost {
+                run_id: claim.run_id,
+                token: claim.token,
+            }),
+            None => Err(StoreError::NoDocument(claim.run_id)),
+        }
+    }
+}
+
+impl CheckpointStore for MemoryStore {
+    fn create<'a>(&'a self, document: &'a RunDocument) -> StoreFuture<'a, Claim> {
+        Box::pin(async move {
+            let mut runs = self.lock();
+            if runs.contains_key(&document.run_id) {
+                return Err(StoreError::RunExists(document.run_id));
+            }
+            let run = runs.entry(document.run_id).or_insert(MemoryRun {
+                checkpoint: Checkpoint {
+                    document: document.clone(),
+                    journal: Vec::new(),
+                },
+                token: 0,
+                held: false,
+            });
+            Ok(self.hold(run, document.run_id))
+        })
+    }
+
+    fn claim<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Claim> {
+        Box::pin(async move {
+            let mut runs = self.lock();
+            match runs.get_mut(&run_id) {
+                None => Err(StoreError::NotFound(run_id)),
+                Some(run) if run.held => Err(StoreError::RunBusy {
+                    run_id,
+                    holder: "another handle of this store".to_string(),
+                }),
+                Some(run) => Ok(self.hold(run, run_id)),
+            }
+        })
+    }
+
+    fn put_document<'a>(
+        &'a self,
+        claim: &'a Claim,
+        document: &'a RunDocument,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut runs = self.lock();
+            let run = Self::held(&mut runs, claim)?;
+            run.checkpoint.document = document.clone();
+            Ok(())
+        })
+    }
+
+    fn append<'a>(&'a self, claim: &'a Claim, entry: &'a JournalEntry) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut runs = self.lock();
+            let run = Self::held(&mut runs, claim)?;
+            let last = run.checkpoint.journal.last().map_or(0, |e| e.seq);
+            if entry.seq != last + 1 {
+                return Err(StoreError::OutOfSequence {
+                    run_id: claim.run_id,
+                    last,
+                    found: entry.seq,
+                });
+            }
+            run.checkpoint.journal.push(entry.clone());
+            Ok(())
+        })
+    }
+
+    fn load<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<Checkpoint>> {
+        Box::pin(async move { Ok(self.lock().get(&run_id).map(|r| r.checkpoint.clone())) })
+    }
+
+    fn list_runs(&self) -> StoreFuture<'_, RunListing> {
+        Box::pin(async move {
+            let mut listing = RunListing {
+                runs: self
+                    .lock()
+                    .values()
+                    .map(|r| r.checkpoint.document.clone())
+                    .collect(),
+                unreadable: Vec::new(),
+            };
+            listing.sort();
+            Ok(listing)
+        })
+    }
+}
