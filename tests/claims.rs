@@ -328,7 +328,7 @@ async fn a_missing_journal_is_an_error_not_a_restart() {
         .unwrap_err();
     let path = store.journal_path(run_id);
     assert!(
-        matches!(&err, ResumeError::Store(StoreError::MissingJournal { path: p }) if *p == path),
+        matches!(&err, ResumeError::Store(StoreError::MissingJournal { location }) if *location == path.display().to_string()),
         "{err:?}"
     );
     assert!(
@@ -374,7 +374,7 @@ async fn an_unwritable_journal_stops_the_run_before_its_first_step() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, ResumeError::Store(StoreError::Io { op: "open", path, .. }) if *path == journal),
+        matches!(&err, ResumeError::Store(StoreError::Io { op: "open", location, .. }) if *location == journal.display().to_string()),
         "{err:?}"
     );
     assert_eq!(UNWRITABLE_EFFECTS.load(Ordering::SeqCst), 0, "no step ran");
@@ -412,10 +412,10 @@ async fn a_full_disk_reports_the_write_that_failed_first() {
     match &r.error {
         Some(FlowError::Checkpoint(StoreError::Io {
             op: "write",
-            path,
+            location,
             source,
         })) => {
-            assert_eq!(*path, journal);
+            assert_eq!(*location, journal.display().to_string());
             assert_eq!(source.raw_os_error(), Some(28), "ENOSPC: {source}");
         }
         other => panic!("{other:?}"),

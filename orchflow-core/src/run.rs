@@ -793,14 +793,14 @@ impl Rt {
     /// The error for a resumed point that is an inner position, which a journal's point
     /// records never are unless the file was edited.
     pub fn misplaced(&self, name: Option<&'static str>) -> Halt {
-        let path = self
+        let location = self
             .core
             .durable
             .as_ref()
-            .map(|d| std::path::PathBuf::from(d.store.location(self.core.run_id)))
+            .map(|d| d.store.location(self.core.run_id))
             .unwrap_or_default();
         Halt::new(FlowError::Checkpoint(StoreError::Corrupt {
-            path,
+            location,
             reason: format!(
                 "the last point is `{}`, a position inside an item, not a point between items",
                 name.unwrap_or("?")

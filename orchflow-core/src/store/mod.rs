@@ -34,7 +34,6 @@ use crate::context::RunId;
 use crate::trace::StepTrace;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::SystemTime;
 
@@ -264,38 +263,46 @@ pub struct Checkpoint {
     pub journal: Vec<JournalEntry>,
 }
 
-/// Why a store could not do what was asked. Every variant names the file (or run) and the
-/// problem; nothing here is ever a panic, and a store never leaves a half-written document.
+/// Why a store could not do what was asked. Every variant names where (its `location`: a file
+/// path for [`JsonCheckpointStore`], a database URL with the run for a database store, or the
+/// run) and the problem; nothing here is ever a panic, and a store never leaves a half-written
+/// document.
+///
+/// A `location` is text, not a path, so that stores that are not files fit: it is written as
+/// the store's users know the place (`/var/runs/<run_id>.json`,
+/// `sqlite:/var/runs.db (run <run_id>, journal)`), and every message starts with it or with
+/// the operation on it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// Reading or writing a file failed.
-    #[error("{op} {path}: {source}")]
+    /// Reading or writing the storage failed (a file, a database connection).
+    #[error("{op} {location}: {source}")]
     Io {
         /// What was being done (`read`, `write`, `fsync`, `rename`, `create directory`).
         op: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The operating system's error.
+        /// Where: the file, or the database and run.
+        location: String,
+        /// The operating system's (or driver's) error.
         #[source]
         source: std::io::Error,
     },
-    /// A file is not valid JSON of the expected shape (truncated, corrupt, or not ours).
-    #[error("{path} is not a valid checkpoint: {reason}")]
+    /// Stored data is not a valid checkpoint of the expected shape (truncated, corrupt, or not
+    /// ours).
+    #[error("{location} is not a valid checkpoint: {reason}")]
     Corrupt {
-        /// The file.
-        path: PathBuf,
+        /// Where: the file, or the database and run.
+        location: String,
         /// What is wrong, with the position when known.
         reason: String,
     },
     /// A document of another format version.
     #[error(
-        "{path} has checkpoint format version {found}; this orchflow reads versions {oldest} to {expected}"
+        "{location} has checkpoint format version {found}; this orchflow reads versions {oldest} to {expected}"
     )]
     UnsupportedVersion {
-        /// The file.
-        path: PathBuf,
-        /// The version in the file.
+        /// Where the document is.
+        location: String,
+        /// The version in the document.
         found: u32,
         /// The newest version this code reads (the one it writes).
         expected: u32,
@@ -305,11 +312,11 @@ pub enum StoreError {
     /// The document says the run made progress, but its journal is gone: resuming would run
     /// finished steps again, so the run is not loaded.
     #[error(
-        "{path} is missing: the run's document says it made progress, so its journal must exist"
+        "{location} is missing: the run's document says it made progress, so its journal must exist"
     )]
     MissingJournal {
         /// Where the journal should be.
-        path: PathBuf,
+        location: String,
     },
     /// No checkpoint for this run.
     #[error("no checkpoint for run {0}")]
@@ -357,6 +364,20 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+}
+
+impl StoreError {
+    /// Where the error happened, for the variants that name a place (`Io`, `Corrupt`,
+    /// `UnsupportedVersion`, `MissingJournal`).
+    pub fn location(&self) -> Option<&str> {
+        match self {
+            StoreError::Io { location, .. }
+            | StoreError::Corrupt { location, .. }
+            | StoreError::UnsupportedVersion { location, .. }
+            | StoreError::MissingJournal { location } => Some(location),
+            _ => None,
+        }
+    }
 }
 
 /// A writer's exclusive hold on one run, from [`CheckpointStore::create`] or

@@ -495,7 +495,7 @@ mod tests {
         fs::write(&path, b"not a claim").unwrap();
         let err = store.claim(run_id).await.unwrap_err();
         assert!(
-            matches!(&err, StoreError::Corrupt { path: p, .. } if *p == path),
+            matches!(&err, StoreError::Corrupt { location: p, .. } if *p == path.display().to_string()),
             "{err:?}"
         );
         assert_eq!(fs::read(&path).unwrap(), b"not a claim");

@@ -188,7 +188,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            matches!(&err, StoreError::Io { op: "rename", path: p, .. } if *p == path),
+            matches!(&err, StoreError::Io { op: "rename", location: p, .. } if *p == path.display().to_string()),
             "{err:?}"
         );
         assert!(

@@ -381,7 +381,7 @@ mod tests {
 
         let err = store.load(run_id).await.unwrap_err();
         assert!(
-            matches!(&err, StoreError::Corrupt { path: p, .. } if *p == path),
+            matches!(&err, StoreError::Corrupt { location: p, .. } if *p == path.display().to_string()),
             "{err:?}"
         );
         let text = err.to_string();
@@ -411,7 +411,7 @@ mod tests {
         let err = store.load(run_id).await.unwrap_err();
         let path = store.journal_path(run_id);
         assert!(
-            matches!(&err, StoreError::Corrupt { path: p, .. } if *p == path),
+            matches!(&err, StoreError::Corrupt { location: p, .. } if *p == path.display().to_string()),
             "{err:?}"
         );
         assert!(

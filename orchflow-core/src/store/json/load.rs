@@ -12,7 +12,7 @@
 
 use super::files::not_special;
 use super::journal::parse_journal;
-use super::{Inner, corrupt, io_error};
+use super::{Inner, corrupt, io_error, location};
 use crate::context::RunId;
 use crate::store::{
     Checkpoint, FORMAT, FORMAT_VERSION, OLDEST_FORMAT_VERSION, RunDocument, RunListing, StoreError,
@@ -86,7 +86,9 @@ impl Inner {
             Ok(bytes) => parse_journal(&journal_path, &bytes)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 if document.made_progress() {
-                    return Err(StoreError::MissingJournal { path: journal_path });
+                    return Err(StoreError::MissingJournal {
+                        location: location(&journal_path),
+                    });
                 }
                 Vec::new()
             }
@@ -132,7 +134,7 @@ fn parse_document(path: &Path, bytes: &[u8]) -> Result<RunDocument, StoreError> 
         .ok_or_else(|| corrupt(path, format!("invalid version {version}")))?;
     if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&found) {
         return Err(StoreError::UnsupportedVersion {
-            path: path.to_path_buf(),
+            location: location(path),
             found,
             expected: FORMAT_VERSION,
             oldest: OLDEST_FORMAT_VERSION,
@@ -158,7 +160,7 @@ mod tests {
         let err = store.load(run_id).await.unwrap_err();
         let path = store.journal_path(run_id);
         assert!(
-            matches!(&err, StoreError::MissingJournal { path: p } if *p == path),
+            matches!(&err, StoreError::MissingJournal { location: p } if *p == path.display().to_string()),
             "{err:?}"
         );
         assert!(
@@ -185,7 +187,7 @@ mod tests {
 
         let err = store.load(run_id).await.unwrap_err();
         assert!(
-            matches!(&err, StoreError::Corrupt { path: p, .. } if *p == path),
+            matches!(&err, StoreError::Corrupt { location: p, .. } if *p == path.display().to_string()),
             "{err:?}"
         );
         let text = err.to_string();
@@ -245,7 +247,7 @@ mod tests {
 
         let err = store.load(run_id).await.unwrap_err();
         assert!(
-            matches!(&err, StoreError::UnsupportedVersion { path: p, found: 3, expected: 2, oldest: 1 } if *p == path),
+            matches!(&err, StoreError::UnsupportedVersion { location: p, found: 3, expected: 2, oldest: 1 } if *p == path.display().to_string()),
             "{err:?}"
         );
         assert_eq!(
@@ -322,7 +324,7 @@ mod tests {
 
         let err = store.load(run_id).await.unwrap_err();
         assert!(
-            matches!(&err, StoreError::Io { op: "read", path: p, .. } if *p == path),
+            matches!(&err, StoreError::Io { op: "read", location: p, .. } if *p == path.display().to_string()),
             "{err:?}"
         );
         assert!(

@@ -250,7 +250,7 @@ impl JsonCheckpointStore {
     ) -> Result<T, StoreError> {
         let gone = |e: &dyn std::fmt::Display| StoreError::Io {
             op,
-            path: path.clone(),
+            location: location(&path),
             source: io::Error::other(e.to_string()),
         };
         let _permit = self.inner.io.acquire().await.map_err(|e| gone(&e))?;
@@ -264,7 +264,7 @@ impl JsonCheckpointStore {
 
 impl CheckpointStore for JsonCheckpointStore {
     fn location(&self, run_id: RunId) -> String {
-        self.document_path(run_id).display().to_string()
+        location(&self.document_path(run_id))
     }
 
     fn create<'a>(&'a self, document: &'a RunDocument) -> StoreFuture<'a, Claim> {
@@ -383,17 +383,22 @@ fn in_place<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
+/// How an error names a file: its path, as displayed.
+fn location(path: &Path) -> String {
+    path.display().to_string()
+}
+
 fn io_error(op: &'static str, path: &Path, source: io::Error) -> StoreError {
     StoreError::Io {
         op,
-        path: path.to_path_buf(),
+        location: location(path),
         source,
     }
 }
 
 fn corrupt(path: &Path, reason: impl Into<String>) -> StoreError {
     StoreError::Corrupt {
-        path: path.to_path_buf(),
+        location: location(path),
         reason: reason.into(),
     }
 }
