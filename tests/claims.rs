@@ -1,5 +1,6 @@
 //! One writer per run: concurrent answers and resumes (tasks of one process, and processes), a
-//! reused run id, a missing journal, an unwritable journal and a full disk.
+//! missing journal, an unwritable journal and a full disk. (A reused run id is a case of the
+//! store conformance suite, `tests/store_conformance.rs`.)
 //!
 //! The process cases re-execute this test binary: [`claim_child`] is an `#[ignore]`d test that
 //! does nothing unless `ORCHFLOW_CLAIM_CHILD` is set; then it answers (or resumes) the run named
@@ -266,52 +267,6 @@ async fn concurrent_answers_in_two_processes_have_one_winner() {
         let lines = std::fs::read_to_string(&log).unwrap();
         assert_eq!(lines, format!("publish {answer}\n"), "round {round}");
     }
-}
-
-static TENFOLD: AtomicU32 = AtomicU32::new(0);
-
-#[step]
-async fn tenfold(x: u32) -> u32 {
-    TENFOLD.fetch_add(1, Ordering::SeqCst);
-    x * 10
-}
-
-#[tokio::test]
-async fn run_as_with_a_taken_id_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = JsonCheckpointStore::new(dir.path());
-    let f = flow! { #[flow(name = "taken")] tenfold };
-    let first = f.durable(store.clone()).run(1).await;
-    assert_eq!(first.output, Some(10));
-    let document = std::fs::read(store.document_path(first.run_id)).unwrap();
-    let journal = std::fs::read(store.journal_path(first.run_id)).unwrap();
-
-    let calls = TENFOLD.load(Ordering::SeqCst);
-    let again = f.durable(store.clone()).run_as(first.run_id, 5, ()).await;
-    assert!(!again.success);
-    assert!(
-        matches!(&again.error, Some(FlowError::Checkpoint(StoreError::RunExists(id))) if *id == first.run_id),
-        "{:?}",
-        again.error
-    );
-    assert_eq!(TENFOLD.load(Ordering::SeqCst), calls, "nothing ran");
-    assert_eq!(
-        std::fs::read(store.document_path(first.run_id)).unwrap(),
-        document
-    );
-    assert_eq!(
-        std::fs::read(store.journal_path(first.run_id)).unwrap(),
-        journal
-    );
-    // The same in memory.
-    let memory = MemoryStore::default();
-    let first = f.durable(memory.clone()).run(1).await;
-    let again = f.durable(memory.clone()).run_as(first.run_id, 5, ()).await;
-    assert!(matches!(
-        again.error,
-        Some(FlowError::Checkpoint(StoreError::RunExists(_)))
-    ));
-    assert_eq!(memory.journal_len(first.run_id), 1);
 }
 
 #[tokio::test]

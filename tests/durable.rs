@@ -464,29 +464,6 @@ mod files {
         );
         let _ = std::fs::remove_dir_all(&dir);
     }
-
-    #[tokio::test]
-    async fn a_run_resumes_in_another_store_value_from_the_same_files() {
-        let dir = scratch("again");
-        let f = flow! { #[flow(name = "files2")] first => first => second };
-        let run = f.durable(JsonCheckpointStore::new(&dir)).run(100).await;
-        assert!(run.success, "{:?}", run.error);
-        let done = f
-            .durable(JsonCheckpointStore::new(&dir))
-            .resume(run.run_id)
-            .await
-            .unwrap();
-        assert_eq!(done.output, Some(102));
-        assert_eq!(done.traces.len(), 3);
-        let doc: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(dir.join(format!("{}.json", run.run_id))).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(doc["format"], "orchflow-checkpoint");
-        assert_eq!(doc["status"], "completed");
-        assert_eq!(doc["output"], 102);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
 }
 
 /// Groups and loops inside an `if` arm, steps inside a loop body, a group inside a branch:

@@ -27,7 +27,7 @@
 //! claim is a lease that can expire (a database shared by many machines) check the token on
 //! every write, so that a writer whose lease passed to another is refused, never merged. The
 //! stores here tie a claim to the life of the handle that took it: [`MemoryStore`] to the
-//! value, [`JsonCheckpointStore`](crate::JsonCheckpointStore) to the process (an OS file lock
+//! value, [`JsonCheckpointStore`] to the process (an OS file lock
 //! that the kernel drops when the process dies).
 
 use crate::context::RunId;
@@ -37,6 +37,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::SystemTime;
 
+#[doc(hidden)]
+pub mod conformance;
 mod json;
 mod memory;
 
@@ -459,6 +461,10 @@ impl std::fmt::Debug for Claim {
 ///
 /// The trait is object safe (`dyn CheckpointStore`); its futures are boxed, which is negligible
 /// next to the `fsync` each write costs.
+///
+/// A store shows it keeps this contract by running the conformance suite in its tests:
+/// `orchflow_core::store_conformance!(fixture)` expands to one test per case of
+/// `orchflow_core::store::conformance` (see that module's source for the fixture it needs).
 pub trait CheckpointStore: Send + Sync {
     /// Creates a run from its first document, with an empty journal, and claims it. Fails with
     /// [`StoreError::RunExists`] (writing nothing) when the store has a run with this id.

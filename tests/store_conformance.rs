@@ -1,0 +1,326 @@
+//! The checkpoint-store conformance suite, for the stores of this crate.
+//!
+//! * The store contract (`orchflow::store::conformance`, one test per case):
+//!   `memory::contract::*` and `json::contract::*`.
+//! * The same durable flows over every store (this file): a run saves each point and
+//!   completes, a stopped run resumes where it stopped from another handle, a suspended run
+//!   takes an answer, a changed or another flow is refused, a taken run id runs and writes
+//!   nothing: `memory::flows::*` and `json::flows::*`.
+//!
+//! A new store runs both by adding a module here (or the same lines in its own crate's tests)
+//! with its `StoreFixture`.
+
+use orchflow::human::{self, Answer};
+use orchflow::store::conformance::StoreFixture;
+use orchflow::store::{RunStatus, StoreError};
+use orchflow::{CheckpointStore, FlowError, JsonCheckpointStore, ResumeError, RunId, flow, step};
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A [`JsonCheckpointStore`] in a temporary directory, with the corruption hooks.
+struct JsonFixture {
+    dir: tempfile::TempDir,
+}
+
+impl JsonFixture {
+    fn new() -> Self {
+        JsonFixture {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+        }
+    }
+}
+
+impl StoreFixture for JsonFixture {
+    type Store = JsonCheckpointStore;
+
+    async fn open(&self) -> JsonCheckpointStore {
+        JsonCheckpointStore::new(self.dir.path().join("runs"))
+    }
+
+    /// Replaces the journal's second line with one that is JSON but not an entry.
+    async fn corrupt_journal(&self, run_id: RunId) -> bool {
+        let path = self.open().await.journal_path(run_id);
+        let text = std::fs::read_to_string(&path).expect("read the journal");
+        let mut lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        lines[1] = r#"{"seq":2,"record":oops}"#;
+        std::fs::write(&path, lines.join("\n") + "\n").expect("write the journal");
+        true
+    }
+
+    /// Cuts the document in half.
+    async fn corrupt_document(&self, run_id: RunId) -> bool {
+        let path = self.open().await.document_path(run_id);
+        let bytes = std::fs::read(&path).expect("read the document");
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("write the document");
+        true
+    }
+}
+
+mod memory {
+    mod contract {
+        orchflow::store_conformance!(orchflow::MemoryStore::default(), corruption: skipped);
+    }
+    mod flows {
+        crate::flow_cases!(orchflow::MemoryStore::default());
+    }
+}
+
+mod json {
+    mod contract {
+        orchflow::store_conformance!(crate::JsonFixture::new());
+    }
+    mod flows {
+        crate::flow_cases!(crate::JsonFixture::new());
+    }
+}
+
+/// One `#[tokio::test]` per flow case, for a fixture expression.
+#[macro_export]
+macro_rules! flow_cases {
+    ($fixture:expr) => {
+        $crate::flow_cases! { @cases ($fixture)
+            a_durable_run_saves_each_point_and_completes
+            a_stopped_run_resumes_where_it_stopped_from_another_handle
+            a_suspended_run_takes_an_answer
+            a_changed_flow_or_another_flow_is_refused
+            a_taken_run_id_runs_and_writes_nothing
+        }
+    };
+    (@cases ($fixture:expr) $($case:ident)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                $crate::$case($fixture).await;
+            }
+        )*
+    };
+}
+
+/// A fresh input for each test, so that the counters and switches below, keyed by input, are
+/// not shared by tests running at the same time.
+fn fresh() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(1000);
+    NEXT.fetch_add(100, Ordering::SeqCst)
+}
+
+/// How many times each step ran, per input.
+static CALLS: Mutex<Option<HashMap<(&'static str, u32), u32>>> = Mutex::new(None);
+/// The inputs on which `flaky` fails.
+static BROKEN: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
+
+fn called(step: &'static str, x: u32) {
+    *CALLS
+        .lock()
+        .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .entry((step, x))
+        .or_default() += 1;
+}
+
+fn calls(step: &'static str, x: u32) -> u32 {
+    CALLS
+        .lock()
+        .unwrap()
+        .as_ref()
+        .and_then(|c| c.get(&(step, x)).copied())
+        .unwrap_or(0)
+}
+
+fn set_broken(x: u32, broken: bool) {
+    let mut set = BROKEN.lock().unwrap();
+    let set = set.get_or_insert_with(HashSet::new);
+    if broken {
+        set.insert(x);
+    } else {
+        set.remove(&x);
+    }
+}
+
+#[step]
+async fn inc(x: u32) -> u32 {
+    called("inc", x);
+    x + 1
+}
+
+#[step]
+async fn flaky(x: u32) -> Result<u32, std::io::Error> {
+    called("flaky", x);
+    if BROKEN
+        .lock()
+        .unwrap()
+        .as_ref()
+        .is_some_and(|b| b.contains(&x))
+    {
+        return Err(std::io::Error::other("broken"));
+    }
+    Ok(x * 10)
+}
+
+#[step]
+async fn draft(x: u32) -> String {
+    format!("post {x}")
+}
+
+#[step]
+async fn decide(a: Answer<String>) -> String {
+    format!("{}: {}", a.text, a.value)
+}
+
+pub async fn a_durable_run_saves_each_point_and_completes<F: StoreFixture>(fixture: F) {
+    let x = fresh();
+    let f = flow! { #[flow(name = "conformance_saves")] inc => flaky };
+    let run = f.durable(fixture.open().await).run(x).await;
+    assert!(run.success, "{:?}", run.error);
+    assert_eq!(run.output, Some((x + 1) * 10));
+    let store = fixture.open().await;
+    let checkpoint = store.load(run.run_id).await.unwrap().unwrap();
+    assert_eq!(checkpoint.document.status, RunStatus::Completed);
+    assert_eq!(checkpoint.document.flow, "conformance_saves");
+    assert_eq!(checkpoint.document.input, serde_json::json!(x));
+    assert_eq!(
+        checkpoint.document.output,
+        Some(serde_json::json!((x + 1) * 10))
+    );
+    assert_eq!(checkpoint.journal.len(), 2, "one entry per point");
+    let seqs: Vec<u64> = checkpoint.journal.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1, 2]);
+    let listing = store.list_runs().await.unwrap();
+    assert_eq!(listing.runs.len(), 1);
+    assert_eq!(listing.runs[0], checkpoint.document);
+}
+
+pub async fn a_stopped_run_resumes_where_it_stopped_from_another_handle<F: StoreFixture>(
+    fixture: F,
+) {
+    let x = fresh();
+    set_broken(x + 1, true);
+    let f = flow! { #[flow(name = "conformance_resume")] inc => flaky };
+    let first = f.durable(fixture.open().await).run(x).await;
+    assert!(!first.success);
+    assert_eq!(first.failed_step.as_deref(), Some("flaky"));
+    let store = fixture.open().await;
+    let doc = store.load(first.run_id).await.unwrap().unwrap().document;
+    assert_eq!(doc.status, RunStatus::Failed);
+
+    set_broken(x + 1, false);
+    let second = f
+        .durable(fixture.open().await)
+        .resume(first.run_id)
+        .await
+        .unwrap();
+    assert_eq!(second.output, Some((x + 1) * 10));
+    assert_eq!(second.run_id, first.run_id);
+    assert_eq!((calls("inc", x), calls("flaky", x + 1)), (1, 2));
+    assert_eq!(second.traces.len(), 3, "inc, flaky failed, flaky");
+
+    // A completed run resumes to its output and runs nothing.
+    let third = f
+        .durable(fixture.open().await)
+        .resume(first.run_id)
+        .await
+        .unwrap();
+    assert_eq!(third.output, Some((x + 1) * 10));
+    assert_eq!((calls("inc", x), calls("flaky", x + 1)), (1, 2));
+    let doc = store.load(first.run_id).await.unwrap().unwrap().document;
+    assert_eq!(doc.status, RunStatus::Completed);
+}
+
+pub async fn a_suspended_run_takes_an_answer<F: StoreFixture>(fixture: F) {
+    let x = fresh();
+    let review = human::ask("review", |d: &String| format!("publish {d}?"));
+    let f = flow! { #[flow(name = "conformance_review")] draft => (review) => decide }
+        .with_input(human::Suspend);
+    let first = f.durable(fixture.open().await).run(x).await;
+    assert!(!first.success);
+    assert!(first.error.is_none(), "{:?}", first.error);
+    let [pending] = first.suspended.as_slice() else {
+        panic!("one question: {:?}", first.suspended)
+    };
+    assert_eq!(pending.prompt, format!("publish post {x}?"));
+
+    let store = fixture.open().await;
+    let doc = store.load(first.run_id).await.unwrap().unwrap().document;
+    assert_eq!(doc.status, RunStatus::Suspended);
+    assert_eq!(doc.pending, first.suspended);
+    let listing = store.list_runs().await.unwrap();
+    let waiting: Vec<_> = listing.pending().map(|(run, q)| (run, q.clone())).collect();
+    assert_eq!(waiting, [(first.run_id, pending.clone())]);
+
+    let done = f
+        .durable(fixture.open().await)
+        .answer(first.run_id, "yes")
+        .await
+        .unwrap();
+    assert_eq!(done.output, Some(format!("yes: post {x}")));
+    let err = f
+        .durable(fixture.open().await)
+        .answer(first.run_id, "no")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ResumeError::NotSuspended { .. }), "{err}");
+    assert!(store.list_runs().await.unwrap().pending().next().is_none());
+}
+
+pub async fn a_changed_flow_or_another_flow_is_refused<F: StoreFixture>(fixture: F) {
+    let x = fresh();
+    set_broken(x + 1, true);
+    let run = flow! { #[flow(name = "conformance_changed")] inc => flaky }
+        .durable(fixture.open().await)
+        .run(x)
+        .await;
+    assert!(!run.success);
+    let store = fixture.open().await;
+    let before = store.load(run.run_id).await.unwrap();
+
+    let changed = flow! { #[flow(name = "conformance_changed")] inc => inc => flaky };
+    let err = changed
+        .durable(fixture.open().await)
+        .resume(run.run_id)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ResumeError::FlowChanged { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("it was `inc => flaky`, it is now `inc => inc => flaky`"),
+        "{err}"
+    );
+    let other = flow! { #[flow(name = "conformance_other")] inc => flaky };
+    let err = other
+        .durable(fixture.open().await)
+        .resume(run.run_id)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ResumeError::OtherFlow { .. }), "{err}");
+    let err = other
+        .durable(fixture.open().await)
+        .resume(RunId::new_v4())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ResumeError::NotFound(_)), "{err}");
+    assert_eq!(calls("inc", x), 1, "nothing ran");
+    assert_eq!(store.load(run.run_id).await.unwrap(), before);
+}
+
+pub async fn a_taken_run_id_runs_and_writes_nothing<F: StoreFixture>(fixture: F) {
+    let x = fresh();
+    let f = flow! { #[flow(name = "conformance_taken")] inc };
+    let first = f.durable(fixture.open().await).run(x).await;
+    assert_eq!(first.output, Some(x + 1));
+    let store = fixture.open().await;
+    let before = store.load(first.run_id).await.unwrap();
+
+    let again = f
+        .durable(fixture.open().await)
+        .run_as(first.run_id, x + 50, ())
+        .await;
+    assert!(!again.success);
+    assert!(
+        matches!(&again.error, Some(FlowError::Checkpoint(StoreError::RunExists(id))) if *id == first.run_id),
+        "{:?}",
+        again.error
+    );
+    assert_eq!(calls("inc", x + 50), 0, "nothing ran");
+    assert_eq!(store.load(first.run_id).await.unwrap(), before);
+}
