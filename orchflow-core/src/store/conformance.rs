@@ -441,7 +441,8 @@ pub mod cases {
         assert_eq!(journal(&fixture.open().await, run_id).await, entries);
     }
 
-    /// `put_document` replaces the whole document and leaves the journal alone.
+    /// `put_document` replaces the whole document and leaves the journal alone; a claim covers
+    /// its own run, so another run's document is refused (`ClaimLost`).
     pub async fn put_document_replaces_the_document<F: StoreFixture>(fixture: F) {
         let store = fixture.open().await;
         let run_id = RunId::new_v4();
@@ -468,6 +469,19 @@ pub mod cases {
         let loaded = store.load(run_id).await.expect("load").expect("the run");
         assert_eq!(loaded.document, done);
         assert_eq!(loaded.journal, [entry(1)]);
+
+        // A claim covers its own run: another run's document is refused, and neither changes.
+        let stranger = RunId::new_v4();
+        match other
+            .put_document(&claim, &document(stranger, RunStatus::Running, 0))
+            .await
+        {
+            Err(StoreError::ClaimLost { run_id: id, .. }) => assert_eq!(id, run_id),
+            other => panic!("expected ClaimLost for another run's document, got {other:?}"),
+        }
+        let loaded = store.load(run_id).await.expect("load").expect("the run");
+        assert_eq!(loaded.document, done);
+        assert!(store.load(stranger).await.expect("load").is_none());
     }
 
     /// A run the store does not have: `load` is `None`, `claim` is `NotFound`, and a write

@@ -145,6 +145,12 @@ impl CheckpointStore for MemoryStore {
         document: &'a RunDocument,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
+            if document.run_id != claim.run_id {
+                return Err(StoreError::ClaimLost {
+                    run_id: claim.run_id,
+                    token: claim.token,
+                });
+            }
             let mut runs = self.lock();
             let run = Self::held(&mut runs, claim)?;
             run.checkpoint.document = document.clone();

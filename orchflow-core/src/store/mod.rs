@@ -474,7 +474,8 @@ pub trait CheckpointStore: Send + Sync {
     /// handle holds it, and with [`StoreError::NotFound`] when there is no such run.
     fn claim<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Claim>;
 
-    /// Replaces a claimed run's document, atomically.
+    /// Replaces a claimed run's document, atomically. A document of another run than the
+    /// claim's is refused with [`StoreError::ClaimLost`]: a claim covers its own run only.
     fn put_document<'a>(
         &'a self,
         claim: &'a Claim,
