@@ -88,7 +88,7 @@ pub enum ResumeError {
     AmbiguousAnswer {
         /// The run.
         run_id: RunId,
-        /// The pending questions ([`PendingInput::question`]) the answer could be for.
+        /// The pending questions ([`PendingInput::question`](crate::store::PendingInput::question)) the answer could be for.
         pending: Vec<String>,
     },
     /// The answer names a question the run is not waiting on.
@@ -473,7 +473,7 @@ where
     }
 
     /// Resumes a suspended run with the answer to one of its pending questions: `question` is
-    /// the question's position ([`PendingInput::question`], such as `1/review`) or, when no
+    /// the question's position ([`PendingInput::question`](crate::store::PendingInput::question), such as `1/review`) or, when no
     /// other pending question has the same step, the step's name. The other questions stay
     /// pending: the run suspends again on them.
     ///
