@@ -1,22 +1,47 @@
 //! What generated code calls. Not a public API: names and signatures change without notice.
 //!
-//! The compile-time checks of `flow!` live here as traits with `#[diagnostic::on_unimplemented]`
-//! messages; the macro calls the helper functions below with the user's spans, so an unmet bound
-//! is reported at the offending token, in words.
+//! This module is the complete list of what `#[step]` and `flow!` expand to, grouped:
+//!
+//! 1. **Types**: the types the expansion names.
+//! 2. **Checks**: the compile-time checks of `flow!`, as traits with
+//!    `#[diagnostic::on_unimplemented]` messages; the macro calls the helper functions with the
+//!    user's spans, so an unmet bound is reported at the offending token, in words.
+//! 3. **Codec**: values to and from JSON (captured values, checkpoints).
+//! 4. **Driver**: what a generated driver calls to run its flow: building the flow, the run
+//!    handle's calls, parallel branches, the memo of a resumed run.
+//! 5. **Questions**: human questions checked when a flow is built.
+//!
+//! The expansion still calls some of the driver's calls as methods (`__rt.step(…)`,
+//! `__rt.reached(…)`, `__memo.take(…)`, `Flow::__new(…)`, the fields of `Resume`); the free
+//! functions of section 4 are their replacements, and those methods leave the public surface
+//! once the macros call the functions.
 
+use std::any::Any;
+use std::future::Future;
 use std::marker::PhantomData;
 
+// ---------------------------------------------------------------------------------------------
+// 1. Types
+// ---------------------------------------------------------------------------------------------
+
 pub use crate::context::StepContext;
+pub use crate::durable::Checkpointable;
+pub use crate::durable::replay::{Memo, Resume};
 pub use crate::flow::{DriverFuture, Flow, FlowInfo};
 pub use crate::policy::{FlowDefaults, RetryPolicy, StepPolicy};
 pub use crate::run::{Halt, Rt};
-pub use crate::step::{AnyState, Fallible, Feed, Meet, NeedsState, StateReq, StepCall, StepDef};
+pub use crate::step::bounds::{AnyState, Fallible, Meet, NeedsState, StateReq};
+pub use crate::step::{Feed, Predicate, StepCall, StepDef, ValueOnly, WithContext};
 pub use serde;
 pub use serde_json::Value;
 pub use std::convert::Infallible;
 pub use std::option::Option::Some;
 pub use std::time::Duration;
 pub use tokio::try_join;
+
+// ---------------------------------------------------------------------------------------------
+// 2. Checks
+// ---------------------------------------------------------------------------------------------
 
 /// Marks the flow's own input as the "previous step" of the first item.
 #[allow(non_camel_case_types)]
@@ -272,62 +297,52 @@ where
     PhantomData
 }
 
-/// Marks predicates of the form `fn(&T) -> bool`.
-#[derive(Debug)]
-pub struct ValueOnly;
-/// Marks predicates of the form `fn(&T, &StepContext<S>) -> bool`.
-#[derive(Debug)]
-pub struct WithContext<S>(PhantomData<fn() -> S>);
-
-/// A predicate of `if` or `until`.
+/// A value a durable run saves, at the place in the flow `Where` names (a marker type `flow!`
+/// declares, such as `the_value_after_plan`).
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot decide on a value of type `{T}`",
-    label = "expected a predicate `fn(&{T}) -> bool` or `fn(&{T}, &StepContext<S>) -> bool`",
-    note = "closures need their parameter types written out: `|d: &{T}| …`"
+    message = "`{Self}` cannot be saved in a checkpoint: it is {Where}",
+    label = "this durable run saves `{Self}`",
+    note = "a durable run saves every value between its steps: derive `serde::Serialize` and `serde::Deserialize` for `{Self}`, or run the flow without `.durable(…)`"
 )]
-pub trait Predicate<T, M>: Send + Sync + 'static {
-    /// The state its context carries.
-    type Needs: StateReq;
-    /// Evaluates the predicate.
-    fn test(&self, value: &T, ctx: &StepContext<<Self::Needs as StateReq>::State>) -> bool;
-}
+pub trait Saved<Where>: serde::Serialize + serde::de::DeserializeOwned {}
+
 #[diagnostic::do_not_recommend]
-impl<T, F> Predicate<T, ValueOnly> for F
-where
-    F: Fn(&T) -> bool + Send + Sync + 'static,
-{
-    type Needs = AnyState;
-    #[inline(always)]
-    fn test(&self, value: &T, _: &StepContext<()>) -> bool {
-        self(value)
+impl<T: serde::Serialize + serde::de::DeserializeOwned, Where> Saved<Where> for T {}
+
+/// Where a flow's input is, for [`Saved`]'s message.
+#[allow(non_camel_case_types)]
+#[derive(Debug)]
+pub struct the_flow_input;
+
+/// Whether two byte strings are equal, at compile time.
+const fn same_str(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
     }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
-#[diagnostic::do_not_recommend]
-impl<T, S, F> Predicate<T, WithContext<S>> for F
-where
-    F: Fn(&T, &StepContext<S>) -> bool + Send + Sync + 'static,
-    S: Send + Sync + 'static,
-{
-    type Needs = NeedsState<S>;
-    #[inline(always)]
-    fn test(&self, value: &T, ctx: &StepContext<S>) -> bool {
-        self(value, ctx)
+
+/// Whether `a` and `b` are two different steps with one name, which would make traces, events
+/// and checkpoints ambiguous. Evaluated by `flow!` in a `const` (for steps given by path, whose
+/// names are known at compile time); one step used twice is not a clash.
+pub const fn same_name<A: StepDef, B: StepDef>(_: &A, _: &B) -> bool {
+    match (A::STATIC_NAME, B::STATIC_NAME) {
+        (Some(a), Some(b)) => same_str(a, b) && !same_str(A::DEFINED_AT, B::DEFINED_AT),
+        _ => false,
     }
 }
 
-/// Runs a sync step on tokio's blocking pool; a panic there is re-raised here, where the
-/// runtime's panic containment records it as a failed attempt.
-pub async fn blocking<R, F>(f: F) -> R
-where
-    F: FnOnce() -> R + Send + 'static,
-    R: Send + 'static,
-{
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => std::panic::resume_unwind(Box::new("the blocking task was cancelled")),
-    }
-}
+// ---------------------------------------------------------------------------------------------
+// 3. Codec
+// ---------------------------------------------------------------------------------------------
 
 /// The value behind a reference as JSON when its type is `Serialize`, else `None`; decided at
 /// compile time (autoref specialisation) where the type is concrete.
@@ -366,107 +381,6 @@ impl<T> CaptureNone for Capture<'_, T> {
         None
     }
 }
-
-/// Boxes a generated driver's body; the bound tells the compiler the body's output type, which
-/// `?` inside the `async` block needs.
-#[inline(always)]
-pub fn driver<'a, O, F>(body: F) -> DriverFuture<'a, O>
-where
-    F: std::future::Future<Output = Result<O, Halt>> + Send + 'a,
-{
-    Box::pin(body)
-}
-
-pub use crate::resume::{Memo, Resume};
-
-/// Branch `index` of a parallel group: `fut` with the branch on the question path while it is
-/// polled (see `site`). A suspension (the branch waits for an answer) comes back as `Ok(Err)`,
-/// so that the group's `try_join!` keeps running the other branches (which may ask questions
-/// of their own); a failure is `Err`, which cancels them.
-pub async fn branch<T, F>(index: u32, fut: F) -> Result<Result<T, Halt>, Halt>
-where
-    F: std::future::Future<Output = Result<T, Halt>>,
-{
-    match crate::site::scoped(crate::site::Seg::Branch(index), fut).await {
-        Ok(v) => Ok(Ok(v)),
-        Err(halt) if halt.is_suspension() => Ok(Err(halt)),
-        Err(halt) => Err(halt),
-    }
-}
-
-/// The outcomes of a parallel group's branches (each from [`branch`]): their values, or one
-/// suspension waiting on every question the branches asked.
-pub trait Branches {
-    /// The tuple of the branches' values.
-    type Values;
-    /// The values, or the suspension.
-    fn all(self) -> Result<Self::Values, Halt>;
-}
-
-macro_rules! branches {
-    ($($t:ident $v:ident),+) => {
-        impl<$($t),+> Branches for ($(Result<$t, Halt>,)+) {
-            type Values = ($($t,)+);
-            #[inline]
-            fn all(self) -> Result<Self::Values, Halt> {
-                match self {
-                    ($(Ok($v),)+) => Ok(($($v,)+)),
-                    ($($v,)+) => Err(Halt::suspended([$($v.err()),+].into_iter().flatten())),
-                }
-            }
-        }
-    };
-}
-branches!(A a, B b);
-branches!(A a, B b, C c);
-branches!(A a, B b, C c, D d);
-branches!(A a, B b, C c, D d, E e);
-branches!(A a, B b, C c, D d, E e, F f);
-branches!(A a, B b, C c, D d, E e, F f, G g);
-branches!(A a, B b, C c, D d, E e, F f, G g, H h);
-branches!(A a, B b, C c, D d, E e, F f, G g, H h, I i);
-branches!(A a, B b, C c, D d, E e, F f, G g, H h, I i, J j);
-branches!(A a, B b, C c, D d, E e, F f, G g, H h, I i, J j, K k);
-branches!(A a, B b, C c, D d, E e, F f, G g, H h, I i, J j, K k, L l);
-
-/// The generated state of a flow as checkpoints store it: `{"Variant": content}`, the content
-/// being the variant's value, or an object of its fields; with the flow's input (`I`) and output
-/// (`O`) as JSON. Generated by `flow!` (a match per variant over the helpers below) instead of a
-/// serde derive, which would be ten times the code. Its impl is bounded by [`Saved`] for every
-/// value, so a flow whose values are not serde compiles and runs, and only
-/// [`Flow::durable`](crate::Flow::durable) asks for it: one error per value that cannot be
-/// saved, naming its type and where it is in the flow.
-pub trait Checkpointable<I, O>: Sized {
-    /// The point as JSON.
-    fn to_json(&self) -> Result<Value, serde_json::Error>;
-    /// A point from JSON written by [`to_json`](Self::to_json).
-    fn from_json(json: Value) -> Result<Self, serde_json::Error>;
-    /// The flow's input as JSON.
-    fn input_to_json(input: &I) -> Result<Value, serde_json::Error>;
-    /// The flow's input from JSON.
-    fn input_from_json(json: Value) -> Result<I, serde_json::Error>;
-    /// The flow's output as JSON.
-    fn output_to_json(output: &O) -> Result<Value, serde_json::Error>;
-    /// The flow's output from JSON.
-    fn output_from_json(json: Value) -> Result<O, serde_json::Error>;
-}
-
-/// A value a durable run saves, at the place in the flow `Where` names (a marker type `flow!`
-/// declares, such as `the_value_after_plan`).
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be saved in a checkpoint: it is {Where}",
-    label = "this durable run saves `{Self}`",
-    note = "a durable run saves every value between its steps: derive `serde::Serialize` and `serde::Deserialize` for `{Self}`, or run the flow without `.durable(…)`"
-)]
-pub trait Saved<Where>: serde::Serialize + serde::de::DeserializeOwned {}
-
-#[diagnostic::do_not_recommend]
-impl<T: serde::Serialize + serde::de::DeserializeOwned, Where> Saved<Where> for T {}
-
-/// Where a flow's input is, for [`Saved`]'s message.
-#[allow(non_camel_case_types)]
-#[derive(Debug)]
-pub struct the_flow_input;
 
 /// A value as JSON.
 #[inline]
@@ -533,31 +447,204 @@ fn json_error(message: String) -> serde_json::Error {
 /// The error of [`Checkpointable`].
 pub type JsonError = serde_json::Error;
 
-/// Whether two byte strings are equal, at compile time.
-const fn same_str(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
+// ---------------------------------------------------------------------------------------------
+// 4. Driver
+// ---------------------------------------------------------------------------------------------
+
+/// Builds a flow from its generated parts (replaces `Flow::__new`).
+#[inline(always)]
+pub fn new_flow<T, I, O, N, P, F>(
+    info: &'static FlowInfo,
+    defaults: FlowDefaults,
+    needs: PhantomData<N>,
+    steps: T,
+    driver: F,
+    input_json: fn(&I) -> Option<Value>,
+) -> Flow<T, I, O, N, P, F>
+where
+    T: Send + Sync + 'static,
+    I: Send + Sync + 'static,
+    O: Send + 'static,
+    N: StateReq,
+    P: Send + 'static,
+    // Stated as an `Fn` bound so that the compiler deduces the generated closure's signature.
+    F: for<'a> Fn(&'a T, &'a Rt, Feed<'a, I>, Resume<P>) -> DriverFuture<'a, O>
+        + Send
+        + Sync
+        + 'static,
+{
+    Flow::__new(info, defaults, needs, steps, driver, input_json)
 }
 
-/// Whether `a` and `b` are two different steps with one name, which would make traces, events
-/// and checkpoints ambiguous. Evaluated by `flow!` in a `const` (for steps given by path, whose
-/// names are known at compile time); one step used twice is not a clash.
-pub const fn same_name<A: StepDef, B: StepDef>(_: &A, _: &B) -> bool {
-    match (A::STATIC_NAME, B::STATIC_NAME) {
-        (Some(a), Some(b)) => same_str(a, b) && !same_str(A::DEFINED_AT, B::DEFINED_AT),
-        _ => false,
+/// Boxes a generated driver's body; the bound tells the compiler the body's output type, which
+/// `?` inside the `async` block needs.
+#[inline(always)]
+pub fn driver<'a, O, F>(body: F) -> DriverFuture<'a, O>
+where
+    F: std::future::Future<Output = Result<O, Halt>> + Send + 'a,
+{
+    Box::pin(body)
+}
+
+/// What a resumed driver starts from: the last saved point, and the memo of the inner positions
+/// saved after it (replaces reading `Resume::point` and `Resume::memo`).
+#[inline(always)]
+pub fn resume_parts<P>(resume: Resume<P>) -> (Option<P>, Memo<P>) {
+    (resume.point, resume.memo)
+}
+
+/// The value saved at inner position `name` of loop iterations `path`, taken once (replaces
+/// `Memo::take`).
+#[inline(always)]
+pub fn memo_take<P>(memo: &Memo<P>, name: &str, path: &[u32]) -> Option<P> {
+    memo.take(name, path)
+}
+
+/// Runs a step with its retry policy (replaces `Rt::step`).
+#[inline(always)]
+pub fn step<'a, St: StepCall>(
+    rt: &'a Rt,
+    step: &'a St,
+    input: Feed<'a, St::Input>,
+) -> impl Future<Output = Result<St::Output, Halt>> + 'a {
+    rt.step(step, input)
+}
+
+/// A handle for the branches of a new parallel group (replaces `Rt::group`).
+#[inline(always)]
+pub fn group(rt: &Rt) -> Rt {
+    rt.group()
+}
+
+/// Evaluates an `if` or `until` predicate (replaces `Rt::decide`).
+#[inline(always)]
+pub fn decide<T, M, P: Predicate<T, M>>(
+    rt: &Rt,
+    which: &'static str,
+    value: &T,
+    pred: &P,
+) -> Result<bool, Halt> {
+    rt.decide(which, value, pred)
+}
+
+/// Whether the run saves checkpoints (replaces `Rt::is_durable`).
+#[inline(always)]
+pub fn is_durable(rt: &Rt) -> bool {
+    rt.is_durable()
+}
+
+/// Saves a resumable point of the generated state (replaces `Rt::reached`).
+#[inline(always)]
+pub fn reached<'a>(
+    rt: &'a Rt,
+    name: Option<&'static str>,
+    point: &dyn Any,
+) -> impl Future<Output = Result<(), Halt>> + Send + 'a {
+    rt.reached(name, point)
+}
+
+/// Saves one finished branch of a top-level parallel group (replaces `Rt::branch_reached`).
+#[inline(always)]
+pub fn branch_reached<'a, J>(
+    rt: &'a Rt,
+    group: &'static str,
+    index: usize,
+    json: J,
+) -> impl Future<Output = Result<(), Halt>> + 'a
+where
+    J: FnOnce() -> Option<Value> + 'a,
+{
+    rt.branch_reached(group, index, json)
+}
+
+/// Saves an inner position (replaces `Rt::inner_reached`).
+#[inline(always)]
+pub fn inner_reached<'a, J>(
+    rt: &'a Rt,
+    name: &'static str,
+    path: &'a [u32],
+    iteration: Option<u32>,
+    json: J,
+) -> impl Future<Output = Result<(), Halt>> + 'a
+where
+    J: FnOnce() -> Option<Value> + 'a,
+{
+    rt.inner_reached(name, path, iteration, json)
+}
+
+/// The error for a resumed point that is an inner position (replaces `Rt::misplaced`).
+#[inline(always)]
+pub fn misplaced(rt: &Rt, name: Option<&'static str>) -> Halt {
+    rt.misplaced(name)
+}
+
+/// Runs a sync step on tokio's blocking pool; a panic there is re-raised here, where the
+/// runtime's panic containment records it as a failed attempt.
+pub async fn blocking<R, F>(f: F) -> R
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => std::panic::resume_unwind(Box::new("the blocking task was cancelled")),
     }
 }
+
+/// Branch `index` of a parallel group: `fut` with the branch on the question path while it is
+/// polled (see `site`). A suspension (the branch waits for an answer) comes back as `Ok(Err)`,
+/// so that the group's `try_join!` keeps running the other branches (which may ask questions
+/// of their own); a failure is `Err`, which cancels them.
+pub async fn branch<T, F>(index: u32, fut: F) -> Result<Result<T, Halt>, Halt>
+where
+    F: std::future::Future<Output = Result<T, Halt>>,
+{
+    match crate::site::scoped(crate::site::Seg::Branch(index), fut).await {
+        Ok(v) => Ok(Ok(v)),
+        Err(halt) if halt.is_suspension() => Ok(Err(halt)),
+        Err(halt) => Err(halt),
+    }
+}
+
+/// The outcomes of a parallel group's branches (each from [`branch`]): their values, or one
+/// suspension waiting on every question the branches asked.
+pub trait Branches {
+    /// The tuple of the branches' values.
+    type Values;
+    /// The values, or the suspension.
+    fn all(self) -> Result<Self::Values, Halt>;
+}
+
+macro_rules! branches {
+    ($($t:ident $v:ident),+) => {
+        impl<$($t),+> Branches for ($(Result<$t, Halt>,)+) {
+            type Values = ($($t,)+);
+            #[inline]
+            fn all(self) -> Result<Self::Values, Halt> {
+                match self {
+                    ($(Ok($v),)+) => Ok(($($v,)+)),
+                    ($($v,)+) => Err(Halt::suspended([$($v.err()),+].into_iter().flatten())),
+                }
+            }
+        }
+    };
+}
+branches!(A a, B b);
+branches!(A a, B b, C c);
+branches!(A a, B b, C c, D d);
+branches!(A a, B b, C c, D d, E e);
+branches!(A a, B b, C c, D d, E e, F f);
+branches!(A a, B b, C c, D d, E e, F f, G g);
+branches!(A a, B b, C c, D d, E e, F f, G g, H h);
+branches!(A a, B b, C c, D d, E e, F f, G g, H h, I i);
+branches!(A a, B b, C c, D d, E e, F f, G g, H h, I i, J j);
+branches!(A a, B b, C c, D d, E e, F f, G g, H h, I i, J j, K k);
+branches!(A a, B b, C c, D d, E e, F f, G g, H h, I i, J j, K k, L l);
+
+// ---------------------------------------------------------------------------------------------
+// 5. Questions
+// ---------------------------------------------------------------------------------------------
 
 /// A flow's step as a human question: its name and the step's type (one question used twice is
 /// one question), or `None` for other steps.

@@ -1,11 +1,30 @@
 //! What a step can see of its run.
+//!
+//! A [`StepContext`] points at its run's core, which the run layer defines; this module sees the
+//! core only through [`RunView`] (its identity), so that it depends on no layer above it. The
+//! few places that need the whole core (a nested flow, a human question) downcast it there.
 
-use crate::run::RunCore;
 use std::any::Any;
 use std::sync::Arc;
 
 /// A run's identity.
 pub type RunId = uuid::Uuid;
+
+/// What a step's context reads of its run: implemented by the run's core (`run::RunCore`), the
+/// only implementation. Through a trait so that this layer does not name the run layer; the hot
+/// path only clones the pointer, and its accessors are read by steps, not by the runtime.
+pub(crate) trait RunView: Send + Sync + 'static {
+    /// The run's id.
+    fn run_id(&self) -> RunId;
+    /// The top-level flow's name.
+    fn flow_name(&self) -> &'static str;
+    /// The flow's original input.
+    fn input(&self) -> &(dyn Any + Send + Sync);
+    /// The core itself, for the layer that knows its type.
+    fn as_any(&self) -> &dyn Any;
+    /// The core itself, shared, for the layer that knows its type.
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
 
 /// What a step can see of the run it belongs to: the run id, the flow's name, its own name and
 /// attempt number, the flow's original input, and the run's typed shared state `S`.
@@ -36,7 +55,7 @@ pub type RunId = uuid::Uuid;
 /// # }
 /// ```
 pub struct StepContext<S = ()> {
-    pub(crate) core: Arc<RunCore>,
+    pub(crate) core: Arc<dyn RunView>,
     pub(crate) state: Arc<S>,
     pub(crate) step: &'static str,
     pub(crate) attempt: u32,
@@ -46,12 +65,12 @@ pub struct StepContext<S = ()> {
 impl<S> StepContext<S> {
     /// The run's id (stable across retries; the same for every step of the run).
     pub fn run_id(&self) -> crate::RunId {
-        self.core.run_id
+        self.core.run_id()
     }
 
     /// The top-level flow's name.
     pub fn flow_name(&self) -> &'static str {
-        self.core.flow_name
+        self.core.flow_name()
     }
 
     /// This step's name.
@@ -76,7 +95,7 @@ impl<S> StepContext<S> {
 
     /// The flow's original input, if it has type `T`.
     pub fn input<T: Any>(&self) -> Option<&T> {
-        let input: &(dyn Any + Send + Sync) = &*self.core.input;
+        let input: &(dyn Any + Send + Sync) = self.core.input();
         input.downcast_ref::<T>()
     }
 }
@@ -96,8 +115,8 @@ impl<S> Clone for StepContext<S> {
 impl<S> std::fmt::Debug for StepContext<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StepContext")
-            .field("run_id", &self.core.run_id)
-            .field("flow", &self.core.flow_name)
+            .field("run_id", &self.core.run_id())
+            .field("flow", &self.core.flow_name())
             .field("step", &self.step)
             .field("attempt", &self.attempt)
             .field("parallel_group_id", &self.group)

@@ -5,17 +5,38 @@
 //! A crate that depends on `orchflow-core` alone can use the macros too: either write
 //! `extern crate orchflow_core as orchflow;` at its root, or pass `crate = orchflow_core` to
 //! each macro (`#[step(crate = orchflow_core)]`, `flow! { #[flow(crate = orchflow_core)] … }`).
+//!
+//! # Layering
+//!
+//! Modules depend one way, each only on those listed below it (checked with a grep of
+//! `use crate::` per file):
+//!
+//! 1. `__private` (what generated code calls) and `testing`: over everything below;
+//! 2. `durable` (the [`Durable`] API; `durable::load` reads a checkpoint back into a launch);
+//! 3. `flow` ([`Flow`], [`FlowInfo`]: starting and finishing a run), over `durable::journal`
+//!    (journal writing, as methods of the run handle) and `durable::replay` (what a journal
+//!    says to resume from, and what a driver replays), which sit below it;
+//! 4. `human::ask` (the question step, which reaches the run's core);
+//! 5. `run` (the run's core, the handle drivers hold, attempts, retries);
+//! 6. `event` (the event kinds, declared once, and the stream), then `result` ([`FlowResult`],
+//!    which the final event carries);
+//! 7. `human` (input providers), `step` and `bounds` (what a step is), `error`, `store`;
+//! 8. `trace` (raw and public traces), `context` ([`RunId`], [`StepContext`], which sees the
+//!    run's core through a trait the run implements), `policy`, `json`, `site`;
+//! 9. `clock`.
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+mod clock;
 mod context;
+mod durable;
 mod error;
 mod event;
 mod flow;
 pub mod human;
 mod json;
 mod policy;
-mod resume;
+mod result;
 mod run;
 mod site;
 mod step;
@@ -26,14 +47,17 @@ mod trace;
 pub mod __private;
 pub mod testing;
 
+#[doc(inline)]
+pub use step::bounds;
+
 pub use context::{RunId, StepContext};
+pub use durable::{Durable, ResumeError};
 pub use error::{BoxError, FlowError, StepError};
 pub use event::{CheckpointEvent, Event, EventStream, InputEvent, StepEvent};
-pub use flow::{Durable, Flow, FlowFailed, FlowInfo, FlowResult, ResumeError};
+pub use flow::{Flow, FlowInfo};
 pub use policy::{FlowDefaults, RetryPolicy, StepPolicy};
-pub use step::{
-    AnyState, Fallible, Feed, Meet, NeedsState, StateOf, StateReq, StepCall, StepDef, StepFailure,
-};
+pub use result::{FlowFailed, FlowResult};
+pub use step::{Feed, StepCall, StepDef};
 pub use store::{CheckpointStore, JsonCheckpointStore, MemoryStore};
 pub use trace::{AttemptOutcome, StepTrace, Traces};
 

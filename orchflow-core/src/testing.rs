@@ -1,7 +1,7 @@
 //! Helpers for offline tests of flows: flaky behaviour on demand and event collection.
 
 use crate::event::Event;
-use crate::flow::FlowResult;
+use crate::result::FlowResult;
 use futures_core::Stream;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,6 +1,6 @@
-//! Per-attempt traces.
-
-use crate::run::RawTrace;
+//! Per-attempt traces, in both forms: the compact [`RawTrace`] the hot path records, and the
+//! public [`StepTrace`] it becomes when a run ends or a checkpoint is saved ([`Traces`] builds
+//! them when first read).
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::sync::OnceLock;
@@ -226,4 +226,75 @@ impl Serialize for Traces {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         (**self).serialize(s)
     }
+}
+
+/// A trace as the hot path records it: names by reference, instants, rare parts boxed.
+/// Turned into [`StepTrace`]s when the run ends or a checkpoint is saved.
+pub(crate) struct RawTrace {
+    pub(crate) step: &'static str,
+    pub(crate) parent: Option<&'static str>,
+    pub(crate) attempt: u32,
+    pub(crate) group: Option<u32>,
+    pub(crate) outcome: AttemptOutcome,
+    /// Nanoseconds from the run's start to the attempt's start.
+    pub(crate) started: u64,
+    /// The attempt's duration in nanoseconds.
+    pub(crate) took: u64,
+    pub(crate) detail: Option<Box<TraceDetail>>,
+}
+
+/// What only some attempts' traces say: captured values, an error.
+pub(crate) struct TraceDetail {
+    pub(crate) input: Option<serde_json::Value>,
+    pub(crate) output: Option<serde_json::Value>,
+    pub(crate) error: Option<String>,
+}
+
+impl RawTrace {
+    /// The public trace, given the session's wall-clock start and number.
+    pub(crate) fn public(&self, run_started_at: SystemTime, session: u32) -> StepTrace {
+        let from = Duration::from_nanos(self.started);
+        let took = Duration::from_nanos(self.took);
+        let to = from + took;
+        let (input, output, error) = match &self.detail {
+            Some(d) => (d.input.clone(), d.output.clone(), d.error.clone()),
+            None => (None, None, None),
+        };
+        StepTrace {
+            step: Cow::Borrowed(self.step),
+            parent: self.parent.map(Cow::Borrowed),
+            attempt: self.attempt,
+            session,
+            parallel_group_id: self.group,
+            input,
+            output,
+            error,
+            outcome: self.outcome,
+            started_at: run_started_at + from,
+            ended_at: run_started_at + to,
+            duration: took,
+            success: self.outcome == AttemptOutcome::Succeeded,
+        }
+    }
+}
+
+/// Appends a trace to a session's traces, built in place when there is room; the first makes
+/// room for `hint` (about one per step of the flow), so that short runs hold no spare capacity
+/// and long ones grow less.
+#[inline]
+pub(crate) fn push_raw(traces: &mut Vec<RawTrace>, hint: u16, trace: impl FnOnce() -> RawTrace) {
+    if traces.capacity() == 0 {
+        traces.reserve_exact(usize::from(hint.max(1)));
+    }
+    if traces.len() < traces.capacity() {
+        traces.push(trace());
+    } else {
+        grow_and_push(traces, trace());
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn grow_and_push(traces: &mut Vec<RawTrace>, trace: RawTrace) {
+    traces.push(trace);
 }

@@ -1,13 +1,27 @@
-//! Live lifecycle events of a run, as a `Stream`.
+//! Live lifecycle events of a run.
+//!
+//! Every event kind is declared once, in the [`event_kinds!`] table below. The table generates
+//! both forms of an event:
+//!
+//! * [`Event<O, S>`], the public one a stream yields, with the three final kinds that carry the
+//!   run's [`FlowResult`] (and so the flow's types);
+//! * `RunEvent`, the one the runtime records while a run is polled: the same kinds without the
+//!   final ones, so without the flow's types (the run's core is not generic), in the same order
+//!   and layout, so that turning one into the other is a copy of words;
+//!
+//! and the conversion between them and [`Event::kind`]. A new kind is one row of the table. A
+//! macro rather than one generic enum (`RunEvent` as `Event<!, !>`): the public type stays a
+//! plain enum with its own docs, and the internal one has no final variants to rule out.
+//!
+//! The stream that carries them, and the buffers it recycles, are in [`stream`].
+
+mod stream;
+
+pub use stream::EventStream;
+pub(crate) use stream::{EventQueue, new_queue};
 
 use crate::context::RunId;
-use crate::flow::FlowResult;
-use futures_core::Stream;
-use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use crate::result::FlowResult;
 use std::time::Duration;
 
 /// What happened to one step attempt (or a scheduled retry), read through its accessors.
@@ -205,16 +219,95 @@ pub struct CheckpointEvent {
     pub elapsed: Duration,
 }
 
-/// A lifecycle event of a run: [`Flow::stream`](crate::Flow::stream) yields these, in order,
-/// and the last one carries the [`FlowResult`].
-#[derive(Debug)]
-#[non_exhaustive]
-// A tag of a full word, so that every payload starts 8 bytes in, as in `RunEvent`: an event is
-// then moved from the queue to the reader as whole words, and the reader's copies read what
-// the writes wrote (with a one-byte tag, payloads start at odd offsets and each copy stalls on
-// store forwarding; the events row measured 18% slower).
-#[repr(C, u64)]
-pub enum Event<O, S> {
+/// Hands a binding through a row's payload type (a tuple variant binds one value).
+macro_rules! payload {
+    ($v:ident, $t:ty) => {
+        $v
+    };
+}
+
+/// Declares the event kinds once: generates [`Event`], `RunEvent`, the conversion from one to
+/// the other and [`Event::kind`] (see the module's docs).
+macro_rules! event_kinds {
+    (
+        kinds {
+        $(
+            $(#[$doc:meta])*
+            $kind:ident $( ( $payload:ty ) )? $( { $( $(#[$fdoc:meta])* $field:ident : $fty:ty ),* $(,)? } )? = $name:literal,
+        )*
+        }
+        final {
+        $(
+            $(#[$fin_doc:meta])*
+            $fin:ident = $fin_name:literal,
+        )*
+        }
+    ) => {
+        /// A lifecycle event of a run: [`Flow::stream`](crate::Flow::stream) yields these, in order,
+        /// and the last one carries the [`FlowResult`].
+        #[derive(Debug)]
+        #[non_exhaustive]
+        // A tag of a full word, so that every payload starts 8 bytes in, as in `RunEvent`: an
+        // event is then moved from the queue to the reader as whole words, and the reader's
+        // copies read what the writes wrote (with a one-byte tag, payloads start at odd offsets
+        // and each copy stalls on store forwarding; the events row measured 18% slower).
+        #[repr(C, u64)]
+        pub enum Event<O, S> {
+            $(
+                $(#[$doc])*
+                $kind $( ($payload) )? $( { $( $(#[$fdoc])* $field: $fty ),* } )?,
+            )*
+            $(
+                $(#[$fin_doc])*
+                $fin(Box<FlowResult<O, S>>),
+            )*
+        }
+
+        /// The non-final events, as the runtime records them while a run is polled (see the
+        /// module's docs): the common kinds are a [`StepEvent`] of eight words, the rare large
+        /// ones boxed.
+        #[derive(Debug)]
+        // The same layout as `Event` (see there).
+        #[repr(C, u64)]
+        pub(crate) enum RunEvent {
+            $( $kind $( ($payload) )? $( { $( $field: $fty ),* } )?, )*
+        }
+
+        impl<O, S> From<RunEvent> for Event<O, S> {
+            #[inline]
+            fn from(e: RunEvent) -> Self {
+                match e {
+                    $(
+                        RunEvent::$kind $( (payload!(v, $payload)) )? $( { $($field),* } )?
+                            => Event::$kind $( (payload!(v, $payload)) )? $( { $($field),* } )?,
+                    )*
+                }
+            }
+        }
+
+        impl<O, S> Event<O, S> {
+            /// The event's kind in snake case: `flow_started`, `step_started`, `step_completed`,
+            /// `step_failed`, `retry_scheduled`, `checkpoint_saved`, `checkpoint_loaded`,
+            /// `input_requested`, `input_received`, `flow_suspended`, `flow_completed` or
+            /// `flow_failed`.
+            ///
+            /// ```
+            /// use orchflow_core::Event;
+            /// let e: Event<(), ()> = Event::FlowStarted { run_id: Default::default(), flow: "f", input: None };
+            /// assert_eq!(e.kind(), "flow_started");
+            /// ```
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $( Event::$kind { .. } => $name, )*
+                    $( Event::$fin(_) => $fin_name, )*
+                }
+            }
+        }
+    };
+}
+
+event_kinds! {
+    kinds {
     /// The run began (or a session of it: a resume begins with this event too).
     FlowStarted {
         /// The run's id.
@@ -225,59 +318,36 @@ pub enum Event<O, S> {
         /// ([`Flow::capture_values`](crate::Flow::capture_values)) and its type is `Serialize`;
         /// `None` otherwise.
         input: Option<Box<serde_json::Value>>,
-    },
+    } = "flow_started",
     /// A step attempt began.
-    StepStarted(StepEvent),
+    StepStarted(StepEvent) = "step_started",
     /// A step attempt returned its output.
-    StepCompleted(StepEvent),
+    StepCompleted(StepEvent) = "step_completed",
     /// A step attempt failed (error, timeout or panic).
-    StepFailed(StepEvent),
+    StepFailed(StepEvent) = "step_failed",
     /// Another attempt was scheduled after a failure.
-    RetryScheduled(StepEvent),
+    RetryScheduled(StepEvent) = "retry_scheduled",
     /// A checkpoint was saved after a resumable point.
-    CheckpointSaved(CheckpointEvent),
+    CheckpointSaved(CheckpointEvent) = "checkpoint_saved",
     /// A run was resumed from a checkpoint.
-    CheckpointLoaded(CheckpointEvent),
+    CheckpointLoaded(CheckpointEvent) = "checkpoint_loaded",
     /// A human-input step asked a question (boxed: rare, and it keeps every event small).
-    InputRequested(Box<InputEvent>),
+    InputRequested(Box<InputEvent>) = "input_requested",
     /// A human-input step got its answer.
-    InputReceived(Box<InputEvent>),
+    InputReceived(Box<InputEvent>) = "input_received",
+    }
+    final {
     /// The run stopped to wait for an answer (its checkpoint is saved when it is durable).
     /// Always the last event of a suspended run.
-    FlowSuspended(Box<FlowResult<O, S>>),
+    FlowSuspended = "flow_suspended",
     /// The run finished with an output. Always the last event of a successful run.
-    FlowCompleted(Box<FlowResult<O, S>>),
+    FlowCompleted = "flow_completed",
     /// The run failed. Always the last event of a failed run.
-    FlowFailed(Box<FlowResult<O, S>>),
+    FlowFailed = "flow_failed",
+    }
 }
 
 impl<O, S> Event<O, S> {
-    /// The event's kind in snake case: `flow_started`, `step_started`, `step_completed`,
-    /// `step_failed`, `retry_scheduled`, `checkpoint_saved`, `checkpoint_loaded`,
-    /// `input_requested`, `input_received`, `flow_suspended`, `flow_completed` or `flow_failed`.
-    ///
-    /// ```
-    /// use orchflow_core::Event;
-    /// let e: Event<(), ()> = Event::FlowStarted { run_id: Default::default(), flow: "f", input: None };
-    /// assert_eq!(e.kind(), "flow_started");
-    /// ```
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Event::FlowStarted { .. } => "flow_started",
-            Event::StepStarted(_) => "step_started",
-            Event::StepCompleted(_) => "step_completed",
-            Event::StepFailed(_) => "step_failed",
-            Event::RetryScheduled(_) => "retry_scheduled",
-            Event::CheckpointSaved(_) => "checkpoint_saved",
-            Event::CheckpointLoaded(_) => "checkpoint_loaded",
-            Event::InputRequested(_) => "input_requested",
-            Event::InputReceived(_) => "input_received",
-            Event::FlowSuspended(_) => "flow_suspended",
-            Event::FlowCompleted(_) => "flow_completed",
-            Event::FlowFailed(_) => "flow_failed",
-        }
-    }
-
     /// The step event inside, for the four step kinds.
     pub fn step_event(&self) -> Option<&StepEvent> {
         match self {
@@ -371,226 +441,6 @@ impl<O: serde::Serialize, S> serde::Serialize for Event<O, S> {
             }
         }
         m.end()
-    }
-}
-
-/// The non-final events, as the runtime records them while a run is polled (the public
-/// [`Event`] without its final kinds, so without the flow's types): the common kinds are a
-/// [`StepEvent`] of eight words, the rare large ones boxed.
-#[derive(Debug)]
-// The same layout as `Event` (see there).
-#[repr(C, u64)]
-pub(crate) enum RunEvent {
-    FlowStarted {
-        run_id: RunId,
-        flow: &'static str,
-        /// The input as JSON, when values are captured and its type is `Serialize`.
-        input: Option<Box<serde_json::Value>>,
-    },
-    StepStarted(StepEvent),
-    StepCompleted(StepEvent),
-    StepFailed(StepEvent),
-    RetryScheduled(StepEvent),
-    CheckpointSaved(CheckpointEvent),
-    CheckpointLoaded(CheckpointEvent),
-    InputRequested(Box<InputEvent>),
-    InputReceived(Box<InputEvent>),
-}
-
-impl<O, S> From<RunEvent> for Event<O, S> {
-    #[inline]
-    fn from(e: RunEvent) -> Self {
-        match e {
-            RunEvent::FlowStarted {
-                run_id,
-                flow,
-                input,
-            } => Event::FlowStarted {
-                run_id,
-                flow,
-                input,
-            },
-            RunEvent::StepStarted(e) => Event::StepStarted(e),
-            RunEvent::StepCompleted(e) => Event::StepCompleted(e),
-            RunEvent::StepFailed(e) => Event::StepFailed(e),
-            RunEvent::RetryScheduled(e) => Event::RetryScheduled(e),
-            RunEvent::CheckpointSaved(e) => Event::CheckpointSaved(e),
-            RunEvent::CheckpointLoaded(e) => Event::CheckpointLoaded(e),
-            RunEvent::InputRequested(e) => Event::InputRequested(e),
-            RunEvent::InputReceived(e) => Event::InputReceived(e),
-        }
-    }
-}
-
-/// What a streamed run records under one lock: the events its stream has not taken yet, and
-/// (so that a completed attempt costs one lock, not two) the run's traces.
-#[derive(Default)]
-pub(crate) struct EventLog {
-    events: VecDeque<RunEvent>,
-    pub(crate) traces: Vec<crate::run::RawTrace>,
-}
-
-impl EventLog {
-    #[inline]
-    pub(crate) fn push(&mut self, e: RunEvent) {
-        // Within capacity (the common case: the queue is sized for the flow), the event is
-        // written straight into its slot; `push_back` alone keeps it on the stack across the
-        // possible reallocation and copies it afterwards.
-        if self.events.len() < self.events.capacity() {
-            self.events.push_back(e);
-        } else {
-            self.grow_and_push(e);
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn grow_and_push(&mut self, e: RunEvent) {
-        self.events.push_back(e);
-    }
-}
-
-pub(crate) type EventQueue = Mutex<EventLog>;
-
-/// A queue with room for the events of a run of a flow with `points` resumable points (two per
-/// step, and a few more), so that a run that does not yield does not regrow it.
-pub(crate) fn new_queue(points: usize) -> Arc<EventQueue> {
-    Arc::new(Mutex::new(EventLog {
-        events: buffer(queue_capacity(points)),
-        traces: Vec::new(),
-    }))
-}
-
-std::thread_local! {
-    /// Event buffers of finished streams, kept for the next stream on this thread: a run that
-    /// emits hundreds of events before it yields then writes into memory that is still in the
-    /// cache instead of a fresh allocation.
-    static SPARE: std::cell::RefCell<Vec<VecDeque<RunEvent>>> = const {
-        std::cell::RefCell::new(Vec::new())
-    };
-}
-
-/// An empty buffer with room for `capacity` events: a spare one when there is one.
-fn buffer(capacity: usize) -> VecDeque<RunEvent> {
-    let spare = SPARE.with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop()));
-    match spare {
-        Some(mut b) => {
-            b.reserve(capacity);
-            b
-        }
-        None => VecDeque::with_capacity(capacity),
-    }
-}
-
-/// Keeps an emptied buffer for a later stream (at most four per thread, none too large).
-fn give_back(mut b: VecDeque<RunEvent>) {
-    b.clear();
-    if b.capacity() == 0 || b.capacity() > 4096 {
-        return;
-    }
-    SPARE.with(|s| {
-        if let Ok(mut s) = s.try_borrow_mut()
-            && s.len() < 4
-        {
-            s.push(b);
-        }
-    });
-}
-
-fn queue_capacity(points: usize) -> usize {
-    points.saturating_mul(2).saturating_add(8).min(4096)
-}
-
-type RunFuture<'f, O, S> = Pin<Box<dyn Future<Output = FlowResult<O, S>> + Send + 'f>>;
-
-/// The events of one run, as a [`Stream`]. The run makes progress only while the stream is
-/// polled (nothing is spawned); the last item is `FlowCompleted` or `FlowFailed` with the result.
-///
-/// ```
-/// use futures::StreamExt;
-/// use orchflow::{flow, step};
-///
-/// #[step] async fn double(x: u32) -> u32 { x * 2 }
-///
-/// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let f = flow! { double => double };
-/// let kinds: Vec<_> = f.stream(1).map(|e| e.kind()).collect().await;
-/// assert_eq!(kinds, ["flow_started", "step_started", "step_completed",
-///                    "step_started", "step_completed", "flow_completed"]);
-/// # }
-/// ```
-pub struct EventStream<'f, O, S> {
-    run: Option<RunFuture<'f, O, S>>,
-    queue: Arc<EventQueue>,
-    ready: VecDeque<RunEvent>,
-    last: Option<Event<O, S>>,
-}
-
-impl<'f, O, S> EventStream<'f, O, S> {
-    pub(crate) fn new(run: RunFuture<'f, O, S>, queue: Arc<EventQueue>) -> Self {
-        EventStream {
-            run: Some(run),
-            ready: buffer(queue.lock().map_or(64, |q| q.events.capacity())),
-            queue,
-            last: None,
-        }
-    }
-
-    /// Takes the queued events: one lock, and (when nothing is left over) a swap of buffers
-    /// rather than a move per event.
-    fn drain(&mut self) {
-        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        if self.ready.is_empty() {
-            std::mem::swap(&mut self.ready, &mut q.events);
-        } else {
-            self.ready.extend(q.events.drain(..));
-        }
-    }
-}
-
-impl<O, S> Unpin for EventStream<'_, O, S> {}
-
-impl<O, S> Drop for EventStream<'_, O, S> {
-    fn drop(&mut self) {
-        // The run first: it holds the other reference to the queue.
-        self.run = None;
-        give_back(std::mem::take(&mut self.ready));
-        if let Some(q) = Arc::get_mut(&mut self.queue) {
-            let q = q.get_mut().unwrap_or_else(|p| p.into_inner());
-            give_back(std::mem::take(&mut q.events));
-        }
-    }
-}
-
-impl<O, S> Stream for EventStream<'_, O, S> {
-    type Item = Event<O, S>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        if let Some(e) = this.ready.pop_front() {
-            return Poll::Ready(Some(e.into()));
-        }
-        if let Some(run) = this.run.as_mut() {
-            let polled = run.as_mut().poll(cx);
-            this.drain();
-            if let Poll::Ready(result) = polled {
-                this.run = None;
-                this.last = Some(if result.success {
-                    Event::FlowCompleted(Box::new(result))
-                } else if result.is_suspended() {
-                    Event::FlowSuspended(Box::new(result))
-                } else {
-                    Event::FlowFailed(Box::new(result))
-                });
-            }
-            if let Some(e) = this.ready.pop_front() {
-                return Poll::Ready(Some(e.into()));
-            }
-            if this.run.is_some() {
-                return Poll::Pending;
-            }
-        }
-        Poll::Ready(this.last.take())
     }
 }
 

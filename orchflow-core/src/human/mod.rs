@@ -19,13 +19,14 @@
 //! # }
 //! ```
 
-use crate::context::{RunId, StepContext};
-use crate::event::{InputEvent, RunEvent};
-use crate::step::{AnyState, Feed, StepCall, StepDef};
+mod ask;
+
+pub use ask::{Ask, ask};
+
+use crate::context::RunId;
 use crate::store::PendingInput;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
-use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
@@ -204,7 +205,7 @@ impl Asker {
     }
 
     /// The answer given for this question, else the provider's (its boxed future, as is).
-    fn ask<'a>(&'a self, request: &'a InputRequest) -> InputFuture<'a> {
+    pub(crate) fn ask<'a>(&'a self, request: &'a InputRequest) -> InputFuture<'a> {
         if let Some(given) = &self.given {
             let mut answers = given.answers.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(i) = answers.iter().position(|(q, _)| *q == request.question) {
@@ -290,115 +291,4 @@ pub enum HumanError {
 pub struct DuplicateQuestion {
     /// The name both questions have.
     pub name: &'static str,
-}
-
-/// A human-input step: see [`ask`].
-pub struct Ask<T, F> {
-    name: &'static str,
-    prompt: F,
-    _input: PhantomData<fn(T)>,
-}
-
-impl<T, F: Clone> Clone for Ask<T, F> {
-    fn clone(&self) -> Self {
-        Ask {
-            name: self.name,
-            prompt: self.prompt.clone(),
-            _input: PhantomData,
-        }
-    }
-}
-
-/// A step that asks a person: `prompt` turns the incoming value into the question; the output is
-/// an [`Answer`] with the value and the text. Put it in a flow as `(review)`. Who answers is the
-/// flow's [`InputProvider`] ([`Flow::with_input`](crate::Flow::with_input); stdin by default).
-pub fn ask<T, F>(name: &'static str, prompt: F) -> Ask<T, F>
-where
-    F: Fn(&T) -> String + Send + Sync + 'static,
-{
-    Ask {
-        name,
-        prompt,
-        _input: PhantomData,
-    }
-}
-
-impl<T, F> StepDef for Ask<T, F>
-where
-    T: Clone + Send + Sync + 'static,
-    F: Fn(&T) -> String + Send + Sync + 'static,
-{
-    type Input = T;
-    type Output = Answer<T>;
-    type Error = HumanError;
-    type Needs = AnyState;
-
-    fn name(&self) -> &'static str {
-        self.name
-    }
-
-    fn question(&self) -> Option<&'static str> {
-        Some(self.name)
-    }
-
-    fn suspension(&self, error: &HumanError) -> Option<Vec<PendingInput>> {
-        match error {
-            HumanError::Suspended(p) => Some(vec![p.clone()]),
-            HumanError::Input(_) => None,
-        }
-    }
-}
-
-impl<T, F> StepCall for Ask<T, F>
-where
-    T: Clone + Send + Sync + 'static,
-    F: Fn(&T) -> String + Send + Sync + 'static,
-{
-    // An `async` block, not an `async fn`: the future holds its arguments once.
-    #[allow(clippy::manual_async_fn)]
-    fn call<'a>(
-        &'a self,
-        input: Feed<'a, T>,
-        ctx: &'a StepContext,
-    ) -> impl Future<Output = Result<Answer<T>, HumanError>> + Send + 'a {
-        async move {
-            let prompt = (self.prompt)(input.get());
-            let core = &ctx.core;
-            let request = InputRequest {
-                run_id: core.run_id,
-                step: self.name,
-                question: crate::site::question(self.name),
-                prompt,
-            };
-            core.emit(|| {
-                RunEvent::InputRequested(Box::new(InputEvent {
-                    step: self.name,
-                    question: request.question.clone(),
-                    text: request.prompt.clone(),
-                    elapsed: core.elapsed(),
-                }))
-            });
-            match core.human.ask(&request).await? {
-                InputReply::Answer(text) => {
-                    core.emit(|| {
-                        RunEvent::InputReceived(Box::new(InputEvent {
-                            step: self.name,
-                            question: request.question.clone(),
-                            text: text.clone(),
-                            elapsed: core.elapsed(),
-                        }))
-                    });
-                    Ok(Answer {
-                        value: input.into_owned(),
-                        text,
-                    })
-                }
-                InputReply::Suspend => Err(HumanError::Suspended(PendingInput {
-                    question: request.question,
-                    step: self.name.to_string(),
-                    prompt: request.prompt,
-                })),
-            }
-        }
-    }
 }

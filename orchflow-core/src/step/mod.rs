@@ -1,10 +1,12 @@
 //! The traits `#[step]` implements and `flow!` drives.
 
+pub mod bounds;
+
 use crate::context::StepContext;
 use crate::policy::StepPolicy;
-use std::any::Any;
+use bounds::{AnyState, NeedsState, StateOf, StateReq, StepFailure};
 use std::future::Future;
-use std::sync::Arc;
+use std::marker::PhantomData;
 
 /// A step's input as the runtime hands it over: owned when this is the value's last use,
 /// borrowed when it is still needed (another attempt may follow, or sibling branches share it).
@@ -59,10 +61,11 @@ impl<'a, T> Feed<'a, T> {
 ///
 /// `Input` is the payload the step consumes (for a step that takes `&Plan`, `Plan`), `Output`
 /// the payload it produces (for `Result<T, E>`, `T`). `Needs` says which shared state type the
-/// step requires ([`AnyState`] or [`NeedsState<S>`]).
+/// step requires ([`AnyState`](bounds::AnyState) or [`NeedsState<S>`](bounds::NeedsState)).
 ///
 /// ```
-/// use orchflow::{flow, AnyState, Feed, StepCall, StepContext, StepDef};
+/// use orchflow::bounds::AnyState;
+/// use orchflow::{flow, Feed, StepCall, StepContext, StepDef};
 /// use std::convert::Infallible;
 ///
 /// /// Adds a number chosen at run time.
@@ -101,7 +104,7 @@ pub trait StepDef: Send + Sync + 'static {
     type Output: Send + 'static;
     /// The step's typed error (`Infallible` for steps that cannot fail).
     type Error: StepFailure;
-    /// The state requirement: [`AnyState`] or [`NeedsState<S>`].
+    /// The state requirement: [`AnyState`](bounds::AnyState) or [`NeedsState<S>`](bounds::NeedsState).
     type Needs: StateReq;
 
     /// The step's name, as it appears in traces and events.
@@ -163,7 +166,7 @@ pub trait StepDef: Send + Sync + 'static {
 
 /// Calling a step. The context carries the state type the step asked for: `()` for a step that
 /// takes no context or a plain `&StepContext`, `Brief` for one that takes `&StepContext<Brief>`
-/// (`flow!` checks at compile time that all steps of a flow agree, see [`Meet`]). See
+/// (`flow!` checks at compile time that all steps of a flow agree, see [`Meet`](bounds::Meet)). See
 /// [`StepDef`] for an example of implementing both by hand.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a step",
@@ -179,142 +182,48 @@ pub trait StepCall: StepDef {
     ) -> impl Future<Output = Result<Self::Output, Self::Error>> + Send + 'a;
 }
 
-/// The state type a step's context carries: `StateOf<plan>` is `Brief` for a step taking
-/// `&StepContext<Brief>`, `()` otherwise.
-pub type StateOf<St> = <<St as StepDef>::Needs as StateReq>::State;
-
-/// The state requirement of a step that takes no typed state.
-///
-/// ```
-/// use orchflow::{AnyState, NeedsState, StateReq};
-/// fn state_of<N: StateReq>() -> &'static str { std::any::type_name::<N::State>() }
-/// assert_eq!(state_of::<AnyState>(), "()");
-/// assert_eq!(state_of::<NeedsState<String>>(), "alloc::string::String");
-/// ```
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AnyState;
-
-/// The state requirement of a step that takes `&StepContext<S>` (see [`AnyState`]).
+/// Marks predicates of the form `fn(&T) -> bool`.
+#[doc(hidden)]
 #[derive(Debug)]
-pub struct NeedsState<S>(std::marker::PhantomData<fn() -> S>);
+pub struct ValueOnly;
+/// Marks predicates of the form `fn(&T, &StepContext<S>) -> bool`.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct WithContext<S>(PhantomData<fn() -> S>);
 
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for super::AnyState {}
-    impl<S> Sealed for super::NeedsState<S> {}
-}
-
-/// A state requirement: [`AnyState`] or [`NeedsState<S>`]. Resolves to the run's state type
-/// (see [`AnyState`] for an example).
-pub trait StateReq: sealed::Sealed + Send + Sync + 'static {
-    /// The state type a run of a flow with this requirement carries (`()` for [`AnyState`]).
-    type State: Send + Sync + 'static;
-
-    /// The state as a step with this requirement sees it, from the run's (type-erased) state,
-    /// or the run's own unit value for steps without typed state (a per-run `Arc`, so parallel
-    /// runs never share a reference count). `None` only if the run's state has another type,
-    /// which `flow!` rules out at compile time.
-    fn resolve(run_state: &Arc<dyn Any + Send + Sync>, unit: &Arc<()>) -> Option<Arc<Self::State>>;
-}
-impl StateReq for AnyState {
-    type State = ();
-    #[inline]
-    fn resolve(_: &Arc<dyn Any + Send + Sync>, unit: &Arc<()>) -> Option<Arc<()>> {
-        Some(Arc::clone(unit))
-    }
-}
-impl<S: Send + Sync + 'static> StateReq for NeedsState<S> {
-    type State = S;
-    #[inline]
-    fn resolve(run_state: &Arc<dyn Any + Send + Sync>, _: &Arc<()>) -> Option<Arc<S>> {
-        Arc::clone(run_state).downcast::<S>().ok()
-    }
-}
-
-/// Combines the state requirements of two steps of one flow: no requirement meets anything,
-/// and a typed state meets only itself. `flow!` folds it over every step, so two steps that
-/// name different `StepContext<S>` types are a compile error at the second one.
-///
-/// ```
-/// use orchflow::{AnyState, Meet, NeedsState};
-/// fn meet<A: Meet<B>, B>() -> &'static str { std::any::type_name::<A::Out>() }
-/// assert!(meet::<AnyState, NeedsState<u8>>().ends_with("NeedsState<u8>"));
-/// assert!(meet::<NeedsState<u8>, AnyState>().ends_with("NeedsState<u8>"));
-/// ```
+/// A predicate of `if` or `until` (see `Rt::decide`).
+#[doc(hidden)]
 #[diagnostic::on_unimplemented(
-    message = "the steps of this flow need different shared state types",
-    label = "this step's `StepContext` state differs from an earlier step's",
-    note = "earlier steps need `{Self}`, this one needs `{B}`"
+    message = "`{Self}` cannot decide on a value of type `{T}`",
+    label = "expected a predicate `fn(&{T}) -> bool` or `fn(&{T}, &StepContext<S>) -> bool`",
+    note = "closures need their parameter types written out: `|d: &{T}| …`"
 )]
-pub trait Meet<B> {
-    /// The combined requirement.
-    type Out: StateReq;
+pub trait Predicate<T, M>: Send + Sync + 'static {
+    /// The state its context carries.
+    type Needs: StateReq;
+    /// Evaluates the predicate.
+    fn test(&self, value: &T, ctx: &StepContext<<Self::Needs as StateReq>::State>) -> bool;
 }
 #[diagnostic::do_not_recommend]
-impl<B: StateReq> Meet<B> for AnyState {
-    type Out = B;
-}
-impl<S: Send + Sync + 'static> Meet<AnyState> for NeedsState<S> {
-    type Out = NeedsState<S>;
-}
-impl<S: Send + Sync + 'static> Meet<NeedsState<S>> for NeedsState<S> {
-    type Out = NeedsState<S>;
-}
-
-/// What a step's error type must be: printable, and convertible into [`BoxError`](crate::BoxError).
-///
-/// ```
-/// use orchflow::StepFailure;
-/// let e = std::io::Error::other("disk full");
-/// assert_eq!(e.message(), "disk full");
-/// let boxed = "a plain message".to_string().into_box();
-/// assert_eq!(boxed.to_string(), "a plain message");
-/// ```
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be the error type of a step",
-    label = "a step's error must implement `Display` and convert into `Box<dyn Error + Send + Sync>`",
-    note = "any `std::error::Error + Send + Sync + 'static` type works, as do `anyhow::Error` and `String`"
-)]
-pub trait StepFailure: Send + 'static {
-    /// The error's message, for traces and events.
-    fn message(&self) -> String;
-    /// The error, boxed.
-    fn into_box(self) -> crate::BoxError;
-}
-#[diagnostic::do_not_recommend]
-impl<E: std::fmt::Display + Into<crate::BoxError> + Send + 'static> StepFailure for E {
-    fn message(&self) -> String {
-        self.to_string()
-    }
-    fn into_box(self) -> crate::BoxError {
-        self.into()
-    }
-}
-
-/// The success and error types of a fallible step's return type (`Result<T, E>` and its aliases).
-///
-/// ```
-/// use orchflow::Fallible;
-/// let r: std::io::Result<u8> = Ok(1);
-/// assert_eq!(r.into_result().ok(), Some(1));
-/// ```
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a `Result`",
-    label = "a step whose return type is named `Result` must return `std::result::Result<T, E>`"
-)]
-pub trait Fallible {
-    /// The output on success.
-    type Ok;
-    /// The error.
-    type Err;
-    /// Converts into a plain `Result`.
-    fn into_result(self) -> Result<Self::Ok, Self::Err>;
-}
-impl<T, E> Fallible for Result<T, E> {
-    type Ok = T;
-    type Err = E;
+impl<T, F> Predicate<T, ValueOnly> for F
+where
+    F: Fn(&T) -> bool + Send + Sync + 'static,
+{
+    type Needs = AnyState;
     #[inline(always)]
-    fn into_result(self) -> Result<T, E> {
-        self
+    fn test(&self, value: &T, _: &StepContext<()>) -> bool {
+        self(value)
+    }
+}
+#[diagnostic::do_not_recommend]
+impl<T, S, F> Predicate<T, WithContext<S>> for F
+where
+    F: Fn(&T, &StepContext<S>) -> bool + Send + Sync + 'static,
+    S: Send + Sync + 'static,
+{
+    type Needs = NeedsState<S>;
+    #[inline(always)]
+    fn test(&self, value: &T, ctx: &StepContext<S>) -> bool {
+        self(value, ctx)
     }
 }
