@@ -55,10 +55,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             return Ok(out);
         }
     };
-    let private = match &opts.krate {
-        Some(p) => quote!(#p::__private),
-        None => quote!(::orchflow::__private),
-    };
+    let private = opts.private();
     let sig = &func.sig;
 
     // Problems that leave nothing sensible to generate: keep the function as written.
