@@ -26,11 +26,10 @@ mod tree;
 
 use check::Checked;
 use proc_macro2::TokenStream;
-use syn::parse::Parser;
 
 /// Expands `flow! { … }`.
 pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
-    let input = match <ast::FlowInput as syn::parse::Parse>::parse.parse2(input) {
+    let input = match syn::parse2::<ast::FlowInput>(input) {
         Ok(input) => input,
         Err(e) => return Ok(fallback::expand(&e, None)),
     };
