@@ -4,17 +4,12 @@
 
 use super::check::{Ctx, Input, Ret, Signature};
 use crate::options::Options;
-use proc_macro2::{Span, TokenStream};
+use crate::spans::at;
+use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::ItemFn;
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
-
-/// A span at the user's token that resolves names like the macro's own code (`call_site`), so
-/// generated locals stay visible even when the user's tokens come from a `macro_rules!`.
-fn at(span: Span) -> Span {
-    Span::call_site().located_at(span)
-}
 
 /// Emits the step type of `func`; `fallback` when errors were reported.
 pub(super) fn emit(func: &ItemFn, opts: &Options, sig: &Signature, fallback: bool) -> TokenStream {

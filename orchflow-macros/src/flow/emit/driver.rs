@@ -6,6 +6,7 @@ use super::{Emit, Scope, Src, respan};
 use crate::flow::plan::{Pos, TopPoint, in_group_name};
 use crate::flow::shape::{fingerprint, shape};
 use crate::flow::tree::{Group, Item, Loop, StepRef, for_each_step};
+use crate::spans::at;
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 
@@ -116,7 +117,7 @@ impl Emit<'_> {
                      `#[step(name = \"…\")]`",
                     first.name, second.name
                 );
-                let check = quote_spanned! {super::at(second.span)=>
+                let check = quote_spanned! {at(second.span)=>
                     if #p::same_name(&#a, &#b) {
                         ::core::panic!(#msg)
                     }
@@ -204,13 +205,12 @@ impl Emit<'_> {
     fn arms(&self) -> Vec<TokenStream> {
         let mut arms = Vec::new();
         for (i, (item, point)) in self.top().enumerate() {
-            let v = format_ident!("{}", point.name);
             match item {
                 Item::Group(g) => {
                     arms.push(self.group_arm(i, g, point));
                     arms.push(self.value_arm(i, point));
                 }
-                Item::Loop(l) => arms.push(self.loop_arm(i, l, &v)),
+                Item::Loop(l) => arms.push(self.loop_arm(i, l, point)),
                 Item::Step(_) | Item::If(_) => arms.push(self.value_arm(i, point)),
             }
         }
@@ -231,7 +231,8 @@ impl Emit<'_> {
     }
 
     /// The arm of top-level loop `i`: one more iteration, or on to the next point.
-    fn loop_arm(&self, i: usize, l: &Loop, v: &proc_macro2::Ident) -> TokenStream {
+    fn loop_arm(&self, i: usize, l: &Loop, point: &TopPoint) -> TokenStream {
+        let v = format_ident!("{}", point.name);
         let rt = quote!(__rt);
         let body_pos = Pos::root().item(i).body();
         let body = self.loop_body(

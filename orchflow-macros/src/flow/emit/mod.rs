@@ -16,6 +16,7 @@ mod point;
 
 use super::plan::Plan;
 use super::tree::Flow;
+use crate::spans::at;
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
 
@@ -57,12 +58,6 @@ enum Src {
 struct Scope<'a> {
     rt: &'a TokenStream,
     path: &'a [TokenStream],
-}
-
-/// A span at the user's token that resolves names like the macro's own code (`call_site`), so
-/// generated locals stay visible even when the user's tokens come from a `macro_rules!`.
-fn at(span: Span) -> Span {
-    Span::call_site().located_at(span)
 }
 
 /// Gives every token of `tokens` the location of `span` (with call-site name resolution), so
