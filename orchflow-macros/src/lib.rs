@@ -13,6 +13,7 @@ extern crate proc_macro;
 
 mod flow;
 mod options;
+mod spans;
 mod step;
 #[cfg(test)]
 mod tests;

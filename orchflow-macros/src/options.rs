@@ -231,6 +231,15 @@ impl Options {
         opts
     }
 
+    /// The path of the runtime's private module, `::orchflow::__private` or `<crate>::__private`
+    /// under `crate = …`. Every path the expansions emit into it starts here.
+    pub(crate) fn private(&self) -> TokenStream {
+        match &self.krate {
+            Some(p) => quote!(#p::__private),
+            None => quote!(::orchflow::__private),
+        }
+    }
+
     /// The `RetryPolicy` expression, when `retry` is set.
     pub(crate) fn retry_tokens(&self, private: &TokenStream) -> Option<TokenStream> {
         let n = self.retry?;
