@@ -11,7 +11,8 @@
 //! Modules depend one way, each only on those listed below it (checked with a grep of
 //! `use crate::` per file):
 //!
-//! 1. `__private` (what generated code calls) and `testing`: over everything below;
+//! 1. `__private_0_1_0` (what generated code calls; the version in its name makes a macros crate
+//!    of another version fail to compile against this one) and `testing`: over everything below;
 //! 2. `durable` (the [`Durable`] API; `durable::load` reads a checkpoint back into a launch);
 //! 3. `flow` ([`Flow`], [`FlowInfo`]: starting and finishing a run), over `durable::journal`
 //!    (journal writing, as methods of the run handle) and `durable::replay` (what a journal
@@ -44,7 +45,8 @@ pub mod store;
 mod trace;
 
 #[doc(hidden)]
-pub mod __private;
+#[path = "private.rs"]
+pub mod __private_0_1_0;
 pub mod testing;
 
 #[doc(inline)]

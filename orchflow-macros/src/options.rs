@@ -231,12 +231,12 @@ impl Options {
         opts
     }
 
-    /// The path of the runtime's private module, `::orchflow::__private` or `<crate>::__private`
+    /// The path of the runtime's private module, `::orchflow::__private_0_1_0` or `<crate>::__private_0_1_0`
     /// under `crate = …`. Every path the expansions emit into it starts here.
     pub(crate) fn private(&self) -> TokenStream {
         match &self.krate {
-            Some(p) => quote!(#p::__private),
-            None => quote!(::orchflow::__private),
+            Some(p) => quote!(#p::__private_0_1_0),
+            None => quote!(::orchflow::__private_0_1_0),
         }
     }
 

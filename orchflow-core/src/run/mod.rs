@@ -36,7 +36,7 @@
 //! costs in memory while it waits (a suspended run, many runs alive at once). What is rare is
 //! boxed so that the common path stays small: the retry path ([`retry`]: only after a
 //! failure), a timeout's timer, a span, a durable run's journal writes, and the run's end. The
-//! driver itself is boxed once (`__private::driver`): its type is the generated `async` block.
+//! driver itself is boxed once (`__private_0_1_0::driver`): its type is the generated `async` block.
 //! The step, retry and attempt functions return `async` blocks rather than being `async fn`,
 //! so that their futures hold their arguments once.
 //!

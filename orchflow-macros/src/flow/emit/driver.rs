@@ -129,7 +129,7 @@ impl Emit<'_> {
     }
 
     /// Human questions are named at run time: two different ones with one name are found when
-    /// the flow is built, and every run fails with it (see `__private::questions`). The
+    /// the flow is built, and every run fails with it (see `__private_0_1_0::questions`). The
     /// statement that finds them, and the driver's check of what it found.
     fn questions(&self) -> (TokenStream, TokenStream) {
         let p = &self.private;

@@ -29,7 +29,7 @@ pub(crate) fn flow(flow: &Flow, plan: &Plan) -> TokenStream {
 struct Emit<'a> {
     flow: &'a Flow,
     plan: &'a Plan,
-    /// The runtime's private module: `::orchflow::__private`, or under `crate = …`.
+    /// The runtime's private module: `::orchflow::__private_0_1_0`, or under `crate = …`.
     private: TokenStream,
 }
 

@@ -351,8 +351,8 @@ pub const fn same_name<A: StepDef, B: StepDef>(_: &A, _: &B) -> bool {
 macro_rules! __orchflow_to_json {
     ($value:expr) => {{
         #[allow(unused_imports)]
-        use $crate::__private::{CaptureJson as _, CaptureNone as _};
-        (&&$crate::__private::Capture($value)).capture()
+        use $crate::__private_0_1_0::{CaptureJson as _, CaptureNone as _};
+        (&&$crate::__private_0_1_0::Capture($value)).capture()
     }};
 }
 pub use crate::__orchflow_to_json as to_json;
