@@ -170,8 +170,8 @@ where
     P: Send + 'static,
     F: Driver<T, I, O, P>,
 {
-    #[doc(hidden)]
-    pub fn __new(
+    /// Builds a flow from its generated parts; generated code calls `__private::new_flow`.
+    pub(crate) fn new(
         info: &'static FlowInfo,
         defaults: FlowDefaults,
         _needs: PhantomData<N>,

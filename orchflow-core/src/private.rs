@@ -11,10 +11,10 @@
 //!    handle's calls, parallel branches, the memo of a resumed run.
 //! 5. **Questions**: human questions checked when a flow is built.
 //!
-//! The expansion still calls some of the driver's calls as methods (`__rt.step(…)`,
-//! `__rt.reached(…)`, `__memo.take(…)`, `Flow::__new(…)`, the fields of `Resume`); the free
-//! functions of section 4 are their replacements, and those methods leave the public surface
-//! once the macros call the functions.
+//! The expansion calls nothing else of `orchflow-core`: the runtime handle ([`Rt`]), the memo of
+//! a resumed run ([`Memo`], [`Resume`]) and [`Flow`]'s constructor are reached only through the
+//! free functions of section 4, so their methods and fields are not part of the contract
+//! between the macros and the runtime.
 
 use std::any::Any;
 use std::future::Future;
@@ -451,7 +451,7 @@ pub type JsonError = serde_json::Error;
 // 4. Driver
 // ---------------------------------------------------------------------------------------------
 
-/// Builds a flow from its generated parts (replaces `Flow::__new`).
+/// Builds a flow from its generated parts.
 #[inline(always)]
 pub fn new_flow<T, I, O, N, P, F>(
     info: &'static FlowInfo,
@@ -473,7 +473,7 @@ where
         + Sync
         + 'static,
 {
-    Flow::__new(info, defaults, needs, steps, driver, input_json)
+    Flow::new(info, defaults, needs, steps, driver, input_json)
 }
 
 /// Boxes a generated driver's body; the bound tells the compiler the body's output type, which
@@ -487,20 +487,19 @@ where
 }
 
 /// What a resumed driver starts from: the last saved point, and the memo of the inner positions
-/// saved after it (replaces reading `Resume::point` and `Resume::memo`).
+/// saved after it.
 #[inline(always)]
 pub fn resume_parts<P>(resume: Resume<P>) -> (Option<P>, Memo<P>) {
     (resume.point, resume.memo)
 }
 
-/// The value saved at inner position `name` of loop iterations `path`, taken once (replaces
-/// `Memo::take`).
+/// The value saved at inner position `name` of loop iterations `path`, taken once.
 #[inline(always)]
 pub fn memo_take<P>(memo: &Memo<P>, name: &str, path: &[u32]) -> Option<P> {
     memo.take(name, path)
 }
 
-/// Runs a step with its retry policy (replaces `Rt::step`).
+/// Runs a step with its retry policy.
 #[inline(always)]
 pub fn step<'a, St: StepCall>(
     rt: &'a Rt,
@@ -510,13 +509,13 @@ pub fn step<'a, St: StepCall>(
     rt.step(step, input)
 }
 
-/// A handle for the branches of a new parallel group (replaces `Rt::group`).
+/// A handle for the branches of a new parallel group.
 #[inline(always)]
 pub fn group(rt: &Rt) -> Rt {
     rt.group()
 }
 
-/// Evaluates an `if` or `until` predicate (replaces `Rt::decide`).
+/// Evaluates an `if` or `until` predicate.
 #[inline(always)]
 pub fn decide<T, M, P: Predicate<T, M>>(
     rt: &Rt,
@@ -527,13 +526,13 @@ pub fn decide<T, M, P: Predicate<T, M>>(
     rt.decide(which, value, pred)
 }
 
-/// Whether the run saves checkpoints (replaces `Rt::is_durable`).
+/// Whether the run saves checkpoints.
 #[inline(always)]
 pub fn is_durable(rt: &Rt) -> bool {
     rt.is_durable()
 }
 
-/// Saves a resumable point of the generated state (replaces `Rt::reached`).
+/// Saves a resumable point of the generated state.
 #[inline(always)]
 pub fn reached<'a>(
     rt: &'a Rt,
@@ -543,7 +542,7 @@ pub fn reached<'a>(
     rt.reached(name, point)
 }
 
-/// Saves one finished branch of a top-level parallel group (replaces `Rt::branch_reached`).
+/// Saves one finished branch of a top-level parallel group.
 #[inline(always)]
 pub fn branch_reached<'a, J>(
     rt: &'a Rt,
@@ -557,7 +556,7 @@ where
     rt.branch_reached(group, index, json)
 }
 
-/// Saves an inner position (replaces `Rt::inner_reached`).
+/// Saves an inner position.
 #[inline(always)]
 pub fn inner_reached<'a, J>(
     rt: &'a Rt,
@@ -572,7 +571,7 @@ where
     rt.inner_reached(name, path, iteration, json)
 }
 
-/// The error for a resumed point that is an inner position (replaces `Rt::misplaced`).
+/// The error for a resumed point that is an inner position.
 #[inline(always)]
 pub fn misplaced(rt: &Rt, name: Option<&'static str>) -> Halt {
     rt.misplaced(name)

@@ -18,7 +18,7 @@ impl Rt {
     /// otherwise). A flow nested in another flow's pipeline saves nothing of its own: it is one
     /// step of the enclosing flow, whose state type its points are not.
     #[inline]
-    pub fn is_durable(&self) -> bool {
+    pub(crate) fn is_durable(&self) -> bool {
         self.durable().is_some()
     }
 
@@ -32,7 +32,7 @@ impl Rt {
 
     /// Saves a resumable point: the generated state as JSON, with the traces of the attempts
     /// since the previous save. Does nothing for a run without a store.
-    pub fn reached(
+    pub(crate) fn reached(
         &self,
         name: Option<&'static str>,
         point: &dyn Any,
@@ -61,7 +61,7 @@ impl Rt {
     }
 
     /// Saves one finished branch of the top-level parallel group `group`.
-    pub async fn branch_reached(
+    pub(crate) async fn branch_reached(
         &self,
         group: &'static str,
         index: usize,
@@ -82,7 +82,7 @@ impl Rt {
     /// Saves an inner position: the value after a step of an `if` arm, a branch or a loop body,
     /// or (`iteration` given) an iteration of a loop that is not at the top level. `path` holds
     /// the iteration numbers of the loops around it.
-    pub async fn inner_reached(
+    pub(crate) async fn inner_reached(
         &self,
         name: &'static str,
         path: &[u32],
@@ -107,7 +107,7 @@ impl Rt {
 
     /// The error for a resumed point that is an inner position, which a journal's point
     /// records never are unless the file was edited.
-    pub fn misplaced(&self, name: Option<&'static str>) -> Halt {
+    pub(crate) fn misplaced(&self, name: Option<&'static str>) -> Halt {
         let location = self
             .core
             .durable

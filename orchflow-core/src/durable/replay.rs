@@ -10,14 +10,14 @@ use std::sync::Mutex;
 #[doc(hidden)]
 pub struct Resume<P> {
     /// The last top-level point (`None`: start from the input).
-    pub point: Option<P>,
+    pub(crate) point: Option<P>,
     /// Values saved inside the item after `point`, taken as the driver replays that item.
-    pub memo: Memo<P>,
+    pub(crate) memo: Memo<P>,
 }
 
 impl<P> Resume<P> {
     /// A fresh run.
-    pub fn fresh() -> Self {
+    pub(crate) fn fresh() -> Self {
         Resume {
             point: None,
             memo: Memo(None),
@@ -62,7 +62,7 @@ impl<P> Memo<P> {
     /// The value saved at position `name` in the loop iterations `path`, if any; each is taken
     /// once.
     #[inline]
-    pub fn take(&self, name: &str, path: &[u32]) -> Option<P> {
+    pub(crate) fn take(&self, name: &str, path: &[u32]) -> Option<P> {
         let memo = self.0.as_ref()?;
         let mut entries = match memo.lock() {
             Ok(e) => e,

@@ -308,7 +308,7 @@ impl Rt {
     }
 
     /// A handle for the branches of a new parallel group (they share its id).
-    pub fn group(&self) -> Rt {
+    pub(crate) fn group(&self) -> Rt {
         // Numbered from 1 (events keep 0 for none), wrapping past `u32::MAX` rather than
         // overflowing.
         let id = self
@@ -339,7 +339,7 @@ impl Rt {
     }
 
     /// Evaluates an `if` or `until` predicate, containing a panic as a flow failure.
-    pub fn decide<T, M, P>(&self, which: &'static str, value: &T, pred: &P) -> Result<bool, Halt>
+    pub(crate) fn decide<T, M, P>(&self, which: &'static str, value: &T, pred: &P) -> Result<bool, Halt>
     where
         P: Predicate<T, M>,
     {

@@ -21,7 +21,7 @@ impl Rt {
     /// its arguments once, and nothing of the retry policy until an attempt fails, which keeps
     /// every run's future small.
     #[allow(clippy::manual_async_fn)]
-    pub fn step<'a, St: StepCall>(
+    pub(crate) fn step<'a, St: StepCall>(
         &'a self,
         step: &'a St,
         input: Feed<'a, St::Input>,

@@ -24,15 +24,15 @@ impl Emit<'_> {
         let info = self.info();
         let defaults = self.defaults();
         let memo = if self.plan.inner.is_empty() {
-            quote!()
+            quote!(let (__resumed, _) = #p::resume_parts(__resume);)
         } else {
-            quote!(let __memo = __resume.memo;)
+            quote!(let (__resumed, __memo) = #p::resume_parts(__resume);)
         };
         let start = self.next_point(0, Src::Feed(quote!(__input)));
         let arms = self.arms();
         let save = quote! {
-            if __rt.is_durable() {
-                __rt.reached(__point.__name(), &__point).await?;
+            if #p::is_durable(__rt) {
+                #p::reached(__rt, __point.__name(), &__point).await?;
             }
         };
 
@@ -49,7 +49,7 @@ impl Emit<'_> {
             // One-step flows end every `match` arm in `return`; the driver is generated code, not
             // the user's, so lints about its style are not theirs to fix.
             #[allow(unreachable_code, clippy::all, clippy::pedantic, clippy::nursery)]
-            let __flow = #p::Flow::__new(
+            let __flow = #p::new_flow(
                 &__INFO,
                 #defaults,
                 __needs,
@@ -58,7 +58,7 @@ impl Emit<'_> {
                     #p::driver(async move {
                         #invalid
                         #memo
-                        let mut __point = match __resume.point {
+                        let mut __point = match __resumed {
                             ::core::option::Option::Some(__point) => __point,
                             ::core::option::Option::None => {
                                 let __point = #start;
@@ -203,6 +203,7 @@ impl Emit<'_> {
 
     /// The arms of the driver's `match`: one per top-level point.
     fn arms(&self) -> Vec<TokenStream> {
+        let p = &self.private;
         let mut arms = Vec::new();
         for (i, (item, point)) in self.top().enumerate() {
             match item {
@@ -217,7 +218,7 @@ impl Emit<'_> {
         if !self.plan.inner.is_empty() {
             // A journal's point is never an inner position unless the file was edited.
             arms.push(quote! {
-                __other => return ::core::result::Result::Err(__rt.misplaced(__other.__name())),
+                __other => return ::core::result::Result::Err(#p::misplaced(__rt, __other.__name())),
             });
         }
         arms

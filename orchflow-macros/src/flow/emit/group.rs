@@ -60,7 +60,7 @@ impl Emit<'_> {
         let rt = scope.rt;
         quote! {{
             let __in = #feed;
-            let __g = #rt.group();
+            let __g = &#p::group(#rt);
             #(let #names = #futures;)*
             #p::Branches::all(#p::try_join!(#(#p::branch(#indices, #names)),*)?)?
         }}
@@ -77,7 +77,7 @@ impl Emit<'_> {
                 ::core::option::Option::Some(__v) => __v,
                 ::core::option::Option::None => {
                     let __v = #code;
-                    __g.branch_reached(#point, #b, || #p::to_json!(&__v)).await?;
+                    #p::branch_reached(__g, #point, #b, || #p::to_json!(&__v)).await?;
                     __v
                 }
             }

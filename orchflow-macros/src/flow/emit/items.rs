@@ -138,7 +138,7 @@ impl Emit<'_> {
             Some(from) => respan(quote!(#p::handoff(#from, &#slot, #feed)), s.span),
             None => feed,
         };
-        let call = respan(quote!(#rt.step(&#slot, #input)), s.span);
+        let call = respan(quote!(#p::step(#rt, &#slot, #input)), s.span);
         quote_spanned!(at(s.span)=> #call.await?)
     }
 
@@ -204,10 +204,11 @@ impl Emit<'_> {
         value_ref: TokenStream,
         rt: &TokenStream,
     ) -> TokenStream {
+        let p = &self.private;
         let slot = self.slot(pred.slot);
         let name = pred.name();
         let test = respan(
-            quote!(#rt.decide(#name, #value_ref, &#slot)),
+            quote!(#p::decide(#rt, #name, #value_ref, &#slot)),
             pred.expr.span(),
         );
         quote!(#test?)
@@ -250,7 +251,7 @@ impl Emit<'_> {
         let name = &inner.name;
         let variant = format_ident!("{}", inner.name);
         quote! {{
-            let (mut __v, mut #i) = match __memo.take(#name, &[#(#path),*]) {
+            let (mut __v, mut #i) = match #p::memo_take(&__memo, #name, &[#(#path),*]) {
                 ::core::option::Option::Some(__Point::#variant { iteration, value }) => {
                     (value, iteration)
                 }
@@ -262,8 +263,9 @@ impl Emit<'_> {
                 }
                 __v = #next;
                 #i += 1;
-                if #rt.is_durable() {
-                    #rt.inner_reached(
+                if #p::is_durable(#rt) {
+                    #p::inner_reached(
+                        #rt,
                         #name,
                         &[#(#path),*],
                         ::core::option::Option::Some(#i),
@@ -304,12 +306,13 @@ impl Emit<'_> {
         let name = &inner.name;
         let variant = format_ident!("{}", inner.name);
         quote! {
-            match __memo.take(#name, &[#(#path),*]) {
+            match #p::memo_take(&__memo, #name, &[#(#path),*]) {
                 ::core::option::Option::Some(__Point::#variant(__v)) => __v,
                 _ => {
                     let __v = #expr;
-                    if #rt.is_durable() {
-                        #rt.inner_reached(
+                    if #p::is_durable(#rt) {
+                        #p::inner_reached(
+                            #rt,
                             #name,
                             &[#(#path),*],
                             ::core::option::Option::None,
