@@ -45,6 +45,10 @@ pub struct FlowInfo {
     pub shape: &'static str,
     /// The resumable points of the generated state, in order.
     pub points: &'static [&'static str],
+    /// The flow's structure as data, as the macro knows it (see [`graph`](crate::graph));
+    /// [`Flow::graph`] adds what only the step values know (run-time names, policies, nested
+    /// flows).
+    pub graph: &'static crate::graph::FlowGraph,
 }
 
 /// The future a generated driver returns.
@@ -119,7 +123,7 @@ type Signature<I, O, N, P> = fn(I, P) -> (O, N);
 pub struct Flow<T, I, O, N, P, F> {
     /// The steps, the driver, and the input as JSON for `flow_started` (when value capture is on
     /// and the input is `Serialize`).
-    pub(crate) inner: Arc<(T, F, InputJson<I>)>,
+    pub(crate) inner: Arc<(T, F, InputJson<I>, Describe<T>)>,
     pub(crate) info: &'static FlowInfo,
     /// Shared: a flow is cloned into every task that runs it, so it stays three words.
     config: Arc<FlowConfig>,
@@ -129,6 +133,10 @@ pub struct Flow<T, I, O, N, P, F> {
 /// The flow's input as JSON, when its type is `Serialize` (chosen by `flow!` where the type is
 /// known).
 type InputJson<I> = fn(&I) -> Option<serde_json::Value>;
+
+/// What the steps of a flow say of themselves at run time, in order of appearance (names,
+/// policies, nested graphs), for [`Flow::graph`].
+pub(crate) type Describe<T> = fn(&T) -> Vec<crate::graph::StepFacts>;
 
 /// A flow's settings (see the builder methods of [`Flow`]).
 #[derive(Clone)]
@@ -178,6 +186,7 @@ where
         steps: T,
         driver: F,
         input_json: InputJson<I>,
+        describe: Describe<T>,
     ) -> Self
     where
         // Stated as an `Fn` bound (not only through `Driver`) so that the compiler deduces the
@@ -185,7 +194,7 @@ where
         F: for<'a> Fn(&'a T, &'a Rt, Feed<'a, I>, Resume<P>) -> DriverFuture<'a, O>,
     {
         Flow {
-            inner: Arc::new((steps, driver, input_json)),
+            inner: Arc::new((steps, driver, input_json, describe)),
             info,
             config: Arc::new(FlowConfig {
                 defaults,
@@ -200,6 +209,24 @@ where
     /// Static facts about this flow (name, fingerprint, shape).
     pub fn info(&self) -> &'static FlowInfo {
         self.info
+    }
+
+    /// The flow's structure as data: [`FlowInfo::graph`] with what only the step values know
+    /// filled in (names of steps given as values, retry and timeout options, the graphs of
+    /// nested flows in [`FlowGraph::flows`](crate::graph::FlowGraph::flows)).
+    ///
+    /// ```
+    /// use orchflow::graph::NodeKind;
+    /// use orchflow::{flow, step};
+    /// #[step(retry = 2)] async fn a(x: u8) -> u8 { x }
+    /// let inner = flow! { #[flow(name = "inner")] a };
+    /// let g = flow! { a => (inner) }.graph();
+    /// assert!(matches!(g.nodes[0].kind, NodeKind::Step { retry: Some(2), .. }));
+    /// assert!(matches!(&g.nodes[1].kind, NodeKind::Step { flow: Some(r), .. } if r.name == "inner"));
+    /// assert_eq!(g.flows[0].name, "inner");
+    /// ```
+    pub fn graph(&self) -> crate::graph::FlowGraph {
+        self.info.graph.with_facts((self.inner.3)(&self.inner.0))
     }
 
     /// The flow's name.
@@ -380,7 +407,7 @@ where
         }
         async move {
             let span = tracing::info_span!("flow", flow = self.info.name, run_id = %run_id);
-            let (steps, driver, _) = &*self.inner;
+            let (steps, driver, ..) = &*self.inner;
             let outcome = {
                 let mut driving = pin!(
                     driver
@@ -518,6 +545,10 @@ where
         false
     }
 
+    fn graph(&self) -> Option<crate::graph::FlowGraph> {
+        Some(Flow::graph(self))
+    }
+
     fn capture_input(&self, input: &I) -> Option<serde_json::Value> {
         (self.inner.2)(input)
     }
@@ -552,7 +583,7 @@ where
                 source: StepError::Panicked("a nested flow's context is not a run's".into()),
             });
         };
-        let (steps, driver, _) = &*self.inner;
+        let (steps, driver, ..) = &*self.inner;
         // Its questions stand under its name.
         let seg = crate::site::Seg::Flow(ctx.step);
         crate::site::scoped(seg, driver.drive(steps, &rt, input, Resume::fresh()))

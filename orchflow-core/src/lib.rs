@@ -34,6 +34,7 @@ mod durable;
 mod error;
 mod event;
 mod flow;
+pub mod graph;
 pub mod human;
 mod json;
 mod policy;

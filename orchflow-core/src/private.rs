@@ -28,15 +28,18 @@ pub use crate::context::StepContext;
 pub use crate::durable::Checkpointable;
 pub use crate::durable::replay::{Memo, Resume};
 pub use crate::flow::{DriverFuture, Flow, FlowInfo};
+pub use crate::graph::{Edge, EdgeKind, FlowGraph, Node, NodeKind, StepFacts};
 pub use crate::policy::{FlowDefaults, RetryPolicy, StepPolicy};
 pub use crate::run::{Halt, Rt};
 pub use crate::step::bounds::{AnyState, Fallible, Meet, NeedsState, StateReq};
 pub use crate::step::{Feed, Predicate, StepCall, StepDef, ValueOnly, WithContext};
 pub use serde;
 pub use serde_json::Value;
+pub use std::borrow::Cow;
 pub use std::convert::Infallible;
 pub use std::option::Option::Some;
 pub use std::time::Duration;
+pub use std::vec::Vec;
 pub use tokio::try_join;
 
 // ---------------------------------------------------------------------------------------------
@@ -460,6 +463,7 @@ pub fn new_flow<T, I, O, N, P, F>(
     steps: T,
     driver: F,
     input_json: fn(&I) -> Option<Value>,
+    describe: fn(&T) -> Vec<StepFacts>,
 ) -> Flow<T, I, O, N, P, F>
 where
     T: Send + Sync + 'static,
@@ -473,7 +477,105 @@ where
         + Sync
         + 'static,
 {
-    Flow::new(info, defaults, needs, steps, driver, input_json)
+    Flow::new(info, defaults, needs, steps, driver, input_json, describe)
+}
+
+/// A node of a flow's static graph.
+pub const fn node(
+    id: &'static str,
+    parent: Option<&'static str>,
+    label: &'static str,
+    kind: NodeKind,
+) -> Node {
+    Node {
+        id: Cow::Borrowed(id),
+        parent: match parent {
+            Some(p) => Some(Cow::Borrowed(p)),
+            None => None,
+        },
+        label: Cow::Borrowed(label),
+        kind,
+    }
+}
+
+/// A step node's kind, before `Flow::graph` fills in what the step value knows.
+pub const fn step_node(name: &'static str, by_path: bool) -> NodeKind {
+    NodeKind::Step {
+        name: Cow::Borrowed(name),
+        by_path,
+        retry: None,
+        timeout_ms: None,
+        flow: None,
+    }
+}
+
+/// An `if` node's kind.
+pub const fn if_node(predicate: &'static str) -> NodeKind {
+    NodeKind::If {
+        predicate: Cow::Borrowed(predicate),
+    }
+}
+
+/// A loop node's kind.
+pub const fn loop_node(max: Option<u32>, until: Option<&'static str>) -> NodeKind {
+    NodeKind::Loop {
+        max,
+        until: match until {
+            Some(u) => Some(Cow::Borrowed(u)),
+            None => None,
+        },
+    }
+}
+
+/// An edge of a flow's static graph: a sequence, or (`repeat`) a loop's way back.
+pub const fn edge(from: &'static str, to: &'static str, repeat: bool) -> Edge {
+    Edge {
+        from: Cow::Borrowed(from),
+        to: Cow::Borrowed(to),
+        kind: if repeat {
+            EdgeKind::Repeat
+        } else {
+            EdgeKind::Sequence
+        },
+    }
+}
+
+/// A flow's static graph.
+pub const fn graph(
+    name: &'static str,
+    fingerprint: u64,
+    nodes: &'static [Node],
+    edges: &'static [Edge],
+) -> FlowGraph {
+    FlowGraph {
+        name: Cow::Borrowed(name),
+        fingerprint,
+        nodes: Cow::Borrowed(nodes),
+        edges: Cow::Borrowed(edges),
+        flows: Vec::new(),
+    }
+}
+
+/// What a step value says of itself for [`Flow::graph`].
+pub fn step_facts<St: StepDef>(step: &St) -> StepFacts {
+    let policy = step.policy();
+    StepFacts {
+        name: step.name(),
+        retry: policy.retry.map(|r| r.retries),
+        timeout_ms: policy
+            .timeout
+            .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+        flow: step.graph(),
+    }
+}
+
+/// The name of a step given by path when the compiler knows it, else `source` (its path as
+/// written), for the static graph.
+pub const fn static_name<St: StepDef>(_: &St, source: &'static str) -> &'static str {
+    match St::STATIC_NAME {
+        Some(name) => name,
+        None => source,
+    }
 }
 
 /// Boxes a generated driver's body; the bound tells the compiler the body's output type, which
@@ -499,14 +601,16 @@ pub fn memo_take<P>(memo: &Memo<P>, name: &str, path: &[u32]) -> Option<P> {
     memo.take(name, path)
 }
 
-/// Runs a step with its retry policy.
+/// Runs a step with its retry policy; `node` is its id in the flow's graph, for its traces and
+/// events.
 #[inline(always)]
 pub fn step<'a, St: StepCall>(
     rt: &'a Rt,
     step: &'a St,
     input: Feed<'a, St::Input>,
+    node: &'static str,
 ) -> impl Future<Output = Result<St::Output, Halt>> + 'a {
-    rt.step(step, input)
+    rt.step(step, node, input)
 }
 
 /// A handle for the branches of a new parallel group.

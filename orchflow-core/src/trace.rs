@@ -52,6 +52,10 @@ pub enum AttemptOutcome {
 pub struct StepTrace {
     /// The step's name.
     pub step: Cow<'static, str>,
+    /// The step's node in its flow's [graph](crate::graph) (for a step of a nested flow, in
+    /// the nested flow's graph): where the attempt is placed when the flow is drawn.
+    #[serde(default)]
+    pub node: Cow<'static, str>,
     /// The enclosing step when this step ran inside a nested flow.
     #[serde(default)]
     pub parent: Option<Cow<'static, str>>,
@@ -232,6 +236,8 @@ impl Serialize for Traces {
 /// Turned into [`StepTrace`]s when the run ends or a checkpoint is saved.
 pub(crate) struct RawTrace {
     pub(crate) step: &'static str,
+    /// The step's node in its flow's graph.
+    pub(crate) node: &'static str,
     pub(crate) parent: Option<&'static str>,
     pub(crate) attempt: u32,
     pub(crate) group: Option<u32>,
@@ -262,6 +268,7 @@ impl RawTrace {
         };
         StepTrace {
             step: Cow::Borrowed(self.step),
+            node: Cow::Borrowed(self.node),
             parent: self.parent.map(Cow::Borrowed),
             attempt: self.attempt,
             session,

@@ -47,6 +47,7 @@ use std::time::Duration;
 #[derive(Clone, PartialEq)]
 pub struct StepEvent {
     step: &'static str,
+    node: &'static str,
     parent: Option<&'static str>,
     /// The attempt (low half) and the parallel group (high half; groups are numbered from 1,
     /// so 0 is none).
@@ -72,6 +73,7 @@ impl StepEvent {
     #[inline]
     pub(crate) fn new(
         step: &'static str,
+        node: &'static str,
         parent: Option<&'static str>,
         group: Option<u32>,
         attempt: u32,
@@ -80,6 +82,7 @@ impl StepEvent {
     ) -> Self {
         StepEvent {
             step,
+            node,
             parent,
             ids: u64::from(attempt) | (u64::from(group.unwrap_or(0)) << 32),
             at_ns,
@@ -123,6 +126,12 @@ impl StepEvent {
     /// The step's name.
     pub fn step(&self) -> &'static str {
         self.step
+    }
+
+    /// The step's node in its flow's [graph](crate::graph) (for a step of a nested flow, in
+    /// the nested flow's graph).
+    pub fn node(&self) -> &'static str {
+        self.node
     }
 
     /// The enclosing step when the step runs inside a nested flow.
@@ -180,6 +189,7 @@ impl std::fmt::Debug for StepEvent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StepEvent")
             .field("step", &self.step)
+            .field("node", &self.node)
             .field("parent", &self.parent)
             .field("attempt", &self.attempt())
             .field("parallel_group_id", &self.parallel_group_id())
@@ -374,7 +384,7 @@ impl<O, S> Event<O, S> {
 ///
 /// * `flow_started`: `run_id`, `flow`, `input`;
 /// * the step kinds (`step_started`, `step_completed`, `step_failed`, `retry_scheduled`):
-///   `step`, `parent`, `attempt`, `parallel_group_id`, `elapsed` (seconds since the session
+///   `step`, `node`, `parent`, `attempt`, `parallel_group_id`, `elapsed` (seconds since the session
 ///   started), `duration` (seconds), `output`, `error`, `will_retry`, `delay` (seconds);
 /// * `checkpoint_saved`, `checkpoint_loaded`: `point`, `branch`, `elapsed`;
 /// * `input_requested`, `input_received`: `step`, `question`, `text`, `elapsed`;
@@ -415,6 +425,7 @@ impl<O: serde::Serialize, S> serde::Serialize for Event<O, S> {
             | Event::StepFailed(e)
             | Event::RetryScheduled(e) => {
                 m.serialize_entry("step", e.step())?;
+                m.serialize_entry("node", e.node())?;
                 m.serialize_entry("parent", &e.parent())?;
                 m.serialize_entry("attempt", &e.attempt())?;
                 m.serialize_entry("parallel_group_id", &e.parallel_group_id())?;
@@ -450,7 +461,7 @@ mod tests {
 
     #[test]
     fn step_events_pack_attempts_groups_and_durations() {
-        let started = StepEvent::new("s", Some("outer"), Some(u32::MAX), u32::MAX, 7, None);
+        let started = StepEvent::new("s", "0", Some("outer"), Some(u32::MAX), u32::MAX, 7, None);
         assert_eq!((started.step(), started.parent()), ("s", Some("outer")));
         assert_eq!(started.attempt(), u32::MAX);
         assert_eq!(started.parallel_group_id(), Some(u32::MAX));
@@ -461,10 +472,10 @@ mod tests {
             (None, false, None)
         );
 
-        let done = StepEvent::new("s", None, None, 1, 9, Some(0));
+        let done = StepEvent::new("s", "0", None, None, 1, 9, Some(0));
         assert_eq!((done.attempt(), done.parallel_group_id()), (1, None));
         assert_eq!(done.duration(), Some(Duration::ZERO));
-        let longest = StepEvent::new("s", None, None, 1, 9, Some(u64::MAX));
+        let longest = StepEvent::new("s", "0", None, None, 1, 9, Some(u64::MAX));
         assert!(longest.duration().is_some());
 
         let failed = done.clone().with_detail(Some("boom".into()), true, None);
@@ -476,7 +487,7 @@ mod tests {
 
     #[test]
     fn step_events_debug_as_their_fields() {
-        let e = StepEvent::new("s", None, Some(2), 1, 0, Some(5)).with_detail(
+        let e = StepEvent::new("s", "0", None, Some(2), 1, 0, Some(5)).with_detail(
             Some("boom".into()),
             false,
             None,
@@ -495,8 +506,9 @@ mod tests {
     }
 
     #[test]
-    fn events_are_no_larger_than_nine_words() {
-        assert_eq!(std::mem::size_of::<StepEvent>(), 64);
-        assert!(std::mem::size_of::<Event<String, ()>>() <= 72);
+    fn events_are_no_larger_than_eleven_words() {
+        // Nine words before node ids; the node id (a `&'static str`) adds two.
+        assert_eq!(std::mem::size_of::<StepEvent>(), 80);
+        assert!(std::mem::size_of::<Event<String, ()>>() <= 88);
     }
 }

@@ -112,6 +112,7 @@ pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> String {
 struct CancelGuard<'a> {
     rt: &'a Rt,
     step: &'static str,
+    node: &'static str,
     attempt: u32,
     /// Nanoseconds from the run's start to the attempt's.
     started: Option<u64>,
@@ -136,6 +137,7 @@ impl CancelGuard<'_> {
         let core = &*self.rt.core;
         core.push_trace(RawTrace {
             step: self.step,
+            node: self.node,
             parent: self.rt.parent,
             attempt: self.attempt,
             group: self.rt.group,
@@ -200,10 +202,13 @@ impl Rt {
     /// two clock reads when traces or events are on and none otherwise, spans only when a
     /// subscriber wants them. Like [`step`](Self::step), an `async` block rather than an
     /// `async fn`, so the future holds its arguments once.
-    #[allow(clippy::manual_async_fn)]
+    // Plain arguments rather than a struct: the future holds each once, and the node id is a
+    // pointer and a length copied into the trace.
+    #[allow(clippy::manual_async_fn, clippy::too_many_arguments)]
     pub(crate) fn attempt<'a, St: StepCall>(
         &'a self,
         step: &'a St,
+        node: &'static str,
         input: Feed<'a, St::Input>,
         n: u32,
         max: u32,
@@ -220,7 +225,7 @@ impl Rt {
                 None
             };
             if let Some(at) = started {
-                core.emit(|| RunEvent::StepStarted(self.step_event(name, n, at, None)));
+                core.emit(|| RunEvent::StepStarted(self.step_event(name, node, n, at, None)));
             }
             // Boxed: held across the step's await, and rarely set.
             let captured_input = if core.capture {
@@ -234,6 +239,7 @@ impl Rt {
             let mut guard = CancelGuard {
                 rt: self,
                 step: name,
+                node,
                 attempt: n,
                 started,
                 armed: core.traces_on,
@@ -291,6 +297,7 @@ impl Rt {
             };
             let trace = || RawTrace {
                 step: name,
+                node,
                 parent: self.parent,
                 attempt: n,
                 group: self.group,
@@ -303,7 +310,7 @@ impl Rt {
                 Ok(_) => core.attempt_ended(
                     true,
                     || {
-                        let e = self.step_event(name, n, ended, Some(took));
+                        let e = self.step_event(name, node, n, ended, Some(took));
                         RunEvent::StepCompleted(match event_output {
                             Some(output) => e.with_output(output),
                             None => e,
@@ -323,7 +330,7 @@ impl Rt {
                     let has_event = failed.is_some();
                     let event = || {
                         let (error, will_retry) = failed.unwrap_or_default();
-                        let e = self.step_event(name, n, ended, Some(took));
+                        let e = self.step_event(name, node, n, ended, Some(took));
                         RunEvent::StepFailed(e.with_detail(Some(error), will_retry, None))
                     };
                     core.attempt_ended(has_event, event, trace);

@@ -331,15 +331,21 @@ impl Rt {
     pub(crate) fn step_event(
         &self,
         step: &'static str,
+        node: &'static str,
         attempt: u32,
         at_ns: u64,
         took_ns: Option<u64>,
     ) -> StepEvent {
-        StepEvent::new(step, self.parent, self.group, attempt, at_ns, took_ns)
+        StepEvent::new(step, node, self.parent, self.group, attempt, at_ns, took_ns)
     }
 
     /// Evaluates an `if` or `until` predicate, containing a panic as a flow failure.
-    pub(crate) fn decide<T, M, P>(&self, which: &'static str, value: &T, pred: &P) -> Result<bool, Halt>
+    pub(crate) fn decide<T, M, P>(
+        &self,
+        which: &'static str,
+        value: &T,
+        pred: &P,
+    ) -> Result<bool, Halt>
     where
         P: Predicate<T, M>,
     {

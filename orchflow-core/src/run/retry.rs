@@ -24,6 +24,7 @@ impl Rt {
     pub(crate) fn step<'a, St: StepCall>(
         &'a self,
         step: &'a St,
+        node: &'static str,
         input: Feed<'a, St::Input>,
     ) -> impl Future<Output = Result<St::Output, Halt>> + 'a {
         let (retry, timeout) = self.policy_of(step);
@@ -54,13 +55,13 @@ impl Rt {
             let mut n = 1u32;
             loop {
                 if n >= max {
-                    return match self.attempt(step, input, n, max, timeout, span).await {
+                    return match self.attempt(step, node, input, n, max, timeout, span).await {
                         Ok(v) => Ok(v),
                         Err(f) => Err(self.given_up(step, n, f)),
                     };
                 }
                 let f = match self
-                    .attempt(step, input.reborrow(), n, max, timeout, span)
+                    .attempt(step, node, input.reborrow(), n, max, timeout, span)
                     .await
                 {
                     Ok(v) => return Ok(v),
@@ -74,7 +75,7 @@ impl Rt {
                 // The error that caused the retry, for its event (only when somebody listens).
                 let cause = self.core.events.is_some().then(|| f.message());
                 drop(f);
-                Box::pin(self.before_retry(step, n, cause)).await;
+                Box::pin(self.before_retry(step, node, n, cause)).await;
                 n += 1;
             }
         }
@@ -111,14 +112,20 @@ impl Rt {
     }
 
     /// Announces and waits out the delay before attempt `n + 1`.
-    async fn before_retry<St: StepDef>(&self, step: &St, n: u32, cause: Option<String>) {
+    async fn before_retry<St: StepDef>(
+        &self,
+        step: &St,
+        node: &'static str,
+        n: u32,
+        cause: Option<String>,
+    ) {
         let name = step.name();
         let (retry, _) = self.policy_of(step);
         let delay = retry.jittered_delay_before(n);
         tracing::debug!(step = name, attempt = n, ?delay, "retry scheduled");
         self.core.emit(|| {
             RunEvent::RetryScheduled(
-                self.step_event(name, n + 1, self.core.now_ns(), None)
+                self.step_event(name, node, n + 1, self.core.now_ns(), None)
                     .with_detail(cause, false, Some(delay)),
             )
         });

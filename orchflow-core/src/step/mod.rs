@@ -129,6 +129,13 @@ pub trait StepDef: Send + Sync + 'static {
         None
     }
 
+    /// The structure of the flow this step runs, for a step that is a flow (nested flows
+    /// appear in their parent's [`FlowGraph::flows`](crate::graph::FlowGraph::flows)).
+    #[doc(hidden)]
+    fn graph(&self) -> Option<crate::graph::FlowGraph> {
+        None
+    }
+
     /// The step's own policy; `None` fields defer to the flow's defaults.
     fn policy(&self) -> StepPolicy<Self::Error> {
         StepPolicy::INHERIT

@@ -46,6 +46,11 @@ impl Pos {
         self.child(index)
     }
 
+    /// The indices from the root: item, pipeline, item, ….
+    pub(crate) fn segments(&self) -> &[usize] {
+        &self.0
+    }
+
     fn child(&self, index: usize) -> Pos {
         let mut path = self.0.clone();
         path.push(index);

@@ -22,6 +22,11 @@ impl Emit<'_> {
         let point_items = &points.items;
         let infer = points.generics.iter().map(|_| quote!(_));
         let info = self.info();
+        let mut facts = Vec::new();
+        for_each_step(&self.flow.pipeline, &mut |s: &StepRef| {
+            let slot = self.slot(s.slot);
+            facts.push(quote!(#p::step_facts(&#slot)));
+        });
         let defaults = self.defaults();
         let memo = if self.plan.inner.is_empty() {
             quote!(let (__resumed, _) = #p::resume_parts(__resume);)
@@ -76,6 +81,7 @@ impl Emit<'_> {
                 },
                 // After the driver, whose body fixes the input's type: `to_json!` needs it known.
                 |__i| #p::to_json!(__i),
+                |__steps| #p::Vec::from([#(#facts),*]),
             );
             __flow
         }}
@@ -164,12 +170,15 @@ impl Emit<'_> {
         let shape = shape(&self.flow.pipeline);
         let fingerprint = fingerprint(&name, &shape);
         let all_points = self.plan.names();
+        let graph = self.graph(&name, fingerprint);
         quote! {
+            #graph
             static __INFO: #p::FlowInfo = #p::FlowInfo {
                 name: #name,
                 fingerprint: #fingerprint,
                 shape: #shape,
                 points: &[#(#all_points),*],
+                graph: &__GRAPH,
             };
         }
     }

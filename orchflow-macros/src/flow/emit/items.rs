@@ -117,7 +117,7 @@ impl Emit<'_> {
         scope: Scope<'_>,
     ) -> TokenStream {
         match item {
-            Item::Step(s) => self.step(s, &src, from, scope.rt),
+            Item::Step(s) => self.step(s, pos, &src, from, scope.rt),
             Item::Group(g) => self.group(g, pos, &src, from, scope, None),
             Item::If(x) => self.if_item(x, pos, &src, from, scope),
             Item::Loop(l) => self.loop_item(l, pos, &src, scope),
@@ -127,6 +127,7 @@ impl Emit<'_> {
     fn step(
         &self,
         s: &StepRef,
+        pos: &Pos,
         src: &Src,
         from: Option<&TokenStream>,
         rt: &TokenStream,
@@ -138,7 +139,8 @@ impl Emit<'_> {
             Some(from) => respan(quote!(#p::handoff(#from, &#slot, #feed)), s.span),
             None => feed,
         };
-        let call = respan(quote!(#p::step(#rt, &#slot, #input)), s.span);
+        let node = super::graph::node_id(&self.flow.pipeline, pos);
+        let call = respan(quote!(#p::step(#rt, &#slot, #input, #node)), s.span);
         quote_spanned!(at(s.span)=> #call.await?)
     }
 

@@ -3,6 +3,7 @@
 //! * [`driver`]: the flow value, its `FlowInfo`, and the driver that walks the top-level points;
 //! * [`items`]: the code of each item, an expression of its output;
 //! * [`group`]: parallel groups, at the top level (saving each finished branch) or nested;
+//! * [`graph`]: the flow's graph as data (`FlowInfo::graph`) and each step's node id;
 //! * [`point`]: the `__Point` enum of the plan's points and its checkpoint (JSON) form.
 //!
 //! Every call into the runtime goes through `__private` (see
@@ -10,6 +11,7 @@
 //! the user's token it is about, so that the compiler's errors point there.
 
 mod driver;
+mod graph;
 mod group;
 mod items;
 mod point;
