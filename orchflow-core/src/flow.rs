@@ -22,7 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
-/// Static facts about a flow, computed by `flow!` at compile time.
+/// Static facts about a flow, computed by `flow!` at compile time: its name, fingerprint,
+/// shape, resumable points and [graph](crate::graph).
 ///
 /// ```
 /// use orchflow::{flow, step};
@@ -32,6 +33,7 @@ use tracing::Instrument;
 /// let info = f.info();
 /// assert_eq!((info.name, info.shape), ("ab", "a => [b, b]"));
 /// assert_eq!(info.points, ["AfterA", "InGroup2", "AfterGroup2"]);
+/// assert_eq!(info.graph.node("1/1/0").map(|n| n.label.as_ref()), Some("b"));
 /// let g = flow! { #[flow(name = "ab")] a => [b, a] };
 /// assert_ne!(info.fingerprint, g.info().fingerprint);
 /// ```
