@@ -177,3 +177,68 @@ impl Emit<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::node_id;
+    use crate::flow::check::{Checked, check};
+    use crate::flow::plan::{Plan, Pos};
+    use crate::flow::tree::{Item, Pipeline};
+    use quote::quote;
+
+    /// The node id of every step, in order of appearance.
+    fn step_ids(root: &Pipeline, pl: &Pipeline, pos: &Pos, out: &mut Vec<String>) {
+        for (i, item) in pl.items().enumerate() {
+            let at = pos.item(i);
+            match item {
+                Item::Step(_) => out.push(node_id(root, &at)),
+                Item::Group(g) => {
+                    for (b, branch) in g.branches.iter().enumerate() {
+                        step_ids(root, branch, &at.branch(b), out);
+                    }
+                }
+                Item::If(x) => {
+                    step_ids(root, &x.then, &at.then_arm(), out);
+                    if let Some(o) = &x.otherwise {
+                        step_ids(root, o, &at.else_arm(), out);
+                    }
+                }
+                Item::Loop(l) => step_ids(root, &l.body, &at.body(), out),
+            }
+        }
+    }
+
+    #[test]
+    fn step_calls_and_the_static_graph_share_node_ids() {
+        let input = quote!(a => [b, loop(max = 2) { c => d }] => if p { e } else { f => [g, h] });
+        let Ok(input) = syn::parse2(input) else {
+            panic!("the flow parses")
+        };
+        let Checked::Valid(flow) = check(input) else {
+            panic!("the flow is valid")
+        };
+        let mut ids = Vec::new();
+        step_ids(&flow.pipeline, &flow.pipeline, &Pos::root(), &mut ids);
+        assert_eq!(
+            ids,
+            [
+                "0",
+                "1/0/0",
+                "1/1/0/body/0",
+                "1/1/0/body/1",
+                "2/then/0",
+                "2/else/0",
+                "2/else/1/0/0",
+                "2/else/1/1/0"
+            ]
+        );
+        let expansion = super::super::flow(&flow, &Plan::new(&flow)).to_string();
+        for id in &ids {
+            // A node of the static graph, and the step's call.
+            let node = format!("node (\"{id}\" ,");
+            let call = format!(", \"{id}\") . await");
+            assert_eq!(expansion.matches(&node).count(), 1, "{id}: {expansion}");
+            assert_eq!(expansion.matches(&call).count(), 1, "{id}: {expansion}");
+        }
+    }
+}
