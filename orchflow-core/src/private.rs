@@ -109,6 +109,96 @@ where
     V::pass(feed)
 }
 
+/// The output type of a `map` over items producing `O`, for messages.
+#[inline(always)]
+pub fn vec_of<O>(_: PhantomData<O>) -> PhantomData<Vec<O>> {
+    PhantomData
+}
+
+/// What a `map` runs over must be a collection.
+#[diagnostic::on_unimplemented(
+    message = "`map({To})` needs a collection to run over, found `{Self}`",
+    label = "`map` runs its step once per item of this value, which is not iterable",
+    note = "the value entering `map(…)` must implement `IntoIterator` (a `Vec`, a slice, …)"
+)]
+pub trait Collection<To>: Sized {
+    /// The items.
+    type Item;
+    /// The iterator over them.
+    type Iter: Iterator<Item = Self::Item>;
+    /// Iterates over the items.
+    fn items(self) -> Self::Iter;
+}
+#[diagnostic::do_not_recommend]
+impl<C: IntoIterator, To> Collection<To> for C {
+    type Item = C::Item;
+    type Iter = C::IntoIter;
+    #[inline(always)]
+    fn items(self) -> C::IntoIter {
+        self.into_iter()
+    }
+}
+
+/// An item of what a `map` runs over must be what its first step takes.
+#[diagnostic::on_unimplemented(
+    message = "`map({To})` needs a collection of `{T}`, found a collection of `{Self}`",
+    label = "`{To}` takes `{T}`, but the items are `{Self}`",
+    note = "`map(step, limit = N)` runs `step` once per item: its first parameter must be the item type `T` (or `&T`)"
+)]
+pub trait MapItem<T, To>: Sized {
+    /// The identity.
+    fn item(self) -> T;
+}
+impl<T, To> MapItem<T, To> for T {
+    #[inline(always)]
+    fn item(self) -> T {
+        self
+    }
+}
+
+/// An item of a borrowed collection a `map` runs over must be a reference to what its first
+/// step takes.
+#[diagnostic::on_unimplemented(
+    message = "`map({To})` needs a collection of `{T}`, found a collection of `{Self}`",
+    label = "`{To}` takes `{T}`, but the items are `{Self}`",
+    note = "`map(step, limit = N)` runs `step` once per item: its first parameter must be the item type `T` (or `&T`)"
+)]
+pub trait MapRef<'a, T, To>: Sized {
+    /// The identity.
+    fn item_ref(self) -> &'a T;
+}
+impl<'a, T, To> MapRef<'a, T, To> for &'a T {
+    #[inline(always)]
+    fn item_ref(self) -> &'a T {
+        self
+    }
+}
+
+/// The items of an owned collection, checked to be what step `to` takes, each given away.
+#[inline(always)]
+pub fn map_owned<'a, C, To>(_to: &To, c: C) -> impl Iterator<Item = Feed<'a, To::Input>> + 'a
+where
+    To: StepDef,
+    C: Collection<To>,
+    C::Iter: 'a,
+    C::Item: MapItem<To::Input, To>,
+{
+    c.items().map(|i| Feed::Owned(i.item()))
+}
+
+/// The items of a borrowed collection, checked to be what step `to` takes, each lent.
+#[inline(always)]
+pub fn map_borrowed<'a, C, To>(_to: &To, c: &'a C) -> impl Iterator<Item = Feed<'a, To::Input>> + 'a
+where
+    To: StepDef,
+    To::Input: 'a,
+    &'a C: Collection<To>,
+    <&'a C as Collection<To>>::Iter: 'a,
+    <&'a C as Collection<To>>::Item: MapRef<'a, To::Input, To>,
+{
+    c.items().map(|i| Feed::Borrowed(i.item_ref()))
+}
+
 /// The two arms of an `if` must produce one type.
 #[diagnostic::on_unimplemented(
     message = "the arms of this `if` produce different types: `{Then}` gives `{T}`, `{Else}` gives `{Self}`",
@@ -605,6 +695,67 @@ where
         Err(halt) if halt.is_suspension() => Ok(Err(halt)),
         Err(halt) => Err(halt),
     }
+}
+
+/// Runs `item` on each of `items`, at most `limit` at a time, each with its own handle (`map`
+/// shares the group of `rt`, from [`group`], and gives each item its index); the outputs in
+/// input order. The first failure cancels the items in flight (dropped, they record cancelled
+/// traces); an item that suspends on a question lets the others run on, and the map then
+/// suspends with every question asked.
+///
+/// `FuturesUnordered` holds the items in flight: each is polled only when woken, so a map of
+/// thousands of items costs the same per item as one of ten.
+pub async fn map<'a, T, O, I, F, Fut>(
+    rt: &'a Rt,
+    limit: u32,
+    items: I,
+    mut item: F,
+) -> Result<Vec<O>, Halt>
+where
+    I: Iterator<Item = T>,
+    F: FnMut(Rt, u32, T) -> Fut,
+    Fut: Future<Output = Result<O, Halt>>,
+{
+    use futures_util::StreamExt as _;
+    let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+    let mut items = items.enumerate();
+    let mut out: Vec<Option<O>> = Vec::with_capacity(items.size_hint().0);
+    let mut running = futures_util::stream::FuturesUnordered::new();
+    let mut suspended = Vec::new();
+    loop {
+        while running.len() < limit {
+            let Some((i, value)) = items.next() else {
+                break;
+            };
+            let Some(index) = u32::try_from(i).ok().filter(|i| *i != u32::MAX) else {
+                return Err(Halt::new(crate::error::FlowError::Step {
+                    step: "map".into(),
+                    attempts: 0,
+                    source: crate::error::StepError::Failed(
+                        "a map runs over at most u32::MAX - 1 items".into(),
+                    ),
+                }));
+            };
+            out.push(None);
+            let fut = item(rt.for_item(index), index, value);
+            running.push(async move { (i, branch(index, fut).await) });
+        }
+        match running.next().await {
+            None => break,
+            Some((i, Ok(Ok(v)))) => {
+                if let Some(slot) = out.get_mut(i) {
+                    *slot = Some(v);
+                }
+            }
+            Some((_, Ok(Err(suspension)))) => suspended.push(suspension),
+            // Returning drops `running`: the items in flight are cancelled.
+            Some((_, Err(halt))) => return Err(halt),
+        }
+    }
+    if !suspended.is_empty() {
+        return Err(Halt::suspended(suspended));
+    }
+    Ok(out.into_iter().flatten().collect())
 }
 
 /// The outcomes of a parallel group's branches (each from [`branch`]): their values, or one

@@ -268,6 +268,8 @@ pub struct Rt {
     pub(crate) state: Arc<dyn Any + Send + Sync>,
     pub(crate) parent: Option<&'static str>,
     pub(crate) group: Option<u32>,
+    /// The item of a `map` this handle runs (its index in the map's input).
+    pub(crate) item: Option<u32>,
     pub(crate) defaults: FlowDefaults,
     /// The context handed to steps that take none (`StepDef::uses_context` is false): built once
     /// per handle, so those steps cost no reference counting per attempt.
@@ -294,6 +296,7 @@ impl Rt {
             state,
             parent,
             group,
+            item: None,
             defaults,
             idle,
         }
@@ -326,7 +329,20 @@ impl Rt {
         )
     }
 
-    /// A step event of this handle's parent and group.
+    /// A handle for item `index` of a `map` run by this (the map's group) handle.
+    pub(crate) fn for_item(&self, index: u32) -> Rt {
+        let mut rt = Rt::with(
+            Arc::clone(&self.core),
+            Arc::clone(&self.state),
+            self.parent,
+            self.group,
+            self.defaults,
+        );
+        rt.item = Some(index);
+        rt
+    }
+
+    /// A step event of this handle's parent, group and item.
     #[inline]
     pub(crate) fn step_event(
         &self,
@@ -335,7 +351,15 @@ impl Rt {
         at_ns: u64,
         took_ns: Option<u64>,
     ) -> StepEvent {
-        StepEvent::new(step, self.parent, self.group, attempt, at_ns, took_ns)
+        StepEvent::new(
+            step,
+            self.parent,
+            self.group,
+            self.item,
+            attempt,
+            at_ns,
+            took_ns,
+        )
     }
 
     /// Evaluates an `if` or `until` predicate, containing a panic as a flow failure.
