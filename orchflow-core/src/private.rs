@@ -115,88 +115,70 @@ pub fn vec_of<O>(_: PhantomData<O>) -> PhantomData<Vec<O>> {
     PhantomData
 }
 
-/// What a `map` runs over must be a collection.
+/// What a `map` runs over must be a collection of what its first step takes.
 #[diagnostic::on_unimplemented(
-    message = "`map({To})` needs a collection to run over, found `{Self}`",
-    label = "`map` runs its step once per item of this value, which is not iterable",
-    note = "the value entering `map(…)` must implement `IntoIterator` (a `Vec`, a slice, …)"
+    message = "`map({To})` needs a collection of `{T}`, found `{Self}`",
+    label = "`{To}` takes `{T}`: `map` runs it once per item of this value",
+    note = "the value entering `map(step, limit = N)` must be a collection (`IntoIterator`) of the type `T` the step takes (as `T` or `&T`)"
 )]
-pub trait Collection<To>: Sized {
+pub trait MapOver<T, To>: Sized {
     /// The items.
-    type Item;
-    /// The iterator over them.
-    type Iter: Iterator<Item = Self::Item>;
+    type Items: Iterator<Item = T>;
     /// Iterates over the items.
-    fn items(self) -> Self::Iter;
+    fn items(self) -> Self::Items;
 }
 #[diagnostic::do_not_recommend]
-impl<C: IntoIterator, To> Collection<To> for C {
-    type Item = C::Item;
-    type Iter = C::IntoIter;
+impl<C: IntoIterator<Item = T>, T, To> MapOver<T, To> for C {
+    type Items = C::IntoIter;
     #[inline(always)]
     fn items(self) -> C::IntoIter {
         self.into_iter()
     }
 }
 
-/// An item of what a `map` runs over must be what its first step takes.
+/// A borrowed collection a `map` runs over must lend what its first step takes.
 #[diagnostic::on_unimplemented(
-    message = "`map({To})` needs a collection of `{T}`, found a collection of `{Self}`",
-    label = "`{To}` takes `{T}`, but the items are `{Self}`",
-    note = "`map(step, limit = N)` runs `step` once per item: its first parameter must be the item type `T` (or `&T`)"
+    message = "`map({To})` needs a collection of `{T}`, found `{Self}`",
+    label = "`{To}` takes `{T}`: `map` runs it once per item of this value",
+    note = "the value entering `map(step, limit = N)` must be a collection (`IntoIterator`) of the type `T` the step takes (as `T` or `&T`)"
 )]
-pub trait MapItem<T, To>: Sized {
-    /// The identity.
-    fn item(self) -> T;
+pub trait MapOverRef<'a, T: 'a, To>: Sized {
+    /// The items.
+    type Items: Iterator<Item = &'a T>;
+    /// Iterates over the items.
+    fn items_ref(self) -> Self::Items;
 }
-impl<T, To> MapItem<T, To> for T {
+#[diagnostic::do_not_recommend]
+impl<'a, C, T: 'a, To> MapOverRef<'a, T, To> for &'a C
+where
+    &'a C: IntoIterator<Item = &'a T>,
+{
+    type Items = <&'a C as IntoIterator>::IntoIter;
     #[inline(always)]
-    fn item(self) -> T {
-        self
-    }
-}
-
-/// An item of a borrowed collection a `map` runs over must be a reference to what its first
-/// step takes.
-#[diagnostic::on_unimplemented(
-    message = "`map({To})` needs a collection of `{T}`, found a collection of `{Self}`",
-    label = "`{To}` takes `{T}`, but the items are `{Self}`",
-    note = "`map(step, limit = N)` runs `step` once per item: its first parameter must be the item type `T` (or `&T`)"
-)]
-pub trait MapRef<'a, T, To>: Sized {
-    /// The identity.
-    fn item_ref(self) -> &'a T;
-}
-impl<'a, T, To> MapRef<'a, T, To> for &'a T {
-    #[inline(always)]
-    fn item_ref(self) -> &'a T {
-        self
+    fn items_ref(self) -> Self::Items {
+        self.into_iter()
     }
 }
 
 /// The items of an owned collection, checked to be what step `to` takes, each given away.
 #[inline(always)]
-pub fn map_owned<'a, C, To>(_to: &To, c: C) -> impl Iterator<Item = Feed<'a, To::Input>> + 'a
+pub fn map_owned<'a, C, To>(_to: &To, c: C) -> impl Iterator<Item = Feed<'a, To::Input>>
 where
     To: StepDef,
-    C: Collection<To>,
-    C::Iter: 'a,
-    C::Item: MapItem<To::Input, To>,
+    C: MapOver<To::Input, To>,
 {
-    c.items().map(|i| Feed::Owned(i.item()))
+    c.items().map(Feed::Owned)
 }
 
 /// The items of a borrowed collection, checked to be what step `to` takes, each lent.
 #[inline(always)]
-pub fn map_borrowed<'a, C, To>(_to: &To, c: &'a C) -> impl Iterator<Item = Feed<'a, To::Input>> + 'a
+pub fn map_borrowed<'a, C, To>(_to: &To, c: &'a C) -> impl Iterator<Item = Feed<'a, To::Input>>
 where
     To: StepDef,
     To::Input: 'a,
-    &'a C: Collection<To>,
-    <&'a C as Collection<To>>::Iter: 'a,
-    <&'a C as Collection<To>>::Item: MapRef<'a, To::Input, To>,
+    &'a C: MapOverRef<'a, To::Input, To>,
 {
-    c.items().map(|i| Feed::Borrowed(i.item_ref()))
+    c.items_ref().map(Feed::Borrowed)
 }
 
 /// The two arms of an `if` must produce one type.

@@ -142,12 +142,12 @@ impl Emit<'_> {
         let slot = self.slot(first.slot);
         let (bind, items) = match src {
             Src::Value(v) => (
-                quote!(),
-                respan(quote!(#p::map_owned(&#slot, #v)), first.span),
+                quote!(let __in = #v;),
+                respan(quote!(#p::map_owned(&#slot, __in)), m.span),
             ),
             Src::Feed(f) => (
                 quote!(let __in = #f;),
-                respan(quote!(#p::map_borrowed(&#slot, __in.get())), first.span),
+                respan(quote!(#p::map_borrowed(&#slot, __in.get())), m.span),
             ),
         };
         let k = format_ident!("__k{}", path.len());
@@ -192,7 +192,12 @@ impl Emit<'_> {
             None => body,
         };
         let limit = limit(&m.limit);
-        let run = respan(quote!(#p::map(&__m, #limit, #items, __each)), m.span);
+        // The items and the awaited map both carry the check of the item type: both are spanned
+        // at the user's `map`, where its one message is reported.
+        let run = respan(
+            quote!(#p::map(&__m, __limit, __items, __each).await?),
+            m.span,
+        );
         quote! {{
             #bind
             let __m = #p::group(&#rt);
@@ -202,7 +207,9 @@ impl Emit<'_> {
                 let __v = #body;
                 ::core::result::Result::Ok::<_, #p::Halt>(__v)
             };
-            #run.await?
+            let __limit = #limit;
+            let __items = #items;
+            #run
         }}
     }
 
