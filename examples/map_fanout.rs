@@ -32,7 +32,10 @@ async fn fetch(url: &String) -> Result<String, Unavailable> {
         .and_then(|n| n.parse().ok())
         .unwrap_or(1);
     tokio::time::sleep(Duration::from_millis(40 - 3 * n)).await;
-    Ok(format!("<h1>{url}</h1> {}", "lorem ipsum ".repeat(n as usize)))
+    Ok(format!(
+        "<h1>{url}</h1> {}",
+        "lorem ipsum ".repeat(n as usize)
+    ))
 }
 
 #[step]

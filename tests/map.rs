@@ -1,6 +1,9 @@
 //! Dynamic fan-out: `map(step, limit = N)` runs a step once per item of the incoming
 //! collection, at most N at a time, and keeps the input order.
 
+// A step or predicate takes `&T` of the type flowing in, here `Vec<u32>`, not a slice.
+#![allow(clippy::ptr_arg)]
+
 use futures::StreamExt;
 use orchflow::{AttemptOutcome, Event, MemoryStore, flow, step};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};

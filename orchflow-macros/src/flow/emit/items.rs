@@ -194,21 +194,17 @@ impl Emit<'_> {
         let limit = limit(&m.limit);
         // The items and the awaited map both carry the check of the item type: both are spanned
         // at the user's `map`, where its one message is reported.
-        let run = respan(
-            quote!(#p::map(&__m, __limit, __items, __each).await?),
-            m.span,
-        );
+        let run = respan(quote!(#p::map(&__slots, __items, __each).await?), m.span);
         quote! {{
             #bind
             let __m = #p::group(&#rt);
             let __memo = &__memo;
-            let __each = move |__mi: #p::Rt, #k: u32, __item| async move {
-                let __mi = &__mi;
+            let __items = #items;
+            let __slots = #p::map_slots(&__m, #limit, &__items);
+            let __each = #p::map_fn(&__slots, move |__mi, #k, __item| async move {
                 let __v = #body;
                 ::core::result::Result::Ok::<_, #p::Halt>(__v)
-            };
-            let __limit = #limit;
-            let __items = #items;
+            });
             #run
         }}
     }
