@@ -255,3 +255,54 @@ async fn a_resumed_map_runs_only_the_unfinished_items() {
     let expected: Vec<u32> = (0..10).filter(|i| !done_first.contains(i)).collect();
     assert_eq!(rerun, expected, "finished items are not run again");
 }
+
+// ---------------------------------------------------------------- questions
+
+static PRICED: AtomicU32 = AtomicU32::new(0);
+
+#[step]
+async fn price(x: &u8) -> u32 {
+    PRICED.fetch_add(1, Ordering::SeqCst);
+    u32::from(*x) * 3
+}
+
+#[step]
+async fn total(v: Vec<u32>) -> u32 {
+    v.iter().sum()
+}
+
+fn as_number(a: orchflow::human::Answer<u8>) -> u8 {
+    a.text.parse().unwrap_or(0)
+}
+
+#[step]
+async fn read(a: orchflow::human::Answer<u8>) -> u8 {
+    as_number(a)
+}
+
+#[tokio::test]
+async fn items_asking_questions_do_not_cancel_the_others_and_all_questions_are_pending() {
+    let review = orchflow::human::ask("review", |x: &u8| format!("review {x}?"));
+    let f = flow! { #[flow(name = "map_questions")] map((review) => read => price, limit = 2) => total }
+        .with_input(orchflow::human::Suspend);
+    let store = MemoryStore::default();
+    let run = f.durable(store.clone()).run(vec![1u8, 2, 3]).await;
+    assert!(!run.success && run.error.is_none(), "{:?}", run.error);
+    let questions: Vec<_> = run.suspended.iter().map(|p| p.question.as_str()).collect();
+    assert_eq!(questions, ["0/review", "1/review", "2/review"]);
+    assert_eq!(PRICED.load(Ordering::SeqCst), 0);
+
+    let mut last = None;
+    for (q, a) in [("0/review", "4"), ("1/review", "5"), ("2/review", "6")] {
+        last = Some(
+            f.durable(store.clone())
+                .answer_to(run.run_id, q, a)
+                .await
+                .unwrap(),
+        );
+    }
+    let done = last.unwrap();
+    assert!(done.success, "{:?}", done.error);
+    assert_eq!(done.output, Some((4 + 5 + 6) * 3));
+    assert_eq!(PRICED.load(Ordering::SeqCst), 3, "each item priced once");
+}
