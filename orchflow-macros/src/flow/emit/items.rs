@@ -192,15 +192,22 @@ impl Emit<'_> {
             None => body,
         };
         let limit = limit(&m.limit);
-        // The items and the awaited map both carry the check of the item type: both are spanned
-        // at the user's `map`, where its one message is reported.
+        // Everything that names the items' type carries the check of the item type: all of it is
+        // spanned at the user's `map`, where its one message is reported.
         let run = respan(quote!(#p::map(&__slots, __items, __each).await?), m.span);
+        let items_and_slots = respan(
+            quote! {
+                let __items = #items;
+                let __slots = #p::map_slots(&__m, __limit, &__items);
+            },
+            m.span,
+        );
         quote! {{
             #bind
             let __m = #p::group(&#rt);
             let __memo = &__memo;
-            let __items = #items;
-            let __slots = #p::map_slots(&__m, #limit, &__items);
+            let __limit = #limit;
+            #items_and_slots
             let __each = #p::map_fn(&__slots, move |__mi, #k, __item| async move {
                 let __v = #body;
                 ::core::result::Result::Ok::<_, #p::Halt>(__v)
