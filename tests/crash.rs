@@ -17,13 +17,15 @@
 //! success writes the output as JSON to `<dir>/<run id>.output` and exits 0.
 //!
 //! The flow has sequential steps, a three-branch parallel group, a loop of five iterations and an
-//! `if` whose arm holds a two-branch group (one branch of two steps) and a loop of three
-//! iterations with a two-step body (23 step executions; the `else` arm never runs):
+//! `if` whose arm holds a two-branch group (one branch of two steps), a `map` over five items
+//! three at a time, and a loop of three iterations with a two-step body (30 step executions;
+//! the `else` arm never runs):
 //!
 //! ```text
 //! start => scale => [left, middle, right] => merge => loop(max = 6) { grow } until grown => seal
 //!     => if sealed {
-//!         [audit, digest => stamp] => combine => loop(max = 4) { tick => tock } until ticked
+//!         [audit, digest => stamp] => combine => spread => map(fan, limit = 3) => gather
+//!             => loop(max = 4) { tick => tock } until ticked
 //!     } else {
 //!         skip
 //!     }
@@ -62,7 +64,9 @@
 //! * an inner position of the `if` arm (`Inner { name, path, value }`) covers the step whose
 //!   output it holds: `Inner{n}After{Step}` at `path` `[k]` is that step at iteration `k` of the
 //!   arm's loop (its only execution for an empty path), and an iteration record of the arm's loop
-//!   (`Inner5Loop`, `{"iteration": k, …}`) is the body's last step (`tock`) at iteration `k - 1`.
+//!   (`Inner8Loop`, `{"iteration": k, …}`) is the body's last step (`tock`) at iteration `k - 1`,
+//!   and a finished item of the map (`Inner6MapFan` at path `[k]`) is `fan`'s execution on item
+//!   `k` (its line starts `fan:k/`).
 //!   The mapping is learnt from the reference run's journal (the i-th execution of a loop's step
 //!   is its iteration i), not from log snapshots: when a branch is saved, the other branch may
 //!   have logged its line without being saved yet. A record must also hold the very value the
@@ -172,28 +176,35 @@ const INPUT: u64 = 7;
 const ROUNDS: u32 = 5;
 /// Iterations of the loop inside the `if` arm (`tick => tock`).
 const TICKS: u32 = 3;
-/// Step executions of an uninterrupted run: twelve steps that run once, plus the loops' bodies.
-const EXECUTIONS: usize = 12 + ROUNDS as usize + 2 * TICKS as usize;
+/// Items of the map inside the `if` arm (`fan`).
+const FANS: u32 = 5;
+/// Step executions of an uninterrupted run: fourteen steps that run once, plus the map's items
+/// and the loops' bodies.
+const EXECUTIONS: usize = 14 + FANS as usize + ROUNDS as usize + 2 * TICKS as usize;
 /// The branches of the top-level parallel group, in declaration order (journal branch index →
 /// step).
 const GROUP: [&str; 3] = ["left", "middle", "right"];
 /// The most steps in flight at once: the widest group, the top-level one (the arm's group has
-/// two branches).
+/// two branches, its map runs three items at a time).
 const WIDTH: usize = GROUP.len();
 /// The inner positions an uninterrupted run saves once, in the `if` arm: after `audit`, after
 /// `digest` and after `stamp` (the arm's group: every value of a branch of a group that is not
-/// at the top level is saved), after `combine`.
-const INNER_ONCE: [&str; 4] = [
+/// at the top level is saved), after `combine`, `spread` and `gather`.
+const INNER_ONCE: [&str; 6] = [
     "Inner1AfterAudit",
     "Inner2AfterDigest",
     "Inner3AfterStamp",
     "Inner4AfterCombine",
+    "Inner5AfterSpread",
+    "Inner7AfterGather",
 ];
+/// The arm's map: each finished item (path `[item]`), and its step.
+const INNER_MAP: (&str, &str) = ("Inner6MapFan", "fan");
 /// The arm's loop: its iteration position (one record per iteration), with the last step of its
 /// body, whose output an iteration record holds, and the position after the body's other step
 /// (path `[iteration]`; `tock`'s value is saved by the iteration record).
-const INNER_LOOP: (&str, &str) = ("Inner5Loop", "tock");
-const INNER_TICK: &str = "Inner6AfterTick";
+const INNER_LOOP: (&str, &str) = ("Inner8Loop", "tock");
+const INNER_TICK: &str = "Inner9AfterTick";
 /// Kill delays, in milliseconds.
 const KILL_DELAY_MS: (u64, u64) = (1, 25);
 /// A run that has not completed after this many workers is not making progress.
@@ -406,6 +417,36 @@ async fn combine(parts: (u64, u64)) -> Tally {
     Tally { value, round: 0 }
 }
 
+/// The items of the arm's map: `(index, value)`, so that each item's line names its index.
+#[step]
+async fn spread(t: Tally) -> Vec<(u32, u64)> {
+    jitter().await;
+    let out = (0..FANS)
+        .map(|i| (i, mix(t.value, 40 + u64::from(i))))
+        .collect();
+    effect("spread", t.value);
+    settle().await;
+    out
+}
+
+#[step]
+async fn fan(item: &(u32, u64)) -> u64 {
+    jitter().await;
+    let out = mix(item.1, 50);
+    effect("fan", format_args!("{}/{}", item.0, item.1));
+    settle().await;
+    out
+}
+
+#[step]
+async fn gather(parts: Vec<u64>) -> Tally {
+    jitter().await;
+    let value = parts.iter().fold(0, |acc, p| mix(acc ^ p, 60));
+    effect("gather", value);
+    settle().await;
+    Tally { value, round: 0 }
+}
+
 #[step]
 async fn tick(t: Tally) -> Tally {
     jitter().await;
@@ -467,8 +508,8 @@ macro_rules! crash_flow {
             start => scale => [left, middle, right] => merge
                 => loop(max = 6) { grow } until grown => seal
                 => if sealed {
-                    [audit, digest => stamp] => combine
-                        => loop(max = 4) { tick => tock } until ticked
+                    [audit, digest => stamp] => combine => spread => map(fan, limit = 3)
+                        => gather => loop(max = 4) { tick => tock } until ticked
                 } else {
                     skip
                 }
@@ -736,6 +777,16 @@ fn inner_execution(
             what()
         );
         (INNER_LOOP.1, iteration as usize - 1)
+    } else if name == INNER_MAP.0 {
+        let [item] = path else {
+            panic!("{}: a map item's path is its index", what());
+        };
+        let prefix = format!("{}:{item}/", INNER_MAP.1);
+        return executions[INNER_MAP.1]
+            .iter()
+            .find(|line| line.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("{}: item {item} never ran", what()))
+            .to_string();
     } else if let Some(after) = position.strip_prefix("After") {
         assert!(
             path.len() <= 1,
@@ -845,6 +896,9 @@ async fn reference(scratch: &Path) -> Reference {
         .iter()
         .map(|n| (n.to_string(), Vec::new()))
         .collect();
+    for k in 0..FANS {
+        expected.push((INNER_MAP.0.to_owned(), vec![k]));
+    }
     for k in 0..TICKS {
         expected.push((INNER_TICK.to_owned(), vec![k]));
         expected.push((INNER_LOOP.0.to_owned(), Vec::new()));

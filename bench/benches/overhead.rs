@@ -8,6 +8,8 @@
 //!   stream on (value capture off); `orchflow/traces`: traces on, nobody listening to events;
 //!   `orchflow/bare`: traces off; `tokio`: 100 awaited calls.
 //! * `fanout100`: one value to 100 concurrent branches (ten groups of ten), then joined.
+//! * `map100`, `map10000`: `map(inc, limit = 16)` over N numbers (`orchflow/traces`) against
+//!   `futures::stream::iter(items).map(plain).buffered(16)` collected (`buffered`); per item.
 //! * `durable100`, `durable10000`: a loop of N checkpointed iterations with the JSON store, on the
 //!   disk of the target directory; `fsync` is the floor: N appends of one line, each followed by
 //!   `fdatasync`, on the same disk.
@@ -131,6 +133,39 @@ fn fanout100(c: &mut Criterion) {
     g.finish();
 }
 
+/// One map group: `map(inc, limit = 16)` over `n` numbers, and the hand-written `buffered(16)`.
+fn map_group(c: &mut Criterion, rt: &tokio::runtime::Runtime, n: u64) {
+    let f = flow! { map(inc, limit = 16) };
+    let expected: Vec<u64> = (1..=n).collect();
+    assert_eq!(
+        rt.block_on(f.run((0..n).collect::<Vec<u64>>())).output,
+        Some(expected)
+    );
+    let mut g = c.benchmark_group(format!("map{n}"));
+    g.throughput(Throughput::Elements(n));
+    g.bench_function("orchflow/traces", |b| {
+        b.to_async(rt)
+            .iter(|| async { f.run(black_box((0..n).collect::<Vec<u64>>())).await })
+    });
+    g.bench_function("buffered", |b| {
+        b.to_async(rt).iter(|| async {
+            let items = black_box((0..n).collect::<Vec<u64>>());
+            futures::stream::iter(items)
+                .map(plain)
+                .buffered(16)
+                .collect::<Vec<_>>()
+                .await
+        })
+    });
+    g.finish();
+}
+
+fn map(c: &mut Criterion) {
+    let rt = runtime();
+    map_group(c, &rt, 100);
+    map_group(c, &rt, 10_000);
+}
+
 /// One durable group: the flow with the JSON store, and the append+fdatasync floor.
 macro_rules! durable_group {
     ($c:expr, $rt:expr, $n:expr, $flow:expr) => {{
@@ -196,5 +231,5 @@ fn durable(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, seq100, fanout100, durable);
+criterion_group!(benches, seq100, fanout100, map, durable);
 criterion_main!(benches);

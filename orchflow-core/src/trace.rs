@@ -66,9 +66,13 @@ pub struct StepTrace {
     /// `attempt 1, session 1, failed` and `attempt 1, session 2, succeeded`.
     #[serde(default = "first_session")]
     pub session: u32,
-    /// Shared by every branch of one parallel group in one session.
+    /// Shared by every branch of one parallel group in one session, and by every item of one
+    /// `map`.
     #[serde(default)]
     pub parallel_group_id: Option<u32>,
+    /// The index of the item in the collection a `map` runs over; `None` outside a map.
+    #[serde(default)]
+    pub item: Option<u32>,
     /// The input, as JSON, when captured.
     #[serde(default)]
     pub input: Option<serde_json::Value>,
@@ -240,13 +244,41 @@ pub(crate) struct RawTrace {
     pub(crate) node: &'static str,
     pub(crate) parent: Option<&'static str>,
     pub(crate) attempt: u32,
-    pub(crate) group: Option<u32>,
+    pub(crate) place: Place,
     pub(crate) outcome: AttemptOutcome,
     /// Nanoseconds from the run's start to the attempt's start.
     pub(crate) started: u64,
     /// The attempt's duration in nanoseconds.
     pub(crate) took: u64,
     pub(crate) detail: Option<Box<TraceDetail>>,
+}
+
+/// The parallel group and `map` item of an attempt, packed into one word so that a trace stays
+/// as small as it was before maps.
+#[derive(Clone, Copy)]
+pub(crate) struct Place {
+    /// The group, 0 for none (groups are numbered from 1).
+    group: u32,
+    /// The item, `u32::MAX` for none.
+    item: u32,
+}
+
+impl Place {
+    #[inline]
+    pub(crate) fn new(group: Option<u32>, item: Option<u32>) -> Place {
+        Place {
+            group: group.unwrap_or(0),
+            item: item.unwrap_or(u32::MAX),
+        }
+    }
+
+    pub(crate) fn group(self) -> Option<u32> {
+        (self.group != 0).then_some(self.group)
+    }
+
+    pub(crate) fn item(self) -> Option<u32> {
+        (self.item != u32::MAX).then_some(self.item)
+    }
 }
 
 /// What only some attempts' traces say: captured values, an error.
@@ -272,7 +304,8 @@ impl RawTrace {
             parent: self.parent.map(Cow::Borrowed),
             attempt: self.attempt,
             session,
-            parallel_group_id: self.group,
+            parallel_group_id: self.place.group(),
+            item: self.place.item(),
             input,
             output,
             error,
@@ -304,4 +337,18 @@ pub(crate) fn push_raw(traces: &mut Vec<RawTrace>, hint: u16, trace: impl FnOnce
 #[inline(never)]
 fn grow_and_push(traces: &mut Vec<RawTrace>, trace: RawTrace) {
     traces.push(trace);
+}
+
+#[cfg(test)]
+mod size {
+    use super::*;
+
+    #[test]
+    fn a_raw_trace_stays_nine_words_with_the_map_item() {
+        assert!(std::mem::size_of::<RawTrace>() <= 72);
+        let p = Place::new(Some(3), None);
+        assert_eq!((p.group(), p.item()), (Some(3), None));
+        let p = Place::new(None, Some(0));
+        assert_eq!((p.group(), p.item()), (None, Some(0)));
+    }
 }

@@ -129,3 +129,10 @@ fn flow_with_errors_keeps_a_fallback() {
 fn flow_syntax_error() {
     insta::assert_snapshot!(flow(quote!(plan => => docs)));
 }
+
+#[test]
+fn flow_map_with_a_pipeline_inside_a_loop() {
+    insta::assert_snapshot!(flow(quote!(
+        pages => map(fetch => parse, limit = 8) => loop(max = 2) { map(enrich, limit = LIMIT) }
+    )));
+}

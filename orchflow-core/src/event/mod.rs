@@ -59,23 +59,26 @@ pub struct StepEvent {
     detail: Option<Box<StepDetail>>,
 }
 
-/// What only failed attempts, scheduled retries and captured outputs say.
-#[derive(Clone, PartialEq)]
+/// What only failed attempts, scheduled retries, captured outputs and `map` items say.
+#[derive(Clone, PartialEq, Default)]
 struct StepDetail {
     error: Option<String>,
     will_retry: bool,
     delay: Option<Duration>,
     output: Option<serde_json::Value>,
+    item: Option<u32>,
 }
 
 impl StepEvent {
-    /// A started attempt, or (with `took_ns`) a completed one: what the hot path records.
+    /// A started attempt, or (with `took_ns`) a completed one: what the hot path records. The
+    /// item of a `map` is kept with the rare parts, so events outside maps stay eight words.
     #[inline]
     pub(crate) fn new(
         step: &'static str,
         node: &'static str,
         parent: Option<&'static str>,
         group: Option<u32>,
+        item: Option<u32>,
         attempt: u32,
         at_ns: u64,
         took_ns: Option<u64>,
@@ -87,8 +90,18 @@ impl StepEvent {
             ids: u64::from(attempt) | (u64::from(group.unwrap_or(0)) << 32),
             at_ns,
             took_ns: took_ns.map_or(u64::MAX, |t| t.min(u64::MAX - 1)),
-            detail: None,
+            detail: item.map(|item| {
+                Box::new(StepDetail {
+                    item: Some(item),
+                    ..StepDetail::default()
+                })
+            }),
         }
+    }
+
+    /// The rare parts, created empty if there are none yet.
+    fn detail_mut(&mut self) -> &mut StepDetail {
+        self.detail.get_or_insert_with(Box::default)
     }
 
     /// Adds what a failed attempt or a scheduled retry says.
@@ -98,28 +111,16 @@ impl StepEvent {
         will_retry: bool,
         delay: Option<Duration>,
     ) -> Self {
-        self.detail = Some(Box::new(StepDetail {
-            error,
-            will_retry,
-            delay,
-            output: None,
-        }));
+        let d = self.detail_mut();
+        d.error = error;
+        d.will_retry = will_retry;
+        d.delay = delay;
         self
     }
 
     /// Adds a completed attempt's output, captured as JSON.
     pub(crate) fn with_output(mut self, output: serde_json::Value) -> Self {
-        match &mut self.detail {
-            Some(d) => d.output = Some(output),
-            None => {
-                self.detail = Some(Box::new(StepDetail {
-                    error: None,
-                    will_retry: false,
-                    delay: None,
-                    output: Some(output),
-                }));
-            }
-        }
+        self.detail_mut().output = Some(output);
         self
     }
 
@@ -151,6 +152,11 @@ impl StepEvent {
             0 => None,
             g => Some(g),
         }
+    }
+
+    /// The index of the item in the collection a `map` runs over; `None` outside a map.
+    pub fn item(&self) -> Option<u32> {
+        self.detail.as_ref()?.item
     }
 
     /// Time since the run started.
@@ -193,6 +199,7 @@ impl std::fmt::Debug for StepEvent {
             .field("parent", &self.parent)
             .field("attempt", &self.attempt())
             .field("parallel_group_id", &self.parallel_group_id())
+            .field("item", &self.item())
             .field("elapsed", &self.elapsed())
             .field("duration", &self.duration())
             .field("error", &self.error())
@@ -461,7 +468,16 @@ mod tests {
 
     #[test]
     fn step_events_pack_attempts_groups_and_durations() {
-        let started = StepEvent::new("s", "0", Some("outer"), Some(u32::MAX), u32::MAX, 7, None);
+        let started = StepEvent::new(
+            "s",
+            "0",
+            Some("outer"),
+            Some(u32::MAX),
+            None,
+            u32::MAX,
+            7,
+            None,
+        );
         assert_eq!((started.step(), started.parent()), ("s", Some("outer")));
         assert_eq!(started.attempt(), u32::MAX);
         assert_eq!(started.parallel_group_id(), Some(u32::MAX));
@@ -472,10 +488,10 @@ mod tests {
             (None, false, None)
         );
 
-        let done = StepEvent::new("s", "0", None, None, 1, 9, Some(0));
+        let done = StepEvent::new("s", "0", None, None, None, 1, 9, Some(0));
         assert_eq!((done.attempt(), done.parallel_group_id()), (1, None));
         assert_eq!(done.duration(), Some(Duration::ZERO));
-        let longest = StepEvent::new("s", "0", None, None, 1, 9, Some(u64::MAX));
+        let longest = StepEvent::new("s", "0", None, None, None, 1, 9, Some(u64::MAX));
         assert!(longest.duration().is_some());
 
         let failed = done.clone().with_detail(Some("boom".into()), true, None);
@@ -483,11 +499,17 @@ mod tests {
         assert_ne!(failed, done);
         let retry = done.with_detail(None, false, Some(Duration::from_millis(3)));
         assert_eq!(retry.delay(), Some(Duration::from_millis(3)));
+        assert_eq!(retry.item(), None);
+
+        let item = StepEvent::new("s", "0", None, Some(3), Some(7), 1, 9, Some(1))
+            .with_detail(Some("boom".into()), false, None)
+            .with_output(serde_json::json!(1));
+        assert_eq!((item.item(), item.error()), (Some(7), Some("boom")));
     }
 
     #[test]
     fn step_events_debug_as_their_fields() {
-        let e = StepEvent::new("s", "0", None, Some(2), 1, 0, Some(5)).with_detail(
+        let e = StepEvent::new("s", "0", None, Some(2), Some(4), 1, 0, Some(5)).with_detail(
             Some("boom".into()),
             false,
             None,
@@ -497,6 +519,7 @@ mod tests {
             "step: \"s\"",
             "attempt: 1",
             "parallel_group_id: Some(2)",
+            "item: Some(4)",
             "duration: Some(5ns)",
             "error: Some(\"boom\")",
             "will_retry: false",

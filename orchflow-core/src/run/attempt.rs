@@ -8,7 +8,7 @@ use crate::error::StepError;
 use crate::event::RunEvent;
 use crate::step::bounds::{StateOf, StateReq, StepFailure};
 use crate::step::{Feed, StepCall};
-use crate::trace::{AttemptOutcome, RawTrace, TraceDetail};
+use crate::trace::{AttemptOutcome, Place, RawTrace, TraceDetail};
 use std::any::Any;
 use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -140,7 +140,7 @@ impl CancelGuard<'_> {
             node: self.node,
             parent: self.rt.parent,
             attempt: self.attempt,
-            group: self.rt.group,
+            place: Place::new(self.rt.group, self.rt.item()),
             started,
             took: core.now_ns().saturating_sub(started),
             outcome: AttemptOutcome::Cancelled,
@@ -300,7 +300,7 @@ impl Rt {
                 node,
                 parent: self.parent,
                 attempt: n,
-                group: self.group,
+                place: Place::new(self.group, self.item()),
                 started,
                 took,
                 outcome,

@@ -268,6 +268,9 @@ pub struct Rt {
     pub(crate) state: Arc<dyn Any + Send + Sync>,
     pub(crate) parent: Option<&'static str>,
     pub(crate) group: Option<u32>,
+    /// The item of a `map` this handle runs (its index in the map's input; [`NO_ITEM`] for
+    /// none). A map reuses one handle per item it runs at once, so this changes between items.
+    pub(crate) item: AtomicU32,
     pub(crate) defaults: FlowDefaults,
     /// The context handed to steps that take none (`StepDef::uses_context` is false): built once
     /// per handle, so those steps cost no reference counting per attempt.
@@ -294,6 +297,7 @@ impl Rt {
             state,
             parent,
             group,
+            item: AtomicU32::new(NO_ITEM),
             defaults,
             idle,
         }
@@ -326,7 +330,34 @@ impl Rt {
         )
     }
 
-    /// A step event of this handle's parent and group.
+    /// A handle for the items of a `map` run by this (the map's group) handle; see
+    /// [`set_item`](Rt::set_item).
+    pub(crate) fn for_items(&self) -> Rt {
+        Rt::with(
+            Arc::clone(&self.core),
+            Arc::clone(&self.state),
+            self.parent,
+            self.group,
+            self.defaults,
+        )
+    }
+
+    /// Makes this handle run item `index` of its map (no item of it is in flight).
+    #[inline]
+    pub(crate) fn set_item(&self, index: u32) {
+        self.item.store(index, Ordering::Relaxed);
+    }
+
+    /// The `map` item this handle runs, if any.
+    #[inline]
+    pub(crate) fn item(&self) -> Option<u32> {
+        match self.item.load(Ordering::Relaxed) {
+            NO_ITEM => None,
+            i => Some(i),
+        }
+    }
+
+    /// A step event of this handle's parent, group and item.
     #[inline]
     pub(crate) fn step_event(
         &self,
@@ -336,7 +367,16 @@ impl Rt {
         at_ns: u64,
         took_ns: Option<u64>,
     ) -> StepEvent {
-        StepEvent::new(step, node, self.parent, self.group, attempt, at_ns, took_ns)
+        StepEvent::new(
+            step,
+            node,
+            self.parent,
+            self.group,
+            self.item(),
+            attempt,
+            at_ns,
+            took_ns,
+        )
     }
 
     /// Evaluates an `if` or `until` predicate, containing a panic as a flow failure.
@@ -387,6 +427,9 @@ impl Rt {
         Some(Rt::with(core, state, Some(ctx.step), ctx.group, defaults))
     }
 }
+
+/// No `map` item (see `Rt::item`); a map never numbers an item so.
+pub(crate) const NO_ITEM: u32 = u32::MAX;
 
 /// No time recorded (see `RunCore::last_end`).
 pub(crate) const NO_TIME: u64 = u64::MAX;

@@ -29,6 +29,14 @@ pub(crate) enum Item {
     Group(Group),
     If(If),
     Loop(Loop),
+    Map(Map),
+}
+
+/// `map(step => …, limit = N)`, the limit possibly missing or wrong.
+pub(crate) struct Map {
+    pub(crate) span: Span,
+    pub(crate) body: Pipeline,
+    pub(crate) limit: Option<Bound>,
 }
 
 /// `[a, b => c]`, with any number of branches (even none).
@@ -166,6 +174,12 @@ impl Parser {
         if input.peek(Token![else]) {
             return Err(input.error("`else` without `if`"));
         }
+        if input.peek(syn::Ident)
+            && input.peek2(syn::token::Paren)
+            && input.fork().parse::<syn::Ident>().is_ok_and(|i| i == "map")
+        {
+            return self.map_item(input).map(Item::Map);
+        }
         self.step(input).map(Item::Step)
     }
 
@@ -216,7 +230,7 @@ impl Parser {
         let bound = if input.peek(syn::token::Paren) {
             let content;
             parenthesized!(content in input);
-            Some(bound(&content)?)
+            Some(bound(&content, "`max = N`")?)
         } else {
             None
         };
@@ -237,6 +251,30 @@ impl Parser {
             bound,
             body,
             until,
+        })
+    }
+
+    fn map_item(&mut self, input: ParseStream) -> syn::Result<Map> {
+        let map_token: syn::Ident = input.parse()?;
+        let content;
+        let paren = parenthesized!(content in input);
+        if content.is_empty() {
+            return Err(syn::Error::new(
+                paren.span.join(),
+                "`map` needs a step to run per item: `map(enrich, limit = 8)`",
+            ));
+        }
+        let body = self.pipeline(&content)?;
+        let limit = if content.is_empty() {
+            None
+        } else {
+            content.parse::<Token![,]>()?;
+            Some(bound(&content, "`limit = N`")?)
+        };
+        Ok(Map {
+            span: map_token.span(),
+            body,
+            limit,
         })
     }
 
@@ -309,8 +347,9 @@ impl Parser {
     }
 }
 
-/// `max = 10` or `max = MAX_STEPS` (any key: [`check`](super::check) wants `max`).
-fn bound(content: ParseStream) -> syn::Result<Bound> {
+/// `max = 10` or `max = MAX_STEPS` (any key: [`check`](super::check) wants `max` in a loop,
+/// `limit` in a map); `what` names it in messages.
+fn bound(content: ParseStream, what: &str) -> syn::Result<Bound> {
     let key: syn::Ident = content.parse()?;
     content.parse::<Token![=]>()?;
     let lookahead = content.lookahead1();
@@ -321,11 +360,11 @@ fn bound(content: ParseStream) -> syn::Result<Bound> {
     } else {
         return Err(syn::Error::new(
             lookahead.error().span(),
-            "expected the most iterations the loop may run: `max = 10` or `max = MAX_STEPS`",
+            format_args!("expected a whole number or a constant: {what}"),
         ));
     };
     if !content.is_empty() {
-        return Err(content.error("expected `)` after `max = N`"));
+        return Err(content.error(format_args!("expected `)` after {what}")));
     }
     Ok(Bound { key, value })
 }

@@ -102,6 +102,7 @@ impl Checker<'_> {
             ast::Item::Group(g) => self.group(g, out),
             ast::Item::If(i) => out.extend(self.if_item(i).map(tree::Item::If)),
             ast::Item::Loop(l) => out.extend(self.loop_item(l).map(tree::Item::Loop)),
+            ast::Item::Map(m) => out.extend(self.map_item(m).map(tree::Item::Map)),
         }
     }
 
@@ -156,6 +157,62 @@ impl Checker<'_> {
             body,
             until: l.until,
         })
+    }
+
+    fn map_item(&mut self, m: ast::Map) -> Option<tree::Map> {
+        let limit = self.limit(m.span, m.limit);
+        let body = self.pipeline(m.body)?;
+        let map = tree::Map {
+            span: m.span,
+            limit,
+            body,
+        };
+        if map.first_step().is_none() {
+            self.errors.at(
+                map.body.items().next().map_or(m.span, tree::Item::span),
+                "the body of `map(…)` starts with a step, which takes each item: `map(fetch => [a, b], limit = 4)`",
+            );
+            return None;
+        }
+        Some(map)
+    }
+
+    fn limit(&mut self, map_span: Span, bound: Option<ast::Bound>) -> LoopMax {
+        let Some(bound) = bound else {
+            self.errors.at(
+                map_span,
+                "a map needs a limit on the items it runs at once: `map(enrich, limit = 8)`",
+            );
+            return LoopMax::Lit(1);
+        };
+        if bound.key != "limit" {
+            self.errors.at(
+                bound.key.span(),
+                "expected `limit = N`: the most items the map runs at once",
+            );
+            return LoopMax::Lit(1);
+        }
+        let lit = match bound.value {
+            ast::BoundValue::Const(path) => return LoopMax::Const(path),
+            ast::BoundValue::Lit(lit) => lit,
+        };
+        match lit.base10_parse::<u32>() {
+            Ok(0) => {
+                self.errors.at(
+                    lit.span(),
+                    "a map runs at least one item at a time: `limit` must be 1 or more",
+                );
+                LoopMax::Lit(1)
+            }
+            Ok(n) => LoopMax::Lit(n),
+            Err(_) => {
+                self.errors.at(
+                    lit.span(),
+                    "`limit` must be a whole number that fits in `u32`",
+                );
+                LoopMax::Lit(1)
+            }
+        }
     }
 
     fn bound(&mut self, loop_span: Span, bound: Option<ast::Bound>) -> LoopMax {
@@ -264,6 +321,25 @@ mod tests {
         assert_eq!(
             shape.as_deref(),
             Some("[a, b, c, d, e, f, g, h, i, j, k, l]")
+        );
+    }
+
+    #[test]
+    fn a_map_needs_a_limit_of_at_least_one_and_a_step_first() {
+        let (errors, shape) = check_of(quote!(
+            map(a => b, limit = 8) => map(c) => map(d, limit = 0) => map(e, lim = 2)
+                => map([f, g], limit = 2) => map(h, limit = MAX)
+        ));
+        assert_eq!(errors.len(), 4, "{errors:?}");
+        assert!(errors[0].contains("needs a limit"));
+        assert!(errors[1].contains("at least one item"));
+        assert!(errors[2].contains("expected `limit = N`"));
+        assert!(errors[3].contains("starts with a step"));
+        assert_eq!(
+            shape.as_deref(),
+            Some(
+                "map(a => b, limit = 8) => map(c, limit = 1) => map(d, limit = 1) => map(e, limit = 1) => map(h, limit = MAX)"
+            )
         );
     }
 

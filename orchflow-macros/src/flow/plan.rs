@@ -41,6 +41,11 @@ impl Pos {
         self.child(0)
     }
 
+    /// The body of this map.
+    pub(crate) fn map_body(&self) -> Pos {
+        self.child(0)
+    }
+
     /// Branch `index` of this group.
     pub(crate) fn branch(&self, index: usize) -> Pos {
         self.child(index)
@@ -95,6 +100,8 @@ struct At {
     after: Option<usize>,
     /// Its iterations, when it is a loop.
     iteration: Option<usize>,
+    /// Its finished items, when it is a map.
+    item: Option<usize>,
 }
 
 /// The points of a flow.
@@ -113,7 +120,8 @@ enum Role {
     Top,
     /// An `if` arm: its last value is the `if`'s value, saved where the `if` sits.
     Arm,
-    /// A loop body: its last value is the iteration's value, saved with the iteration.
+    /// A loop body (its last value is the iteration's value, saved with the iteration) or a
+    /// map's (its last value is the item's, saved as the finished item).
     Body,
     /// A branch of a top-level group: its last value is saved as the finished branch.
     TopBranch,
@@ -140,6 +148,12 @@ impl Plan {
     /// The inner position saving the iterations of the loop at `pos`, if any.
     pub(crate) fn iteration(&self, pos: &Pos) -> Option<&InnerPos> {
         self.at(pos).iteration.and_then(|i| self.inner.get(i))
+    }
+
+    /// The inner position saving each finished item of the map at `pos` (keyed by the item's
+    /// index, after the loop counters around it).
+    pub(crate) fn map_item(&self, pos: &Pos) -> Option<&InnerPos> {
+        self.at(pos).item.and_then(|i| self.inner.get(i))
     }
 
     /// Every point's name, as `FlowInfo::points` lists them: the top-level points in order
@@ -184,6 +198,14 @@ impl Plan {
                         at.iteration = Some(self.new_inner("Loop", true));
                     }
                     self.assign(&l.body, &pos.body(), Role::Body);
+                    (String::new(), true)
+                }
+                Item::Map(m) => {
+                    // Every finished item is saved, at the top level too: a resumed map runs
+                    // only the others, and its value is replayed from them.
+                    let first = m.first_step().map_or(String::new(), |s| camel(&s.name));
+                    at.item = Some(self.new_inner(&format!("Map{first}"), false));
+                    self.assign(&m.body, &pos.map_body(), Role::Body);
                     (String::new(), true)
                 }
                 Item::Group(g) => {
@@ -233,6 +255,7 @@ fn top_points(pl: &Pipeline) -> Vec<TopPoint> {
                     },
                 ),
                 Item::If(_) => (format!("AfterIf{k}"), TopKind::Value),
+                Item::Map(_) => (format!("AfterMap{k}"), TopKind::Value),
                 Item::Loop(_) => (format!("Loop{k}"), TopKind::Loop),
             };
             let count = seen.entry(name.clone()).or_insert(0u32);
@@ -340,6 +363,47 @@ mod tests {
             plan.after(&body.item(1)).is_none(),
             "the body's value is the iteration's"
         );
+    }
+
+    #[test]
+    fn a_map_saves_each_item_and_the_values_inside_it() {
+        let plan = plan_of(quote!(
+            plan => map(fetch => parse => loop(max = 2) { polish }, limit = 4) => loop(max = 3) { map(enrich, limit = 2) }
+        ));
+        assert_eq!(
+            plan.names(),
+            [
+                "AfterPlan",
+                "AfterMap2",
+                "Loop3",
+                "Inner1MapFetch",
+                "Inner2AfterFetch",
+                "Inner3AfterParse",
+                "Inner4Loop",
+                "Inner5MapEnrich"
+            ]
+        );
+        let map = Pos::root().item(1);
+        assert_eq!(
+            plan.map_item(&map).map(|p| p.name.as_str()),
+            Some("Inner1MapFetch")
+        );
+        assert!(
+            plan.after(&map).is_none(),
+            "a map is replayed from its items"
+        );
+        let body = map.map_body();
+        assert!(
+            plan.after(&body.item(2)).is_none(),
+            "the item's value is saved"
+        );
+        assert_eq!(plan.iteration(&body.item(2)).map(|p| p.is_loop), Some(true));
+        let inner = Pos::root().item(2).body().item(0);
+        assert_eq!(
+            plan.map_item(&inner).map(|p| p.name.as_str()),
+            Some("Inner5MapEnrich")
+        );
+        assert!(plan.after(&inner).is_none());
     }
 
     #[test]

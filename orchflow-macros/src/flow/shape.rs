@@ -26,6 +26,7 @@ fn item_shape(i: &Item) -> String {
             ),
             None => format!("if {} {{ {} }}", i.pred.name(), shape(&i.then)),
         },
+        Item::Map(m) => format!("map({}, limit = {})", shape(&m.body), max(&m.limit)),
         Item::Loop(l) => {
             let head = format!("loop(max = {}) {{ {} }}", max(&l.max), shape(&l.body));
             match &l.until {

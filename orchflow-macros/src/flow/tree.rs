@@ -28,6 +28,15 @@ pub(crate) enum Item {
     Group(Group),
     If(If),
     Loop(Loop),
+    Map(Map),
+}
+
+/// `map(body, limit = N)`: the body (which starts with a step) run once per item of the
+/// incoming collection, at most `limit` at a time.
+pub(crate) struct Map {
+    pub(crate) span: Span,
+    pub(crate) limit: LoopMax,
+    pub(crate) body: Pipeline,
 }
 
 /// Parallel branches, 2 to 12 of them (so the output stays a tuple the standard traits support).
@@ -90,6 +99,16 @@ impl Pipeline {
     }
 }
 
+impl Map {
+    /// The step each item enters first.
+    pub(crate) fn first_step(&self) -> Option<&StepRef> {
+        match self.body.items().next() {
+            Some(Item::Step(s)) => Some(s),
+            _ => None,
+        }
+    }
+}
+
 impl Item {
     /// The user's token the item is reported at.
     pub(crate) fn span(&self) -> Span {
@@ -97,7 +116,8 @@ impl Item {
             Item::Step(s) => s.span,
             Item::Group(Group { span, .. })
             | Item::If(If { span, .. })
-            | Item::Loop(Loop { span, .. }) => *span,
+            | Item::Loop(Loop { span, .. })
+            | Item::Map(Map { span, .. }) => *span,
         }
     }
 }
@@ -115,6 +135,7 @@ pub(crate) fn for_each_step<'p>(p: &'p Pipeline, f: &mut dyn FnMut(&'p StepRef))
                 }
             }
             Item::Loop(l) => for_each_step(&l.body, f),
+            Item::Map(m) => for_each_step(&m.body, f),
         }
     }
 }

@@ -221,7 +221,7 @@ impl Emit<'_> {
                     arms.push(self.value_arm(i, point));
                 }
                 Item::Loop(l) => arms.push(self.loop_arm(i, l, point)),
-                Item::Step(_) | Item::If(_) => arms.push(self.value_arm(i, point)),
+                Item::Step(_) | Item::If(_) | Item::Map(_) => arms.push(self.value_arm(i, point)),
             }
         }
         if !self.plan.inner.is_empty() {
@@ -345,7 +345,7 @@ impl Emit<'_> {
                 let start = self.owned(&src, l.span);
                 quote!(__Point::#variant { iteration: 0, value: #start })
             }
-            Item::Step(_) | Item::If(_) => {
+            Item::Step(_) | Item::If(_) | Item::Map(_) => {
                 let from = self.marker_before(index);
                 let pos = Pos::root().item(index);
                 let code = self.item(

@@ -7,7 +7,7 @@
 
 use super::Emit;
 use crate::flow::plan::Pos;
-use crate::flow::tree::{Group, If, Item, Loop, LoopMax, Pipeline};
+use crate::flow::tree::{Group, If, Item, Loop, LoopMax, Map, Pipeline};
 use proc_macro2::TokenStream;
 use quote::quote;
 
@@ -16,7 +16,7 @@ fn pipeline_name(item: &Item, k: usize) -> String {
     match item {
         Item::Group(_) => k.to_string(),
         Item::If(_) => if k == 0 { "then" } else { "else" }.to_string(),
-        Item::Loop(_) => "body".to_string(),
+        Item::Loop(_) | Item::Map(_) => "body".to_string(),
         Item::Step(_) => k.to_string(),
     }
 }
@@ -30,6 +30,7 @@ fn pipeline_of(item: &Item, k: usize) -> Option<&Pipeline> {
             _ => x.otherwise.as_ref(),
         },
         Item::Loop(l) => Some(&l.body),
+        Item::Map(m) => Some(&m.body),
         Item::Step(_) => None,
     }
 }
@@ -174,6 +175,15 @@ impl Emit<'_> {
                 let last = format!("{body_id}/{}", body.len().saturating_sub(1));
                 out.edges.push(quote!(#p::edge(#last, #first, true)));
             }
+            Item::Map(Map { limit, body, .. }) => {
+                let limit = match limit {
+                    LoopMax::Lit(n) => quote!(::core::option::Option::Some(#n)),
+                    LoopMax::Const(_) => none.clone(),
+                };
+                let kind = quote!(#p::NodeKind::Map { limit: #limit });
+                out.nodes.push(self.node(id, parent, "map", kind));
+                self.graph_pipeline(body, &format!("{id}/body"), Some(id), out);
+            }
         }
     }
 }
@@ -204,13 +214,14 @@ mod tests {
                     }
                 }
                 Item::Loop(l) => step_ids(root, &l.body, &at.body(), out),
+                Item::Map(m) => step_ids(root, &m.body, &at.map_body(), out),
             }
         }
     }
 
     #[test]
     fn step_calls_and_the_static_graph_share_node_ids() {
-        let input = quote!(a => [b, loop(max = 2) { c => d }] => if p { e } else { f => [g, h] });
+        let input = quote!(a => [b, loop(max = 2) { c => d }] => if p { e } else { f => [g, h] } => map(i => j, limit = 4));
         let Ok(input) = syn::parse2(input) else {
             panic!("the flow parses")
         };
@@ -229,7 +240,9 @@ mod tests {
                 "2/then/0",
                 "2/else/0",
                 "2/else/1/0/0",
-                "2/else/1/1/0"
+                "2/else/1/1/0",
+                "3/body/0",
+                "3/body/1"
             ]
         );
         let expansion = super::super::flow(&flow, &Plan::new(&flow)).to_string();

@@ -7,7 +7,7 @@
 
 use super::{Emit, Scope, Src, at, respan, respan_call};
 use crate::flow::plan::{InnerPos, Pos};
-use crate::flow::tree::{If, Item, Loop, LoopMax, Pipeline, Pred, StepRef};
+use crate::flow::tree::{If, Item, Loop, LoopMax, Map, Pipeline, Pred, StepRef};
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
@@ -46,6 +46,10 @@ impl Emit<'_> {
                 ..
             }) => self.pipeline_marker(then),
             Item::Loop(l) => self.pipeline_marker(&l.body),
+            Item::Map(m) => {
+                let body = self.pipeline_marker(&m.body);
+                quote!(#p::vec_of(#body))
+            }
         }
     }
 
@@ -121,7 +125,95 @@ impl Emit<'_> {
             Item::Group(g) => self.group(g, pos, &src, from, scope, None),
             Item::If(x) => self.if_item(x, pos, &src, from, scope),
             Item::Loop(l) => self.loop_item(l, pos, &src, scope),
+            Item::Map(m) => self.map_item(m, pos, &src, scope),
         }
+    }
+
+    /// A map at `pos`: its body run once per item of the incoming collection, at most `limit` at
+    /// a time, under one group; each finished item saved at the map's inner position (keyed by
+    /// its index after the loop counters around it) and, resumed, taken from there instead.
+    fn map_item(&self, m: &Map, pos: &Pos, src: &Src, scope: Scope<'_>) -> TokenStream {
+        let p = &self.private;
+        let Scope { rt, path } = scope;
+        let Some(first) = m.first_step() else {
+            // `check` keeps only maps whose body starts with a step.
+            return quote!(::core::compile_error!("a map's body starts with a step"));
+        };
+        let slot = self.slot(first.slot);
+        let (bind, items) = match src {
+            Src::Value(v) => (
+                quote!(let __in = #v;),
+                respan(quote!(#p::map_owned(&#slot, __in)), m.span),
+            ),
+            Src::Feed(f) => (
+                quote!(let __in = #f;),
+                respan(quote!(#p::map_borrowed(&#slot, __in.get())), m.span),
+            ),
+        };
+        let k = format_ident!("__k{}", path.len());
+        let mut item_path = path.to_vec();
+        item_path.push(quote!(#k));
+        let mi = quote!(__mi);
+        let in_item = Scope {
+            rt: &mi,
+            path: &item_path,
+        };
+        let body = self.pipeline(
+            &m.body,
+            &pos.map_body(),
+            Src::Feed(quote!(__item)),
+            None,
+            in_item,
+        );
+        let body = match self.plan.map_item(pos) {
+            Some(inner) => {
+                let name = &inner.name;
+                let variant = format_ident!("{}", inner.name);
+                quote! {
+                    match #p::memo_take(__memo, #name, &[#(#item_path),*]) {
+                        ::core::option::Option::Some(__Point::#variant(__v)) => __v,
+                        _ => {
+                            let __v = #body;
+                            if #p::is_durable(__mi) {
+                                #p::inner_reached(
+                                    __mi,
+                                    #name,
+                                    &[#(#item_path),*],
+                                    ::core::option::Option::None,
+                                    || #p::to_json!(&__v),
+                                )
+                                .await?;
+                            }
+                            __v
+                        }
+                    }
+                }
+            }
+            None => body,
+        };
+        let limit = limit(&m.limit);
+        // Everything that names the items' type carries the check of the item type: all of it is
+        // spanned at the user's `map`, where its one message is reported.
+        let run = respan(quote!(#p::map(&__slots, __items, __each).await?), m.span);
+        let items_and_slots = respan(
+            quote! {
+                let __items = #items;
+                let __slots = #p::map_slots(&__m, __limit, &__items);
+            },
+            m.span,
+        );
+        quote! {{
+            #bind
+            let __m = #p::group(&#rt);
+            let __memo = &__memo;
+            let __limit = #limit;
+            #items_and_slots
+            let __each = #p::map_fn(&__slots, move |__mi, #k, __item| async move {
+                let __v = #body;
+                ::core::result::Result::Ok::<_, #p::Halt>(__v)
+            });
+            #run
+        }}
     }
 
     fn step(
@@ -325,6 +417,23 @@ impl Emit<'_> {
                     __v
                 }
             }
+        }
+    }
+}
+
+/// A map's limit: a literal, or the constant checked at its path to be a `u32` of at least 1.
+pub(super) fn limit(limit: &LoopMax) -> TokenStream {
+    match limit {
+        LoopMax::Lit(n) => quote!(#n),
+        LoopMax::Const(path) => {
+            let check = quote_spanned! {at(path.span())=>
+                const __LIMIT: u32 = {
+                    let __limit: u32 = #path;
+                    ::core::assert!(__limit >= 1, "a map runs at least one item at a time: `limit` must be 1 or more");
+                    __limit
+                };
+            };
+            quote!({ #check __LIMIT })
         }
     }
 }
