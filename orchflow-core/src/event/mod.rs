@@ -78,7 +78,6 @@ impl StepEvent {
         node: &'static str,
         parent: Option<&'static str>,
         group: Option<u32>,
-        item: Option<u32>,
         attempt: u32,
         at_ns: u64,
         took_ns: Option<u64>,
@@ -90,13 +89,17 @@ impl StepEvent {
             ids: u64::from(attempt) | (u64::from(group.unwrap_or(0)) << 32),
             at_ns,
             took_ns: took_ns.map_or(u64::MAX, |t| t.min(u64::MAX - 1)),
-            detail: item.map(|item| {
-                Box::new(StepDetail {
-                    item: Some(item),
-                    ..StepDetail::default()
-                })
-            }),
+            detail: None,
         }
+    }
+
+    /// The event of an attempt of `map` item `item` (no change for `None`, outside maps).
+    #[inline]
+    pub(crate) fn in_item(mut self, item: Option<u32>) -> Self {
+        if item.is_some() {
+            self.detail_mut().item = item;
+        }
+        self
     }
 
     /// The rare parts, created empty if there are none yet.
@@ -468,16 +471,7 @@ mod tests {
 
     #[test]
     fn step_events_pack_attempts_groups_and_durations() {
-        let started = StepEvent::new(
-            "s",
-            "0",
-            Some("outer"),
-            Some(u32::MAX),
-            None,
-            u32::MAX,
-            7,
-            None,
-        );
+        let started = StepEvent::new("s", "0", Some("outer"), Some(u32::MAX), u32::MAX, 7, None);
         assert_eq!((started.step(), started.parent()), ("s", Some("outer")));
         assert_eq!(started.attempt(), u32::MAX);
         assert_eq!(started.parallel_group_id(), Some(u32::MAX));
@@ -488,10 +482,10 @@ mod tests {
             (None, false, None)
         );
 
-        let done = StepEvent::new("s", "0", None, None, None, 1, 9, Some(0));
+        let done = StepEvent::new("s", "0", None, None, 1, 9, Some(0));
         assert_eq!((done.attempt(), done.parallel_group_id()), (1, None));
         assert_eq!(done.duration(), Some(Duration::ZERO));
-        let longest = StepEvent::new("s", "0", None, None, None, 1, 9, Some(u64::MAX));
+        let longest = StepEvent::new("s", "0", None, None, 1, 9, Some(u64::MAX));
         assert!(longest.duration().is_some());
 
         let failed = done.clone().with_detail(Some("boom".into()), true, None);
@@ -501,7 +495,8 @@ mod tests {
         assert_eq!(retry.delay(), Some(Duration::from_millis(3)));
         assert_eq!(retry.item(), None);
 
-        let item = StepEvent::new("s", "0", None, Some(3), Some(7), 1, 9, Some(1))
+        let item = StepEvent::new("s", "0", None, Some(3), 1, 9, Some(1))
+            .in_item(Some(7))
             .with_detail(Some("boom".into()), false, None)
             .with_output(serde_json::json!(1));
         assert_eq!((item.item(), item.error()), (Some(7), Some("boom")));
@@ -509,11 +504,9 @@ mod tests {
 
     #[test]
     fn step_events_debug_as_their_fields() {
-        let e = StepEvent::new("s", "0", None, Some(2), Some(4), 1, 0, Some(5)).with_detail(
-            Some("boom".into()),
-            false,
-            None,
-        );
+        let e = StepEvent::new("s", "0", None, Some(2), 1, 0, Some(5))
+            .in_item(Some(4))
+            .with_detail(Some("boom".into()), false, None);
         let shown = format!("{e:?}");
         for part in [
             "step: \"s\"",

@@ -367,16 +367,8 @@ impl Rt {
         at_ns: u64,
         took_ns: Option<u64>,
     ) -> StepEvent {
-        StepEvent::new(
-            step,
-            node,
-            self.parent,
-            self.group,
-            self.item(),
-            attempt,
-            at_ns,
-            took_ns,
-        )
+        StepEvent::new(step, node, self.parent, self.group, attempt, at_ns, took_ns)
+            .in_item(self.item())
     }
 
     /// Evaluates an `if` or `until` predicate, containing a panic as a flow failure.
