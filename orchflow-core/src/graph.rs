@@ -292,3 +292,10 @@ impl FlowGraph {
         }
     }
 }
+
+/// A step's node id as generated code hands it to the runtime: a thin reference to a static
+/// (`&StaticNode("1/0/0")`), so that every step call, attempt, trace and event carries one
+/// word for it rather than a string's two.
+#[doc(hidden)]
+#[derive(Debug, PartialEq, Eq)]
+pub struct StaticNode(pub &'static str);

@@ -28,7 +28,7 @@ pub use crate::context::StepContext;
 pub use crate::durable::Checkpointable;
 pub use crate::durable::replay::{Memo, Resume};
 pub use crate::flow::{DriverFuture, Flow, FlowInfo};
-pub use crate::graph::{Edge, EdgeKind, FlowGraph, Node, NodeKind, StepFacts};
+pub use crate::graph::{Edge, EdgeKind, FlowGraph, Node, NodeKind, StaticNode, StepFacts};
 pub use crate::policy::{FlowDefaults, RetryPolicy, StepPolicy};
 pub use crate::run::{Halt, Rt};
 pub use crate::step::bounds::{AnyState, Fallible, Meet, NeedsState, StateReq};
@@ -680,7 +680,7 @@ pub fn step<'a, St: StepCall>(
     rt: &'a Rt,
     step: &'a St,
     input: Feed<'a, St::Input>,
-    node: &'static str,
+    node: &'static crate::graph::StaticNode,
 ) -> impl Future<Output = Result<St::Output, Halt>> + 'a {
     rt.step(step, node, input)
 }

@@ -241,7 +241,7 @@ impl Serialize for Traces {
 pub(crate) struct RawTrace {
     pub(crate) step: &'static str,
     /// The step's node in its flow's graph.
-    pub(crate) node: &'static str,
+    pub(crate) node: &'static crate::graph::StaticNode,
     pub(crate) parent: Option<&'static str>,
     pub(crate) attempt: u32,
     pub(crate) place: Place,
@@ -300,7 +300,7 @@ impl RawTrace {
         };
         StepTrace {
             step: Cow::Borrowed(self.step),
-            node: Cow::Borrowed(self.node),
+            node: Cow::Borrowed(self.node.0),
             parent: self.parent.map(Cow::Borrowed),
             attempt: self.attempt,
             session,
@@ -344,10 +344,10 @@ mod size {
     use super::*;
 
     #[test]
-    fn a_raw_trace_is_eleven_words_with_its_node_and_map_item() {
-        // Nine words of attempt, then the node id (a `&'static str`); the group and the map
+    fn a_raw_trace_is_ten_words_with_its_node_and_map_item() {
+        // Nine words of attempt, then the node id (a thin reference); the group and the map
         // item share one word.
-        assert!(std::mem::size_of::<RawTrace>() <= 88);
+        assert!(std::mem::size_of::<RawTrace>() <= 80);
         let p = Place::new(Some(3), None);
         assert_eq!((p.group(), p.item()), (Some(3), None));
         let p = Place::new(None, Some(0));

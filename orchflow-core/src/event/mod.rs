@@ -21,6 +21,7 @@ pub use stream::EventStream;
 pub(crate) use stream::{EventQueue, new_queue};
 
 use crate::context::RunId;
+use crate::graph::StaticNode;
 use crate::result::FlowResult;
 use std::time::Duration;
 
@@ -47,7 +48,7 @@ use std::time::Duration;
 #[derive(Clone, PartialEq)]
 pub struct StepEvent {
     step: &'static str,
-    node: &'static str,
+    node: &'static StaticNode,
     parent: Option<&'static str>,
     /// The attempt (low half) and the parallel group (high half; groups are numbered from 1,
     /// so 0 is none).
@@ -69,15 +70,28 @@ struct StepDetail {
     item: Option<u32>,
 }
 
+/// The rare parts of an event of a `map` item: out of line, so that events outside maps build
+/// in place.
+#[cold]
+#[inline(never)]
+fn item_detail(item: u32) -> Box<StepDetail> {
+    Box::new(StepDetail {
+        item: Some(item),
+        ..StepDetail::default()
+    })
+}
+
 impl StepEvent {
     /// A started attempt, or (with `took_ns`) a completed one: what the hot path records. The
-    /// item of a `map` is kept with the rare parts, so events outside maps stay eight words.
+    /// item of a `map` is kept with the rare parts, so events outside maps stay ten words.
     #[inline]
+    #[allow(clippy::too_many_arguments)] // Built in place on the hot path: no builder moves.
     pub(crate) fn new(
         step: &'static str,
-        node: &'static str,
+        node: &'static StaticNode,
         parent: Option<&'static str>,
         group: Option<u32>,
+        item: Option<u32>,
         attempt: u32,
         at_ns: u64,
         took_ns: Option<u64>,
@@ -89,17 +103,11 @@ impl StepEvent {
             ids: u64::from(attempt) | (u64::from(group.unwrap_or(0)) << 32),
             at_ns,
             took_ns: took_ns.map_or(u64::MAX, |t| t.min(u64::MAX - 1)),
-            detail: None,
+            detail: match item {
+                None => None,
+                Some(item) => Some(item_detail(item)),
+            },
         }
-    }
-
-    /// The event of an attempt of `map` item `item` (no change for `None`, outside maps).
-    #[inline]
-    pub(crate) fn in_item(mut self, item: Option<u32>) -> Self {
-        if item.is_some() {
-            self.detail_mut().item = item;
-        }
-        self
     }
 
     /// The rare parts, created empty if there are none yet.
@@ -135,7 +143,7 @@ impl StepEvent {
     /// The step's node in its flow's [graph](crate::graph) (for a step of a nested flow, in
     /// the nested flow's graph).
     pub fn node(&self) -> &'static str {
-        self.node
+        self.node.0
     }
 
     /// The enclosing step when the step runs inside a nested flow.
@@ -198,7 +206,7 @@ impl std::fmt::Debug for StepEvent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StepEvent")
             .field("step", &self.step)
-            .field("node", &self.node)
+            .field("node", &self.node.0)
             .field("parent", &self.parent)
             .field("attempt", &self.attempt())
             .field("parallel_group_id", &self.parallel_group_id())
@@ -471,7 +479,16 @@ mod tests {
 
     #[test]
     fn step_events_pack_attempts_groups_and_durations() {
-        let started = StepEvent::new("s", "0", Some("outer"), Some(u32::MAX), u32::MAX, 7, None);
+        let started = StepEvent::new(
+            "s",
+            &StaticNode("0"),
+            Some("outer"),
+            Some(u32::MAX),
+            None,
+            u32::MAX,
+            7,
+            None,
+        );
         assert_eq!((started.step(), started.parent()), ("s", Some("outer")));
         assert_eq!(started.attempt(), u32::MAX);
         assert_eq!(started.parallel_group_id(), Some(u32::MAX));
@@ -482,10 +499,19 @@ mod tests {
             (None, false, None)
         );
 
-        let done = StepEvent::new("s", "0", None, None, 1, 9, Some(0));
+        let done = StepEvent::new("s", &StaticNode("0"), None, None, None, 1, 9, Some(0));
         assert_eq!((done.attempt(), done.parallel_group_id()), (1, None));
         assert_eq!(done.duration(), Some(Duration::ZERO));
-        let longest = StepEvent::new("s", "0", None, None, 1, 9, Some(u64::MAX));
+        let longest = StepEvent::new(
+            "s",
+            &StaticNode("0"),
+            None,
+            None,
+            None,
+            1,
+            9,
+            Some(u64::MAX),
+        );
         assert!(longest.duration().is_some());
 
         let failed = done.clone().with_detail(Some("boom".into()), true, None);
@@ -495,8 +521,7 @@ mod tests {
         assert_eq!(retry.delay(), Some(Duration::from_millis(3)));
         assert_eq!(retry.item(), None);
 
-        let item = StepEvent::new("s", "0", None, Some(3), 1, 9, Some(1))
-            .in_item(Some(7))
+        let item = StepEvent::new("s", &StaticNode("0"), None, Some(3), Some(7), 1, 9, Some(1))
             .with_detail(Some("boom".into()), false, None)
             .with_output(serde_json::json!(1));
         assert_eq!((item.item(), item.error()), (Some(7), Some("boom")));
@@ -504,8 +529,7 @@ mod tests {
 
     #[test]
     fn step_events_debug_as_their_fields() {
-        let e = StepEvent::new("s", "0", None, Some(2), 1, 0, Some(5))
-            .in_item(Some(4))
+        let e = StepEvent::new("s", &StaticNode("0"), None, Some(2), Some(4), 1, 0, Some(5))
             .with_detail(Some("boom".into()), false, None);
         let shown = format!("{e:?}");
         for part in [
@@ -522,9 +546,9 @@ mod tests {
     }
 
     #[test]
-    fn events_are_no_larger_than_eleven_words() {
-        // Nine words before node ids; the node id (a `&'static str`) adds two.
-        assert_eq!(std::mem::size_of::<StepEvent>(), 80);
-        assert!(std::mem::size_of::<Event<String, ()>>() <= 88);
+    fn events_are_no_larger_than_ten_words() {
+        // Eight words of step event, then the node id (a thin reference to a static).
+        assert_eq!(std::mem::size_of::<StepEvent>(), 72);
+        assert!(std::mem::size_of::<Event<String, ()>>() <= 80);
     }
 }

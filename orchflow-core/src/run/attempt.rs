@@ -112,7 +112,7 @@ pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> String {
 struct CancelGuard<'a> {
     rt: &'a Rt,
     step: &'static str,
-    node: &'static str,
+    node: &'static crate::graph::StaticNode,
     attempt: u32,
     /// Nanoseconds from the run's start to the attempt's.
     started: Option<u64>,
@@ -208,7 +208,7 @@ impl Rt {
     pub(crate) fn attempt<'a, St: StepCall>(
         &'a self,
         step: &'a St,
-        node: &'static str,
+        node: &'static crate::graph::StaticNode,
         input: Feed<'a, St::Input>,
         n: u32,
         max: u32,

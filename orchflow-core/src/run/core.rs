@@ -362,13 +362,21 @@ impl Rt {
     pub(crate) fn step_event(
         &self,
         step: &'static str,
-        node: &'static str,
+        node: &'static crate::graph::StaticNode,
         attempt: u32,
         at_ns: u64,
         took_ns: Option<u64>,
     ) -> StepEvent {
-        StepEvent::new(step, node, self.parent, self.group, attempt, at_ns, took_ns)
-            .in_item(self.item())
+        StepEvent::new(
+            step,
+            node,
+            self.parent,
+            self.group,
+            self.item(),
+            attempt,
+            at_ns,
+            took_ns,
+        )
     }
 
     /// Evaluates an `if` or `until` predicate, containing a panic as a flow failure.

@@ -24,7 +24,7 @@ impl Rt {
     pub(crate) fn step<'a, St: StepCall>(
         &'a self,
         step: &'a St,
-        node: &'static str,
+        node: &'static crate::graph::StaticNode,
         input: Feed<'a, St::Input>,
     ) -> impl Future<Output = Result<St::Output, Halt>> + 'a {
         let (retry, timeout) = self.policy_of(step);
@@ -115,7 +115,7 @@ impl Rt {
     async fn before_retry<St: StepDef>(
         &self,
         step: &St,
-        node: &'static str,
+        node: &'static crate::graph::StaticNode,
         n: u32,
         cause: Option<String>,
     ) {

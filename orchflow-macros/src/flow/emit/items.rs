@@ -232,7 +232,10 @@ impl Emit<'_> {
             None => feed,
         };
         let node = super::graph::node_id(&self.flow.pipeline, pos);
-        let call = respan(quote!(#p::step(#rt, &#slot, #input, #node)), s.span);
+        let call = respan(
+            quote!(#p::step(#rt, &#slot, #input, &#p::StaticNode(#node))),
+            s.span,
+        );
         quote_spanned!(at(s.span)=> #call.await?)
     }
 
