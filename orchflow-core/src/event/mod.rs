@@ -103,10 +103,7 @@ impl StepEvent {
             ids: u64::from(attempt) | (u64::from(group.unwrap_or(0)) << 32),
             at_ns,
             took_ns: took_ns.map_or(u64::MAX, |t| t.min(u64::MAX - 1)),
-            detail: match item {
-                None => None,
-                Some(item) => Some(item_detail(item)),
-            },
+            detail: item.map(item_detail),
         }
     }
 
