@@ -177,57 +177,30 @@ impl Checker<'_> {
         Some(map)
     }
 
+    /// A map's `limit = N`.
     fn limit(&mut self, map_span: Span, bound: Option<ast::Bound>) -> LoopMax {
-        let Some(bound) = bound else {
-            self.errors.at(
-                map_span,
-                "a map needs a limit on the items it runs at once: `map(enrich, limit = 8)`",
-            );
-            return LoopMax::Lit(1);
-        };
-        if bound.key != "limit" {
-            self.errors.at(
-                bound.key.span(),
-                "expected `limit = N`: the most items the map runs at once",
-            );
-            return LoopMax::Lit(1);
-        }
-        let lit = match bound.value {
-            ast::BoundValue::Const(path) => return LoopMax::Const(path),
-            ast::BoundValue::Lit(lit) => lit,
-        };
-        match lit.base10_parse::<u32>() {
-            Ok(0) => {
-                self.errors.at(
-                    lit.span(),
-                    "a map runs at least one item at a time: `limit` must be 1 or more",
-                );
-                LoopMax::Lit(1)
-            }
-            Ok(n) => LoopMax::Lit(n),
-            Err(_) => {
-                self.errors.at(
-                    lit.span(),
-                    "`limit` must be a whole number that fits in `u32`",
-                );
-                LoopMax::Lit(1)
-            }
-        }
+        self.checked_bound(map_span, bound, &MAP_LIMIT)
     }
 
+    /// A loop's `max = N`.
     fn bound(&mut self, loop_span: Span, bound: Option<ast::Bound>) -> LoopMax {
+        self.checked_bound(loop_span, bound, &LOOP_MAX)
+    }
+
+    /// A bound of at least 1 under `rule.key`: a `u32` literal checked here, or a constant the
+    /// expansion has the compiler check. A wrong bound is reported and stands in as 1.
+    fn checked_bound(
+        &mut self,
+        span: Span,
+        bound: Option<ast::Bound>,
+        rule: &BoundRule,
+    ) -> LoopMax {
         let Some(bound) = bound else {
-            self.errors.at(
-                loop_span,
-                "a loop needs a bound: `loop(max = 10) { … } until done`",
-            );
+            self.errors.at(span, rule.missing);
             return LoopMax::Lit(1);
         };
-        if bound.key != "max" {
-            self.errors.at(
-                bound.key.span(),
-                "expected `max = N`: the most iterations the loop may run",
-            );
+        if bound.key != rule.key {
+            self.errors.at(bound.key.span(), rule.wrong_key);
             return LoopMax::Lit(1);
         }
         let lit = match bound.value {
@@ -236,23 +209,42 @@ impl Checker<'_> {
         };
         match lit.base10_parse::<u32>() {
             Ok(0) => {
-                self.errors.at(
-                    lit.span(),
-                    "a loop runs at least once: `max` must be 1 or more",
-                );
+                self.errors.at(lit.span(), rule.zero);
                 LoopMax::Lit(1)
             }
             Ok(n) => LoopMax::Lit(n),
             Err(_) => {
-                self.errors.at(
-                    lit.span(),
-                    "`max` must be a whole number that fits in `u32`",
-                );
+                self.errors.at(lit.span(), rule.not_u32);
                 LoopMax::Lit(1)
             }
         }
     }
 }
+
+/// What a bound is called and what its mistakes say.
+struct BoundRule {
+    key: &'static str,
+    missing: &'static str,
+    wrong_key: &'static str,
+    zero: &'static str,
+    not_u32: &'static str,
+}
+
+const LOOP_MAX: BoundRule = BoundRule {
+    key: "max",
+    missing: "a loop needs a bound: `loop(max = 10) { … } until done`",
+    wrong_key: "expected `max = N`: the most iterations the loop may run",
+    zero: "a loop runs at least once: `max` must be 1 or more",
+    not_u32: "`max` must be a whole number that fits in `u32`",
+};
+
+const MAP_LIMIT: BoundRule = BoundRule {
+    key: "limit",
+    missing: "a map needs a limit on the items it runs at once: `map(enrich, limit = 8)`",
+    wrong_key: "expected `limit = N`: the most items the map runs at once",
+    zero: "a map runs at least one item at a time: `limit` must be 1 or more",
+    not_u32: "`limit` must be a whole number that fits in `u32`",
+};
 
 #[cfg(test)]
 mod tests {
