@@ -19,6 +19,7 @@ use std::future::{Future, poll_fn};
 use std::marker::PhantomData;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
@@ -125,12 +126,18 @@ type Signature<I, O, N, P> = fn(I, P) -> (O, N);
 pub struct Flow<T, I, O, N, P, F> {
     /// The steps, the driver, and the input as JSON for `flow_started` (when value capture is on
     /// and the input is `Serialize`).
-    pub(crate) inner: Arc<(T, F, InputJson<I>, Describe<T>)>,
+    /// The last element is the most traces one session of this flow has recorded (see
+    /// [`traces_seen`](Self::traces_seen)).
+    pub(crate) inner: Arc<Inner<T, F, I>>,
     pub(crate) info: &'static FlowInfo,
     /// Shared: a flow is cloned into every task that runs it, so it stays three words.
     config: Arc<FlowConfig>,
     _types: PhantomData<Signature<I, O, N, P>>,
 }
+
+/// What every clone of a flow shares: its steps, its driver, its input's JSON form, the facts
+/// its graph takes from the steps, and the most traces one of its sessions has recorded.
+pub(crate) type Inner<T, F, I> = (T, F, InputJson<I>, Describe<T>, AtomicU16);
 
 /// The flow's input as JSON, when its type is `Serialize` (chosen by `flow!` where the type is
 /// known).
@@ -196,7 +203,7 @@ where
         F: for<'a> Fn(&'a T, &'a Rt, Feed<'a, I>, Resume<P>) -> DriverFuture<'a, O>,
     {
         Flow {
-            inner: Arc::new((steps, driver, input_json, describe)),
+            inner: Arc::new((steps, driver, input_json, describe, AtomicU16::new(0))),
             info,
             config: Arc::new(FlowConfig {
                 defaults,
@@ -229,6 +236,12 @@ where
     /// ```
     pub fn graph(&self) -> crate::graph::FlowGraph {
         self.info.graph.with_facts((self.inner.3)(&self.inner.0))
+    }
+
+    /// How many traces a session of this flow is expected to record: the most one has recorded
+    /// so far, and at first the number of its resumable points (about one per step).
+    fn traces_seen(&self) -> usize {
+        usize::from(self.inner.4.load(Ordering::Relaxed)).max(self.info.points.len())
     }
 
     /// The flow's name.
@@ -364,7 +377,7 @@ where
         let mut core = RunCore::new(self.info.name, erased, config.capture, events);
         core.human = Asker::new(Arc::clone(&config.input), answers);
         core.traces_on = config.traces;
-        core.expect_traces(self.info.points.len());
+        core.expect_traces(self.traces_seen());
         let mut loaded = None;
         let mut document = None;
         // The input for `flow_started`, only when values are captured and somebody listens.
@@ -448,6 +461,11 @@ where
             Err(_) => Box::pin(rt.stopped()).await.err(),
             Ok(_) => None,
         };
+        // The next run of this flow makes room for as many traces at once, rather than
+        // growing its buffer (and copying it) as this one did: a flow of nested flows and
+        // groups records many more traces than it has resumable points.
+        let recorded = u16::try_from(rt.core.trace_count()).unwrap_or(u16::MAX);
+        self.inner.4.fetch_max(recorded, Ordering::Relaxed);
         let traces = rt.core.take_traces();
         let started_at = rt.core.started_at();
         let session = rt.core.session;

@@ -214,6 +214,11 @@ impl RunCore {
         }
     }
 
+    /// How many traces this session has recorded.
+    pub(crate) fn trace_count(&self) -> usize {
+        self.with_traces(|t| t.len())
+    }
+
     /// Makes room for `n` traces at the first one (see `trace_hint`).
     pub(crate) fn expect_traces(&mut self, n: usize) {
         self.trace_hint = u16::try_from(n).unwrap_or(u16::MAX);
