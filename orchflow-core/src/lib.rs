@@ -46,7 +46,7 @@ pub mod store;
 mod trace;
 
 #[doc(hidden)]
-#[path = "private.rs"]
+#[path = "private/mod.rs"]
 pub mod __private_0_1_0;
 pub mod testing;
 
