@@ -232,6 +232,11 @@ fn rich_entry(seq: u64) -> JournalEntry {
 
 /// A run created and released, with entries `1..=entries`.
 async fn released_run<S: CheckpointStore + ?Sized>(store: &S, entries: u64) -> RunId {
+    claimed_run(store, entries).await.0
+}
+
+/// A new running run with journal entries `1..=entries`, and its claim.
+async fn claimed_run<S: CheckpointStore + ?Sized>(store: &S, entries: u64) -> (RunId, Claim) {
     let run_id = RunId::new_v4();
     let claim = store
         .create(&document(run_id, RunStatus::Running, 0))
@@ -240,7 +245,7 @@ async fn released_run<S: CheckpointStore + ?Sized>(store: &S, entries: u64) -> R
     for seq in 1..=entries {
         store.append(&claim, &entry(seq)).await.expect("append");
     }
-    run_id
+    (run_id, claim)
 }
 
 async fn journal<S: CheckpointStore + ?Sized>(store: &S, run_id: RunId) -> Vec<JournalEntry> {
@@ -292,12 +297,7 @@ pub mod cases {
     /// from whichever handle, and changes nothing.
     pub async fn create_refuses_a_taken_id<F: StoreFixture>(fixture: F) {
         let (a, b) = (fixture.open().await, fixture.open().await);
-        let run_id = RunId::new_v4();
-        let claim = a
-            .create(&document(run_id, RunStatus::Running, 0))
-            .await
-            .expect("create");
-        a.append(&claim, &entry(1)).await.expect("append");
+        let (run_id, claim) = claimed_run(&a, 1).await;
         let before = a.load(run_id).await.expect("load");
         let mut other = document(run_id, RunStatus::Running, 60);
         other.flow = "another".to_string();
@@ -318,11 +318,7 @@ pub mod cases {
     /// dropping it frees the run.
     pub async fn claim_is_exclusive_until_dropped<F: StoreFixture>(fixture: F) {
         let (a, b) = (fixture.open().await, fixture.open().await);
-        let run_id = RunId::new_v4();
-        let claim = a
-            .create(&document(run_id, RunStatus::Running, 0))
-            .await
-            .expect("create");
+        let (run_id, claim) = claimed_run(&a, 0).await;
         busy(&a.claim(run_id).await, run_id);
         busy(&b.claim(run_id).await, run_id);
         let err = b.claim(run_id).await.expect_err("busy");
@@ -357,12 +353,7 @@ pub mod cases {
     /// never issued, another run's claim) is `ClaimLost`, and writes nothing.
     pub async fn writes_with_a_stale_claim_are_refused<F: StoreFixture>(fixture: F) {
         let store = fixture.open().await;
-        let run_id = RunId::new_v4();
-        let first = store
-            .create(&document(run_id, RunStatus::Running, 0))
-            .await
-            .expect("create");
-        store.append(&first, &entry(1)).await.expect("append");
+        let (run_id, first) = claimed_run(&store, 1).await;
         let stale_token = first.token();
         drop(first);
         let current = store.claim(run_id).await.expect("claim");
@@ -397,11 +388,7 @@ pub mod cases {
     /// nothing; a new claim (on another handle) continues after the stored journal's last.
     pub async fn appends_out_of_sequence_are_refused<F: StoreFixture>(fixture: F) {
         let (a, b) = (fixture.open().await, fixture.open().await);
-        let run_id = RunId::new_v4();
-        let claim = a
-            .create(&document(run_id, RunStatus::Running, 0))
-            .await
-            .expect("create");
+        let (run_id, claim) = claimed_run(&a, 0).await;
         let refused = |result: Result<(), StoreError>, last: u64, found: u64| match result {
             Err(StoreError::OutOfSequence {
                 run_id: id,
@@ -427,11 +414,7 @@ pub mod cases {
     /// handle and another.
     pub async fn appends_load_back_in_order<F: StoreFixture>(fixture: F) {
         let store = fixture.open().await;
-        let run_id = RunId::new_v4();
-        let claim = store
-            .create(&document(run_id, RunStatus::Running, 0))
-            .await
-            .expect("create");
+        let (run_id, claim) = claimed_run(&store, 0).await;
         let entries: Vec<JournalEntry> = (1..=40).map(rich_entry).collect();
         for e in &entries {
             store.append(&claim, e).await.expect("append");
@@ -445,12 +428,7 @@ pub mod cases {
     /// its own run, so another run's document is refused (`ClaimLost`).
     pub async fn put_document_replaces_the_document<F: StoreFixture>(fixture: F) {
         let store = fixture.open().await;
-        let run_id = RunId::new_v4();
-        let claim = store
-            .create(&document(run_id, RunStatus::Running, 0))
-            .await
-            .expect("create");
-        store.append(&claim, &entry(1)).await.expect("append");
+        let (run_id, claim) = claimed_run(&store, 1).await;
         let mut suspended = document(run_id, RunStatus::Suspended, 0);
         suspended.pending = vec![PendingInput::new("1/review", "review", "ship it?")];
         suspended.updated_at += Duration::from_secs(5);
