@@ -666,8 +666,11 @@ impl CheckpointStore for Tattler {
         self.inner.load(run_id)
     }
 
-    fn list_runs(&self) -> StoreFuture<'_, orchflow::store::RunListing> {
-        self.inner.list_runs()
+    fn list_runs<'a>(
+        &'a self,
+        query: &'a orchflow::store::RunQuery,
+    ) -> StoreFuture<'a, orchflow::store::RunListing> {
+        self.inner.list_runs(query)
     }
 }
 
@@ -727,8 +730,11 @@ impl CheckpointStore for Recorder {
         self.inner.load(run_id)
     }
 
-    fn list_runs(&self) -> StoreFuture<'_, orchflow::store::RunListing> {
-        self.inner.list_runs()
+    fn list_runs<'a>(
+        &'a self,
+        query: &'a orchflow::store::RunQuery,
+    ) -> StoreFuture<'a, orchflow::store::RunListing> {
+        self.inner.list_runs(query)
     }
 }
 

@@ -824,8 +824,11 @@ async fn a_checkpoint_is_not_counted_in_the_next_step() {
         ) -> orchflow::store::StoreFuture<'a, Option<orchflow::store::Checkpoint>> {
             self.0.load(run_id)
         }
-        fn list_runs(&self) -> orchflow::store::StoreFuture<'_, orchflow::store::RunListing> {
-            self.0.list_runs()
+        fn list_runs<'a>(
+            &'a self,
+            query: &'a orchflow::store::RunQuery,
+        ) -> orchflow::store::StoreFuture<'a, orchflow::store::RunListing> {
+            self.0.list_runs(query)
         }
     }
     let f = flow! { inc => double };

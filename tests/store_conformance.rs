@@ -1,7 +1,9 @@
 //! The checkpoint-store conformance suite, for the stores of this crate.
 //!
 //! * The store contract (`orchflow::store::conformance`, one test per case):
-//!   `memory::contract::*` and `json::contract::*`.
+//!   `memory::contract::*` and `json::contract::*`; the queue contract
+//!   (`orchflow::store::conformance::queue`) for the stores that hand runs to workers:
+//!   `memory::queue::*`.
 //! * The same durable flows over every store (this file): a run saves each point and
 //!   completes, a stopped run resumes where it stopped from another handle, a suspended run
 //!   takes an answer, a changed or another flow is refused, a taken run id runs and writes
@@ -61,6 +63,9 @@ impl StoreFixture for JsonFixture {
 mod memory {
     mod contract {
         orchflow::store_conformance!(orchflow::MemoryStore::default(), corruption: skipped);
+    }
+    mod queue {
+        orchflow::store_queue_conformance!(orchflow::MemoryStore::default(), leases: skipped);
     }
     mod flows {
         crate::flow_cases!(orchflow::MemoryStore::default());
@@ -186,7 +191,10 @@ pub async fn a_durable_run_saves_each_point_and_completes<F: StoreFixture>(fixtu
     assert_eq!(checkpoint.journal.len(), 2, "one entry per point");
     let seqs: Vec<u64> = checkpoint.journal.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, [1, 2]);
-    let listing = store.list_runs().await.unwrap();
+    let listing = store
+        .list_runs(&orchflow::store::RunQuery::new())
+        .await
+        .unwrap();
     assert_eq!(listing.runs.len(), 1);
     assert_eq!(listing.runs[0], checkpoint.document);
 }
@@ -244,7 +252,10 @@ pub async fn a_suspended_run_takes_an_answer<F: StoreFixture>(fixture: F) {
     let doc = store.load(first.run_id).await.unwrap().unwrap().document;
     assert_eq!(doc.status, RunStatus::Suspended);
     assert_eq!(doc.pending, first.suspended);
-    let listing = store.list_runs().await.unwrap();
+    let listing = store
+        .list_runs(&orchflow::store::RunQuery::new())
+        .await
+        .unwrap();
     let waiting: Vec<_> = listing.pending().map(|(run, q)| (run, q.clone())).collect();
     assert_eq!(waiting, [(first.run_id, pending.clone())]);
 
@@ -260,7 +271,15 @@ pub async fn a_suspended_run_takes_an_answer<F: StoreFixture>(fixture: F) {
         .await
         .unwrap_err();
     assert!(matches!(err, ResumeError::NotSuspended { .. }), "{err}");
-    assert!(store.list_runs().await.unwrap().pending().next().is_none());
+    assert!(
+        store
+            .list_runs(&orchflow::store::RunQuery::new())
+            .await
+            .unwrap()
+            .pending()
+            .next()
+            .is_none()
+    );
 }
 
 pub async fn a_changed_flow_or_another_flow_is_refused<F: StoreFixture>(fixture: F) {

@@ -249,6 +249,26 @@ where
         self.info.name
     }
 
+    /// The flow's structural fingerprint as checkpoints write it (16 hex digits): it changes
+    /// when the flow's shape does.
+    ///
+    /// ```
+    /// use orchflow::{flow, step};
+    /// #[step] async fn inc(x: u32) -> u32 { x + 1 }
+    /// let f = flow! { inc };
+    /// assert_eq!(f.fingerprint().len(), 16);
+    /// assert_ne!(f.fingerprint(), flow! { inc => inc }.fingerprint());
+    /// assert_eq!(f.key().name, f.name());
+    /// ```
+    pub fn fingerprint(&self) -> String {
+        format!("{:016x}", self.info.fingerprint)
+    }
+
+    /// The flow's name and fingerprint: how a worker's registry and a queue know it.
+    pub fn key(&self) -> crate::store::FlowKey {
+        crate::store::FlowKey::new(self.info.name, self.fingerprint())
+    }
+
     /// Records each attempt's input and output as JSON in its [`StepTrace`] when the step's
     /// types are `Serialize` (off by default: it costs a serialisation per attempt).
     pub fn capture_values(mut self, on: bool) -> Self {

@@ -9,7 +9,7 @@ use crate::flow::{Driver, DurableLaunch, Launch};
 use crate::result::FlowResult;
 use crate::step::bounds::StateReq;
 use crate::store::{
-    Checkpoint, JournalEntry, PendingInput, PointRecord, RunDocument, RunStatus, StoreError,
+    Checkpoint, Claim, JournalEntry, PendingInput, PointRecord, RunDocument, RunStatus, StoreError,
 };
 use crate::trace::{StepTrace, Traces};
 use std::sync::Arc;
@@ -39,21 +39,28 @@ where
         ),
         ResumeError,
     > {
-        let info = self.flow.info;
-        let location = self.store.location(run_id);
         // One writer per run: nothing is read, decided or run without the claim.
         let claim = match self.store.claim(run_id).await {
             Ok(claim) => claim,
             Err(StoreError::NotFound(id)) => return Err(ResumeError::NotFound(id)),
             Err(e) => return Err(e.into()),
         };
+        self.load_claimed(claim, answer).await
+    }
+
+    /// Reads the checkpoint of the run `claim` holds and checks it is this flow's, and not
+    /// cancelled.
+    pub(crate) async fn read_claimed(
+        &self,
+        claim: &Claim,
+    ) -> Result<(RunDocument, Vec<JournalEntry>), ResumeError> {
+        let info = self.flow.info;
+        let run_id = claim.run_id();
+        let location = self.store.location(run_id);
         let Some(checkpoint) = self.store.load(run_id).await? else {
             return Err(ResumeError::NotFound(run_id));
         };
-        let Checkpoint {
-            mut document,
-            journal,
-        } = checkpoint;
+        let Checkpoint { document, journal } = checkpoint;
         if document.flow != info.name {
             return Err(ResumeError::OtherFlow {
                 location,
@@ -69,6 +76,30 @@ where
                 now: info.shape.to_string(),
             });
         }
+        if document.status == RunStatus::Cancelled {
+            return Err(ResumeError::Cancelled(run_id));
+        }
+        Ok((document, journal))
+    }
+
+    /// [`load`](Self::load) of a run already claimed.
+    #[allow(clippy::type_complexity)]
+    pub(crate) async fn load_claimed(
+        &self,
+        claim: Claim,
+        answer: Option<(Option<&str>, String)>,
+    ) -> Result<
+        (
+            Option<Launch<I, O, P>>,
+            Option<Done<O>>,
+            Option<serde_json::Value>,
+        ),
+        ResumeError,
+    > {
+        let info = self.flow.info;
+        let run_id = claim.run_id();
+        let location = self.store.location(run_id);
+        let (mut document, journal) = self.read_claimed(&claim).await?;
         let answer = match answer {
             None => None,
             Some((name, text)) => Some((answered_question(&document, name)?, text)),
@@ -180,9 +211,14 @@ where
 
 /// The question an answer is for: the one named (by position, or by step when that is
 /// unambiguous), or the only one pending.
-fn answered_question(document: &RunDocument, name: Option<&str>) -> Result<String, ResumeError> {
+pub(crate) fn answered_question(
+    document: &RunDocument,
+    name: Option<&str>,
+) -> Result<String, ResumeError> {
     let run_id = document.run_id;
-    if document.status != RunStatus::Suspended || document.pending.is_empty() {
+    // A queued run may still list questions: answered ones are taken off as they come in.
+    let waits = matches!(document.status, RunStatus::Suspended | RunStatus::Queued);
+    if !waits || document.pending.is_empty() {
         return Err(ResumeError::NotSuspended {
             run_id,
             status: document.status.clone(),

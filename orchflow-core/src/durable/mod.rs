@@ -11,6 +11,7 @@
 
 pub(crate) mod journal;
 mod load;
+mod queue;
 pub(crate) mod replay;
 
 use self::load::not_started;
@@ -91,6 +92,10 @@ pub enum ResumeError {
         /// The pending questions ([`PendingInput::question`](crate::store::PendingInput::question)) the answer could be for.
         pending: Vec<String>,
     },
+    /// The run was cancelled ([`RunQueue::cancel`](crate::store::RunQueue::cancel)): it is
+    /// never run again.
+    #[error("run {0} was cancelled")]
+    Cancelled(RunId),
     /// The answer names a question the run is not waiting on.
     #[error("run {run_id} is not waiting on question `{question}` (it waits on: {})", .pending.join(", "))]
     UnknownQuestion {
@@ -525,26 +530,20 @@ where
         }
     }
 
-    pub(crate) async fn create(
+    /// The first document of a run of this flow with `input`.
+    pub(crate) fn document(
         &self,
         run_id: RunId,
-        input: I,
-    ) -> Result<Launch<I, O, P>, (I, StoreError)> {
+        input: &I,
+        status: RunStatus,
+    ) -> Result<RunDocument, StoreError> {
         let info = self.flow.info;
         let now = SystemTime::now();
-        let json = match (self.codec.input_to)(&input) {
-            Ok(j) => j,
-            Err(source) => {
-                return Err((
-                    input,
-                    StoreError::Serialize {
-                        what: "the flow's input",
-                        source,
-                    },
-                ));
-            }
-        };
-        let document = RunDocument {
+        let json = (self.codec.input_to)(input).map_err(|source| StoreError::Serialize {
+            what: "the flow's input",
+            source,
+        })?;
+        Ok(RunDocument {
             format: crate::store::FORMAT.to_string(),
             version: crate::store::FORMAT_VERSION,
             run_id,
@@ -552,12 +551,24 @@ where
             fingerprint: format!("{:016x}", info.fingerprint),
             shape: info.shape.to_string(),
             input: json,
-            status: RunStatus::Running,
+            status,
             pending: Vec::new(),
             output: None,
             error: None,
             created_at: now,
             updated_at: now,
+            waiting: None,
+        })
+    }
+
+    pub(crate) async fn create(
+        &self,
+        run_id: RunId,
+        input: I,
+    ) -> Result<Launch<I, O, P>, (I, StoreError)> {
+        let document = match self.document(run_id, &input, RunStatus::Running) {
+            Ok(d) => d,
+            Err(e) => return Err((input, e)),
         };
         let claim = match self.store.create(&document).await {
             Ok(claim) => claim,

@@ -7,8 +7,8 @@
 //! live as long as the last clone of the store.
 
 use super::{
-    Checkpoint, CheckpointStore, Claim, ClaimHold, JournalEntry, RunDocument, RunListing,
-    StoreError, StoreFuture,
+    Checkpoint, CheckpointStore, Claim, ClaimHold, FlowKey, JournalEntry, RunDocument, RunListing,
+    RunQuery, RunQueue, RunStatus, StoreError, StoreFuture, runnable,
 };
 use crate::context::RunId;
 
@@ -179,18 +179,102 @@ impl CheckpointStore for MemoryStore {
         Box::pin(async move { Ok(self.lock().get(&run_id).map(|r| r.checkpoint.clone())) })
     }
 
-    fn list_runs(&self) -> StoreFuture<'_, RunListing> {
+    fn list_runs<'a>(&'a self, query: &'a RunQuery) -> StoreFuture<'a, RunListing> {
         Box::pin(async move {
-            let mut listing = RunListing {
-                runs: self
-                    .lock()
-                    .values()
-                    .map(|r| r.checkpoint.document.clone())
-                    .collect(),
-                unreadable: Vec::new(),
-            };
-            listing.sort();
-            Ok(listing)
+            let runs = self
+                .lock()
+                .values()
+                .filter(|r| query.matches(&r.checkpoint.document))
+                .map(|r| r.checkpoint.document.clone())
+                .collect();
+            Ok(query.select(runs, Vec::new()))
         })
     }
+}
+
+/// Runs are taken oldest first; a claim is held until the [`Claim`] is dropped, so a run whose
+/// claim was dropped half-way (its writer gone) is runnable again.
+///
+/// ```
+/// use orchflow::store::{CheckpointStore, FlowKey, RunQueue, RunStatus};
+/// use orchflow::{flow, step, MemoryStore};
+/// #[step] async fn inc(x: u32) -> u32 { x + 1 }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let store = MemoryStore::default();
+/// let f = flow! { inc };
+/// let run_id = f.durable(store.clone()).submit(1).await.unwrap();
+/// let known = [FlowKey::new(f.name(), f.fingerprint())];
+/// let claim = store.claim_next(&known).await.unwrap().expect("a queued run");
+/// assert_eq!(claim.run_id(), run_id);
+/// assert!(store.claim_next(&known).await.unwrap().is_none(), "claimed runs are not handed out twice");
+/// assert_eq!(store.cancel(run_id).await.unwrap(), RunStatus::Queued);
+/// # }
+/// ```
+impl RunQueue for MemoryStore {
+    fn claim_next<'a>(&'a self, flows: &'a [FlowKey]) -> StoreFuture<'a, Option<Claim>> {
+        Box::pin(async move {
+            let mut runs = self.lock();
+            let next = runs
+                .values()
+                .filter(|r| {
+                    let d = &r.checkpoint.document;
+                    runnable(&d.status, r.held) && knows(flows, d)
+                })
+                .map(|r| {
+                    let d = &r.checkpoint.document;
+                    (d.created_at, d.run_id)
+                })
+                .min();
+            let Some((_, run_id)) = next else {
+                return Ok(None);
+            };
+            let Some(run) = runs.get_mut(&run_id) else {
+                return Ok(None);
+            };
+            run.checkpoint.document.waiting = None;
+            Ok(Some(self.hold(run, run_id)))
+        })
+    }
+
+    fn mark_waiting<'a>(&'a self, flows: &'a [FlowKey], reason: &'a str) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let mut marked = 0;
+            for run in self.lock().values_mut() {
+                let held = run.held;
+                let d = &mut run.checkpoint.document;
+                if runnable(&d.status, held) && !knows(flows, d) && d.waiting.is_none() {
+                    d.waiting = Some(reason.to_string());
+                    marked += 1;
+                }
+            }
+            Ok(marked)
+        })
+    }
+
+    fn cancel<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, RunStatus> {
+        Box::pin(async move {
+            let mut runs = self.lock();
+            let run = runs.get_mut(&run_id).ok_or(StoreError::NotFound(run_id))?;
+            let before = run.checkpoint.document.status.clone();
+            if matches!(before, RunStatus::Completed | RunStatus::Cancelled) {
+                return Ok(before);
+            }
+            // Revoke: the holder's token is no longer the run's.
+            run.token += 1;
+            run.held = false;
+            let d = &mut run.checkpoint.document;
+            d.status = RunStatus::Cancelled;
+            d.pending.clear();
+            d.waiting = None;
+            d.updated_at = std::time::SystemTime::now();
+            Ok(before)
+        })
+    }
+}
+
+/// Whether `flows` has the flow of `document`.
+fn knows(flows: &[FlowKey], document: &RunDocument) -> bool {
+    flows
+        .iter()
+        .any(|k| k.name == document.flow && k.fingerprint == document.fingerprint)
 }

@@ -41,9 +41,13 @@ use std::time::SystemTime;
 pub mod conformance;
 mod json;
 mod memory;
+mod query;
+mod queue;
 
 pub use json::JsonCheckpointStore;
 pub use memory::MemoryStore;
+pub use query::{Question, RunCursor, RunListing, RunQuery};
+pub use queue::{FlowKey, RunQueue, runnable};
 
 /// The format name written in every document.
 pub const FORMAT: &str = "orchflow-checkpoint";
@@ -60,6 +64,9 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
+    /// Submitted (or answered) and waiting for a worker to run it
+    /// ([`RunQueue`]).
+    Queued,
     /// Started and not finished (or interrupted: a crash leaves this status).
     Running,
     /// Waiting for human answers to its `pending` questions.
@@ -68,6 +75,56 @@ pub enum RunStatus {
     Completed,
     /// Stopped by a step that failed for good; resuming retries from the last point.
     Failed,
+    /// Cancelled ([`RunQueue::cancel`]): never run again.
+    Cancelled,
+}
+
+impl RunStatus {
+    /// The status as written in documents and databases (`queued`, `running`, `suspended`,
+    /// `completed`, `failed`, `cancelled`).
+    ///
+    /// ```
+    /// use orchflow::store::RunStatus;
+    /// assert_eq!(RunStatus::Suspended.as_str(), "suspended");
+    /// assert_eq!("suspended".parse::<RunStatus>(), Ok(RunStatus::Suspended));
+    /// ```
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Suspended => "suspended",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RunStatus {
+    type Err = String;
+
+    /// Reads what [`RunStatus::as_str`] writes; the error names the text and the statuses.
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "queued" => RunStatus::Queued,
+            "running" => RunStatus::Running,
+            "suspended" => RunStatus::Suspended,
+            "completed" => RunStatus::Completed,
+            "failed" => RunStatus::Failed,
+            "cancelled" => RunStatus::Cancelled,
+            other => {
+                return Err(format!(
+                    "unknown run status {other:?} (one of queued, running, suspended, completed, failed, cancelled)"
+                ));
+            }
+        })
+    }
 }
 
 /// A question a run is waiting on.
@@ -170,6 +227,10 @@ pub struct RunDocument {
     /// When the document was last written.
     #[serde(with = "crate::json::instant")]
     pub updated_at: SystemTime,
+    /// Why a runnable run has not started: written by a worker that does not know its flow
+    /// ([`RunQueue::mark_waiting`]), cleared when a worker claims it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 impl RunDocument {
@@ -489,9 +550,45 @@ pub trait CheckpointStore: Send + Sync {
     /// Reads a run back: `Ok(None)` if the store has no such run. Needs no claim.
     fn load<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<Checkpoint>>;
 
-    /// The documents of every run in the store, newest first, and the runs that could not be
-    /// read (a corrupt document does not hide the others). Needs no claim.
-    fn list_runs(&self) -> StoreFuture<'_, RunListing>;
+    /// The documents of the runs `query` asks for, newest first, one page; and the runs that
+    /// could not be read (a corrupt document does not hide the others). Needs no claim.
+    fn list_runs<'a>(&'a self, query: &'a RunQuery) -> StoreFuture<'a, RunListing>;
+
+    /// The journal entries of a run with a `seq` greater than `after` (0 for all), in order;
+    /// `Ok(None)` if the store has no such run. Needs no claim. Stores that can read part of a
+    /// journal override it; the default loads the whole run.
+    fn journal<'a>(
+        &'a self,
+        run_id: RunId,
+        after: u64,
+    ) -> StoreFuture<'a, Option<Vec<JournalEntry>>> {
+        Box::pin(async move {
+            Ok(self
+                .load(run_id)
+                .await?
+                .map(|c| c.journal.into_iter().filter(|e| e.seq > after).collect()))
+        })
+    }
+
+    /// The traces of every attempt of a run, in the order they were journaled; `Ok(None)` if
+    /// the store has no such run. Needs no claim.
+    fn traces<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<Vec<StepTrace>>> {
+        Box::pin(async move {
+            Ok(self
+                .journal(run_id, 0)
+                .await?
+                .map(|j| j.into_iter().flat_map(|e| e.traces).collect()))
+        })
+    }
+
+    /// The questions the suspended runs among those `query` asks for wait on (its status
+    /// filter aside), newest run first. Needs no claim.
+    fn questions<'a>(&'a self, query: &'a RunQuery) -> StoreFuture<'a, Vec<Question>> {
+        Box::pin(async move {
+            let query = query.clone().status(RunStatus::Suspended);
+            Ok(Question::all_of(&self.list_runs(&query).await?))
+        })
+    }
 
     /// Where a run's checkpoint lives, for messages (a file path, a table row, …).
     fn location(&self, run_id: RunId) -> String {
@@ -519,58 +616,23 @@ impl<S: CheckpointStore + ?Sized> CheckpointStore for std::sync::Arc<S> {
     fn load<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<Checkpoint>> {
         (**self).load(run_id)
     }
-    fn list_runs(&self) -> StoreFuture<'_, RunListing> {
-        (**self).list_runs()
+    fn list_runs<'a>(&'a self, query: &'a RunQuery) -> StoreFuture<'a, RunListing> {
+        (**self).list_runs(query)
+    }
+    fn journal<'a>(
+        &'a self,
+        run_id: RunId,
+        after: u64,
+    ) -> StoreFuture<'a, Option<Vec<JournalEntry>>> {
+        (**self).journal(run_id, after)
+    }
+    fn traces<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<Vec<StepTrace>>> {
+        (**self).traces(run_id)
+    }
+    fn questions<'a>(&'a self, query: &'a RunQuery) -> StoreFuture<'a, Vec<Question>> {
+        (**self).questions(query)
     }
     fn location(&self, run_id: RunId) -> String {
         (**self).location(run_id)
-    }
-}
-
-/// What [`CheckpointStore::list_runs`] found.
-///
-/// ```
-/// use orchflow::human;
-/// use orchflow::store::{CheckpointStore, RunStatus};
-/// use orchflow::{flow, step, MemoryStore};
-/// #[step] async fn inc(x: u32) -> u32 { x + 1 }
-/// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let store = MemoryStore::default();
-/// flow! { inc }.durable(store.clone()).run(1).await;
-/// let ask = human::ask("ok", |x: &u32| format!("ok {x}?"));
-/// let waiting = flow! { (ask) }.with_input(human::Suspend).durable(store.clone()).run(2).await;
-///
-/// let listing = store.list_runs().await.unwrap();
-/// assert_eq!(listing.runs.len(), 2);
-/// assert!(listing.unreadable.is_empty());
-/// let pending: Vec<_> = listing.pending().map(|(run, q)| (run, q.prompt.as_str())).collect();
-/// assert_eq!(pending, [(waiting.run_id, "ok 2?")]);
-/// assert_eq!(listing.runs.iter().filter(|d| d.status == RunStatus::Completed).count(), 1);
-/// # }
-/// ```
-#[derive(Debug, Default)]
-pub struct RunListing {
-    /// The runs' documents, newest (by creation) first.
-    pub runs: Vec<RunDocument>,
-    /// The runs whose documents could not be read, each with why.
-    pub unreadable: Vec<StoreError>,
-}
-
-impl RunListing {
-    /// Every question a suspended run waits on, with its run, in the order of `runs`.
-    pub fn pending(&self) -> impl Iterator<Item = (RunId, &PendingInput)> + '_ {
-        self.runs
-            .iter()
-            .filter(|d| d.status == RunStatus::Suspended)
-            .flat_map(|d| d.pending.iter().map(move |p| (d.run_id, p)))
-    }
-
-    /// Sorts the runs newest first (by creation, then id, so the order is stable).
-    pub fn sort(&mut self) {
-        self.runs.sort_by(|a, b| {
-            b.created_at
-                .cmp(&a.created_at)
-                .then_with(|| b.run_id.cmp(&a.run_id))
-        });
     }
 }

@@ -15,20 +15,21 @@ use super::journal::parse_journal;
 use super::{Inner, corrupt, io_error, location};
 use crate::context::RunId;
 use crate::store::{
-    Checkpoint, FORMAT, FORMAT_VERSION, OLDEST_FORMAT_VERSION, RunDocument, RunListing, StoreError,
+    Checkpoint, FORMAT, FORMAT_VERSION, OLDEST_FORMAT_VERSION, RunDocument, RunListing, RunQuery,
+    StoreError,
 };
 use std::fs;
 use std::io;
 use std::path::Path;
 
 impl Inner {
-    pub(super) fn list(&self) -> Result<RunListing, StoreError> {
+    pub(super) fn list(&self, query: &RunQuery) -> Result<RunListing, StoreError> {
         let entries = match fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(RunListing::default()),
             Err(e) => return Err(io_error("read", &self.dir, e)),
         };
-        let mut listing = RunListing::default();
+        let (mut runs, mut unreadable) = (Vec::new(), Vec::new());
         for entry in entries {
             let entry = entry.map_err(|e| io_error("read", &self.dir, e))?;
             let name = entry.file_name();
@@ -45,8 +46,8 @@ impl Inner {
                 parse_document(&path, &bytes)
             });
             match read {
-                Ok(document) if document.run_id == run_id => listing.runs.push(document),
-                Ok(document) => listing.unreadable.push(corrupt(
+                Ok(document) if document.run_id == run_id => runs.push(document),
+                Ok(document) => unreadable.push(corrupt(
                     &path,
                     format!(
                         "the document is for run {}, not run {run_id}",
@@ -55,11 +56,10 @@ impl Inner {
                 )),
                 // Removed since the directory was read: not a run any more.
                 Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => listing.unreadable.push(e),
+                Err(e) => unreadable.push(e),
             }
         }
-        listing.sort();
-        Ok(listing)
+        Ok(query.select(runs, unreadable))
     }
 
     pub(super) fn load(&self, run_id: RunId) -> Result<Option<Checkpoint>, StoreError> {
@@ -338,7 +338,12 @@ mod tests {
     async fn listing_scans_documents_and_reports_bad_ones_by_path() {
         let (_tmp, store) = store();
         assert!(
-            store.list_runs().await.unwrap().runs.is_empty(),
+            store
+                .list_runs(&RunQuery::new())
+                .await
+                .unwrap()
+                .runs
+                .is_empty(),
             "no directory yet"
         );
         let (a, bad) = (RunId::new_v4(), RunId::new_v4());
@@ -350,7 +355,7 @@ mod tests {
         // Not a run's document: not listed, not reported.
         fs::write(store.dir().join("notes.json"), b"{}").unwrap();
 
-        let listing = store.list_runs().await.unwrap();
+        let listing = store.list_runs(&RunQuery::new()).await.unwrap();
         let ids: Vec<_> = listing.runs.iter().map(|d| d.run_id).collect();
         assert_eq!(ids, [a]);
         assert_eq!(listing.unreadable.len(), 1);

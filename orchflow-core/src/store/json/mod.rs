@@ -25,8 +25,8 @@ mod test_support;
 
 use crate::context::RunId;
 use crate::store::{
-    Checkpoint, CheckpointStore, Claim, JournalEntry, RunDocument, RunListing, StoreError,
-    StoreFuture,
+    Checkpoint, CheckpointStore, Claim, JournalEntry, RunDocument, RunListing, RunQuery,
+    StoreError, StoreFuture,
 };
 use claim::{Held, Session, check_token};
 use std::collections::HashMap;
@@ -355,10 +355,15 @@ impl CheckpointStore for JsonCheckpointStore {
 
     /// Scans the directory for `<run_id>.json` documents (a directory that does not exist yet
     /// holds no runs).
-    fn list_runs(&self) -> StoreFuture<'_, RunListing> {
+    fn list_runs<'a>(&'a self, query: &'a RunQuery) -> StoreFuture<'a, RunListing> {
+        let query = query.clone();
         Box::pin(async move {
-            self.blocking(|inner| inner.list(), "read", self.dir().to_path_buf())
-                .await
+            self.blocking(
+                move |inner| inner.list(&query),
+                "read",
+                self.dir().to_path_buf(),
+            )
+            .await
         })
     }
 }
