@@ -44,6 +44,7 @@ mod site;
 mod step;
 pub mod store;
 mod trace;
+pub mod worker;
 
 #[doc(hidden)]
 #[path = "private/mod.rs"]
