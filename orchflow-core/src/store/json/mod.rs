@@ -133,6 +133,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 ///     error: None,
 ///     created_at: now,
 ///     updated_at: now,
+///     waiting: None,
 /// };
 /// let claim = store.create(&document).await?;
 ///
