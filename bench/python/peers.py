@@ -3,7 +3,7 @@
 
 Run as:
 
-    .venv-peer/bin/python bench/python/peers.py [--quick] [--dir DIR]
+    .venv-peer/bin/python bench/python/peers.py [--quick] [--dir DIR] [--postgres URL]
 
 Prints ONE JSON object on stdout and nothing else; progress and a human-readable
 table go to stderr.  See bench/python/README.md for setup and what each row means.
@@ -14,6 +14,12 @@ Workloads (every step is trivial: it takes an int and returns it + 1):
 * fanout100  - one step fanning out to 100 parallel branches, then joined;
                ns per branch (run time / 100, the start and join steps included).
 * durableN   - N sequential steps with the peer's on-disk checkpointing; ns per step.
+* durable10x1000 - 1,000 concurrent runs (threads) of 10 steps each, in one event loop, on
+               one async saver (AsyncSqliteSaver; AsyncPostgresSaver with --postgres);
+               ns per checkpointed step (wall time / 10,000).
+
+The Postgres savers (langgraph-checkpoint-postgres) run only with --postgres URL (or env
+ORCHFLOW_POSTGRES_URL); each run of peers.py uses a fresh schema, dropped at the end.
 
 Each bench is run once untimed (warm-up), then timed repeatedly with
 time.perf_counter_ns until a time budget is spent; per_unit_ns is the median run
@@ -82,6 +88,12 @@ class Budget:
         # durable1000 for Orchflow: only tried if it is predicted to finish in time,
         # and aborted (by a deadline checked inside the steps) if it does not
         self.durable1000_limit_s = 20.0 if quick else 30.0
+        # durable10x1000 (1,000 concurrent runs of 10 steps): one batch takes ~10-30 s, so the
+        # warm-up is a batch of 10 runs and the timed batches are few
+        self.concurrent_runs = 1000
+        self.concurrent_steps = 10
+        self.concurrent_warmup_runs = 10
+        self.concurrent_timed_batches = 1 if quick else 2
 
 
 def record(
@@ -105,7 +117,7 @@ def record(
     row.update(extra)
     RESULTS.append(row)
     log(
-        f"  {system:<16} {bench:<12} {row['per_unit_ns']:>14,.1f} ns/{unit}"
+        f"  {system:<23} {bench:<14} {row['per_unit_ns']:>14,.1f} ns/{unit}"
         f"  (best {row['best_per_unit_ns']:,.1f}, {len(samples)} runs)"
     )
     return row
@@ -412,6 +424,50 @@ def lg_durable_note(saver: str, sync_mode: str, how: str) -> str:
     )
 
 
+async def lg_concurrent_durable(
+    system: str, saver: Any, saver_note: str, budget: Budget,
+    wal_position: Callable[[], Awaitable[float]] | None = None, count_wchar: bool = False,
+) -> None:
+    """durable10x1000: `concurrent_runs` ainvoke calls of a 10-node chain gathered on one loop,
+    all on the same saver, each with its own thread_id; per_unit_ns = batch wall time / (runs x steps)."""
+    runs, steps = budget.concurrent_runs, budget.concurrent_steps
+    gd = lg_seq_graph(steps, lg_inc_async, checkpointer=saver)
+
+    async def batch(n: int) -> list[int]:
+        cfgs = [{"recursion_limit": 1000, "configurable": {"thread_id": str(uuid.uuid4())}}
+                for _ in range(n)]
+        out = await asyncio.gather(*(gd.ainvoke({"x": 0}, c) for c in cfgs))
+        return [r["x"] for r in out]
+
+    expect([steps] * budget.concurrent_warmup_runs)(await batch(budget.concurrent_warmup_runs))
+    samples: list[int] = []
+    extra: dict[str, Any] = {}
+    wal0 = await wal_position() if wal_position is not None else None
+    w0 = wchar()
+    for _ in range(budget.concurrent_timed_batches):
+        gc.collect()
+        t0 = perf()
+        got = await batch(runs)
+        samples.append(perf() - t0)
+        expect([steps] * runs)(got)
+    w1 = wchar()
+    if count_wchar and w0 is not None and w1 is not None:  # a file saver: its writes are ours
+        extra["bytes_written_per_batch"] = round((w1 - w0) / len(samples))
+    if wal_position is not None:
+        extra["wal_bytes_per_batch"] = round((await wal_position() - wal0) / len(samples))
+    extra["concurrent_runs"] = runs
+    record(
+        system, f"durable{steps}x{runs}", "step", runs * steps, samples,
+        f"{runs} concurrent runs of a {steps}-node chain (async nodes), asyncio.gather of "
+        f"graph.ainvoke with a new thread_id each, in one event loop, all on ONE {saver_note}; "
+        f"per_unit_ns = batch wall time / {runs * steps} checkpointed steps; warm-up: one batch of "
+        f"{budget.concurrent_warmup_runs} runs (untimed), then {len(samples)} timed batch(es) "
+        "(runs = batches); default durability='async'; the saver serialises its database "
+        "calls with one lock (no batching of commits across runs)",
+        **extra,
+    )
+
+
 def tracing_state() -> str:
     for var in ("LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2", "LANGCHAIN_TRACING"):
         if os.environ.get(var, "").lower() in ("1", "true"):
@@ -474,6 +530,12 @@ def langgraph_async_bench(budget: Budget, workdir: str) -> None:
                                    "async nodes, await graph.ainvoke"),
                    **extra)
 
+            await lg_concurrent_durable(
+                system, saver,
+                f"AsyncSqliteSaver (aiosqlite, one connection on its own thread; sqlite "
+                f"journal_mode=WAL, synchronous={sync_mode}: one fdatasync of the WAL per commit)",
+                budget, count_wchar=True)
+
     log(f"langgraph {version_of('langgraph')} (async API):")
     asyncio.run(main())
 
@@ -533,17 +595,148 @@ def langgraph_sync_bench(budget: Budget, workdir: str) -> None:
 
 
 # --------------------------------------------------------------------------------------
+# LangGraph with langgraph-checkpoint-postgres: PostgresSaver / AsyncPostgresSaver (psycopg 3)
+# --------------------------------------------------------------------------------------
+
+PG_INFO: dict[str, Any] = {}  # server version and durability settings, for the JSON header
+
+
+def pg_connect_kwargs() -> dict[str, Any]:
+    # what PostgresSaver.from_conn_string / AsyncPostgresSaver.from_conn_string use
+    from psycopg.rows import dict_row
+
+    return {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+
+
+@contextlib.contextmanager
+def pg_schema(url: str) -> Any:
+    """A fresh schema for one system's tables, dropped (with everything in it) afterwards,
+    so repeated runs never grow a table.  Its name starts with orchflow_bench_."""
+    import psycopg
+
+    schema = f"orchflow_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+        if not PG_INFO:
+            for key in ("server_version", "synchronous_commit", "fsync", "wal_sync_method",
+                        "full_page_writes"):
+                PG_INFO[key] = admin.execute(f"SHOW {key}").fetchone()[0]
+        try:
+            yield schema
+        finally:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+# the server's current WAL position in bytes (server-wide)
+PG_WAL_POSITION_SQL = "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::float8 AS b"
+
+
+def pg_durable_note(saver: str, how: str) -> str:
+    return (
+        f"{saver}, one autocommit connection as from_conn_string opens it (prepare_threshold=0, "
+        "no pipeline arg), tables made by setup() in a fresh schema dropped after the system's "
+        "benches; one saver for all runs, a new thread_id per run; default durability='async' "
+        "(step k's checkpoint is written while step k+1 runs; the run waits for all writes "
+        "before returning); per step put_writes (INSERT .. ON CONFLICT into checkpoint_writes) "
+        "and put (non-primitive channel values UPSERTed into checkpoint_blobs, then the "
+        "checkpoint as JSONB into checkpoints), each sent as one psycopg pipeline = its own "
+        "implicit transaction and commit (pg_stat_database counted ~255 commits per 100-step run, "
+        f"reads included); server synchronous_commit={PG_INFO.get('synchronous_commit')}, "
+        f"fsync={PG_INFO.get('fsync')}, wal_sync_method={PG_INFO.get('wal_sync_method')} (a WAL "
+        "flush per commit); wal_bytes_per_run = pg_current_wal_lsn() delta over the timed runs "
+        f"/ runs (server-wide: other sessions' WAL counts too); {how}"
+    )
+
+
+def langgraph_postgres_sync_bench(budget: Budget, url: str) -> None:
+    system = "langgraph-sync-postgres"
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from psycopg import Connection
+
+    log(f"langgraph {version_of('langgraph')} (sync API), PostgresSaver "
+        f"{version_of('langgraph-checkpoint-postgres')}, psycopg {version_of('psycopg')}:")
+    with pg_schema(url) as schema, Connection.connect(url, **pg_connect_kwargs()) as conn:
+        conn.execute(f'SET search_path TO "{schema}"')
+        saver = PostgresSaver(conn)
+        saver.setup()
+        gd = lg_seq_graph(100, lg_inc_sync, checkpointer=saver)
+
+        def run_durable() -> Any:
+            cfg = {"recursion_limit": 1000, "configurable": {"thread_id": str(uuid.uuid4())}}
+            return gd.invoke({"x": 0}, cfg)["x"]
+
+        check = expect(100)
+        check(run_durable())  # one warm-up run outside the WAL window (time_sync adds its own)
+        wal0 = conn.execute(PG_WAL_POSITION_SQL).fetchone()["b"]
+        s = time_sync(run_durable, check, budget.durable_seconds, budget)
+        wal = conn.execute(PG_WAL_POSITION_SQL).fetchone()["b"] - wal0
+        record(system, "durable100", "step", 100, s,
+               pg_durable_note("PostgresSaver (psycopg 3 Connection, threading.Lock)",
+                               "sync nodes, graph.invoke"),
+               wal_bytes_per_run=round(float(wal) / (len(s) + 1)),
+               postgres_server=PG_INFO.get("server_version"))
+
+
+def langgraph_postgres_async_bench(budget: Budget, url: str) -> None:
+    system = "langgraph-postgres"
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from psycopg import AsyncConnection
+
+    async def main(schema: str) -> None:
+        async with await AsyncConnection.connect(url, **pg_connect_kwargs()) as conn:
+            await conn.execute(f'SET search_path TO "{schema}"')
+            saver = AsyncPostgresSaver(conn)
+            await saver.setup()
+
+            async def wal_position() -> float:
+                async with saver.lock:  # the saver's connection; do not interleave with it
+                    cur = await conn.execute(PG_WAL_POSITION_SQL)
+                    return (await cur.fetchone())["b"]
+            gd = lg_seq_graph(100, lg_inc_async, checkpointer=saver)
+
+            async def run_durable() -> Any:
+                cfg = {"recursion_limit": 1000, "configurable": {"thread_id": str(uuid.uuid4())}}
+                return (await gd.ainvoke({"x": 0}, cfg))["x"]
+
+            check = expect(100)
+            check(await run_durable())
+            wal0 = await wal_position()
+            s = await time_async(run_durable, check, budget.durable_seconds, budget)
+            wal = await wal_position() - wal0
+            record(system, "durable100", "step", 100, s,
+                   pg_durable_note("AsyncPostgresSaver (psycopg 3 AsyncConnection, asyncio.Lock)",
+                                   "async nodes, await graph.ainvoke"),
+                   wal_bytes_per_run=round(wal / (len(s) + 1)),
+                   postgres_server=PG_INFO.get("server_version"))
+
+            await lg_concurrent_durable(
+                system, saver,
+                "AsyncPostgresSaver (one psycopg 3 AsyncConnection, asyncio.Lock around every "
+                f"database call; server synchronous_commit={PG_INFO.get('synchronous_commit')}: "
+                "a WAL flush per committing transaction, about 2 per step)",
+                budget, wal_position)
+
+    log(f"langgraph {version_of('langgraph')} (async API), AsyncPostgresSaver "
+        f"{version_of('langgraph-checkpoint-postgres')}, psycopg {version_of('psycopg')}:")
+    with pg_schema(url) as schema:
+        asyncio.run(main(schema))
+
+
+# --------------------------------------------------------------------------------------
 
 
 def print_table(out: dict[str, Any]) -> None:
     log("")
     log(f"python {out['python']}  orchflow {out['orchflow']}  langgraph {out['langgraph']}"
         f"  ({'quick' if out['quick'] else 'full'} run, {out['cpus']} CPUs)")
-    hdr = f"{'system':<16} {'bench':<12} {'median ns/unit':>16} {'best ns/unit':>14} {'unit':<7} {'runs':>6}"
+    if out["postgres_server"]:
+        log(f"langgraph-checkpoint-postgres {out['langgraph_checkpoint_postgres']}  psycopg "
+            f"{out['psycopg']}  PostgreSQL {out['postgres_server'].get('server_version')}")
+    hdr = f"{'system':<23} {'bench':<14} {'median ns/unit':>16} {'best ns/unit':>14} {'unit':<7} {'runs':>6}"
     log(hdr)
     log("-" * len(hdr))
     for r in out["results"]:
-        log(f"{r['system']:<16} {r['bench']:<12} {r['per_unit_ns']:>16,.1f} "
+        log(f"{r['system']:<23} {r['bench']:<14} {r['per_unit_ns']:>16,.1f} "
             f"{r['best_per_unit_ns']:>14,.1f} {r['unit']:<7} {r['runs']:>6}")
     for s in out["skipped"]:
         log(f"skipped: {s}")
@@ -552,13 +745,20 @@ def print_table(out: dict[str, Any]) -> None:
     log(f"total wall time {out['wall_seconds']:.1f} s")
 
 
+ALL_SYSTEMS = ["orchflow", "langgraph", "langgraph-sync", "langgraph-postgres", "langgraph-sync-postgres"]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="shorter time budgets (~30 s total)")
     ap.add_argument("--dir", default=None,
                     help="directory for checkpoint files (default: a fresh dir under the system temp dir)")
-    ap.add_argument("--only", choices=["orchflow", "langgraph", "langgraph-sync"], action="append",
+    ap.add_argument("--only", choices=ALL_SYSTEMS, action="append",
                     help="run only these systems (repeatable)")
+    ap.add_argument("--postgres", metavar="URL", default=os.environ.get("ORCHFLOW_POSTGRES_URL"),
+                    help="PostgreSQL connection URL for the langgraph-*postgres systems (default: env "
+                         "ORCHFLOW_POSTGRES_URL; without it they are skipped). Each system makes a "
+                         "fresh schema orchflow_bench_<hex> and drops it afterwards")
     args = ap.parse_args()
     budget = Budget(args.quick)
     wall0 = time.perf_counter()
@@ -566,7 +766,7 @@ def main() -> int:
 
     real_stdout = sys.stdout
     workdir = tempfile.mkdtemp(prefix="peers-bench-", dir=args.dir)
-    systems = args.only or ["orchflow", "langgraph", "langgraph-sync"]
+    systems = args.only or ALL_SYSTEMS
     failed = False
     try:
         # Everything a library might print goes to stderr; stdout gets only the JSON.
@@ -582,8 +782,16 @@ def main() -> int:
                         log(f"{name}: langgraph not installed, skipped")
                     elif name == "langgraph":
                         langgraph_async_bench(budget, workdir)
-                    else:
+                    elif name == "langgraph-sync":
                         langgraph_sync_bench(budget, workdir)
+                    elif not args.postgres:
+                        SKIPPED.append(f"{name}: no PostgreSQL server given (--postgres URL or "
+                                       "env ORCHFLOW_POSTGRES_URL)")
+                        log(f"{name}: no --postgres URL / ORCHFLOW_POSTGRES_URL, skipped")
+                    elif name == "langgraph-postgres":
+                        langgraph_postgres_async_bench(budget, args.postgres)
+                    else:
+                        langgraph_postgres_sync_bench(budget, args.postgres)
                 except ImportError as exc:
                     SKIPPED.append(f"{name}: not importable ({exc})")
                     log(f"{name}: not importable ({exc}), skipped")
@@ -599,6 +807,11 @@ def main() -> int:
         "orchflow": version_of("orchflow"),
         "langgraph": version_of("langgraph"),
         "langgraph_checkpoint_sqlite": version_of("langgraph-checkpoint-sqlite"),
+        "aiosqlite": version_of("aiosqlite"),
+        "langgraph_checkpoint_postgres": version_of("langgraph-checkpoint-postgres"),
+        "psycopg": version_of("psycopg"),
+        "psycopg_binary": version_of("psycopg-binary"),
+        "postgres_server": PG_INFO or None,
         "quick": args.quick,
         "cpus": os.cpu_count(),
         "loadavg_1m_start_end": [load0, os.getloadavg()[0]],
