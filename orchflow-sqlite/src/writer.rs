@@ -1,0 +1,726 @@
+//! The writer thread: the only write connection of a file in this process, and group commit.
+//!
+//! Invariants:
+//! * Every write of every handle of one file in this process goes through one ordered channel
+//!   to one thread that owns the file's only write connection. A request sent before another
+//!   (a claim's release, then a new claim) is applied before it.
+//! * The thread takes every request queued (up to [`MAX_BATCH`]) and applies them in one
+//!   `BEGIN IMMEDIATE` transaction, each inside its own savepoint: a refused request (claim
+//!   lost, out of sequence, run exists) is rolled back to its savepoint and does not undo the
+//!   others. The transaction is committed once (one fsync in WAL with `synchronous = FULL`), and
+//!   only then is each request answered; if the commit fails, every request of the batch gets
+//!   the error. A request that arrives during a commit waits for that commit and its own.
+//! * Leases: a claim sets owner, holder, token + 1 and expiry only when the run has no live
+//!   lease; every write checks owner, token and expiry in its own savepoint. Each registered
+//!   handle's leases are renewed by one statement every third of its ttl, and only while they
+//!   have not expired (a lapsed lease is never revived).
+
+use orchflow_core::RunId;
+use orchflow_core::store::{FlowKey, RunDocument, RunStatus, StoreError};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::time::{Duration, Instant, SystemTime};
+
+/// The most requests one transaction applies.
+pub(crate) const MAX_BATCH: usize = 1024;
+
+/// Nanoseconds since the Unix epoch, negative before it, saturating far from it.
+pub(crate) fn nanos(t: SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_nanos()).map_or(i64::MIN, |n| -n),
+    }
+}
+
+/// A time from [`nanos`].
+pub(crate) fn from_nanos(n: i64) -> SystemTime {
+    if n >= 0 {
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(n.unsigned_abs())
+    } else {
+        SystemTime::UNIX_EPOCH - Duration::from_nanos(n.unsigned_abs())
+    }
+}
+
+fn ttl_nanos(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// Counters of the writer, for tests and benchmarks.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) commits: AtomicU64,
+    pub(crate) requests: AtomicU64,
+}
+
+/// Who holds leases: one store handle.
+#[derive(Debug)]
+pub(crate) struct Owner {
+    /// Unique per handle.
+    pub(crate) id: String,
+    /// How a `RunBusy` names it.
+    pub(crate) holder: String,
+    /// Its leases' time to live.
+    pub(crate) ttl: Duration,
+}
+
+/// A run's document and the columns taken from it.
+#[derive(Debug)]
+pub(crate) struct DocRow {
+    pub(crate) run_id: RunId,
+    pub(crate) flow: String,
+    pub(crate) fingerprint: String,
+    pub(crate) status: &'static str,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+    pub(crate) json: String,
+    pub(crate) waiting: Option<String>,
+}
+
+impl DocRow {
+    pub(crate) fn of(document: &RunDocument) -> Result<DocRow, StoreError> {
+        Ok(DocRow {
+            run_id: document.run_id,
+            flow: document.flow.clone(),
+            fingerprint: document.fingerprint.clone(),
+            status: document.status.as_str(),
+            created_at: nanos(document.created_at),
+            updated_at: nanos(document.updated_at),
+            json: serde_json::to_string(document).map_err(|source| StoreError::Serialize {
+                what: "run document",
+                source,
+            })?,
+            waiting: document.waiting.clone(),
+        })
+    }
+}
+
+/// A journal entry as rows.
+#[derive(Debug)]
+pub(crate) struct EntryRow {
+    pub(crate) seq: u64,
+    pub(crate) record: String,
+    pub(crate) answered: Option<String>,
+    pub(crate) state: Option<String>,
+    pub(crate) traces: Vec<String>,
+}
+
+/// What a request asks of the writer.
+#[derive(Debug)]
+pub(crate) enum Op {
+    Create {
+        row: DocRow,
+        owner: Arc<Owner>,
+    },
+    Claim {
+        run_id: RunId,
+        owner: Arc<Owner>,
+    },
+    ClaimNext {
+        flows: Vec<FlowKey>,
+        owner: Arc<Owner>,
+    },
+    Append {
+        run_id: RunId,
+        token: u64,
+        owner: Arc<Owner>,
+        entry: EntryRow,
+    },
+    PutDocument {
+        token: u64,
+        owner: Arc<Owner>,
+        row: DocRow,
+    },
+    Release {
+        run_id: RunId,
+        token: u64,
+        owner: String,
+    },
+    MarkWaiting {
+        flows: Vec<FlowKey>,
+        reason: String,
+    },
+    Cancel {
+        run_id: RunId,
+    },
+    /// Starts renewing a handle's leases.
+    Register {
+        owner: String,
+        ttl: Duration,
+    },
+    /// Stops renewing them.
+    Unregister {
+        owner: String,
+    },
+}
+
+/// What a request got.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// A claim with this token.
+    Token(u64),
+    /// `claim_next`'s run and token, if any.
+    Next(Option<(RunId, u64)>),
+    Done,
+    Count(u64),
+    Status(RunStatus),
+}
+
+pub(crate) type ReplyTx = tokio::sync::oneshot::Sender<Result<Reply, StoreError>>;
+
+pub(crate) struct Request {
+    pub(crate) op: Op,
+    pub(crate) reply: Option<ReplyTx>,
+}
+
+/// The writer of one file: its channel, and what readers and handles share.
+pub(crate) struct Writer {
+    pub(crate) tx: std::sync::Mutex<Sender<Request>>,
+    pub(crate) counters: Arc<Counters>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`.
+    pub(crate) fn start(conn: Connection, location: String) -> std::io::Result<Writer> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let counters = Arc::new(Counters::default());
+        let thread_counters = Arc::clone(&counters);
+        std::thread::Builder::new()
+            .name("orchflow-sqlite-writer".to_string())
+            .spawn(move || {
+                WriterThread {
+                    conn,
+                    location,
+                    counters: thread_counters,
+                    owners: HashMap::new(),
+                    next_beat: None,
+                }
+                .run(&rx)
+            })?;
+        Ok(Writer {
+            tx: std::sync::Mutex::new(tx),
+            counters,
+        })
+    }
+
+    /// Queues `op`; false when the writer thread is gone.
+    pub(crate) fn send(&self, op: Op, reply: Option<ReplyTx>) -> bool {
+        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        tx.send(Request { op, reply }).is_ok()
+    }
+}
+
+struct WriterThread {
+    conn: Connection,
+    /// `sqlite:<path>`.
+    location: String,
+    counters: Arc<Counters>,
+    /// The registered handles and their ttl.
+    owners: HashMap<String, Duration>,
+    next_beat: Option<Instant>,
+}
+
+fn sql_error(op: &'static str, location: String, e: rusqlite::Error) -> StoreError {
+    StoreError::Io {
+        op,
+        location,
+        source: std::io::Error::other(e),
+    }
+}
+
+impl WriterThread {
+    fn run(mut self, rx: &Receiver<Request>) {
+        loop {
+            let first = match self.next_beat {
+                Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                    Ok(r) => Some(r),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                },
+                None => match rx.recv() {
+                    Ok(r) => Some(r),
+                    Err(_) => return,
+                },
+            };
+            let mut batch: Vec<Request> = first.into_iter().collect();
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(r) => batch.push(r),
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                }
+            }
+            let mut work = Vec::with_capacity(batch.len());
+            for request in batch {
+                match request.op {
+                    Op::Register { owner, ttl } => {
+                        self.owners.insert(owner, ttl);
+                        self.schedule();
+                    }
+                    Op::Unregister { owner } => {
+                        self.owners.remove(&owner);
+                        self.schedule();
+                    }
+                    _ => work.push(request),
+                }
+            }
+            let beat = self.next_beat.is_some_and(|at| Instant::now() >= at);
+            if work.is_empty() && !beat {
+                continue;
+            }
+            self.commit(work, beat);
+            if beat {
+                self.next_beat = None;
+                self.schedule();
+            }
+        }
+    }
+
+    /// Sets the next heartbeat a third of the shortest ttl from now, if none is set.
+    fn schedule(&mut self) {
+        match self.owners.values().min() {
+            None => self.next_beat = None,
+            Some(ttl) => {
+                let at = Instant::now() + *ttl / 3;
+                if self.next_beat.is_none_or(|next| at < next) {
+                    self.next_beat = Some(at);
+                }
+            }
+        }
+    }
+
+    fn exec(&self, sql: &str) -> rusqlite::Result<()> {
+        self.conn.prepare_cached(sql)?.execute([])?;
+        Ok(())
+    }
+
+    /// Applies `work` (and the heartbeats when `beat`) in one transaction, then answers.
+    fn commit(&mut self, work: Vec<Request>, beat: bool) {
+        let now = nanos(SystemTime::now());
+        let n = work.len() as u64;
+        let mut replies = Vec::with_capacity(work.len());
+        if let Err(e) = self.exec("BEGIN IMMEDIATE") {
+            for request in work {
+                if let Some(tx) = request.reply {
+                    let _ = tx.send(Err(sql_error("lock", self.location.clone(), clone_err(&e))));
+                }
+            }
+            return;
+        }
+        for request in work {
+            let result = self.savepoint(request.op, now);
+            replies.push((request.reply, result));
+        }
+        if beat {
+            for (owner, ttl) in &self.owners {
+                // Errors here leave the leases as they were; the next beat tries again.
+                if let Ok(mut stmt) = self.conn.prepare_cached(
+                    "UPDATE runs SET lease_expires = ?1 WHERE lease_owner = ?2 AND lease_expires > ?3",
+                ) {
+                    let _ = stmt.execute(params![now.saturating_add(ttl_nanos(*ttl)), owner, now]);
+                }
+            }
+        }
+        match self.exec("COMMIT") {
+            Ok(()) => {
+                self.counters.commits.fetch_add(1, Ordering::Relaxed);
+                self.counters.requests.fetch_add(n, Ordering::Relaxed);
+                for (tx, result) in replies {
+                    if let Some(tx) = tx {
+                        let _ = tx.send(result);
+                    }
+                }
+            }
+            Err(e) => {
+                let _ = self.exec("ROLLBACK");
+                for (tx, _) in replies {
+                    if let Some(tx) = tx {
+                        let _ = tx.send(Err(sql_error(
+                            "commit",
+                            self.location.clone(),
+                            clone_err(&e),
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies one request inside its own savepoint.
+    fn savepoint(&self, op: Op, now: i64) -> Result<Reply, StoreError> {
+        let location = self.run_location(&op);
+        self.exec("SAVEPOINT request")
+            .map_err(|e| sql_error("write", location.clone(), e))?;
+        let result = self.apply(op, now);
+        let end = match &result {
+            Ok(_) => self.exec("RELEASE request"),
+            Err(_) => self
+                .exec("ROLLBACK TO request")
+                .and_then(|()| self.exec("RELEASE request")),
+        };
+        match end {
+            Ok(()) => result,
+            Err(e) => Err(sql_error("write", location, e)),
+        }
+    }
+
+    fn run_location(&self, op: &Op) -> String {
+        let run = match op {
+            Op::Create { row, .. } | Op::PutDocument { row, .. } => Some(row.run_id),
+            Op::Claim { run_id, .. }
+            | Op::Append { run_id, .. }
+            | Op::Release { run_id, .. }
+            | Op::Cancel { run_id } => Some(*run_id),
+            _ => None,
+        };
+        match run {
+            Some(run) => format!("{} (run {run})", self.location),
+            None => self.location.clone(),
+        }
+    }
+
+    fn apply(&self, op: Op, now: i64) -> Result<Reply, StoreError> {
+        let location = self.run_location(&op);
+        let sql = |e| sql_error("write", location.clone(), e);
+        match op {
+            Op::Create { row, owner } => {
+                let exists = self
+                    .conn
+                    .prepare_cached("SELECT 1 FROM runs WHERE run_id = ?1")
+                    .and_then(|mut s| s.exists([row.run_id.to_string()]))
+                    .map_err(sql)?;
+                if exists {
+                    return Err(StoreError::RunExists(row.run_id));
+                }
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO runs (run_id, flow, fingerprint, status, created_at, updated_at,
+                         document, waiting, lease_owner, lease_holder, lease_token, lease_expires)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11)",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            row.run_id.to_string(),
+                            row.flow,
+                            row.fingerprint,
+                            row.status,
+                            row.created_at,
+                            row.updated_at,
+                            row.json,
+                            row.waiting,
+                            owner.id,
+                            owner.holder,
+                            now.saturating_add(ttl_nanos(owner.ttl)),
+                        ])
+                    })
+                    .map_err(sql)?;
+                Ok(Reply::Token(1))
+            }
+            Op::Claim { run_id, owner } => {
+                let lease = self.lease(run_id).map_err(sql)?;
+                let Some(lease) = lease else {
+                    return Err(StoreError::NotFound(run_id));
+                };
+                if lease.live(now) {
+                    return Err(StoreError::RunBusy {
+                        run_id,
+                        holder: lease.holder(),
+                    });
+                }
+                let token = self.take(run_id, lease.token, &owner, now).map_err(sql)?;
+                Ok(Reply::Token(token))
+            }
+            Op::ClaimNext { flows, owner } => {
+                if flows.is_empty() {
+                    return Ok(Reply::Next(None));
+                }
+                let mut text = String::from(
+                    "SELECT run_id, lease_token FROM runs
+                     WHERE status IN ('queued', 'running')
+                     AND (lease_owner IS NULL OR lease_expires <= ?1) AND (",
+                );
+                let mut values: Vec<rusqlite::types::Value> = vec![now.into()];
+                for (i, key) in flows.iter().enumerate() {
+                    if i > 0 {
+                        text.push_str(" OR ");
+                    }
+                    text.push_str(&format!(
+                        "(flow = ?{} AND fingerprint = ?{})",
+                        values.len() + 1,
+                        values.len() + 2
+                    ));
+                    values.push(key.name.clone().into());
+                    values.push(key.fingerprint.clone().into());
+                }
+                text.push_str(") ORDER BY created_at, run_id LIMIT 1");
+                let found: Option<(String, i64)> = self
+                    .conn
+                    .prepare_cached(&text)
+                    .and_then(|mut s| {
+                        s.query_row(rusqlite::params_from_iter(values), |r| {
+                            Ok((r.get(0)?, r.get(1)?))
+                        })
+                        .optional()
+                    })
+                    .map_err(sql)?;
+                let Some((id, token)) = found else {
+                    return Ok(Reply::Next(None));
+                };
+                let run_id = id.parse::<RunId>().map_err(|e| StoreError::Corrupt {
+                    location: format!("{} (run {id})", self.location),
+                    reason: format!("the run id is not a UUID: {e}"),
+                })?;
+                let token = self
+                    .take(run_id, token.unsigned_abs(), &owner, now)
+                    .map_err(sql)?;
+                self.conn
+                    .prepare_cached("UPDATE runs SET waiting = NULL WHERE run_id = ?1")
+                    .and_then(|mut s| s.execute([&id]))
+                    .map_err(sql)?;
+                Ok(Reply::Next(Some((run_id, token))))
+            }
+            Op::Append {
+                run_id,
+                token,
+                owner,
+                entry,
+            } => {
+                self.check(run_id, token, &owner.id, now)?;
+                let key = run_id.to_string();
+                let last: i64 = self
+                    .conn
+                    .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM journal WHERE run_id = ?1")
+                    .and_then(|mut s| s.query_row([&key], |r| r.get(0)))
+                    .map_err(sql)?;
+                let last = last.unsigned_abs();
+                if entry.seq != last + 1 {
+                    return Err(StoreError::OutOfSequence {
+                        run_id,
+                        last,
+                        found: entry.seq,
+                    });
+                }
+                let seq = i64::try_from(entry.seq).unwrap_or(i64::MAX);
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO journal (run_id, seq, record, answered, state)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![key, seq, entry.record, entry.answered, entry.state])
+                    })
+                    .map_err(sql)?;
+                if !entry.traces.is_empty() {
+                    let mut stmt = self
+                        .conn
+                        .prepare_cached(
+                            "INSERT INTO traces (run_id, seq, idx, trace) VALUES (?1, ?2, ?3, ?4)",
+                        )
+                        .map_err(sql)?;
+                    for (idx, trace) in entry.traces.iter().enumerate() {
+                        stmt.execute(params![key, seq, idx as i64, trace])
+                            .map_err(sql)?;
+                    }
+                }
+                Ok(Reply::Done)
+            }
+            Op::PutDocument { token, owner, row } => {
+                self.check(row.run_id, token, &owner.id, now)?;
+                self.conn
+                    .prepare_cached(
+                        "UPDATE runs SET flow = ?2, fingerprint = ?3, status = ?4, created_at = ?5,
+                         updated_at = ?6, document = ?7, waiting = ?8 WHERE run_id = ?1",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            row.run_id.to_string(),
+                            row.flow,
+                            row.fingerprint,
+                            row.status,
+                            row.created_at,
+                            row.updated_at,
+                            row.json,
+                            row.waiting,
+                        ])
+                    })
+                    .map_err(sql)?;
+                Ok(Reply::Done)
+            }
+            Op::Release {
+                run_id,
+                token,
+                owner,
+            } => {
+                self.conn
+                    .prepare_cached(
+                        "UPDATE runs SET lease_owner = NULL, lease_holder = NULL, lease_expires = NULL
+                         WHERE run_id = ?1 AND lease_token = ?2 AND lease_owner = ?3",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            run_id.to_string(),
+                            i64::try_from(token).unwrap_or(i64::MAX),
+                            owner
+                        ])
+                    })
+                    .map_err(sql)?;
+                Ok(Reply::Done)
+            }
+            Op::MarkWaiting { flows, reason } => {
+                let candidates: Vec<(String, String, String)> = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT run_id, flow, fingerprint FROM runs
+                         WHERE status IN ('queued', 'running') AND waiting IS NULL
+                         AND (lease_owner IS NULL OR lease_expires <= ?1)",
+                    )
+                    .and_then(|mut s| {
+                        s.query_map([now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                            .collect()
+                    })
+                    .map_err(sql)?;
+                let mut marked = 0;
+                let mut stmt = self
+                    .conn
+                    .prepare_cached("UPDATE runs SET waiting = ?2 WHERE run_id = ?1")
+                    .map_err(sql)?;
+                for (id, flow, fingerprint) in candidates {
+                    if !flows
+                        .iter()
+                        .any(|k| k.name == flow && k.fingerprint == fingerprint)
+                    {
+                        stmt.execute(params![id, reason]).map_err(sql)?;
+                        marked += 1;
+                    }
+                }
+                Ok(Reply::Count(marked))
+            }
+            Op::Cancel { run_id } => {
+                let key = run_id.to_string();
+                let row: Option<(String, String)> = self
+                    .conn
+                    .prepare_cached("SELECT status, document FROM runs WHERE run_id = ?1")
+                    .and_then(|mut s| {
+                        s.query_row([&key], |r| Ok((r.get(0)?, r.get(1)?)))
+                            .optional()
+                    })
+                    .map_err(sql)?;
+                let Some((status, document)) = row else {
+                    return Err(StoreError::NotFound(run_id));
+                };
+                let corrupt = |reason: String| StoreError::Corrupt {
+                    location: location.clone(),
+                    reason,
+                };
+                let before: RunStatus = status.parse().map_err(corrupt)?;
+                if matches!(before, RunStatus::Completed | RunStatus::Cancelled) {
+                    return Ok(Reply::Status(before));
+                }
+                let mut doc: RunDocument = serde_json::from_str(&document)
+                    .map_err(|e| corrupt(format!("the run's document: {e}")))?;
+                doc.status = RunStatus::Cancelled;
+                doc.pending.clear();
+                doc.waiting = None;
+                doc.updated_at = crate::writer::from_nanos(now);
+                let row = DocRow::of(&doc)?;
+                self.conn
+                    .prepare_cached(
+                        "UPDATE runs SET status = 'cancelled', document = ?2, waiting = NULL,
+                         updated_at = ?3, lease_token = lease_token + 1, lease_owner = NULL,
+                         lease_holder = NULL, lease_expires = NULL WHERE run_id = ?1",
+                    )
+                    .and_then(|mut s| s.execute(params![key, row.json, row.updated_at]))
+                    .map_err(sql)?;
+                Ok(Reply::Status(before))
+            }
+            Op::Register { .. } | Op::Unregister { .. } => Ok(Reply::Done),
+        }
+    }
+
+    fn lease(&self, run_id: RunId) -> rusqlite::Result<Option<Lease>> {
+        self.conn
+            .prepare_cached(
+                "SELECT lease_owner, lease_holder, lease_token, lease_expires FROM runs WHERE run_id = ?1",
+            )?
+            .query_row([run_id.to_string()], |r| {
+                Ok(Lease {
+                    owner: r.get(0)?,
+                    holder: r.get(1)?,
+                    token: r.get::<_, i64>(2)?.unsigned_abs(),
+                    expires: r.get(3)?,
+                })
+            })
+            .optional()
+    }
+
+    /// Gives the run a new lease held by `owner`, with the token after `token`.
+    fn take(&self, run_id: RunId, token: u64, owner: &Owner, now: i64) -> rusqlite::Result<u64> {
+        let next = token + 1;
+        self.conn
+            .prepare_cached(
+                "UPDATE runs SET lease_owner = ?2, lease_holder = ?3, lease_token = ?4,
+                 lease_expires = ?5 WHERE run_id = ?1",
+            )?
+            .execute(params![
+                run_id.to_string(),
+                owner.id,
+                owner.holder,
+                i64::try_from(next).unwrap_or(i64::MAX),
+                now.saturating_add(ttl_nanos(owner.ttl)),
+            ])?;
+        Ok(next)
+    }
+
+    /// Whether the write of `owner` with `token` on `run_id` is honoured now.
+    fn check(&self, run_id: RunId, token: u64, owner: &str, now: i64) -> Result<(), StoreError> {
+        let lease = self
+            .lease(run_id)
+            .map_err(|e| sql_error("read", format!("{} (run {run_id})", self.location), e))?;
+        match lease {
+            None => Err(StoreError::NoDocument(run_id)),
+            Some(lease)
+                if lease.owner.as_deref() == Some(owner)
+                    && lease.token == token
+                    && lease.live(now) =>
+            {
+                Ok(())
+            }
+            Some(_) => Err(StoreError::ClaimLost { run_id, token }),
+        }
+    }
+}
+
+struct Lease {
+    owner: Option<String>,
+    holder: Option<String>,
+    token: u64,
+    expires: Option<i64>,
+}
+
+impl Lease {
+    fn live(&self, now: i64) -> bool {
+        self.owner.is_some() && self.expires.is_some_and(|e| e > now)
+    }
+
+    fn holder(&self) -> String {
+        match (&self.holder, &self.owner) {
+            (Some(holder), _) => holder.clone(),
+            (None, Some(owner)) => format!("store handle {owner}"),
+            (None, None) => "another writer".to_string(),
+        }
+    }
+}
+
+/// `rusqlite::Error` is not `Clone`; a batch's failure goes to every request as text.
+fn clone_err(e: &rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, msg) => {
+            rusqlite::Error::SqliteFailure(*code, msg.clone())
+        }
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
+    }
+}
