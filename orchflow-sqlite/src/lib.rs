@@ -15,6 +15,8 @@
 //!   handle renews all its leases with one statement every third of its ttl; a lease whose
 //!   holder died (stopped renewing) expires and the run can be claimed again.
 
+#[doc(hidden)]
+pub mod damage;
 mod read;
 mod schema;
 mod writer;

@@ -4,10 +4,8 @@
 use orchflow::RunId;
 use orchflow::store::Claim;
 use orchflow::store::conformance::StoreFixture;
-use orchflow_sqlite::SqliteStore;
-use rusqlite::{Connection, params};
+use orchflow_sqlite::{SqliteStore, damage};
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// A store in a file of a temporary directory.
 struct SqliteFixture {
@@ -21,14 +19,6 @@ impl SqliteFixture {
         let path = dir.path().join("runs.db");
         SqliteFixture { _dir: dir, path }
     }
-
-    /// A connection of the fixture's own, as another program would open the file.
-    fn outside(&self) -> Connection {
-        let conn = Connection::open(&self.path).expect("open the database from outside");
-        conn.busy_timeout(Duration::from_secs(10))
-            .expect("busy timeout");
-        conn
-    }
 }
 
 impl StoreFixture for SqliteFixture {
@@ -38,42 +28,16 @@ impl StoreFixture for SqliteFixture {
         SqliteStore::open(&self.path).expect("open the store")
     }
 
-    /// Writes a record that is not JSON into the run's second entry.
     async fn corrupt_journal(&self, run_id: RunId) -> bool {
-        let n = self
-            .outside()
-            .execute(
-                "UPDATE journal SET record = '{\"Point\": oops' WHERE run_id = ?1 AND seq = 2",
-                [run_id.to_string()],
-            )
-            .expect("damage the journal");
-        n == 1
+        damage::corrupt_journal(&self.path, run_id).expect("damage the journal")
     }
 
-    /// Cuts the run's document in half.
     async fn corrupt_document(&self, run_id: RunId) -> bool {
-        let n = self
-            .outside()
-            .execute(
-                "UPDATE runs SET document = substr(document, 1, length(document) / 2) WHERE run_id = ?1",
-                [run_id.to_string()],
-            )
-            .expect("damage the document");
-        n == 1
+        damage::corrupt_document(&self.path, run_id).expect("damage the document")
     }
 
-    /// Expires the claim's lease in the database; its handle's heartbeat renews only leases
-    /// that have not expired, so it stays expired.
     async fn lapse(&self, claim: &Claim) -> bool {
-        let n = self
-            .outside()
-            .execute(
-                "UPDATE runs SET lease_expires = 0
-                 WHERE run_id = ?1 AND lease_token = ?2 AND lease_owner IS NOT NULL",
-                params![claim.run_id().to_string(), claim.token() as i64],
-            )
-            .expect("lapse the lease");
-        n == 1
+        damage::lapse(&self.path, claim).expect("lapse the lease")
     }
 }
 
