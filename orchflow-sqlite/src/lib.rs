@@ -318,6 +318,30 @@ impl SqliteStore {
         self.handle.owner.ttl
     }
 
+    /// Waits until every write this process queued on the file before the call is committed,
+    /// claim releases included (a dropped [`Claim`] is released in the background). Useful
+    /// before handing a run to another process: once it returns, the run's release is visible
+    /// to every connection. Fails with [`StoreError::Io`] when the commit fails.
+    ///
+    /// ```
+    /// use orchflow::store::CheckpointStore;
+    /// use orchflow::{flow, step};
+    /// use orchflow_sqlite::SqliteStore;
+    /// #[step] async fn inc(x: u32) -> u32 { x + 1 }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = SqliteStore::open(dir.path().join("runs.db"))?;
+    /// let run_id = flow! { inc }.durable(store.clone()).submit(1).await?;
+    /// store.flush().await?; // the submit's claim is released for every process now
+    /// # Ok(()) }
+    /// ```
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        match self.request(Op::Flush).await? {
+            Reply::Done => Ok(()),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
     /// The writer's counters for this file in this process.
     #[doc(hidden)]
     pub fn stats(&self) -> WriterStats {

@@ -145,6 +145,8 @@ pub(crate) enum Op {
     Cancel {
         run_id: RunId,
     },
+    /// Nothing: answered once every request queued before it is committed.
+    Flush,
     /// Starts renewing a handle's leases.
     Register {
         owner: String,
@@ -634,7 +636,7 @@ impl WriterThread {
                     .map_err(sql)?;
                 Ok(Reply::Status(before))
             }
-            Op::Register { .. } | Op::Unregister { .. } => Ok(Reply::Done),
+            Op::Flush | Op::Register { .. } | Op::Unregister { .. } => Ok(Reply::Done),
         }
     }
 
@@ -722,5 +724,185 @@ fn clone_err(e: &rusqlite::Error) -> rusqlite::Error {
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
             Some(other.to_string()),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orchflow_core::store::{FORMAT, FORMAT_VERSION};
+    use tokio::sync::oneshot;
+
+    fn owner(ttl: Duration) -> Arc<Owner> {
+        Arc::new(Owner {
+            id: "owner-a".to_string(),
+            holder: "store handle owner-a (test)".to_string(),
+            ttl,
+        })
+    }
+
+    fn row(run_id: RunId) -> DocRow {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        DocRow::of(&RunDocument {
+            format: FORMAT.to_string(),
+            version: FORMAT_VERSION,
+            run_id,
+            flow: "f".to_string(),
+            fingerprint: "0123456789abcdef".to_string(),
+            shape: "f".to_string(),
+            input: serde_json::json!(1),
+            status: RunStatus::Running,
+            pending: Vec::new(),
+            output: None,
+            error: None,
+            created_at: at,
+            updated_at: at,
+            waiting: None,
+        })
+        .expect("a row")
+    }
+
+    fn entry(seq: u64) -> EntryRow {
+        EntryRow {
+            seq,
+            record: format!("{{\"Point\":{seq}}}"),
+            answered: None,
+            state: None,
+            traces: vec!["{}".to_string(); 2],
+        }
+    }
+
+    fn thread(dir: &tempfile::TempDir) -> WriterThread {
+        let path = dir.path().join("runs.db");
+        WriterThread {
+            conn: crate::schema::open_writer(&path).expect("open"),
+            location: format!("sqlite:{}", path.display()),
+            counters: Arc::default(),
+            owners: HashMap::new(),
+            next_beat: None,
+        }
+    }
+
+    /// A batch with refused requests among accepted ones commits once; each refused request is
+    /// rolled back to its savepoint alone, and every request gets its own answer.
+    #[test]
+    fn one_batch_is_one_commit_and_a_refused_request_undoes_only_itself() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut writer = thread(&dir);
+        let (a, b) = (RunId::new_v4(), RunId::new_v4());
+        let owner = owner(Duration::from_secs(30));
+        let append = |run_id, token, seq| Op::Append {
+            run_id,
+            token,
+            owner: Arc::clone(&owner),
+            entry: entry(seq),
+        };
+        let ops = vec![
+            Op::Create {
+                row: row(a),
+                owner: Arc::clone(&owner),
+            },
+            Op::Create {
+                row: row(b),
+                owner: Arc::clone(&owner),
+            },
+            append(a, 1, 1),
+            append(a, 1, 3),
+            Op::Create {
+                row: row(a),
+                owner: Arc::clone(&owner),
+            },
+            append(b, 7, 1),
+            append(a, 1, 2),
+            append(b, 1, 1),
+        ];
+        let mut replies = Vec::new();
+        let work = ops
+            .into_iter()
+            .map(|op| {
+                let (tx, rx) = oneshot::channel();
+                replies.push(rx);
+                Request {
+                    op,
+                    reply: Some(tx),
+                }
+            })
+            .collect();
+        writer.commit(work, false);
+        assert_eq!(writer.counters.commits.load(Ordering::Relaxed), 1);
+        assert_eq!(writer.counters.requests.load(Ordering::Relaxed), 8);
+        let got: Vec<String> = replies
+            .into_iter()
+            .map(|mut rx| match rx.try_recv().expect("answered") {
+                Ok(reply) => format!("{reply:?}"),
+                Err(e) => match e {
+                    StoreError::OutOfSequence { last, found, .. } => format!("seq {last}/{found}"),
+                    StoreError::RunExists(_) => "exists".to_string(),
+                    StoreError::ClaimLost { token, .. } => format!("lost {token}"),
+                    other => panic!("unexpected {other:?}"),
+                },
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "Token(1)", "Token(1)", "Done", "seq 1/3", "exists", "lost 7", "Done", "Done"
+            ]
+        );
+        let count = |sql: &str, run: RunId| -> i64 {
+            writer
+                .conn
+                .query_row(sql, [run.to_string()], |r| r.get(0))
+                .expect("count")
+        };
+        assert_eq!(
+            count("SELECT count(*) FROM journal WHERE run_id = ?1", a),
+            2
+        );
+        assert_eq!(count("SELECT count(*) FROM traces WHERE run_id = ?1", a), 4);
+        assert_eq!(
+            count("SELECT count(*) FROM journal WHERE run_id = ?1", b),
+            1
+        );
+    }
+
+    /// The heartbeat renews the unexpired leases of a registered owner, and never an expired one.
+    #[test]
+    fn heartbeats_renew_live_leases_only() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut writer = thread(&dir);
+        let owner = owner(Duration::from_secs(60));
+        writer.owners.insert(owner.id.clone(), owner.ttl);
+        let (live, lapsed) = (RunId::new_v4(), RunId::new_v4());
+        let create = |run_id| Request {
+            op: Op::Create {
+                row: row(run_id),
+                owner: Arc::clone(&owner),
+            },
+            reply: None,
+        };
+        writer.commit(vec![create(live), create(lapsed)], false);
+        let expiry = |writer: &WriterThread, run: RunId| -> i64 {
+            writer
+                .conn
+                .query_row(
+                    "SELECT lease_expires FROM runs WHERE run_id = ?1",
+                    [run.to_string()],
+                    |r| r.get(0),
+                )
+                .expect("expiry")
+        };
+        let before = expiry(&writer, live);
+        writer
+            .conn
+            .execute(
+                "UPDATE runs SET lease_expires = 0 WHERE run_id = ?1",
+                [lapsed.to_string()],
+            )
+            .expect("lapse");
+        std::thread::sleep(Duration::from_millis(5));
+        writer.commit(Vec::new(), true);
+        assert!(expiry(&writer, live) > before, "renewed");
+        assert_eq!(expiry(&writer, lapsed), 0, "a lapsed lease stays lapsed");
     }
 }
