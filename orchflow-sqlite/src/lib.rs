@@ -260,12 +260,16 @@ impl File {
 
 /// Counters of a file's writer since it was opened in this process, for tests and benchmarks.
 #[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WriterStats {
     /// Transactions committed.
     pub commits: u64,
     /// Requests applied in them.
     pub requests: u64,
+    /// Time the writer spent applying requests, before the commits.
+    pub applying: Duration,
+    /// Time the writer spent committing (writing the WAL and syncing it).
+    pub committing: Duration,
 }
 
 /// What a [`SqliteStore`] claim keeps: the handle (whose heartbeat renews the lease) and what
@@ -349,6 +353,8 @@ impl SqliteStore {
         WriterStats {
             commits: c.commits.load(Ordering::Relaxed),
             requests: c.requests.load(Ordering::Relaxed),
+            applying: Duration::from_nanos(c.apply_nanos.load(Ordering::Relaxed)),
+            committing: Duration::from_nanos(c.commit_nanos.load(Ordering::Relaxed)),
         }
     }
 

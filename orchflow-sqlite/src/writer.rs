@@ -5,11 +5,15 @@
 //!   to one thread that owns the file's only write connection. A request sent before another
 //!   (a claim's release, then a new claim) is applied before it.
 //! * The thread takes every request queued (up to [`MAX_BATCH`]) and applies them in one
-//!   `BEGIN IMMEDIATE` transaction, each inside its own savepoint: a refused request (claim
-//!   lost, out of sequence, run exists) is rolled back to its savepoint and does not undo the
-//!   others. The transaction is committed once (one fsync in WAL with `synchronous = FULL`), and
-//!   only then is each request answered; if the commit fails, every request of the batch gets
-//!   the error. A request that arrives during a commit waits for that commit and its own.
+//!   `BEGIN IMMEDIATE` transaction. Each request is all or nothing on its own: it checks before
+//!   it writes, so a refused request (claim lost, out of sequence, run exists) writes nothing;
+//!   a request that writes one statement is atomic as that statement is; one that writes more
+//!   (an entry and its traces) does so inside its own savepoint, rolled back alone on an error.
+//!   None of this undoes the other requests. The transaction is committed once (one fsync in WAL
+//!   with `synchronous = FULL`), and only then is each request answered; if the commit fails,
+//!   or SQLite rolled the transaction back itself (I/O error, full disk), every request of the
+//!   batch gets the error. A request that arrives during a commit waits for that commit and
+//!   its own.
 //! * Leases: a claim sets owner, holder, token + 1 and expiry only when the run has no live
 //!   lease; every write checks owner, token and expiry in its own savepoint. Each registered
 //!   handle's leases are renewed by one statement every third of its ttl, and only while they
@@ -53,6 +57,10 @@ fn ttl_nanos(ttl: Duration) -> i64 {
 pub(crate) struct Counters {
     pub(crate) commits: AtomicU64,
     pub(crate) requests: AtomicU64,
+    /// Time spent applying requests (statements before the commit), in nanoseconds.
+    pub(crate) apply_nanos: AtomicU64,
+    /// Time spent in `COMMIT` (the WAL write and its fsync), in nanoseconds.
+    pub(crate) commit_nanos: AtomicU64,
 }
 
 /// Who holds leases: one store handle.
@@ -310,8 +318,21 @@ impl WriterThread {
             }
             return;
         }
+        let applying = Instant::now();
+        // Set when SQLite rolled the whole transaction back itself (an I/O error, a full
+        // disk): nothing of the batch is written, and every request gets the error.
+        let mut lost: Option<rusqlite::Error> = None;
         for request in work {
-            let result = self.savepoint(request.op, now);
+            let result = match &lost {
+                Some(e) => Err(sql_error("write", self.location.clone(), clone_err(e))),
+                None => self.apply(request.op, now),
+            };
+            if lost.is_none() && self.conn.is_autocommit() {
+                lost = Some(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                    Some("the transaction was rolled back by an error".to_string()),
+                ));
+            }
             replies.push((request.reply, result));
         }
         if beat {
@@ -324,7 +345,21 @@ impl WriterThread {
                 }
             }
         }
-        match self.exec("COMMIT") {
+        let committing = Instant::now();
+        let committed = match lost {
+            Some(e) => Err(e),
+            None => self.exec("COMMIT"),
+        };
+        let elapsed = |since: Instant, until: Instant| {
+            u64::try_from((until - since).as_nanos()).unwrap_or(u64::MAX)
+        };
+        self.counters
+            .apply_nanos
+            .fetch_add(elapsed(applying, committing), Ordering::Relaxed);
+        self.counters
+            .commit_nanos
+            .fetch_add(elapsed(committing, Instant::now()), Ordering::Relaxed);
+        match committed {
             Ok(()) => {
                 self.counters.commits.fetch_add(1, Ordering::Relaxed);
                 self.counters.requests.fetch_add(n, Ordering::Relaxed);
@@ -349,21 +384,27 @@ impl WriterThread {
         }
     }
 
-    /// Applies one request inside its own savepoint.
-    fn savepoint(&self, op: Op, now: i64) -> Result<Reply, StoreError> {
-        let location = self.run_location(&op);
-        self.exec("SAVEPOINT request")
-            .map_err(|e| sql_error("write", location.clone(), e))?;
-        let result = self.apply(op, now);
-        let end = match &result {
-            Ok(_) => self.exec("RELEASE request"),
-            Err(_) => self
-                .exec("ROLLBACK TO request")
-                .and_then(|()| self.exec("RELEASE request")),
-        };
-        match end {
-            Ok(()) => result,
-            Err(e) => Err(sql_error("write", location, e)),
+    /// Runs `writes` (more than one statement) inside a savepoint: all of them or none.
+    fn atomically<T>(
+        &self,
+        location: &str,
+        writes: impl FnOnce() -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let fail = |e| sql_error("write", location.to_string(), e);
+        self.exec("SAVEPOINT request").map_err(fail)?;
+        match writes() {
+            Ok(value) => {
+                self.exec("RELEASE request").map_err(fail)?;
+                Ok(value)
+            }
+            Err(e) => {
+                // When SQLite has already rolled the transaction back these fail too; the
+                // batch sees it (`is_autocommit`) and answers every request with the error.
+                let _ = self
+                    .exec("ROLLBACK TO request")
+                    .and_then(|()| self.exec("RELEASE request"));
+                Err(fail(e))
+            }
         }
     }
 
@@ -430,7 +471,9 @@ impl WriterThread {
                         holder: lease.holder(),
                     });
                 }
-                let token = self.take(run_id, lease.token, &owner, now).map_err(sql)?;
+                let token = self
+                    .take(run_id, lease.token, &owner, now, false)
+                    .map_err(sql)?;
                 Ok(Reply::Token(token))
             }
             Op::ClaimNext { flows, owner } => {
@@ -473,12 +516,9 @@ impl WriterThread {
                     location: format!("{} (run {id})", self.location),
                     reason: format!("the run id is not a UUID: {e}"),
                 })?;
+                // One statement: the lease and the cleared note.
                 let token = self
-                    .take(run_id, token.unsigned_abs(), &owner, now)
-                    .map_err(sql)?;
-                self.conn
-                    .prepare_cached("UPDATE runs SET waiting = NULL WHERE run_id = ?1")
-                    .and_then(|mut s| s.execute([&id]))
+                    .take(run_id, token.unsigned_abs(), &owner, now, true)
                     .map_err(sql)?;
                 Ok(Reply::Next(Some((run_id, token))))
             }
@@ -488,14 +528,7 @@ impl WriterThread {
                 owner,
                 entry,
             } => {
-                self.check(run_id, token, &owner.id, now)?;
-                let key = run_id.to_string();
-                let last: i64 = self
-                    .conn
-                    .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM journal WHERE run_id = ?1")
-                    .and_then(|mut s| s.query_row([&key], |r| r.get(0)))
-                    .map_err(sql)?;
-                let last = last.unsigned_abs();
+                let last = self.check(run_id, token, &owner.id, now)?;
                 if entry.seq != last + 1 {
                     return Err(StoreError::OutOfSequence {
                         run_id,
@@ -503,27 +536,30 @@ impl WriterThread {
                         found: entry.seq,
                     });
                 }
+                let key = run_id.to_string();
                 let seq = i64::try_from(entry.seq).unwrap_or(i64::MAX);
-                self.conn
-                    .prepare_cached(
-                        "INSERT INTO journal (run_id, seq, record, answered, state)
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
-                    )
-                    .and_then(|mut s| {
-                        s.execute(params![key, seq, entry.record, entry.answered, entry.state])
-                    })
-                    .map_err(sql)?;
-                if !entry.traces.is_empty() {
-                    let mut stmt = self
-                        .conn
+                let insert = || {
+                    self.conn
                         .prepare_cached(
+                            "INSERT INTO journal (run_id, seq, record, answered, state)
+                             VALUES (?1, ?2, ?3, ?4, ?5)",
+                        )?
+                        .execute(params![key, seq, entry.record, entry.answered, entry.state])?;
+                    if !entry.traces.is_empty() {
+                        let mut stmt = self.conn.prepare_cached(
                             "INSERT INTO traces (run_id, seq, idx, trace) VALUES (?1, ?2, ?3, ?4)",
-                        )
-                        .map_err(sql)?;
-                    for (idx, trace) in entry.traces.iter().enumerate() {
-                        stmt.execute(params![key, seq, idx as i64, trace])
-                            .map_err(sql)?;
+                        )?;
+                        for (idx, trace) in entry.traces.iter().enumerate() {
+                            stmt.execute(params![key, seq, idx as i64, trace])?;
+                        }
                     }
+                    Ok(())
+                };
+                if entry.traces.is_empty() {
+                    // One statement: atomic by itself.
+                    insert().map_err(sql)?;
+                } else {
+                    self.atomically(&location, insert)?;
                 }
                 Ok(Reply::Done)
             }
@@ -582,21 +618,25 @@ impl WriterThread {
                             .collect()
                     })
                     .map_err(sql)?;
-                let mut marked = 0;
-                let mut stmt = self
-                    .conn
-                    .prepare_cached("UPDATE runs SET waiting = ?2 WHERE run_id = ?1")
-                    .map_err(sql)?;
-                for (id, flow, fingerprint) in candidates {
-                    if !flows
-                        .iter()
-                        .any(|k| k.name == flow && k.fingerprint == fingerprint)
-                    {
-                        stmt.execute(params![id, reason]).map_err(sql)?;
-                        marked += 1;
+                let unknown: Vec<String> = candidates
+                    .into_iter()
+                    .filter(|(_, flow, fingerprint)| {
+                        !flows
+                            .iter()
+                            .any(|k| k.name == *flow && k.fingerprint == *fingerprint)
+                    })
+                    .map(|(id, _, _)| id)
+                    .collect();
+                self.atomically(&location, || {
+                    let mut stmt = self
+                        .conn
+                        .prepare_cached("UPDATE runs SET waiting = ?2 WHERE run_id = ?1")?;
+                    for id in &unknown {
+                        stmt.execute(params![id, reason])?;
                     }
-                }
-                Ok(Reply::Count(marked))
+                    Ok(())
+                })?;
+                Ok(Reply::Count(unknown.len() as u64))
             }
             Op::Cancel { run_id } => {
                 let key = run_id.to_string();
@@ -656,37 +696,67 @@ impl WriterThread {
             .optional()
     }
 
-    /// Gives the run a new lease held by `owner`, with the token after `token`.
-    fn take(&self, run_id: RunId, token: u64, owner: &Owner, now: i64) -> rusqlite::Result<u64> {
+    /// Gives the run a new lease held by `owner`, with the token after `token`, in one
+    /// statement; `clear_waiting` also clears the run's waiting note.
+    fn take(
+        &self,
+        run_id: RunId,
+        token: u64,
+        owner: &Owner,
+        now: i64,
+        clear_waiting: bool,
+    ) -> rusqlite::Result<u64> {
         let next = token + 1;
-        self.conn
-            .prepare_cached(
-                "UPDATE runs SET lease_owner = ?2, lease_holder = ?3, lease_token = ?4,
-                 lease_expires = ?5 WHERE run_id = ?1",
-            )?
-            .execute(params![
-                run_id.to_string(),
-                owner.id,
-                owner.holder,
-                i64::try_from(next).unwrap_or(i64::MAX),
-                now.saturating_add(ttl_nanos(owner.ttl)),
-            ])?;
+        let sql = if clear_waiting {
+            "UPDATE runs SET lease_owner = ?2, lease_holder = ?3, lease_token = ?4,
+             lease_expires = ?5, waiting = NULL WHERE run_id = ?1"
+        } else {
+            "UPDATE runs SET lease_owner = ?2, lease_holder = ?3, lease_token = ?4,
+             lease_expires = ?5 WHERE run_id = ?1"
+        };
+        self.conn.prepare_cached(sql)?.execute(params![
+            run_id.to_string(),
+            owner.id,
+            owner.holder,
+            i64::try_from(next).unwrap_or(i64::MAX),
+            now.saturating_add(ttl_nanos(owner.ttl)),
+        ])?;
         Ok(next)
     }
 
-    /// Whether the write of `owner` with `token` on `run_id` is honoured now.
-    fn check(&self, run_id: RunId, token: u64, owner: &str, now: i64) -> Result<(), StoreError> {
-        let lease = self
-            .lease(run_id)
+    /// Whether the write of `owner` with `token` on `run_id` is honoured now; if so, the seq
+    /// of the run's last journal entry (0 for none), read by the same statement.
+    fn check(&self, run_id: RunId, token: u64, owner: &str, now: i64) -> Result<u64, StoreError> {
+        let found = self
+            .conn
+            .prepare_cached(
+                "SELECT lease_owner, lease_token, lease_expires,
+                 (SELECT COALESCE(MAX(seq), 0) FROM journal WHERE run_id = ?1)
+                 FROM runs WHERE run_id = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([run_id.to_string()], |r| {
+                    Ok((
+                        Lease {
+                            owner: r.get(0)?,
+                            holder: None,
+                            token: r.get::<_, i64>(1)?.unsigned_abs(),
+                            expires: r.get(2)?,
+                        },
+                        r.get::<_, i64>(3)?.unsigned_abs(),
+                    ))
+                })
+                .optional()
+            })
             .map_err(|e| sql_error("read", format!("{} (run {run_id})", self.location), e))?;
-        match lease {
+        match found {
             None => Err(StoreError::NoDocument(run_id)),
-            Some(lease)
+            Some((lease, last))
                 if lease.owner.as_deref() == Some(owner)
                     && lease.token == token
                     && lease.live(now) =>
             {
-                Ok(())
+                Ok(last)
             }
             Some(_) => Err(StoreError::ClaimLost { run_id, token }),
         }
@@ -783,10 +853,10 @@ mod tests {
         }
     }
 
-    /// A batch with refused requests among accepted ones commits once; each refused request is
-    /// rolled back to its savepoint alone, and every request gets its own answer.
+    /// A batch with refused requests among accepted ones commits once; a refused request writes
+    /// nothing and undoes nothing of the others, and every request gets its own answer.
     #[test]
-    fn one_batch_is_one_commit_and_a_refused_request_undoes_only_itself() {
+    fn one_batch_is_one_commit_and_a_refused_request_undoes_nothing_else() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let mut writer = thread(&dir);
         let (a, b) = (RunId::new_v4(), RunId::new_v4());
