@@ -8,8 +8,10 @@
 //!   length of a run: an append inserts one entry (and its traces), a document write updates one
 //!   row.
 //! * All handles on one file in a process share one writer thread, the only connection that
-//!   writes; it commits every request it finds queued in one transaction (group commit). Reads
-//!   run on read-only connections on tokio's blocking pool, never on a runtime worker.
+//!   writes; it commits every request it finds queued in one transaction (group commit). A
+//!   background connection copies the WAL into the database file (passive checkpoints), off
+//!   the path of the saves. Reads run on read-only connections on tokio's blocking pool, never
+//!   on a runtime worker.
 //! * A claim is a lease in the run's row: owner (the handle), a fencing token that grows with
 //!   every claim, and an expiry. Every write checks them in the transaction that writes; a
 //!   handle renews all its leases with one statement every third of its ttl; a lease whose
@@ -47,7 +49,9 @@ const IDLE_READERS: usize = 4;
 ///
 /// Clones share the handle: the same lease owner, so a claim taken through one clone can be
 /// written through another. Each [`open`](SqliteStore::open) makes a new handle, a writer of its
-/// own as far as claims go, even on a file this process already has open.
+/// own as far as claims go, even on a file this process already has open: a claim is written
+/// through the handle that took it (or a clone of it), and another handle's write with it is
+/// refused with [`StoreError::ClaimLost`].
 ///
 /// ```
 /// use orchflow::{flow, step};
@@ -222,11 +226,13 @@ impl File {
         }
         let conn = schema::open_writer(&path)?;
         let location = format!("sqlite:{}", path.display());
-        let writer = Writer::start(conn, location.clone()).map_err(|e| OpenError::Io {
-            op: "start the writer thread of",
-            path: path.clone(),
-            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
-        })?;
+        let checkpointer = schema::open_checkpointer(&path)?;
+        let writer =
+            Writer::start(conn, checkpointer, location.clone()).map_err(|e| OpenError::Io {
+                op: "start the writer thread of",
+                path: path.clone(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            })?;
         let file = Arc::new(File {
             path: path.clone(),
             location,

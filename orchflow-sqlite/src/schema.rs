@@ -55,7 +55,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX runs_by_lease_owner ON runs (lease_owner) WHERE lease_owner IS NOT NULL;",
 ];
 
-/// The schema version this code writes: the number of [`MIGRATIONS`].
+/// The schema version this code writes (`PRAGMA user_version`): the number of migration steps
+/// it knows.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// How long a statement waits for another connection's write lock before failing.
@@ -188,10 +189,33 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, OpenError> {
             mode,
         });
     }
-    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
-        .map_err(io("configure"))?;
+    // The writer checkpoints only past a large WAL: a background connection checkpoints
+    // (`open_checkpointer`), off the path of the saves.
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 16384;",
+    )
+    .map_err(io("configure"))?;
     stable_plans(&conn).map_err(io("configure"))?;
     migrate(&conn, path)?;
+    Ok(conn)
+}
+
+/// Opens the background checkpointer's connection to a file [`open_writer`] has opened.
+pub(crate) fn open_checkpointer(path: &Path) -> Result<Connection, OpenError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .and_then(|conn| {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0;")?;
+        Ok(conn)
+    })
+    .map_err(|source| OpenError::Io {
+        op: "open the checkpointer of",
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(conn)
 }
 

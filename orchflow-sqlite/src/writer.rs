@@ -25,7 +25,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
 use std::time::{Duration, Instant, SystemTime};
 
 /// The most requests one transaction applies.
@@ -193,8 +193,19 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Starts the writer thread on `conn`.
-    pub(crate) fn start(conn: Connection, location: String) -> std::io::Result<Writer> {
+    /// Starts the writer thread on `conn`, and the checkpointer thread on `checkpointer` (a
+    /// second read-write connection to the same file).
+    pub(crate) fn start(
+        conn: Connection,
+        checkpointer: Connection,
+        location: String,
+    ) -> std::io::Result<Writer> {
         let (tx, rx) = std::sync::mpsc::channel();
+        // One pending signal is enough: the checkpointer copies everything committed so far.
+        let (committed, commits) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("orchflow-sqlite-checkpointer".to_string())
+            .spawn(move || checkpoint_loop(&checkpointer, &commits))?;
         let counters = Arc::new(Counters::default());
         let thread_counters = Arc::clone(&counters);
         std::thread::Builder::new()
@@ -206,6 +217,7 @@ impl Writer {
                     counters: thread_counters,
                     owners: HashMap::new(),
                     next_beat: None,
+                    committed: Some(committed),
                 }
                 .run(&rx)
             })?;
@@ -230,6 +242,8 @@ struct WriterThread {
     /// The registered handles and their ttl.
     owners: HashMap<String, Duration>,
     next_beat: Option<Instant>,
+    /// Tells the checkpointer a commit landed.
+    committed: Option<SyncSender<()>>,
 }
 
 fn sql_error(op: &'static str, location: String, e: rusqlite::Error) -> StoreError {
@@ -361,6 +375,9 @@ impl WriterThread {
             .fetch_add(elapsed(committing, Instant::now()), Ordering::Relaxed);
         match committed {
             Ok(()) => {
+                if let Some(committed) = &self.committed {
+                    let _ = committed.try_send(());
+                }
                 self.counters.commits.fetch_add(1, Ordering::Relaxed);
                 self.counters.requests.fetch_add(n, Ordering::Relaxed);
                 for (tx, result) in replies {
@@ -763,6 +780,21 @@ impl WriterThread {
     }
 }
 
+/// Copies committed WAL frames into the database file off the writer's path: a passive
+/// checkpoint (it never waits for, nor blocks, the writer or readers) at most every
+/// [`CHECKPOINT_EVERY`] while commits come in. Ends when the writer thread ends.
+fn checkpoint_loop(conn: &Connection, commits: &Receiver<()>) {
+    while commits.recv().is_ok() {
+        // A failed checkpoint leaves the frames in the WAL, where they are durable; the next
+        // one (or the writer's own at its threshold) copies them.
+        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        std::thread::sleep(CHECKPOINT_EVERY);
+    }
+}
+
+/// The least time between two background checkpoints.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
 struct Lease {
     owner: Option<String>,
     holder: Option<String>,
@@ -850,6 +882,7 @@ mod tests {
             counters: Arc::default(),
             owners: HashMap::new(),
             next_beat: None,
+            committed: None,
         }
     }
 

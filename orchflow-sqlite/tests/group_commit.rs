@@ -72,3 +72,35 @@ async fn concurrent_saves_of_many_runs_share_commits() {
         assert_eq!(journal.len() as u64, STEPS);
     }
 }
+
+/// The background checkpointer copies committed saves from the WAL into the database file: a
+/// copy of the file alone (no WAL) has them soon after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_saves_reach_the_database_file_in_the_background() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("runs.db");
+    let store = SqliteStore::open(&path).expect("open");
+    let mut runs = Vec::new();
+    for _ in 0..50 {
+        let run_id = RunId::new_v4();
+        drop(store.create(&document(run_id)).await.expect("create"));
+        runs.push(run_id);
+    }
+    store.flush().await.expect("flush");
+    let copy = dir.path().join("copy.db");
+    let mut found = 0;
+    for _ in 0..100 {
+        std::fs::copy(&path, &copy).expect("copy the database file alone");
+        let conn = rusqlite::Connection::open(&copy).expect("open the copy");
+        found = conn
+            .query_row("SELECT count(*) FROM runs", [], |r| r.get::<_, i64>(0))
+            .unwrap_or(0);
+        drop(conn);
+        let _ = std::fs::remove_file(&copy);
+        if found == 50 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(found, 50, "the database file has every committed run");
+}
