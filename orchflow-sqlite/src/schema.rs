@@ -192,7 +192,8 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, OpenError> {
     // The writer checkpoints only past a large WAL: a background connection checkpoints
     // (`open_checkpointer`), off the path of the saves.
     conn.execute_batch(
-        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 16384;",
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 16384;
+         PRAGMA cache_size = -65536;",
     )
     .map_err(io("configure"))?;
     stable_plans(&conn).map_err(io("configure"))?;
