@@ -26,7 +26,8 @@ fn execute(path: &Path, sql: &str, params: impl rusqlite::Params) -> std::io::Re
 pub fn corrupt_journal(path: &Path, run_id: RunId) -> std::io::Result<bool> {
     execute(
         path,
-        "UPDATE journal SET record = '{\"Point\": oops' WHERE run_id = ?1 AND seq = 2",
+        "UPDATE journal SET record = '{\"Point\": oops'
+         WHERE run = (SELECT id FROM runs WHERE run_id = ?1) AND seq = 2",
         [run_id.to_string()],
     )
 }

@@ -75,7 +75,7 @@ pub(crate) fn entries(
     let rows: Vec<Row> = conn
         .prepare_cached(
             "SELECT seq, record, answered, state FROM journal
-             WHERE run_id = ?1 AND seq > ?2 ORDER BY seq",
+             WHERE run = (SELECT id FROM runs WHERE run_id = ?1) AND seq > ?2 ORDER BY seq",
         )
         .and_then(|mut s| {
             s.query_map(rusqlite::params![key, after], |r| {
@@ -133,7 +133,8 @@ pub(crate) fn trace_rows(
 ) -> Result<Vec<(u64, StepTrace)>, StoreError> {
     let rows: Vec<(i64, String)> = conn
         .prepare_cached(
-            "SELECT seq, trace FROM traces WHERE run_id = ?1 AND seq > ?2 ORDER BY seq, idx",
+            "SELECT seq, trace FROM traces
+             WHERE run = (SELECT id FROM runs WHERE run_id = ?1) AND seq > ?2 ORDER BY seq, idx",
         )
         .and_then(|mut s| {
             s.query_map(rusqlite::params![run_id.to_string(), after], |r| {

@@ -545,7 +545,7 @@ impl WriterThread {
                 owner,
                 entry,
             } => {
-                let last = self.check(run_id, token, &owner.id, now)?;
+                let (run, last) = self.check(run_id, token, &owner.id, now)?;
                 if entry.seq != last + 1 {
                     return Err(StoreError::OutOfSequence {
                         run_id,
@@ -553,21 +553,20 @@ impl WriterThread {
                         found: entry.seq,
                     });
                 }
-                let key = run_id.to_string();
                 let seq = i64::try_from(entry.seq).unwrap_or(i64::MAX);
                 let insert = || {
                     self.conn
                         .prepare_cached(
-                            "INSERT INTO journal (run_id, seq, record, answered, state)
+                            "INSERT INTO journal (run, seq, record, answered, state)
                              VALUES (?1, ?2, ?3, ?4, ?5)",
                         )?
-                        .execute(params![key, seq, entry.record, entry.answered, entry.state])?;
+                        .execute(params![run, seq, entry.record, entry.answered, entry.state])?;
                     if !entry.traces.is_empty() {
                         let mut stmt = self.conn.prepare_cached(
-                            "INSERT INTO traces (run_id, seq, idx, trace) VALUES (?1, ?2, ?3, ?4)",
+                            "INSERT INTO traces (run, seq, idx, trace) VALUES (?1, ?2, ?3, ?4)",
                         )?;
                         for (idx, trace) in entry.traces.iter().enumerate() {
-                            stmt.execute(params![key, seq, idx as i64, trace])?;
+                            stmt.execute(params![run, seq, idx as i64, trace])?;
                         }
                     }
                     Ok(())
@@ -741,26 +740,33 @@ impl WriterThread {
         Ok(next)
     }
 
-    /// Whether the write of `owner` with `token` on `run_id` is honoured now; if so, the seq
-    /// of the run's last journal entry (0 for none), read by the same statement.
-    fn check(&self, run_id: RunId, token: u64, owner: &str, now: i64) -> Result<u64, StoreError> {
+    /// Whether the write of `owner` with `token` on `run_id` is honoured now; if so, the run's
+    /// row number and the seq of its last journal entry (0 for none), read by one statement.
+    fn check(
+        &self,
+        run_id: RunId,
+        token: u64,
+        owner: &str,
+        now: i64,
+    ) -> Result<(i64, u64), StoreError> {
         let found = self
             .conn
             .prepare_cached(
-                "SELECT lease_owner, lease_token, lease_expires,
-                 (SELECT COALESCE(MAX(seq), 0) FROM journal WHERE run_id = ?1)
+                "SELECT id, lease_owner, lease_token, lease_expires,
+                 (SELECT COALESCE(MAX(seq), 0) FROM journal WHERE run = runs.id)
                  FROM runs WHERE run_id = ?1",
             )
             .and_then(|mut s| {
                 s.query_row([run_id.to_string()], |r| {
                     Ok((
+                        r.get::<_, i64>(0)?,
                         Lease {
-                            owner: r.get(0)?,
+                            owner: r.get(1)?,
                             holder: None,
-                            token: r.get::<_, i64>(1)?.unsigned_abs(),
-                            expires: r.get(2)?,
+                            token: r.get::<_, i64>(2)?.unsigned_abs(),
+                            expires: r.get(3)?,
                         },
-                        r.get::<_, i64>(3)?.unsigned_abs(),
+                        r.get::<_, i64>(4)?.unsigned_abs(),
                     ))
                 })
                 .optional()
@@ -768,12 +774,12 @@ impl WriterThread {
             .map_err(|e| sql_error("read", format!("{} (run {run_id})", self.location), e))?;
         match found {
             None => Err(StoreError::NoDocument(run_id)),
-            Some((lease, last))
+            Some((run, lease, last))
                 if lease.owner.as_deref() == Some(owner)
                     && lease.token == token
                     && lease.live(now) =>
             {
-                Ok(last)
+                Ok((run, last))
             }
             Some(_) => Err(StoreError::ClaimLost { run_id, token }),
         }
@@ -874,6 +880,11 @@ mod tests {
         }
     }
 
+    const JOURNAL: &str =
+        "SELECT count(*) FROM journal WHERE run = (SELECT id FROM runs WHERE run_id = ?1)";
+    const TRACES: &str =
+        "SELECT count(*) FROM traces WHERE run = (SELECT id FROM runs WHERE run_id = ?1)";
+
     fn thread(dir: &tempfile::TempDir) -> WriterThread {
         let path = dir.path().join("runs.db");
         WriterThread {
@@ -958,15 +969,9 @@ mod tests {
                 .query_row(sql, [run.to_string()], |r| r.get(0))
                 .expect("count")
         };
-        assert_eq!(
-            count("SELECT count(*) FROM journal WHERE run_id = ?1", a),
-            2
-        );
-        assert_eq!(count("SELECT count(*) FROM traces WHERE run_id = ?1", a), 4);
-        assert_eq!(
-            count("SELECT count(*) FROM journal WHERE run_id = ?1", b),
-            1
-        );
+        assert_eq!(count(JOURNAL, a), 2);
+        assert_eq!(count(TRACES, a), 4);
+        assert_eq!(count(JOURNAL, b), 1);
     }
 
     /// The heartbeat renews the unexpired leases of a registered owner, and never an expired one.
