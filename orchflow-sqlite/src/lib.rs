@@ -330,18 +330,19 @@ impl SqliteStore {
 
     /// Waits until every write this process queued on the file before the call is committed,
     /// claim releases included (a dropped [`Claim`] is released in the background). Useful
-    /// before handing a run to another process: once it returns, the run's release is visible
-    /// to every connection. Fails with [`StoreError::Io`] when the commit fails.
+    /// before handing a run to another process, and before this process exits: once it
+    /// returns, the run's release is visible to every connection (a release still queued when
+    /// the process ends is lost, and the run stays claimed until its lease expires). Fails with
+    /// [`StoreError::Io`] when the commit fails.
     ///
     /// ```
-    /// use orchflow::store::CheckpointStore;
     /// use orchflow::{flow, step};
     /// use orchflow_sqlite::SqliteStore;
     /// #[step] async fn inc(x: u32) -> u32 { x + 1 }
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let dir = tempfile::tempdir()?;
     /// let store = SqliteStore::open(dir.path().join("runs.db"))?;
-    /// let run_id = flow! { inc }.durable(store.clone()).submit(1).await?;
+    /// let _run_id = flow! { inc }.durable(store.clone()).submit(1).await?;
     /// store.flush().await?; // the submit's claim is released for every process now
     /// # Ok(()) }
     /// ```

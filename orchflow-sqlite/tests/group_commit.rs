@@ -104,3 +104,27 @@ async fn committed_saves_reach_the_database_file_in_the_background() {
     }
     assert_eq!(found, 50, "the database file has every committed run");
 }
+
+/// A claim dropped and taken again at once, through another handle of the same file in this
+/// process, is never refused: the release goes first on the writer's ordered channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_claim_is_free_at_once_for_every_handle_of_the_process() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("runs.db");
+    let handles = [
+        SqliteStore::open(&path).expect("open"),
+        SqliteStore::open(&path).expect("open"),
+        SqliteStore::open(&path).expect("open"),
+    ];
+    let run_id = RunId::new_v4();
+    let mut claim = handles[0].create(&document(run_id)).await.expect("create");
+    for round in 0..300usize {
+        let token = claim.token();
+        drop(claim);
+        claim = handles[round % 3]
+            .claim(run_id)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert!(claim.token() > token);
+    }
+}
