@@ -18,6 +18,11 @@ pub mod testing {
     pub use orchflow_core::testing::*;
 }
 
+/// The SQLite checkpoint store: durable runs in one file, claims as leases, group commit
+/// ([`orchflow_sqlite`]; the `sqlite` feature, on by default).
+#[cfg(feature = "sqlite")]
+pub use orchflow_sqlite::SqliteStore;
+
 /// The Planner → Executor → Verifier agent: LLM clients, tools, the solver, eval (the `agent`
 /// feature).
 #[cfg(feature = "agent")]

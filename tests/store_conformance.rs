@@ -3,11 +3,12 @@
 //! * The store contract (`orchflow::store::conformance`, one test per case):
 //!   `memory::contract::*` and `json::contract::*`; the queue contract
 //!   (`orchflow::store::conformance::queue`) for the stores that hand runs to workers:
-//!   `memory::queue::*`.
+//!   `memory::queue::*` and `sqlite::queue::*` (`sqlite::contract::*` runs every case too, with
+//!   the SQLite fixture's corruption and lapse hooks).
 //! * The same durable flows over every store (this file): a run saves each point and
 //!   completes, a stopped run resumes where it stopped from another handle, a suspended run
 //!   takes an answer, a changed or another flow is refused, a taken run id runs and writes
-//!   nothing: `memory::flows::*` and `json::flows::*`.
+//!   nothing: `memory::flows::*`, `json::flows::*` and `sqlite::flows::*`.
 //!
 //! A new store runs both by adding a module here (or the same lines in its own crate's tests)
 //! with its `StoreFixture`.
@@ -60,6 +61,44 @@ impl StoreFixture for JsonFixture {
     }
 }
 
+/// A [`SqliteStore`](orchflow::SqliteStore) in a file of a temporary directory, with the
+/// corruption and lapse hooks (`orchflow_sqlite::damage`, a connection of their own).
+#[cfg(feature = "sqlite")]
+struct SqliteFixture {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+}
+
+#[cfg(feature = "sqlite")]
+impl SqliteFixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("runs.db");
+        SqliteFixture { _dir: dir, path }
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl StoreFixture for SqliteFixture {
+    type Store = orchflow::SqliteStore;
+
+    async fn open(&self) -> orchflow::SqliteStore {
+        orchflow::SqliteStore::open(&self.path).expect("open the store")
+    }
+
+    async fn corrupt_journal(&self, run_id: RunId) -> bool {
+        orchflow_sqlite::damage::corrupt_journal(&self.path, run_id).expect("damage the journal")
+    }
+
+    async fn corrupt_document(&self, run_id: RunId) -> bool {
+        orchflow_sqlite::damage::corrupt_document(&self.path, run_id).expect("damage the document")
+    }
+
+    async fn lapse(&self, claim: &orchflow::store::Claim) -> bool {
+        orchflow_sqlite::damage::lapse(&self.path, claim).expect("lapse the lease")
+    }
+}
+
 mod memory {
     mod contract {
         orchflow::store_conformance!(orchflow::MemoryStore::default(), corruption: skipped);
@@ -78,6 +117,19 @@ mod json {
     }
     mod flows {
         crate::flow_cases!(crate::JsonFixture::new());
+    }
+}
+
+#[cfg(feature = "sqlite")]
+mod sqlite {
+    mod contract {
+        orchflow::store_conformance!(crate::SqliteFixture::new());
+    }
+    mod queue {
+        orchflow::store_queue_conformance!(crate::SqliteFixture::new());
+    }
+    mod flows {
+        crate::flow_cases!(crate::SqliteFixture::new());
     }
 }
 

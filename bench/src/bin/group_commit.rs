@@ -1,0 +1,315 @@
+//! Group commit of the SQLite store against the fsync floor of the same disk.
+//!
+//! On the disk of `target/` (the directory of this binary's build), measures:
+//! * (a) the fsync floor: append a 200-byte record to a file and `fdatasync` it, in a loop;
+//! * (b) one durable run at a time of a 10-step flow on `SqliteStore`;
+//! * (c) 1,000 durable runs of the same flow at once (tokio multi-thread).
+//!
+//! For each: checkpointed steps per second, and the latency of a step's save (the store's
+//! `append`), p50 and p99, also in units of the floor's mean fsync. The floor is measured
+//! before and after the runs, and the faster of the two is the unit (the machine may be shared).
+//!
+//! `cargo run --release -p orchflow-bench --bin group_commit -- [--runs N] [--json FILE]`
+//! prints a table, and writes the figures as one JSON line to FILE when asked.
+
+use orchflow::store::{
+    Checkpoint, CheckpointStore, Claim, JournalEntry, RunDocument, RunListing, RunQuery,
+    StoreFuture,
+};
+use orchflow::{RunId, SqliteStore, flow, step};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const STEPS: u64 = 10;
+
+#[step]
+async fn s(x: u64) -> u64 {
+    x + 1
+}
+
+/// A store that times every `append` of the store it wraps.
+#[derive(Clone)]
+struct Timed {
+    inner: SqliteStore,
+    saves: Arc<Mutex<Vec<Duration>>>,
+}
+
+impl CheckpointStore for Timed {
+    fn create<'a>(&'a self, document: &'a RunDocument) -> StoreFuture<'a, Claim> {
+        self.inner.create(document)
+    }
+    fn claim<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Claim> {
+        self.inner.claim(run_id)
+    }
+    fn put_document<'a>(
+        &'a self,
+        claim: &'a Claim,
+        document: &'a RunDocument,
+    ) -> StoreFuture<'a, ()> {
+        self.inner.put_document(claim, document)
+    }
+    fn append<'a>(&'a self, claim: &'a Claim, entry: &'a JournalEntry) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let start = Instant::now();
+            let result = self.inner.append(claim, entry).await;
+            let took = start.elapsed();
+            self.saves
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(took);
+            result
+        })
+    }
+    fn load<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<Checkpoint>> {
+        self.inner.load(run_id)
+    }
+    fn list_runs<'a>(&'a self, query: &'a RunQuery) -> StoreFuture<'a, RunListing> {
+        self.inner.list_runs(query)
+    }
+}
+
+/// One row of the table.
+struct Row {
+    name: &'static str,
+    steps_per_s: f64,
+    p50: Duration,
+    p99: Duration,
+    mean: Duration,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn row(name: &'static str, steps: u64, elapsed: Duration, mut lat: Vec<Duration>) -> Row {
+    lat.sort();
+    let mean = if lat.is_empty() {
+        Duration::ZERO
+    } else {
+        lat.iter().sum::<Duration>() / lat.len() as u32
+    };
+    Row {
+        name,
+        steps_per_s: steps as f64 / elapsed.as_secs_f64(),
+        p50: percentile(&lat, 0.5),
+        p99: percentile(&lat, 0.99),
+        mean,
+    }
+}
+
+/// (a): append 200 bytes and fdatasync, `n` times.
+fn fsync_floor(dir: &Path, n: u64) -> std::io::Result<Row> {
+    let path = dir.join("fsync-floor.log");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)?;
+    let record = [b'x'; 199];
+    let mut lat = Vec::with_capacity(n as usize);
+    let start = Instant::now();
+    for _ in 0..n {
+        let t = Instant::now();
+        file.write_all(&record)?;
+        file.write_all(b"\n")?;
+        file.sync_data()?;
+        lat.push(t.elapsed());
+    }
+    let elapsed = start.elapsed();
+    drop(file);
+    let _ = std::fs::remove_file(&path);
+    Ok(row("(a) fsync floor", n, elapsed, lat))
+}
+
+fn fresh_store(dir: &Path, name: &str) -> Result<Timed, Box<dyn std::error::Error>> {
+    let path = dir.join(name);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    Ok(Timed {
+        inner: SqliteStore::open(&path)?,
+        saves: Arc::default(),
+    })
+}
+
+fn taken(store: &Timed) -> Vec<Duration> {
+    std::mem::take(&mut *store.saves.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// The target directory: the one this binary was built in.
+fn target_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().and_then(Path::parent).map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("target"))
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let mut json = None;
+    let mut runs: u64 = 1000;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--json" => json = args.next(),
+            "--runs" => runs = args.next().and_then(|n| n.parse().ok()).unwrap_or(runs),
+            other => return Err(format!("unknown argument {other:?}").into()),
+        }
+    }
+    let dir = target_dir().join("group-commit-bench");
+    std::fs::create_dir_all(&dir)?;
+
+    // The floor is measured before and after the store's runs; the faster of the two (the
+    // one less disturbed by the rest of the machine) is the unit.
+    let floor_before = fsync_floor(&dir, 1000)?;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let f = Arc::new(flow! { s => s => s => s => s => s => s => s => s => s });
+
+    // (b) one run at a time.
+    let single = rt.block_on(async {
+        let store = fresh_store(&dir, "single.db")?;
+        // A warm-up run: the file and the statement cache.
+        f.durable(store.clone()).run(0).await;
+        taken(&store);
+        let n = 50u64;
+        let start = Instant::now();
+        for i in 0..n {
+            let run = f.durable(store.clone()).run(i).await;
+            if run.output != Some(i + STEPS) {
+                return Err(format!("run {i}: {:?}", run.error).into());
+            }
+        }
+        let elapsed = start.elapsed();
+        Ok::<_, Box<dyn std::error::Error>>(row(
+            "(b) one run at a time",
+            n * STEPS,
+            elapsed,
+            taken(&store),
+        ))
+    })?;
+
+    // (c) `runs` runs at once.
+    let (concurrent, commits) = rt.block_on(async {
+        let store = fresh_store(&dir, "concurrent.db")?;
+        f.durable(store.clone()).run(0).await;
+        taken(&store);
+        let before = store.inner.stats();
+        let start = Instant::now();
+        let mut tasks = Vec::with_capacity(runs as usize);
+        for i in 0..runs {
+            let (f, store) = (Arc::clone(&f), store.clone());
+            tasks.push(tokio::spawn(async move {
+                f.durable(store).run(i).await.output == Some(i + STEPS)
+            }));
+        }
+        for task in tasks {
+            if !task.await? {
+                return Err("a concurrent run failed".into());
+            }
+        }
+        let elapsed = start.elapsed();
+        let after = store.inner.stats();
+        Ok::<_, Box<dyn std::error::Error>>((
+            row(
+                "(c) 1,000 runs at once",
+                runs * STEPS,
+                elapsed,
+                taken(&store),
+            ),
+            (
+                after.commits - before.commits,
+                after.requests - before.requests,
+                after.applying - before.applying,
+                after.committing - before.committing,
+                elapsed,
+            ),
+        ))
+    })?;
+
+    let floor_after = fsync_floor(&dir, 1000)?;
+    println!(
+        "fsync floor before: {:.0} steps/s (mean {:.2?}), after: {:.0} steps/s (mean {:.2?})",
+        floor_before.steps_per_s, floor_before.mean, floor_after.steps_per_s, floor_after.mean
+    );
+    let floor = if floor_before.steps_per_s >= floor_after.steps_per_s {
+        floor_before
+    } else {
+        floor_after
+    };
+    let unit = floor.mean.as_secs_f64();
+    let in_fsyncs = |d: Duration| d.as_secs_f64() / unit;
+    println!("disk of {}", dir.display());
+    println!(
+        "{:<26} {:>12} {:>10} {:>10} {:>9} {:>9}",
+        "", "steps/s", "p50", "p99", "p50/fsync", "p99/fsync"
+    );
+    for r in [&floor, &single, &concurrent] {
+        println!(
+            "{:<26} {:>12.0} {:>10.2?} {:>10.2?} {:>9.2} {:>9.2}",
+            r.name,
+            r.steps_per_s,
+            r.p50,
+            r.p99,
+            in_fsyncs(r.p50),
+            in_fsyncs(r.p99)
+        );
+    }
+    let ratio_c = concurrent.steps_per_s / floor.steps_per_s;
+    let ratio_b = single.steps_per_s / floor.steps_per_s;
+    println!(
+        "(c)/(a) throughput: {ratio_c:.1}x   (b)/(a): {ratio_b:.2}x   (c)/(b): {:.1}x   \
+         commits in (c): {} for {} requests ({:.1} per commit)",
+        concurrent.steps_per_s / single.steps_per_s,
+        commits.0,
+        commits.1,
+        commits.1 as f64 / commits.0.max(1) as f64
+    );
+    println!(
+        "writer in (c): applying {:.1} µs per request, committing {:.2} ms per commit; \
+         busy {:.0}% of the run; a commit cycle {:.2} ms, save p50 {:.2} and p99 {:.2} cycles",
+        commits.2.as_secs_f64() * 1e6 / commits.1.max(1) as f64,
+        commits.3.as_secs_f64() * 1e3 / commits.0.max(1) as f64,
+        (commits.2 + commits.3).as_secs_f64() * 100.0 / commits.4.as_secs_f64(),
+        commits.4.as_secs_f64() * 1e3 / commits.0.max(1) as f64,
+        concurrent.p50.as_secs_f64() * commits.0 as f64 / commits.4.as_secs_f64(),
+        concurrent.p99.as_secs_f64() * commits.0 as f64 / commits.4.as_secs_f64(),
+    );
+    let line = format!(
+        concat!(
+            "{{\"fsync_mean_us\":{:.1},\"fsync_steps_per_s\":{:.1},",
+            "\"single_steps_per_s\":{:.1},\"single_p50_us\":{:.1},\"single_p99_us\":{:.1},",
+            "\"concurrent_runs\":{},\"concurrent_steps_per_s\":{:.1},",
+            "\"concurrent_p50_us\":{:.1},\"concurrent_p99_us\":{:.1},",
+            "\"concurrent_p50_fsyncs\":{:.2},\"concurrent_p99_fsyncs\":{:.2},",
+            "\"throughput_vs_fsync\":{:.2},\"commits\":{},\"requests\":{}}}"
+        ),
+        floor.mean.as_secs_f64() * 1e6,
+        floor.steps_per_s,
+        single.steps_per_s,
+        single.p50.as_secs_f64() * 1e6,
+        single.p99.as_secs_f64() * 1e6,
+        runs,
+        concurrent.steps_per_s,
+        concurrent.p50.as_secs_f64() * 1e6,
+        concurrent.p99.as_secs_f64() * 1e6,
+        in_fsyncs(concurrent.p50),
+        in_fsyncs(concurrent.p99),
+        ratio_c,
+        commits.0,
+        commits.1,
+    );
+    println!("{line}");
+    if let Some(file) = json {
+        std::fs::write(&file, format!("{line}\n"))?;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

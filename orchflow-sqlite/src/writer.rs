@@ -1,0 +1,1016 @@
+//! The writer thread: the only write connection of a file in this process, and group commit.
+//!
+//! Invariants:
+//! * Every write of every handle of one file in this process goes through one ordered channel
+//!   to one thread that owns the file's only write connection. A request sent before another
+//!   (a claim's release, then a new claim) is applied before it.
+//! * The thread takes every request queued (up to [`MAX_BATCH`]) and applies them in one
+//!   `BEGIN IMMEDIATE` transaction. Each request is all or nothing on its own: it checks before
+//!   it writes, so a refused request (claim lost, out of sequence, run exists) writes nothing;
+//!   a request that writes one statement is atomic as that statement is; one that writes more
+//!   (an entry and its traces) does so inside its own savepoint, rolled back alone on an error.
+//!   None of this undoes the other requests. The transaction is committed once (one fsync in WAL
+//!   with `synchronous = FULL`), and only then is each request answered; if the commit fails,
+//!   or SQLite rolled the transaction back itself (I/O error, full disk), every request of the
+//!   batch gets the error. A request that arrives during a commit waits for that commit and
+//!   its own.
+//! * Leases: a claim sets owner, holder, token + 1 and expiry only when the run has no live
+//!   lease; every write checks owner, token and expiry in its own savepoint. Each registered
+//!   handle's leases are renewed by one statement every third of its ttl, and only while they
+//!   have not expired (a lapsed lease is never revived).
+
+use orchflow_core::RunId;
+use orchflow_core::store::{FlowKey, RunDocument, RunStatus, StoreError};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
+use std::time::{Duration, Instant, SystemTime};
+
+/// The most requests one transaction applies.
+pub(crate) const MAX_BATCH: usize = 1024;
+
+/// Nanoseconds since the Unix epoch, negative before it, saturating far from it.
+pub(crate) fn nanos(t: SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_nanos()).map_or(i64::MIN, |n| -n),
+    }
+}
+
+/// A time from [`nanos`].
+pub(crate) fn from_nanos(n: i64) -> SystemTime {
+    if n >= 0 {
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(n.unsigned_abs())
+    } else {
+        SystemTime::UNIX_EPOCH - Duration::from_nanos(n.unsigned_abs())
+    }
+}
+
+fn ttl_nanos(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// Counters of the writer, for tests and benchmarks.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) commits: AtomicU64,
+    pub(crate) requests: AtomicU64,
+    /// Time spent applying requests (statements before the commit), in nanoseconds.
+    pub(crate) apply_nanos: AtomicU64,
+    /// Time spent in `COMMIT` (the WAL write and its fsync), in nanoseconds.
+    pub(crate) commit_nanos: AtomicU64,
+}
+
+/// Who holds leases: one store handle.
+#[derive(Debug)]
+pub(crate) struct Owner {
+    /// Unique per handle.
+    pub(crate) id: String,
+    /// How a `RunBusy` names it.
+    pub(crate) holder: String,
+    /// Its leases' time to live.
+    pub(crate) ttl: Duration,
+}
+
+/// A run's document and the columns taken from it.
+#[derive(Debug)]
+pub(crate) struct DocRow {
+    pub(crate) run_id: RunId,
+    pub(crate) flow: String,
+    pub(crate) fingerprint: String,
+    pub(crate) status: &'static str,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+    pub(crate) json: String,
+    pub(crate) waiting: Option<String>,
+}
+
+impl DocRow {
+    pub(crate) fn of(document: &RunDocument) -> Result<DocRow, StoreError> {
+        Ok(DocRow {
+            run_id: document.run_id,
+            flow: document.flow.clone(),
+            fingerprint: document.fingerprint.clone(),
+            status: document.status.as_str(),
+            created_at: nanos(document.created_at),
+            updated_at: nanos(document.updated_at),
+            json: serde_json::to_string(document).map_err(|source| StoreError::Serialize {
+                what: "run document",
+                source,
+            })?,
+            waiting: document.waiting.clone(),
+        })
+    }
+}
+
+/// A journal entry as rows.
+#[derive(Debug)]
+pub(crate) struct EntryRow {
+    pub(crate) seq: u64,
+    pub(crate) record: String,
+    pub(crate) answered: Option<String>,
+    pub(crate) state: Option<String>,
+    pub(crate) traces: Vec<String>,
+}
+
+/// What a request asks of the writer.
+#[derive(Debug)]
+pub(crate) enum Op {
+    Create {
+        row: DocRow,
+        owner: Arc<Owner>,
+    },
+    Claim {
+        run_id: RunId,
+        owner: Arc<Owner>,
+    },
+    ClaimNext {
+        flows: Vec<FlowKey>,
+        owner: Arc<Owner>,
+    },
+    Append {
+        run_id: RunId,
+        token: u64,
+        owner: Arc<Owner>,
+        entry: EntryRow,
+    },
+    PutDocument {
+        token: u64,
+        owner: Arc<Owner>,
+        row: DocRow,
+    },
+    Release {
+        run_id: RunId,
+        token: u64,
+        owner: String,
+    },
+    MarkWaiting {
+        flows: Vec<FlowKey>,
+        reason: String,
+    },
+    Cancel {
+        run_id: RunId,
+    },
+    /// Nothing: answered once every request queued before it is committed.
+    Flush,
+    /// Starts renewing a handle's leases.
+    Register {
+        owner: String,
+        ttl: Duration,
+    },
+    /// Stops renewing them.
+    Unregister {
+        owner: String,
+    },
+}
+
+/// What a request got.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// A claim with this token.
+    Token(u64),
+    /// `claim_next`'s run and token, if any.
+    Next(Option<(RunId, u64)>),
+    Done,
+    Count(u64),
+    Status(RunStatus),
+}
+
+pub(crate) type ReplyTx = tokio::sync::oneshot::Sender<Result<Reply, StoreError>>;
+
+pub(crate) struct Request {
+    pub(crate) op: Op,
+    pub(crate) reply: Option<ReplyTx>,
+}
+
+/// The writer of one file: its channel, and what readers and handles share.
+pub(crate) struct Writer {
+    pub(crate) tx: std::sync::Mutex<Sender<Request>>,
+    pub(crate) counters: Arc<Counters>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`.
+    /// Starts the writer thread on `conn`, and the checkpointer thread on `checkpointer` (a
+    /// second read-write connection to the same file).
+    pub(crate) fn start(
+        conn: Connection,
+        checkpointer: Connection,
+        location: String,
+    ) -> std::io::Result<Writer> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        // One pending signal is enough: the checkpointer copies everything committed so far.
+        let (committed, commits) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("orchflow-sqlite-checkpointer".to_string())
+            .spawn(move || checkpoint_loop(&checkpointer, &commits))?;
+        let counters = Arc::new(Counters::default());
+        let thread_counters = Arc::clone(&counters);
+        std::thread::Builder::new()
+            .name("orchflow-sqlite-writer".to_string())
+            .spawn(move || {
+                WriterThread {
+                    conn,
+                    location,
+                    counters: thread_counters,
+                    owners: HashMap::new(),
+                    next_beat: None,
+                    committed: Some(committed),
+                }
+                .run(&rx)
+            })?;
+        Ok(Writer {
+            tx: std::sync::Mutex::new(tx),
+            counters,
+        })
+    }
+
+    /// Queues `op`; false when the writer thread is gone.
+    pub(crate) fn send(&self, op: Op, reply: Option<ReplyTx>) -> bool {
+        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        tx.send(Request { op, reply }).is_ok()
+    }
+}
+
+struct WriterThread {
+    conn: Connection,
+    /// `sqlite:<path>`.
+    location: String,
+    counters: Arc<Counters>,
+    /// The registered handles and their ttl.
+    owners: HashMap<String, Duration>,
+    next_beat: Option<Instant>,
+    /// Tells the checkpointer a commit landed.
+    committed: Option<SyncSender<()>>,
+}
+
+fn sql_error(op: &'static str, location: String, e: rusqlite::Error) -> StoreError {
+    StoreError::Io {
+        op,
+        location,
+        source: std::io::Error::other(e),
+    }
+}
+
+impl WriterThread {
+    fn run(mut self, rx: &Receiver<Request>) {
+        loop {
+            let first = match self.next_beat {
+                Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                    Ok(r) => Some(r),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                },
+                None => match rx.recv() {
+                    Ok(r) => Some(r),
+                    Err(_) => return,
+                },
+            };
+            let mut batch: Vec<Request> = first.into_iter().collect();
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(r) => batch.push(r),
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                }
+            }
+            let mut work = Vec::with_capacity(batch.len());
+            for request in batch {
+                match request.op {
+                    Op::Register { owner, ttl } => {
+                        self.owners.insert(owner, ttl);
+                        self.schedule();
+                    }
+                    Op::Unregister { owner } => {
+                        self.owners.remove(&owner);
+                        self.schedule();
+                    }
+                    _ => work.push(request),
+                }
+            }
+            let beat = self.next_beat.is_some_and(|at| Instant::now() >= at);
+            if work.is_empty() && !beat {
+                continue;
+            }
+            self.commit(work, beat);
+            if beat {
+                self.next_beat = None;
+                self.schedule();
+            }
+        }
+    }
+
+    /// Sets the next heartbeat a third of the shortest ttl from now, if none is set.
+    fn schedule(&mut self) {
+        match self.owners.values().min() {
+            None => self.next_beat = None,
+            Some(ttl) => {
+                let at = Instant::now() + *ttl / 3;
+                if self.next_beat.is_none_or(|next| at < next) {
+                    self.next_beat = Some(at);
+                }
+            }
+        }
+    }
+
+    fn exec(&self, sql: &str) -> rusqlite::Result<()> {
+        self.conn.prepare_cached(sql)?.execute([])?;
+        Ok(())
+    }
+
+    /// Applies `work` (and the heartbeats when `beat`) in one transaction, then answers.
+    fn commit(&mut self, work: Vec<Request>, beat: bool) {
+        let now = nanos(SystemTime::now());
+        let n = work.len() as u64;
+        let mut replies = Vec::with_capacity(work.len());
+        if let Err(e) = self.exec("BEGIN IMMEDIATE") {
+            for request in work {
+                if let Some(tx) = request.reply {
+                    let _ = tx.send(Err(sql_error("lock", self.location.clone(), clone_err(&e))));
+                }
+            }
+            return;
+        }
+        let applying = Instant::now();
+        // Set when SQLite rolled the whole transaction back itself (an I/O error, a full
+        // disk): nothing of the batch is written, and every request gets the error.
+        let mut lost: Option<rusqlite::Error> = None;
+        for request in work {
+            let result = match &lost {
+                Some(e) => Err(sql_error("write", self.location.clone(), clone_err(e))),
+                None => self.apply(request.op, now),
+            };
+            if lost.is_none() && self.conn.is_autocommit() {
+                lost = Some(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                    Some("the transaction was rolled back by an error".to_string()),
+                ));
+            }
+            replies.push((request.reply, result));
+        }
+        if beat {
+            for (owner, ttl) in &self.owners {
+                // Errors here leave the leases as they were; the next beat tries again.
+                if let Ok(mut stmt) = self.conn.prepare_cached(
+                    "UPDATE runs SET lease_expires = ?1 WHERE lease_owner = ?2 AND lease_expires > ?3",
+                ) {
+                    let _ = stmt.execute(params![now.saturating_add(ttl_nanos(*ttl)), owner, now]);
+                }
+            }
+        }
+        let committing = Instant::now();
+        let committed = match lost {
+            Some(e) => Err(e),
+            None => self.exec("COMMIT"),
+        };
+        let elapsed = |since: Instant, until: Instant| {
+            u64::try_from((until - since).as_nanos()).unwrap_or(u64::MAX)
+        };
+        self.counters
+            .apply_nanos
+            .fetch_add(elapsed(applying, committing), Ordering::Relaxed);
+        self.counters
+            .commit_nanos
+            .fetch_add(elapsed(committing, Instant::now()), Ordering::Relaxed);
+        match committed {
+            Ok(()) => {
+                if let Some(committed) = &self.committed {
+                    let _ = committed.try_send(());
+                }
+                self.counters.commits.fetch_add(1, Ordering::Relaxed);
+                self.counters.requests.fetch_add(n, Ordering::Relaxed);
+                for (tx, result) in replies {
+                    if let Some(tx) = tx {
+                        let _ = tx.send(result);
+                    }
+                }
+            }
+            Err(e) => {
+                let _ = self.exec("ROLLBACK");
+                for (tx, _) in replies {
+                    if let Some(tx) = tx {
+                        let _ = tx.send(Err(sql_error(
+                            "commit",
+                            self.location.clone(),
+                            clone_err(&e),
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `writes` (more than one statement) inside a savepoint: all of them or none.
+    fn atomically<T>(
+        &self,
+        location: &str,
+        writes: impl FnOnce() -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let fail = |e| sql_error("write", location.to_string(), e);
+        self.exec("SAVEPOINT request").map_err(fail)?;
+        match writes() {
+            Ok(value) => {
+                self.exec("RELEASE request").map_err(fail)?;
+                Ok(value)
+            }
+            Err(e) => {
+                // When SQLite has already rolled the transaction back these fail too; the
+                // batch sees it (`is_autocommit`) and answers every request with the error.
+                let _ = self
+                    .exec("ROLLBACK TO request")
+                    .and_then(|()| self.exec("RELEASE request"));
+                Err(fail(e))
+            }
+        }
+    }
+
+    fn run_location(&self, op: &Op) -> String {
+        let run = match op {
+            Op::Create { row, .. } | Op::PutDocument { row, .. } => Some(row.run_id),
+            Op::Claim { run_id, .. }
+            | Op::Append { run_id, .. }
+            | Op::Release { run_id, .. }
+            | Op::Cancel { run_id } => Some(*run_id),
+            _ => None,
+        };
+        match run {
+            Some(run) => format!("{} (run {run})", self.location),
+            None => self.location.clone(),
+        }
+    }
+
+    fn apply(&self, op: Op, now: i64) -> Result<Reply, StoreError> {
+        let location = self.run_location(&op);
+        let sql = |e| sql_error("write", location.clone(), e);
+        match op {
+            Op::Create { row, owner } => {
+                let exists = self
+                    .conn
+                    .prepare_cached("SELECT 1 FROM runs WHERE run_id = ?1")
+                    .and_then(|mut s| s.exists([row.run_id.to_string()]))
+                    .map_err(sql)?;
+                if exists {
+                    return Err(StoreError::RunExists(row.run_id));
+                }
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO runs (run_id, flow, fingerprint, status, created_at, updated_at,
+                         document, waiting, lease_owner, lease_holder, lease_token, lease_expires)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11)",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            row.run_id.to_string(),
+                            row.flow,
+                            row.fingerprint,
+                            row.status,
+                            row.created_at,
+                            row.updated_at,
+                            row.json,
+                            row.waiting,
+                            owner.id,
+                            owner.holder,
+                            now.saturating_add(ttl_nanos(owner.ttl)),
+                        ])
+                    })
+                    .map_err(sql)?;
+                Ok(Reply::Token(1))
+            }
+            Op::Claim { run_id, owner } => {
+                let lease = self.lease(run_id).map_err(sql)?;
+                let Some(lease) = lease else {
+                    return Err(StoreError::NotFound(run_id));
+                };
+                if lease.live(now) {
+                    return Err(StoreError::RunBusy {
+                        run_id,
+                        holder: lease.holder(),
+                    });
+                }
+                let token = self
+                    .take(run_id, lease.token, &owner, now, false)
+                    .map_err(sql)?;
+                Ok(Reply::Token(token))
+            }
+            Op::ClaimNext { flows, owner } => {
+                if flows.is_empty() {
+                    return Ok(Reply::Next(None));
+                }
+                let mut text = String::from(
+                    "SELECT run_id, lease_token FROM runs
+                     WHERE status IN ('queued', 'running')
+                     AND (lease_owner IS NULL OR lease_expires <= ?1) AND (",
+                );
+                let mut values: Vec<rusqlite::types::Value> = vec![now.into()];
+                for (i, key) in flows.iter().enumerate() {
+                    if i > 0 {
+                        text.push_str(" OR ");
+                    }
+                    text.push_str(&format!(
+                        "(flow = ?{} AND fingerprint = ?{})",
+                        values.len() + 1,
+                        values.len() + 2
+                    ));
+                    values.push(key.name.clone().into());
+                    values.push(key.fingerprint.clone().into());
+                }
+                text.push_str(") ORDER BY created_at, run_id LIMIT 1");
+                let found: Option<(String, i64)> = self
+                    .conn
+                    .prepare_cached(&text)
+                    .and_then(|mut s| {
+                        s.query_row(rusqlite::params_from_iter(values), |r| {
+                            Ok((r.get(0)?, r.get(1)?))
+                        })
+                        .optional()
+                    })
+                    .map_err(sql)?;
+                let Some((id, token)) = found else {
+                    return Ok(Reply::Next(None));
+                };
+                let run_id = id.parse::<RunId>().map_err(|e| StoreError::Corrupt {
+                    location: format!("{} (run {id})", self.location),
+                    reason: format!("the run id is not a UUID: {e}"),
+                })?;
+                // One statement: the lease and the cleared note.
+                let token = self
+                    .take(run_id, token.unsigned_abs(), &owner, now, true)
+                    .map_err(sql)?;
+                Ok(Reply::Next(Some((run_id, token))))
+            }
+            Op::Append {
+                run_id,
+                token,
+                owner,
+                entry,
+            } => {
+                let (run, last) = self.check(run_id, token, &owner.id, now)?;
+                if entry.seq != last + 1 {
+                    return Err(StoreError::OutOfSequence {
+                        run_id,
+                        last,
+                        found: entry.seq,
+                    });
+                }
+                let seq = i64::try_from(entry.seq).unwrap_or(i64::MAX);
+                let insert = || {
+                    self.conn
+                        .prepare_cached(
+                            "INSERT INTO journal (run, seq, record, answered, state)
+                             VALUES (?1, ?2, ?3, ?4, ?5)",
+                        )?
+                        .execute(params![run, seq, entry.record, entry.answered, entry.state])?;
+                    if !entry.traces.is_empty() {
+                        let mut stmt = self.conn.prepare_cached(
+                            "INSERT INTO traces (run, seq, idx, trace) VALUES (?1, ?2, ?3, ?4)",
+                        )?;
+                        for (idx, trace) in entry.traces.iter().enumerate() {
+                            stmt.execute(params![run, seq, idx as i64, trace])?;
+                        }
+                    }
+                    Ok(())
+                };
+                if entry.traces.is_empty() {
+                    // One statement: atomic by itself.
+                    insert().map_err(sql)?;
+                } else {
+                    self.atomically(&location, insert)?;
+                }
+                Ok(Reply::Done)
+            }
+            Op::PutDocument { token, owner, row } => {
+                self.check(row.run_id, token, &owner.id, now)?;
+                self.conn
+                    .prepare_cached(
+                        "UPDATE runs SET flow = ?2, fingerprint = ?3, status = ?4, created_at = ?5,
+                         updated_at = ?6, document = ?7, waiting = ?8 WHERE run_id = ?1",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            row.run_id.to_string(),
+                            row.flow,
+                            row.fingerprint,
+                            row.status,
+                            row.created_at,
+                            row.updated_at,
+                            row.json,
+                            row.waiting,
+                        ])
+                    })
+                    .map_err(sql)?;
+                Ok(Reply::Done)
+            }
+            Op::Release {
+                run_id,
+                token,
+                owner,
+            } => {
+                self.conn
+                    .prepare_cached(
+                        "UPDATE runs SET lease_owner = NULL, lease_holder = NULL, lease_expires = NULL
+                         WHERE run_id = ?1 AND lease_token = ?2 AND lease_owner = ?3",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            run_id.to_string(),
+                            i64::try_from(token).unwrap_or(i64::MAX),
+                            owner
+                        ])
+                    })
+                    .map_err(sql)?;
+                Ok(Reply::Done)
+            }
+            Op::MarkWaiting { flows, reason } => {
+                let candidates: Vec<(String, String, String)> = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT run_id, flow, fingerprint FROM runs
+                         WHERE status IN ('queued', 'running') AND waiting IS NULL
+                         AND (lease_owner IS NULL OR lease_expires <= ?1)",
+                    )
+                    .and_then(|mut s| {
+                        s.query_map([now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                            .collect()
+                    })
+                    .map_err(sql)?;
+                let unknown: Vec<String> = candidates
+                    .into_iter()
+                    .filter(|(_, flow, fingerprint)| {
+                        !flows
+                            .iter()
+                            .any(|k| k.name == *flow && k.fingerprint == *fingerprint)
+                    })
+                    .map(|(id, _, _)| id)
+                    .collect();
+                self.atomically(&location, || {
+                    let mut stmt = self
+                        .conn
+                        .prepare_cached("UPDATE runs SET waiting = ?2 WHERE run_id = ?1")?;
+                    for id in &unknown {
+                        stmt.execute(params![id, reason])?;
+                    }
+                    Ok(())
+                })?;
+                Ok(Reply::Count(unknown.len() as u64))
+            }
+            Op::Cancel { run_id } => {
+                let key = run_id.to_string();
+                let row: Option<(String, String)> = self
+                    .conn
+                    .prepare_cached("SELECT status, document FROM runs WHERE run_id = ?1")
+                    .and_then(|mut s| {
+                        s.query_row([&key], |r| Ok((r.get(0)?, r.get(1)?)))
+                            .optional()
+                    })
+                    .map_err(sql)?;
+                let Some((status, document)) = row else {
+                    return Err(StoreError::NotFound(run_id));
+                };
+                let corrupt = |reason: String| StoreError::Corrupt {
+                    location: location.clone(),
+                    reason,
+                };
+                let before: RunStatus = status.parse().map_err(corrupt)?;
+                if matches!(before, RunStatus::Completed | RunStatus::Cancelled) {
+                    return Ok(Reply::Status(before));
+                }
+                let mut doc: RunDocument = serde_json::from_str(&document)
+                    .map_err(|e| corrupt(format!("the run's document: {e}")))?;
+                doc.status = RunStatus::Cancelled;
+                doc.pending.clear();
+                doc.waiting = None;
+                doc.updated_at = crate::writer::from_nanos(now);
+                let row = DocRow::of(&doc)?;
+                self.conn
+                    .prepare_cached(
+                        "UPDATE runs SET status = 'cancelled', document = ?2, waiting = NULL,
+                         updated_at = ?3, lease_token = lease_token + 1, lease_owner = NULL,
+                         lease_holder = NULL, lease_expires = NULL WHERE run_id = ?1",
+                    )
+                    .and_then(|mut s| s.execute(params![key, row.json, row.updated_at]))
+                    .map_err(sql)?;
+                Ok(Reply::Status(before))
+            }
+            Op::Flush | Op::Register { .. } | Op::Unregister { .. } => Ok(Reply::Done),
+        }
+    }
+
+    fn lease(&self, run_id: RunId) -> rusqlite::Result<Option<Lease>> {
+        self.conn
+            .prepare_cached(
+                "SELECT lease_owner, lease_holder, lease_token, lease_expires FROM runs WHERE run_id = ?1",
+            )?
+            .query_row([run_id.to_string()], |r| {
+                Ok(Lease {
+                    owner: r.get(0)?,
+                    holder: r.get(1)?,
+                    token: r.get::<_, i64>(2)?.unsigned_abs(),
+                    expires: r.get(3)?,
+                })
+            })
+            .optional()
+    }
+
+    /// Gives the run a new lease held by `owner`, with the token after `token`, in one
+    /// statement; `clear_waiting` also clears the run's waiting note.
+    fn take(
+        &self,
+        run_id: RunId,
+        token: u64,
+        owner: &Owner,
+        now: i64,
+        clear_waiting: bool,
+    ) -> rusqlite::Result<u64> {
+        let next = token + 1;
+        let sql = if clear_waiting {
+            "UPDATE runs SET lease_owner = ?2, lease_holder = ?3, lease_token = ?4,
+             lease_expires = ?5, waiting = NULL WHERE run_id = ?1"
+        } else {
+            "UPDATE runs SET lease_owner = ?2, lease_holder = ?3, lease_token = ?4,
+             lease_expires = ?5 WHERE run_id = ?1"
+        };
+        self.conn.prepare_cached(sql)?.execute(params![
+            run_id.to_string(),
+            owner.id,
+            owner.holder,
+            i64::try_from(next).unwrap_or(i64::MAX),
+            now.saturating_add(ttl_nanos(owner.ttl)),
+        ])?;
+        Ok(next)
+    }
+
+    /// Whether the write of `owner` with `token` on `run_id` is honoured now; if so, the run's
+    /// row number and the seq of its last journal entry (0 for none), read by one statement.
+    fn check(
+        &self,
+        run_id: RunId,
+        token: u64,
+        owner: &str,
+        now: i64,
+    ) -> Result<(i64, u64), StoreError> {
+        let found = self
+            .conn
+            .prepare_cached(
+                "SELECT id, lease_owner, lease_token, lease_expires,
+                 (SELECT COALESCE(MAX(seq), 0) FROM journal WHERE run = runs.id)
+                 FROM runs WHERE run_id = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([run_id.to_string()], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        Lease {
+                            owner: r.get(1)?,
+                            holder: None,
+                            token: r.get::<_, i64>(2)?.unsigned_abs(),
+                            expires: r.get(3)?,
+                        },
+                        r.get::<_, i64>(4)?.unsigned_abs(),
+                    ))
+                })
+                .optional()
+            })
+            .map_err(|e| sql_error("read", format!("{} (run {run_id})", self.location), e))?;
+        match found {
+            None => Err(StoreError::NoDocument(run_id)),
+            Some((run, lease, last))
+                if lease.owner.as_deref() == Some(owner)
+                    && lease.token == token
+                    && lease.live(now) =>
+            {
+                Ok((run, last))
+            }
+            Some(_) => Err(StoreError::ClaimLost { run_id, token }),
+        }
+    }
+}
+
+/// Copies committed WAL frames into the database file off the writer's path: a passive
+/// checkpoint (it never waits for, nor blocks, the writer or readers) at most every
+/// [`CHECKPOINT_EVERY`] while commits come in. Ends when the writer thread ends.
+fn checkpoint_loop(conn: &Connection, commits: &Receiver<()>) {
+    while commits.recv().is_ok() {
+        // A failed checkpoint leaves the frames in the WAL, where they are durable; the next
+        // one (or the writer's own at its threshold) copies them.
+        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        std::thread::sleep(CHECKPOINT_EVERY);
+    }
+}
+
+/// The least time between two background checkpoints.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+struct Lease {
+    owner: Option<String>,
+    holder: Option<String>,
+    token: u64,
+    expires: Option<i64>,
+}
+
+impl Lease {
+    fn live(&self, now: i64) -> bool {
+        self.owner.is_some() && self.expires.is_some_and(|e| e > now)
+    }
+
+    fn holder(&self) -> String {
+        match (&self.holder, &self.owner) {
+            (Some(holder), _) => holder.clone(),
+            (None, Some(owner)) => format!("store handle {owner}"),
+            (None, None) => "another writer".to_string(),
+        }
+    }
+}
+
+/// `rusqlite::Error` is not `Clone`; a batch's failure goes to every request as text.
+fn clone_err(e: &rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, msg) => {
+            rusqlite::Error::SqliteFailure(*code, msg.clone())
+        }
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orchflow_core::store::{FORMAT, FORMAT_VERSION};
+    use tokio::sync::oneshot;
+
+    fn owner(ttl: Duration) -> Arc<Owner> {
+        Arc::new(Owner {
+            id: "owner-a".to_string(),
+            holder: "store handle owner-a (test)".to_string(),
+            ttl,
+        })
+    }
+
+    fn row(run_id: RunId) -> DocRow {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        DocRow::of(&RunDocument {
+            format: FORMAT.to_string(),
+            version: FORMAT_VERSION,
+            run_id,
+            flow: "f".to_string(),
+            fingerprint: "0123456789abcdef".to_string(),
+            shape: "f".to_string(),
+            input: serde_json::json!(1),
+            status: RunStatus::Running,
+            pending: Vec::new(),
+            output: None,
+            error: None,
+            created_at: at,
+            updated_at: at,
+            waiting: None,
+        })
+        .expect("a row")
+    }
+
+    fn entry(seq: u64) -> EntryRow {
+        EntryRow {
+            seq,
+            record: format!("{{\"Point\":{seq}}}"),
+            answered: None,
+            state: None,
+            traces: vec!["{}".to_string(); 2],
+        }
+    }
+
+    const JOURNAL: &str =
+        "SELECT count(*) FROM journal WHERE run = (SELECT id FROM runs WHERE run_id = ?1)";
+    const TRACES: &str =
+        "SELECT count(*) FROM traces WHERE run = (SELECT id FROM runs WHERE run_id = ?1)";
+
+    fn thread(dir: &tempfile::TempDir) -> WriterThread {
+        let path = dir.path().join("runs.db");
+        WriterThread {
+            conn: crate::schema::open_writer(&path).expect("open"),
+            location: format!("sqlite:{}", path.display()),
+            counters: Arc::default(),
+            owners: HashMap::new(),
+            next_beat: None,
+            committed: None,
+        }
+    }
+
+    /// A batch with refused requests among accepted ones commits once; a refused request writes
+    /// nothing and undoes nothing of the others, and every request gets its own answer.
+    #[test]
+    fn one_batch_is_one_commit_and_a_refused_request_undoes_nothing_else() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut writer = thread(&dir);
+        let (a, b) = (RunId::new_v4(), RunId::new_v4());
+        let owner = owner(Duration::from_secs(30));
+        let append = |run_id, token, seq| Op::Append {
+            run_id,
+            token,
+            owner: Arc::clone(&owner),
+            entry: entry(seq),
+        };
+        let ops = vec![
+            Op::Create {
+                row: row(a),
+                owner: Arc::clone(&owner),
+            },
+            Op::Create {
+                row: row(b),
+                owner: Arc::clone(&owner),
+            },
+            append(a, 1, 1),
+            append(a, 1, 3),
+            Op::Create {
+                row: row(a),
+                owner: Arc::clone(&owner),
+            },
+            append(b, 7, 1),
+            append(a, 1, 2),
+            append(b, 1, 1),
+        ];
+        let mut replies = Vec::new();
+        let work = ops
+            .into_iter()
+            .map(|op| {
+                let (tx, rx) = oneshot::channel();
+                replies.push(rx);
+                Request {
+                    op,
+                    reply: Some(tx),
+                }
+            })
+            .collect();
+        writer.commit(work, false);
+        assert_eq!(writer.counters.commits.load(Ordering::Relaxed), 1);
+        assert_eq!(writer.counters.requests.load(Ordering::Relaxed), 8);
+        let got: Vec<String> = replies
+            .into_iter()
+            .map(|mut rx| match rx.try_recv().expect("answered") {
+                Ok(reply) => format!("{reply:?}"),
+                Err(e) => match e {
+                    StoreError::OutOfSequence { last, found, .. } => format!("seq {last}/{found}"),
+                    StoreError::RunExists(_) => "exists".to_string(),
+                    StoreError::ClaimLost { token, .. } => format!("lost {token}"),
+                    other => panic!("unexpected {other:?}"),
+                },
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "Token(1)", "Token(1)", "Done", "seq 1/3", "exists", "lost 7", "Done", "Done"
+            ]
+        );
+        let count = |sql: &str, run: RunId| -> i64 {
+            writer
+                .conn
+                .query_row(sql, [run.to_string()], |r| r.get(0))
+                .expect("count")
+        };
+        assert_eq!(count(JOURNAL, a), 2);
+        assert_eq!(count(TRACES, a), 4);
+        assert_eq!(count(JOURNAL, b), 1);
+    }
+
+    /// The heartbeat renews the unexpired leases of a registered owner, and never an expired one.
+    #[test]
+    fn heartbeats_renew_live_leases_only() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut writer = thread(&dir);
+        let owner = owner(Duration::from_secs(60));
+        writer.owners.insert(owner.id.clone(), owner.ttl);
+        let (live, lapsed) = (RunId::new_v4(), RunId::new_v4());
+        let create = |run_id| Request {
+            op: Op::Create {
+                row: row(run_id),
+                owner: Arc::clone(&owner),
+            },
+            reply: None,
+        };
+        writer.commit(vec![create(live), create(lapsed)], false);
+        let expiry = |writer: &WriterThread, run: RunId| -> i64 {
+            writer
+                .conn
+                .query_row(
+                    "SELECT lease_expires FROM runs WHERE run_id = ?1",
+                    [run.to_string()],
+                    |r| r.get(0),
+                )
+                .expect("expiry")
+        };
+        let before = expiry(&writer, live);
+        writer
+            .conn
+            .execute(
+                "UPDATE runs SET lease_expires = 0 WHERE run_id = ?1",
+                [lapsed.to_string()],
+            )
+            .expect("lapse");
+        std::thread::sleep(Duration::from_millis(5));
+        writer.commit(Vec::new(), true);
+        assert!(expiry(&writer, live) > before, "renewed");
+        assert_eq!(expiry(&writer, lapsed), 0, "a lapsed lease stays lapsed");
+    }
+}

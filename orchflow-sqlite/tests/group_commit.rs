@@ -1,0 +1,130 @@
+//! Group commit seen from outside: saves of many runs in flight share commits, and every save
+//! that was acknowledged is there.
+
+use orchflow::RunId;
+use orchflow::store::{CheckpointStore, FORMAT, FORMAT_VERSION, JournalEntry, PointRecord};
+use orchflow::store::{RunDocument, RunStatus};
+use orchflow_sqlite::SqliteStore;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+fn document(run_id: RunId) -> RunDocument {
+    RunDocument {
+        format: FORMAT.to_string(),
+        version: FORMAT_VERSION,
+        run_id,
+        flow: "batch".to_string(),
+        fingerprint: "0123456789abcdef".to_string(),
+        shape: "batch".to_string(),
+        input: serde_json::json!(null),
+        status: RunStatus::Running,
+        pending: Vec::new(),
+        output: None,
+        error: None,
+        created_at: SystemTime::now(),
+        updated_at: SystemTime::now(),
+        waiting: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_saves_of_many_runs_share_commits() {
+    const RUNS: usize = 100;
+    const STEPS: u64 = 10;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = Arc::new(SqliteStore::open(dir.path().join("runs.db")).expect("open"));
+    let before = store.stats();
+    let mut tasks = Vec::new();
+    for _ in 0..RUNS {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let run_id = RunId::new_v4();
+            let claim = store.create(&document(run_id)).await.expect("create");
+            for seq in 1..=STEPS {
+                let entry = JournalEntry::new(seq, PointRecord::Point(serde_json::json!(seq)));
+                store.append(&claim, &entry).await.expect("append");
+            }
+            run_id
+        }));
+    }
+    let mut runs = Vec::new();
+    for task in tasks {
+        runs.push(task.await.expect("the task ran"));
+    }
+    let after = store.stats();
+    let requests = after.requests - before.requests;
+    let commits = after.commits - before.commits;
+    // Creates and appends; releases of the dropped claims may still be queued.
+    assert!(
+        requests >= (RUNS as u64) * (STEPS + 1),
+        "{requests} requests"
+    );
+    assert!(
+        commits * 4 <= requests,
+        "{commits} commits for {requests} requests: saves in flight together were not batched"
+    );
+    for run_id in runs {
+        let journal = store
+            .journal(run_id, 0)
+            .await
+            .expect("journal")
+            .expect("the run");
+        assert_eq!(journal.len() as u64, STEPS);
+    }
+}
+
+/// The background checkpointer copies committed saves from the WAL into the database file: a
+/// copy of the file alone (no WAL) has them soon after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_saves_reach_the_database_file_in_the_background() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("runs.db");
+    let store = SqliteStore::open(&path).expect("open");
+    let mut runs = Vec::new();
+    for _ in 0..50 {
+        let run_id = RunId::new_v4();
+        drop(store.create(&document(run_id)).await.expect("create"));
+        runs.push(run_id);
+    }
+    store.flush().await.expect("flush");
+    let copy = dir.path().join("copy.db");
+    let mut found = 0;
+    for _ in 0..100 {
+        std::fs::copy(&path, &copy).expect("copy the database file alone");
+        let conn = rusqlite::Connection::open(&copy).expect("open the copy");
+        found = conn
+            .query_row("SELECT count(*) FROM runs", [], |r| r.get::<_, i64>(0))
+            .unwrap_or(0);
+        drop(conn);
+        let _ = std::fs::remove_file(&copy);
+        if found == 50 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(found, 50, "the database file has every committed run");
+}
+
+/// A claim dropped and taken again at once, through another handle of the same file in this
+/// process, is never refused: the release goes first on the writer's ordered channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_claim_is_free_at_once_for_every_handle_of_the_process() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("runs.db");
+    let handles = [
+        SqliteStore::open(&path).expect("open"),
+        SqliteStore::open(&path).expect("open"),
+        SqliteStore::open(&path).expect("open"),
+    ];
+    let run_id = RunId::new_v4();
+    let mut claim = handles[0].create(&document(run_id)).await.expect("create");
+    for round in 0..300usize {
+        let token = claim.token();
+        drop(claim);
+        claim = handles[round % 3]
+            .claim(run_id)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert!(claim.token() > token);
+    }
+}
