@@ -11,7 +11,7 @@
 //!   with one statement every third of the lease ttl; a worker that dies stops renewing, and
 //!   its runs become claimable when the ttl passes. Every write checks token, holder and
 //!   expiry in the statement that writes: a stale writer's write is refused with
-//!   [`StoreError::ClaimLost`](orchflow_core::store::StoreError::ClaimLost), never merged.
+//!   [`StoreError::ClaimLost`], never merged.
 //! * **A queue.** [`RunQueue::claim_next`](orchflow_core::store::RunQueue::claim_next) takes
 //!   the oldest runnable run of the flows a worker knows with `FOR UPDATE SKIP LOCKED`.
 //! * **Queries** (listing with filters and keyset pages, journal, traces, questions) run in
