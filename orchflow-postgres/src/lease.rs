@@ -15,9 +15,11 @@
 //!   process-wide [`PENDING`] list and performs it on a task. Until that task's statement has
 //!   run, any handle of this process about to claim a run (`claim`, `claim_next`,
 //!   `mark_waiting`) performs the pending releases of its database and schema first, in its
-//!   own statement: a claim made right after a drop never sees the dropped lease. A release
-//!   only clears the lease it was issued for (same owner and token), so performing it twice,
-//!   or late, never touches a newer claim.
+//!   own statement, or waits for the one in flight (each release is performed under its own
+//!   lock, once): a claim made right after a drop never sees the dropped lease, nor the row
+//!   lock of its release (which `FOR UPDATE SKIP LOCKED` would take for a busy run). A
+//!   release only clears the lease it was issued for (same owner and token), so a late one
+//!   never touches a newer claim.
 
 use crate::codec::{io_error, token_sql};
 use crate::pool::Conn;
@@ -46,19 +48,23 @@ pub(crate) fn owner_id() -> String {
 pub(crate) type Held = Mutex<HashMap<RunId, u64>>;
 
 /// A release not yet performed: the lease of `run_id` by `owner` with `token`, in the
-/// database and schema `target`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// database and schema `target`. `done` is locked by whoever performs it (the dropping
+/// claim's task, or a claim of this process), so that the two never run at once: a claim
+/// waits for a release in flight instead of meeting its row lock (which `SKIP LOCKED` would
+/// take for a busy run).
+#[derive(Debug)]
 struct Release {
     target: Arc<str>,
     run_id: RunId,
     owner: Arc<str>,
     token: u64,
+    done: tokio::sync::Mutex<bool>,
 }
 
-/// The releases of this process not yet performed (see the module docs).
-static PENDING: Mutex<Vec<Release>> = Mutex::new(Vec::new());
+/// The releases of this process not yet performed (see the module docs), oldest first.
+static PENDING: Mutex<Vec<Arc<Release>>> = Mutex::new(Vec::new());
 
-fn pending() -> std::sync::MutexGuard<'static, Vec<Release>> {
+fn pending() -> std::sync::MutexGuard<'static, Vec<Arc<Release>>> {
     PENDING.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -67,31 +73,52 @@ const RELEASE: &str = "UPDATE runs SET owner = NULL, lease_expires = NULL
     FROM unnest($1::uuid[], $2::text[], $3::bigint[]) AS r(run_id, owner, token)
     WHERE runs.run_id = r.run_id AND runs.owner = r.owner AND runs.token = r.token";
 
-/// Performs `releases` in one statement.
-async fn perform(conn: &mut Conn, location: &str, releases: &[Release]) -> Result<(), StoreError> {
-    let ids: Vec<RunId> = releases.iter().map(|r| r.run_id).collect();
-    let owners: Vec<&str> = releases.iter().map(|r| &*r.owner).collect();
-    let tokens: Vec<i64> = releases
+/// Performs `releases` (oldest first) in one statement, skipping those already done, and
+/// forgets them. Locks each release in the order of [`PENDING`], so that two performers
+/// never wait for each other in a cycle.
+async fn perform(
+    conn: &mut Conn,
+    location: &str,
+    releases: &[Arc<Release>],
+) -> Result<(), StoreError> {
+    let mut guards = Vec::with_capacity(releases.len());
+    for release in releases {
+        guards.push(release.done.lock().await);
+    }
+    let todo: Vec<&Release> = releases
         .iter()
-        .map(|r| token_sql(r.token).unwrap_or(i64::MAX))
+        .zip(&guards)
+        .filter(|(_, done)| !***done)
+        .map(|(r, _)| &**r)
         .collect();
-    let statement = conn.prepare(RELEASE, location).await?;
-    conn.client
-        .execute(&statement, &[&ids, &owners, &tokens])
-        .await
-        .map_err(|e| io_error("release a lease in", location, &e))?;
-    let mut pending = pending();
-    pending.retain(|p| !releases.contains(p));
+    if !todo.is_empty() {
+        let ids: Vec<RunId> = todo.iter().map(|r| r.run_id).collect();
+        let owners: Vec<&str> = todo.iter().map(|r| &*r.owner).collect();
+        let tokens: Vec<i64> = todo
+            .iter()
+            .map(|r| token_sql(r.token).unwrap_or(i64::MAX))
+            .collect();
+        let statement = conn.prepare(RELEASE, location).await?;
+        conn.client
+            .execute(&statement, &[&ids, &owners, &tokens])
+            .await
+            .map_err(|e| io_error("release a lease in", location, &e))?;
+    }
+    for done in &mut guards {
+        **done = true;
+    }
+    pending().retain(|p| !releases.iter().any(|r| Arc::ptr_eq(p, r)));
     Ok(())
 }
 
-/// Performs this process's pending releases for `target`, on `conn`.
+/// Performs this process's pending releases for `target`, on `conn`, waiting for those in
+/// flight.
 pub(crate) async fn flush(
     conn: &mut Conn,
     target: &Arc<str>,
     location: &str,
 ) -> Result<(), StoreError> {
-    let releases: Vec<Release> = pending()
+    let releases: Vec<Arc<Release>> = pending()
         .iter()
         .filter(|r| r.target == *target)
         .cloned()
@@ -123,13 +150,14 @@ impl ClaimHold for Hold {
                 held.remove(&run_id);
             }
         }
-        let release = Release {
+        let release = Arc::new(Release {
             target: Arc::clone(&inner.target),
             run_id,
             owner: Arc::clone(&inner.owner),
             token,
-        };
-        pending().push(release.clone());
+            done: tokio::sync::Mutex::new(false),
+        });
+        pending().push(Arc::clone(&release));
         let runtime =
             tokio::runtime::Handle::try_current().unwrap_or_else(|_| inner.runtime.clone());
         // If the runtime is gone, the release stays pending: the next claim of this process
