@@ -19,6 +19,26 @@
 //!
 //! The store keeps the contract of `orchflow_core::store` and runs its conformance suite.
 //!
+//! # Schema
+//!
+//! In the store's schema, `schema_version` records the migrations applied (one row each).
+//! `runs` has one row per run: `document` (jsonb) is the run's document and the source of
+//! truth for every value returned; `flow`, `fingerprint`, `status`, `created_at`,
+//! `updated_at` (nanoseconds since the Unix epoch) and `waiting` repeat its fields for
+//! filtering and ordering; `owner`, `token` and `lease_expires` are the lease. `journal`
+//! holds `(run_id, seq, entry)`, each entry without its traces, and `traces`
+//! `(run_id, seq, idx, trace)`. Indexes serve the listing order (newest first, by flow, by
+//! status) and the queue (a partial index on the runnable statuses).
+//!
+//! # Leases and clocks
+//!
+//! A claim sets `owner` to the handle's id (host, process id, handle id), `token` to
+//! `token + 1` and `lease_expires` to the database's `clock_timestamp()` plus the ttl, in
+//! one statement that succeeds only when no live lease holds the run. Writes compare against
+//! `clock_timestamp()` too. Dropping a claim releases it on a background task without
+//! blocking; a later claim from the same process performs (or waits for) the release first,
+//! so it never finds the run busy with the claim it just dropped.
+//!
 //! ```no_run
 //! use orchflow::store::{FlowKey, RunQueue};
 //! use orchflow::{flow, step};

@@ -179,9 +179,9 @@ impl Drop for Inner {
 
 /// A checkpoint store and run queue in PostgreSQL, for many workers on many machines.
 ///
-/// Runs, journal entries and traces are rows of three tables in one schema (see
-/// [`SCHEMA_VERSION`](crate::SCHEMA_VERSION) and the crate docs); every acknowledged write
-/// is committed (PostgreSQL's `fsync` discipline applies). A claim is a lease: the run's
+/// Runs, journal entries and traces are rows of three tables in one schema (see the
+/// [crate docs](crate) and [`SCHEMA_VERSION`](crate::SCHEMA_VERSION)); every acknowledged
+/// write is committed (PostgreSQL's `fsync` discipline applies). A claim is a lease: the run's
 /// row names its holder (this handle: host, process, handle id) and an expiry on the
 /// database's clock, which the handle's heartbeat renews every third of the ttl. Every write
 /// checks, in the statement that writes, that the claim's fencing token is still the run's,
