@@ -27,3 +27,8 @@ pub use orchflow_sqlite::SqliteStore;
 /// feature).
 #[cfg(feature = "agent")]
 pub use orchflow_agent as agent;
+
+/// The PostgreSQL checkpoint store and run queue, for many workers on many machines (the
+/// `postgres` feature; see `orchflow_postgres`).
+#[cfg(feature = "postgres")]
+pub use orchflow_postgres::PostgresStore;

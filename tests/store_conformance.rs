@@ -9,6 +9,9 @@
 //!   completes, a stopped run resumes where it stopped from another handle, a suspended run
 //!   takes an answer, a changed or another flow is refused, a taken run id runs and writes
 //!   nothing: `memory::flows::*`, `json::flows::*` and `sqlite::flows::*`.
+//! * With the `postgres` feature, all of it for `PostgresStore` (`postgres::*`) on the server
+//!   named by `ORCHFLOW_POSTGRES_URL`: each case prints that it is skipped without one, and
+//!   fails without one under CI.
 //!
 //! A new store runs both by adding a module here (or the same lines in its own crate's tests)
 //! with its `StoreFixture`.
@@ -130,6 +133,177 @@ mod sqlite {
     }
     mod flows {
         crate::flow_cases!(crate::SqliteFixture::new());
+    }
+}
+
+/// A [`orchflow::PostgresStore`] in a schema of its own (dropped at the end) on the server
+/// named by `ORCHFLOW_POSTGRES_URL`, with the corruption and lapse hooks.
+#[cfg(feature = "postgres")]
+struct PostgresFixture {
+    url: String,
+    schema: String,
+}
+
+#[cfg(feature = "postgres")]
+impl PostgresFixture {
+    /// A fixture on a fresh schema; `None` (after printing that the case is skipped and why)
+    /// when `ORCHFLOW_POSTGRES_URL` is not set, except under CI (`CI` set), where a missing
+    /// URL fails the case: CI never skips PostgreSQL.
+    fn from_env() -> Option<Self> {
+        match std::env::var("ORCHFLOW_POSTGRES_URL") {
+            Ok(url) if !url.trim().is_empty() => Some(PostgresFixture {
+                url,
+                schema: format!("t_{}", RunId::new_v4().simple()),
+            }),
+            _ if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) => panic!(
+                "ORCHFLOW_POSTGRES_URL is not set, and CI is: the PostgreSQL cases must run in \
+                 CI (.ci/run starts a server with .ci/postgres and exports the URL)"
+            ),
+            _ => {
+                println!(
+                    "skipped: ORCHFLOW_POSTGRES_URL is not set (start a throwaway server with \
+                     `eval \"$(.ci/postgres)\"`)"
+                );
+                None
+            }
+        }
+    }
+
+    /// Runs `sql` with `params` in the fixture's schema; how many rows it changed.
+    async fn execute(&self, sql: &str, params: &[&(dyn PgParam + Sync)]) -> u64 {
+        use orchflow_postgres::tokio_postgres;
+        let (client, connection) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("SET search_path TO \"{}\"", self.schema))
+            .await
+            .unwrap();
+        client.execute(sql, params).await.unwrap()
+    }
+}
+
+#[cfg(feature = "postgres")]
+use orchflow_postgres::tokio_postgres::types::ToSql as PgParam;
+
+#[cfg(feature = "postgres")]
+impl Drop for PostgresFixture {
+    /// Drops the schema, from a thread of its own (this may run inside a runtime).
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema);
+        let _ = std::thread::spawn(move || {
+            use orchflow_postgres::tokio_postgres;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let (client, connection) =
+                    tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
+                client.batch_execute(&sql).await
+            })
+        })
+        .join();
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl StoreFixture for PostgresFixture {
+    type Store = orchflow::PostgresStore;
+
+    async fn open(&self) -> orchflow::PostgresStore {
+        let options = orchflow_postgres::PostgresOptions::new().schema(self.schema.clone());
+        orchflow::PostgresStore::connect_with(&self.url, options)
+            .await
+            .unwrap()
+    }
+
+    /// Replaces entry 2 with JSON that is not an entry.
+    async fn corrupt_journal(&self, run_id: RunId) -> bool {
+        let sql = r#"UPDATE journal SET entry = '{"seq":2,"record":"oops"}'
+                     WHERE run_id = $1 AND seq = 2"#;
+        self.execute(sql, &[&run_id]).await == 1
+    }
+
+    /// Keeps only the document's header.
+    async fn corrupt_document(&self, run_id: RunId) -> bool {
+        let sql = r#"UPDATE runs SET document = '{"format":"orchflow-checkpoint","version":2}'
+                     WHERE run_id = $1"#;
+        self.execute(sql, &[&run_id]).await == 1
+    }
+
+    /// Moves the lease's expiry into the past (a lapsed lease is never renewed).
+    async fn lapse(&self, claim: &orchflow::store::Claim) -> bool {
+        let sql = "UPDATE runs SET lease_expires = clock_timestamp() - interval '1 second'
+                   WHERE run_id = $1 AND token = $2 AND owner IS NOT NULL";
+        let token = i64::try_from(claim.token()).unwrap();
+        self.execute(sql, &[&claim.run_id(), &token]).await == 1
+    }
+}
+
+/// The PostgreSQL store: the contract and queue cases (listed here rather than through
+/// `store_conformance!`, so that each can skip without a server; the crate's own
+/// `orchflow-postgres/tests/conformance.rs` runs them through the macros, which list every
+/// case) and the flows.
+#[cfg(feature = "postgres")]
+mod postgres {
+    /// One `#[test]` per case of `orchflow::store::conformance::$suite` over a
+    /// `PostgresFixture`, skipped (or, under CI, failed) without a server.
+    macro_rules! postgres_cases {
+        ($suite:ident: $($case:ident)*) => {
+            $(
+                #[test]
+                fn $case() {
+                    if let Some(fixture) = crate::PostgresFixture::from_env() {
+                        orchflow::store::conformance::run(
+                            || fixture,
+                            orchflow::store::conformance::$suite::$case,
+                        );
+                    }
+                }
+            )*
+        };
+    }
+
+    mod contract {
+        postgres_cases! { cases:
+            create_then_load_round_trips
+            create_refuses_a_taken_id
+            claim_is_exclusive_until_dropped
+            fencing_token_grows_with_every_claim
+            writes_with_a_stale_claim_are_refused
+            appends_out_of_sequence_are_refused
+            appends_load_back_in_order
+            put_document_replaces_the_document
+            missing_runs_are_not_found
+            list_runs_lists_runs_and_pending_questions
+            racing_claims_have_one_winner
+            racing_creates_have_one_winner
+            concurrent_appends_to_different_runs_all_land
+            list_runs_filters_by_flow_status_and_time
+            list_runs_pages_with_a_cursor
+            journal_traces_and_questions_are_queried
+            a_corrupt_journal_is_reported
+            a_corrupt_document_is_reported_and_listed_apart
+        }
+    }
+    mod queue {
+        postgres_cases! { queue:
+            claim_next_takes_the_oldest_runnable_run
+            racing_workers_get_each_run_once
+            mark_waiting_notes_runs_no_worker_knows
+            cancel_revokes_the_claim
+            a_lapsed_claim_passes_to_the_next_writer
+        }
+    }
+    mod flows {
+        crate::flow_cases!(match crate::PostgresFixture::from_env() {
+            Some(fixture) => fixture,
+            None => return,
+        });
     }
 }
 

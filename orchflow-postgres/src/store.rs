@@ -1,0 +1,964 @@
+//! [`PostgresStore`]: the store value, its options, and its [`CheckpointStore`] and
+//! [`RunQueue`] implementations.
+//!
+//! Invariants: every write is one SQL statement (or one transaction) that checks the claim
+//! — same token, same owner, lease live on the database's clock — in the same statement as
+//! it writes, so a writer whose lease passed to another writes nothing; the document's
+//! columns (`flow`, `status`, times, `waiting`) are written in the same statement as the
+//! document; a handle holds at most one pooled connection at a time, so no operation waits on
+//! itself.
+
+use crate::PostgresError;
+use crate::codec::{
+    corrupt, database_location, describe, document_text, entry_texts, io_error, nanos_clamped,
+    parse_document, parse_entry, parse_trace, stored_time, token_of, token_sql,
+};
+use crate::lease::{self, Held, Hold};
+use crate::pool::{Conn, Pool};
+use crate::schema;
+use orchflow_core::RunId;
+use orchflow_core::StepTrace;
+use orchflow_core::store::{
+    Checkpoint, CheckpointStore, Claim, FlowKey, JournalEntry, RunCursor, RunDocument, RunListing,
+    RunQuery, RunQueue, RunStatus, StoreError, StoreFuture,
+};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio_postgres::types::ToSql;
+
+/// How a [`PostgresStore`] connects: the schema its tables live in, its pool size, the
+/// length of its leases and how often it renews them.
+///
+/// ```
+/// use orchflow_postgres::PostgresOptions;
+/// use std::time::Duration;
+/// let options = PostgresOptions::new()
+///     .schema("orchflow_staging")
+///     .pool_size(4)
+///     .lease_ttl(Duration::from_secs(10));
+/// assert_eq!(options.heartbeat_interval(), Duration::from_secs(10) / 3);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresOptions {
+    schema: String,
+    pool_size: usize,
+    lease_ttl: Duration,
+    heartbeat: Option<Duration>,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions {
+            schema: "orchflow".to_string(),
+            pool_size: 8,
+            lease_ttl: Duration::from_secs(30),
+            heartbeat: None,
+        }
+    }
+}
+
+impl PostgresOptions {
+    /// The defaults: schema `orchflow`, 8 connections, 30-second leases renewed every 10 s.
+    pub fn new() -> Self {
+        PostgresOptions::default()
+    }
+
+    /// The schema the store's tables live in (created if missing). A lowercase SQL identifier:
+    /// a letter or `_`, then letters, digits or `_`, at most 63 bytes; anything else is
+    /// refused at connect with [`PostgresError::InvalidOption`].
+    pub fn schema(mut self, name: impl Into<String>) -> Self {
+        self.schema = name.into();
+        self
+    }
+
+    /// At most this many connections per store handle (at least 1). Each operation uses one
+    /// connection; the heartbeat and releases borrow one briefly.
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size;
+        self
+    }
+
+    /// How long a claim stays valid without being renewed: a worker that dies loses its runs
+    /// this long after its last heartbeat. Between 100 ms and one day.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl;
+        self
+    }
+
+    /// How often the handle renews its leases; a third of the lease ttl unless set. An
+    /// interval longer than the ttl lets leases lapse between heartbeats (what a test of a
+    /// dead worker wants, and nothing else). At least 10 ms.
+    pub fn heartbeat_every(mut self, interval: Duration) -> Self {
+        self.heartbeat = Some(interval);
+        self
+    }
+
+    /// The schema name.
+    pub fn schema_name(&self) -> &str {
+        &self.schema
+    }
+
+    /// The lease ttl.
+    pub fn ttl(&self) -> Duration {
+        self.lease_ttl
+    }
+
+    /// How often leases are renewed.
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.heartbeat.unwrap_or(self.lease_ttl / 3)
+    }
+
+    /// Refuses options no store can work with.
+    fn validate(&self) -> Result<(), PostgresError> {
+        let s = &self.schema;
+        let valid = !s.is_empty()
+            && s.len() <= 63
+            && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && !s.starts_with("pg_");
+        if !valid {
+            return Err(PostgresError::InvalidOption(format!(
+                "schema {s:?}: a schema name is a lowercase letter or `_`, then lowercase \
+                 letters, digits or `_`, at most 63 bytes, not starting with `pg_`"
+            )));
+        }
+        if self.pool_size == 0 {
+            return Err(PostgresError::InvalidOption(
+                "pool_size 0: a store needs at least one connection".to_string(),
+            ));
+        }
+        if !(Duration::from_millis(100)..=Duration::from_secs(86_400)).contains(&self.lease_ttl) {
+            return Err(PostgresError::InvalidOption(format!(
+                "lease_ttl {:?}: between 100 ms and one day",
+                self.lease_ttl
+            )));
+        }
+        if self.heartbeat_interval() < Duration::from_millis(10) {
+            return Err(PostgresError::InvalidOption(format!(
+                "heartbeat interval {:?}: at least 10 ms",
+                self.heartbeat_interval()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What a handle shares with its clones, its claims and its heartbeat.
+pub(crate) struct Inner {
+    pub(crate) pool: Pool,
+    /// This handle's `owner` value.
+    pub(crate) owner: Arc<str>,
+    /// The database and schema, as the key of this process's pending releases.
+    pub(crate) target: Arc<str>,
+    /// The database (and schema, when not the default), for errors.
+    pub(crate) location: String,
+    /// `postgres://host:port/db`.
+    base: String,
+    schema: String,
+    pub(crate) ttl: Duration,
+    /// The claims this handle holds, renewed by the heartbeat.
+    pub(crate) held: Held,
+    heartbeat: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The runtime the handle was made on, for releases of claims dropped outside it.
+    pub(crate) runtime: tokio::runtime::Handle,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(task) = self
+            .heartbeat
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            task.abort();
+        }
+    }
+}
+
+/// A checkpoint store and run queue in PostgreSQL, for many workers on many machines.
+///
+/// Runs, journal entries and traces are rows of three tables in one schema (see the
+/// [crate docs](crate) and [`SCHEMA_VERSION`](crate::SCHEMA_VERSION)); every acknowledged
+/// write is committed (PostgreSQL's `fsync` discipline applies). A claim is a lease: the run's
+/// row names its holder (this handle: host, process, handle id) and an expiry on the
+/// database's clock, which the handle's heartbeat renews every third of the ttl. Every write
+/// checks, in the statement that writes, that the claim's fencing token is still the run's,
+/// that this handle holds it and that the lease has not expired; otherwise it is refused
+/// with [`StoreError::ClaimLost`] and writes nothing. A claim is therefore used through the
+/// handle (or a clone of it) that took it; another handle's writes with it are refused.
+///
+/// Clones share the pool, the claims and the heartbeat; [`PostgresStore::connect`] again
+/// gives another writer. The heartbeat stops when the last clone and claim are dropped.
+///
+/// ```no_run
+/// use orchflow::{flow, step};
+/// use orchflow_postgres::PostgresStore;
+///
+/// #[step] async fn draft(topic: String) -> String { format!("a post about {topic}") }
+/// #[step] async fn publish(post: String) -> usize { post.len() }
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = PostgresStore::connect("postgres://orchflow@localhost/orchflow").await?;
+/// let f = flow! { draft => publish };
+/// let run = f.durable(store.clone()).run("tides".to_string()).await;
+/// assert_eq!(run.output, Some("a post about tides".len()));
+/// // Every point is saved: after a crash, any process resumes the run from the last one.
+/// let again = f.durable(store.clone()).resume(run.run_id).await?;
+/// assert_eq!(again.output, run.output);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("database", &self.inner.location)
+            .field("owner", &self.inner.owner)
+            .field("lease_ttl", &self.inner.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+const CREATE: &str = "INSERT INTO runs
+    (run_id, flow, fingerprint, status, created_at, updated_at, document, waiting, owner, token,
+     lease_expires)
+    VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9, 1,
+            clock_timestamp() + $10::float8 * interval '1 second')
+    ON CONFLICT (run_id) DO NOTHING
+    RETURNING token";
+
+const CLAIM: &str = "UPDATE runs SET token = token + 1, owner = $2,
+        lease_expires = clock_timestamp() + $3::float8 * interval '1 second'
+    WHERE run_id = $1 AND (owner IS NULL OR lease_expires < clock_timestamp())
+    RETURNING token";
+
+const HOLDER: &str = "SELECT owner FROM runs WHERE run_id = $1";
+
+const EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM runs WHERE run_id = $1)";
+
+const PUT: &str = "UPDATE runs SET flow = $4, fingerprint = $5, status = $6, created_at = $7,
+        updated_at = $8, document = $9::text::jsonb, waiting = $10
+    WHERE run_id = $1 AND token = $2 AND owner = $3 AND lease_expires > clock_timestamp()";
+
+const APPEND: &str = "WITH guard AS (
+        SELECT run_id FROM runs
+        WHERE run_id = $1 AND token = $2 AND owner = $3 AND lease_expires > clock_timestamp()
+        FOR UPDATE
+    ), last AS (
+        SELECT coalesce(max(seq), 0) AS seq FROM journal WHERE run_id = $1
+    ), entry AS (
+        INSERT INTO journal (run_id, seq, entry)
+        SELECT $1, $4::bigint, $5::text::jsonb FROM guard, last WHERE last.seq = $4::bigint - 1
+        RETURNING seq
+    ), traced AS (
+        INSERT INTO traces (run_id, seq, idx, trace)
+        SELECT $1, $4::bigint, t.ord - 1, t.trace::jsonb
+        FROM guard, last, unnest($6::text[]) WITH ORDINALITY AS t(trace, ord)
+        WHERE last.seq = $4::bigint - 1
+    )
+    SELECT (SELECT count(*) FROM guard), (SELECT seq FROM last), (SELECT count(*) FROM entry)";
+
+const LAST_SEQ: &str = "SELECT coalesce(max(seq), 0) FROM journal WHERE run_id = $1";
+
+const DOCUMENT: &str = "SELECT document::text FROM runs WHERE run_id = $1";
+
+const JOURNAL: &str =
+    "SELECT seq, entry::text FROM journal WHERE run_id = $1 AND seq > $2 ORDER BY seq";
+
+const TRACES: &str =
+    "SELECT seq, trace::text FROM traces WHERE run_id = $1 AND seq > $2 ORDER BY seq, idx";
+
+const CLAIM_NEXT: &str = "WITH next AS (
+        SELECT run_id FROM runs
+        WHERE status IN ('queued', 'running')
+          AND (owner IS NULL OR lease_expires < clock_timestamp())
+          AND (flow, fingerprint) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+        ORDER BY created_at, run_id
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE runs SET token = runs.token + 1, owner = $3,
+        lease_expires = clock_timestamp() + $4::float8 * interval '1 second',
+        waiting = NULL,
+        document = CASE WHEN jsonb_typeof(runs.document) = 'object'
+                        THEN runs.document - 'waiting' ELSE runs.document END
+    FROM next WHERE runs.run_id = next.run_id
+    RETURNING runs.run_id, runs.token";
+
+const MARK_WAITING: &str = "UPDATE runs SET waiting = $3,
+        document = CASE WHEN jsonb_typeof(document) = 'object'
+                        THEN jsonb_set(document, '{waiting}', to_jsonb($3::text))
+                        ELSE document END
+    WHERE status IN ('queued', 'running')
+      AND (owner IS NULL OR lease_expires < clock_timestamp())
+      AND waiting IS NULL
+      AND (flow, fingerprint) NOT IN (SELECT * FROM unnest($1::text[], $2::text[]))";
+
+const CANCEL_READ: &str = "SELECT document::text FROM runs WHERE run_id = $1 FOR UPDATE";
+
+const CANCEL: &str = "UPDATE runs SET status = 'cancelled', document = $2::text::jsonb,
+        updated_at = $3, waiting = NULL, token = token + 1, owner = NULL, lease_expires = NULL
+    WHERE run_id = $1";
+
+impl PostgresStore {
+    /// Connects to the database at `url` with the default [`PostgresOptions`] (schema
+    /// `orchflow`, 8 connections, 30-second leases) and brings its schema to this version.
+    ///
+    /// `url` is anything `tokio-postgres` reads: a URL (`postgres://user:pass@host:5432/db`)
+    /// or `key=value` pairs (`host=/var/run/postgresql dbname=runs`). Connections are
+    /// unencrypted (`NoTls`): use a local socket, a private network or a TLS tunnel.
+    ///
+    /// Fails with [`PostgresError::InvalidUrl`] for an unreadable `url`,
+    /// [`PostgresError::Store`] (an [`StoreError::Io`] naming the host and database) when the
+    /// server cannot be reached or refuses, and [`PostgresError::SchemaTooNew`] when a newer
+    /// orchflow-postgres migrated the schema.
+    ///
+    /// ```no_run
+    /// # #[tokio::main] async fn main() -> Result<(), orchflow_postgres::PostgresError> {
+    /// let store = orchflow_postgres::PostgresStore::connect("host=localhost dbname=orchflow").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(url: &str) -> Result<PostgresStore, PostgresError> {
+        PostgresStore::connect_with(url, PostgresOptions::default()).await
+    }
+
+    /// Connects as [`connect`](Self::connect) does, with `options`. Also fails with
+    /// [`PostgresError::InvalidOption`] for options out of range. Must be called inside a tokio
+    /// runtime, which then runs the handle's connections and heartbeat.
+    ///
+    /// ```no_run
+    /// use orchflow_postgres::{PostgresOptions, PostgresStore};
+    /// use std::time::Duration;
+    /// # #[tokio::main] async fn main() -> Result<(), orchflow_postgres::PostgresError> {
+    /// let options = PostgresOptions::new().schema("staging").lease_ttl(Duration::from_secs(10));
+    /// let store = PostgresStore::connect_with("postgres://localhost/orchflow", options).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_with(
+        url: &str,
+        options: PostgresOptions,
+    ) -> Result<PostgresStore, PostgresError> {
+        options.validate()?;
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|e| PostgresError::InvalidUrl {
+                reason: describe(&e),
+            })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("orchflow");
+        }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            PostgresError::InvalidOption(
+                "PostgresStore::connect must be called inside a tokio runtime".to_string(),
+            )
+        })?;
+        let base = database_location(&config);
+        let schema = options.schema.clone();
+        let location = if schema == "orchflow" {
+            base.clone()
+        } else {
+            format!("{base} (schema {schema})")
+        };
+        let pool = Pool::new(config, schema.clone(), location.clone(), options.pool_size);
+        {
+            let mut conn = pool.get().await?;
+            schema::migrate(&mut conn.client, &schema, &location).await?;
+        }
+        let inner = Arc::new(Inner {
+            pool,
+            owner: Arc::from(lease::owner_id()),
+            target: Arc::from(format!("{base}#{schema}")),
+            location,
+            base,
+            schema,
+            ttl: options.lease_ttl,
+            held: Mutex::new(Default::default()),
+            heartbeat: Mutex::new(None),
+            runtime,
+        });
+        let task = tokio::spawn(lease::heartbeat(
+            Arc::downgrade(&inner),
+            options.heartbeat_interval(),
+        ));
+        *inner.heartbeat.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+        Ok(PostgresStore { inner })
+    }
+
+    /// Who this handle is, as the `owner` of the runs it holds and in other writers'
+    /// [`StoreError::RunBusy`]: host, process id and a random handle id.
+    pub fn owner(&self) -> &str {
+        &self.inner.owner
+    }
+
+    /// The database (and schema, when not `orchflow`), as errors name it:
+    /// `postgres://host:port/database`. Never the password.
+    pub fn database(&self) -> &str {
+        &self.inner.location
+    }
+
+    /// Where a run lives, for messages: `postgres://host:port/db (run <id>)` (with the schema
+    /// when not the default).
+    fn at(&self, run_id: RunId) -> String {
+        let inner = &self.inner;
+        if inner.schema == "orchflow" {
+            format!("{} (run {run_id})", inner.base)
+        } else {
+            format!("{} (schema {}, run {run_id})", inner.base, inner.schema)
+        }
+    }
+
+    fn ttl_secs(&self) -> f64 {
+        self.inner.ttl.as_secs_f64()
+    }
+
+    /// Records a claim and returns it.
+    fn hold(&self, run_id: RunId, token: u64) -> Claim {
+        self.inner
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(run_id, token);
+        Claim::new(
+            run_id,
+            token,
+            Hold {
+                inner: Arc::clone(&self.inner),
+                run_id,
+                token,
+            },
+        )
+    }
+
+    /// Runs `sql` (prepared once per connection) and returns its rows.
+    async fn query(
+        &self,
+        conn: &mut Conn,
+        op: &'static str,
+        location: &str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let statement = conn.prepare(sql, location).await?;
+        conn.client
+            .query(&statement, params)
+            .await
+            .map_err(|e| io_error(op, location, &e))
+    }
+
+    /// Why a guarded write of `claim` wrote nothing: the run is gone, or the claim is lost.
+    async fn refused(&self, conn: &mut Conn, claim: &Claim) -> StoreError {
+        let at = self.at(claim.run_id());
+        match self
+            .query(conn, "read", &at, EXISTS, &[&claim.run_id()])
+            .await
+        {
+            Ok(rows) if rows.first().is_some_and(|r| !r.get::<_, bool>(0)) => {
+                StoreError::NoDocument(claim.run_id())
+            }
+            Ok(_) => lost(claim),
+            Err(e) => e,
+        }
+    }
+
+    /// Reads, in one read-only snapshot, whether the run exists and its entries and traces
+    /// after `after`; `with_document` adds the document.
+    async fn read_run(
+        &self,
+        run_id: RunId,
+        after: u64,
+        with_document: bool,
+        with_entries: bool,
+    ) -> Result<Option<(Option<RunDocument>, Vec<JournalEntry>, Vec<StepTrace>)>, StoreError> {
+        let at = self.at(run_id);
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let mut conn = self.inner.pool.get().await?;
+        let exists = conn.prepare(EXISTS, &at).await?;
+        let document = conn.prepare(DOCUMENT, &at).await?;
+        let journal = conn.prepare(JOURNAL, &at).await?;
+        let traces = conn.prepare(TRACES, &at).await?;
+        let tx = conn
+            .client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(|e| io_error("read", &at, &e))?;
+        let read = |e: tokio_postgres::Error| io_error("read", &at, &e);
+        let found = if with_document {
+            tx.query_opt(&document, &[&run_id])
+                .await
+                .map_err(read)?
+                .map(|row| Some(row.get::<_, String>(0)))
+        } else {
+            let row = tx.query_one(&exists, &[&run_id]).await.map_err(read)?;
+            row.get::<_, bool>(0).then_some(None)
+        };
+        let Some(text) = found else {
+            return Ok(None);
+        };
+        let (entries, trace_rows) = if with_entries {
+            let params: [&(dyn ToSql + Sync); 2] = [&run_id, &after];
+            let (e, t) = tokio::join!(tx.query(&journal, &params), tx.query(&traces, &params));
+            (e.map_err(read)?, t.map_err(read)?)
+        } else {
+            let t = tx.query(&traces, &[&run_id, &after]).await.map_err(read)?;
+            (Vec::new(), t)
+        };
+        tx.commit().await.map_err(read)?;
+        let document = text.map(|t| parse_document(&t, run_id, &at)).transpose()?;
+        let mut traces = Vec::with_capacity(trace_rows.len());
+        let mut trace_seqs = Vec::with_capacity(trace_rows.len());
+        for row in &trace_rows {
+            let seq: i64 = row.get(0);
+            traces.push(parse_trace(row.get(1), seq, &at)?);
+            trace_seqs.push(seq);
+        }
+        let mut journal = Vec::with_capacity(entries.len());
+        for (expected, row) in (after + 1..).zip(&entries) {
+            let seq: i64 = row.get(0);
+            if seq != expected {
+                return Err(corrupt(
+                    &at,
+                    format!("the journal has entry {seq} where entry {expected} belongs"),
+                ));
+            }
+            journal.push(parse_entry(row.get(1), seq, &at)?);
+        }
+        if with_entries {
+            // Give each entry its traces back (both lists are in seq order).
+            let mut traces = trace_seqs.into_iter().zip(traces).peekable();
+            for entry in &mut journal {
+                let seq = i64::try_from(entry.seq).unwrap_or(i64::MAX);
+                while let Some((_, trace)) = traces.next_if(|(s, _)| *s == seq) {
+                    entry.traces.push(trace);
+                }
+            }
+            if let Some((seq, _)) = traces.next() {
+                return Err(corrupt(
+                    &at,
+                    format!("traces of journal entry {seq}, which is missing"),
+                ));
+            }
+            return Ok(Some((document, journal, Vec::new())));
+        }
+        Ok(Some((document, journal, traces)))
+    }
+}
+
+/// `ClaimLost` for `claim`.
+fn lost(claim: &Claim) -> StoreError {
+    StoreError::ClaimLost {
+        run_id: claim.run_id(),
+        token: claim.token(),
+    }
+}
+
+/// The flows' names and fingerprints as two arrays, for `unnest`.
+fn flow_arrays(flows: &[FlowKey]) -> (Vec<&str>, Vec<&str>) {
+    flows
+        .iter()
+        .map(|k| (k.name.as_str(), k.fingerprint.as_str()))
+        .unzip()
+}
+
+/// The `WHERE` clause and parameters of a listing; `$1` and on are the filters' values, the
+/// keyset bound comes last.
+struct Listing {
+    sql: String,
+    flow: Option<String>,
+    status: Option<&'static str>,
+    since: Option<i64>,
+    until: Option<i64>,
+}
+
+impl Listing {
+    fn new(query: &RunQuery, with_cursor: bool, with_limit: bool) -> Listing {
+        let mut clauses = Vec::new();
+        let mut n = 0;
+        let mut param = || {
+            n += 1;
+            format!("${n}")
+        };
+        if query.flow.is_some() {
+            clauses.push(format!("flow = {}", param()));
+        }
+        if query.status.is_some() {
+            clauses.push(format!("status = {}", param()));
+        }
+        if query.since.is_some() {
+            clauses.push(format!("created_at >= {}", param()));
+        }
+        if query.until.is_some() {
+            clauses.push(format!("created_at < {}", param()));
+        }
+        if with_cursor {
+            let (t, id) = (param(), param());
+            clauses.push(format!("(created_at, run_id) < ({t}::bigint, {id}::uuid)"));
+        }
+        let mut sql = "SELECT run_id, created_at, document::text FROM runs".to_string();
+        if !clauses.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&clauses.join(" AND "));
+        }
+        sql.push_str(" ORDER BY created_at DESC, run_id DESC");
+        if with_limit {
+            sql.push_str(&format!(" LIMIT {}", param()));
+        }
+        Listing {
+            sql,
+            flow: query.flow.clone(),
+            status: query.status.as_ref().map(RunStatus::as_str),
+            since: query.since.map(nanos_clamped),
+            until: query.until.map(nanos_clamped),
+        }
+    }
+}
+
+impl CheckpointStore for PostgresStore {
+    fn create<'a>(&'a self, document: &'a RunDocument) -> StoreFuture<'a, Claim> {
+        Box::pin(async move {
+            let run_id = document.run_id;
+            let at = self.at(run_id);
+            let text = document_text(document)?;
+            let created = stored_time(document.created_at, "created_at", &at)?;
+            let updated = stored_time(document.updated_at, "updated_at", &at)?;
+            let mut conn = self.inner.pool.get().await?;
+            let rows = self
+                .query(
+                    &mut conn,
+                    "create a run in",
+                    &at,
+                    CREATE,
+                    &[
+                        &run_id,
+                        &document.flow,
+                        &document.fingerprint,
+                        &document.status.as_str(),
+                        &created,
+                        &updated,
+                        &text,
+                        &document.waiting,
+                        &&*self.inner.owner,
+                        &self.ttl_secs(),
+                    ],
+                )
+                .await?;
+            match rows.first() {
+                Some(row) => Ok(self.hold(run_id, token_of(row.get(0)))),
+                None => Err(StoreError::RunExists(run_id)),
+            }
+        })
+    }
+
+    fn claim<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Claim> {
+        Box::pin(async move {
+            let at = self.at(run_id);
+            let mut conn = self.inner.pool.get().await?;
+            lease::flush(&mut conn, &self.inner.target, &self.inner.location).await?;
+            let rows = self
+                .query(
+                    &mut conn,
+                    "claim a run in",
+                    &at,
+                    CLAIM,
+                    &[&run_id, &&*self.inner.owner, &self.ttl_secs()],
+                )
+                .await?;
+            if let Some(row) = rows.first() {
+                return Ok(self.hold(run_id, token_of(row.get(0))));
+            }
+            let rows = self
+                .query(&mut conn, "read", &at, HOLDER, &[&run_id])
+                .await?;
+            match rows.first() {
+                None => Err(StoreError::NotFound(run_id)),
+                Some(row) => Err(StoreError::RunBusy {
+                    run_id,
+                    holder: row
+                        .get::<_, Option<String>>(0)
+                        .unwrap_or_else(|| "a writer that released it just now".to_string()),
+                }),
+            }
+        })
+    }
+
+    fn put_document<'a>(
+        &'a self,
+        claim: &'a Claim,
+        document: &'a RunDocument,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let Some(token) = token_sql(claim.token()) else {
+                return Err(lost(claim));
+            };
+            if document.run_id != claim.run_id() {
+                return Err(lost(claim));
+            }
+            let at = self.at(claim.run_id());
+            let text = document_text(document)?;
+            let created = stored_time(document.created_at, "created_at", &at)?;
+            let updated = stored_time(document.updated_at, "updated_at", &at)?;
+            let mut conn = self.inner.pool.get().await?;
+            let statement = conn.prepare(PUT, &at).await?;
+            let written = conn
+                .client
+                .execute(
+                    &statement,
+                    &[
+                        &claim.run_id(),
+                        &token,
+                        &&*self.inner.owner,
+                        &document.flow,
+                        &document.fingerprint,
+                        &document.status.as_str(),
+                        &created,
+                        &updated,
+                        &text,
+                        &document.waiting,
+                    ],
+                )
+                .await
+                .map_err(|e| io_error("write", &at, &e))?;
+            if written == 1 {
+                Ok(())
+            } else {
+                Err(self.refused(&mut conn, claim).await)
+            }
+        })
+    }
+
+    fn append<'a>(&'a self, claim: &'a Claim, entry: &'a JournalEntry) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let run_id = claim.run_id();
+            let Some(token) = token_sql(claim.token()) else {
+                return Err(lost(claim));
+            };
+            let at = self.at(run_id);
+            let (text, traces) = entry_texts(entry)?;
+            let mut conn = self.inner.pool.get().await?;
+            // A seq beyond i64 can never follow the journal's last.
+            let seq = i64::try_from(entry.seq).unwrap_or(-1);
+            let statement = conn.prepare(APPEND, &at).await?;
+            let result = conn
+                .client
+                .query_one(
+                    &statement,
+                    &[&run_id, &token, &&*self.inner.owner, &seq, &text, &traces],
+                )
+                .await;
+            let row = match result {
+                Ok(row) => row,
+                Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                    // Another append of the same claim landed first: the entry no longer
+                    // follows the journal's last.
+                    let rows = self
+                        .query(&mut conn, "read", &at, LAST_SEQ, &[&run_id])
+                        .await?;
+                    let last = rows.first().map_or(0, |r| r.get::<_, i64>(0));
+                    return Err(StoreError::OutOfSequence {
+                        run_id,
+                        last: u64::try_from(last).unwrap_or(0),
+                        found: entry.seq,
+                    });
+                }
+                Err(e) => return Err(io_error("append to", &at, &e)),
+            };
+            let (guarded, last, inserted): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+            if guarded == 0 {
+                return Err(self.refused(&mut conn, claim).await);
+            }
+            if inserted == 0 {
+                return Err(StoreError::OutOfSequence {
+                    run_id,
+                    last: u64::try_from(last).unwrap_or(0),
+                    found: entry.seq,
+                });
+            }
+            Ok(())
+        })
+    }
+
+    fn load<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<Checkpoint>> {
+        Box::pin(async move {
+            Ok(self
+                .read_run(run_id, 0, true, true)
+                .await?
+                .and_then(|(document, journal, _)| {
+                    document.map(|document| Checkpoint { document, journal })
+                }))
+        })
+    }
+
+    fn list_runs<'a>(&'a self, query: &'a RunQuery) -> StoreFuture<'a, RunListing> {
+        Box::pin(async move {
+            let location = &self.inner.location;
+            // One more than the limit, to know whether there is a next page; unreadable
+            // documents do not count, so a page short of them is completed by reading on.
+            let want = query.limit.map(|l| l.saturating_add(1));
+            let mut runs = Vec::new();
+            let mut unreadable = Vec::new();
+            let mut cursor = query.after.map(|c| (nanos_clamped(c.created_at), c.run_id));
+            let mut conn = self.inner.pool.get().await?;
+            loop {
+                let batch = want.map(|w| i64::try_from(w - runs.len()).unwrap_or(i64::MAX));
+                let listing = Listing::new(query, cursor.is_some(), batch.is_some());
+                let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+                if let Some(flow) = &listing.flow {
+                    params.push(flow);
+                }
+                if let Some(status) = &listing.status {
+                    params.push(status);
+                }
+                if let Some(since) = &listing.since {
+                    params.push(since);
+                }
+                if let Some(until) = &listing.until {
+                    params.push(until);
+                }
+                if let Some((t, id)) = &cursor {
+                    params.push(t);
+                    params.push(id);
+                }
+                if let Some(batch) = &batch {
+                    params.push(batch);
+                }
+                let rows = self
+                    .query(&mut conn, "list runs in", location, &listing.sql, &params)
+                    .await?;
+                let fetched = rows.len();
+                for row in &rows {
+                    let run_id: RunId = row.get(0);
+                    cursor = Some((row.get(1), run_id));
+                    match parse_document(row.get(2), run_id, &self.at(run_id)) {
+                        Ok(document) => runs.push(document),
+                        Err(e) => unreadable.push(e),
+                    }
+                }
+                let exhausted = batch.is_none_or(|b| i64::try_from(fetched).unwrap_or(0) < b);
+                if exhausted || want.is_some_and(|w| runs.len() >= w) {
+                    break;
+                }
+            }
+            let mut next = None;
+            if let Some(limit) = query.limit
+                && runs.len() > limit
+            {
+                runs.truncate(limit);
+                next = runs.last().map(RunCursor::of);
+            }
+            Ok(RunListing {
+                runs,
+                unreadable,
+                next,
+            })
+        })
+    }
+
+    fn journal<'a>(
+        &'a self,
+        run_id: RunId,
+        after: u64,
+    ) -> StoreFuture<'a, Option<Vec<JournalEntry>>> {
+        Box::pin(async move {
+            Ok(self
+                .read_run(run_id, after, false, true)
+                .await?
+                .map(|(_, journal, _)| journal))
+        })
+    }
+
+    fn traces<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<Vec<StepTrace>>> {
+        Box::pin(async move {
+            Ok(self
+                .read_run(run_id, 0, false, false)
+                .await?
+                .map(|(_, _, traces)| traces))
+        })
+    }
+
+    fn location(&self, run_id: RunId) -> String {
+        self.at(run_id)
+    }
+}
+
+/// Runs are handed out oldest first (`FOR UPDATE SKIP LOCKED`, so workers asking at once
+/// never wait for each other nor get the same run); a run is runnable while it is queued or
+/// running and no live lease holds it, so a worker that dies gives its runs back when its
+/// leases lapse.
+impl RunQueue for PostgresStore {
+    fn claim_next<'a>(&'a self, flows: &'a [FlowKey]) -> StoreFuture<'a, Option<Claim>> {
+        Box::pin(async move {
+            if flows.is_empty() {
+                return Ok(None);
+            }
+            let location = &self.inner.location;
+            let (names, fingerprints) = flow_arrays(flows);
+            let mut conn = self.inner.pool.get().await?;
+            lease::flush(&mut conn, &self.inner.target, location).await?;
+            let rows = self
+                .query(
+                    &mut conn,
+                    "claim a run in",
+                    location,
+                    CLAIM_NEXT,
+                    &[&names, &fingerprints, &&*self.inner.owner, &self.ttl_secs()],
+                )
+                .await?;
+            Ok(rows
+                .first()
+                .map(|row| self.hold(row.get(0), token_of(row.get(1)))))
+        })
+    }
+
+    fn mark_waiting<'a>(&'a self, flows: &'a [FlowKey], reason: &'a str) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let location = &self.inner.location;
+            let (names, fingerprints) = flow_arrays(flows);
+            let mut conn = self.inner.pool.get().await?;
+            lease::flush(&mut conn, &self.inner.target, location).await?;
+            let statement = conn.prepare(MARK_WAITING, location).await?;
+            conn.client
+                .execute(&statement, &[&names, &fingerprints, &reason])
+                .await
+                .map_err(|e| io_error("mark waiting runs in", location, &e))
+        })
+    }
+
+    fn cancel<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, RunStatus> {
+        Box::pin(async move {
+            let at = self.at(run_id);
+            let failed = |e: tokio_postgres::Error| io_error("cancel a run in", &at, &e);
+            let mut conn = self.inner.pool.get().await?;
+            let read = conn.prepare(CANCEL_READ, &at).await?;
+            let write = conn.prepare(CANCEL, &at).await?;
+            let tx = conn.client.transaction().await.map_err(failed)?;
+            let Some(row) = tx.query_opt(&read, &[&run_id]).await.map_err(failed)? else {
+                return Err(StoreError::NotFound(run_id));
+            };
+            let mut document = parse_document(row.get(0), run_id, &at)?;
+            let before = document.status.clone();
+            if matches!(before, RunStatus::Completed | RunStatus::Cancelled) {
+                return Ok(before);
+            }
+            document.status = RunStatus::Cancelled;
+            document.pending.clear();
+            document.waiting = None;
+            document.updated_at = SystemTime::now();
+            let updated = stored_time(document.updated_at, "updated_at", &at)?;
+            let text = document_text(&document)?;
+            tx.execute(&write, &[&run_id, &text, &updated])
+                .await
+                .map_err(failed)?;
+            tx.commit().await.map_err(failed)?;
+            Ok(before)
+        })
+    }
+}
