@@ -404,10 +404,10 @@ impl WriterThread {
     /// Runs `writes` (more than one statement) inside a savepoint: all of them or none.
     fn atomically<T>(
         &self,
-        location: &str,
+        run: Option<RunId>,
         writes: impl FnOnce() -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
-        let fail = |e| sql_error("write", location.to_string(), e);
+        let fail = |e| sql_error("write", self.run_location(run), e);
         self.exec("SAVEPOINT request").map_err(fail)?;
         match writes() {
             Ok(value) => {
@@ -425,15 +425,8 @@ impl WriterThread {
         }
     }
 
-    fn run_location(&self, op: &Op) -> String {
-        let run = match op {
-            Op::Create { row, .. } | Op::PutDocument { row, .. } => Some(row.run_id),
-            Op::Claim { run_id, .. }
-            | Op::Append { run_id, .. }
-            | Op::Release { run_id, .. }
-            | Op::Cancel { run_id } => Some(*run_id),
-            _ => None,
-        };
+    /// Where `op` writes, for its errors: `sqlite:<path> (run <id>)`, or the file.
+    fn run_location(&self, run: Option<RunId>) -> String {
         match run {
             Some(run) => format!("{} (run {run})", self.location),
             None => self.location.clone(),
@@ -441,8 +434,16 @@ impl WriterThread {
     }
 
     fn apply(&self, op: Op, now: i64) -> Result<Reply, StoreError> {
-        let location = self.run_location(&op);
-        let sql = |e| sql_error("write", location.clone(), e);
+        // The run, for error messages: formatted only when one is made.
+        let run = match &op {
+            Op::Create { row, .. } | Op::PutDocument { row, .. } => Some(row.run_id),
+            Op::Claim { run_id, .. }
+            | Op::Append { run_id, .. }
+            | Op::Release { run_id, .. }
+            | Op::Cancel { run_id } => Some(*run_id),
+            _ => None,
+        };
+        let sql = |e| sql_error("write", self.run_location(run), e);
         match op {
             Op::Create { row, owner } => {
                 let exists = self
@@ -545,7 +546,7 @@ impl WriterThread {
                 owner,
                 entry,
             } => {
-                let (run, last) = self.check(run_id, token, &owner.id, now)?;
+                let (row_no, last) = self.check(run_id, token, &owner.id, now)?;
                 if entry.seq != last + 1 {
                     return Err(StoreError::OutOfSequence {
                         run_id,
@@ -560,13 +561,19 @@ impl WriterThread {
                             "INSERT INTO journal (run, seq, record, answered, state)
                              VALUES (?1, ?2, ?3, ?4, ?5)",
                         )?
-                        .execute(params![run, seq, entry.record, entry.answered, entry.state])?;
+                        .execute(params![
+                            row_no,
+                            seq,
+                            entry.record,
+                            entry.answered,
+                            entry.state
+                        ])?;
                     if !entry.traces.is_empty() {
                         let mut stmt = self.conn.prepare_cached(
                             "INSERT INTO traces (run, seq, idx, trace) VALUES (?1, ?2, ?3, ?4)",
                         )?;
                         for (idx, trace) in entry.traces.iter().enumerate() {
-                            stmt.execute(params![run, seq, idx as i64, trace])?;
+                            stmt.execute(params![row_no, seq, idx as i64, trace])?;
                         }
                     }
                     Ok(())
@@ -575,7 +582,7 @@ impl WriterThread {
                     // One statement: atomic by itself.
                     insert().map_err(sql)?;
                 } else {
-                    self.atomically(&location, insert)?;
+                    self.atomically(run, insert)?;
                 }
                 Ok(Reply::Done)
             }
@@ -643,7 +650,7 @@ impl WriterThread {
                     })
                     .map(|(id, _, _)| id)
                     .collect();
-                self.atomically(&location, || {
+                self.atomically(run, || {
                     let mut stmt = self
                         .conn
                         .prepare_cached("UPDATE runs SET waiting = ?2 WHERE run_id = ?1")?;
@@ -668,7 +675,7 @@ impl WriterThread {
                     return Err(StoreError::NotFound(run_id));
                 };
                 let corrupt = |reason: String| StoreError::Corrupt {
-                    location: location.clone(),
+                    location: self.run_location(run),
                     reason,
                 };
                 let before: RunStatus = status.parse().map_err(corrupt)?;
