@@ -21,7 +21,7 @@ pub mod testing {
 /// The SQLite checkpoint store: durable runs in one file, claims as leases, group commit
 /// ([`orchflow_sqlite`]; the `sqlite` feature, on by default).
 #[cfg(feature = "sqlite")]
-pub use orchflow_sqlite::SqliteStore;
+pub use orchflow_sqlite::{OpenError as SqliteOpenError, SqliteOptions, SqliteStore};
 
 /// The Planner → Executor → Verifier agent: LLM clients, tools, the solver, eval (the `agent`
 /// feature).
@@ -31,4 +31,4 @@ pub use orchflow_agent as agent;
 /// The PostgreSQL checkpoint store and run queue, for many workers on many machines (the
 /// `postgres` feature; see `orchflow_postgres`).
 #[cfg(feature = "postgres")]
-pub use orchflow_postgres::PostgresStore;
+pub use orchflow_postgres::{PostgresError, PostgresOptions, PostgresStore};

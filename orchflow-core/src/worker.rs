@@ -17,8 +17,8 @@
 //! * Store errors never stop a worker: they are counted, logged through `tracing`, and the
 //!   worker tries again after its poll interval.
 //!
-//! Submitting, answering and cancelling need no worker: [`Durable::submit`],
-//! [`Durable::submit_answer`] and [`RunQueue::cancel`].
+//! Submitting, answering and cancelling need no worker: [`Durable::submit`](crate::Durable::submit),
+//! [`Durable::submit_answer`](crate::Durable::submit_answer) and [`RunQueue::cancel`].
 
 use crate::context::RunId;
 use crate::durable::{Checkpointable, ResumeError};

@@ -446,6 +446,10 @@ impl StoreError {
 /// A writer's exclusive hold on one run, from [`CheckpointStore::create`] or
 /// [`CheckpointStore::claim`]. Every write to the run shows it; dropping it releases the run.
 ///
+/// A claim is honoured through the store value that took it and that value's clones: another
+/// handle on the same storage (another `open` of the same database or directory) counts as
+/// another writer, and lease stores refuse the claim's writes through it.
+///
 /// ```
 /// use orchflow::store::{CheckpointStore, StoreError};
 /// use orchflow::{flow, step, MemoryStore};

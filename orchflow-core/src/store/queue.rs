@@ -1,16 +1,4 @@
-//! Stores that hand runs to workers: [`RunQueue`].
-//!
-//! A run is **runnable** when its status is [`Queued`](RunStatus::Queued) (submitted, or
-//! answered) or [`Running`](RunStatus::Running) with no claim held (its writer died or gave
-//! it up half-way), and no other state is: a suspended run waits for answers, a failed run
-//! for someone to decide to retry it, and completed and cancelled runs are done.
-//!
-//! A worker asks for the oldest runnable run of the flows it knows
-//! ([`RunQueue::claim_next`]) and gets it claimed, exactly as
-//! [`CheckpointStore::claim`] would: every write it makes then carries the claim's fencing
-//! token. Two workers asking at once never get the same run. Runs of flows no worker knows stay
-//! queued, and a worker writes why on them ([`RunQueue::mark_waiting`], read back as
-//! [`RunDocument::waiting`](super::RunDocument::waiting)).
+//! Stores that hand runs to workers: [`RunQueue`] (its docs say which runs are runnable).
 
 use super::{CheckpointStore, Claim, RunStatus, StoreFuture};
 use crate::context::RunId;
@@ -47,7 +35,19 @@ impl std::fmt::Display for FlowKey {
     }
 }
 
-/// A store workers take runs from (see the [module docs](self)).
+/// A store workers take runs from.
+///
+/// A run is **runnable** when its status is [`Queued`](RunStatus::Queued) (submitted, or
+/// answered) or [`Running`](RunStatus::Running) with no claim held (its writer died or gave
+/// it up half-way), and no other state is: a suspended run waits for answers, a failed run
+/// for someone to decide to retry it, and completed and cancelled runs are done.
+///
+/// A worker asks for the oldest runnable run of the flows it knows
+/// ([`RunQueue::claim_next`]) and gets it claimed, exactly as
+/// [`CheckpointStore::claim`] would: every write it makes then carries the claim's fencing
+/// token. Two workers asking at once never get the same run. Runs of flows no worker knows stay
+/// queued, and a worker writes why on them ([`RunQueue::mark_waiting`], read back as
+/// [`RunDocument::waiting`](super::RunDocument::waiting)).
 ///
 /// A store shows it keeps this contract with the conformance suite, as for
 /// [`CheckpointStore`].
@@ -82,7 +82,7 @@ impl<S: RunQueue + ?Sized> RunQueue for std::sync::Arc<S> {
     }
 }
 
-/// Whether a run with `status` and a claim held or not is runnable (see the module docs).
+/// Whether a run with `status` and a claim held or not is runnable (see [`RunQueue`]).
 pub fn runnable(status: &RunStatus, claimed: bool) -> bool {
     match status {
         RunStatus::Queued => !claimed,
