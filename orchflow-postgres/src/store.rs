@@ -962,3 +962,64 @@ impl RunQueue for PostgresStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listings_number_their_parameters_in_the_order_they_are_bound() {
+        let q = RunQuery::new()
+            .flow("plan")
+            .status(RunStatus::Suspended)
+            .since(SystemTime::UNIX_EPOCH)
+            .until(SystemTime::UNIX_EPOCH + Duration::from_secs(1));
+        let listing = Listing::new(&q, true, true);
+        assert_eq!(
+            listing.sql,
+            "SELECT run_id, created_at, document::text FROM runs WHERE flow = $1 AND \
+             status = $2 AND created_at >= $3 AND created_at < $4 AND \
+             (created_at, run_id) < ($5::bigint, $6::uuid) \
+             ORDER BY created_at DESC, run_id DESC LIMIT $7"
+        );
+        assert_eq!(listing.status, Some("suspended"));
+        assert_eq!(
+            (listing.since, listing.until),
+            (Some(0), Some(1_000_000_000))
+        );
+        let all = Listing::new(&RunQuery::new(), false, false);
+        assert_eq!(
+            all.sql,
+            "SELECT run_id, created_at, document::text FROM runs \
+             ORDER BY created_at DESC, run_id DESC"
+        );
+        let paged = Listing::new(&RunQuery::new().status(RunStatus::Queued), true, true);
+        assert!(
+            paged
+                .sql
+                .contains("status = $1 AND (created_at, run_id) < ($2::bigint, $3::uuid)")
+                && paged.sql.ends_with("LIMIT $4"),
+            "{}",
+            paged.sql
+        );
+    }
+
+    #[test]
+    fn options_are_checked_before_anything_connects() {
+        assert!(PostgresOptions::new().validate().is_ok());
+        assert!(PostgresOptions::new().schema("t_0a9").validate().is_ok());
+        for bad in ["", "9a", "A", "a-b", "pg_x", &"a".repeat(64)] {
+            assert!(
+                PostgresOptions::new().schema(bad).validate().is_err(),
+                "{bad:?}"
+            );
+        }
+        let ttl = PostgresOptions::new().lease_ttl(Duration::from_secs(9));
+        assert_eq!(ttl.heartbeat_interval(), Duration::from_secs(3));
+        assert!(
+            ttl.heartbeat_every(Duration::from_millis(5))
+                .validate()
+                .is_err()
+        );
+    }
+}

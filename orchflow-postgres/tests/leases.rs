@@ -148,3 +148,31 @@ fn busy(result: &Result<orchflow_core::store::Claim, StoreError>, holder: &Postg
         other => panic!("expected RunBusy, got {other:?}"),
     }
 }
+
+/// A claim dropped after its runtime is gone neither panics nor leaves the run busy for
+/// this process: the next claim performs the release its task could not.
+#[test]
+fn a_claim_dropped_outside_its_runtime_is_released_by_the_next_claim() {
+    let Some(url) = url() else { return };
+    let fixture = PgFixture::with(url, PostgresOptions::new());
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime")
+    };
+    let run_id = RunId::new_v4();
+    let first = runtime();
+    let claim = first.block_on(async {
+        let store = connect(&fixture, PostgresOptions::new()).await;
+        store.create(&document(run_id)).await.expect("create")
+    });
+    drop(first);
+    drop(claim);
+    runtime().block_on(async {
+        let store = connect(&fixture, PostgresOptions::new()).await;
+        let claim = store.claim(run_id).await.expect("released by this claim");
+        assert_eq!(claim.token(), 2);
+    });
+}
