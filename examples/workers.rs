@@ -100,7 +100,8 @@ async fn main() {
 /// A worker: runs `publish` runs until its standard input closes, then lets its runs in
 /// flight stop and exits.
 async fn work(store: PostgresStore) {
-    let name = std::env::var("WORKER_NAME").unwrap_or_else(|_| format!("worker {}", std::process::id()));
+    let name =
+        std::env::var("WORKER_NAME").unwrap_or_else(|_| format!("worker {}", std::process::id()));
     let (closed, stdin_closed) = tokio::sync::oneshot::channel::<()>();
     std::thread::spawn(move || {
         let mut sink = Vec::new();
@@ -127,7 +128,10 @@ async fn work(store: PostgresStore) {
             },
         )
         .await;
-    println!("  [{name}] done: {} runs taken, {} completed", stats.taken, stats.completed);
+    println!(
+        "  [{name}] done: {} runs taken, {} completed",
+        stats.taken, stats.completed
+    );
 }
 
 /// The submitter: submits runs, starts two workers, answers questions, waits for the runs.
@@ -170,8 +174,16 @@ async fn submit(store: PostgresStore) {
             if !answered.insert(q.run_id) {
                 continue;
             }
-            let text = if q.pending.prompt.contains("leases") { "no" } else { "yes" };
-            println!("run {} asks {} -> answering {text}", short(q.run_id), q.pending.prompt);
+            let text = if q.pending.prompt.contains("leases") {
+                "no"
+            } else {
+                "yes"
+            };
+            println!(
+                "run {} asks {} -> answering {text}",
+                short(q.run_id),
+                q.pending.prompt
+            );
             f.durable(store.clone())
                 .submit_answer(q.run_id, Some(&q.pending.question), text)
                 .await
@@ -179,7 +191,10 @@ async fn submit(store: PostgresStore) {
         }
         let mut done = 0;
         for run_id in &mine {
-            let run = store.load(*run_id).await.unwrap_or_else(|e| fail(&e.to_string()));
+            let run = store
+                .load(*run_id)
+                .await
+                .unwrap_or_else(|e| fail(&e.to_string()));
             if run.is_some_and(|c| c.document.status == RunStatus::Completed) {
                 done += 1;
             }

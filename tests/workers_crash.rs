@@ -6,7 +6,7 @@
 //! The worker process is this test binary itself: [`workers_crash_worker`] is an `#[ignore]`d
 //! test that does nothing unless `ORCHFLOW_WORKERS_ROLE=worker` is set. It opens the store named
 //! by `ORCHFLOW_WORKERS_STORE` (`sqlite:<file>` or `postgres:<url>#<schema>`) with a lease of
-//! one second and runs a [`Worker`] (concurrency 8) until it is killed. Every step appends one
+//! two seconds and runs a [`Worker`] (concurrency 8) until it is killed. Every step appends one
 //! line `<input> <step> <key>` to the worker's own log (`ORCHFLOW_WORKERS_LOG`, one file per
 //! worker process) with a single write, and the worker logs `#<outcome> <run id>` for every
 //! run it stops.
@@ -21,7 +21,8 @@
 //! ```
 //!
 //! The driver submits the runs, starts four workers, answers every question it finds
-//! (`questions()` then `submit_answer`), and SIGKILLs a random worker every 50–400 ms
+//! (`questions()` then `submit_answer`), and SIGKILLs a random worker (one up for at least
+//! 300 ms) every 50–400 ms
 //! (`ORCHFLOW_WORKERS_KILLS` times, 12 by default; a soak run sets more), starting a new one each
 //! time, until every run is completed. Then it checks:
 //!
@@ -38,9 +39,10 @@
 //! starts a server and sets it, and with `CI` set a missing URL fails the test).
 
 use orchflow::human::{self, Answer};
+use orchflow::store::StoreError;
 use orchflow::store::{CheckpointStore, RunQuery, RunQueue, RunStatus};
 use orchflow::worker::{Outcome, Worker};
-use orchflow::{MemoryStore, RunId, flow, step};
+use orchflow::{MemoryStore, ResumeError, RunId, flow, step};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, OpenOptions};
@@ -55,7 +57,7 @@ const STORE_ENV: &str = "ORCHFLOW_WORKERS_STORE";
 const LOG_ENV: &str = "ORCHFLOW_WORKERS_LOG";
 const RUNS: u64 = 1_000;
 const WORKERS: usize = 4;
-const LEASE: Duration = Duration::from_secs(1);
+const LEASE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Tally {
@@ -96,41 +98,61 @@ async fn effect(id: u64, step: &str, key: impl std::fmt::Display) {
 }
 
 fn mix(v: u64, salt: u64) -> u64 {
-    (v ^ salt).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17) % 1_000_003
+    (v ^ salt)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .rotate_left(17)
+        % 1_000_003
 }
 
 #[step]
 async fn start(x: u64) -> Tally {
     effect(x, "start", x).await;
-    Tally { id: x, n: 0, v: mix(x, 1) }
+    Tally {
+        id: x,
+        n: 0,
+        v: mix(x, 1),
+    }
 }
 
 #[step]
 async fn left(t: &Tally) -> Tally {
     effect(t.id, "left", t.v).await;
-    Tally { v: mix(t.v, 2), ..t.clone() }
+    Tally {
+        v: mix(t.v, 2),
+        ..t.clone()
+    }
 }
 
 #[step]
 async fn right(t: &Tally) -> Tally {
     effect(t.id, "right", t.v).await;
-    Tally { v: mix(t.v, 3), ..t.clone() }
+    Tally {
+        v: mix(t.v, 3),
+        ..t.clone()
+    }
 }
 
 #[step]
 async fn join(parts: (Tally, Tally)) -> Tally {
     effect(parts.0.id, "join", parts.0.v ^ parts.1.v).await;
-    Tally { v: (parts.0.v + parts.1.v) % 1_000_003, ..parts.0 }
+    Tally {
+        v: (parts.0.v + parts.1.v) % 1_000_003,
+        ..parts.0
+    }
 }
 
 fn even(t: &Tally) -> bool {
-    t.id % 2 == 0
+    t.id.is_multiple_of(2)
 }
 
 #[step]
 async fn tick(t: Tally) -> Tally {
     effect(t.id, "tick", t.n).await;
-    Tally { n: t.n + 1, v: mix(t.v, 4), ..t }
+    Tally {
+        n: t.n + 1,
+        v: mix(t.v, 4),
+        ..t
+    }
 }
 
 fn ticked(t: &Tally) -> bool {
@@ -141,19 +163,31 @@ fn ticked(t: &Tally) -> bool {
 async fn decide(a: Answer<Tally>) -> Tally {
     effect(a.value.id, "decide", &a.text).await;
     let bonus = if a.text == "yes" { 7 } else { 11 };
-    Tally { v: a.value.v + bonus, ..a.value }
+    Tally {
+        v: a.value.v + bonus,
+        ..a.value
+    }
 }
 
 #[step]
 async fn spread(t: Tally) -> Vec<Tally> {
     effect(t.id, "spread", t.v).await;
-    (0..4).map(|i| Tally { n: i, v: mix(t.v, 10 + u64::from(i)), ..t.clone() }).collect()
+    (0..4)
+        .map(|i| Tally {
+            n: i,
+            v: mix(t.v, 10 + u64::from(i)),
+            ..t.clone()
+        })
+        .collect()
 }
 
 #[step]
 async fn fan(t: &Tally) -> Tally {
     effect(t.id, "fan", t.n).await;
-    Tally { v: t.v % 1000, ..t.clone() }
+    Tally {
+        v: t.v % 1000,
+        ..t.clone()
+    }
 }
 
 #[step]
@@ -172,7 +206,9 @@ async fn finish(t: Tally) -> u64 {
 
 macro_rules! mixed_flow {
     () => {{
-        let ok = human::ask("ok", |t: &Tally| format!("approve {} of run {}?", t.v, t.id));
+        let ok = human::ask("ok", |t: &Tally| {
+            format!("approve {} of run {}?", t.v, t.id)
+        });
         flow! {
             #[flow(name = "mixed")]
             start => [left, right] => join
@@ -187,12 +223,12 @@ macro_rules! mixed_flow {
 /// The answer a person gives to a question, from its prompt: the same in the driver and the
 /// reference runs.
 fn answer_for(prompt: &str) -> &'static str {
-    if prompt.len() % 3 == 0 { "no" } else { "yes" }
+    if prompt.len().is_multiple_of(3) { "no" } else { "yes" }
 }
 
 // ----- stores -----
 
-/// Opens the store named by `spec` with a one-second lease.
+/// Opens the store named by `spec` with the test's lease.
 async fn open_store(spec: &str) -> Arc<dyn RunQueue> {
     if let Some(path) = spec.strip_prefix("sqlite:") {
         let store = orchflow::SqliteStore::options()
@@ -204,7 +240,9 @@ async fn open_store(spec: &str) -> Arc<dyn RunQueue> {
     #[cfg(feature = "postgres")]
     if let Some(rest) = spec.strip_prefix("postgres:") {
         let (url, schema) = rest.rsplit_once('#').expect("postgres:<url>#<schema>");
-        let options = orchflow::PostgresOptions::new().schema(schema).lease_ttl(LEASE);
+        let options = orchflow::PostgresOptions::new()
+            .schema(schema)
+            .lease_ttl(LEASE);
         let store = orchflow::PostgresStore::connect_with(url, options)
             .await
             .unwrap_or_else(|e| panic!("connect to postgres: {e}"));
@@ -280,11 +318,18 @@ async fn reference() -> (HashMap<u64, u64>, HashSet<String>) {
     for (run_id, x) in ids {
         let saved = store.load(run_id).await.unwrap().unwrap();
         assert_eq!(saved.document.status, RunStatus::Completed);
-        outputs.insert(x, serde_json::from_value(saved.document.output.unwrap()).unwrap());
+        outputs.insert(
+            x,
+            serde_json::from_value(saved.document.output.unwrap()).unwrap(),
+        );
     }
     let executions: Vec<String> = std::mem::take(&mut *REFERENCE.lock().unwrap());
     let unique: HashSet<String> = executions.iter().cloned().collect();
-    assert_eq!(unique.len(), executions.len(), "the reference runs each execution once");
+    assert_eq!(
+        unique.len(),
+        executions.len(),
+        "the reference runs each execution once"
+    );
     (outputs, unique)
 }
 
@@ -292,12 +337,27 @@ struct Incarnation {
     child: Child,
     log: PathBuf,
     killed: bool,
+    spawned: Instant,
+}
+
+/// A failing driver must not leave workers behind: they are killed when dropped.
+impl Drop for Incarnation {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
 }
 
 fn spawn_worker(spec: &str, dir: &Path, n: usize) -> Incarnation {
     let log = dir.join(format!("worker{n}.log"));
     let child = Command::new(std::env::current_exe().expect("the test binary"))
-        .args(["--ignored", "--exact", "workers_crash_worker", "--nocapture", "--test-threads=1"])
+        .args([
+            "--ignored",
+            "--exact",
+            "workers_crash_worker",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(ROLE_ENV, "worker")
         .env(STORE_ENV, spec)
         .env(LOG_ENV, &log)
@@ -305,7 +365,12 @@ fn spawn_worker(spec: &str, dir: &Path, n: usize) -> Incarnation {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn a worker");
-    Incarnation { child, log, killed: false }
+    Incarnation {
+        child,
+        log,
+        killed: false,
+        spawned: Instant::now(),
+    }
 }
 
 fn kills() -> usize {
@@ -329,7 +394,8 @@ fn drive(spec: &str, dir: &Path) {
         for x in 0..RUNS {
             ids.insert(f.durable(Arc::clone(&store)).submit(x).await.unwrap(), x);
         }
-        let mut workers: Vec<Incarnation> = (0..WORKERS).map(|n| spawn_worker(spec, dir, n)).collect();
+        let mut workers: Vec<Incarnation> =
+            (0..WORKERS).map(|n| spawn_worker(spec, dir, n)).collect();
         let (kills, started) = (kills(), Instant::now());
         let mut killed = 0;
         let mut next_kill = Instant::now() + Duration::from_millis(fastrand::u64(50..400));
@@ -342,15 +408,38 @@ fn drive(spec: &str, dir: &Path) {
             );
             // Answer every question waiting.
             for q in store.questions(&RunQuery::new()).await.unwrap() {
-                if answered.insert((q.run_id, q.pending.question.clone())) {
-                    f.durable(Arc::clone(&store))
-                        .submit_answer(q.run_id, Some(&q.pending.question), answer_for(&q.pending.prompt))
-                        .await
-                        .unwrap_or_else(|e| panic!("answer run {}: {e}", q.run_id));
+                let key = (q.run_id, q.pending.question.clone());
+                if answered.contains(&key) {
+                    continue;
+                }
+                let answer = answer_for(&q.pending.prompt);
+                match f
+                    .durable(Arc::clone(&store))
+                    .submit_answer(q.run_id, Some(&q.pending.question), answer)
+                    .await
+                {
+                    Ok(()) => {
+                        answered.insert(key);
+                    }
+                    // Its worker was killed between suspending and releasing the run (the
+                    // lease lapses within two seconds), or this process lost its own claim to
+                    // a stall: the next round answers it again, and a journaled answer stands.
+                    Err(ResumeError::Store(
+                        StoreError::RunBusy { .. } | StoreError::ClaimLost { .. },
+                    )) => {}
+                    Err(e) => {
+                        let c = store.load(q.run_id).await;
+                        panic!("answer run {}: {e}\n{c:#?}", q.run_id)
+                    }
                 }
             }
-            if killed < kills && Instant::now() >= next_kill {
-                let victim = fastrand::usize(0..WORKERS);
+            // Kill a worker that has had time to start and take runs (killing one still
+            // starting tests nothing).
+            let ready: Vec<usize> = (0..WORKERS)
+                .filter(|i| workers[*i].spawned.elapsed() >= Duration::from_millis(300))
+                .collect();
+            if killed < kills && Instant::now() >= next_kill && !ready.is_empty() {
+                let victim = ready[fastrand::usize(0..ready.len())];
                 let w = &mut workers[victim];
                 // SIGKILL: the kernel stops it wherever it is.
                 w.child.kill().expect("kill a worker");
@@ -364,7 +453,11 @@ fn drive(spec: &str, dir: &Path) {
                 next_kill = Instant::now() + Duration::from_millis(fastrand::u64(50..400));
             }
             let done = store
-                .list_runs(&RunQuery::new().status(RunStatus::Completed).limit(1_000_000))
+                .list_runs(
+                    &RunQuery::new()
+                        .status(RunStatus::Completed)
+                        .limit(1_000_000),
+                )
                 .await
                 .unwrap()
                 .runs
@@ -409,13 +502,19 @@ async fn check(
     // Outputs, and kills that landed mid-run.
     let mut resumed = 0;
     for (run_id, x) in ids {
-        let saved = store.load(*run_id).await.unwrap().expect("the run is in the store");
+        let saved = store
+            .load(*run_id)
+            .await
+            .unwrap()
+            .expect("the run is in the store");
         assert_eq!(saved.document.status, RunStatus::Completed, "run {run_id}");
         let output: u64 = serde_json::from_value(saved.document.output.clone().unwrap()).unwrap();
         assert_eq!(output, expected[x], "run {run_id} (input {x})");
-        // A run without a question has a second session only if a worker died in it.
+        // A run without a question has a second session only if a worker died in it; a run
+        // with one, a third.
         let traces = store.traces(*run_id).await.unwrap().unwrap();
-        if x % 2 == 1 && traces.iter().any(|t| t.session > 1) {
+        let sessions = traces.iter().map(|t| t.session).max().unwrap_or(0);
+        if sessions > if x.is_multiple_of(2) { 2 } else { 1 } {
             resumed += 1;
         }
     }
@@ -470,7 +569,9 @@ async fn check(
     if killed > 0 {
         assert!(resumed > 0, "no run was resumed after a kill");
     }
-    eprintln!("{resumed} runs resumed in another session; {repeats} step executions in flight at a kill ran again");
+    eprintln!(
+        "{resumed} runs resumed in another session; {repeats} step executions in flight at a kill ran again"
+    );
 }
 
 fn scratch() -> tempfile::TempDir {

@@ -321,7 +321,6 @@ impl WriterThread {
 
     /// Applies `work` (and the heartbeats when `beat`) in one transaction, then answers.
     fn commit(&mut self, work: Vec<Request>, beat: bool) {
-        let now = nanos(SystemTime::now());
         let n = work.len() as u64;
         let mut replies = Vec::with_capacity(work.len());
         if let Err(e) = self.exec("BEGIN IMMEDIATE") {
@@ -332,6 +331,9 @@ impl WriterThread {
             }
             return;
         }
+        // Read under the write lock: waiting for another process's transaction must not make
+        // the batch judge and set leases with a time that has passed.
+        let now = nanos(SystemTime::now());
         let applying = Instant::now();
         // Set when SQLite rolled the whole transaction back itself (an I/O error, a full
         // disk): nothing of the batch is written, and every request gets the error.

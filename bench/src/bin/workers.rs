@@ -47,6 +47,9 @@ async fn open(spec: &str) -> Result<Arc<dyn RunQueue>, String> {
     Err(format!("unknown store {spec}"))
 }
 
+/// A store's name for a worker count: a fresh SQLite file or Postgres schema.
+type SpecFor = Box<dyn Fn(usize) -> String>;
+
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
@@ -70,7 +73,7 @@ async fn main() {
     let mut rows = Vec::new();
     let scratch = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-workers");
     std::fs::create_dir_all(&scratch).unwrap_or_else(|e| die(&e.to_string()));
-    let mut stores: Vec<(&str, Box<dyn Fn(usize) -> String>)> = Vec::new();
+    let mut stores: Vec<(&str, SpecFor)> = Vec::new();
     if which == "sqlite" || which == "both" {
         let scratch = scratch.clone();
         stores.push((
@@ -85,7 +88,9 @@ async fn main() {
         match std::env::var("ORCHFLOW_POSTGRES_URL") {
             Ok(url) => stores.push((
                 "postgres",
-                Box::new(move |n| format!("postgres:{url}#bench_workers_{n}_{}", std::process::id())),
+                Box::new(move |n| {
+                    format!("postgres:{url}#bench_workers_{n}_{}", std::process::id())
+                }),
             )),
             Err(_) => eprintln!("postgres rows skipped: ORCHFLOW_POSTGRES_URL is not set"),
         }
@@ -137,11 +142,22 @@ async fn main() {
                 .await
                 .map(|l| l.runs.len())
                 .unwrap_or(0);
+            if let Some(path) = spec.strip_prefix("sqlite:") {
+                drop(store);
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{path}{suffix}"));
+                }
+            }
             if completed as u64 != runs {
-                die(&format!("{name}, {workers} workers: {completed} of {runs} runs completed"));
+                die(&format!(
+                    "{name}, {workers} workers: {completed} of {runs} runs completed"
+                ));
             }
             let per_s = runs as f64 / elapsed.as_secs_f64();
-            eprintln!("{name}: {workers} worker(s): {runs} runs in {:.2} s = {per_s:.0} runs/s", elapsed.as_secs_f64());
+            eprintln!(
+                "{name}: {workers} worker(s): {runs} runs in {:.2} s = {per_s:.0} runs/s",
+                elapsed.as_secs_f64()
+            );
             rows.push(serde_json::json!({
                 "store": name, "workers": workers, "runs": runs, "steps_per_run": 10,
                 "seconds": elapsed.as_secs_f64(), "runs_per_s": per_s,
@@ -157,7 +173,12 @@ async fn main() {
             .and_then(|o| o["runs_per_s"].as_f64())
             .unwrap_or(f64::NAN);
         let v = r["runs_per_s"].as_f64().unwrap_or(f64::NAN);
-        println!("| {} | {} | {v:.0} | {:.2}× |", r["store"].as_str().unwrap_or("?"), r["workers"], v / one);
+        println!(
+            "| {} | {} | {v:.0} | {:.2}× |",
+            r["store"].as_str().unwrap_or("?"),
+            r["workers"],
+            v / one
+        );
     }
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let out = serde_json::json!({ "cpus": cpus, "rows": rows });

@@ -68,7 +68,9 @@ where
     /// worker ([`Queued`](RunStatus::Queued)), without running it here; the answered question
     /// leaves the run's `pending` list. `question` may be `None` when the run waits on one
     /// question. Fails as [`answer_to`](Self::answer_to) does (a run not waiting, an unknown or
-    /// ambiguous question, a run another writer holds).
+    /// ambiguous question, a run another writer holds). A run whose document says it is
+    /// suspended while its writer still holds it (the writer is releasing it) is waited for,
+    /// up to two seconds, before `RunBusy` is returned.
     ///
     /// ```
     /// use orchflow::human::{self, Answer};
@@ -94,24 +96,23 @@ where
         question: Option<&str>,
         answer: impl Into<String>,
     ) -> Result<(), ResumeError> {
-        let claim = match self.store.claim(run_id).await {
-            Ok(claim) => claim,
-            Err(StoreError::NotFound(id)) => return Err(ResumeError::NotFound(id)),
-            Err(e) => return Err(e.into()),
-        };
+        let claim = self.claim_suspended(run_id).await?;
         let (mut document, journal) = self.read_claimed(&claim).await?;
         let question = answered_question(&document, question)?;
-        let seq = journal.last().map_or(0, |e| e.seq) + 1;
-        let entry = JournalEntry::new(
-            seq,
-            PointRecord::Answer {
-                question: question.clone(),
-                text: answer.into(),
-            },
-        );
-        // The answer first: a crash between the two writes leaves a suspended run with its
-        // answer journaled, which the next answer or resume hands to the question.
-        self.store.append(&claim, &entry).await?;
+        // The answer first: a crash (or a lost claim) between the two writes leaves a suspended
+        // run with its answer journaled, which a resume hands to the question. Answering it
+        // again then only requeues the run: the first answer stands.
+        if !answer_pending(&journal, &question) {
+            let seq = journal.last().map_or(0, |e| e.seq) + 1;
+            let entry = JournalEntry::new(
+                seq,
+                PointRecord::Answer {
+                    question: question.clone(),
+                    text: answer.into(),
+                },
+            );
+            self.store.append(&claim, &entry).await?;
+        }
         document.pending.retain(|p| p.question != question);
         document.status = RunStatus::Queued;
         document.waiting = None;
@@ -119,4 +120,39 @@ where
         self.store.put_document(&claim, &document).await?;
         Ok(())
     }
+
+    /// Claims a run to answer it. A suspended run's writer writes the suspended document and
+    /// then releases its claim: an answer that comes in between waits for the release, polling
+    /// every 20 ms for up to two seconds, instead of failing with `RunBusy`.
+    async fn claim_suspended(&self, run_id: RunId) -> Result<Claim, ResumeError> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            match self.store.claim(run_id).await {
+                Ok(claim) => return Ok(claim),
+                Err(StoreError::NotFound(id)) => return Err(ResumeError::NotFound(id)),
+                Err(busy @ StoreError::RunBusy { .. }) => {
+                    let suspending = matches!(
+                        self.store.load(run_id).await,
+                        Ok(Some(c)) if c.document.status == RunStatus::Suspended
+                    );
+                    if !suspending || std::time::Instant::now() >= deadline {
+                        return Err(busy.into());
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// Whether the journal holds an answer to `question` that no entry has used yet (it was
+/// journaled after the last entry that lists the question as answered).
+fn answer_pending(journal: &[JournalEntry], question: &str) -> bool {
+    let used = journal
+        .iter()
+        .rposition(|e| e.answered.iter().any(|q| q == question));
+    journal[used.map_or(0, |i| i + 1)..]
+        .iter()
+        .any(|e| matches!(&e.record, PointRecord::Answer { question: q, .. } if q == question))
 }
