@@ -1,10 +1,11 @@
 //! A durable run that fails on purpose, then resumes from its checkpoint without redoing the
 //! work that finished.
 //!
-//! `cargo run --example checkpoint_resume` (offline; the checkpoint files go to a temp dir,
-//! printed below, so you can read them).
+//! `cargo run --example checkpoint_resume` (offline; the checkpoint goes to a SQLite file in the
+//! temp dir, named in the output and removed at the end).
 
-use orchflow::{JsonCheckpointStore, flow, step};
+use orchflow::store::CheckpointStore;
+use orchflow::{SqliteStore, flow, step};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
@@ -57,9 +58,17 @@ async fn summarize(counts: (u32, u32)) -> Result<Report, Outage> {
 
 #[tokio::main]
 async fn main() {
-    let dir =
-        std::env::temp_dir().join(format!("orchflow-checkpoint-resume-{}", std::process::id()));
-    let store = JsonCheckpointStore::new(&dir);
+    let path = std::env::temp_dir().join(format!(
+        "orchflow-checkpoint-resume-{}.db",
+        std::process::id()
+    ));
+    let store = match SqliteStore::open(&path) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("cannot open the checkpoint store: {e}");
+            std::process::exit(1);
+        }
+    };
     let audit =
         flow! { #[flow(name = "site_audit")] crawl => [count_links, count_images] => summarize };
 
@@ -75,11 +84,13 @@ async fn main() {
     if let Some(e) = &first.error {
         println!("  -> error: {e}");
     }
+    let saved = store.journal(first.run_id, 0).await.ok().flatten();
     println!(
-        "checkpoint: {}",
-        store.document_path(first.run_id).display()
+        "checkpoint: run {} in {} ({} journal entries)",
+        first.run_id,
+        path.display(),
+        saved.map_or(0, |j| j.len())
     );
-    println!("journal:    {}", store.journal_path(first.run_id).display());
 
     UPSTREAM_UP.store(true, Ordering::SeqCst);
     println!("\nresume (the upstream is back):");
@@ -115,7 +126,10 @@ async fn main() {
     if let Err(e) = changed.durable(store.clone()).resume(first.run_id).await {
         println!("  -> {e}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(store);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
 }
 
 #[step]

@@ -6,7 +6,7 @@
 //! * `cargo run --example human_review -- --stdin`: the question is asked on the terminal.
 
 use orchflow::human::{self, Answer};
-use orchflow::{JsonCheckpointStore, flow, step};
+use orchflow::{SqliteStore, flow, step};
 
 #[step]
 async fn draft(topic: String) -> String {
@@ -38,8 +38,15 @@ async fn main() {
         return;
     }
 
-    let dir = std::env::temp_dir().join(format!("orchflow-human-review-{}", std::process::id()));
-    let store = JsonCheckpointStore::new(&dir);
+    let path =
+        std::env::temp_dir().join(format!("orchflow-human-review-{}.db", std::process::id()));
+    let store = match SqliteStore::open(&path) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("cannot open the checkpoint store: {e}");
+            std::process::exit(1);
+        }
+    };
     let post = post.with_input(human::Suspend);
 
     println!("starting the run; the review step will suspend it");
@@ -56,10 +63,7 @@ async fn main() {
             pending.question, pending.step, pending.prompt
         );
     }
-    println!(
-        "  checkpoint: {}",
-        store.document_path(first.run_id).display()
-    );
+    println!("  checkpoint: run {} in {}", first.run_id, path.display());
 
     println!("\n... later, in this process or another, the answer arrives: \"yes\"");
     match post
@@ -78,5 +82,8 @@ async fn main() {
         }
         Err(e) => println!("  cannot resume: {e}"),
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(store);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
 }

@@ -223,7 +223,11 @@ macro_rules! mixed_flow {
 /// The answer a person gives to a question, from its prompt: the same in the driver and the
 /// reference runs.
 fn answer_for(prompt: &str) -> &'static str {
-    if prompt.len().is_multiple_of(3) { "no" } else { "yes" }
+    if prompt.len().is_multiple_of(3) {
+        "no"
+    } else {
+        "yes"
+    }
 }
 
 // ----- stores -----

@@ -10,9 +10,11 @@
 //! * `fanout100`: one value to 100 concurrent branches (ten groups of ten), then joined.
 //! * `map100`, `map10000`: `map(inc, limit = 16)` over N numbers (`orchflow/traces`) against
 //!   `futures::stream::iter(items).map(plain).buffered(16)` collected (`buffered`); per item.
-//! * `durable100`, `durable10000`: a loop of N checkpointed iterations with the JSON store, on the
-//!   disk of the target directory; `fsync` is the floor: N appends of one line, each followed by
-//!   `fdatasync`, on the same disk.
+//! * `durable100`, `durable10000`: a loop of N checkpointed iterations with the JSON store
+//!   (`orchflow/json`) and the SQLite store (`orchflow/sqlite`), on the disk of the target
+//!   directory, and for `durable100` the Postgres store (`orchflow/postgres`) on the server named
+//!   by `ORCHFLOW_POSTGRES_URL` when it is set; `fsync` is the floor: N appends of one line,
+//!   each followed by `fdatasync`, on the same disk.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use futures::StreamExt;
@@ -166,7 +168,8 @@ fn map(c: &mut Criterion) {
     map_group(c, &rt, 10_000);
 }
 
-/// One durable group: the flow with the JSON store, and the append+fdatasync floor.
+/// One durable group: the flow with the JSON, SQLite and (with `ORCHFLOW_POSTGRES_URL`, for
+/// short runs) Postgres stores, and the append+fdatasync floor.
 macro_rules! durable_group {
     ($c:expr, $rt:expr, $n:expr, $flow:expr) => {{
         let n: u32 = $n;
@@ -185,6 +188,24 @@ macro_rules! durable_group {
             b.to_async(&$rt)
                 .iter(|| async { f.durable(store.clone()).run(black_box(0)).await })
         });
+        let sqlite = orchflow::SqliteStore::open(dir.join("runs.db"))
+            .unwrap_or_else(|e| panic!("open the SQLite store: {e}"));
+        g.bench_function(BenchmarkId::new("orchflow", "sqlite"), |b| {
+            b.to_async(&$rt)
+                .iter(|| async { f.durable(sqlite.clone()).run(black_box(0)).await })
+        });
+        // Postgres only for the short run: a commit per step makes the long one minutes long.
+        if let (Ok(url), true) = (std::env::var("ORCHFLOW_POSTGRES_URL"), n <= 1000) {
+            let schema = format!("bench_durable_{}", std::process::id());
+            let options = orchflow::PostgresOptions::new().schema(schema);
+            let postgres = $rt
+                .block_on(orchflow::PostgresStore::connect_with(&url, options))
+                .unwrap_or_else(|e| panic!("connect to Postgres: {e}"));
+            g.bench_function(BenchmarkId::new("orchflow", "postgres"), |b| {
+                b.to_async(&$rt)
+                    .iter(|| async { f.durable(postgres.clone()).run(black_box(0)).await })
+            });
+        }
         let floor = dir.join("floor.jsonl");
         g.bench_function("fsync", |b| b.iter(|| append_and_sync(&floor, n)));
         g.finish();
