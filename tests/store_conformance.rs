@@ -244,60 +244,15 @@ impl StoreFixture for PostgresFixture {
     }
 }
 
-/// The PostgreSQL store: the contract and queue cases (listed here rather than through
-/// `store_conformance!`, so that each can skip without a server; the crate's own
-/// `orchflow-postgres/tests/conformance.rs` runs them through the macros, which list every
-/// case) and the flows.
+/// The PostgreSQL store: the contract, queue and flow cases, each passing at once (after a line
+/// saying it was skipped) without `ORCHFLOW_POSTGRES_URL`, and failing without it under CI.
 #[cfg(feature = "postgres")]
 mod postgres {
-    /// One `#[test]` per case of `orchflow::store::conformance::$suite` over a
-    /// `PostgresFixture`, skipped (or, under CI, failed) without a server.
-    macro_rules! postgres_cases {
-        ($suite:ident: $($case:ident)*) => {
-            $(
-                #[test]
-                fn $case() {
-                    if let Some(fixture) = crate::PostgresFixture::from_env() {
-                        orchflow::store::conformance::run(
-                            || fixture,
-                            orchflow::store::conformance::$suite::$case,
-                        );
-                    }
-                }
-            )*
-        };
-    }
-
     mod contract {
-        postgres_cases! { cases:
-            create_then_load_round_trips
-            create_refuses_a_taken_id
-            claim_is_exclusive_until_dropped
-            fencing_token_grows_with_every_claim
-            writes_with_a_stale_claim_are_refused
-            appends_out_of_sequence_are_refused
-            appends_load_back_in_order
-            put_document_replaces_the_document
-            missing_runs_are_not_found
-            list_runs_lists_runs_and_pending_questions
-            racing_claims_have_one_winner
-            racing_creates_have_one_winner
-            concurrent_appends_to_different_runs_all_land
-            list_runs_filters_by_flow_status_and_time
-            list_runs_pages_with_a_cursor
-            journal_traces_and_questions_are_queried
-            a_corrupt_journal_is_reported
-            a_corrupt_document_is_reported_and_listed_apart
-        }
+        orchflow::store_conformance!(optional: crate::PostgresFixture::from_env());
     }
     mod queue {
-        postgres_cases! { queue:
-            claim_next_takes_the_oldest_runnable_run
-            racing_workers_get_each_run_once
-            mark_waiting_notes_runs_no_worker_knows
-            cancel_revokes_the_claim
-            a_lapsed_claim_passes_to_the_next_writer
-        }
+        orchflow::store_queue_conformance!(optional: crate::PostgresFixture::from_env());
     }
     mod flows {
         crate::flow_cases!(match crate::PostgresFixture::from_env() {

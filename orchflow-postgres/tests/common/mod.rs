@@ -75,11 +75,9 @@ pub struct PgFixture {
 }
 
 impl PgFixture {
-    /// A fixture on the server of `ORCHFLOW_POSTGRES_URL`; panics without one (the suites
-    /// that use it are compiled only when it is set, or under CI where it must be).
-    pub fn new() -> Self {
-        let url = url().expect("ORCHFLOW_POSTGRES_URL");
-        PgFixture::with(url, PostgresOptions::new())
+    /// A fixture on the server of `ORCHFLOW_POSTGRES_URL`; `None` without one (see [`url`]).
+    pub fn from_env() -> Option<Self> {
+        url().map(|url| PgFixture::with(url, PostgresOptions::new()))
     }
 
     /// A fixture with `options` (its schema replaced by a fresh one).

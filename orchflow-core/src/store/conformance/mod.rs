@@ -107,27 +107,55 @@ where
     runtime.block_on(async move { case(fixture()).await });
 }
 
+/// Like [`run`], for a fixture that may not be there: a case whose fixture expression gives
+/// `None` ends at once (the fixture says why: a server that is not configured, say). What
+/// `store_conformance!(optional: …)` expands to.
+pub fn run_optional<F, Fut>(fixture: impl FnOnce() -> Option<F>, case: impl FnOnce(F) -> Fut)
+where
+    F: StoreFixture,
+    Fut: Future<Output = ()>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime for the conformance case");
+    runtime.block_on(async move {
+        if let Some(fixture) = fixture() {
+            case(fixture).await;
+        }
+    });
+}
+
 /// Expands to one `#[test]` per case of the checkpoint-store conformance suite
 /// (`orchflow_core::store::conformance`), for the fixture `$fixture` (an expression evaluated
 /// once per case, giving a `StoreFixture` over an empty store). Call it inside a module of its
 /// own, one per store. With `corruption: skipped`, the cases that damage the store through the
-/// fixture's hooks are `#[ignore]`d.
+/// fixture's hooks are `#[ignore]`d. With `optional: $fixture`, the expression gives an
+/// `Option` of a fixture, and a case whose fixture is `None` passes at once (for a store that
+/// needs a server the environment may not have; the fixture says it was skipped).
 ///
 /// ```ignore
 /// mod memory {
 ///     orchflow_core::store_conformance!(orchflow_core::MemoryStore::default(), corruption: skipped);
 /// }
+/// mod postgres {
+///     orchflow_core::store_conformance!(optional: PgFixture::from_env());
+/// }
 /// ```
 #[doc(hidden)]
 #[macro_export]
 macro_rules! store_conformance {
+    (optional: $fixture:expr $(,)?) => {
+        $crate::__store_conformance_cases! { run_optional ($fixture) [] }
+    };
     ($fixture:expr, corruption: skipped $(,)?) => {
         $crate::__store_conformance_cases! {
-            ($fixture) [#[ignore = "the store's fixture cannot damage it (corruption: skipped)"]]
+            run ($fixture) [#[ignore = "the store's fixture cannot damage it (corruption: skipped)"]]
         }
     };
     ($fixture:expr $(,)?) => {
-        $crate::__store_conformance_cases! { ($fixture) [] }
+        $crate::__store_conformance_cases! { run ($fixture) [] }
     };
 }
 
@@ -135,8 +163,8 @@ macro_rules! store_conformance {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __store_conformance_cases {
-    (($fixture:expr) [$(#[$corruption:meta])?]) => {
-        $crate::__store_conformance_cases! { @cases cases ($fixture) []
+    ($run:ident ($fixture:expr) [$(#[$corruption:meta])?]) => {
+        $crate::__store_conformance_cases! { @cases $run cases ($fixture) []
             create_then_load_round_trips
             create_refuses_a_taken_id
             claim_is_exclusive_until_dropped
@@ -154,22 +182,22 @@ macro_rules! __store_conformance_cases {
             list_runs_pages_with_a_cursor
             journal_traces_and_questions_are_queried
         }
-        $crate::__store_conformance_cases! { @cases cases ($fixture) [$(#[$corruption])?]
+        $crate::__store_conformance_cases! { @cases $run cases ($fixture) [$(#[$corruption])?]
             a_corrupt_journal_is_reported
             a_corrupt_document_is_reported_and_listed_apart
         }
     };
-    (@cases $suite:ident ($fixture:expr) [$(#[$attr:meta])?]) => {};
-    (@cases $suite:ident ($fixture:expr) [$(#[$attr:meta])?] $case:ident $($rest:ident)*) => {
+    (@cases $run:ident $suite:ident ($fixture:expr) [$(#[$attr:meta])?]) => {};
+    (@cases $run:ident $suite:ident ($fixture:expr) [$(#[$attr:meta])?] $case:ident $($rest:ident)*) => {
         #[test]
         $(#[$attr])?
         fn $case() {
-            $crate::store::conformance::run(
+            $crate::store::conformance::$run(
                 || $fixture,
                 $crate::store::conformance::$suite::$case,
             );
         }
-        $crate::__store_conformance_cases! { @cases $suite ($fixture) [$(#[$attr])?] $($rest)* }
+        $crate::__store_conformance_cases! { @cases $run $suite ($fixture) [$(#[$attr])?] $($rest)* }
     };
 }
 
@@ -321,7 +349,8 @@ pub mod queue;
 
 /// Expands to one `#[test]` per case of the [`RunQueue`](crate::store::RunQueue) conformance
 /// suite (`orchflow_core::store::conformance::queue`), for a fixture whose store is a queue.
-/// With `leases: skipped`, the case that needs the fixture's `lapse` hook is `#[ignore]`d.
+/// With `leases: skipped`, the case that needs the fixture's `lapse` hook is `#[ignore]`d;
+/// `optional: $fixture` is as for [`store_conformance!`](crate::store_conformance).
 ///
 /// ```ignore
 /// mod memory_queue {
@@ -331,20 +360,29 @@ pub mod queue;
 #[doc(hidden)]
 #[macro_export]
 macro_rules! store_queue_conformance {
+    (optional: $fixture:expr $(,)?) => {
+        $crate::__store_conformance_cases! { @cases run_optional queue ($fixture) []
+            claim_next_takes_the_oldest_runnable_run
+            racing_workers_get_each_run_once
+            mark_waiting_notes_runs_no_worker_knows
+            cancel_revokes_the_claim
+            a_lapsed_claim_passes_to_the_next_writer
+        }
+    };
     ($fixture:expr, leases: skipped $(,)?) => {
-        $crate::__store_conformance_cases! { @cases queue ($fixture) []
+        $crate::__store_conformance_cases! { @cases run queue ($fixture) []
             claim_next_takes_the_oldest_runnable_run
             racing_workers_get_each_run_once
             mark_waiting_notes_runs_no_worker_knows
             cancel_revokes_the_claim
         }
-        $crate::__store_conformance_cases! { @cases queue ($fixture)
+        $crate::__store_conformance_cases! { @cases run queue ($fixture)
             [#[ignore = "the store's claims cannot lapse (leases: skipped)"]]
             a_lapsed_claim_passes_to_the_next_writer
         }
     };
     ($fixture:expr $(,)?) => {
-        $crate::__store_conformance_cases! { @cases queue ($fixture) []
+        $crate::__store_conformance_cases! { @cases run queue ($fixture) []
             claim_next_takes_the_oldest_runnable_run
             racing_workers_get_each_run_once
             mark_waiting_notes_runs_no_worker_knows
