@@ -20,7 +20,7 @@ use orchflow::human::{self, Answer};
 use orchflow::store::conformance::StoreFixture;
 use orchflow::store::{RunStatus, StoreError};
 use orchflow::{CheckpointStore, FlowError, JsonCheckpointStore, ResumeError, RunId, flow, step};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -291,28 +291,12 @@ fn fresh() -> u32 {
     NEXT.fetch_add(100, Ordering::SeqCst)
 }
 
-/// How many times each step ran, per input.
-static CALLS: Mutex<Option<HashMap<(&'static str, u32), u32>>> = Mutex::new(None);
+#[path = "support/calls.rs"]
+mod calls;
+use calls::{called, calls};
+
 /// The inputs on which `flaky` fails.
 static BROKEN: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
-
-fn called(step: &'static str, x: u32) {
-    *CALLS
-        .lock()
-        .unwrap()
-        .get_or_insert_with(HashMap::new)
-        .entry((step, x))
-        .or_default() += 1;
-}
-
-fn calls(step: &'static str, x: u32) -> u32 {
-    CALLS
-        .lock()
-        .unwrap()
-        .as_ref()
-        .and_then(|c| c.get(&(step, x)).copied())
-        .unwrap_or(0)
-}
 
 fn set_broken(x: u32, broken: bool) {
     let mut set = BROKEN.lock().unwrap();

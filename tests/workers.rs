@@ -8,32 +8,13 @@ use orchflow::human::{self, Answer};
 use orchflow::store::{CheckpointStore, RunQuery, RunQueue, RunStatus};
 use orchflow::worker::{Outcome, Worker};
 use orchflow::{MemoryStore, RunId, flow, step};
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::sync::Notify;
 
-/// How many times each (step, input) ran.
-static CALLS: Mutex<Option<HashMap<(&'static str, u32), u32>>> = Mutex::new(None);
-
-fn called(step: &'static str, x: u32) {
-    *CALLS
-        .lock()
-        .unwrap()
-        .get_or_insert_with(HashMap::new)
-        .entry((step, x))
-        .or_default() += 1;
-}
-
-fn calls(step: &'static str, x: u32) -> u32 {
-    CALLS
-        .lock()
-        .unwrap()
-        .as_ref()
-        .and_then(|c| c.get(&(step, x)).copied())
-        .unwrap_or(0)
-}
+#[path = "support/calls.rs"]
+mod calls;
+use calls::{called, calls};
 
 /// A fresh range of inputs per test.
 fn fresh() -> u32 {

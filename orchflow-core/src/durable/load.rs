@@ -26,19 +26,11 @@ where
 {
     /// Claims and reads a checkpoint: a launch to continue it (with `answer` bound to its
     /// question and journaled), or the result of a completed run.
-    #[allow(clippy::type_complexity)]
     pub(crate) async fn load(
         &self,
         run_id: RunId,
         answer: Option<(Option<&str>, String)>,
-    ) -> Result<
-        (
-            Option<Launch<I, O, P>>,
-            Option<Done<O>>,
-            Option<serde_json::Value>,
-        ),
-        ResumeError,
-    > {
+    ) -> Result<Loaded<I, O, P>, ResumeError> {
         // One writer per run: nothing is read, decided or run without the claim.
         let claim = match self.store.claim(run_id).await {
             Ok(claim) => claim,
@@ -83,19 +75,11 @@ where
     }
 
     /// [`load`](Self::load) of a run already claimed.
-    #[allow(clippy::type_complexity)]
     pub(crate) async fn load_claimed(
         &self,
         claim: Claim,
         answer: Option<(Option<&str>, String)>,
-    ) -> Result<
-        (
-            Option<Launch<I, O, P>>,
-            Option<Done<O>>,
-            Option<serde_json::Value>,
-        ),
-        ResumeError,
-    > {
+    ) -> Result<Loaded<I, O, P>, ResumeError> {
         let info = self.flow.info;
         let run_id = claim.run_id();
         let location = self.store.location(run_id);
@@ -208,6 +192,14 @@ where
         ))
     }
 }
+
+/// What loading a checkpoint gives: a launch to continue the run, or the result of a completed
+/// run; and the shared state as last saved.
+pub(crate) type Loaded<I, O, P> = (
+    Option<Launch<I, O, P>>,
+    Option<Done<O>>,
+    Option<serde_json::Value>,
+);
 
 /// The question an answer is for: the one named (by position, or by step when that is
 /// unambiguous), or the only one pending.

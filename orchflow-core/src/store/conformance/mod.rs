@@ -99,12 +99,16 @@ where
     F: StoreFixture,
     Fut: Future<Output = ()>,
 {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    case_runtime().block_on(async move { case(fixture()).await });
+}
+
+/// The runtime a case runs on: multi-thread, two workers, so that racing cases race.
+fn case_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .expect("a tokio runtime for the conformance case");
-    runtime.block_on(async move { case(fixture()).await });
+        .expect("a tokio runtime for the conformance case")
 }
 
 /// Like [`run`], for a fixture that may not be there: a case whose fixture expression gives
@@ -115,12 +119,7 @@ where
     F: StoreFixture,
     Fut: Future<Output = ()>,
 {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime for the conformance case");
-    runtime.block_on(async move {
+    case_runtime().block_on(async move {
         if let Some(fixture) = fixture() {
             case(fixture).await;
         }

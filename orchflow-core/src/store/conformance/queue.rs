@@ -23,6 +23,20 @@ async fn run_of<S: CheckpointStore + ?Sized>(
     run_id
 }
 
+/// A queued run of `plan`, handed out by `claim_next`, with journal entry 1 written under
+/// that claim.
+async fn taken_with_one_entry<S: RunQueue + ?Sized>(store: &S) -> (RunId, Claim) {
+    let run_id = run_of(store, "plan", RunStatus::Queued, 0).await;
+    let claim = store
+        .claim_next(&[key("plan")])
+        .await
+        .expect("claim_next")
+        .expect("a run");
+    assert_eq!(claim.run_id(), run_id);
+    store.append(&claim, &entry(1)).await.expect("append");
+    (run_id, claim)
+}
+
 /// `claim_next` hands out the runnable runs of the known flows oldest first, claimed, each
 /// once while claimed: queued runs, and running runs nobody holds; never suspended, failed,
 /// completed or cancelled runs, runs of other flows or fingerprints, or runs held by a writer.
@@ -219,13 +233,7 @@ where
     F::Store: RunQueue,
 {
     let store = fixture.open().await;
-    let run_id = run_of(&store, "plan", RunStatus::Queued, 0).await;
-    let claim = store
-        .claim_next(&[key("plan")])
-        .await
-        .expect("claim_next")
-        .expect("a run");
-    store.append(&claim, &entry(1)).await.expect("append");
+    let (run_id, claim) = taken_with_one_entry(&store).await;
 
     let other = fixture.open().await;
     assert_eq!(
@@ -277,13 +285,7 @@ where
     F::Store: RunQueue,
 {
     let store = fixture.open().await;
-    let run_id = run_of(&store, "plan", RunStatus::Queued, 0).await;
-    let stale = store
-        .claim_next(&[key("plan")])
-        .await
-        .expect("claim_next")
-        .expect("a run");
-    store.append(&stale, &entry(1)).await.expect("append");
+    let (run_id, stale) = taken_with_one_entry(&store).await;
     assert!(
         fixture.lapse(&stale).await,
         "the fixture's lapse did nothing: implement it, or call the macro with `leases: skipped`"
