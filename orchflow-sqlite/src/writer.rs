@@ -14,6 +14,9 @@
 //!   or SQLite rolled the transaction back itself (I/O error, full disk), every request of the
 //!   batch gets the error. A request that arrives during a commit waits for that commit and
 //!   its own.
+//! * Dropping the [`Writer`] (the last handle of the file in this process) closes the channel:
+//!   the thread commits every request queued before, then ends, and the drop waits for that
+//!   for at most [`DRAIN_BOUND`].
 //! * Leases: a claim sets owner, holder, token + 1 and expiry only when the run has no live
 //!   lease; every write checks owner, token and expiry in its own savepoint. Each registered
 //!   handle's leases are renewed by one statement every third of its ttl, and only while they
@@ -185,14 +188,53 @@ pub(crate) struct Request {
     pub(crate) reply: Option<ReplyTx>,
 }
 
-/// The writer of one file: its channel, and what readers and handles share.
+/// How long dropping a [`Writer`] waits for its thread to commit what is queued and stop.
+pub(crate) const DRAIN_BOUND: Duration = Duration::from_secs(5);
+
+/// The writer of one file: its channel, and what readers and handles share. Dropping it closes
+/// the channel and waits (at most [`DRAIN_BOUND`]) for the thread to commit every request
+/// queued before and stop.
 pub(crate) struct Writer {
-    pub(crate) tx: std::sync::Mutex<Sender<Request>>,
+    tx: Option<Sender<Request>>,
     pub(crate) counters: Arc<Counters>,
+    /// Disconnected when the writer thread has ended.
+    ended: std::sync::Mutex<Receiver<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Set once dropping the writer has drained it (or given up at the bound).
+    pub(crate) drained: Arc<Drained>,
+}
+
+/// A flag set once, with a bounded wait for it: a file being reopened while its previous
+/// writer drains waits for that drain, so requests queued before the reopening are committed
+/// before the new writer's.
+#[derive(Debug, Default)]
+pub(crate) struct Drained {
+    done: std::sync::Mutex<bool>,
+    changed: std::sync::Condvar,
+}
+
+impl Drained {
+    fn set(&self) {
+        *self.done.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.changed.notify_all();
+    }
+
+    /// Whether it is set.
+    pub(crate) fn is_set(&self) -> bool {
+        *self.done.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until set, at most `bound`.
+    pub(crate) fn wait(&self, bound: Duration) {
+        let done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = self
+            .changed
+            .wait_timeout_while(done, bound, |done| !*done)
+            .map_err(|p| p.into_inner());
+    }
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`.
     /// Starts the writer thread on `conn`, and the checkpointer thread on `checkpointer` (a
     /// second read-write connection to the same file).
     pub(crate) fn start(
@@ -208,9 +250,12 @@ impl Writer {
             .spawn(move || checkpoint_loop(&checkpointer, &commits))?;
         let counters = Arc::new(Counters::default());
         let thread_counters = Arc::clone(&counters);
-        std::thread::Builder::new()
+        let (alive, ended) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
             .name("orchflow-sqlite-writer".to_string())
             .spawn(move || {
+                // Dropped when the thread ends, however it ends: `ended` then disconnects.
+                let _alive = alive;
                 WriterThread {
                     conn,
                     location,
@@ -222,15 +267,42 @@ impl Writer {
                 .run(&rx)
             })?;
         Ok(Writer {
-            tx: std::sync::Mutex::new(tx),
+            tx: Some(tx),
             counters,
+            ended: std::sync::Mutex::new(ended),
+            thread: Some(thread),
+            drained: Arc::default(),
         })
     }
 
     /// Queues `op`; false when the writer thread is gone.
     pub(crate) fn send(&self, op: Op, reply: Option<ReplyTx>) -> bool {
-        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
-        tx.send(Request { op, reply }).is_ok()
+        self.tx
+            .as_ref()
+            .is_some_and(|tx| tx.send(Request { op, reply }).is_ok())
+    }
+}
+
+impl Drop for Writer {
+    /// Closes the channel; the thread commits what is queued (the channel yields every request
+    /// sent before it reports the close) and ends. Waits for that at most [`DRAIN_BOUND`], so
+    /// that a wedged disk cannot hang the process: past it, the thread is left to finish (or
+    /// not) on its own, and what it had not committed is lost as in a crash.
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        let ended = self.ended.get_mut().unwrap_or_else(|p| p.into_inner());
+        match ended.recv_timeout(DRAIN_BOUND) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                if let Some(thread) = self.thread.take() {
+                    // The thread has ended: this returns at once. A panic in it was already
+                    // reported; every request it had not answered got an error (its reply
+                    // sender dropped).
+                    let _ = thread.join();
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        self.drained.set();
     }
 }
 
