@@ -4,9 +4,8 @@
 //! * One file, in write-ahead-log mode with `synchronous = FULL`: a save is acknowledged only
 //!   after the transaction that holds it committed, so it survives a crash or a power loss.
 //! * Runs are rows of `runs` (the document as JSON, and the columns listings filter and order
-//!   on), journal entries rows of `journal`, their traces rows of `traces`. Saving is O(1) in the
-//!   length of a run: an append inserts one entry (and its traces), a document write updates one
-//!   row.
+//!   on), journal entries rows of `journal`, each with its traces (a JSON array). Saving is O(1)
+//!   in the length of a run: an append inserts one row, a document write updates one row.
 //! * All handles on one file in a process share one writer thread, the only connection that
 //!   writes; it commits every request it finds queued in one transaction (group commit). A
 //!   background connection copies the WAL into the database file (passive checkpoints), off
@@ -490,11 +489,11 @@ fn entry_row(entry: &JournalEntry) -> Result<EntryRow, StoreError> {
             .as_ref()
             .map(|s| json("run state", serde_json::to_string(s)))
             .transpose()?,
-        traces: entry
-            .traces
-            .iter()
-            .map(|t| json("step trace", serde_json::to_string(t)))
-            .collect::<Result<_, _>>()?,
+        traces: if entry.traces.is_empty() {
+            None
+        } else {
+            Some(json("step traces", serde_json::to_string(&entry.traces))?)
+        },
     })
 }
 
@@ -598,8 +597,7 @@ impl CheckpointStore for SqliteStore {
                 if !read::exists(conn, file, run_id)? {
                     return Ok(None);
                 }
-                let rows = read::trace_rows(conn, file, run_id, 0)?;
-                Ok(Some(rows.into_iter().map(|(_, t)| t).collect()))
+                read::traces(conn, file, run_id).map(Some)
             })
         }))
     }

@@ -5,10 +5,13 @@
 //!   to one thread that owns the file's only write connection. A request sent before another
 //!   (a claim's release, then a new claim) is applied before it.
 //! * The thread takes every request queued (up to [`MAX_BATCH`]) and applies them in one
-//!   `BEGIN IMMEDIATE` transaction. Each request is all or nothing on its own: it checks before
-//!   it writes, so a refused request (claim lost, out of sequence, run exists) writes nothing;
-//!   a request that writes one statement is atomic as that statement is; one that writes more
-//!   (an entry and its traces) does so inside its own savepoint, rolled back alone on an error.
+//!   `BEGIN IMMEDIATE` transaction. Each request is all or nothing on its own: its write is
+//!   guarded by its conditions in the same statement (the lease, token and expiry, the entry's
+//!   sequence, the run id being new), so a refused request (claim lost, out of sequence, run
+//!   exists) writes nothing, and only then is the reason read; a request that writes one
+//!   statement (a create, an append, a document, a claim) is atomic as that statement is; one
+//!   that writes more (`mark_waiting`) does so inside its own savepoint, rolled back alone on an
+//!   error.
 //!   None of this undoes the other requests. The transaction is committed once (one fsync in WAL
 //!   with `synchronous = FULL`), and only then is each request answered; if the commit fails,
 //!   or SQLite rolled the transaction back itself (I/O error, full disk), every request of the
@@ -18,7 +21,7 @@
 //!   the thread commits every request queued before, then ends, and the drop waits for that
 //!   for at most [`DRAIN_BOUND`].
 //! * Leases: a claim sets owner, holder, token + 1 and expiry only when the run has no live
-//!   lease; every write checks owner, token and expiry in its own savepoint. Each registered
+//!   lease; every write checks owner, token and expiry in the statement that writes. Each registered
 //!   handle's leases are renewed by one statement every third of its ttl, and only while they
 //!   have not expired (a lapsed lease is never revived).
 
@@ -115,7 +118,8 @@ pub(crate) struct EntryRow {
     pub(crate) record: String,
     pub(crate) answered: Option<String>,
     pub(crate) state: Option<String>,
-    pub(crate) traces: Vec<String>,
+    /// The entry's traces as one JSON array, `None` when it has none.
+    pub(crate) traces: Option<String>,
 }
 
 /// What a request asks of the writer.
@@ -518,23 +522,18 @@ impl WriterThread {
         let sql = |e| sql_error("write", self.run_location(run), e);
         match op {
             Op::Create { row, owner } => {
-                let exists = self
+                // One statement: a run id already there inserts nothing.
+                let inserted = self
                     .conn
-                    .prepare_cached("SELECT 1 FROM runs WHERE run_id = ?1")
-                    .and_then(|mut s| s.exists([row.run_id.to_string()]))
-                    .map_err(sql)?;
-                if exists {
-                    return Err(StoreError::RunExists(row.run_id));
-                }
-                self.conn
                     .prepare_cached(
                         "INSERT INTO runs (run_id, flow, fingerprint, status, created_at, updated_at,
                          document, waiting, lease_owner, lease_holder, lease_token, lease_expires)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11)",
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11)
+                         ON CONFLICT (run_id) DO NOTHING",
                     )
                     .and_then(|mut s| {
                         s.execute(params![
-                            row.run_id.to_string(),
+                            key(&row.run_id, &mut [0; 36]),
                             row.flow,
                             row.fingerprint,
                             row.status,
@@ -548,6 +547,9 @@ impl WriterThread {
                         ])
                     })
                     .map_err(sql)?;
+                if inserted == 0 {
+                    return Err(StoreError::RunExists(row.run_id));
+                }
                 Ok(Reply::Token(1))
             }
             Op::Claim { run_id, owner } => {
@@ -618,56 +620,52 @@ impl WriterThread {
                 owner,
                 entry,
             } => {
-                let (row_no, last) = self.check(run_id, token, &owner.id, now)?;
-                if entry.seq != last + 1 {
-                    return Err(StoreError::OutOfSequence {
-                        run_id,
-                        last,
-                        found: entry.seq,
-                    });
-                }
                 let seq = i64::try_from(entry.seq).unwrap_or(i64::MAX);
-                let insert = || {
-                    self.conn
-                        .prepare_cached(
-                            "INSERT INTO journal (run, seq, record, answered, state)
-                             VALUES (?1, ?2, ?3, ?4, ?5)",
-                        )?
-                        .execute(params![
-                            row_no,
-                            seq,
-                            entry.record,
-                            entry.answered,
-                            entry.state
-                        ])?;
-                    if !entry.traces.is_empty() {
-                        let mut stmt = self.conn.prepare_cached(
-                            "INSERT INTO traces (run, seq, idx, trace) VALUES (?1, ?2, ?3, ?4)",
-                        )?;
-                        for (idx, trace) in entry.traces.iter().enumerate() {
-                            stmt.execute(params![row_no, seq, idx as i64, trace])?;
-                        }
-                    }
-                    Ok(())
-                };
-                if entry.traces.is_empty() {
-                    // One statement: atomic by itself.
-                    insert().map_err(sql)?;
-                } else {
-                    self.atomically(run, insert)?;
-                }
-                Ok(Reply::Done)
-            }
-            Op::PutDocument { token, owner, row } => {
-                self.check(row.run_id, token, &owner.id, now)?;
-                self.conn
+                let token_value = i64::try_from(token).unwrap_or(i64::MAX);
+                // One statement, atomic by itself: the lease, the token, the expiry and the
+                // sequence are checked by the insert, so a refused append inserts nothing, and
+                // only then is the reason read.
+                let inserted = self
+                    .conn
                     .prepare_cached(
-                        "UPDATE runs SET flow = ?2, fingerprint = ?3, status = ?4, created_at = ?5,
-                         updated_at = ?6, document = ?7, waiting = ?8 WHERE run_id = ?1",
+                        "INSERT INTO journal (run, seq, record, answered, state, traces)
+                         SELECT id, ?2, ?3, ?4, ?5, ?6 FROM runs
+                         WHERE run_id = ?1 AND lease_owner = ?7 AND lease_token = ?8
+                         AND lease_expires > ?9
+                         AND (SELECT COALESCE(MAX(seq), 0) FROM journal WHERE run = runs.id)
+                             = ?2 - 1",
                     )
                     .and_then(|mut s| {
                         s.execute(params![
-                            row.run_id.to_string(),
+                            key(&run_id, &mut [0; 36]),
+                            seq,
+                            entry.record,
+                            entry.answered,
+                            entry.state,
+                            entry.traces,
+                            owner.id,
+                            token_value,
+                            now,
+                        ])
+                    })
+                    .map_err(sql)?;
+                if inserted == 1 {
+                    return Ok(Reply::Done);
+                }
+                Err(self.refusal(run_id, token, &owner.id, now, Some(entry.seq)))
+            }
+            Op::PutDocument { token, owner, row } => {
+                let updated = self
+                    .conn
+                    .prepare_cached(
+                        "UPDATE runs SET flow = ?2, fingerprint = ?3, status = ?4, created_at = ?5,
+                         updated_at = ?6, document = ?7, waiting = ?8
+                         WHERE run_id = ?1 AND lease_owner = ?9 AND lease_token = ?10
+                         AND lease_expires > ?11",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            key(&row.run_id, &mut [0; 36]),
                             row.flow,
                             row.fingerprint,
                             row.status,
@@ -675,10 +673,16 @@ impl WriterThread {
                             row.updated_at,
                             row.json,
                             row.waiting,
+                            owner.id,
+                            i64::try_from(token).unwrap_or(i64::MAX),
+                            now,
                         ])
                     })
                     .map_err(sql)?;
-                Ok(Reply::Done)
+                if updated == 1 {
+                    return Ok(Reply::Done);
+                }
+                Err(self.refusal(row.run_id, token, &owner.id, now, None))
             }
             Op::Release {
                 run_id,
@@ -692,7 +696,7 @@ impl WriterThread {
                     )
                     .and_then(|mut s| {
                         s.execute(params![
-                            run_id.to_string(),
+                            key(&run_id, &mut [0; 36]),
                             i64::try_from(token).unwrap_or(i64::MAX),
                             owner
                         ])
@@ -819,6 +823,38 @@ impl WriterThread {
         Ok(next)
     }
 
+    /// Why a guarded write of `owner` with `token` on `run_id` (an append of `seq`, or a
+    /// document when `None`) changed nothing: the run is missing, the claim is lost, or the
+    /// entry is out of sequence.
+    fn refusal(
+        &self,
+        run_id: RunId,
+        token: u64,
+        owner: &str,
+        now: i64,
+        seq: Option<u64>,
+    ) -> StoreError {
+        match self.check(run_id, token, owner, now) {
+            Err(e) => e,
+            Ok((_, last)) => match seq {
+                Some(found) if found != last + 1 => StoreError::OutOfSequence {
+                    run_id,
+                    last,
+                    found,
+                },
+                // The write's guard and the check read the same row in one transaction of the
+                // only writer: they cannot disagree unless the file changed under it.
+                _ => StoreError::Io {
+                    op: "write",
+                    location: format!("{} (run {run_id})", self.location),
+                    source: std::io::Error::other(
+                        "the write was refused, yet its claim and sequence check out",
+                    ),
+                },
+            },
+        }
+    }
+
     /// Whether the write of `owner` with `token` on `run_id` is honoured now; if so, the run's
     /// row number and the seq of its last journal entry (0 for none), read by one statement.
     fn check(
@@ -863,6 +899,11 @@ impl WriterThread {
             Some(_) => Err(StoreError::ClaimLost { run_id, token }),
         }
     }
+}
+
+/// `run_id` as SQLite stores it (lower-case hyphenated text), written into `buf`.
+fn key<'b>(run_id: &RunId, buf: &'b mut [u8; 36]) -> &'b str {
+    run_id.hyphenated().encode_lower(buf)
 }
 
 /// Copies committed WAL frames into the database file off the writer's path: a passive
@@ -955,14 +996,14 @@ mod tests {
             record: format!("{{\"Point\":{seq}}}"),
             answered: None,
             state: None,
-            traces: vec!["{}".to_string(); 2],
+            traces: Some("[{},{}]".to_string()),
         }
     }
 
     const JOURNAL: &str =
         "SELECT count(*) FROM journal WHERE run = (SELECT id FROM runs WHERE run_id = ?1)";
-    const TRACES: &str =
-        "SELECT count(*) FROM traces WHERE run = (SELECT id FROM runs WHERE run_id = ?1)";
+    const TRACES: &str = "SELECT COALESCE(SUM(json_array_length(traces)), 0) FROM journal
+         WHERE run = (SELECT id FROM runs WHERE run_id = ?1)";
 
     fn thread(dir: &tempfile::TempDir) -> WriterThread {
         let path = dir.path().join("runs.db");
