@@ -28,6 +28,7 @@
 use orchflow_core::RunId;
 use orchflow_core::store::{FlowKey, RunDocument, RunStatus, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -267,6 +268,7 @@ impl Writer {
                     owners: HashMap::new(),
                     next_beat: None,
                     committed: Some(committed),
+                    held: RefCell::default(),
                 }
                 .run(&rx)
             })?;
@@ -320,6 +322,21 @@ struct WriterThread {
     next_beat: Option<Instant>,
     /// Tells the checkpointer a commit landed.
     committed: Option<SyncSender<()>>,
+    /// The runs this writer has written with a claim since it took it: see [`Held`].
+    held: RefCell<HashMap<RunId, Held>>,
+}
+
+/// What the writer knows of a run it appended to (or created) under a claim: the run's row
+/// number and, for that claim's token, the seq of its last entry. Sound while the claim holds:
+/// only the holder of a token writes under it, and every write of this process goes through this
+/// writer. An append under the same token checks the lease by row number and the sequence here,
+/// and writes with one statement; the row's lease is still checked by that statement. Forgotten
+/// on release and cancel, and all of it when a transaction fails (its appends are undone).
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    row: i64,
+    token: u64,
+    last: u64,
 }
 
 fn sql_error(op: &'static str, location: String, e: rusqlite::Error) -> StoreError {
@@ -464,6 +481,8 @@ impl WriterThread {
             }
             Err(e) => {
                 let _ = self.exec("ROLLBACK");
+                // The batch's appends are undone: what was remembered of them is wrong.
+                self.held.borrow_mut().clear();
                 for (tx, _) in replies {
                     if let Some(tx) = tx {
                         let _ = tx.send(Err(sql_error(
@@ -550,6 +569,14 @@ impl WriterThread {
                 if inserted == 0 {
                     return Err(StoreError::RunExists(row.run_id));
                 }
+                self.held.borrow_mut().insert(
+                    row.run_id,
+                    Held {
+                        row: self.conn.last_insert_rowid(),
+                        token: 1,
+                        last: 0,
+                    },
+                );
                 Ok(Reply::Token(1))
             }
             Op::Claim { run_id, owner } => {
@@ -622,6 +649,39 @@ impl WriterThread {
             } => {
                 let seq = i64::try_from(entry.seq).unwrap_or(i64::MAX);
                 let token_value = i64::try_from(token).unwrap_or(i64::MAX);
+                let held = self.held.borrow().get(&run_id).copied();
+                if let Some(held) = held
+                    && held.token == token
+                    && entry.seq == held.last + 1
+                {
+                    let inserted = self
+                        .conn
+                        .prepare_cached(
+                            "INSERT INTO journal (run, seq, record, answered, state, traces)
+                             SELECT id, ?2, ?3, ?4, ?5, ?6 FROM runs
+                             WHERE id = ?1 AND lease_owner = ?7 AND lease_token = ?8
+                             AND lease_expires > ?9",
+                        )
+                        .and_then(|mut s| {
+                            s.execute(params![
+                                held.row,
+                                seq,
+                                entry.record,
+                                entry.answered,
+                                entry.state,
+                                entry.traces,
+                                owner.id,
+                                token_value,
+                                now,
+                            ])
+                        })
+                        .map_err(sql)?;
+                    if inserted == 1 {
+                        self.remember(run_id, held.row, token, entry.seq);
+                        return Ok(Reply::Done);
+                    }
+                    return Err(self.refusal(run_id, token, &owner.id, now, Some(entry.seq)));
+                }
                 // One statement, atomic by itself: the lease, the token, the expiry and the
                 // sequence are checked by the insert, so a refused append inserts nothing, and
                 // only then is the reason read.
@@ -650,6 +710,12 @@ impl WriterThread {
                     })
                     .map_err(sql)?;
                 if inserted == 1 {
+                    let row = self
+                        .conn
+                        .prepare_cached("SELECT run FROM journal WHERE rowid = last_insert_rowid()")
+                        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                        .map_err(sql)?;
+                    self.remember(run_id, row, token, entry.seq);
                     return Ok(Reply::Done);
                 }
                 Err(self.refusal(run_id, token, &owner.id, now, Some(entry.seq)))
@@ -689,6 +755,7 @@ impl WriterThread {
                 token,
                 owner,
             } => {
+                self.forget(run_id);
                 self.conn
                     .prepare_cached(
                         "UPDATE runs SET lease_owner = NULL, lease_holder = NULL, lease_expires = NULL
@@ -738,6 +805,7 @@ impl WriterThread {
                 Ok(Reply::Count(unknown.len() as u64))
             }
             Op::Cancel { run_id } => {
+                self.forget(run_id);
                 let key = run_id.to_string();
                 let row: Option<(String, String)> = self
                     .conn
@@ -821,6 +889,16 @@ impl WriterThread {
             now.saturating_add(ttl_nanos(owner.ttl)),
         ])?;
         Ok(next)
+    }
+
+    fn remember(&self, run_id: RunId, row: i64, token: u64, last: u64) {
+        self.held
+            .borrow_mut()
+            .insert(run_id, Held { row, token, last });
+    }
+
+    fn forget(&self, run_id: RunId) {
+        self.held.borrow_mut().remove(&run_id);
     }
 
     /// Why a guarded write of `owner` with `token` on `run_id` (an append of `seq`, or a
@@ -1014,6 +1092,7 @@ mod tests {
             owners: HashMap::new(),
             next_beat: None,
             committed: None,
+            held: RefCell::default(),
         }
     }
 
@@ -1132,5 +1211,69 @@ mod tests {
         writer.commit(Vec::new(), true);
         assert!(expiry(&writer, live) > before, "renewed");
         assert_eq!(expiry(&writer, lapsed), 0, "a lapsed lease stays lapsed");
+    }
+
+    /// What the writer remembers of a run it appends to never lets a write through that the
+    /// file would refuse: a lapsed lease, a claim taken over (a new token), a seq out of order.
+    #[test]
+    fn remembered_runs_are_refused_as_the_file_says() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut writer = thread(&dir);
+        let first = owner(Duration::from_secs(30));
+        let second = Arc::new(Owner {
+            id: "owner-b".to_string(),
+            holder: "store handle owner-b (test)".to_string(),
+            ttl: Duration::from_secs(30),
+        });
+        let run = RunId::new_v4();
+        let one = |writer: &mut WriterThread, op| {
+            let (tx, mut rx) = oneshot::channel();
+            writer.commit(
+                vec![Request {
+                    op,
+                    reply: Some(tx),
+                }],
+                false,
+            );
+            match rx.try_recv().expect("answered") {
+                Ok(reply) => format!("{reply:?}"),
+                Err(StoreError::ClaimLost { token, .. }) => format!("lost {token}"),
+                Err(StoreError::OutOfSequence { last, found, .. }) => format!("seq {last}/{found}"),
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        };
+        let append = |owner: &Arc<Owner>, token, seq| Op::Append {
+            run_id: run,
+            token,
+            owner: Arc::clone(owner),
+            entry: entry(seq),
+        };
+        let create = Op::Create {
+            row: row(run),
+            owner: Arc::clone(&first),
+        };
+        assert_eq!(one(&mut writer, create), "Token(1)");
+        assert_eq!(one(&mut writer, append(&first, 1, 1)), "Done");
+        assert_eq!(one(&mut writer, append(&first, 1, 3)), "seq 1/3");
+        writer
+            .conn
+            .execute("UPDATE runs SET lease_expires = 0", [])
+            .expect("lapse");
+        assert_eq!(one(&mut writer, append(&first, 1, 2)), "lost 1");
+        let claim = Op::Claim {
+            run_id: run,
+            owner: Arc::clone(&second),
+        };
+        assert_eq!(one(&mut writer, claim), "Token(2)");
+        assert_eq!(one(&mut writer, append(&first, 1, 2)), "lost 1");
+        assert_eq!(one(&mut writer, append(&second, 2, 2)), "Done");
+        assert_eq!(one(&mut writer, append(&second, 2, 3)), "Done");
+        assert_eq!(one(&mut writer, append(&first, 2, 4)), "lost 2");
+        assert_eq!(one(&mut writer, append(&second, 2, 5)), "seq 3/5");
+        let count: i64 = writer
+            .conn
+            .query_row(JOURNAL, [run.to_string()], |r| r.get(0))
+            .expect("count");
+        assert_eq!(count, 3);
     }
 }
