@@ -4,14 +4,18 @@
 //! * One file, in write-ahead-log mode with `synchronous = FULL`: a save is acknowledged only
 //!   after the transaction that holds it committed, so it survives a crash or a power loss.
 //! * Runs are rows of `runs` (the document as JSON, and the columns listings filter and order
-//!   on), journal entries rows of `journal`, their traces rows of `traces`. Saving is O(1) in the
-//!   length of a run: an append inserts one entry (and its traces), a document write updates one
-//!   row.
+//!   on), journal entries rows of `journal`, each with its traces (a JSON array). Saving is O(1)
+//!   in the length of a run: an append inserts one row, a document write updates one row.
 //! * All handles on one file in a process share one writer thread, the only connection that
 //!   writes; it commits every request it finds queued in one transaction (group commit). A
 //!   background connection copies the WAL into the database file (passive checkpoints), off
 //!   the path of the saves. Reads run on read-only connections on tokio's blocking pool, never
 //!   on a runtime worker.
+//! * Dropping the last handle of a file in a process (claims and clones keep it) commits
+//!   everything queued on its writer, claim releases included, and stops the writer; the drop
+//!   blocks for that commit, at most five seconds (past that the disk is taken as wedged, and
+//!   what was not committed is lost as in a crash). A process that drops its stores before it
+//!   exits (returning from `main` does) leaves no run claimed.
 //! * A claim is a lease in the run's row: owner (the handle), a fencing token that grows with
 //!   every claim, and an expiry. Every write checks them in the transaction that writes; a
 //!   handle renews all its leases with one statement every third of its ttl; a lease whose
@@ -37,7 +41,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
-use writer::{DocRow, EntryRow, Op, Owner, Reply, Writer};
+use writer::{DocRow, Drained, EntryRow, Op, Owner, Reply, Writer};
 
 /// The lease time to live of [`SqliteStore::open`].
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
@@ -192,9 +196,15 @@ struct File {
     readers: Mutex<Vec<Connection>>,
 }
 
+/// A file this process has open (or had, while its writer drains).
+struct Opened {
+    file: Weak<File>,
+    drained: Arc<Drained>,
+}
+
 /// The files this process has open, by canonical path.
-fn files() -> &'static Mutex<HashMap<PathBuf, Weak<File>>> {
-    static FILES: OnceLock<Mutex<HashMap<PathBuf, Weak<File>>>> = OnceLock::new();
+fn files() -> &'static Mutex<HashMap<PathBuf, Opened>> {
+    static FILES: OnceLock<Mutex<HashMap<PathBuf, Opened>>> = OnceLock::new();
     FILES.get_or_init(Default::default)
 }
 
@@ -221,8 +231,13 @@ impl File {
     fn open(path: &Path) -> Result<Arc<File>, OpenError> {
         let path = canonical(path);
         let mut files = files().lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(file) = files.get(&path).and_then(Weak::upgrade) {
-            return Ok(file);
+        if let Some(opened) = files.get(&path) {
+            if let Some(file) = opened.file.upgrade() {
+                return Ok(file);
+            }
+            // Its last handle was dropped and its writer may still be committing what was
+            // queued (a release): the new writer's requests come after those.
+            opened.drained.wait(writer::DRAIN_BOUND);
         }
         let conn = schema::open_writer(&path)?;
         let location = format!("sqlite:{}", path.display());
@@ -239,8 +254,14 @@ impl File {
             writer,
             readers: Mutex::new(Vec::new()),
         });
-        files.retain(|_, f| f.strong_count() > 0);
-        files.insert(path, Arc::downgrade(&file));
+        files.retain(|_, f| f.file.strong_count() > 0 || !f.drained.is_set());
+        files.insert(
+            path,
+            Opened {
+                file: Arc::downgrade(&file),
+                drained: Arc::clone(&file.writer.drained),
+            },
+        );
         Ok(file)
     }
 
@@ -329,10 +350,12 @@ impl SqliteStore {
     }
 
     /// Waits until every write this process queued on the file before the call is committed,
-    /// claim releases included (a dropped [`Claim`] is released in the background). Useful
-    /// before handing a run to another process, and before this process exits: once it
-    /// returns, the run's release is visible to every connection (a release still queued when
-    /// the process ends is lost, and the run stays claimed until its lease expires). Fails with
+    /// claim releases included (a dropped [`Claim`] is released in the background): once it
+    /// returns, the run's release is visible to every connection. For handing a run to another
+    /// process while this one keeps its store; dropping the file's last handle does the same
+    /// (see the [crate docs](crate)), so only a process that exits without dropping its stores
+    /// (`std::process::exit`, a store in a `static`) needs it before exiting, or its queued
+    /// releases are lost and the runs stay claimed until their leases expire. Fails with
     /// [`StoreError::Io`] when the commit fails.
     ///
     /// ```
@@ -466,11 +489,11 @@ fn entry_row(entry: &JournalEntry) -> Result<EntryRow, StoreError> {
             .as_ref()
             .map(|s| json("run state", serde_json::to_string(s)))
             .transpose()?,
-        traces: entry
-            .traces
-            .iter()
-            .map(|t| json("step trace", serde_json::to_string(t)))
-            .collect::<Result<_, _>>()?,
+        traces: if entry.traces.is_empty() {
+            None
+        } else {
+            Some(json("step traces", serde_json::to_string(&entry.traces))?)
+        },
     })
 }
 
@@ -574,8 +597,7 @@ impl CheckpointStore for SqliteStore {
                 if !read::exists(conn, file, run_id)? {
                     return Ok(None);
                 }
-                let rows = read::trace_rows(conn, file, run_id, 0)?;
-                Ok(Some(rows.into_iter().map(|(_, t)| t).collect()))
+                read::traces(conn, file, run_id).map(Some)
             })
         }))
     }

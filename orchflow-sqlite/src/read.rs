@@ -71,21 +71,21 @@ pub(crate) fn entries(
     let run_location = format!("{file} (run {run_id}, journal)");
     let key = run_id.to_string();
     let after = i64::try_from(after).unwrap_or(i64::MAX);
-    type Row = (i64, String, Option<String>, Option<String>);
+    type Row = (i64, String, Option<String>, Option<String>, Option<String>);
     let rows: Vec<Row> = conn
         .prepare_cached(
-            "SELECT seq, record, answered, state FROM journal
+            "SELECT seq, record, answered, state, traces FROM journal
              WHERE run = (SELECT id FROM runs WHERE run_id = ?1) AND seq > ?2 ORDER BY seq",
         )
         .and_then(|mut s| {
             s.query_map(rusqlite::params![key, after], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })?
             .collect()
         })
         .map_err(sql(&run_location))?;
     let mut out = Vec::with_capacity(rows.len());
-    for (seq, record, answered, state) in rows {
+    for (seq, record, answered, state, traces) in rows {
         let corrupt = |what: &str, e: serde_json::Error| StoreError::Corrupt {
             location: format!("{file} (run {run_id}, journal seq {seq})"),
             reason: format!("the entry's {what}: {e}"),
@@ -103,55 +103,41 @@ pub(crate) fn entries(
         let mut entry = JournalEntry::new(seq.unsigned_abs(), record);
         entry.answered = answered;
         entry.state = state;
+        if let Some(text) = traces {
+            entry.traces = serde_json::from_str(&text).map_err(|e| corrupt("traces", e))?;
+        }
         out.push(entry);
-    }
-    let traces = trace_rows(conn, file, run_id, after)?;
-    let mut at = 0;
-    for (seq, trace) in traces {
-        while at < out.len() && out[at].seq < seq {
-            at += 1;
-        }
-        match out.get_mut(at) {
-            Some(entry) if entry.seq == seq => entry.traces.push(trace),
-            _ => {
-                return Err(StoreError::Corrupt {
-                    location: format!("{file} (run {run_id}, traces seq {seq})"),
-                    reason: "a trace of a journal entry the run does not have".to_string(),
-                });
-            }
-        }
     }
     Ok(out)
 }
 
-/// The traces of `run_id`'s entries after `after`, in order, with their entry's seq.
-pub(crate) fn trace_rows(
+/// The traces of `run_id`'s entries, in order.
+pub(crate) fn traces(
     conn: &Connection,
     file: &str,
     run_id: RunId,
-    after: i64,
-) -> Result<Vec<(u64, StepTrace)>, StoreError> {
+) -> Result<Vec<StepTrace>, StoreError> {
     let rows: Vec<(i64, String)> = conn
         .prepare_cached(
-            "SELECT seq, trace FROM traces
-             WHERE run = (SELECT id FROM runs WHERE run_id = ?1) AND seq > ?2 ORDER BY seq, idx",
+            "SELECT seq, traces FROM journal
+             WHERE run = (SELECT id FROM runs WHERE run_id = ?1) AND traces IS NOT NULL
+             ORDER BY seq",
         )
         .and_then(|mut s| {
-            s.query_map(rusqlite::params![run_id.to_string(), after], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?
-            .collect()
+            s.query_map([run_id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
         })
-        .map_err(sql(&format!("{file} (run {run_id}, traces)")))?;
-    rows.into_iter()
-        .map(|(seq, text)| {
-            let trace = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
-                location: format!("{file} (run {run_id}, traces seq {seq})"),
-                reason: format!("a trace: {e}"),
+        .map_err(sql(&format!("{file} (run {run_id}, journal)")))?;
+    let mut out = Vec::new();
+    for (seq, text) in rows {
+        let traces: Vec<StepTrace> =
+            serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+                location: format!("{file} (run {run_id}, journal seq {seq})"),
+                reason: format!("the entry's traces: {e}"),
             })?;
-            Ok((seq.unsigned_abs(), trace))
-        })
-        .collect()
+        out.extend(traces);
+    }
+    Ok(out)
 }
 
 /// One page of runs, as [`RunQuery::select`] would order and cut it.

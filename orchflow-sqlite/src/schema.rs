@@ -12,7 +12,7 @@ use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The tables of every schema version.
+/// The tables of every schema version (`traces` is version 1's).
 const OUR_TABLES: [&str; 3] = ["runs", "journal", "traces"];
 
 /// The schema steps, in order: step `i` takes a file from version `i` to `i + 1`.
@@ -56,6 +56,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX runs_by_status ON runs (status, created_at DESC, run_id DESC);
     CREATE INDEX runs_runnable ON runs (created_at, run_id) WHERE status IN ('queued', 'running');
     CREATE INDEX runs_by_lease_owner ON runs (lease_owner) WHERE lease_owner IS NOT NULL;",
+    // Version 2: an entry's traces are a JSON array in the entry's row (NULL for none), so an
+    // append is one row and one statement, atomic by itself; the traces table goes. A trace
+    // that is not JSON is kept as a JSON string, and reading its entry reports it corrupt.
+    "ALTER TABLE journal ADD COLUMN traces TEXT;
+    UPDATE journal SET traces = (
+        SELECT json_group_array(
+            CASE WHEN json_valid(t.trace) THEN json(t.trace) ELSE t.trace END ORDER BY t.idx)
+        FROM traces t WHERE t.run = journal.run AND t.seq = journal.seq)
+    WHERE EXISTS (SELECT 1 FROM traces t WHERE t.run = journal.run AND t.seq = journal.seq);
+    DROP TABLE traces;",
 ];
 
 /// The schema version this code writes (`PRAGMA user_version`): the number of migration steps
@@ -334,7 +344,7 @@ mod tests {
         let conn = open_writer(&path).expect("create");
         let (version, tables) = inspect(&conn).expect("inspect");
         assert_eq!(version, SCHEMA_VERSION);
-        assert_eq!(tables, ["journal", "runs", "traces"]);
+        assert_eq!(tables, ["journal", "runs"]);
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .expect("mode");
@@ -445,6 +455,43 @@ mod tests {
             store_error
                 .location()
                 .is_some_and(|l| l.contains("no/such/dir/runs.db"))
+        );
+    }
+
+    /// A version-1 file's traces move into their entries' rows, in order, and a trace that is
+    /// not JSON is kept (as a JSON string) rather than failing the migration.
+    #[test]
+    fn version_one_traces_move_into_their_entries() {
+        let dir = temp();
+        let path = dir.path().join("runs.db");
+        let conn = Connection::open(&path).expect("open");
+        conn.execute_batch(MIGRATIONS[0]).expect("version 1");
+        conn.execute_batch(
+            "PRAGMA user_version = 1;
+             INSERT INTO runs (id, run_id, flow, fingerprint, status, created_at, updated_at, document)
+             VALUES (7, 'r', 'f', 'x', 'running', 1, 1, '{}');
+             INSERT INTO journal (run, seq, record) VALUES (7, 1, '1'), (7, 2, '2'), (7, 3, '3');
+             INSERT INTO traces (run, seq, idx, trace)
+             VALUES (7, 1, 1, '{\"b\":1}'), (7, 1, 0, '{\"a\":0}'), (7, 3, 0, 'not json');",
+        )
+        .expect("a version-1 run");
+        drop(conn);
+        let conn = open_writer(&path).expect("migrate");
+        assert_eq!(
+            inspect(&conn).expect("inspect"),
+            (2, vec!["journal".to_string(), "runs".to_string()])
+        );
+        let traces: Vec<Option<String>> = conn
+            .prepare("SELECT traces FROM journal WHERE run = 7 ORDER BY seq")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .expect("traces");
+        assert_eq!(
+            traces,
+            [
+                Some(r#"[{"a":0},{"b":1}]"#.to_string()),
+                None,
+                Some(r#"["not json"]"#.to_string())
+            ]
         );
     }
 

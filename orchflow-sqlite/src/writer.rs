@@ -5,23 +5,30 @@
 //!   to one thread that owns the file's only write connection. A request sent before another
 //!   (a claim's release, then a new claim) is applied before it.
 //! * The thread takes every request queued (up to [`MAX_BATCH`]) and applies them in one
-//!   `BEGIN IMMEDIATE` transaction. Each request is all or nothing on its own: it checks before
-//!   it writes, so a refused request (claim lost, out of sequence, run exists) writes nothing;
-//!   a request that writes one statement is atomic as that statement is; one that writes more
-//!   (an entry and its traces) does so inside its own savepoint, rolled back alone on an error.
+//!   `BEGIN IMMEDIATE` transaction. Each request is all or nothing on its own: its write is
+//!   guarded by its conditions in the same statement (the lease, token and expiry, the entry's
+//!   sequence, the run id being new), so a refused request (claim lost, out of sequence, run
+//!   exists) writes nothing, and only then is the reason read; a request that writes one
+//!   statement (a create, an append, a document, a claim) is atomic as that statement is; one
+//!   that writes more (`mark_waiting`) does so inside its own savepoint, rolled back alone on an
+//!   error.
 //!   None of this undoes the other requests. The transaction is committed once (one fsync in WAL
 //!   with `synchronous = FULL`), and only then is each request answered; if the commit fails,
 //!   or SQLite rolled the transaction back itself (I/O error, full disk), every request of the
 //!   batch gets the error. A request that arrives during a commit waits for that commit and
 //!   its own.
+//! * Dropping the [`Writer`] (the last handle of the file in this process) closes the channel:
+//!   the thread commits every request queued before, then ends, and the drop waits for that
+//!   for at most [`DRAIN_BOUND`].
 //! * Leases: a claim sets owner, holder, token + 1 and expiry only when the run has no live
-//!   lease; every write checks owner, token and expiry in its own savepoint. Each registered
+//!   lease; every write checks owner, token and expiry in the statement that writes. Each registered
 //!   handle's leases are renewed by one statement every third of its ttl, and only while they
 //!   have not expired (a lapsed lease is never revived).
 
 use orchflow_core::RunId;
 use orchflow_core::store::{FlowKey, RunDocument, RunStatus, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -112,7 +119,8 @@ pub(crate) struct EntryRow {
     pub(crate) record: String,
     pub(crate) answered: Option<String>,
     pub(crate) state: Option<String>,
-    pub(crate) traces: Vec<String>,
+    /// The entry's traces as one JSON array, `None` when it has none.
+    pub(crate) traces: Option<String>,
 }
 
 /// What a request asks of the writer.
@@ -185,14 +193,53 @@ pub(crate) struct Request {
     pub(crate) reply: Option<ReplyTx>,
 }
 
-/// The writer of one file: its channel, and what readers and handles share.
+/// How long dropping a [`Writer`] waits for its thread to commit what is queued and stop.
+pub(crate) const DRAIN_BOUND: Duration = Duration::from_secs(5);
+
+/// The writer of one file: its channel, and what readers and handles share. Dropping it closes
+/// the channel and waits (at most [`DRAIN_BOUND`]) for the thread to commit every request
+/// queued before and stop.
 pub(crate) struct Writer {
-    pub(crate) tx: std::sync::Mutex<Sender<Request>>,
+    tx: Option<Sender<Request>>,
     pub(crate) counters: Arc<Counters>,
+    /// Disconnected when the writer thread has ended.
+    ended: std::sync::Mutex<Receiver<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Set once dropping the writer has drained it (or given up at the bound).
+    pub(crate) drained: Arc<Drained>,
+}
+
+/// A flag set once, with a bounded wait for it: a file being reopened while its previous
+/// writer drains waits for that drain, so requests queued before the reopening are committed
+/// before the new writer's.
+#[derive(Debug, Default)]
+pub(crate) struct Drained {
+    done: std::sync::Mutex<bool>,
+    changed: std::sync::Condvar,
+}
+
+impl Drained {
+    fn set(&self) {
+        *self.done.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.changed.notify_all();
+    }
+
+    /// Whether it is set.
+    pub(crate) fn is_set(&self) -> bool {
+        *self.done.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until set, at most `bound`.
+    pub(crate) fn wait(&self, bound: Duration) {
+        let done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = self
+            .changed
+            .wait_timeout_while(done, bound, |done| !*done)
+            .map_err(|p| p.into_inner());
+    }
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`.
     /// Starts the writer thread on `conn`, and the checkpointer thread on `checkpointer` (a
     /// second read-write connection to the same file).
     pub(crate) fn start(
@@ -208,9 +255,12 @@ impl Writer {
             .spawn(move || checkpoint_loop(&checkpointer, &commits))?;
         let counters = Arc::new(Counters::default());
         let thread_counters = Arc::clone(&counters);
-        std::thread::Builder::new()
+        let (alive, ended) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
             .name("orchflow-sqlite-writer".to_string())
             .spawn(move || {
+                // Dropped when the thread ends, however it ends: `ended` then disconnects.
+                let _alive = alive;
                 WriterThread {
                     conn,
                     location,
@@ -218,19 +268,47 @@ impl Writer {
                     owners: HashMap::new(),
                     next_beat: None,
                     committed: Some(committed),
+                    held: RefCell::default(),
                 }
                 .run(&rx)
             })?;
         Ok(Writer {
-            tx: std::sync::Mutex::new(tx),
+            tx: Some(tx),
             counters,
+            ended: std::sync::Mutex::new(ended),
+            thread: Some(thread),
+            drained: Arc::default(),
         })
     }
 
     /// Queues `op`; false when the writer thread is gone.
     pub(crate) fn send(&self, op: Op, reply: Option<ReplyTx>) -> bool {
-        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
-        tx.send(Request { op, reply }).is_ok()
+        self.tx
+            .as_ref()
+            .is_some_and(|tx| tx.send(Request { op, reply }).is_ok())
+    }
+}
+
+impl Drop for Writer {
+    /// Closes the channel; the thread commits what is queued (the channel yields every request
+    /// sent before it reports the close) and ends. Waits for that at most [`DRAIN_BOUND`], so
+    /// that a wedged disk cannot hang the process: past it, the thread is left to finish (or
+    /// not) on its own, and what it had not committed is lost as in a crash.
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        let ended = self.ended.get_mut().unwrap_or_else(|p| p.into_inner());
+        match ended.recv_timeout(DRAIN_BOUND) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                if let Some(thread) = self.thread.take() {
+                    // The thread has ended: this returns at once. A panic in it was already
+                    // reported; every request it had not answered got an error (its reply
+                    // sender dropped).
+                    let _ = thread.join();
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        self.drained.set();
     }
 }
 
@@ -244,6 +322,21 @@ struct WriterThread {
     next_beat: Option<Instant>,
     /// Tells the checkpointer a commit landed.
     committed: Option<SyncSender<()>>,
+    /// The runs this writer has written with a claim since it took it: see [`Held`].
+    held: RefCell<HashMap<RunId, Held>>,
+}
+
+/// What the writer knows of a run it appended to (or created) under a claim: the run's row
+/// number and, for that claim's token, the seq of its last entry. Sound while the claim holds:
+/// only the holder of a token writes under it, and every write of this process goes through this
+/// writer. An append under the same token checks the lease by row number and the sequence here,
+/// and writes with one statement; the row's lease is still checked by that statement. Forgotten
+/// on release and cancel, and all of it when a transaction fails (its appends are undone).
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    row: i64,
+    token: u64,
+    last: u64,
 }
 
 fn sql_error(op: &'static str, location: String, e: rusqlite::Error) -> StoreError {
@@ -390,6 +483,8 @@ impl WriterThread {
             }
             Err(e) => {
                 let _ = self.exec("ROLLBACK");
+                // The batch's appends are undone: what was remembered of them is wrong.
+                self.held.borrow_mut().clear();
                 for (tx, _) in replies {
                     if let Some(tx) = tx {
                         let _ = tx.send(Err(sql_error(
@@ -448,23 +543,18 @@ impl WriterThread {
         let sql = |e| sql_error("write", self.run_location(run), e);
         match op {
             Op::Create { row, owner } => {
-                let exists = self
+                // One statement: a run id already there inserts nothing.
+                let inserted = self
                     .conn
-                    .prepare_cached("SELECT 1 FROM runs WHERE run_id = ?1")
-                    .and_then(|mut s| s.exists([row.run_id.to_string()]))
-                    .map_err(sql)?;
-                if exists {
-                    return Err(StoreError::RunExists(row.run_id));
-                }
-                self.conn
                     .prepare_cached(
                         "INSERT INTO runs (run_id, flow, fingerprint, status, created_at, updated_at,
                          document, waiting, lease_owner, lease_holder, lease_token, lease_expires)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11)",
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11)
+                         ON CONFLICT (run_id) DO NOTHING",
                     )
                     .and_then(|mut s| {
                         s.execute(params![
-                            row.run_id.to_string(),
+                            key(&row.run_id, &mut [0; 36]),
                             row.flow,
                             row.fingerprint,
                             row.status,
@@ -478,6 +568,17 @@ impl WriterThread {
                         ])
                     })
                     .map_err(sql)?;
+                if inserted == 0 {
+                    return Err(StoreError::RunExists(row.run_id));
+                }
+                self.held.borrow_mut().insert(
+                    row.run_id,
+                    Held {
+                        row: self.conn.last_insert_rowid(),
+                        token: 1,
+                        last: 0,
+                    },
+                );
                 Ok(Reply::Token(1))
             }
             Op::Claim { run_id, owner } => {
@@ -548,56 +649,91 @@ impl WriterThread {
                 owner,
                 entry,
             } => {
-                let (row_no, last) = self.check(run_id, token, &owner.id, now)?;
-                if entry.seq != last + 1 {
-                    return Err(StoreError::OutOfSequence {
-                        run_id,
-                        last,
-                        found: entry.seq,
-                    });
-                }
                 let seq = i64::try_from(entry.seq).unwrap_or(i64::MAX);
-                let insert = || {
-                    self.conn
+                let token_value = i64::try_from(token).unwrap_or(i64::MAX);
+                let held = self.held.borrow().get(&run_id).copied();
+                if let Some(held) = held
+                    && held.token == token
+                    && entry.seq == held.last + 1
+                {
+                    let inserted = self
+                        .conn
                         .prepare_cached(
-                            "INSERT INTO journal (run, seq, record, answered, state)
-                             VALUES (?1, ?2, ?3, ?4, ?5)",
-                        )?
-                        .execute(params![
-                            row_no,
-                            seq,
-                            entry.record,
-                            entry.answered,
-                            entry.state
-                        ])?;
-                    if !entry.traces.is_empty() {
-                        let mut stmt = self.conn.prepare_cached(
-                            "INSERT INTO traces (run, seq, idx, trace) VALUES (?1, ?2, ?3, ?4)",
-                        )?;
-                        for (idx, trace) in entry.traces.iter().enumerate() {
-                            stmt.execute(params![row_no, seq, idx as i64, trace])?;
-                        }
+                            "INSERT INTO journal (run, seq, record, answered, state, traces)
+                             SELECT id, ?2, ?3, ?4, ?5, ?6 FROM runs
+                             WHERE id = ?1 AND lease_owner = ?7 AND lease_token = ?8
+                             AND lease_expires > ?9",
+                        )
+                        .and_then(|mut s| {
+                            s.execute(params![
+                                held.row,
+                                seq,
+                                entry.record,
+                                entry.answered,
+                                entry.state,
+                                entry.traces,
+                                owner.id,
+                                token_value,
+                                now,
+                            ])
+                        })
+                        .map_err(sql)?;
+                    if inserted == 1 {
+                        self.remember(run_id, held.row, token, entry.seq);
+                        return Ok(Reply::Done);
                     }
-                    Ok(())
-                };
-                if entry.traces.is_empty() {
-                    // One statement: atomic by itself.
-                    insert().map_err(sql)?;
-                } else {
-                    self.atomically(run, insert)?;
+                    return Err(self.refusal(run_id, token, &owner.id, now, Some(entry.seq)));
                 }
-                Ok(Reply::Done)
-            }
-            Op::PutDocument { token, owner, row } => {
-                self.check(row.run_id, token, &owner.id, now)?;
-                self.conn
+                // One statement, atomic by itself: the lease, the token, the expiry and the
+                // sequence are checked by the insert, so a refused append inserts nothing, and
+                // only then is the reason read.
+                let inserted = self
+                    .conn
                     .prepare_cached(
-                        "UPDATE runs SET flow = ?2, fingerprint = ?3, status = ?4, created_at = ?5,
-                         updated_at = ?6, document = ?7, waiting = ?8 WHERE run_id = ?1",
+                        "INSERT INTO journal (run, seq, record, answered, state, traces)
+                         SELECT id, ?2, ?3, ?4, ?5, ?6 FROM runs
+                         WHERE run_id = ?1 AND lease_owner = ?7 AND lease_token = ?8
+                         AND lease_expires > ?9
+                         AND (SELECT COALESCE(MAX(seq), 0) FROM journal WHERE run = runs.id)
+                             = ?2 - 1",
                     )
                     .and_then(|mut s| {
                         s.execute(params![
-                            row.run_id.to_string(),
+                            key(&run_id, &mut [0; 36]),
+                            seq,
+                            entry.record,
+                            entry.answered,
+                            entry.state,
+                            entry.traces,
+                            owner.id,
+                            token_value,
+                            now,
+                        ])
+                    })
+                    .map_err(sql)?;
+                if inserted == 1 {
+                    let row = self
+                        .conn
+                        .prepare_cached("SELECT run FROM journal WHERE rowid = last_insert_rowid()")
+                        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                        .map_err(sql)?;
+                    self.remember(run_id, row, token, entry.seq);
+                    return Ok(Reply::Done);
+                }
+                Err(self.refusal(run_id, token, &owner.id, now, Some(entry.seq)))
+            }
+            Op::PutDocument { token, owner, row } => {
+                let updated = self
+                    .conn
+                    .prepare_cached(
+                        "UPDATE runs SET flow = ?2, fingerprint = ?3, status = ?4, created_at = ?5,
+                         updated_at = ?6, document = ?7, waiting = ?8
+                         WHERE run_id = ?1 AND lease_owner = ?9 AND lease_token = ?10
+                         AND lease_expires > ?11",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            key(&row.run_id, &mut [0; 36]),
                             row.flow,
                             row.fingerprint,
                             row.status,
@@ -605,16 +741,23 @@ impl WriterThread {
                             row.updated_at,
                             row.json,
                             row.waiting,
+                            owner.id,
+                            i64::try_from(token).unwrap_or(i64::MAX),
+                            now,
                         ])
                     })
                     .map_err(sql)?;
-                Ok(Reply::Done)
+                if updated == 1 {
+                    return Ok(Reply::Done);
+                }
+                Err(self.refusal(row.run_id, token, &owner.id, now, None))
             }
             Op::Release {
                 run_id,
                 token,
                 owner,
             } => {
+                self.forget(run_id);
                 self.conn
                     .prepare_cached(
                         "UPDATE runs SET lease_owner = NULL, lease_holder = NULL, lease_expires = NULL
@@ -622,7 +765,7 @@ impl WriterThread {
                     )
                     .and_then(|mut s| {
                         s.execute(params![
-                            run_id.to_string(),
+                            key(&run_id, &mut [0; 36]),
                             i64::try_from(token).unwrap_or(i64::MAX),
                             owner
                         ])
@@ -664,6 +807,7 @@ impl WriterThread {
                 Ok(Reply::Count(unknown.len() as u64))
             }
             Op::Cancel { run_id } => {
+                self.forget(run_id);
                 let key = run_id.to_string();
                 let row: Option<(String, String)> = self
                     .conn
@@ -749,6 +893,48 @@ impl WriterThread {
         Ok(next)
     }
 
+    fn remember(&self, run_id: RunId, row: i64, token: u64, last: u64) {
+        self.held
+            .borrow_mut()
+            .insert(run_id, Held { row, token, last });
+    }
+
+    fn forget(&self, run_id: RunId) {
+        self.held.borrow_mut().remove(&run_id);
+    }
+
+    /// Why a guarded write of `owner` with `token` on `run_id` (an append of `seq`, or a
+    /// document when `None`) changed nothing: the run is missing, the claim is lost, or the
+    /// entry is out of sequence.
+    fn refusal(
+        &self,
+        run_id: RunId,
+        token: u64,
+        owner: &str,
+        now: i64,
+        seq: Option<u64>,
+    ) -> StoreError {
+        match self.check(run_id, token, owner, now) {
+            Err(e) => e,
+            Ok((_, last)) => match seq {
+                Some(found) if found != last + 1 => StoreError::OutOfSequence {
+                    run_id,
+                    last,
+                    found,
+                },
+                // The write's guard and the check read the same row in one transaction of the
+                // only writer: they cannot disagree unless the file changed under it.
+                _ => StoreError::Io {
+                    op: "write",
+                    location: format!("{} (run {run_id})", self.location),
+                    source: std::io::Error::other(
+                        "the write was refused, yet its claim and sequence check out",
+                    ),
+                },
+            },
+        }
+    }
+
     /// Whether the write of `owner` with `token` on `run_id` is honoured now; if so, the run's
     /// row number and the seq of its last journal entry (0 for none), read by one statement.
     fn check(
@@ -793,6 +979,11 @@ impl WriterThread {
             Some(_) => Err(StoreError::ClaimLost { run_id, token }),
         }
     }
+}
+
+/// `run_id` as SQLite stores it (lower-case hyphenated text), written into `buf`.
+fn key<'b>(run_id: &RunId, buf: &'b mut [u8; 36]) -> &'b str {
+    run_id.hyphenated().encode_lower(buf)
 }
 
 /// Copies committed WAL frames into the database file off the writer's path: a passive
@@ -885,14 +1076,14 @@ mod tests {
             record: format!("{{\"Point\":{seq}}}"),
             answered: None,
             state: None,
-            traces: vec!["{}".to_string(); 2],
+            traces: Some("[{},{}]".to_string()),
         }
     }
 
     const JOURNAL: &str =
         "SELECT count(*) FROM journal WHERE run = (SELECT id FROM runs WHERE run_id = ?1)";
-    const TRACES: &str =
-        "SELECT count(*) FROM traces WHERE run = (SELECT id FROM runs WHERE run_id = ?1)";
+    const TRACES: &str = "SELECT COALESCE(SUM(json_array_length(traces)), 0) FROM journal
+         WHERE run = (SELECT id FROM runs WHERE run_id = ?1)";
 
     fn thread(dir: &tempfile::TempDir) -> WriterThread {
         let path = dir.path().join("runs.db");
@@ -903,6 +1094,7 @@ mod tests {
             owners: HashMap::new(),
             next_beat: None,
             committed: None,
+            held: RefCell::default(),
         }
     }
 
@@ -1021,5 +1213,69 @@ mod tests {
         writer.commit(Vec::new(), true);
         assert!(expiry(&writer, live) > before, "renewed");
         assert_eq!(expiry(&writer, lapsed), 0, "a lapsed lease stays lapsed");
+    }
+
+    /// What the writer remembers of a run it appends to never lets a write through that the
+    /// file would refuse: a lapsed lease, a claim taken over (a new token), a seq out of order.
+    #[test]
+    fn remembered_runs_are_refused_as_the_file_says() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut writer = thread(&dir);
+        let first = owner(Duration::from_secs(30));
+        let second = Arc::new(Owner {
+            id: "owner-b".to_string(),
+            holder: "store handle owner-b (test)".to_string(),
+            ttl: Duration::from_secs(30),
+        });
+        let run = RunId::new_v4();
+        let one = |writer: &mut WriterThread, op| {
+            let (tx, mut rx) = oneshot::channel();
+            writer.commit(
+                vec![Request {
+                    op,
+                    reply: Some(tx),
+                }],
+                false,
+            );
+            match rx.try_recv().expect("answered") {
+                Ok(reply) => format!("{reply:?}"),
+                Err(StoreError::ClaimLost { token, .. }) => format!("lost {token}"),
+                Err(StoreError::OutOfSequence { last, found, .. }) => format!("seq {last}/{found}"),
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        };
+        let append = |owner: &Arc<Owner>, token, seq| Op::Append {
+            run_id: run,
+            token,
+            owner: Arc::clone(owner),
+            entry: entry(seq),
+        };
+        let create = Op::Create {
+            row: row(run),
+            owner: Arc::clone(&first),
+        };
+        assert_eq!(one(&mut writer, create), "Token(1)");
+        assert_eq!(one(&mut writer, append(&first, 1, 1)), "Done");
+        assert_eq!(one(&mut writer, append(&first, 1, 3)), "seq 1/3");
+        writer
+            .conn
+            .execute("UPDATE runs SET lease_expires = 0", [])
+            .expect("lapse");
+        assert_eq!(one(&mut writer, append(&first, 1, 2)), "lost 1");
+        let claim = Op::Claim {
+            run_id: run,
+            owner: Arc::clone(&second),
+        };
+        assert_eq!(one(&mut writer, claim), "Token(2)");
+        assert_eq!(one(&mut writer, append(&first, 1, 2)), "lost 1");
+        assert_eq!(one(&mut writer, append(&second, 2, 2)), "Done");
+        assert_eq!(one(&mut writer, append(&second, 2, 3)), "Done");
+        assert_eq!(one(&mut writer, append(&first, 2, 4)), "lost 2");
+        assert_eq!(one(&mut writer, append(&second, 2, 5)), "seq 3/5");
+        let count: i64 = writer
+            .conn
+            .query_row(JOURNAL, [run.to_string()], |r| r.get(0))
+            .expect("count");
+        assert_eq!(count, 3);
     }
 }

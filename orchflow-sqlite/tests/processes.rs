@@ -149,3 +149,74 @@ fn a_killed_holder_passes_its_run_on_when_its_lease_expires() {
         .expect("resume");
     assert_eq!(done.output, Some(2));
 }
+
+/// The child: submits a run (create, then the claim dropped at once), prints its id, and
+/// returns, as `main` would, dropping its store.
+fn submitter() {
+    let path = std::env::var(DB).expect("the database path");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async move {
+        let store = orchflow_sqlite::SqliteStore::open(&path).expect("open");
+        let run_id = flow! { inc }
+            .durable(store)
+            .submit(1)
+            .await
+            .expect("submit");
+        println!("SUBMITTED {run_id}");
+    });
+}
+
+/// A process that submits and returns from `main` commits the submit's release on its way
+/// out: another process claims the run at once, long before the submitter's 30 s lease would
+/// have expired.
+#[test]
+fn a_process_that_submits_and_exits_leaves_its_run_claimable_at_once() {
+    if std::env::var(ROLE).as_deref() == Ok("submitter") {
+        submitter();
+        // As a process whose `main` returned: its locals are dropped, and it exits at once
+        // (not after the test harness's own epilogue).
+        std::process::exit(0);
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("runs.db");
+    let output = Command::new(std::env::current_exe().expect("the test binary"))
+        .args([
+            "--exact",
+            "a_process_that_submits_and_exits_leaves_its_run_claimable_at_once",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ROLE, "submitter")
+        .env(DB, &path)
+        .stdout(Stdio::piped())
+        .output()
+        .expect("run the submitter");
+    assert!(output.status.success(), "{output:?}");
+    let exited = Instant::now();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let run_id: RunId = stdout
+        .split("SUBMITTED ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the submitter printed its run")
+        .parse()
+        .expect("a run id");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let store = orchflow_sqlite::SqliteStore::open(&path).expect("open");
+    assert_eq!(store.lease_ttl(), Duration::from_secs(30));
+    let claim = runtime
+        .block_on(store.claim(run_id))
+        .expect("the run is released, not busy until the submitter's lease expires");
+    assert!(exited.elapsed() < Duration::from_secs(5));
+    assert_eq!(claim.token(), 2, "the submitter's claim was the first");
+    let done = runtime
+        .block_on(flow! { inc }.durable(store.clone()).resume_claimed(claim))
+        .expect("resume");
+    assert_eq!(done.output, Some(2));
+}

@@ -6,8 +6,12 @@
 //! * (c) 1,000 durable runs of the same flow at once (tokio multi-thread).
 //!
 //! For each: checkpointed steps per second, and the latency of a step's save (the store's
-//! `append`), p50 and p99, also in units of the floor's mean fsync. The floor is measured
+//! `append`), p50 and p99, in units of the floor's mean fsync and, for (b) and (c), in units of
+//! the run's mean commit cycle (its wall time over its writer's commits). The floor is measured
 //! before and after the runs, and the faster of the two is the unit (the machine may be shared).
+//! "At most 2 fsyncs" means a save waits at most for the commit in progress and its own: 2
+//! cycles. In fsync units, with N saves in flight the mean latency is N / throughput (Little's
+//! law), whatever the commit cycle: the table's footnote prints that bound.
 //!
 //! `cargo run --release -p orchflow-bench --bin group_commit -- [--runs N] [--json FILE]`
 //! prints a table, and writes the figures as one JSON line to FILE when asked.
@@ -77,6 +81,8 @@ struct Row {
     p50: Duration,
     p99: Duration,
     mean: Duration,
+    /// The mean commit cycle (wall time over commits), for the store's rows.
+    cycle: Option<Duration>,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -100,6 +106,7 @@ fn row(name: &'static str, steps: u64, elapsed: Duration, mut lat: Vec<Duration>
         p50: percentile(&lat, 0.5),
         p99: percentile(&lat, 0.99),
         mean,
+        cycle: None,
     }
 }
 
@@ -180,6 +187,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         f.durable(store.clone()).run(0).await;
         taken(&store);
         let n = 50u64;
+        let before = store.inner.stats();
         let start = Instant::now();
         for i in 0..n {
             let run = f.durable(store.clone()).run(i).await;
@@ -188,12 +196,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         let elapsed = start.elapsed();
-        Ok::<_, Box<dyn std::error::Error>>(row(
-            "(b) one run at a time",
-            n * STEPS,
-            elapsed,
-            taken(&store),
-        ))
+        let commits = store.inner.stats().commits - before.commits;
+        let mut single = row("(b) one run at a time", n * STEPS, elapsed, taken(&store));
+        single.cycle = Some(elapsed / u32::try_from(commits.max(1)).unwrap_or(u32::MAX));
+        Ok::<_, Box<dyn std::error::Error>>(single)
     })?;
 
     // (c) `runs` runs at once.
@@ -217,13 +223,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let elapsed = start.elapsed();
         let after = store.inner.stats();
+        let mut concurrent = row(
+            "(c) 1,000 runs at once",
+            runs * STEPS,
+            elapsed,
+            taken(&store),
+        );
+        concurrent.cycle = Some(
+            elapsed / u32::try_from((after.commits - before.commits).max(1)).unwrap_or(u32::MAX),
+        );
         Ok::<_, Box<dyn std::error::Error>>((
-            row(
-                "(c) 1,000 runs at once",
-                runs * STEPS,
-                elapsed,
-                taken(&store),
-            ),
+            concurrent,
             (
                 after.commits - before.commits,
                 after.requests - before.requests,
@@ -248,20 +258,44 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let in_fsyncs = |d: Duration| d.as_secs_f64() / unit;
     println!("disk of {}", dir.display());
     println!(
-        "{:<26} {:>12} {:>10} {:>10} {:>9} {:>9}",
-        "", "steps/s", "p50", "p99", "p50/fsync", "p99/fsync"
+        "{:<26} {:>12} {:>10} {:>10} {:>9} {:>9} {:>10} {:>9} {:>9}",
+        "", "steps/s", "p50", "p99", "p50/fsync", "p99/fsync", "cycle", "p50/cycle", "p99/cycle"
     );
     for r in [&floor, &single, &concurrent] {
+        let (cycle, p50_cycles, p99_cycles) = match r.cycle {
+            Some(c) => (
+                format!("{c:.2?}"),
+                format!("{:.2}", r.p50.as_secs_f64() / c.as_secs_f64()),
+                format!("{:.2}", r.p99.as_secs_f64() / c.as_secs_f64()),
+            ),
+            None => ("-".to_string(), "-".to_string(), "-".to_string()),
+        };
         println!(
-            "{:<26} {:>12.0} {:>10.2?} {:>10.2?} {:>9.2} {:>9.2}",
+            "{:<26} {:>12.0} {:>10.2?} {:>10.2?} {:>9.2} {:>9.2} {:>10} {:>9} {:>9}",
             r.name,
             r.steps_per_s,
             r.p50,
             r.p99,
             in_fsyncs(r.p50),
-            in_fsyncs(r.p99)
+            in_fsyncs(r.p99),
+            cycle,
+            p50_cycles,
+            p99_cycles,
         );
     }
+    let cycle_c = concurrent.cycle.unwrap_or(Duration::ZERO).as_secs_f64();
+    let in_cycles = |d: Duration| d.as_secs_f64() / cycle_c.max(f64::MIN_POSITIVE);
+    // Little's law: with `runs` saves in flight, the mean latency is in-flight / throughput.
+    let little = runs as f64 / concurrent.steps_per_s;
+    println!(
+        "cycle: the run's wall time over its writer's commits. \"<= 2 fsyncs\" means a save waits \
+         at most for the commit in progress and its own: <= 2 cycles. In fsync units, {runs} \
+         saves in flight at {:.0} steps/s wait {:.2} ms = {:.1} fsyncs on average whatever the \
+         commit (Little's law: in-flight / throughput).",
+        concurrent.steps_per_s,
+        little * 1e3,
+        little / unit,
+    );
     let ratio_c = concurrent.steps_per_s / floor.steps_per_s;
     let ratio_b = single.steps_per_s / floor.steps_per_s;
     println!(
@@ -274,13 +308,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!(
         "writer in (c): applying {:.1} µs per request, committing {:.2} ms per commit; \
-         busy {:.0}% of the run; a commit cycle {:.2} ms, save p50 {:.2} and p99 {:.2} cycles",
+         busy {:.0}% of the run",
         commits.2.as_secs_f64() * 1e6 / commits.1.max(1) as f64,
         commits.3.as_secs_f64() * 1e3 / commits.0.max(1) as f64,
         (commits.2 + commits.3).as_secs_f64() * 100.0 / commits.4.as_secs_f64(),
-        commits.4.as_secs_f64() * 1e3 / commits.0.max(1) as f64,
-        concurrent.p50.as_secs_f64() * commits.0 as f64 / commits.4.as_secs_f64(),
-        concurrent.p99.as_secs_f64() * commits.0 as f64 / commits.4.as_secs_f64(),
     );
     let line = format!(
         concat!(
@@ -289,6 +320,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "\"concurrent_runs\":{},\"concurrent_steps_per_s\":{:.1},",
             "\"concurrent_p50_us\":{:.1},\"concurrent_p99_us\":{:.1},",
             "\"concurrent_p50_fsyncs\":{:.2},\"concurrent_p99_fsyncs\":{:.2},",
+            "\"concurrent_cycle_us\":{:.1},\"concurrent_p50_cycles\":{:.2},",
+            "\"concurrent_p99_cycles\":{:.2},\"littles_law_fsyncs\":{:.2},",
             "\"throughput_vs_fsync\":{:.2},\"commits\":{},\"requests\":{}}}"
         ),
         floor.mean.as_secs_f64() * 1e6,
@@ -302,6 +335,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         concurrent.p99.as_secs_f64() * 1e6,
         in_fsyncs(concurrent.p50),
         in_fsyncs(concurrent.p99),
+        cycle_c * 1e6,
+        in_cycles(concurrent.p50),
+        in_cycles(concurrent.p99),
+        little / unit,
         ratio_c,
         commits.0,
         commits.1,
