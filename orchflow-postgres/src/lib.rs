@@ -62,12 +62,15 @@
 
 mod codec;
 mod lease;
+mod options;
 mod pool;
 mod schema;
+mod sql;
 mod store;
 
+pub use options::PostgresOptions;
 pub use schema::SCHEMA_VERSION;
-pub use store::{PostgresOptions, PostgresStore};
+pub use store::PostgresStore;
 /// The driver, for its `Config` and error types.
 pub use tokio_postgres;
 

@@ -1,4 +1,4 @@
-//! [`PostgresStore`]: the store value, its options, and its [`CheckpointStore`] and
+//! [`PostgresStore`]: the store value and its [`CheckpointStore`] and
 //! [`RunQueue`] implementations.
 //!
 //! Invariants: every write is one SQL statement (or one transaction) that checks the claim
@@ -14,8 +14,10 @@ use crate::codec::{
     parse_document, parse_entry, parse_trace, stored_time, token_of, token_sql,
 };
 use crate::lease::{self, Held, Hold};
+use crate::options::PostgresOptions;
 use crate::pool::{Conn, Pool};
 use crate::schema;
+use crate::sql::*;
 use orchflow_core::RunId;
 use orchflow_core::StepTrace;
 use orchflow_core::store::{
@@ -25,124 +27,6 @@ use orchflow_core::store::{
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio_postgres::types::ToSql;
-
-/// How a [`PostgresStore`] connects: the schema its tables live in, its pool size, the
-/// length of its leases and how often it renews them.
-///
-/// ```
-/// use orchflow_postgres::PostgresOptions;
-/// use std::time::Duration;
-/// let options = PostgresOptions::new()
-///     .schema("orchflow_staging")
-///     .pool_size(4)
-///     .lease_ttl(Duration::from_secs(10));
-/// assert_eq!(options.heartbeat_interval(), Duration::from_secs(10) / 3);
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PostgresOptions {
-    schema: String,
-    pool_size: usize,
-    lease_ttl: Duration,
-    heartbeat: Option<Duration>,
-}
-
-impl Default for PostgresOptions {
-    fn default() -> Self {
-        PostgresOptions {
-            schema: "orchflow".to_string(),
-            pool_size: 8,
-            lease_ttl: Duration::from_secs(30),
-            heartbeat: None,
-        }
-    }
-}
-
-impl PostgresOptions {
-    /// The defaults: schema `orchflow`, 8 connections, 30-second leases renewed every 10 s.
-    pub fn new() -> Self {
-        PostgresOptions::default()
-    }
-
-    /// The schema the store's tables live in (created if missing). A lowercase SQL identifier:
-    /// a letter or `_`, then letters, digits or `_`, at most 63 bytes; anything else is
-    /// refused at connect with [`PostgresError::InvalidOption`].
-    pub fn schema(mut self, name: impl Into<String>) -> Self {
-        self.schema = name.into();
-        self
-    }
-
-    /// At most this many connections per store handle (at least 1). Each operation uses one
-    /// connection; the heartbeat and releases borrow one briefly.
-    pub fn pool_size(mut self, size: usize) -> Self {
-        self.pool_size = size;
-        self
-    }
-
-    /// How long a claim stays valid without being renewed: a worker that dies loses its runs
-    /// this long after its last heartbeat. Between 100 ms and one day.
-    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
-        self.lease_ttl = ttl;
-        self
-    }
-
-    /// How often the handle renews its leases; a third of the lease ttl unless set. An
-    /// interval longer than the ttl lets leases lapse between heartbeats (what a test of a
-    /// dead worker wants, and nothing else). At least 10 ms.
-    pub fn heartbeat_every(mut self, interval: Duration) -> Self {
-        self.heartbeat = Some(interval);
-        self
-    }
-
-    /// The schema name.
-    pub fn schema_name(&self) -> &str {
-        &self.schema
-    }
-
-    /// The lease ttl.
-    pub fn ttl(&self) -> Duration {
-        self.lease_ttl
-    }
-
-    /// How often leases are renewed.
-    pub fn heartbeat_interval(&self) -> Duration {
-        self.heartbeat.unwrap_or(self.lease_ttl / 3)
-    }
-
-    /// Refuses options no store can work with.
-    fn validate(&self) -> Result<(), PostgresError> {
-        let s = &self.schema;
-        let valid = !s.is_empty()
-            && s.len() <= 63
-            && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-            && s.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-            && !s.starts_with("pg_");
-        if !valid {
-            return Err(PostgresError::InvalidOption(format!(
-                "schema {s:?}: a schema name is a lowercase letter or `_`, then lowercase \
-                 letters, digits or `_`, at most 63 bytes, not starting with `pg_`"
-            )));
-        }
-        if self.pool_size == 0 {
-            return Err(PostgresError::InvalidOption(
-                "pool_size 0: a store needs at least one connection".to_string(),
-            ));
-        }
-        if !(Duration::from_millis(100)..=Duration::from_secs(86_400)).contains(&self.lease_ttl) {
-            return Err(PostgresError::InvalidOption(format!(
-                "lease_ttl {:?}: between 100 ms and one day",
-                self.lease_ttl
-            )));
-        }
-        if self.heartbeat_interval() < Duration::from_millis(10) {
-            return Err(PostgresError::InvalidOption(format!(
-                "heartbeat interval {:?}: at least 10 ms",
-                self.heartbeat_interval()
-            )));
-        }
-        Ok(())
-    }
-}
 
 /// What a handle shares with its clones, its claims and its heartbeat.
 pub(crate) struct Inner {
@@ -223,87 +107,6 @@ impl std::fmt::Debug for PostgresStore {
             .finish_non_exhaustive()
     }
 }
-
-const CREATE: &str = "INSERT INTO runs
-    (run_id, flow, fingerprint, status, created_at, updated_at, document, waiting, owner, token,
-     lease_expires)
-    VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9, 1,
-            clock_timestamp() + $10::float8 * interval '1 second')
-    ON CONFLICT (run_id) DO NOTHING
-    RETURNING token";
-
-const CLAIM: &str = "UPDATE runs SET token = token + 1, owner = $2,
-        lease_expires = clock_timestamp() + $3::float8 * interval '1 second'
-    WHERE run_id = $1 AND (owner IS NULL OR lease_expires < clock_timestamp())
-    RETURNING token";
-
-const HOLDER: &str = "SELECT owner FROM runs WHERE run_id = $1";
-
-const EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM runs WHERE run_id = $1)";
-
-const PUT: &str = "UPDATE runs SET flow = $4, fingerprint = $5, status = $6, created_at = $7,
-        updated_at = $8, document = $9::text::jsonb, waiting = $10
-    WHERE run_id = $1 AND token = $2 AND owner = $3 AND lease_expires > clock_timestamp()";
-
-const APPEND: &str = "WITH guard AS (
-        SELECT run_id FROM runs
-        WHERE run_id = $1 AND token = $2 AND owner = $3 AND lease_expires > clock_timestamp()
-        FOR UPDATE
-    ), last AS (
-        SELECT coalesce(max(seq), 0) AS seq FROM journal WHERE run_id = $1
-    ), entry AS (
-        INSERT INTO journal (run_id, seq, entry)
-        SELECT $1, $4::bigint, $5::text::jsonb FROM guard, last WHERE last.seq = $4::bigint - 1
-        RETURNING seq
-    ), traced AS (
-        INSERT INTO traces (run_id, seq, idx, trace)
-        SELECT $1, $4::bigint, t.ord - 1, t.trace::jsonb
-        FROM guard, last, unnest($6::text[]) WITH ORDINALITY AS t(trace, ord)
-        WHERE last.seq = $4::bigint - 1
-    )
-    SELECT (SELECT count(*) FROM guard), (SELECT seq FROM last), (SELECT count(*) FROM entry)";
-
-const LAST_SEQ: &str = "SELECT coalesce(max(seq), 0) FROM journal WHERE run_id = $1";
-
-const DOCUMENT: &str = "SELECT document::text FROM runs WHERE run_id = $1";
-
-const JOURNAL: &str =
-    "SELECT seq, entry::text FROM journal WHERE run_id = $1 AND seq > $2 ORDER BY seq";
-
-const TRACES: &str =
-    "SELECT seq, trace::text FROM traces WHERE run_id = $1 AND seq > $2 ORDER BY seq, idx";
-
-const CLAIM_NEXT: &str = "WITH next AS (
-        SELECT run_id FROM runs
-        WHERE status IN ('queued', 'running')
-          AND (owner IS NULL OR lease_expires < clock_timestamp())
-          AND (flow, fingerprint) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-        ORDER BY created_at, run_id
-        LIMIT 1
-        FOR UPDATE SKIP LOCKED
-    )
-    UPDATE runs SET token = runs.token + 1, owner = $3,
-        lease_expires = clock_timestamp() + $4::float8 * interval '1 second',
-        waiting = NULL,
-        document = CASE WHEN jsonb_typeof(runs.document) = 'object'
-                        THEN runs.document - 'waiting' ELSE runs.document END
-    FROM next WHERE runs.run_id = next.run_id
-    RETURNING runs.run_id, runs.token";
-
-const MARK_WAITING: &str = "UPDATE runs SET waiting = $3,
-        document = CASE WHEN jsonb_typeof(document) = 'object'
-                        THEN jsonb_set(document, '{waiting}', to_jsonb($3::text))
-                        ELSE document END
-    WHERE status IN ('queued', 'running')
-      AND (owner IS NULL OR lease_expires < clock_timestamp())
-      AND waiting IS NULL
-      AND (flow, fingerprint) NOT IN (SELECT * FROM unnest($1::text[], $2::text[]))";
-
-const CANCEL_READ: &str = "SELECT document::text FROM runs WHERE run_id = $1 FOR UPDATE";
-
-const CANCEL: &str = "UPDATE runs SET status = 'cancelled', document = $2::text::jsonb,
-        updated_at = $3, waiting = NULL, token = token + 1, owner = NULL, lease_expires = NULL
-    WHERE run_id = $1";
 
 impl PostgresStore {
     /// Connects to the database at `url` with the default [`PostgresOptions`] (schema
@@ -558,67 +361,6 @@ fn lost(claim: &Claim) -> StoreError {
     StoreError::ClaimLost {
         run_id: claim.run_id(),
         token: claim.token(),
-    }
-}
-
-/// The flows' names and fingerprints as two arrays, for `unnest`.
-fn flow_arrays(flows: &[FlowKey]) -> (Vec<&str>, Vec<&str>) {
-    flows
-        .iter()
-        .map(|k| (k.name.as_str(), k.fingerprint.as_str()))
-        .unzip()
-}
-
-/// The `WHERE` clause and parameters of a listing; `$1` and on are the filters' values, the
-/// keyset bound comes last.
-struct Listing {
-    sql: String,
-    flow: Option<String>,
-    status: Option<&'static str>,
-    since: Option<i64>,
-    until: Option<i64>,
-}
-
-impl Listing {
-    fn new(query: &RunQuery, with_cursor: bool, with_limit: bool) -> Listing {
-        let mut clauses = Vec::new();
-        let mut n = 0;
-        let mut param = || {
-            n += 1;
-            format!("${n}")
-        };
-        if query.flow.is_some() {
-            clauses.push(format!("flow = {}", param()));
-        }
-        if query.status.is_some() {
-            clauses.push(format!("status = {}", param()));
-        }
-        if query.since.is_some() {
-            clauses.push(format!("created_at >= {}", param()));
-        }
-        if query.until.is_some() {
-            clauses.push(format!("created_at < {}", param()));
-        }
-        if with_cursor {
-            let (t, id) = (param(), param());
-            clauses.push(format!("(created_at, run_id) < ({t}::bigint, {id}::uuid)"));
-        }
-        let mut sql = "SELECT run_id, created_at, document::text FROM runs".to_string();
-        if !clauses.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&clauses.join(" AND "));
-        }
-        sql.push_str(" ORDER BY created_at DESC, run_id DESC");
-        if with_limit {
-            sql.push_str(&format!(" LIMIT {}", param()));
-        }
-        Listing {
-            sql,
-            flow: query.flow.clone(),
-            status: query.status.as_ref().map(RunStatus::as_str),
-            since: query.since.map(nanos_clamped),
-            until: query.until.map(nanos_clamped),
-        }
     }
 }
 
