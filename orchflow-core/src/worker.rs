@@ -173,7 +173,10 @@ async fn lost(store: &dyn CheckpointStore, run_id: RunId, e: StoreError) -> Outc
 /// ```
 pub struct Worker<Q: ?Sized> {
     store: Arc<Q>,
-    flows: BTreeMap<FlowKey, Arc<dyn Runner>>,
+    /// The same store, as the runners take it (made once, not per run).
+    runs_store: Arc<dyn CheckpointStore>,
+    /// The registry, shared with the runs in flight.
+    flows: Arc<BTreeMap<FlowKey, Arc<dyn Runner>>>,
     name: String,
     concurrency: usize,
     poll: Duration,
@@ -194,8 +197,9 @@ impl<Q: RunQueue + ?Sized + 'static> Worker<Q> {
             .map(|h| h.trim().to_string())
             .unwrap_or_else(|_| "localhost".to_string());
         Worker {
+            runs_store: Arc::new(Arc::clone(&store)),
             store,
-            flows: BTreeMap::new(),
+            flows: Arc::default(),
             name: format!("{host}:{}", std::process::id()),
             concurrency: 16,
             poll: Duration::from_millis(200),
@@ -222,7 +226,7 @@ impl<Q: RunQueue + ?Sized + 'static> Worker<Q> {
         let runner = FlowRunner {
             flow: Arc::new(flow),
         };
-        self.flows.insert(key, Arc::new(runner));
+        Arc::make_mut(&mut self.flows).insert(key, Arc::new(runner));
         self
     }
 
@@ -254,17 +258,16 @@ impl<Q: RunQueue + ?Sized + 'static> Worker<Q> {
     pub async fn run_one(&self) -> Result<Option<Report>, StoreError> {
         let keys = self.flows();
         match self.store.claim_next(&keys).await? {
-            Some(claim) => Ok(Some(self.start(claim, &keys).await)),
+            Some(claim) => Ok(Some(self.start(claim).await)),
             None => Ok(None),
         }
     }
 
     /// Runs the run `claim` holds with its flow's runner.
-    fn start(&self, claim: Claim, keys: &[FlowKey]) -> BoxFuture<Report> {
-        let store: Arc<dyn CheckpointStore> = Arc::new(Arc::clone(&self.store));
+    fn start(&self, claim: Claim) -> BoxFuture<Report> {
+        let store = Arc::clone(&self.runs_store);
         let run_id = claim.run_id();
-        let flows = self.flows.clone();
-        let keys = keys.to_vec();
+        let flows = Arc::clone(&self.flows);
         Box::pin(async move {
             // `claim_next` hands out only runs of known flows; the key is read back to tell
             // which one.
@@ -289,7 +292,8 @@ impl<Q: RunQueue + ?Sized + 'static> Worker<Q> {
                 Some(runner) => runner.run(store, claim).await,
                 None => Outcome::Refused(format!(
                     "the store handed out run {run_id} of {key}, which this worker does not know (it knows {})",
-                    keys.iter()
+                    flows
+                        .keys()
                         .map(ToString::to_string)
                         .collect::<Vec<_>>()
                         .join(", ")
@@ -345,7 +349,7 @@ impl<Q: RunQueue + ?Sized + 'static> Worker<Q> {
                     Ok(Some(claim)) => {
                         stats.taken += 1;
                         noted = false;
-                        tasks.spawn(self.start(claim, &keys));
+                        tasks.spawn(self.start(claim));
                     }
                     Ok(None) => {
                         idle = true;
