@@ -521,7 +521,18 @@ where
         state: impl FnOnce(Option<serde_json::Value>) -> Result<N::State, ResumeError>,
         answer: Option<(Option<&str>, String)>,
     ) -> Result<FlowResult<O, N::State>, ResumeError> {
-        let (launch, done, saved) = self.load(run_id, answer).await?;
+        let loaded = self.load(run_id, answer).await?;
+        self.run_loaded(run_id, loaded, state).await
+    }
+
+    /// Runs a loaded checkpoint to its next stop (or returns a completed run's result), with
+    /// the shared state `state` makes from the saved one.
+    pub(crate) async fn run_loaded(
+        &self,
+        run_id: RunId,
+        (launch, done, saved): load::Loaded<I, O, P>,
+        state: impl FnOnce(Option<serde_json::Value>) -> Result<N::State, ResumeError>,
+    ) -> Result<FlowResult<O, N::State>, ResumeError> {
         let state = state(saved).map_err(|e| e.at(self.store.location(run_id)))?;
         match (launch, done) {
             (Some(launch), _) => Ok(self.flow.execute(launch, state, None).await),

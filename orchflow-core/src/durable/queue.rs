@@ -53,15 +53,9 @@ where
         N::State: Default,
     {
         let run_id = claim.run_id();
-        let (launch, done, saved) = self.load_claimed(claim, None).await?;
-        let state = self
-            .restored_state(saved)
-            .map_err(|e| e.at(self.store.location(run_id)))?;
-        match (launch, done) {
-            (Some(launch), _) => Ok(self.flow.execute(launch, state, None).await),
-            (None, Some(done)) => Ok(done.into_result(state, self.flow.info.name)),
-            (None, None) => Err(ResumeError::NotFound(run_id)),
-        }
+        let loaded = self.load_claimed(claim, None).await?;
+        self.run_loaded(run_id, loaded, |saved| self.restored_state(saved))
+            .await
     }
 
     /// Records the answer to a question of a suspended run and makes the run runnable for a
