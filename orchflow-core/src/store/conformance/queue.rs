@@ -9,6 +9,11 @@ fn key(name: &str) -> FlowKey {
     FlowKey::new(name, "0123456789abcdef")
 }
 
+/// The run `claim_next` hands out, if any; a store error fails the case.
+async fn next<S: RunQueue + ?Sized>(store: &S, flows: &[FlowKey]) -> Option<Claim> {
+    store.claim_next(flows).await.expect("claim_next")
+}
+
 /// A run of `flow` with `status`, created `offset` seconds from the base time and released.
 async fn run_of<S: CheckpointStore + ?Sized>(
     store: &S,
@@ -27,11 +32,7 @@ async fn run_of<S: CheckpointStore + ?Sized>(
 /// that claim.
 async fn taken_with_one_entry<S: RunQueue + ?Sized>(store: &S) -> (RunId, Claim) {
     let run_id = run_of(store, "plan", RunStatus::Queued, 0).await;
-    let claim = store
-        .claim_next(&[key("plan")])
-        .await
-        .expect("claim_next")
-        .expect("a run");
+    let claim = next(store, &[key("plan")]).await.expect("a run");
     assert_eq!(claim.run_id(), run_id);
     store.append(&claim, &entry(1)).await.expect("append");
     (run_id, claim)
@@ -46,13 +47,7 @@ where
 {
     let store = fixture.open().await;
     let known = [key("plan"), key("act")];
-    assert!(
-        store
-            .claim_next(&known)
-            .await
-            .expect("claim_next")
-            .is_none()
-    );
+    assert!(next(&store, &known).await.is_none());
     let queued = run_of(&store, "plan", RunStatus::Queued, 20).await;
     let orphan = run_of(&store, "act", RunStatus::Running, 10).await;
     for status in [
@@ -73,26 +68,12 @@ where
     let held = store.create(&held_doc).await.expect("create");
 
     let other = fixture.open().await;
-    let first = other
-        .claim_next(&known)
-        .await
-        .expect("claim_next")
-        .expect("a run");
+    let first = next(&other, &known).await.expect("a run");
     assert_eq!(first.run_id(), orphan, "the oldest runnable run first");
-    let second = store
-        .claim_next(&known)
-        .await
-        .expect("claim_next")
-        .expect("a run");
+    let second = next(&store, &known).await.expect("a run");
     assert_eq!(second.run_id(), queued);
     assert!(second.token() > 0);
-    assert!(
-        store
-            .claim_next(&known)
-            .await
-            .expect("claim_next")
-            .is_none()
-    );
+    assert!(next(&store, &known).await.is_none());
     busy(&other.claim(queued).await, queued);
 
     // A claim from `claim_next` is a claim: writes with it land.
@@ -100,29 +81,15 @@ where
     // Dropped half-way, the run is runnable again, with a greater token.
     let token = second.token();
     drop(second);
-    let again = other
-        .claim_next(&known)
-        .await
-        .expect("claim_next")
-        .expect("a run");
+    let again = next(&other, &known).await.expect("a run");
     assert_eq!(again.run_id(), queued);
     assert!(again.token() > token);
     // The held run becomes runnable when its writer lets go.
     drop(held);
-    let last = store
-        .claim_next(&known)
-        .await
-        .expect("claim_next")
-        .expect("a run");
+    let last = next(&store, &known).await.expect("a run");
     assert_eq!(last.run_id(), held_doc.run_id);
-    assert!(
-        store
-            .claim_next(&known)
-            .await
-            .expect("claim_next")
-            .is_none()
-    );
-    assert!(store.claim_next(&[]).await.expect("claim_next").is_none());
+    assert!(next(&store, &known).await.is_none());
+    assert!(next(&store, &[]).await.is_none());
 }
 
 /// Workers race for queued runs through handles of their own: every run is handed out exactly
@@ -143,7 +110,7 @@ where
         workers.push(tokio::spawn(async move {
             let store = fixture.open().await;
             let mut claims = Vec::new();
-            while let Some(claim) = store.claim_next(&[key("plan")]).await.expect("claim_next") {
+            while let Some(claim) = next(&store, &[key("plan")]).await {
                 claims.push(claim);
             }
             claims
@@ -216,11 +183,7 @@ where
             .all(|d| d.waiting.as_deref() == Some(reason))
     );
 
-    let claim = store
-        .claim_next(&[key("other")])
-        .await
-        .expect("claim_next")
-        .expect("a run");
+    let claim = next(&store, &[key("other")]).await.expect("a run");
     assert_eq!(claim.run_id(), unknown);
     assert_eq!(waiting(unknown).await, None, "claiming clears the note");
 }
@@ -254,13 +217,7 @@ where
     let saved = store.load(run_id).await.expect("load").expect("a run");
     assert_eq!(saved.document.status, RunStatus::Cancelled);
     assert_eq!(saved.journal, [entry(1)]);
-    assert!(
-        store
-            .claim_next(&[key("plan")])
-            .await
-            .expect("claim_next")
-            .is_none()
-    );
+    assert!(next(&store, &[key("plan")]).await.is_none());
     assert_eq!(
         store.cancel(run_id).await.expect("cancel"),
         RunStatus::Cancelled
@@ -291,10 +248,8 @@ where
         "the fixture's lapse did nothing: implement it, or call the macro with `leases: skipped`"
     );
     let other = fixture.open().await;
-    let fresh = other
-        .claim_next(&[key("plan")])
+    let fresh = next(&other, &[key("plan")])
         .await
-        .expect("claim_next")
         .expect("the lapsed run is runnable");
     assert_eq!(fresh.run_id(), run_id);
     assert!(fresh.token() > stale.token());
