@@ -134,6 +134,7 @@ use kill_harness::{
     wait_uninterrupted, was_killed,
 };
 
+use orchflow::graph::FlowGraph;
 use orchflow::store::{
     Checkpoint, Claim, JournalEntry, PointRecord, RunDocument, RunStatus, StoreError, StoreFuture,
 };
@@ -672,6 +673,14 @@ impl CheckpointStore for Tattler {
     ) -> StoreFuture<'a, orchflow::store::RunListing> {
         self.inner.list_runs(query)
     }
+
+    fn put_graph<'a>(&'a self, graph: &'a FlowGraph) -> StoreFuture<'a, ()> {
+        self.inner.put_graph(graph)
+    }
+
+    fn graph<'a>(&'a self, fingerprint: &'a str) -> StoreFuture<'a, Option<FlowGraph>> {
+        self.inner.graph(fingerprint)
+    }
 }
 
 // ----- the reference: an uninterrupted run -----
@@ -735,6 +744,14 @@ impl CheckpointStore for Recorder {
         query: &'a orchflow::store::RunQuery,
     ) -> StoreFuture<'a, orchflow::store::RunListing> {
         self.inner.list_runs(query)
+    }
+
+    fn put_graph<'a>(&'a self, graph: &'a FlowGraph) -> StoreFuture<'a, ()> {
+        self.inner.put_graph(graph)
+    }
+
+    fn graph<'a>(&'a self, fingerprint: &'a str) -> StoreFuture<'a, Option<FlowGraph>> {
+        self.inner.graph(fingerprint)
     }
 }
 

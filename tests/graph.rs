@@ -172,3 +172,28 @@ async fn every_trace_and_event_is_on_the_graph() {
     }
     assert!(seen >= 16);
 }
+
+/// A durable run, and a submitted one, give the store the flow's graph with its nested flows,
+/// so that a tool with only the store can draw the run.
+#[tokio::test]
+async fn durable_runs_keep_their_flow_graph_in_the_store() {
+    use orchflow::MemoryStore;
+    use orchflow::store::CheckpointStore;
+    let inner = flow! { #[flow(name = "inner")] careful => double };
+    let f = flow! { #[flow(name = "outer")] careful => (inner) };
+    let store = MemoryStore::default();
+    assert_eq!(store.graph(&f.fingerprint()).await.unwrap(), None);
+    let run = f.durable(store.clone()).run(1).await;
+    assert!(run.success);
+    let kept = store.graph(&f.fingerprint()).await.unwrap().expect("kept");
+    assert_eq!(kept, f.graph());
+    assert_eq!(kept.flows.len(), 1, "with the nested flow");
+
+    let g = flow! { #[flow(name = "queued")] double };
+    let fresh = MemoryStore::default();
+    g.durable(fresh.clone()).submit(2).await.unwrap();
+    assert_eq!(
+        fresh.graph(&g.fingerprint()).await.unwrap(),
+        Some(g.graph())
+    );
+}

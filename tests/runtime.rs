@@ -830,6 +830,18 @@ async fn a_checkpoint_is_not_counted_in_the_next_step() {
         ) -> orchflow::store::StoreFuture<'a, orchflow::store::RunListing> {
             self.0.list_runs(query)
         }
+        fn put_graph<'a>(
+            &'a self,
+            graph: &'a orchflow::graph::FlowGraph,
+        ) -> orchflow::store::StoreFuture<'a, ()> {
+            self.0.put_graph(graph)
+        }
+        fn graph<'a>(
+            &'a self,
+            fingerprint: &'a str,
+        ) -> orchflow::store::StoreFuture<'a, Option<orchflow::graph::FlowGraph>> {
+            self.0.graph(fingerprint)
+        }
     }
     let f = flow! { inc => double };
     let r = f

@@ -212,6 +212,24 @@ pub enum EdgeKind {
     Repeat,
 }
 
+/// Reads a fingerprint as run documents and graphs write it: exactly 16 lowercase hex digits.
+/// Anything else (a path, upper case, a sign, another length) is `None`.
+///
+/// ```
+/// use orchflow::graph::parse_fingerprint;
+/// assert_eq!(parse_fingerprint("00000000000000ab"), Some(0xab));
+/// assert_eq!(parse_fingerprint("00000000000000AB"), None);
+/// assert_eq!(parse_fingerprint("../../etc/passwd"), None);
+/// ```
+pub fn parse_fingerprint(text: &str) -> Option<u64> {
+    let hex = text.len() == 16 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if hex {
+        u64::from_str_radix(text, 16).ok()
+    } else {
+        None
+    }
+}
+
 /// Fingerprints as 16 hex digits: exact in JSON readers whose numbers are doubles.
 mod hex {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};

@@ -23,6 +23,7 @@
 //! `cargo run --release -p orchflow-bench --bin group_commit -- [--runs N] [--rounds R] [--json FILE]`
 //! prints a table, and writes the figures as one JSON line to FILE when asked.
 
+use orchflow::graph::FlowGraph;
 use orchflow::store::{
     Checkpoint, CheckpointStore, Claim, JournalEntry, RunDocument, RunListing, RunQuery,
     StoreFuture,
@@ -135,6 +136,14 @@ impl CheckpointStore for Timed {
     }
     fn list_runs<'a>(&'a self, query: &'a RunQuery) -> StoreFuture<'a, RunListing> {
         self.inner.list_runs(query)
+    }
+
+    fn put_graph<'a>(&'a self, graph: &'a FlowGraph) -> StoreFuture<'a, ()> {
+        self.inner.put_graph(graph)
+    }
+
+    fn graph<'a>(&'a self, fingerprint: &'a str) -> StoreFuture<'a, Option<FlowGraph>> {
+        self.inner.graph(fingerprint)
     }
 }
 

@@ -9,7 +9,7 @@ use crate::flow::{Driver, DurableLaunch, Launch};
 use crate::result::FlowResult;
 use crate::step::bounds::StateReq;
 use crate::store::{
-    Checkpoint, Claim, JournalEntry, PendingInput, PointRecord, RunDocument, RunStatus, StoreError,
+    Checkpoint, Claim, JournalEntry, PointRecord, RunDocument, RunStatus, StoreError,
 };
 use crate::trace::{StepTrace, Traces};
 use std::sync::Arc;
@@ -86,7 +86,9 @@ where
         let (mut document, journal) = self.read_claimed(&claim).await?;
         let answer = match answer {
             None => None,
-            Some((name, text)) => Some((answered_question(&document, name)?, text)),
+            Some((name, text)) => {
+                Some((crate::store::ops::answered_question(&document, name)?, text))
+            }
         };
         let undecodable = |what| {
             let location = location.clone();
@@ -200,53 +202,6 @@ pub(crate) type Loaded<I, O, P> = (
     Option<Done<O>>,
     Option<serde_json::Value>,
 );
-
-/// The question an answer is for: the one named (by position, or by step when that is
-/// unambiguous), or the only one pending.
-pub(crate) fn answered_question(
-    document: &RunDocument,
-    name: Option<&str>,
-) -> Result<String, ResumeError> {
-    let run_id = document.run_id;
-    // A queued run may still list questions: answered ones are taken off as they come in.
-    let waits = matches!(document.status, RunStatus::Suspended | RunStatus::Queued);
-    if !waits || document.pending.is_empty() {
-        return Err(ResumeError::NotSuspended {
-            run_id,
-            status: document.status.clone(),
-        });
-    }
-    let pending = || {
-        document
-            .pending
-            .iter()
-            .map(|p| p.question.clone())
-            .collect()
-    };
-    let matching: Vec<&PendingInput> = match name {
-        None => document.pending.iter().collect(),
-        Some(name) => match document.pending.iter().find(|p| p.question == name) {
-            Some(exact) => vec![exact],
-            None => document
-                .pending
-                .iter()
-                .filter(|p| p.is_named(name))
-                .collect(),
-        },
-    };
-    match (matching.as_slice(), name) {
-        ([one], _) => Ok(one.question.clone()),
-        ([], Some(name)) => Err(ResumeError::UnknownQuestion {
-            run_id,
-            question: name.to_string(),
-            pending: pending(),
-        }),
-        (_, _) => Err(ResumeError::AmbiguousAnswer {
-            run_id,
-            pending: matching.iter().map(|p| p.question.clone()).collect(),
-        }),
-    }
-}
 
 /// A completed run read back from its checkpoint.
 pub(crate) struct Done<O> {

@@ -96,6 +96,18 @@ pub enum ResumeError {
     /// never run again.
     #[error("run {0} was cancelled")]
     Cancelled(RunId),
+    /// The run completed: there is nothing to resume ([`ops::requeue`](crate::store::ops::requeue)).
+    #[error("run {0} is completed; there is nothing to resume")]
+    Finished(RunId),
+    /// The run waits on questions: answer them instead of resuming it
+    /// ([`ops::requeue`](crate::store::ops::requeue)).
+    #[error("run {run_id} waits on questions ({}); answer them to continue it", .pending.join(", "))]
+    StillWaiting {
+        /// The run.
+        run_id: RunId,
+        /// The pending questions.
+        pending: Vec<String>,
+    },
     /// The answer names a question the run is not waiting on.
     #[error("run {run_id} is not waiting on question `{question}` (it waits on: {})", .pending.join(", "))]
     UnknownQuestion {
@@ -581,6 +593,9 @@ where
             Ok(d) => d,
             Err(e) => return Err((input, e)),
         };
+        if let Err(e) = self.keep_graph().await {
+            return Err((input, e));
+        }
         let claim = match self.store.create(&document).await {
             Ok(claim) => claim,
             Err(e) => return Err((input, e)),
@@ -602,6 +617,12 @@ where
                 state_json: self.state_codec.map(|c| c.to_json),
             })),
         })
+    }
+
+    /// Gives the store the flow's graph before a run of it is created, so that every run in a
+    /// store can be drawn without the flow's code.
+    pub(crate) async fn keep_graph(&self) -> Result<(), StoreError> {
+        self.store.put_graph(&self.flow.graph()).await
     }
 
     async fn failed_to_start(

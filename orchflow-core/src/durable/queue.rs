@@ -1,14 +1,12 @@
 //! A durable flow's side of a run queue: submitting a run for a worker, running a run a
 //! worker claimed, and answering a suspended run so that a worker continues it.
 
-use super::load::answered_question;
 use super::{Durable, ResumeError};
 use crate::context::RunId;
 use crate::flow::Driver;
 use crate::result::FlowResult;
 use crate::step::bounds::StateReq;
-use crate::store::{Claim, JournalEntry, PointRecord, RunStatus, StoreError};
-use std::time::SystemTime;
+use crate::store::{Claim, RunStatus, StoreError, ops};
 
 impl<'f, T, I, O, N, P, F> Durable<'f, T, I, O, N, P, F>
 where
@@ -38,6 +36,7 @@ where
     pub async fn submit(&self, input: I) -> Result<RunId, StoreError> {
         let run_id = RunId::new_v4();
         let document = self.document(run_id, &input, RunStatus::Queued)?;
+        self.keep_graph().await?;
         // The claim `create` returns is released at once: the run waits for a worker.
         drop(self.store.create(&document).await?);
         Ok(run_id)
@@ -90,63 +89,16 @@ where
         question: Option<&str>,
         answer: impl Into<String>,
     ) -> Result<(), ResumeError> {
-        let claim = self.claim_suspended(run_id).await?;
-        let (mut document, journal) = self.read_claimed(&claim).await?;
-        let question = answered_question(&document, question)?;
-        // The answer first: a crash (or a lost claim) between the two writes leaves a suspended
-        // run with its answer journaled, which a resume hands to the question. Answering it
-        // again then only requeues the run: the first answer stands.
-        if !answer_pending(&journal, &question) {
-            let seq = journal.last().map_or(0, |e| e.seq) + 1;
-            let entry = JournalEntry::new(
-                seq,
-                PointRecord::Answer {
-                    question: question.clone(),
-                    text: answer.into(),
-                },
-            );
-            self.store.append(&claim, &entry).await?;
-        }
-        document.pending.retain(|p| p.question != question);
-        document.status = RunStatus::Queued;
-        document.waiting = None;
-        document.updated_at = SystemTime::now();
-        self.store.put_document(&claim, &document).await?;
-        Ok(())
+        let claim = ops::claim_suspended(&*self.store, run_id).await?;
+        let (document, journal) = self.read_claimed(&claim).await?;
+        ops::answer_claimed(
+            &*self.store,
+            &claim,
+            document,
+            &journal,
+            question,
+            answer.into(),
+        )
+        .await
     }
-
-    /// Claims a run to answer it. A suspended run's writer writes the suspended document and
-    /// then releases its claim: an answer that comes in between waits for the release, polling
-    /// every 20 ms for up to two seconds, instead of failing with `RunBusy`.
-    async fn claim_suspended(&self, run_id: RunId) -> Result<Claim, ResumeError> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-        loop {
-            match self.store.claim(run_id).await {
-                Ok(claim) => return Ok(claim),
-                Err(StoreError::NotFound(id)) => return Err(ResumeError::NotFound(id)),
-                Err(busy @ StoreError::RunBusy { .. }) => {
-                    let suspending = matches!(
-                        self.store.load(run_id).await,
-                        Ok(Some(c)) if c.document.status == RunStatus::Suspended
-                    );
-                    if !suspending || std::time::Instant::now() >= deadline {
-                        return Err(busy.into());
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-}
-
-/// Whether the journal holds an answer to `question` that no entry has used yet (it was
-/// journaled after the last entry that lists the question as answered).
-fn answer_pending(journal: &[JournalEntry], question: &str) -> bool {
-    let used = journal
-        .iter()
-        .rposition(|e| e.answered.iter().any(|q| q == question));
-    journal[used.map_or(0, |i| i + 1)..]
-        .iter()
-        .any(|e| matches!(&e.record, PointRecord::Answer { question: q, .. } if q == question))
 }

@@ -11,6 +11,7 @@ use super::{
     RunQuery, RunQueue, RunStatus, StoreError, StoreFuture, runnable,
 };
 use crate::context::RunId;
+use crate::graph::FlowGraph;
 
 /// A store in memory, for tests: durable for the life of the value. Clones share the runs.
 ///
@@ -28,6 +29,8 @@ use crate::context::RunId;
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStore {
     runs: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<RunId, MemoryRun>>>,
+    /// Flow graphs by fingerprint (16 hex digits).
+    graphs: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, FlowGraph>>>,
 }
 
 #[derive(Debug)]
@@ -188,6 +191,22 @@ impl CheckpointStore for MemoryStore {
                 .map(|r| r.checkpoint.document.clone())
                 .collect();
             Ok(query.select(runs, Vec::new()))
+        })
+    }
+
+    fn put_graph<'a>(&'a self, graph: &'a FlowGraph) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let key = format!("{:016x}", graph.fingerprint);
+            let mut graphs = self.graphs.lock().unwrap_or_else(|p| p.into_inner());
+            graphs.entry(key).or_insert_with(|| graph.clone());
+            Ok(())
+        })
+    }
+
+    fn graph<'a>(&'a self, fingerprint: &'a str) -> StoreFuture<'a, Option<FlowGraph>> {
+        Box::pin(async move {
+            let graphs = self.graphs.lock().unwrap_or_else(|p| p.into_inner());
+            Ok(graphs.get(fingerprint).cloned())
         })
     }
 }

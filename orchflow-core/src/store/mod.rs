@@ -31,6 +31,7 @@
 //! that the kernel drops when the process dies).
 
 use crate::context::RunId;
+use crate::graph::FlowGraph;
 use crate::trace::StepTrace;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::future::Future;
@@ -41,12 +42,13 @@ use std::time::SystemTime;
 pub mod conformance;
 mod json;
 mod memory;
+pub mod ops;
 mod query;
 mod queue;
 
 pub use json::JsonCheckpointStore;
 pub use memory::MemoryStore;
-pub use query::{Question, RunCursor, RunListing, RunQuery};
+pub use query::{Question, RunCursor, RunListing, RunQuery, StatusCounts};
 pub use queue::{FlowKey, RunQueue, runnable};
 
 /// The format name written in every document.
@@ -594,6 +596,27 @@ pub trait CheckpointStore: Send + Sync {
         })
     }
 
+    /// How many of the runs `query` asks for have each status, under its flow, time and text
+    /// filters (its status, cursor and limit aside). Needs no claim. Stores that can count
+    /// without reading documents override it; the default lists the runs.
+    fn count_runs<'a>(&'a self, query: &'a RunQuery) -> StoreFuture<'a, StatusCounts> {
+        Box::pin(async move {
+            let mut all = query.clone();
+            (all.status, all.limit, all.after) = (None, None, None);
+            Ok(all.tally(&self.list_runs(&all).await?.runs))
+        })
+    }
+
+    /// Keeps a flow's graph (with its nested flows) under its fingerprint, so that tools that
+    /// do not have the flow's code can draw its runs. Writing the graph of a fingerprint the
+    /// store already has changes nothing (a fingerprint names one structure). A durable run
+    /// calls it before it creates its run. Needs no claim.
+    fn put_graph<'a>(&'a self, graph: &'a FlowGraph) -> StoreFuture<'a, ()>;
+
+    /// The graph kept for `fingerprint` (16 hex digits, as documents store it), or `Ok(None)`.
+    /// Needs no claim.
+    fn graph<'a>(&'a self, fingerprint: &'a str) -> StoreFuture<'a, Option<FlowGraph>>;
+
     /// Where a run's checkpoint lives, for messages (a file path, a table row, …).
     fn location(&self, run_id: RunId) -> String {
         format!("the checkpoint of run {run_id}")
@@ -635,6 +658,15 @@ impl<S: CheckpointStore + ?Sized> CheckpointStore for std::sync::Arc<S> {
     }
     fn questions<'a>(&'a self, query: &'a RunQuery) -> StoreFuture<'a, Vec<Question>> {
         (**self).questions(query)
+    }
+    fn count_runs<'a>(&'a self, query: &'a RunQuery) -> StoreFuture<'a, StatusCounts> {
+        (**self).count_runs(query)
+    }
+    fn put_graph<'a>(&'a self, graph: &'a FlowGraph) -> StoreFuture<'a, ()> {
+        (**self).put_graph(graph)
+    }
+    fn graph<'a>(&'a self, fingerprint: &'a str) -> StoreFuture<'a, Option<FlowGraph>> {
+        (**self).graph(fingerprint)
     }
     fn location(&self, run_id: RunId) -> String {
         (**self).location(run_id)

@@ -37,6 +37,9 @@ pub struct RunQuery {
     pub limit: Option<usize>,
     /// Only runs after this cursor in the listing's order (the next page).
     pub after: Option<RunCursor>,
+    /// Only runs whose id starts with this text, or whose flow's name contains it (a search
+    /// box); matched exactly, without wildcards or case folding.
+    pub text: Option<String>,
 }
 
 /// Where a page of a listing ended: the last run's creation time and id.
@@ -100,13 +103,46 @@ impl RunQuery {
         self
     }
 
+    /// Only runs whose id starts with `text` or whose flow's name contains it.
+    ///
+    /// ```
+    /// use orchflow::store::RunQuery;
+    /// let q = RunQuery::new().text("publ");
+    /// assert_eq!(q.text.as_deref(), Some("publ"));
+    /// ```
+    pub fn text(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(text.into());
+        self
+    }
+
     /// Whether `document` passes the filters and comes after the cursor (the limit aside).
     pub fn matches(&self, document: &RunDocument) -> bool {
-        self.flow.as_ref().is_none_or(|f| *f == document.flow)
+        self.counts(document)
             && self.status.as_ref().is_none_or(|s| *s == document.status)
+            && self.after.is_none_or(|c| RunCursor::of(document) < c)
+    }
+
+    /// Whether `document` passes the filters that [`CheckpointStore::count_runs`]
+    /// (super::CheckpointStore::count_runs) applies: flow, time and text (not status, cursor
+    /// or limit).
+    pub fn counts(&self, document: &RunDocument) -> bool {
+        self.flow.as_ref().is_none_or(|f| *f == document.flow)
+            && self.text.as_ref().is_none_or(|t| {
+                document.run_id.to_string().starts_with(t.as_str())
+                    || document.flow.contains(t.as_str())
+            })
             && self.since.is_none_or(|t| document.created_at >= t)
             && self.until.is_none_or(|t| document.created_at < t)
-            && self.after.is_none_or(|c| RunCursor::of(document) < c)
+    }
+
+    /// The counts per status of `documents` under this query's flow, time and text filters,
+    /// for stores that read every document anyway.
+    pub fn tally<'d>(&self, documents: impl IntoIterator<Item = &'d RunDocument>) -> StatusCounts {
+        let mut counts = StatusCounts::default();
+        for d in documents.into_iter().filter(|d| self.counts(d)) {
+            counts.add(&d.status, 1);
+        }
+        counts
     }
 
     /// The listing of `documents` this query asks for: filtered, sorted newest first, cut to
@@ -133,6 +169,60 @@ impl RunQuery {
             runs,
             unreadable,
             next,
+        }
+    }
+}
+
+/// How many runs have each status ([`CheckpointStore::count_runs`](super::CheckpointStore::count_runs)).
+///
+/// ```
+/// use orchflow::store::{RunStatus, StatusCounts};
+/// let mut c = StatusCounts::default();
+/// c.add(&RunStatus::Failed, 2);
+/// assert_eq!((c.failed, c.get(&RunStatus::Failed), c.total()), (2, 2, 2));
+/// assert_eq!(serde_json::to_value(&c).unwrap()["failed"], 2);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StatusCounts {
+    /// Runs waiting for a worker.
+    pub queued: u64,
+    /// Runs started and not finished.
+    pub running: u64,
+    /// Runs waiting for answers.
+    pub suspended: u64,
+    /// Runs finished with an output.
+    pub completed: u64,
+    /// Runs stopped by a failed step.
+    pub failed: u64,
+    /// Cancelled runs.
+    pub cancelled: u64,
+}
+
+impl StatusCounts {
+    /// Adds `n` runs of `status`.
+    pub fn add(&mut self, status: &RunStatus, n: u64) {
+        *self.slot(status) += n;
+    }
+
+    /// How many runs have `status`.
+    pub fn get(&self, status: &RunStatus) -> u64 {
+        let mut copy = *self;
+        *copy.slot(status)
+    }
+
+    /// How many runs in all.
+    pub fn total(&self) -> u64 {
+        self.queued + self.running + self.suspended + self.completed + self.failed + self.cancelled
+    }
+
+    fn slot(&mut self, status: &RunStatus) -> &mut u64 {
+        match status {
+            RunStatus::Queued => &mut self.queued,
+            RunStatus::Running => &mut self.running,
+            RunStatus::Suspended => &mut self.suspended,
+            RunStatus::Completed => &mut self.completed,
+            RunStatus::Failed => &mut self.failed,
+            RunStatus::Cancelled => &mut self.cancelled,
         }
     }
 }

@@ -488,6 +488,148 @@ pub async fn list_runs_filters_by_flow_status_and_time<F: StoreFixture>(fixture:
     assert!(ids(store.list_runs(&q).await.expect("list")).is_empty());
 }
 
+/// A text search matches a run id's beginning or a part of a flow's name, literally (no
+/// wildcards); `count_runs` counts per status under the flow, time and text filters and
+/// ignores the status filter, the cursor and the limit.
+pub async fn list_runs_searches_and_counts<F: StoreFixture>(fixture: F) {
+    let store = fixture.open().await;
+    let made = seven_runs(&store).await;
+    let ids = |listing: RunListing| -> Vec<RunId> {
+        assert!(listing.unreadable.is_empty(), "{:?}", listing.unreadable);
+        listing.runs.iter().map(|d| d.run_id).collect()
+    };
+    let newest_first = |keep: &dyn Fn(usize, &RunDocument) -> bool| -> Vec<RunId> {
+        made.iter()
+            .enumerate()
+            .rev()
+            .filter(|(i, d)| keep(*i, d))
+            .map(|(_, d)| d.run_id)
+            .collect()
+    };
+    let q = RunQuery::new().text("evie");
+    assert_eq!(
+        ids(store.list_runs(&q).await.expect("list")),
+        newest_first(&|i, _| i % 2 == 1),
+        "a part of the flow's name"
+    );
+    let third = made[2].run_id.to_string();
+    let q = RunQuery::new().text(&third[..13]);
+    assert_eq!(
+        ids(store.list_runs(&q).await.expect("list")),
+        [made[2].run_id]
+    );
+    for literal in ["%", "_", "plan%", "*", "REVIEW"] {
+        let q = RunQuery::new().text(literal);
+        assert!(
+            ids(store.list_runs(&q).await.expect("list")).is_empty(),
+            "{literal:?} is matched literally"
+        );
+    }
+    let q = RunQuery::new().text("review").status(RunStatus::Failed);
+    assert_eq!(
+        ids(store.list_runs(&q).await.expect("list")),
+        [made[1].run_id]
+    );
+
+    let tally = |keep: &dyn Fn(usize) -> bool| {
+        let mut counts = StatusCounts::default();
+        for (_, d) in made.iter().enumerate().filter(|(i, _)| keep(*i)) {
+            counts.add(&d.status, 1);
+        }
+        counts
+    };
+    let all = store.count_runs(&RunQuery::new()).await.expect("count");
+    assert_eq!(all, tally(&|_| true));
+    assert_eq!((all.completed, all.total()), (3, 7));
+    let q = RunQuery::new()
+        .flow("review")
+        .status(RunStatus::Completed)
+        .limit(1)
+        .after(RunCursor::of(&made[6]));
+    assert_eq!(
+        store.count_runs(&q).await.expect("count"),
+        tally(&|i| i % 2 == 1),
+        "the status filter, cursor and limit are not counting filters"
+    );
+    let q = RunQuery::new().since(at(120)).until(at(300)).text("plan");
+    assert_eq!(
+        store.count_runs(&q).await.expect("count"),
+        tally(&|i| (2..5).contains(&i) && i % 2 == 0)
+    );
+}
+
+/// A flow's graph is kept by fingerprint, read back equal through another handle, written
+/// once (the first graph of a fingerprint stays), and a fingerprint that is not 16 lowercase
+/// hex digits has no graph.
+pub async fn graphs_are_kept_by_fingerprint<F: StoreFixture>(fixture: F) {
+    use crate::graph::{Edge, EdgeKind, FlowGraph, Node, NodeKind};
+    use std::borrow::Cow;
+    let store = fixture.open().await;
+    let graph = |name: &str| FlowGraph {
+        name: Cow::Owned(name.to_string()),
+        fingerprint: 0x0123_4567_89ab_cdef,
+        nodes: Cow::Owned(vec![
+            Node {
+                id: "0".into(),
+                parent: None,
+                label: "plan".into(),
+                kind: NodeKind::Step {
+                    name: "plan".into(),
+                    by_path: true,
+                    retry: Some(2),
+                    timeout_ms: None,
+                    flow: None,
+                },
+            },
+            Node {
+                id: "1".into(),
+                parent: None,
+                label: "act".into(),
+                kind: NodeKind::Step {
+                    name: "act".into(),
+                    by_path: true,
+                    retry: None,
+                    timeout_ms: Some(1500),
+                    flow: None,
+                },
+            },
+        ]),
+        edges: Cow::Owned(vec![Edge {
+            from: "0".into(),
+            to: "1".into(),
+            kind: EdgeKind::Sequence,
+        }]),
+        flows: Vec::new(),
+    };
+    assert_eq!(store.graph("0123456789abcdef").await.expect("read"), None);
+    store.put_graph(&graph("plan => act")).await.expect("put");
+    store
+        .put_graph(&graph("plan => act"))
+        .await
+        .expect("put again");
+    let other = fixture.open().await;
+    other
+        .put_graph(&graph("renamed"))
+        .await
+        .expect("put by another handle");
+    for handle in [&store, &other] {
+        assert_eq!(
+            handle.graph("0123456789abcdef").await.expect("read"),
+            Some(graph("plan => act"))
+        );
+    }
+    for bad in [
+        "0123456789ABCDEF",
+        "../0123456789abcdef",
+        "",
+        "0123456789abcdef0",
+        "x",
+    ] {
+        assert_eq!(store.graph(bad).await.expect("read"), None, "{bad:?}");
+    }
+    assert_eq!(store.graph("fedcba9876543210").await.expect("read"), None);
+}
+
 /// Paging with a limit walks the whole listing in order, each run once, the last page without
 /// a cursor; runs created while paging (newer than the first page) do not shift the pages.
 pub async fn list_runs_pages_with_a_cursor<F: StoreFixture>(fixture: F) {

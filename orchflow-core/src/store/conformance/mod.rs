@@ -39,7 +39,9 @@
 //! fixture's `lapse` hook `a_lapsed_claim_passes_to_the_next_writer`.
 
 use super::{CheckpointStore, Claim, ClaimHold, FORMAT, FORMAT_VERSION, PendingInput};
-use super::{JournalEntry, PointRecord, RunDocument, RunQuery, RunStatus, StoreError};
+use super::{
+    JournalEntry, PointRecord, RunDocument, RunQuery, RunStatus, StatusCounts, StoreError,
+};
 use crate::context::RunId;
 use std::future::Future;
 use std::sync::Arc;
@@ -180,6 +182,8 @@ macro_rules! __store_conformance_cases {
             list_runs_filters_by_flow_status_and_time
             list_runs_pages_with_a_cursor
             journal_traces_and_questions_are_queried
+            list_runs_searches_and_counts
+            graphs_are_kept_by_fingerprint
         }
         $crate::__store_conformance_cases! { @cases $run cases ($fixture) [$(#[$corruption])?]
             a_corrupt_journal_is_reported

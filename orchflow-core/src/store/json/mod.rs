@@ -10,7 +10,8 @@
 //! * `claim`: sessions, `.claim` files and the in-memory slots of claimed runs;
 //! * `files`: atomic document writes, directory syncs, refusal of special files;
 //! * `journal`: appends, the last `seq`, the torn tail, parsing;
-//! * `load`: reading a run back and listing the runs.
+//! * `load`: reading a run back and listing the runs;
+//! * `graphs`: flow graphs by fingerprint (`flows/<fingerprint>.json`).
 //!
 //! Invariants held here: every operation that can fail before its point of no return undoes
 //! its partial work, so [`Inner::short_of_descriptors`] may run it again; an error names the
@@ -18,12 +19,14 @@
 
 mod claim;
 mod files;
+mod graphs;
 mod journal;
 mod load;
 #[cfg(test)]
 mod test_support;
 
 use crate::context::RunId;
+use crate::graph::FlowGraph;
 use crate::store::{
     Checkpoint, CheckpointStore, Claim, JournalEntry, RunDocument, RunListing, RunQuery,
     StoreError, StoreFuture,
@@ -178,6 +181,8 @@ struct Inner {
     open_journals: AtomicUsize,
     /// Bounds the blocking file operations in flight.
     io: tokio::sync::Semaphore,
+    /// The fingerprints whose graphs this store wrote or found (written once per process).
+    graphs: Mutex<std::collections::HashSet<u64>>,
 }
 
 impl JsonCheckpointStore {
@@ -196,6 +201,7 @@ impl JsonCheckpointStore {
                 claims: Mutex::new(HashMap::new()),
                 open_journals: AtomicUsize::new(0),
                 io: tokio::sync::Semaphore::new(MAX_PARALLEL_IO),
+                graphs: Mutex::new(std::collections::HashSet::new()),
             }),
             pool_appends: false,
         }
@@ -363,6 +369,42 @@ impl CheckpointStore for JsonCheckpointStore {
                 move |inner| inner.list(&query),
                 "read",
                 self.dir().to_path_buf(),
+            )
+            .await
+        })
+    }
+
+    fn put_graph<'a>(&'a self, graph: &'a FlowGraph) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            if lock(&self.inner.graphs).contains(&graph.fingerprint) {
+                return Ok(());
+            }
+            let mut bytes =
+                serde_json::to_vec_pretty(graph).map_err(|source| StoreError::Serialize {
+                    what: "flow graph",
+                    source,
+                })?;
+            bytes.push(b'\n');
+            let fingerprint = graph.fingerprint;
+            let graph = graph.clone();
+            self.blocking(
+                move |inner| inner.put_graph(&graph, &bytes),
+                "write",
+                self.dir().join("flows"),
+            )
+            .await?;
+            lock(&self.inner.graphs).insert(fingerprint);
+            Ok(())
+        })
+    }
+
+    fn graph<'a>(&'a self, fingerprint: &'a str) -> StoreFuture<'a, Option<FlowGraph>> {
+        let fingerprint = fingerprint.to_string();
+        Box::pin(async move {
+            self.blocking(
+                move |inner| inner.graph(&fingerprint),
+                "read",
+                self.dir().join("flows"),
             )
             .await
         })
