@@ -33,12 +33,13 @@ use crate::codec::{io_error, quote_ident};
 use tokio_postgres::Client;
 
 /// The schema version this code writes and reads.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The migrations, in order: version `i + 1` is `MIGRATIONS[i]`.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "runs, journal and traces",
-    r#"
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "runs, journal and traces",
+        r#"
 CREATE TABLE runs (
     run_id uuid PRIMARY KEY,
     flow text NOT NULL,
@@ -72,7 +73,18 @@ CREATE TABLE traces (
     FOREIGN KEY (run_id, seq) REFERENCES journal ON DELETE CASCADE
 );
 "#,
-)];
+    ),
+    (
+        "flow graphs by fingerprint",
+        r#"
+CREATE TABLE flows (
+    fingerprint text PRIMARY KEY CHECK (fingerprint ~ '^[0-9a-f]{16}$'),
+    name text NOT NULL,
+    graph jsonb NOT NULL
+);
+"#,
+    ),
+];
 
 /// Brings `schema` to [`SCHEMA_VERSION`] (see the module docs). `database` names the
 /// database in errors.

@@ -100,23 +100,57 @@ pub(crate) fn flow_arrays(flows: &[FlowKey]) -> (Vec<&str>, Vec<&str>) {
 pub(crate) struct Listing {
     pub(crate) sql: String,
     pub(crate) flow: Option<String>,
+    pub(crate) text: Option<String>,
     pub(crate) status: Option<&'static str>,
     pub(crate) since: Option<i64>,
     pub(crate) until: Option<i64>,
 }
 
 impl Listing {
+    /// A page of the listing: the filters (flow, text, status, since, until, in that order),
+    /// then the cursor's two values and the limit when asked.
     pub(crate) fn new(query: &RunQuery, with_cursor: bool, with_limit: bool) -> Listing {
+        let (mut clauses, mut param) = Self::filters(query, true);
+        if with_cursor {
+            let (t, id) = (param(), param());
+            clauses.push(format!("(created_at, run_id) < ({t}::bigint, {id}::uuid)"));
+        }
+        let mut sql = "SELECT run_id, created_at, document::text FROM runs".to_string();
+        Self::push_where(&mut sql, &clauses);
+        sql.push_str(" ORDER BY created_at DESC, run_id DESC");
+        if with_limit {
+            sql.push_str(&format!(" LIMIT {}", param()));
+        }
+        Self::of(query, sql, true)
+    }
+
+    /// The counts per status under the query's flow, text and time filters (in that order).
+    pub(crate) fn count(query: &RunQuery) -> Listing {
+        let (clauses, _) = Self::filters(query, false);
+        let mut sql = "SELECT status, count(*) FROM runs".to_string();
+        Self::push_where(&mut sql, &clauses);
+        sql.push_str(" GROUP BY status");
+        Self::of(query, sql, false)
+    }
+
+    /// The filters' clauses, numbered from `$1`, and the numbering to go on with.
+    fn filters(query: &RunQuery, status: bool) -> (Vec<String>, impl FnMut() -> String) {
         let mut clauses = Vec::new();
         let mut n = 0;
-        let mut param = || {
+        let mut param = move || {
             n += 1;
             format!("${n}")
         };
         if query.flow.is_some() {
             clauses.push(format!("flow = {}", param()));
         }
-        if query.status.is_some() {
+        if query.text.is_some() {
+            let t = param();
+            clauses.push(format!(
+                "(starts_with(run_id::text, {t}) OR strpos(flow, {t}) > 0)"
+            ));
+        }
+        if status && query.status.is_some() {
             clauses.push(format!("status = {}", param()));
         }
         if query.since.is_some() {
@@ -125,25 +159,49 @@ impl Listing {
         if query.until.is_some() {
             clauses.push(format!("created_at < {}", param()));
         }
-        if with_cursor {
-            let (t, id) = (param(), param());
-            clauses.push(format!("(created_at, run_id) < ({t}::bigint, {id}::uuid)"));
-        }
-        let mut sql = "SELECT run_id, created_at, document::text FROM runs".to_string();
+        (clauses, param)
+    }
+
+    fn push_where(sql: &mut String, clauses: &[String]) {
         if !clauses.is_empty() {
             sql.push_str(" WHERE ");
             sql.push_str(&clauses.join(" AND "));
         }
-        sql.push_str(" ORDER BY created_at DESC, run_id DESC");
-        if with_limit {
-            sql.push_str(&format!(" LIMIT {}", param()));
-        }
+    }
+
+    fn of(query: &RunQuery, sql: String, status: bool) -> Listing {
         Listing {
             sql,
             flow: query.flow.clone(),
-            status: query.status.as_ref().map(RunStatus::as_str),
+            text: query.text.clone(),
+            status: if status {
+                query.status.as_ref().map(RunStatus::as_str)
+            } else {
+                None
+            },
             since: query.since.map(nanos_clamped),
             until: query.until.map(nanos_clamped),
         }
+    }
+
+    /// The filters' values, in the order of their placeholders.
+    pub(crate) fn params(&self) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
+        if let Some(flow) = &self.flow {
+            params.push(flow);
+        }
+        if let Some(text) = &self.text {
+            params.push(text);
+        }
+        if let Some(status) = &self.status {
+            params.push(status);
+        }
+        if let Some(since) = &self.since {
+            params.push(since);
+        }
+        if let Some(until) = &self.until {
+            params.push(until);
+        }
+        params
     }
 }

@@ -20,9 +20,10 @@ use crate::schema;
 use crate::sql::*;
 use orchflow_core::RunId;
 use orchflow_core::StepTrace;
+use orchflow_core::graph::{FlowGraph, parse_fingerprint};
 use orchflow_core::store::{
     Checkpoint, CheckpointStore, Claim, FlowKey, JournalEntry, RunCursor, RunDocument, RunListing,
-    RunQuery, RunQueue, RunStatus, StoreError, StoreFuture,
+    RunQuery, RunQueue, RunStatus, StatusCounts, StoreError, StoreFuture,
 };
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -44,6 +45,8 @@ pub(crate) struct Inner {
     /// The claims this handle holds, renewed by the heartbeat.
     pub(crate) held: Held,
     heartbeat: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The fingerprints whose graphs this handle wrote (each is written once).
+    pub(crate) graphs: Mutex<std::collections::HashSet<u64>>,
     /// The runtime the handle was made on, for releases of claims dropped outside it.
     pub(crate) runtime: tokio::runtime::Handle,
 }
@@ -184,6 +187,7 @@ impl PostgresStore {
             ttl: options.lease_ttl,
             held: Mutex::new(Default::default()),
             heartbeat: Mutex::new(None),
+            graphs: Mutex::new(std::collections::HashSet::new()),
             runtime,
         });
         let task = tokio::spawn(lease::heartbeat(
@@ -552,19 +556,7 @@ impl CheckpointStore for PostgresStore {
             loop {
                 let batch = want.map(|w| i64::try_from(w - runs.len()).unwrap_or(i64::MAX));
                 let listing = Listing::new(query, cursor.is_some(), batch.is_some());
-                let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
-                if let Some(flow) = &listing.flow {
-                    params.push(flow);
-                }
-                if let Some(status) = &listing.status {
-                    params.push(status);
-                }
-                if let Some(since) = &listing.since {
-                    params.push(since);
-                }
-                if let Some(until) = &listing.until {
-                    params.push(until);
-                }
+                let mut params = listing.params();
                 if let Some((t, id)) = &cursor {
                     params.push(t);
                     params.push(id);
@@ -623,6 +615,95 @@ impl CheckpointStore for PostgresStore {
                 .read_run(run_id, 0, false, false)
                 .await?
                 .map(|(_, _, traces)| traces))
+        })
+    }
+
+    fn count_runs<'a>(&'a self, query: &'a RunQuery) -> StoreFuture<'a, StatusCounts> {
+        Box::pin(async move {
+            let location = &self.inner.location;
+            let listing = Listing::count(query);
+            let mut conn = self.inner.pool.get().await?;
+            let rows = self
+                .query(
+                    &mut conn,
+                    "count runs in",
+                    location,
+                    &listing.sql,
+                    &listing.params(),
+                )
+                .await?;
+            let mut counts = StatusCounts::default();
+            for row in &rows {
+                let (status, n): (String, i64) = (row.get(0), row.get(1));
+                // The table's CHECK admits only known statuses.
+                if let Ok(status) = status.parse::<RunStatus>() {
+                    counts.add(&status, n.unsigned_abs());
+                }
+            }
+            Ok(counts)
+        })
+    }
+
+    fn put_graph<'a>(&'a self, graph: &'a FlowGraph) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let known = |fingerprint| {
+                let graphs = self.inner.graphs.lock();
+                graphs
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(&fingerprint)
+            };
+            if known(graph.fingerprint) {
+                return Ok(());
+            }
+            let location = &self.inner.location;
+            let text = serde_json::to_string(graph).map_err(|source| StoreError::Serialize {
+                what: "flow graph",
+                source,
+            })?;
+            let fingerprint = format!("{:016x}", graph.fingerprint);
+            let name = graph.name.to_string();
+            let mut conn = self.inner.pool.get().await?;
+            self.query(
+                &mut conn,
+                "keep a flow graph in",
+                location,
+                "INSERT INTO flows (fingerprint, name, graph) VALUES ($1, $2, $3::text::jsonb)
+                 ON CONFLICT (fingerprint) DO NOTHING",
+                &[&fingerprint, &name, &text],
+            )
+            .await?;
+            let mut graphs = self.inner.graphs.lock().unwrap_or_else(|p| p.into_inner());
+            graphs.insert(graph.fingerprint);
+            Ok(())
+        })
+    }
+
+    fn graph<'a>(&'a self, fingerprint: &'a str) -> StoreFuture<'a, Option<FlowGraph>> {
+        Box::pin(async move {
+            if parse_fingerprint(fingerprint).is_none() {
+                return Ok(None);
+            }
+            let location = &self.inner.location;
+            let mut conn = self.inner.pool.get().await?;
+            let rows = self
+                .query(
+                    &mut conn,
+                    "read a flow graph in",
+                    location,
+                    "SELECT graph::text FROM flows WHERE fingerprint = $1",
+                    &[&fingerprint],
+                )
+                .await?;
+            let Some(row) = rows.first() else {
+                return Ok(None);
+            };
+            let text: String = row.get(0);
+            serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt {
+                    location: format!("{location} (flow graph {fingerprint})"),
+                    reason: format!("not a flow graph: {e}"),
+                })
         })
     }
 

@@ -31,9 +31,10 @@ pub use schema::{OpenError, SCHEMA_VERSION};
 
 use orchflow_core::RunId;
 use orchflow_core::StepTrace;
+use orchflow_core::graph::FlowGraph;
 use orchflow_core::store::{
     Checkpoint, CheckpointStore, Claim, ClaimHold, FlowKey, JournalEntry, RunDocument, RunListing,
-    RunQuery, RunQueue, RunStatus, StoreError, StoreFuture,
+    RunQuery, RunQueue, RunStatus, StatusCounts, StoreError, StoreFuture,
 };
 use rusqlite::Connection;
 use std::collections::HashMap;
@@ -194,6 +195,8 @@ struct File {
     location: String,
     writer: Writer,
     readers: Mutex<Vec<Connection>>,
+    /// The fingerprints whose graphs this process wrote to the file (each is written once).
+    graphs: Mutex<std::collections::HashSet<u64>>,
 }
 
 /// A file this process has open (or had, while its writer drains).
@@ -253,6 +256,7 @@ impl File {
             location,
             writer,
             readers: Mutex::new(Vec::new()),
+            graphs: Mutex::new(std::collections::HashSet::new()),
         });
         files.retain(|_, f| f.file.strong_count() > 0 || !f.drained.is_set());
         files.insert(
@@ -469,10 +473,15 @@ fn snapshot<T>(
     result
 }
 
+/// A value serialised for a column, or the error naming what it is.
+fn json(
+    what: &'static str,
+    value: Result<String, serde_json::Error>,
+) -> Result<String, StoreError> {
+    value.map_err(|source| StoreError::Serialize { what, source })
+}
+
 fn entry_row(entry: &JournalEntry) -> Result<EntryRow, StoreError> {
-    let json = |what, value: Result<String, serde_json::Error>| {
-        value.map_err(|source| StoreError::Serialize { what, source })
-    };
     Ok(EntryRow {
         seq: entry.seq,
         record: json("journal record", serde_json::to_string(&entry.record))?,
@@ -600,6 +609,47 @@ impl CheckpointStore for SqliteStore {
                 read::traces(conn, file, run_id).map(Some)
             })
         }))
+    }
+
+    fn count_runs<'a>(&'a self, query: &'a RunQuery) -> StoreFuture<'a, StatusCounts> {
+        let query = query.clone();
+        Box::pin(self.read(move |conn, file| read::count(conn, file, &query)))
+    }
+
+    fn put_graph<'a>(&'a self, graph: &'a FlowGraph) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let known = |fingerprint| {
+                let graphs = self.handle.file.graphs.lock();
+                graphs
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(&fingerprint)
+            };
+            if known(graph.fingerprint) {
+                return Ok(());
+            }
+            let op = Op::PutGraph {
+                fingerprint: format!("{:016x}", graph.fingerprint),
+                name: graph.name.to_string(),
+                graph: json("flow graph", serde_json::to_string(graph))?,
+            };
+            match self.request(op).await? {
+                Reply::Done => {}
+                other => return Err(self.unexpected(other)),
+            }
+            let mut graphs = self
+                .handle
+                .file
+                .graphs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            graphs.insert(graph.fingerprint);
+            Ok(())
+        })
+    }
+
+    fn graph<'a>(&'a self, fingerprint: &'a str) -> StoreFuture<'a, Option<FlowGraph>> {
+        let fingerprint = fingerprint.to_string();
+        Box::pin(self.read(move |conn, file| read::graph(conn, file, &fingerprint)))
     }
 
     fn location(&self, run_id: RunId) -> String {

@@ -9,8 +9,10 @@
 use crate::writer::{from_nanos, nanos};
 use orchflow_core::RunId;
 use orchflow_core::StepTrace;
+use orchflow_core::graph::{FlowGraph, parse_fingerprint};
 use orchflow_core::store::{
-    JournalEntry, PointRecord, RunCursor, RunDocument, RunListing, RunQuery, StoreError,
+    JournalEntry, PointRecord, RunCursor, RunDocument, RunListing, RunQuery, RunStatus,
+    StatusCounts, StoreError,
 };
 use rusqlite::{Connection, OptionalExtension};
 
@@ -140,15 +142,12 @@ pub(crate) fn traces(
     Ok(out)
 }
 
-/// One page of runs, as [`RunQuery::select`] would order and cut it.
-pub(crate) fn list(
-    conn: &Connection,
-    file: &str,
-    query: &RunQuery,
-) -> Result<RunListing, StoreError> {
-    let mut text =
-        String::from("SELECT run_id, created_at, document, waiting FROM runs WHERE 1 = 1");
+/// A query's `WHERE` clause and its values: the flow, time and text filters, and with
+/// `page` the status filter and the cursor.
+fn filters(query: &RunQuery, page: bool) -> (String, Vec<rusqlite::types::Value>) {
+    let mut text = String::from(" WHERE 1 = 1");
     let mut values: Vec<rusqlite::types::Value> = Vec::new();
+    // Every `?` of a clause is the same value.
     let mut bind = |text: &mut String, clause: &str, value: rusqlite::types::Value| {
         values.push(value);
         text.push_str(&clause.replace('?', &format!("?{}", values.len())));
@@ -156,11 +155,11 @@ pub(crate) fn list(
     if let Some(flow) = &query.flow {
         bind(&mut text, " AND flow = ?", flow.clone().into());
     }
-    if let Some(status) = &query.status {
+    if let Some(search) = &query.text {
         bind(
             &mut text,
-            " AND status = ?",
-            status.as_str().to_string().into(),
+            " AND (substr(run_id, 1, length(?)) = ? OR instr(flow, ?) > 0)",
+            search.clone().into(),
         );
     }
     if let Some(since) = query.since {
@@ -168,6 +167,16 @@ pub(crate) fn list(
     }
     if let Some(until) = query.until {
         bind(&mut text, " AND created_at < ?", nanos(until).into());
+    }
+    if !page {
+        return (text, values);
+    }
+    if let Some(status) = &query.status {
+        bind(
+            &mut text,
+            " AND status = ?",
+            status.as_str().to_string().into(),
+        );
     }
     if let Some(after) = query.after {
         bind(
@@ -186,10 +195,72 @@ pub(crate) fn list(
             after.run_id.to_string().into(),
         );
     }
+    (text, values)
+}
+
+/// How many runs have each status under the query's flow, time and text filters.
+pub(crate) fn count(
+    conn: &Connection,
+    file: &str,
+    query: &RunQuery,
+) -> Result<StatusCounts, StoreError> {
+    let (filter, values) = filters(query, false);
+    let text = format!("SELECT status, count(*) FROM runs{filter} GROUP BY status");
+    let rows: Vec<(String, i64)> = conn
+        .prepare_cached(&text)
+        .and_then(|mut s| {
+            s.query_map(rusqlite::params_from_iter(values), |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect()
+        })
+        .map_err(sql(file))?;
+    let mut counts = StatusCounts::default();
+    for (status, n) in rows {
+        // A status this version does not know is a corrupt row, which listings report.
+        if let Ok(status) = status.parse::<RunStatus>() {
+            counts.add(&status, n.unsigned_abs());
+        }
+    }
+    Ok(counts)
+}
+
+/// The graph kept for `fingerprint`, if any.
+pub(crate) fn graph(
+    conn: &Connection,
+    file: &str,
+    fingerprint: &str,
+) -> Result<Option<FlowGraph>, StoreError> {
+    if parse_fingerprint(fingerprint).is_none() {
+        return Ok(None);
+    }
+    let location = format!("{file} (flow graph {fingerprint})");
+    let text: Option<String> = conn
+        .prepare_cached("SELECT graph FROM flows WHERE fingerprint = ?1")
+        .and_then(|mut s| s.query_row([fingerprint], |r| r.get(0)).optional())
+        .map_err(sql(&location))?;
+    text.map(|text| {
+        serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+            location,
+            reason: format!("not a flow graph: {e}"),
+        })
+    })
+    .transpose()
+}
+
+/// One page of runs, as [`RunQuery::select`] would order and cut it.
+pub(crate) fn list(
+    conn: &Connection,
+    file: &str,
+    query: &RunQuery,
+) -> Result<RunListing, StoreError> {
+    let (filter, mut values) = filters(query, true);
+    let mut text = format!("SELECT run_id, created_at, document, waiting FROM runs{filter}");
     text.push_str(" ORDER BY created_at DESC, run_id DESC");
     if let Some(limit) = query.limit {
         let fetch = i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1;
-        bind(&mut text, " LIMIT ?", fetch.into());
+        values.push(fetch.into());
+        text.push_str(&format!(" LIMIT ?{}", values.len()));
     }
     type Row = (String, i64, String, Option<String>);
     let mut rows: Vec<Row> = conn

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The tables of every schema version (`traces` is version 1's).
-const OUR_TABLES: [&str; 3] = ["runs", "journal", "traces"];
+const OUR_TABLES: [&str; 4] = ["runs", "journal", "traces", "flows"];
 
 /// The schema steps, in order: step `i` takes a file from version `i` to `i + 1`.
 pub(crate) const MIGRATIONS: &[&str] = &[
@@ -66,6 +66,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         FROM traces t WHERE t.run = journal.run AND t.seq = journal.seq)
     WHERE EXISTS (SELECT 1 FROM traces t WHERE t.run = journal.run AND t.seq = journal.seq);
     DROP TABLE traces;",
+    // Version 3: the graphs of the flows whose runs the file holds, by fingerprint, so that
+    // tools without the flows' code can draw their runs.
+    "CREATE TABLE flows (
+        fingerprint TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        graph TEXT NOT NULL
+    );",
 ];
 
 /// The schema version this code writes (`PRAGMA user_version`): the number of migration steps
@@ -344,7 +351,7 @@ mod tests {
         let conn = open_writer(&path).expect("create");
         let (version, tables) = inspect(&conn).expect("inspect");
         assert_eq!(version, SCHEMA_VERSION);
-        assert_eq!(tables, ["journal", "runs"]);
+        assert_eq!(tables, ["flows", "journal", "runs"]);
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .expect("mode");
@@ -479,7 +486,14 @@ mod tests {
         let conn = open_writer(&path).expect("migrate");
         assert_eq!(
             inspect(&conn).expect("inspect"),
-            (2, vec!["journal".to_string(), "runs".to_string()])
+            (
+                SCHEMA_VERSION,
+                vec![
+                    "flows".to_string(),
+                    "journal".to_string(),
+                    "runs".to_string()
+                ]
+            )
         );
         let traces: Vec<Option<String>> = conn
             .prepare("SELECT traces FROM journal WHERE run = 7 ORDER BY seq")

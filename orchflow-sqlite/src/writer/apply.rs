@@ -328,6 +328,20 @@ impl WriterThread {
                     .map_err(sql)?;
                 Ok(Reply::Status(before))
             }
+            Op::PutGraph {
+                fingerprint,
+                name,
+                graph,
+            } => {
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO flows (fingerprint, name, graph) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (fingerprint) DO NOTHING",
+                    )
+                    .and_then(|mut s| s.execute(params![fingerprint, name, graph]))
+                    .map_err(sql)?;
+                Ok(Reply::Done)
+            }
             Op::Flush | Op::Register { .. } | Op::Unregister { .. } => Ok(Reply::Done),
         }
     }

@@ -163,6 +163,12 @@ pub(crate) enum Op {
     Cancel {
         run_id: RunId,
     },
+    /// Keeps a flow's graph unless the file has one for its fingerprint.
+    PutGraph {
+        fingerprint: String,
+        name: String,
+        graph: String,
+    },
     /// Nothing: answered once every request queued before it is committed.
     Flush,
     /// Starts renewing a handle's leases.
