@@ -122,9 +122,9 @@ impl RunQuery {
             && self.after.is_none_or(|c| RunCursor::of(document) < c)
     }
 
-    /// Whether `document` passes the filters that [`CheckpointStore::count_runs`]
-    /// (super::CheckpointStore::count_runs) applies: flow, time and text (not status, cursor
-    /// or limit).
+    /// Whether `document` passes the filters that
+    /// [`CheckpointStore::count_runs`](super::CheckpointStore::count_runs) applies: flow, time
+    /// and text (not status, cursor or limit).
     pub fn counts(&self, document: &RunDocument) -> bool {
         self.flow.as_ref().is_none_or(|f| *f == document.flow)
             && self.text.as_ref().is_none_or(|t| {
