@@ -186,6 +186,11 @@ pub(crate) mod tests_support {
             waiting: None,
         }
     }
+
+    /// A bundle of [`document`] with an empty journal.
+    pub(crate) fn bundle() -> Bundle {
+        Bundle::new(document(), Vec::new(), None)
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 //! browser.
 //!
 //! * `orchflow runs list|show|answer|resume|cancel|export` reads and operates on the runs of
-//!   the store `--store URL` (or `ORCHFLOW_STORE`) names ([`store`]).
+//!   the store `--store URL` (or `ORCHFLOW_STORE`) names ([`store`]);
+//! * `orchflow serve` starts the offline viewer: an HTTP server with the viewer's assets
+//!   compiled in and the JSON API they use ([`serve`]).
 //!
 //! The binary is a thin shell over [`Cli`] and [`run`]: it parses the arguments, runs the
 //! command, prints the error and exits with [`CliError::exit_code`] (0 success, 1 the operation
@@ -12,10 +14,12 @@
 //! only through the store's own operations); every failure is a [`CliError`], never a panic.
 
 use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub mod bundle;
 pub mod runs;
+pub mod serve;
 pub mod store;
 
 pub use bundle::Bundle;
@@ -55,6 +59,8 @@ pub enum Command {
         #[command(subcommand)]
         command: RunsCommand,
     },
+    /// Start the browser viewer (127.0.0.1:7878 by default).
+    Serve(ServeArgs),
 }
 
 /// `orchflow runs …`.
@@ -137,6 +143,24 @@ pub struct ExportArgs {
     pub output: Option<PathBuf>,
 }
 
+/// `serve` arguments.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on. A non-loopback address needs --token.
+    #[arg(long, default_value = "127.0.0.1:7878", value_name = "ADDR")]
+    pub bind: SocketAddr,
+    /// Require this token on every API request (Authorization: Bearer, or the cookie set by
+    /// visiting /?token=T).
+    #[arg(long, env = "ORCHFLOW_TOKEN", value_name = "T")]
+    pub token: Option<String>,
+    /// Show this exported bundle, with no store.
+    #[arg(long, value_name = "FILE")]
+    pub bundle: Option<PathBuf>,
+    /// Open the viewer in the default browser once listening.
+    #[arg(long)]
+    pub open: bool,
+}
+
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -164,6 +188,9 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// The server could not start or stopped with an error.
+    #[error(transparent)]
+    Serve(#[from] serve::ServeError),
     /// A bundle could not be read.
     #[error(transparent)]
     Bundle(#[from] bundle::BundleError),
@@ -181,6 +208,7 @@ impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::Usage(_) | CliError::Open(_) => 2,
+            CliError::Serve(e) if e.is_usage() => 2,
             CliError::Bundle(_) => 2,
             _ => 1,
         }
@@ -200,6 +228,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             result?;
             flushed?;
             Ok(())
+        }
+        Command::Serve(args) => {
+            drop(out);
+            serve::serve_command(cli.store.as_deref(), args).await
         }
     }
 }

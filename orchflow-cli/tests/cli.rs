@@ -308,4 +308,12 @@ fn errors_have_their_exit_codes() {
     let o = orchflow(&["--store", &json_url, "runs", "cancel", &unknown]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("no run queue"), "{}", stderr(&o));
+
+    let public = orchflow(&["--store", &url, "serve", "--bind", "0.0.0.0:0"]);
+    assert_eq!(public.status.code(), Some(2));
+    assert!(
+        stderr(&public).contains("without a token"),
+        "{}",
+        stderr(&public)
+    );
 }
