@@ -10,11 +10,12 @@
 //! * each poll reads the document before the journal, so when a finished document is seen,
 //!   the journal read after it holds the run's last entry: `end` never comes before it;
 //! * the store is polled only while a client listens (the stream is dropped with the
-//!   connection), every `poll` interval; the document is re-read when entries arrived and
-//!   otherwise every [`DOCUMENT_EVERY`] polls at most.
+//!   connection), every `poll` interval: each poll reads the document ([`Store::document`],
+//!   which in a database reads no journal) and the journal entries after the last one sent.
 
 use super::Source;
 use super::api::{AfterParam, ApiError, AppState, after_seq, checkpoint, run_id};
+use crate::store::Store;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -23,11 +24,7 @@ use orchflow::RunId;
 use orchflow::store::{CheckpointStore, JournalEntry, RunDocument, RunStatus};
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::time::Duration;
-
-/// How many polls without new entries pass before the document is re-read (a status change
-/// with no entry: queued → running, a cancel).
-pub(super) const DOCUMENT_EVERY: u32 = 4;
+use std::time::{Duration, SystemTime};
 
 /// The handler.
 pub(super) async fn events(
@@ -54,10 +51,10 @@ pub(super) async fn events(
         source: state.source.clone(),
         run_id,
         last_seq: after,
+        created_at: first.document.created_at,
         document: None,
         queue: VecDeque::new(),
         ended: false,
-        quiet_polls: 0,
         poll: state.poll,
     };
     tail.take(first.document, first.journal);
@@ -91,11 +88,12 @@ struct Tail {
     run_id: RunId,
     /// The seq of the last entry sent (or the resume point).
     last_seq: u64,
+    /// When the run was created (it never changes), to read its document cheaply.
+    created_at: SystemTime,
     /// The document last sent.
     document: Option<RunDocument>,
     queue: VecDeque<Event>,
     ended: bool,
-    quiet_polls: u32,
     poll: Duration,
 }
 
@@ -115,54 +113,36 @@ impl Tail {
         }
     }
 
-    fn take_entries(&mut self, journal: Vec<JournalEntry>) -> bool {
-        let mut any = false;
+    fn take_entries(&mut self, journal: Vec<JournalEntry>) {
         for entry in journal {
             if entry.seq > self.last_seq {
                 self.last_seq = entry.seq;
                 self.queue
                     .push_back(json_event("entry", &entry, Some(entry.seq)));
-                any = true;
             }
         }
-        any
     }
 
-    /// One poll of the store: the journal after the last entry sent, and the document when it
-    /// may have changed. A store error is sent as an `error` event and ends the stream.
+    /// One poll of the store: the document, then the journal after the last entry sent. A
+    /// store error is sent as an `error` event and ends the stream.
     async fn poll_store(&mut self) {
         let Source::Store(store) = &self.source else {
             self.ended = true;
             return;
         };
-        let store = store.checkpoints().clone();
-        let reread = self.quiet_polls + 1 >= DOCUMENT_EVERY;
-        if reread {
-            // The document first, then the journal (see the module docs).
-            match store.load(self.run_id).await {
-                Ok(Some(checkpoint)) => {
-                    self.quiet_polls = 0;
-                    let tail = store.journal(self.run_id, self.last_seq).await;
-                    let mut journal = checkpoint.journal;
-                    if let Ok(Some(more)) = tail {
-                        journal.extend(more);
-                    }
-                    self.take(checkpoint.document, journal);
-                }
-                Ok(None) => self.fail(format!("run {} is gone from the store", self.run_id)),
-                Err(e) => self.fail(e.to_string()),
-            }
-            return;
-        }
-        match store.journal(self.run_id, self.last_seq).await {
-            Ok(Some(entries)) => {
-                if self.take_entries(entries) {
-                    // Entries arrived: the document may have changed with them.
-                    self.quiet_polls = DOCUMENT_EVERY;
-                } else {
-                    self.quiet_polls += 1;
-                }
-            }
+        let store: Store = store.clone();
+        // The document first, then the journal (see the module docs).
+        let document = match store.document(self.run_id, self.created_at).await {
+            Ok(Some(document)) => document,
+            Ok(None) => return self.fail(format!("run {} is gone from the store", self.run_id)),
+            Err(e) => return self.fail(e.to_string()),
+        };
+        match store
+            .checkpoints()
+            .journal(self.run_id, self.last_seq)
+            .await
+        {
+            Ok(Some(entries)) => self.take(document, entries),
             Ok(None) => self.fail(format!("run {} is gone from the store", self.run_id)),
             Err(e) => self.fail(e.to_string()),
         }
