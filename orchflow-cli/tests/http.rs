@@ -694,3 +694,45 @@ async fn an_exported_bundle_round_trips_and_is_served_with_no_store() {
     );
     child.kill().await.expect("stop the server");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_server_ends_its_open_event_streams() {
+    let f = common::fixture_async().await;
+    let server = bind(Source::Store(open(&f.path).await), local())
+        .await
+        .expect("bind");
+    let addr = server.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.run_until(async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    // A suspended run's stream stays open: the run may be answered and go on.
+    let mut response = client
+        .get(format!("http://{addr}/api/runs/{}/events", f.suspended))
+        .send()
+        .await
+        .expect("events");
+    let first = read_events(&mut response, Duration::from_secs(5), |e| e.0 == "entry").await;
+    assert!(first.iter().any(|(e, _)| e.0 == "document"));
+    let quiet = read_events(&mut response, Duration::from_millis(300), |_| true).await;
+    assert!(quiet.is_empty(), "nothing more while the run waits");
+
+    let asked = Instant::now();
+    stop.send(()).expect("stop");
+    let done = tokio::time::timeout(Duration::from_secs(5), serving)
+        .await
+        .expect("the server stops with a stream open")
+        .expect("task");
+    assert!(done.is_ok(), "{done:?}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
+    let rest = tokio::time::timeout(Duration::from_secs(1), response.chunk()).await;
+    assert!(
+        matches!(rest, Ok(Ok(None)) | Ok(Err(_))),
+        "the stream ended: {rest:?}"
+    );
+}

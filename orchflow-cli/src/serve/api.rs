@@ -36,15 +36,23 @@ pub(super) struct AppState {
     /// Whether the server listens on a loopback address (then only loopback `Host`s are
     /// served when there is no token).
     pub(super) loopback: bool,
+    /// Becomes true when the server stops (event streams end).
+    pub(super) stop: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AppState {
-    pub(super) fn new(source: Source, options: &ServeOptions, addr: SocketAddr) -> Self {
+    pub(super) fn new(
+        source: Source,
+        options: &ServeOptions,
+        addr: SocketAddr,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
         AppState {
             source,
             token: options.token.as_deref().map(Arc::from),
             poll: options.poll,
             loopback: addr.ip().is_loopback(),
+            stop,
         }
     }
 }

@@ -123,6 +123,9 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
     router: axum::Router,
+    /// Set when the server stops: event streams end on it, so that the graceful shutdown
+    /// does not wait for them forever.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Server {
@@ -139,15 +142,18 @@ impl Server {
         self.addr
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests in flight (an event
-    /// stream ends at shutdown). Fails with [`ServeError::Server`] when accepting fails for
-    /// good.
+    /// Serves until `shutdown` completes, then ends the open event streams and finishes the
+    /// requests in flight. Fails with [`ServeError::Server`] when accepting fails for good.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
+        let stopping = self.stopping;
         axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                stopping.send_replace(true);
+            })
             .await
             .map_err(ServeError::Server)
     }
@@ -187,11 +193,13 @@ pub async fn bind(source: Source, options: ServeOptions) -> Result<Server, Serve
         addr: options.bind,
         source,
     })?;
-    let state = api::AppState::new(source, &options, addr);
+    let (stopping, stop) = tokio::sync::watch::channel(false);
+    let state = api::AppState::new(source, &options, addr, stop);
     Ok(Server {
         listener,
         addr,
         router: api::router(state),
+        stopping,
     })
 }
 

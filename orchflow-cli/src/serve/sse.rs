@@ -11,7 +11,8 @@
 //!   the journal read after it holds the run's last entry: `end` never comes before it;
 //! * the store is polled only while a client listens (the stream is dropped with the
 //!   connection), every `poll` interval: each poll reads the document ([`Store::document`],
-//!   which in a database reads no journal) and the journal entries after the last one sent.
+//!   which in a database reads no journal) and the journal entries after the last one sent;
+//! * every stream ends when the server stops, so that its graceful shutdown completes.
 
 use super::Source;
 use super::api::{AfterParam, ApiError, AppState, after_seq, checkpoint, run_id};
@@ -56,6 +57,7 @@ pub(super) async fn events(
         queue: VecDeque::new(),
         ended: false,
         poll: state.poll,
+        stop: state.stop.clone(),
     };
     tail.take(first.document, first.journal);
     if let Source::Bundle(_) = tail.source {
@@ -70,11 +72,14 @@ pub(super) async fn events(
             if let Some(event) = tail.queue.pop_front() {
                 return Some((Ok::<Event, Infallible>(event), tail));
             }
-            if tail.ended {
+            if tail.ended || *tail.stop.borrow() {
                 return None;
             }
-            tokio::time::sleep(tail.poll).await;
-            tail.poll_store().await;
+            tokio::select! {
+                _ = tokio::time::sleep(tail.poll) => tail.poll_store().await,
+                // Stopping (or the server gone): the stream ends.
+                _ = tail.stop.changed() => return None,
+            }
         }
     });
     Ok(Sse::new(stream)
@@ -95,6 +100,7 @@ struct Tail {
     queue: VecDeque<Event>,
     ended: bool,
     poll: Duration,
+    stop: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Tail {
