@@ -692,7 +692,18 @@ async fn an_exported_bundle_round_trips_and_is_served_with_no_store() {
         Bundle::from_json(&exported.to_string(), "again").ok(),
         Some(bundle)
     );
-    child.kill().await.expect("stop the server");
+    // SIGTERM stops it gracefully: exit code 0.
+    let pid = child.id().expect("the server's pid").to_string();
+    let signalled = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(signalled.success());
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .expect("the server stops on SIGTERM")
+        .expect("wait");
+    assert_eq!(status.code(), Some(0), "{status:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

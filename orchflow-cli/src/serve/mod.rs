@@ -204,7 +204,8 @@ pub async fn bind(source: Source, options: ServeOptions) -> Result<Server, Serve
 }
 
 /// `orchflow serve`: opens the store (or reads the bundle), binds, prints the address, opens
-/// a browser when asked, and serves until interrupted (Ctrl-C).
+/// a browser when asked, and serves until interrupted (Ctrl-C or SIGTERM), then stops
+/// gracefully.
 pub async fn serve_command(store: Option<&str>, args: crate::ServeArgs) -> Result<(), CliError> {
     let source = match &args.bundle {
         Some(path) => Source::Bundle(Arc::new(Bundle::read(path)?)),
@@ -226,15 +227,33 @@ pub async fn serve_command(store: Option<&str>, args: crate::ServeArgs) -> Resul
     if args.open {
         open_browser(&url);
     }
-    server
-        .run_until(async {
-            // If the signal cannot be listened to, serve until killed.
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        })
-        .await?;
+    server.run_until(stop_signal()).await?;
     Ok(())
+}
+
+/// Completes on Ctrl-C (SIGINT) or, on Unix, SIGTERM; a signal that cannot be listened to
+/// never completes (the server then runs until killed).
+async fn stop_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
 }
 
 /// Opens `url` in the desktop's browser; a failure is reported on standard error and
