@@ -329,6 +329,24 @@ async fn a_run_its_graph_its_journal_and_its_recorded_events() {
     let names: Vec<&str> = events.iter().map(|((n, _, _), _)| n.as_str()).collect();
     assert_eq!(names, ["document", "end"]);
 
+    // Once listed, a run is read without its journal: the same answers.
+    let (status, _) = get(&client, &server.url("/api/runs")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, listed) = get(&client, &server.url(&format!("/api/runs/{}", f.completed))).await;
+    assert_eq!(listed, run);
+    let mut response = client
+        .get(server.url(&format!("/api/runs/{}/events", f.completed)))
+        .header("last-event-id", "1")
+        .send()
+        .await
+        .expect("events");
+    let events = read_events(&mut response, Duration::from_secs(5), |e| e.0 == "end").await;
+    let names: Vec<&str> = events.iter().map(|((n, _, _), _)| n.as_str()).collect();
+    let mut expected = vec!["document"];
+    expected.extend(std::iter::repeat_n("entry", count - 1));
+    expected.push("end");
+    assert_eq!(names, expected);
+
     // The page and its assets.
     let page = client.get(server.url("/")).send().await.expect("page");
     assert_eq!(page.status(), StatusCode::OK);
@@ -526,6 +544,9 @@ async fn answering_resuming_and_cancelling_from_the_api() {
     let server = start(Source::Store(store.clone()), local()).await;
     let client = reqwest::Client::new();
 
+    // Listed first, so that the server reads these runs' documents without their journals.
+    let (status, _) = get(&client, &server.url("/api/runs")).await;
+    assert_eq!(status, StatusCode::OK);
     let (status, questions) = get(&client, &server.url("/api/questions")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(questions.as_array().map(Vec::len), Some(1), "{questions}");
@@ -568,6 +589,11 @@ async fn answering_resuming_and_cancelling_from_the_api() {
         .expect("run");
     assert_eq!(saved.document.status, RunStatus::Queued);
     assert!(saved.document.pending.is_empty());
+    let (_, run) = get(&client, &server.url(&format!("/api/runs/{}", f.suspended))).await;
+    assert_eq!(
+        run["document"]["status"], "queued",
+        "the current document, not a stale one"
+    );
     let (status, body) = post(&client, &answer, r#"{"text": "again"}"#).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     let missing = uuid::Uuid::new_v4();
