@@ -80,17 +80,22 @@ pub trait InputProvider: Send + Sync + 'static {
     fn ask<'a>(&'a self, request: &'a InputRequest) -> InputFuture<'a>;
 }
 
-/// Prints the question on stderr and reads one line from stdin (on the blocking pool).
+/// Prints the question on stderr (after why the previous answer was refused, when it is asked
+/// again) and reads one line from stdin (on the blocking pool).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Stdin;
 
 impl InputProvider for Stdin {
     fn ask<'a>(&'a self, request: &'a InputRequest) -> InputFuture<'a> {
         let prompt = request.prompt.clone();
+        let refused = request.error.clone();
         Box::pin(async move {
             let read = tokio::task::spawn_blocking(move || {
                 use std::io::{BufRead, Write};
                 let mut err = std::io::stderr();
+                if let Some(refused) = refused {
+                    let _ = writeln!(err, "{refused}");
+                }
                 let _ = write!(err, "{prompt} ");
                 let _ = err.flush();
                 let mut line = String::new();
