@@ -773,3 +773,57 @@ async fn stopping_the_server_ends_its_open_event_streams() {
         "the stream ended: {rest:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typed_question_shows_its_schema_and_why_an_answer_was_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("runs.db");
+    let sqlite = SqliteStore::open(&path).expect("open");
+    let amount =
+        orchflow::human::ask_typed::<u32, _, _>("amount", |p: &String| format!("how many {p}?"));
+    let f = flow! { #[flow(name = "order")] (amount) }.with_input(orchflow::human::Suspend);
+    let first = f.durable(sqlite.clone()).run("crates".to_string()).await;
+    sqlite.flush().await.expect("flush");
+    let server = start(Source::Store(open(&path).await), local()).await;
+    let client = reqwest::Client::new();
+
+    let (_, questions) = get(&client, &server.url("/api/questions")).await;
+    assert_eq!(questions[0]["pending"]["prompt"], "how many crates?");
+    assert_eq!(
+        questions[0]["pending"]["schema"]["type"], "integer",
+        "{questions}"
+    );
+    assert!(questions[0]["pending"].get("error").is_none());
+
+    // An answer that is not a u32 is taken, and refused when the run goes on.
+    let answer = server.url(&format!("/api/runs/{}/answer", first.run_id));
+    let (status, body) = post(
+        &client,
+        &answer,
+        r#"{"question": "amount", "text": "lots"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let again = f
+        .durable(sqlite.clone())
+        .resume(first.run_id)
+        .await
+        .expect("resume");
+    assert!(again.output.is_none());
+    sqlite.flush().await.expect("flush");
+    let (_, run) = get(&client, &server.url(&format!("/api/runs/{}", first.run_id))).await;
+    assert_eq!(run["document"]["status"], "suspended");
+    let error = run["document"]["pending"][0]["error"]
+        .as_str()
+        .unwrap_or("");
+    assert!(error.contains("lots"), "{run}");
+
+    let (status, body) = post(&client, &answer, r#"{"question": null, "text": "12"}"#).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let done = f
+        .durable(sqlite.clone())
+        .resume(first.run_id)
+        .await
+        .expect("resume");
+    assert_eq!(done.output.map(|a| a.answer), Some(12));
+}
