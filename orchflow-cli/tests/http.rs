@@ -132,6 +132,7 @@ async fn runs_are_listed_in_pages_with_counts_over_a_thousand_runs() {
     let path = dir.path().join("runs.db");
     let sqlite = SqliteStore::open(&path).expect("open");
     let (completed, _, suspended) = common::make_runs(&sqlite).await;
+    sqlite.flush().await.expect("flush");
     let f = flow! { #[flow(name = "bulk")] common::double };
     let durable = f.durable(sqlite.clone());
     // Submitted concurrently, so that the store's group commit takes them in batches.
