@@ -69,3 +69,18 @@ export function debounce(f, ms) {
     timer = setTimeout(() => f(...args), ms);
   };
 }
+
+const ICONS = {
+  first: 'M3 3h2v10H3zM13 3v10L6 8z',
+  back: 'M12 3v10L5 8z',
+  play: 'M4 2.5v11L13.5 8z',
+  pause: 'M4 3h3v10H4zM9 3h3v10H9z',
+  step: 'M4 3v10l7-5zM11 3h2v10h-2z',
+  last: 'M3 3v10l7-5zM11 3h2v10h-2z',
+  fork: 'M6 1.5v4L2.5 9v5.5h1.6V9.7L7 7l2.9 2.7v4.8h1.6V9L8 5.5v-4z',
+};
+
+/** A 16×16 icon drawn with one path (no icon font). */
+export function icon(name) {
+  return s('svg', { class: 'icon', viewBox: '0 0 16 16', width: 14, height: 14, 'aria-hidden': 'true' }, s('path', { d: ICONS[name] ?? '', fill: 'currentColor' }));
+}

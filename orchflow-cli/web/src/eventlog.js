@@ -119,7 +119,21 @@ export class EventLog {
     this.paint(true);
   }
 
+  /** Paints on the next frame (many calls in one frame paint once). */
   paint(force = false) {
+    this.force = this.force || force;
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      const f = this.force;
+      this.force = false;
+      const t0 = performance.now();
+      this.paintNow(f);
+      performance.measure?.('eventlog:paint', { start: t0, end: performance.now() });
+    });
+  }
+
+  paintNow(force) {
     if (!this.rec) return;
     const top = this.viewport.scrollTop;
     const vh = this.viewport.clientHeight || 300;

@@ -91,7 +91,7 @@ export class GraphView {
           hg.append(s('text', { class: 'hdr-text', x: cx, y: cy + 4, 'text-anchor': 'middle' }, headerText(n)));
         } else {
           hg.append(s('rect', { class: 'hdr-shape', x: hb.x, y: hb.y, width: hb.width, height: hb.height, rx: hb.height / 2 }));
-          hg.append(s('text', { class: 'hdr-icon', x: hb.x + 12, y: hb.y + hb.height / 2 + 4 }, kindIcon(n)));
+          hg.append(s('path', { class: 'hdr-icon', d: kindIcon(n), transform: `translate(${hb.x + 10},${hb.y + hb.height / 2 - 6}) scale(0.75)` }));
           hg.append(s('text', { class: 'hdr-text', x: hb.x + 28, y: hb.y + hb.height / 2 + 4 }, headerText(n)));
           if (n.kind === 'loop' || n.kind === 'map') {
             const counter = s('text', { class: 'hdr-counter', x: hb.x + hb.width - 12, y: hb.y + hb.height / 2 + 4, 'text-anchor': 'end' }, '');
@@ -161,7 +161,7 @@ export class GraphView {
         s('text', { class: 'st-meta', x: b.x + 12, y: b.y + 30 }, meta),
       );
       const icon = s('text', { class: 'st-icon', x: b.x + b.width - 8, y: b.y + 16, 'text-anchor': 'end' }, '');
-      const count = s('text', { class: 'st-count', x: b.x + b.width - 8, y: b.y + 30, 'text-anchor': 'end' }, '');
+      const count = s('text', { class: 'st-count', x: b.x + b.width - 24, y: b.y + 15, 'text-anchor': 'end' }, '');
       const title = s('title', null, `${n.key} · ${name}`);
       g.append(icon, count, title);
       g.addEventListener('click', (e) => {
@@ -212,7 +212,7 @@ export class GraphView {
       }
       if (e.icon) {
         e.icon.textContent = STATE_ICON[d.state] ?? '';
-        e.count.textContent = d.attempts > 1 ? `${d.attempts} attempts` : '';
+        e.count.textContent = d.attempts > 1 ? `×${d.attempts}` : '';
         e.title.textContent = `${key} · ${e.name} · ${d.state}${d.attempts ? ` · ${d.attempts} attempt${d.attempts === 1 ? '' : 's'}` : ''}`;
       }
     }
@@ -247,16 +247,14 @@ function depthOf(model, n) {
   return d;
 }
 
+const ICON_PATHS = {
+  group: 'M6 1.5v4L2.5 9v5.5h1.6V9.7L7 7l2.9 2.7v4.8h1.6V9L8 5.5v-4z',
+  loop: 'M8 2a6 6 0 1 0 6 6h-2a4 4 0 1 1-1.2-2.8L9 7h5V2l-1.8 1.8A6 6 0 0 0 8 2z',
+  map: 'M1 3h9v2H1zM1 7h9v2H1zM1 11h9v2H1zM11 2l4 2-4 2zM11 6l4 2-4 2zM11 10l4 2-4 2z',
+  flow: 'M1 2h14v12H1zM3 4v8h10V4zM5 6h6v4H5z',
+};
+
 function kindIcon(n) {
-  if (n.nested) return '⤷';
-  switch (n.kind) {
-    case 'group':
-      return '⑂';
-    case 'loop':
-      return '↻';
-    case 'map':
-      return '⇶';
-    default:
-      return '•';
-  }
+  if (n.nested) return ICON_PATHS.flow;
+  return ICON_PATHS[n.kind] ?? '';
 }

@@ -52,7 +52,8 @@ export function buildLanes(recording, model) {
 /**
  * The time axis: pieces [{t0, t1, v0, v1, gap}] mapping time (ms) to a virtual coordinate
  * (ms of activity); a collapsed gap is a piece with `gap: true` a fixed share of the total
- * wide. Gaps are collapsed largest first while one is longer than a quarter of the rest.
+ * wide. Gaps are collapsed largest first while one is longer than 200 ms and 40% of the rest
+ * (a retry's backoff in a short run stays visible; a wait between sessions does not).
  */
 export function buildAxis(recording) {
   const iv = [];
@@ -77,7 +78,7 @@ export function buildAxis(recording) {
   const collapsed = [];
   for (const g of gaps) {
     const len = g.b - g.a;
-    if (len > 0.25 * (total - len) && len > 1) {
+    if (len > 0.4 * (total - len) && len > 200) {
       collapsed.push(g);
       total -= len;
     } else break;

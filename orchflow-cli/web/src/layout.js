@@ -108,12 +108,15 @@ export function layout(model) {
   for (const n of model.nodes) {
     if (n.kind === 'step' && !n.nested) {
       const [a, b] = stepLines(n);
-      const w = Math.max(textWidth(a, '600 12px system-ui, sans-serif'), textWidth(b, '10px system-ui, sans-serif')) + 34;
-      g.setNode(n.key, { width: Math.max(96, Math.ceil(w)), height: STEP_H });
+      // Room for the name, then the attempt count and the state icon on its right.
+      const w = Math.max(textWidth(a, '600 12px system-ui, sans-serif') + 82, textWidth(b, '10px system-ui, sans-serif') + 26);
+      g.setNode(n.key, { width: Math.max(110, Math.ceil(w)), height: STEP_H });
     } else {
       g.setNode(n.key, {});
       if (hasHeader(n)) {
-        const w = textWidth(headerText(n), '600 11px system-ui, sans-serif') + (n.kind === 'if' ? 44 : 62);
+        // Loops and maps show a counter at the right of their header.
+        const counter = n.kind === 'loop' ? 56 : n.kind === 'map' ? 96 : 0;
+        const w = textWidth(headerText(n), '600 11px system-ui, sans-serif') + (n.kind === 'if' ? 44 : 46) + counter;
         g.setNode(header(n.key), { width: Math.max(80, Math.ceil(w)), height: HEADER_H });
         g.setParent(header(n.key), n.key);
       }

@@ -83,6 +83,13 @@ function route() {
 }
 
 async function boot() {
+  // An explicit route starts at once; the runs list waits for /api/info (a bundle server
+  // opens its run instead).
+  const explicit = /^#\/(run\/|inbox|bundle)/.test(location.hash);
+  if (explicit) {
+    window.addEventListener('hashchange', route);
+    route();
+  }
   try {
     info = await api.info();
   } catch (e) {
@@ -105,13 +112,16 @@ async function boot() {
       }
       if (id && !location.hash.startsWith('#/run/')) {
         history.replaceState(null, '', `#/run/${encodeURIComponent(id)}`);
+        if (explicit) route();
       }
     } else {
       api.questions().then((q) => setInboxCount(Array.isArray(q) ? q.length : 0), () => {});
     }
   }
-  window.addEventListener('hashchange', route);
-  route();
+  if (!explicit) {
+    window.addEventListener('hashchange', route);
+    route();
+  }
 }
 
 boot();

@@ -217,13 +217,13 @@ export class Recording {
     if (!prev) {
       this.createdT = created;
       if (Number.isFinite(this.createdT)) {
-        this._push({ t: created, rank: 0, kind: 'status', status: 'created', text: 'run created' });
+        this._push({ t: created, rank: 0, kind: 'status', status: 'created', text: 'created' });
       }
     }
     if (!prev || prev.status !== doc.status) {
       let t = parseTime(doc.updated_at);
       if (!Number.isFinite(t)) t = this.lastT();
-      this._push({ t, rank: 3, kind: 'status', status: doc.status, text: `status ${doc.status}${doc.error ? `: ${doc.error}` : ''}` });
+      this._push({ t, rank: 3, kind: 'status', status: doc.status, text: `${doc.status}${doc.error ? `: ${doc.error}` : ''}` });
     }
     this._flush();
   }
@@ -235,8 +235,16 @@ export class Recording {
     return Number.isFinite(this.createdT) ? this.createdT : 0;
   }
 
+  /** Many journal entries at once (the initial load): the same as `addEntry` for each, one sort. */
+  addEntries(entries) {
+    let n = 0;
+    for (const e of entries) if (this.addEntry(e, false)) n++;
+    this._flush();
+    return n;
+  }
+
   /** One journal entry (with its traces). Returns false when it was already seen. */
-  addEntry(entry) {
+  addEntry(entry, flush = true) {
     if (!entry || typeof entry.seq !== 'number' || entry.seq <= this.lastSeq) return false;
     this.lastSeq = entry.seq;
     const kind = recordKind(entry.record);
@@ -266,7 +274,7 @@ export class Recording {
     if (kind === 'stopped') ev.stoppedSuspended = fresh.some((tr) => tr.outcome === 'suspended');
     if (kind === 'answer') ev.question = entry.record?.answer?.question ?? null;
     this._push(ev);
-    this._flush();
+    if (flush) this._flush();
     return true;
   }
 

@@ -6,7 +6,7 @@
 // started before k. Live entries go through `Recording.addEntry` (the same as the initial
 // load) and, when the page follows the end, the position moves to the new end.
 
-import { h, mount, jsonBlock, badge } from './dom.js';
+import { h, mount, jsonBlock, badge, icon } from './dom.js';
 import { api } from './api.js';
 import { buildModel, Recording, initialState, applyEvent, deriveNodes, FINISHED, EVENT_KIND_LABELS } from './model.js';
 import { GraphView } from './graphview.js';
@@ -33,6 +33,7 @@ export class RunView {
 
   async start() {
     mount(this.root, h('div', { class: 'loading pad' }, 'loading run…'));
+    mark('run:fetch');
     let doc;
     let graph;
     let journal;
@@ -50,15 +51,19 @@ export class RunView {
       return;
     }
     if (this.disposed) return;
+    mark('run:fetched');
     this.model = buildModel(graph);
     this.rec = new Recording(this.model);
     this.rec.setDocument(doc);
-    for (const e of Array.isArray(journal) ? journal : []) this.rec.addEntry(e);
+    this.rec.addEntries(Array.isArray(journal) ? journal : []);
     this.rec.takeDirty();
+    mark('run:recorded');
     this.build();
+    mark('run:built');
     this.k = this.rec.events.length;
     this.recompute();
     this.refreshAll();
+    mark('run:drawn');
     if (this.source.kind === 'api') this.connect();
   }
 
@@ -101,14 +106,14 @@ export class RunView {
     this.range = h('input', { type: 'range', min: '0', max: '0', value: '0', step: '1', class: 'scrub-range', 'data-testid': 'scrubber', 'aria-label': 'position in the run', oninput: () => this.seek(Number(this.range.value), { user: true }) });
     this.posEl = h('span', { class: 'scrub-pos', 'data-testid': 'scrub-position' });
     this.timeEl = h('span', { class: 'scrub-time muted' });
-    this.playBtn = h('button', { class: 'btn icon', 'data-testid': 'play', title: 'play (space)', onclick: () => this.play() }, '▶');
-    this.pauseBtn = h('button', { class: 'btn icon', 'data-testid': 'pause', title: 'pause (space)', onclick: () => this.pause(), hidden: true }, '❚❚');
+    this.playBtn = h('button', { class: 'btn icon', 'data-testid': 'play', title: 'play (space)', onclick: () => this.play() }, icon('play'));
+    this.pauseBtn = h('button', { class: 'btn icon', 'data-testid': 'pause', title: 'pause (space)', onclick: () => this.pause(), hidden: true }, icon('pause'));
     const scrub = h('div', { class: 'scrubber' },
-      h('button', { class: 'btn icon', 'data-testid': 'to-start', title: 'to the start (Home)', onclick: () => this.seek(0, { user: true }) }, '⏮'),
-      h('button', { class: 'btn icon', 'data-testid': 'step-back', title: 'one event back (←)', onclick: () => this.seek(this.k - 1, { user: true }) }, '◀'),
+      h('button', { class: 'btn icon', 'data-testid': 'to-start', title: 'to the start (Home)', onclick: () => this.seek(0, { user: true }) }, icon('first')),
+      h('button', { class: 'btn icon', 'data-testid': 'step-back', title: 'one event back (←)', onclick: () => this.seek(this.k - 1, { user: true }) }, icon('back')),
       this.playBtn, this.pauseBtn,
-      h('button', { class: 'btn icon', 'data-testid': 'step', title: 'one event forward (→)', onclick: () => this.seek(this.k + 1, { user: true }) }, '▶|'),
-      h('button', { class: 'btn icon', 'data-testid': 'to-end', title: 'to the end (End)', onclick: () => this.seek(this.rec.events.length, { user: true }) }, '⏭'),
+      h('button', { class: 'btn icon', 'data-testid': 'step', title: 'one event forward (→)', onclick: () => this.seek(this.k + 1, { user: true }) }, icon('step')),
+      h('button', { class: 'btn icon', 'data-testid': 'to-end', title: 'to the end (End)', onclick: () => this.seek(this.rec.events.length, { user: true }) }, icon('last')),
       this.range, this.posEl, this.timeEl);
 
     // Panels.
@@ -485,6 +490,11 @@ export class RunView {
     a.click();
     a.remove();
   }
+}
+
+/** A performance mark (visible in the browser's profiler and to tests). */
+function mark(name) {
+  if (typeof performance !== 'undefined' && performance.mark) performance.mark(name);
 }
 
 function kv(k, v) {

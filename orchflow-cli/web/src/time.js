@@ -6,6 +6,8 @@
 // double at today's dates), so that times sort and subtract as plain numbers.
 
 const RFC3339 = /^(\d{4}-\d\d-\d\d)[Tt ](\d\d:\d\d:\d\d)(?:\.(\d+))?([Zz]|[+-]\d\d:?\d\d)?$/;
+// Whole seconds repeat across a run's thousands of instants: parse each once.
+const wholeCache = new Map();
 
 /** Milliseconds since the epoch of an orchflow instant, or NaN when it is not one. */
 export function parseTime(v) {
@@ -15,7 +17,13 @@ export function parseTime(v) {
     let tz = m[4] || 'Z';
     if (tz === 'z') tz = 'Z';
     if (tz.length === 5) tz = tz.slice(0, 3) + ':' + tz.slice(3);
-    const whole = Date.parse(`${m[1]}T${m[2]}${tz}`);
+    const key = `${m[1]}T${m[2]}${tz}`;
+    let whole = wholeCache.get(key);
+    if (whole === undefined) {
+      whole = Date.parse(key);
+      if (wholeCache.size > 50_000) wholeCache.clear();
+      wholeCache.set(key, whole);
+    }
     if (Number.isNaN(whole)) return NaN;
     const frac = m[3] ? Number('0.' + m[3]) * 1000 : 0;
     return whole + frac;

@@ -79,6 +79,14 @@ export class Timeline {
     this.geo = buildLanes(recording, model);
     const oldAxis = this.axis;
     this.axis = buildAxis(recording);
+    const n = recording.traces.length;
+    this.vStart = new Float64Array(n);
+    this.vEnd = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const tr = recording.traces[i];
+      this.vStart[i] = this.axis.toV(tr.start);
+      this.vEnd[i] = this.axis.toV(tr.end);
+    }
     if (this.view && oldAxis && oldAxis.vmax !== this.axis.vmax) this.view = null;
     this.sessions = [];
     const firstOf = new Map();
@@ -94,6 +102,13 @@ export class Timeline {
   setPosition(k) {
     this.k = k;
     this.draw();
+  }
+
+  /** How many attempts started before position k (the bars drawn). */
+  countAt(k) {
+    let n = 0;
+    for (const tr of this.rec.traces) if (tr.startIdx >= 0 && tr.startIdx < k) n++;
+    return n;
   }
 
   select(traceIdx) {
@@ -143,8 +158,19 @@ export class Timeline {
     return c;
   }
 
-  /** Draws the visible part; cheap enough to call on every scrubber move. */
+  /** Draws on the next frame (many calls in one frame draw once). */
   draw() {
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      const t0 = performance.now();
+      this.drawNow();
+      performance.measure?.('timeline:draw', { start: t0, end: performance.now() });
+    });
+  }
+
+  /** Draws the visible part; cheap enough to run on every scrubber move. */
+  drawNow() {
     if (!this.rec || !this.axis) return;
     const dpr = window.devicePixelRatio || 1;
     const W = this.scroller.clientWidth || 800;
@@ -233,18 +259,36 @@ export class Timeline {
     const traces = this.rec.traces;
     const xmin = LABEL_W;
     const xmax = W;
-    for (let i = 0; i < traces.length; i++) {
+    const covered = new Float64Array(this.geo.rows).fill(-Infinity);
+    const sel = this.selected;
+    const [vv0, vv1] = this.currentView();
+    const scale = this.plotW() / (vv1 - vv0);
+    const vCursor = this.axis.toV(cursorT);
+    const { vStart, vEnd } = this;
+    // Successes first, then everything else on top (a failure stays visible among thousands).
+    const later = [];
+    for (let pass = 0; pass < 2; pass++) {
+    const n = pass === 0 ? traces.length : later.length;
+    for (let j = 0; j < n; j++) {
+      const i = pass === 0 ? j : later[j];
       const tr = traces[i];
+      if (pass === 0 && tr.outcome !== 'succeeded' && tr.startIdx >= 0 && tr.startIdx < k) {
+        drawn++;
+        later.push(i);
+        continue;
+      }
       if (!(tr.startIdx >= 0 && tr.startIdx < k)) continue;
-      drawn++;
+      if (pass === 0) drawn++;
       const r = rowOf[i];
       if (r < firstVisible - 1 || r > lastVisible + 1) continue;
       const running = !(tr.endIdx >= 0 && tr.endIdx < k);
-      const x0 = this.xOf(tr.start);
-      const endT = running ? Math.max(tr.start, cursorT) : tr.end;
-      let x1 = this.xOf(endT);
+      const x0 = LABEL_W + (vStart[i] - vv0) * scale;
+      let x1 = LABEL_W + ((running ? Math.max(vStart[i], vCursor) : vEnd[i]) - vv0) * scale;
       if (x1 < xmin || x0 > xmax) continue;
       if (x1 - x0 < 2) x1 = x0 + 2;
+      // A bar hidden under the ones already drawn in its row (thousands per pixel when zoomed out).
+      if (x1 <= covered[r] + 0.5 && i !== sel && prev[i] < 0 && tr.outcome === 'succeeded' && !running) continue;
+      if (x1 > covered[r]) covered[r] = x1;
       const y = rowY(r) + 3;
       const col = C[OUTCOME_VAR[running ? 'running' : tr.outcome] ?? '--muted2'];
       ctx.fillStyle = col;
@@ -258,15 +302,14 @@ export class Timeline {
         ctx.lineWidth = 1;
       }
       const label = tr.item != null ? `#${tr.item}${tr.attempt > 1 ? ` a${tr.attempt}` : ''}` : tr.attempt > 1 ? `a${tr.attempt}` : '';
-      if (label && x1 - x0 > ctx.measureText(label).width + 6) {
+      if (label && x1 - x0 > 16 && x1 - x0 > ctx.measureText(label).width + 6) {
         ctx.fillStyle = '#fff';
         ctx.fillText(label, Math.max(x0, xmin) + 3, y + (ROW_H - 6) / 2 + 0.5);
       }
       // The backoff before a retry.
       const p = prev[i];
       if (p >= 0) {
-        const pt = traces[p];
-        const px = this.xOf(pt.end);
+        const px = LABEL_W + (vEnd[p] - vv0) * scale;
         const py = rowY(rowOf[p]) + ROW_H / 2;
         ctx.strokeStyle = C['--bad'];
         ctx.setLineDash([2, 2]);
@@ -276,6 +319,7 @@ export class Timeline {
         ctx.stroke();
         ctx.setLineDash([]);
       }
+    }
     }
     this.count.textContent = String(drawn);
 
@@ -293,23 +337,31 @@ export class Timeline {
     const msPerPx = (v1 - v0) / this.plotW();
     const step = niceStep(msPerPx * 90);
     const origin = this.axis.start;
+    let lastEnd = LABEL_W;
+    const axisLabel = (text, x, y) => {
+      const w = ctx.measureText(text).width;
+      if (x < lastEnd + 6 || x + w > W) return false;
+      ctx.fillText(text, x, y);
+      lastEnd = x + w;
+      return true;
+    };
     for (const p of this.axis.pieces) {
       const px0 = this.xOf(p.t0);
       const px1 = this.xOf(p.t1);
       if (px1 < LABEL_W || px0 > W) continue;
       if (p.gap) {
-        const label = `⋯ ${fmtDuration(p.t1 - p.t0)} ⋯`;
-        const mid = (px0 + px1) / 2;
-        ctx.fillText(label, mid - ctx.measureText(label).width / 2, AXIS_H / 2);
+        const text = `⋯ ${fmtDuration(p.t1 - p.t0)}`;
+        const w = ctx.measureText(text).width;
+        if (w + 4 < px1 - px0) axisLabel(text, (px0 + px1) / 2 - w / 2, AXIS_H / 2 - 2);
+        else axisLabel('⋯', (px0 + px1) / 2 - 4, AXIS_H / 2 - 2);
+        lastEnd = Math.max(lastEnd, px1);
         continue;
       }
       const first = Math.ceil((p.t0 - origin) / step) * step;
       for (let off = first; origin + off <= p.t1; off += step) {
         const x = this.xOf(origin + off);
         if (x < LABEL_W || x > W) continue;
-        ctx.fillRect(x, AXIS_H - 6, 1, 6);
-        const label = `+${fmtDuration(off)}`;
-        ctx.fillText(label, x + 3, AXIS_H / 2 - 2);
+        if (axisLabel(`+${fmtDuration(off)}`, x + 3, AXIS_H / 2 - 2)) ctx.fillRect(x, AXIS_H - 6, 1, 6);
       }
     }
     for (const sess of this.sessions) {
