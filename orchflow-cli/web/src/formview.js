@@ -40,7 +40,10 @@ function renderField(field, path, required, raw, name) {
     case 'boolean': {
       if (required && !field.nullable) {
         const input = h('input', { ...common, type: 'checkbox', checked: raw === true });
-        return wrap(input, () => input.checked);
+        const el = h('div', { class: 'ff ff-boolean' },
+          h('label', { class: 'ff-check' }, input, ' ', labelOf(name, field)),
+          field.description ? h('div', { class: 'muted small ff-desc' }, field.description) : null);
+        return { el, read: () => input.checked };
       }
       const input = h('select', { ...common },
         h('option', { value: '' }, field.nullable ? 'null' : '(unset)'),
