@@ -17,7 +17,10 @@ function labelOf(name, field) {
 
 function renderField(field, path, required, raw, name) {
   const id = `f${++uid}`;
-  const common = { id, 'data-testid': 'answer-field', 'data-path': path, 'data-kind': field.kind };
+  // A schema of one simple value (a string, a number…) is answered in one input: the same
+  // hook as a plain question's.
+  const testid = path === '' && field.kind !== 'object' && field.kind !== 'array' ? 'answer-input' : 'answer-field';
+  const common = { id, 'data-testid': testid, 'data-path': path, 'data-kind': field.kind };
   const wrap = (input, read, extra = null) => {
     const el = h('div', { class: `ff ff-${field.kind}` },
       h('label', { for: id }, labelOf(name, field), required ? null : h('span', { class: 'muted small' }, ' (optional)'), field.nullable ? h('span', { class: 'muted small' }, ' (empty = null)') : null),

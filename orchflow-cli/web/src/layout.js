@@ -30,7 +30,7 @@ export function textWidth(text, font = '600 12px system-ui, sans-serif') {
 /** What a node's box says, first and second line. */
 export function stepLines(n) {
   const k = n.node;
-  const meta = [n.id];
+  const meta = [n.key];
   if (k.retry != null) meta.push(`retry ${k.retry}`);
   if (k.timeout_ms != null) meta.push(`timeout ${k.timeout_ms} ms`);
   const name = n.name ?? n.label;

@@ -62,7 +62,7 @@ export class RunView {
     mark('run:built');
     this.k = this.rec.events.length;
     this.recompute();
-    this.refreshAll();
+    this.refreshAll(true);
     mark('run:drawn');
     if (this.source.kind === 'api') this.connect();
   }
@@ -245,11 +245,11 @@ export class RunView {
     }
   }
 
-  refreshAll() {
+  refreshAll(reveal = false) {
     this.timeline.setData(this.rec, this.model);
     this.log.setData(this.rec);
     this.refreshHeader();
-    this.refreshPosition(false);
+    this.refreshPosition(reveal);
   }
 
   refreshPosition(reveal) {
