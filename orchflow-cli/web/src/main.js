@@ -54,7 +54,7 @@ function route() {
     if (openedBundle && openedBundle.bundle.document.run_id === id && (!info || info.bundle !== true)) {
       current = new RunView(root, { kind: 'bundle', bundle: openedBundle.bundle, fileName: openedBundle.fileName });
     } else {
-      current = new RunView(root, { kind: 'api', id });
+      current = new RunView(root, { kind: 'api', id }, info);
     }
     document.title = `run ${id.slice(0, 8)} · orchflow`;
   } else if (parts[0] === 'inbox') {
@@ -113,6 +113,8 @@ async function boot() {
       if (id && !location.hash.startsWith('#/run/')) {
         history.replaceState(null, '', `#/run/${encodeURIComponent(id)}`);
         if (explicit) route();
+      } else if (explicit && current instanceof RunView) {
+        route(); // again, read-only
       }
     } else {
       api.questions().then((q) => setInboxCount(Array.isArray(q) ? q.length : 0), () => {});

@@ -217,7 +217,10 @@ export class Recording {
     if (!prev) {
       this.createdT = created;
       if (Number.isFinite(this.createdT)) {
-        this._push({ t: created, rank: 0, kind: 'status', status: 'created', text: 'created' });
+        // A submitted run waits in the queue until a worker starts it; a run started in place
+        // runs from its creation.
+        const initial = doc.status === 'queued' ? 'queued' : 'running';
+        this._push({ t: created, rank: 0, kind: 'status', status: 'created', initial, text: 'created' });
       }
     }
     if (!prev || prev.status !== doc.status) {
@@ -311,6 +314,11 @@ export class Recording {
     const { byKey } = this.model;
     if (tr.parent == null) {
       if (tr.node && byKey.has(tr.node)) return tr.node;
+      // Traces written before nodes were recorded: the top-level step of that name, if one.
+      if (!tr.node) {
+        const same = this.model.nodes.filter((n) => n.kind === 'step' && n.outerKey == null && n.name === tr.step);
+        if (same.length === 1) return same[0].key;
+      }
       return this._unplaced(tr);
     }
     // A step of a nested flow: the step running that flow has the trace's parent as name.
@@ -461,8 +469,7 @@ export function applyEvent(state, ev, traces) {
       state.runStatus = 'queued';
       break;
     case 'status':
-      if (ev.status !== 'created') state.runStatus = ev.status;
-      else state.runStatus = 'running';
+      state.runStatus = ev.status === 'created' ? (ev.initial ?? 'running') : ev.status;
       break;
     default:
       break;

@@ -18,9 +18,11 @@ export class RunView {
   /**
    * `source`: {kind: 'api', id} or {kind: 'bundle', bundle, fileName}.
    */
-  constructor(root, source) {
+  constructor(root, source, info = null) {
     this.root = root;
     this.source = source;
+    // A server that shows one exported bundle cannot change runs or stream them.
+    this.readOnly = source.kind === 'bundle' || !!info?.bundle;
     this.k = 0;
     this.state = initialState();
     this.playing = false;
@@ -64,7 +66,7 @@ export class RunView {
     this.recompute();
     this.refreshAll(true);
     mark('run:drawn');
-    if (this.source.kind === 'api') this.connect();
+    if (this.source.kind === 'api' && !this.readOnly) this.connect();
   }
 
   dispose() {
@@ -83,8 +85,9 @@ export class RunView {
     this.liveEl = h('span', { class: 'live-dot', 'data-testid': 'live', hidden: true });
     this.opResult = h('span', { class: 'op-result', 'data-testid': 'op-result', role: 'status' });
     const isApi = this.source.kind === 'api';
-    this.resumeBtn = h('button', { class: 'btn', 'data-testid': 'resume', disabled: !isApi, title: isApi ? 'queue the run for a worker' : 'not available for a bundle', onclick: () => this.op('resume') }, 'Resume');
-    this.cancelBtn = h('button', { class: 'btn danger', 'data-testid': 'cancel', disabled: !isApi, title: isApi ? 'cancel the run' : 'not available for a bundle', onclick: () => this.op('cancel') }, 'Cancel');
+    const canOperate = !this.readOnly;
+    this.resumeBtn = h('button', { class: 'btn', 'data-testid': 'resume', disabled: !canOperate, title: canOperate ? 'queue the run for a worker' : 'not available for a bundle', onclick: () => this.op('resume') }, 'Resume');
+    this.cancelBtn = h('button', { class: 'btn danger', 'data-testid': 'cancel', disabled: !canOperate, title: canOperate ? 'cancel the run' : 'not available for a bundle', onclick: () => this.op('cancel') }, 'Cancel');
     const exportLink = isApi
       ? h('a', { class: 'btn', 'data-testid': 'export', href: api.exportUrl(doc.run_id), download: `${doc.flow}-${doc.run_id}.orchflow.json` }, 'Export')
       : h('a', { class: 'btn', 'data-testid': 'export', href: '#', onclick: (e) => { e.preventDefault(); this.downloadBundle(); } }, 'Save bundle');
@@ -294,11 +297,11 @@ export class RunView {
     if (doc.waiting) parts.push(h('div', { class: 'run-waiting' }, h('b', null, 'waiting '), doc.waiting));
     for (const p of doc.pending || []) {
       parts.push(h('div', { class: 'run-question' }, h('b', null, `question ${p.question}`), ` (${p.step}): ${p.prompt} `,
-        this.source.kind === 'api' ? h('a', { href: '#/inbox' }, 'answer in the inbox →') : null));
+        this.readOnly ? null : h('a', { href: '#/inbox' }, 'answer in the inbox →')));
     }
     mount(this.infoEl, parts);
     const finished = FINISHED.has(doc.status);
-    if (this.source.kind === 'api') {
+    if (!this.readOnly) {
       this.cancelBtn.disabled = finished;
       this.resumeBtn.disabled = doc.status === 'completed' || doc.status === 'cancelled' || doc.status === 'running';
     }

@@ -295,3 +295,22 @@ test('builder sanity: the generated graph keys', () => {
   b.point('AfterX');
   assert.equal(b.journal[0].traces.length, 1);
 });
+
+test('traces without a node (older checkpoints) land on the top-level step of their name', () => {
+  const b = everythingRun();
+  for (const e of b.journal) for (const t of e.traces ?? []) if (t.parent == null) delete t.node;
+  const { model, rec } = record(b);
+  const d = deriveNodes(model, stateAt(rec, rec.events.length));
+  assert.equal(d.get('0').state, 'succeeded');
+  assert.equal(d.get('1/0/0').state, 'retried');
+  // Two steps named audit: ambiguous, so not placed.
+  assert.ok(rec.traces.some((t) => t.key === '?audit'));
+});
+
+test('a queued run that never started stays queued; a created run runs', () => {
+  const b = new RunBuilder({ graph: everythingGraph() });
+  const { rec } = record(b.bundle('queued'));
+  assert.equal(stateAt(rec, rec.events.length).runStatus, 'queued');
+  const { rec: r2 } = record(everythingRun());
+  assert.equal(stateAt(r2, 1).runStatus, 'running');
+});
