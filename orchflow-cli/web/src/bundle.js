@@ -31,6 +31,7 @@ export class BundlePage {
     for (const ev of ['dragleave', 'drop']) zone.addEventListener(ev, () => zone.classList.remove('over'));
     zone.addEventListener('drop', (e) => {
       e.preventDefault();
+      e.stopPropagation();
       const f = e.dataTransfer?.files?.[0];
       if (f) this.read(f);
     });

@@ -11,7 +11,7 @@ import { api } from './api.js';
 import { RunsPage } from './runs.js';
 import { RunView } from './runview.js';
 import { InboxPage } from './inbox.js';
-import { BundlePage } from './bundle.js';
+import { BundlePage, checkBundle } from './bundle.js';
 
 const app = document.getElementById('app');
 let current = null;
@@ -61,17 +61,7 @@ function route() {
     current = new InboxPage(root, { onCount: setInboxCount });
     document.title = 'inbox · orchflow';
   } else if (parts[0] === 'bundle') {
-    current = new BundlePage(root, {
-      onOpen: (bundle, fileName) => {
-        openedBundle = { bundle, fileName };
-        if (current && current.dispose) current.dispose();
-        const r = h('div', { class: 'page' });
-        mount(outlet, r);
-        current = new RunView(r, { kind: 'bundle', bundle, fileName });
-        current.start();
-        document.title = `bundle ${fileName} · orchflow`;
-      },
-    });
+    current = new BundlePage(root, { onOpen: openBundle });
     document.title = 'open a bundle · orchflow';
   } else {
     current = new RunsPage(root, params);
@@ -81,6 +71,35 @@ function route() {
     mount(root, h('p', { class: 'err pad' }, String(e && e.message ? e.message : e)));
   });
 }
+
+/** Shows a bundle's run (no server calls). */
+function openBundle(bundle, fileName) {
+  openedBundle = { bundle, fileName };
+  if (current && current.dispose) current.dispose();
+  const r = h('div', { class: 'page' });
+  mount(outlet, r);
+  current = new RunView(r, { kind: 'bundle', bundle, fileName });
+  current.start();
+  document.title = `bundle ${fileName} · orchflow`;
+}
+
+// A bundle dropped anywhere opens (the bundle page has its own drop zone).
+window.addEventListener('dragover', (e) => {
+  if (e.dataTransfer && [...e.dataTransfer.types].includes('Files')) e.preventDefault();
+});
+window.addEventListener('drop', async (e) => {
+  const f = e.dataTransfer?.files?.[0];
+  if (!f || e.defaultPrevented) return;
+  e.preventDefault();
+  try {
+    const b = JSON.parse(await f.text());
+    const problem = checkBundle(b);
+    if (problem) throw new Error(problem);
+    openBundle(b, f.name);
+  } catch (x) {
+    window.alert(`${f.name}: ${x.message}`);
+  }
+});
 
 async function boot() {
   // An explicit route starts at once; the runs list waits for /api/info (a bundle server

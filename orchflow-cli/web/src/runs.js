@@ -125,7 +125,7 @@ export class RunsPage {
       },
       h('td', null, badge(d.status)),
       h('td', null, h('a', { href, class: 'mono' }, d.run_id.slice(0, 8)), h('span', { class: 'muted mono small' }, d.run_id.slice(8, 13))),
-      h('td', null, d.flow),
+      h('td', null, h('a', { href: `#/runs?flow=${encodeURIComponent(d.flow)}`, class: 'flow-link', title: `only ${d.flow} runs` }, d.flow)),
       h('td', { title: fmtDateTime(created) }, fmtAgo(created, now)),
       h('td', null, d.status === 'running' || d.status === 'queued' ? '–' : fmtDuration(updated - created)),
       h('td', { class: `note${d.error ? ' err' : ''}` }, note));

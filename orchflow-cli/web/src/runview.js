@@ -106,7 +106,8 @@ export class RunView {
       this.metaEl, this.infoEl);
 
     // Scrubber.
-    this.range = h('input', { type: 'range', min: '0', max: '0', value: '0', step: '1', class: 'scrub-range', 'data-testid': 'scrubber', 'aria-label': 'position in the run', oninput: () => this.seek(Number(this.range.value), { user: true }) });
+    this.marks = h('datalist', { id: `scrub-marks-${Math.random().toString(36).slice(2)}` });
+    this.range = h('input', { type: 'range', min: '0', max: '0', value: '0', step: '1', class: 'scrub-range', 'data-testid': 'scrubber', 'aria-label': 'position in the run', list: this.marks.id, oninput: () => this.seek(Number(this.range.value), { user: true }) });
     this.posEl = h('span', { class: 'scrub-pos', 'data-testid': 'scrub-position' });
     this.timeEl = h('span', { class: 'scrub-time muted' });
     this.playBtn = h('button', { class: 'btn icon', 'data-testid': 'play', title: 'play (space)', onclick: () => this.play() }, icon('play'));
@@ -117,7 +118,7 @@ export class RunView {
       this.playBtn, this.pauseBtn,
       h('button', { class: 'btn icon', 'data-testid': 'step', title: 'one event forward (→)', onclick: () => this.seek(this.k + 1, { user: true }) }, icon('step')),
       h('button', { class: 'btn icon', 'data-testid': 'to-end', title: 'to the end (End)', onclick: () => this.seek(this.rec.events.length, { user: true }) }, icon('last')),
-      this.range, this.posEl, this.timeEl);
+      this.range, this.marks, this.posEl, this.timeEl);
 
     // Panels.
     const graphBox = h('div', { class: 'panel-body graph-box', 'data-testid': 'graph' });
@@ -249,6 +250,7 @@ export class RunView {
   }
 
   refreshAll(reveal = false) {
+    this.refreshMarks();
     this.timeline.setData(this.rec, this.model);
     this.log.setData(this.rec);
     this.refreshHeader();
@@ -270,6 +272,23 @@ export class RunView {
     this.graph.update(this.derived);
     this.timeline.setPosition(k);
     this.log.setPosition(k, { reveal: reveal || this.playing });
+  }
+
+  /** Ticks on the scrubber where the run stopped (failed, suspended) and where sessions began. */
+  refreshMarks() {
+    const at = [];
+    let session = 1;
+    for (const ev of this.rec.events) {
+      if (ev.kind === 'entry' && ev.record === 'stopped') at.push(ev.i + 1);
+      if (ev.kind === 'start') {
+        const s = this.rec.traces[ev.trace].session;
+        if (s > session) {
+          session = s;
+          at.push(ev.i);
+        }
+      }
+    }
+    mount(this.marks, at.map((v) => h('option', { value: String(v) })));
   }
 
   refreshHeader() {
@@ -454,6 +473,7 @@ export class RunView {
       this.k = target;
     }
     this.follow = this.k === n;
+    this.refreshMarks();
     this.timeline.setData(this.rec, this.model);
     this.log.setData(this.rec);
     this.refreshHeader();

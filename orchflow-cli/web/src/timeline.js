@@ -422,6 +422,14 @@ export class Timeline {
       this.suppressClick = false;
       return;
     }
+    const rect = this.canvas.getBoundingClientRect();
+    if (e.clientX - rect.left < LABEL_W && e.clientY - rect.top > AXIS_H) {
+      // A lane's label selects its node.
+      const r = Math.floor((e.clientY - rect.top - AXIS_H + this.scroller.scrollTop) / ROW_H);
+      const lane = this.geo?.lanes.find((l) => r >= l.firstRow && r < l.firstRow + l.rows);
+      if (lane) this.onSelect({ node: lane.key });
+      return;
+    }
     const i = this.hit(e);
     if (i >= 0) this.onSelect({ trace: i });
   }
@@ -430,7 +438,8 @@ export class Timeline {
     const i = this.hit(e);
     if (i < 0) {
       this.tip.hidden = true;
-      this.canvas.style.cursor = '';
+      const rect = this.canvas.getBoundingClientRect();
+      this.canvas.style.cursor = e.clientX - rect.left < LABEL_W && e.clientY - rect.top > AXIS_H ? 'pointer' : '';
       return;
     }
     const tr = this.rec.traces[i];
