@@ -560,7 +560,6 @@ export function deriveNodes(model, state) {
     const reached = n.parentKey == null || anyStarted(model.byKey.get(n.parentKey)?.steps ?? []);
     const decided = tookArm.length > 0 || anyStarted(n.after || []) || (runDone && reached);
     for (const a of arms) taken.set(a.key, tookArm.includes(a) ? true : decided ? false : undefined);
-    n.decided = decided;
     out.set(n.key, { decided });
   }
 
