@@ -140,8 +140,8 @@ export class Timeline {
 
   currentView() {
     if (this.view) return this.view;
-    const pad = this.axis ? this.axis.vmax * 0.01 : 0;
-    return [-pad, (this.axis?.vmax ?? 1) + pad];
+    const vmax = this.axis?.vmax ?? 1;
+    return [-vmax * 0.01, vmax * 1.03];
   }
 
   xOf(t) {
@@ -369,10 +369,11 @@ export class Timeline {
       if (x < LABEL_W || x > W) continue;
       const label = `session ${sess.session}`;
       const w = ctx.measureText(label).width + 8;
+      const lx = x - 2 + w > W ? x - w : x - 2; // left of the line when there is no room
       ctx.fillStyle = C['--accent'];
-      ctx.fillRect(x - 2, AXIS_H - 13, w, 12);
+      ctx.fillRect(lx, AXIS_H - 13, w, 12);
       ctx.fillStyle = '#fff';
-      ctx.fillText(label, x + 2, AXIS_H - 7);
+      ctx.fillText(label, lx + 4, AXIS_H - 7);
     }
     // Cursor.
     if (k > 0 && k < events.length) {
