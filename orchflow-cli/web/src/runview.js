@@ -109,6 +109,11 @@ export class RunView {
     this.marks = h('datalist', { id: `scrub-marks-${Math.random().toString(36).slice(2)}` });
     this.range = h('input', { type: 'range', min: '0', max: '0', value: '0', step: '1', class: 'scrub-range', 'data-testid': 'scrubber', 'aria-label': 'position in the run', list: this.marks.id, oninput: () => this.seek(Number(this.range.value), { user: true }) });
     this.posEl = h('span', { class: 'scrub-pos', 'data-testid': 'scrub-position' });
+    this.speedSel = h('select', { class: 'speed', 'data-testid': 'speed', title: 'playback speed', 'aria-label': 'playback speed' },
+      h('option', { value: 'fit' }, 'whole run in 8 s'),
+      h('option', { value: '1' }, 'real time'),
+      h('option', { value: '0.1' }, '10× slower'),
+      h('option', { value: '10' }, '10× faster'));
     this.timeEl = h('span', { class: 'scrub-time muted' });
     this.playBtn = h('button', { class: 'btn icon', 'data-testid': 'play', title: 'play (space)', onclick: () => this.play() }, icon('play'));
     this.pauseBtn = h('button', { class: 'btn icon', 'data-testid': 'pause', title: 'pause (space)', onclick: () => this.pause(), hidden: true }, icon('pause'));
@@ -118,7 +123,7 @@ export class RunView {
       this.playBtn, this.pauseBtn,
       h('button', { class: 'btn icon', 'data-testid': 'step', title: 'one event forward (→)', onclick: () => this.seek(this.k + 1, { user: true }) }, icon('step')),
       h('button', { class: 'btn icon', 'data-testid': 'to-end', title: 'to the end (End)', onclick: () => this.seek(this.rec.events.length, { user: true }) }, icon('last')),
-      this.range, this.marks, this.posEl, this.timeEl);
+      this.range, this.marks, this.posEl, this.speedSel, this.timeEl);
 
     // Panels.
     const graphBox = h('div', { class: 'panel-body graph-box', 'data-testid': 'graph' });
@@ -218,17 +223,28 @@ export class RunView {
     this.pauseBtn.hidden = false;
     let last = performance.now();
     let acc = 0;
+    const axis = this.timeline.axis;
+    // Real-time modes run on the timeline's axis, where long idle gaps are collapsed.
+    let vt = this.k > 0 && axis ? axis.toV(this.rec.events[this.k - 1].t) : axis ? axis.toV(this.rec.events[0]?.t ?? 0) : 0;
     const tick = (now) => {
       if (!this.playing || this.disposed) return;
       const n = this.rec.events.length;
-      // The whole run plays in about 8 s, at least 20 events a second.
-      const rate = Math.max(20, n / 8);
-      acc += ((now - last) / 1000) * rate;
+      const dt = now - last;
       last = now;
-      const steps = Math.floor(acc);
-      if (steps > 0) {
-        acc -= steps;
-        this.seek(this.k + steps);
+      const mode = this.speedSel.value;
+      if (mode === 'fit' || !axis) {
+        // The whole run plays in about 8 s, at least 20 events a second.
+        acc += (dt / 1000) * Math.max(20, n / 8);
+        const steps = Math.floor(acc);
+        if (steps > 0) {
+          acc -= steps;
+          this.seek(this.k + steps);
+        }
+      } else {
+        vt += dt * Number(mode);
+        let k = this.k;
+        while (k < n && axis.toV(this.rec.events[k].t) <= vt) k++;
+        if (k !== this.k) this.seek(k);
       }
       if (this.k >= n) {
         this.pause();
