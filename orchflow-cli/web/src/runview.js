@@ -12,6 +12,7 @@ import { buildModel, Recording, initialState, applyEvent, deriveNodes, FINISHED,
 import { GraphView } from './graphview.js';
 import { Timeline } from './timeline.js';
 import { EventLog, eventText } from './eventlog.js';
+import { questionCard } from './inbox.js';
 import { fmtDuration, fmtDateTime, parseTime } from './time.js';
 
 export class RunView {
@@ -330,9 +331,21 @@ export class RunView {
     if (doc.output != null) parts.push(jsonBlock(doc.output, { label: 'output', open: false }));
     if (doc.error) parts.push(h('div', { class: 'run-error' }, h('b', null, 'error '), doc.error));
     if (doc.waiting) parts.push(h('div', { class: 'run-waiting' }, h('b', null, 'waiting '), doc.waiting));
-    for (const p of doc.pending || []) {
-      parts.push(h('div', { class: 'run-question' }, h('b', null, `question ${p.question}`), ` (${p.step}): ${p.prompt} `,
-        this.readOnly ? null : h('a', { href: '#/inbox' }, 'answer in the inbox →')));
+    const pending = doc.status === 'suspended' ? doc.pending || [] : [];
+    const key = JSON.stringify(pending.map((p) => p.question));
+    if (this.readOnly) {
+      for (const p of pending) parts.push(h('div', { class: 'run-question' }, h('b', null, `question ${p.question}`), ` (${p.step}): ${p.prompt}`));
+    } else if (pending.length) {
+      // Answer from the run page; the forms are kept while the same questions wait.
+      if (this.questionsKey !== key) {
+        this.questionsKey = key;
+        this.questionsEl = h('div', { class: 'run-questions' }, pending.map((p) => questionCard(
+          { run_id: doc.run_id, flow: doc.flow, pending: p, since: doc.updated_at },
+          { compact: true, onAnswered: () => { if (!this.es) this.connect(); } })));
+      }
+      parts.push(this.questionsEl);
+    } else {
+      this.questionsKey = null;
     }
     mount(this.infoEl, parts);
     const finished = FINISHED.has(doc.status);
