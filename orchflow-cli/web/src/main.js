@@ -133,7 +133,7 @@ async function boot() {
         history.replaceState(null, '', `#/run/${encodeURIComponent(id)}`);
         if (explicit) route();
       } else if (explicit && current instanceof RunView) {
-        route(); // again, read-only
+        current.setReadOnly();
       }
     } else {
       api.questions().then((q) => setInboxCount(Array.isArray(q) ? q.length : 0), () => {});

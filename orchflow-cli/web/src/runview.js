@@ -68,6 +68,22 @@ export class RunView {
     this.refreshAll(true);
     mark('run:drawn');
     if (this.source.kind === 'api' && !this.readOnly) this.connect();
+    if (this.readOnly) this.resumeBtn.disabled = this.cancelBtn.disabled = true;
+  }
+
+  /** Learns late (from /api/info) that the server shows a bundle: no operations, no stream. */
+  setReadOnly() {
+    if (this.readOnly) return;
+    this.readOnly = true;
+    if (this.es) this.es.close();
+    this.es = null;
+    if (this.resumeBtn) {
+      this.resumeBtn.disabled = true;
+      this.cancelBtn.disabled = true;
+      this.liveEl.hidden = true;
+      this.questionsKey = undefined;
+      this.refreshHeader();
+    }
   }
 
   dispose() {
