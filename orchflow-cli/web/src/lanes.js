@@ -33,7 +33,7 @@ export function buildLanes(recording, model) {
     const n = model.byKey.get(key);
     const label = n ? (n.name ?? n.label) : (recording.unplaced.get(key) ?? key);
     const items = list.some((t) => t.item != null);
-    lanes.push({ key, label, id: n ? key : key.replace(/^\?/, ''), rows: Math.max(1, ends.length), firstRow: first, items, count: list.length });
+    lanes.push({ key, label, id: n ? key : key.replace(/^\?/, ''), depth: n ? n.depth : 0, rows: Math.max(1, ends.length), firstRow: first, items, count: list.length });
     row += Math.max(1, ends.length);
   }
   // The attempt each retry follows: same node, item and session, the previous attempt.

@@ -216,7 +216,9 @@ export class Timeline {
       }
       ctx.fillStyle = C['--fg'];
       ctx.font = '600 11px system-ui, sans-serif';
-      ctx.fillText(clip(ctx, lane.label, LABEL_W - 60), 8, y0 + ROW_H / 2);
+      // Steps of nested flows are indented under the step that runs them.
+      const indent = 8 + 10 * (lane.depth ?? 0);
+      ctx.fillText(clip(ctx, lane.label, LABEL_W - 52 - indent), indent, y0 + ROW_H / 2);
       ctx.font = '10px ui-monospace, monospace';
       ctx.fillStyle = C['--muted'];
       const id = clip(ctx, lane.id, 52);
