@@ -153,7 +153,8 @@ export class RunView {
       h('button', { class: 'btn small', title: 'fit (double click)', onclick: () => this.timeline.zoom(0) }, 'fit'));
     const legend = h('span', { class: 'legend' }, ['succeeded', 'failed', 'timed_out', 'suspended', 'cancelled', 'running'].map((o) => h('span', { class: `lg o-${o}` }, o.replace('_', ' '))));
     const main = h('div', { class: 'run-main' },
-      h('section', { class: 'panel graph-panel' }, h('header', null, h('h2', null, 'Graph'), h('span', { class: 'muted small' }, this.model.name ?? '')), graphBox),
+      h('section', { class: 'panel graph-panel' }, h('header', null, h('h2', null, 'Graph'), h('span', { class: 'muted small' }, this.model.name ?? ''), h('span', { class: 'grow' }),
+        h('button', { class: 'btn small', 'data-testid': 'graph-fit', title: 'fit the panel or show at full size', onclick: (e) => { e.currentTarget.textContent = this.graph.toggleFit() ? '100%' : 'fit'; } }, '100%')), graphBox),
       h('div', { class: 'run-right' },
         h('section', { class: 'panel tl-panel' }, h('header', null, h('h2', null, 'Timeline'), legend, h('span', { class: 'grow' }), tlTools), tlBox),
         h('div', { class: 'run-bottom' },
