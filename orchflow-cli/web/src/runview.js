@@ -92,6 +92,8 @@ export class RunView {
     if (this.es) this.es.close();
     this.es = null;
     if (this.keyHandler) document.removeEventListener('keydown', this.keyHandler);
+    this.timeline?.dispose();
+    this.graphRo?.disconnect();
   }
 
   // ------------------------------------------------------------------------------ layout
@@ -163,7 +165,8 @@ export class RunView {
     mount(this.root, h('div', { class: 'run-page', 'data-testid': 'run-page', 'data-run-id': doc.run_id }, header, scrub, main));
 
     this.graph = new GraphView(graphBox, this.model, { onSelect: (sel) => this.select(sel) });
-    new ResizeObserver(() => this.graph.fit()).observe(graphBox);
+    this.graphRo = new ResizeObserver(() => this.graph.fit());
+    this.graphRo.observe(graphBox);
     this.timeline = new Timeline(tlBox, { onSelect: (sel) => this.select(sel) });
     this.log = new EventLog(logBox, { onPick: (i, ev) => { this.seek(i + 1, { user: true }); this.select(ev.trace != null ? { trace: ev.trace } : { event: i }); } });
 

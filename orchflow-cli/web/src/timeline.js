@@ -51,7 +51,7 @@ export class Timeline {
       if (e.button !== 0 || e.offsetX < LABEL_W) return;
       drag = { x: e.clientX, view: this.currentView(), moved: false };
     });
-    window.addEventListener('pointermove', (e) => {
+    this.onMove = (e) => {
       if (!drag) return;
       const dx = e.clientX - drag.x;
       if (Math.abs(dx) > 3) drag.moved = true;
@@ -60,16 +60,28 @@ export class Timeline {
       const dv = (-dx / this.plotW()) * (v1 - v0);
       this.view = [v0 + dv, v1 + dv];
       this.draw();
-    });
-    window.addEventListener('pointerup', () => {
+    };
+    this.onUp = () => {
       if (drag && drag.moved) this.suppressClick = true;
       drag = null;
-    });
+    };
+    window.addEventListener('pointermove', this.onMove);
+    window.addEventListener('pointerup', this.onUp);
     this.ro = new ResizeObserver(() => this.draw());
     this.ro.observe(this.scroller);
     this.colors = null;
-    const mq = window.matchMedia?.('(prefers-color-scheme: dark)');
-    mq?.addEventListener?.('change', () => { this.colors = null; this.draw(); });
+    this.mq = window.matchMedia?.('(prefers-color-scheme: dark)');
+    this.onScheme = () => { this.colors = null; this.draw(); };
+    this.mq?.addEventListener?.('change', this.onScheme);
+  }
+
+  /** Stops listening to the window (the page is left). */
+  dispose() {
+    window.removeEventListener('pointermove', this.onMove);
+    window.removeEventListener('pointerup', this.onUp);
+    this.mq?.removeEventListener?.('change', this.onScheme);
+    this.ro.disconnect();
+    if (this.frame) cancelAnimationFrame(this.frame);
   }
 
   /** New data (initial load or live update): recomputes lanes and axis. */
