@@ -102,6 +102,10 @@ window.addEventListener('drop', async (e) => {
 });
 
 async function boot() {
+  // The server turned ?token= into a cookie; keep the token out of the address bar and history.
+  if (new URLSearchParams(location.search).has('token')) {
+    history.replaceState(null, '', `${location.pathname}${location.hash}`);
+  }
   // An explicit route starts at once; the runs list waits for /api/info (a bundle server
   // opens its run instead).
   const explicit = /^#\/(run\/|inbox|bundle)/.test(location.hash);
