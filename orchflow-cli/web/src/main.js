@@ -51,10 +51,11 @@ function route() {
   mount(outlet, root);
   if (parts[0] === 'run' && parts[1]) {
     const id = decodeURIComponent(parts[1]);
+    const at = params.has('at') ? Number(params.get('at')) : null;
     if (openedBundle && openedBundle.bundle.document.run_id === id && (!info || info.bundle !== true)) {
-      current = new RunView(root, { kind: 'bundle', bundle: openedBundle.bundle, fileName: openedBundle.fileName });
+      current = new RunView(root, { kind: 'bundle', bundle: openedBundle.bundle, fileName: openedBundle.fileName, at });
     } else {
-      current = new RunView(root, { kind: 'api', id }, info);
+      current = new RunView(root, { kind: 'api', id, at }, info);
     }
     document.title = `run ${id.slice(0, 8)} · orchflow`;
   } else if (parts[0] === 'inbox') {

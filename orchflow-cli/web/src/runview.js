@@ -63,7 +63,10 @@ export class RunView {
     mark('run:recorded');
     this.build();
     mark('run:built');
-    this.k = this.rec.events.length;
+    // `#/run/<id>?at=k` opens at a moment (a link to it); otherwise at the end, following.
+    const at = this.source.at;
+    this.k = Number.isInteger(at) && at >= 0 ? Math.min(at, this.rec.events.length) : this.rec.events.length;
+    this.follow = this.k === this.rec.events.length;
     this.recompute();
     this.refreshAll(true);
     mark('run:drawn');
@@ -88,6 +91,7 @@ export class RunView {
 
   dispose() {
     this.disposed = true;
+    clearTimeout(this.atTimer);
     this.pause();
     if (this.es) this.es.close();
     this.es = null;
@@ -234,6 +238,19 @@ export class RunView {
     this.k = k;
     this.follow = k === n;
     this.refreshPosition(user);
+    if (user) this.rememberPosition();
+  }
+
+  /** Keeps the position in the address (`?at=k`) so that a link opens this moment. */
+  rememberPosition() {
+    if (this.source.kind !== 'api') return;
+    clearTimeout(this.atTimer);
+    this.atTimer = setTimeout(() => {
+      if (this.disposed) return;
+      const base = `#/run/${encodeURIComponent(this.source.id)}`;
+      const want = this.follow ? base : `${base}?at=${this.k}`;
+      if (location.hash !== want) history.replaceState(null, '', want);
+    }, 250);
   }
 
   play() {
@@ -277,6 +294,7 @@ export class RunView {
   }
 
   pause() {
+    if (this.playing) this.rememberPosition();
     this.playing = false;
     if (this.raf) cancelAnimationFrame(this.raf);
     this.raf = null;
