@@ -118,7 +118,7 @@ async function boot() {
     info = await api.info();
   } catch (e) {
     info = null;
-    storeEl.textContent = `no server (${e.message}); bundles still open`;
+    storeEl.textContent = e.status === 0 ? `no server (${e.message}); bundles still open` : `/api/info: ${e.message}`;
   }
   if (info) {
     storeEl.textContent = `${info.bundle ? 'bundle' : 'store'} ${info.store ?? ''} · v${info.version ?? '?'}`;
