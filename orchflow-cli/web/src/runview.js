@@ -158,7 +158,7 @@ export class RunView {
       h('button', { class: 'btn small', title: 'zoom out', onclick: () => this.timeline.zoom(2) }, '−'),
       h('button', { class: 'btn small', title: 'fit (double click)', onclick: () => this.timeline.zoom(0) }, 'fit'));
     const legend = h('span', { class: 'legend' }, ['succeeded', 'failed', 'timed_out', 'suspended', 'cancelled', 'running'].map((o) => h('span', { class: `lg o-${o}` }, o.replace('_', ' '))));
-    const main = h('div', { class: 'run-main' },
+    const main = h('div', { class: `run-main${this.model.empty ? ' no-graph' : ''}` },
       h('section', { class: 'panel graph-panel' }, h('header', null, h('h2', null, 'Graph'), h('span', { class: 'muted small' }, this.model.name ?? ''), h('span', { class: 'grow' }),
         h('button', { class: 'btn small', 'data-testid': 'graph-fit', title: 'fit the panel or show at full size', onclick: (e) => { e.currentTarget.textContent = this.graph.toggleFit() ? '100%' : 'fit'; } }, '100%')), graphBox),
       h('div', { class: 'run-right' },
