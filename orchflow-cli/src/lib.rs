@@ -40,7 +40,8 @@ pub use store::{OpenError, Store, StoreUrl};
 #[command(
     name = "orchflow",
     version,
-    about = "Inspect, operate and watch orchflow's durable runs"
+    about = "Inspect, operate and watch orchflow's durable runs",
+    long_about = None
 )]
 pub struct Cli {
     /// The checkpoint store: sqlite:PATH (or PATH.db), json:DIR (or a directory), or

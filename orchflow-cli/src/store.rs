@@ -7,18 +7,13 @@
 //!   nothing;
 //! * a SQLite path that does not exist is refused ([`OpenError::Missing`]) instead of creating
 //!   an empty database: the CLI reads existing stores, it never makes one by accident;
-//! * [`Store::location`] never contains a password (see [`redact`]);
-//! * [`Store::document`] returns what [`CheckpointStore::load`] would return as the document.
+//! * [`Store::location`] never contains a password (see [`redact`]).
 
-use orchflow::RunId;
 use orchflow::SqliteStore;
-use orchflow::store::{
-    CheckpointStore, JsonCheckpointStore, RunDocument, RunQuery, RunQueue, StoreError,
-};
+use orchflow::store::{CheckpointStore, JsonCheckpointStore, RunQueue};
 use orchflow::{PostgresOptions, PostgresStore};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 /// What a store URL names, before it is opened.
 ///
@@ -205,9 +200,6 @@ pub struct Store {
     checkpoints: Arc<dyn CheckpointStore>,
     queue: Option<Arc<dyn RunQueue>>,
     sqlite: Option<SqliteStore>,
-    /// Whether listings are indexed by creation time (a database): then a listing of one
-    /// millisecond reads one run's document without its journal.
-    indexed: bool,
     location: String,
 }
 
@@ -253,7 +245,6 @@ impl Store {
                     checkpoints: Arc::new(store),
                     queue: None,
                     sqlite: None,
-                    indexed: false,
                     location,
                 })
             }
@@ -274,7 +265,6 @@ impl Store {
                     checkpoints: store.clone(),
                     queue: Some(store),
                     sqlite: None,
-                    indexed: true,
                     location,
                 })
             }
@@ -288,7 +278,6 @@ impl Store {
             checkpoints: shared.clone(),
             queue: Some(shared),
             sqlite: Some(store),
-            indexed: true,
             location,
         }
     }
@@ -306,27 +295,6 @@ impl Store {
     /// Where the store is, for messages and `/api/info`: the URL without its password.
     pub fn location(&self) -> &str {
         &self.location
-    }
-
-    /// The current document of the run `run_id`, created at `created_at` (from an earlier
-    /// read of it): in a database, a listing of the millisecond it was created in, which
-    /// reads no journal; otherwise, or when that listing does not have it, the document of
-    /// [`CheckpointStore::load`]. `Ok(None)` when the store has no such run. Fails with the
-    /// store's error.
-    pub async fn document(
-        &self,
-        run_id: RunId,
-        created_at: SystemTime,
-    ) -> Result<Option<RunDocument>, StoreError> {
-        let next_millisecond = created_at.checked_add(Duration::from_millis(1));
-        if let (true, Some(until)) = (self.indexed, next_millisecond) {
-            let query = RunQuery::new().since(created_at).until(until);
-            let listing = self.checkpoints.list_runs(&query).await?;
-            if let Some(d) = listing.runs.into_iter().find(|d| d.run_id == run_id) {
-                return Ok(Some(d));
-            }
-        }
-        Ok(self.checkpoints.load(run_id).await?.map(|c| c.document))
     }
 
     /// Waits until every write this process made is committed and visible to other processes

@@ -5,10 +5,9 @@ mod common;
 use orchflow::store::{CheckpointStore, JsonCheckpointStore, RunStatus};
 use orchflow::{flow, human};
 use orchflow_cli::store::{OpenError, Store};
-use std::time::SystemTime;
 
-/// The document `Store::document` reads is the one `load` reads, before and after a change,
-/// found through a listing when the creation time is right and through `load` when it is not.
+/// A store opened by URL reads a run's document alone as `load` reads it, before and after
+/// an answer changes it; an unknown run has none.
 async fn documents_follow_the_run(store: &Store, run_id: orchflow::RunId) {
     let loaded = store
         .checkpoints()
@@ -16,25 +15,29 @@ async fn documents_follow_the_run(store: &Store, run_id: orchflow::RunId) {
         .await
         .expect("load")
         .expect("run");
-    let created_at = loaded.document.created_at;
-    let read = store.document(run_id, created_at).await.expect("document");
+    let read = store
+        .checkpoints()
+        .document(run_id)
+        .await
+        .expect("document");
     assert_eq!(read.as_ref(), Some(&loaded.document));
     let status = orchflow_cli::runs::ops::answer(store, run_id, None, "yes")
         .await
         .expect("answer");
     assert_eq!(status, RunStatus::Queued);
-    let read = store.document(run_id, created_at).await.expect("document");
-    assert_eq!(read.map(|d| d.status), Some(RunStatus::Queued));
-    let wrong_time = store
-        .document(run_id, SystemTime::UNIX_EPOCH)
+    let read = store
+        .checkpoints()
+        .document(run_id)
         .await
         .expect("document");
-    assert_eq!(wrong_time.map(|d| d.status), Some(RunStatus::Queued));
+    assert_eq!(read.map(|d| d.status), Some(RunStatus::Queued));
     let unknown = uuid::Uuid::new_v4();
-    assert_eq!(
-        store.document(unknown, created_at).await.expect("document"),
-        None
-    );
+    let none = store
+        .checkpoints()
+        .document(unknown)
+        .await
+        .expect("document");
+    assert_eq!(none, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -543,6 +543,19 @@ impl CheckpointStore for PostgresStore {
         })
     }
 
+    fn document<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<RunDocument>> {
+        Box::pin(async move {
+            let at = self.at(run_id);
+            let mut conn = self.inner.pool.get().await?;
+            let rows = self
+                .query(&mut conn, "read", &at, DOCUMENT, &[&run_id])
+                .await?;
+            rows.first()
+                .map(|row| parse_document(row.get(0), run_id, &at))
+                .transpose()
+        })
+    }
+
     fn list_runs<'a>(&'a self, query: &'a RunQuery) -> StoreFuture<'a, RunListing> {
         Box::pin(async move {
             let location = &self.inner.location;

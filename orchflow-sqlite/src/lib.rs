@@ -580,6 +580,10 @@ impl CheckpointStore for SqliteStore {
         }))
     }
 
+    fn document<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<RunDocument>> {
+        Box::pin(self.read(move |conn, file| read::load_document(conn, file, run_id)))
+    }
+
     fn list_runs<'a>(&'a self, query: &'a RunQuery) -> StoreFuture<'a, RunListing> {
         let query = query.clone();
         Box::pin(self.read(move |conn, file| read::list(conn, file, &query)))

@@ -25,7 +25,7 @@ use orchflow::RunId;
 use orchflow::store::{CheckpointStore, JournalEntry, RunDocument};
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// The handler.
 pub(super) async fn events(
@@ -52,7 +52,6 @@ pub(super) async fn events(
         source: state.source.clone(),
         run_id,
         last_seq: after,
-        created_at: document.created_at,
         document: None,
         queue: VecDeque::new(),
         ended: false,
@@ -93,8 +92,6 @@ struct Tail {
     run_id: RunId,
     /// The seq of the last entry sent (or the resume point).
     last_seq: u64,
-    /// When the run was created (it never changes), to read its document cheaply.
-    created_at: SystemTime,
     /// The document last sent.
     document: Option<RunDocument>,
     queue: VecDeque<Event>,
@@ -138,7 +135,7 @@ impl Tail {
         };
         let store: Store = store.clone();
         // The document first, then the journal (see the module docs).
-        let document = match store.document(self.run_id, self.created_at).await {
+        let document = match store.checkpoints().document(self.run_id).await {
             Ok(Some(document)) => document,
             Ok(None) => return self.fail(format!("run {} is gone from the store", self.run_id)),
             Err(e) => return self.fail(e.to_string()),

@@ -182,6 +182,15 @@ impl CheckpointStore for MemoryStore {
         Box::pin(async move { Ok(self.lock().get(&run_id).map(|r| r.checkpoint.clone())) })
     }
 
+    fn document<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<RunDocument>> {
+        Box::pin(async move {
+            Ok(self
+                .lock()
+                .get(&run_id)
+                .map(|r| r.checkpoint.document.clone()))
+        })
+    }
+
     fn list_runs<'a>(&'a self, query: &'a RunQuery) -> StoreFuture<'a, RunListing> {
         Box::pin(async move {
             let runs = self

@@ -567,6 +567,12 @@ pub trait CheckpointStore: Send + Sync {
     /// Reads a run back: `Ok(None)` if the store has no such run. Needs no claim.
     fn load<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<Checkpoint>>;
 
+    /// A run's document alone, without its journal: `Ok(None)` if the store has no such run.
+    /// Needs no claim. Stores override it to read no journal; the default loads the run.
+    fn document<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<RunDocument>> {
+        Box::pin(async move { Ok(self.load(run_id).await?.map(|c| c.document)) })
+    }
+
     /// The documents of the runs `query` asks for, newest first, one page; and the runs that
     /// could not be read (a corrupt document does not hide the others). Needs no claim.
     fn list_runs<'a>(&'a self, query: &'a RunQuery) -> StoreFuture<'a, RunListing>;
@@ -653,6 +659,9 @@ impl<S: CheckpointStore + ?Sized> CheckpointStore for std::sync::Arc<S> {
     }
     fn load<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<Checkpoint>> {
         (**self).load(run_id)
+    }
+    fn document<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<RunDocument>> {
+        (**self).document(run_id)
     }
     fn list_runs<'a>(&'a self, query: &'a RunQuery) -> StoreFuture<'a, RunListing> {
         (**self).list_runs(query)

@@ -5,11 +5,12 @@ use crate::store::{RunCursor, RunListing};
 
 /// A created run loads back as written with an empty journal, through the handle that
 /// wrote it (used as `dyn CheckpointStore`) and another one; an unknown run loads as
-/// `None`; the store names where the run lives.
+/// `None`; `document` reads the document alone; the store names where the run lives.
 pub async fn create_then_load_round_trips<F: StoreFixture>(fixture: F) {
     let store: Arc<dyn CheckpointStore> = Arc::new(fixture.open().await);
     let run_id = RunId::new_v4();
     assert!(store.load(run_id).await.expect("load").is_none());
+    assert!(store.document(run_id).await.expect("document").is_none());
     let doc = document(run_id, RunStatus::Running, 0);
     let claim = store.create(&doc).await.expect("create");
     assert_eq!(claim.run_id(), run_id);
@@ -21,6 +22,7 @@ pub async fn create_then_load_round_trips<F: StoreFixture>(fixture: F) {
     assert_eq!(loaded.journal, [entry(1)]);
     drop(claim);
     let other = fixture.open().await;
+    assert_eq!(other.document(run_id).await.expect("document"), Some(doc));
     assert_eq!(other.load(run_id).await.expect("load"), Some(loaded));
     assert!(!store.location(run_id).is_empty());
 }
@@ -191,6 +193,7 @@ pub async fn put_document_replaces_the_document<F: StoreFixture>(fixture: F) {
     }
     let loaded = store.load(run_id).await.expect("load").expect("the run");
     assert_eq!(loaded.document, done);
+    assert_eq!(store.document(run_id).await.expect("document"), Some(done));
     assert!(store.load(stranger).await.expect("load").is_none());
 }
 

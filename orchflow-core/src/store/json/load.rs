@@ -62,7 +62,8 @@ impl Inner {
         Ok(query.select(runs, unreadable))
     }
 
-    pub(super) fn load(&self, run_id: RunId) -> Result<Option<Checkpoint>, StoreError> {
+    /// A run's document alone.
+    pub(super) fn document(&self, run_id: RunId) -> Result<Option<RunDocument>, StoreError> {
         let document_path = self.document_path(run_id);
         not_special(&document_path)?;
         let bytes = match fs::read(&document_path) {
@@ -80,6 +81,13 @@ impl Inner {
                 ),
             ));
         }
+        Ok(Some(document))
+    }
+
+    pub(super) fn load(&self, run_id: RunId) -> Result<Option<Checkpoint>, StoreError> {
+        let Some(document) = self.document(run_id)? else {
+            return Ok(None);
+        };
         let journal_path = self.journal_path(run_id);
         not_special(&journal_path)?;
         let journal = match fs::read(&journal_path) {

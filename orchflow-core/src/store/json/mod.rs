@@ -360,6 +360,17 @@ impl CheckpointStore for JsonCheckpointStore {
         })
     }
 
+    fn document<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<RunDocument>> {
+        Box::pin(async move {
+            self.blocking(
+                move |inner| inner.document(run_id),
+                "read",
+                self.document_path(run_id),
+            )
+            .await
+        })
+    }
+
     /// Scans the directory for `<run_id>.json` documents (a directory that does not exist yet
     /// holds no runs).
     fn list_runs<'a>(&'a self, query: &'a RunQuery) -> StoreFuture<'a, RunListing> {
