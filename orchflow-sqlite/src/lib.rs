@@ -303,7 +303,9 @@ pub struct WriterStats {
     /// waited for `n` commits, the last bucket those that waited for 9 or more. A request
     /// queued while the writer was between commits waits for 1 (its own), one queued during a
     /// commit for 2 (that one and its own); more only when more than a batch (1,024 requests)
-    /// was queued ahead of it. `waited[0]` is always 0.
+    /// was queued ahead of it, or when the sending thread was held up between reading the
+    /// commit count and queuing the request (the commits completed meanwhile are counted).
+    /// Never fewer than the commits it waited for once queued; `waited[0]` is always 0.
     pub waited: [u64; writer::WAITED_BUCKETS],
     /// The most commits one request waited for.
     pub waited_max: u64,

@@ -75,8 +75,16 @@ async fn concurrent_saves_of_many_runs_share_commits() {
 
 /// The writer's count of the commits each request waited for: every request answered by a
 /// commit is counted once, never as 0 commits, and with at most a batch (1,024) of requesters,
-/// each waiting for its answer before it sends again, none waits for more than 2 (the commit
-/// in progress when it was queued and its own).
+/// each waiting for its answer before it sends again, a request waits for at most 2 commits
+/// (the one in progress when it was queued and its own) and some do wait for 2.
+///
+/// The count starts at the sender's read of the commit count, just before it queues the
+/// request: a sending thread held up between the two (descheduled, or behind other senders in
+/// the channel's push) counts the commits completed meanwhile. On a loaded machine that happens
+/// to a few requests in some runs, so the test allows one request in 1,000 above 2. A writer
+/// that left queued requests for a later batch (a batch smaller than the requesters) puts many
+/// more there, and so does a count read one commit early; a count read after the commit puts
+/// requests at 0, and one read by the writer when it takes the batch puts none at 2.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_save_waits_for_at_most_the_commit_in_progress_and_its_own() {
     const RUNS: usize = 1024;
@@ -124,9 +132,17 @@ async fn a_save_waits_for_at_most_the_commit_in_progress_and_its_own() {
         waited[0], 0,
         "no request is carried by a commit completed before it was queued: {waited:?}"
     );
+    let over: u64 = waited[3..].iter().sum();
     assert!(
-        after.waited_max <= 2 && waited[3..].iter().all(|&n| n == 0),
-        "a request waited for more than the commit in progress and its own: max {}, {waited:?}",
+        over * 1000 <= after.requests - before.requests,
+        "{over} requests waited for more than the commit in progress and their own: max {}, \
+         {waited:?}",
+        after.waited_max
+    );
+    assert_eq!(
+        after.waited_max <= 2,
+        over == 0,
+        "the max agrees with the histogram: max {}, {waited:?}",
         after.waited_max
     );
     assert!(

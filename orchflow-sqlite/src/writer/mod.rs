@@ -28,9 +28,12 @@
 //!   the next commit: 1. One queued while a batch is being applied or committed (from the
 //!   moment the writer took the batch until its `COMMIT` returns) joins the batch after it: 2.
 //!   More only when more than [`MAX_BATCH`] requests were queued ahead of it, so that the batch
-//!   it would join was full. Never 0: the commit carrying a request is counted after the writer
-//!   received it, which is after the load. The load is relaxed; at worst it misses a commit
-//!   completing at that instant, which counts one commit more, never fewer.
+//!   it would join was full, or when its sender was held up between the load and its push onto
+//!   the channel (descheduled, or behind other senders in the push): the commits completed
+//!   meanwhile are counted too. The load is taken before the push so that the count is never
+//!   less than the commits the request waited for once queued; in particular never 0, since
+//!   the commit carrying it is counted after the writer received it. The load is relaxed: a
+//!   load that misses a commit completing at that instant counts one more, never fewer.
 //! * Dropping the [`Writer`] (the last handle of the file in this process) closes the channel:
 //!   the thread commits every request queued before, then ends, and the drop waits for that
 //!   for at most [`DRAIN_BOUND`].
