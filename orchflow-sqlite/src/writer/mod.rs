@@ -21,12 +21,13 @@
 //!   its `COMMIT` has returned, before any of its requests is answered. A failed commit (its
 //!   requests answered with the error) gets no number; the writer never retries a batch.
 //! * Every request records, when it is queued, how many commits had completed (one atomic load
-//!   on the sender's side, no lock, no allocation). When the commit carrying it completes, it
-//!   waited for `waited` = that commit's number − the recorded count commits, its own included,
-//!   counted in the writer's histogram (see [`Counters::waited`]). A request queued while the
-//!   writer is between batches (waiting for work, or answering the last commit) is carried by
-//!   the next commit: 1. One queued while a batch is being applied or committed (from the
-//!   moment the writer took the batch until its `COMMIT` returns) joins the batch after it: 2.
+//!   on the sender's side, no lock, no allocation). When the commit carrying it completes, the
+//!   request has waited for (that commit's number − the recorded count) commits, its own
+//!   included, and that goes into the writer's histogram ([`Counters::waited`]). A request
+//!   queued while the writer is between batches (waiting for work, or answering the last
+//!   commit) is carried by the next commit: 1. One queued while a batch is being applied or
+//!   committed (from the moment the writer took the batch until its `COMMIT` returns) joins the
+//!   batch after it: 2.
 //!   More only when more than [`MAX_BATCH`] requests were queued ahead of it, so that the batch
 //!   it would join was full, or when its sender was held up between the load and its push onto
 //!   the channel (descheduled, or behind other senders in the push): the commits completed
