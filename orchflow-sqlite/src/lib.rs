@@ -290,6 +290,7 @@ impl File {
 }
 
 /// Counters of a file's writer since it was opened in this process, for tests and benchmarks.
+/// They are read one by one: while the writer commits they may disagree by that commit.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WriterStats {
@@ -301,6 +302,17 @@ pub struct WriterStats {
     pub applying: Duration,
     /// Time the writer spent committing (writing the WAL and syncing it).
     pub committing: Duration,
+    /// The requests of [`requests`](WriterStats::requests), by how many commits each waited
+    /// for from being queued to being answered, its own included: `waited[n]` counts those that
+    /// waited for `n` commits, the last bucket those that waited for 9 or more. A request
+    /// queued while the writer was between commits waits for 1 (its own), one queued during a
+    /// commit for 2 (that one and its own); more only when more than a batch (1,024 requests)
+    /// was queued ahead of it, or when the sending thread was held up between reading the
+    /// commit count and queuing the request (the commits completed meanwhile are counted).
+    /// Never fewer than the commits it waited for once queued; `waited[0]` is always 0.
+    pub waited: [u64; writer::WAITED_BUCKETS],
+    /// The most commits one request waited for.
+    pub waited_max: u64,
 }
 
 /// What a [`SqliteStore`] claim keeps: the handle (whose heartbeat renews the lease) and what
@@ -389,6 +401,8 @@ impl SqliteStore {
             requests: c.requests.load(Ordering::Relaxed),
             applying: Duration::from_nanos(c.apply_nanos.load(Ordering::Relaxed)),
             committing: Duration::from_nanos(c.commit_nanos.load(Ordering::Relaxed)),
+            waited: std::array::from_fn(|i| c.waited[i].load(Ordering::Relaxed)),
+            waited_max: c.waited_max.load(Ordering::Relaxed),
         }
     }
 

@@ -73,6 +73,84 @@ async fn concurrent_saves_of_many_runs_share_commits() {
     }
 }
 
+/// The writer's count of the commits each request waited for: every request answered by a
+/// commit is counted once, never as 0 commits, and with at most a batch (1,024) of requesters,
+/// each waiting for its answer before it sends again, a request waits for at most 2 commits
+/// (the one in progress when it was queued and its own) and some do wait for 2.
+///
+/// The count starts at the sender's read of the commit count, just before it queues the
+/// request: a sending thread held up between the two (descheduled, or behind other senders in
+/// the channel's push) counts the commits completed meanwhile. On a loaded machine that happens
+/// to a few requests in some runs, so the test allows one request in 1,000 above 2. A writer
+/// that left queued requests for a later batch (a batch smaller than the requesters) puts many
+/// more there, and so does a count read one commit early; a count read after the commit puts
+/// requests at 0, and one read by the writer when it takes the batch puts none at 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_save_waits_for_at_most_the_commit_in_progress_and_its_own() {
+    const RUNS: usize = 1024;
+    const STEPS: u64 = 5;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = Arc::new(SqliteStore::open(dir.path().join("runs.db")).expect("open"));
+    let before = store.stats();
+    let mut tasks = Vec::new();
+    for _ in 0..RUNS {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let claim = store
+                .create(&document(RunId::new_v4()))
+                .await
+                .expect("create");
+            for seq in 1..=STEPS {
+                let entry = JournalEntry::new(seq, PointRecord::Point(serde_json::json!(seq)));
+                store.append(&claim, &entry).await.expect("append");
+            }
+            // Kept until the counters are read: a dropped claim queues a release that no
+            // requester waits for.
+            claim
+        }));
+    }
+    let mut claims = Vec::new();
+    for task in tasks {
+        claims.push(task.await.expect("the task ran"));
+    }
+    let after = store.stats();
+    drop(claims);
+    let waited: Vec<u64> = (0..after.waited.len())
+        .map(|i| after.waited[i] - before.waited[i])
+        .collect();
+    assert_eq!(
+        after.requests - before.requests,
+        RUNS as u64 * (STEPS + 1),
+        "every create and append, nothing else"
+    );
+    assert_eq!(
+        waited.iter().sum::<u64>(),
+        after.requests - before.requests,
+        "each request answered by a commit is counted once: {waited:?}"
+    );
+    assert_eq!(
+        waited[0], 0,
+        "no request is carried by a commit completed before it was queued: {waited:?}"
+    );
+    let over: u64 = waited[3..].iter().sum();
+    assert!(
+        over * 1000 <= after.requests - before.requests,
+        "{over} requests waited for more than the commit in progress and their own: max {}, \
+         {waited:?}",
+        after.waited_max
+    );
+    assert_eq!(
+        after.waited_max <= 2,
+        over == 0,
+        "the max agrees with the histogram: max {}, {waited:?}",
+        after.waited_max
+    );
+    assert!(
+        waited[2] > 0,
+        "some saves were queued during a commit (what the bound is about): {waited:?}"
+    );
+}
+
 /// The background checkpointer copies committed saves from the WAL into the database file: a
 /// copy of the file alone (no WAL) has them soon after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

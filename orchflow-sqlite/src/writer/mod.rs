@@ -17,6 +17,24 @@
 //!   or SQLite rolled the transaction back itself (I/O error, full disk), every request of the
 //!   batch gets the error. A request that arrives during a commit waits for that commit and
 //!   its own.
+//! * Commits are numbered 1, 2, … in the order they complete; a commit counts as completed once
+//!   its `COMMIT` has returned, before any of its requests is answered. A failed commit (its
+//!   requests answered with the error) gets no number; the writer never retries a batch.
+//! * Every request records, when it is queued, how many commits had completed (one atomic load
+//!   on the sender's side, no lock, no allocation). When the commit carrying it completes, the
+//!   request has waited for (that commit's number − the recorded count) commits, its own
+//!   included, and that goes into the writer's histogram ([`Counters::waited`]). A request
+//!   queued while the writer is between batches (waiting for work, or answering the last
+//!   commit) is carried by the next commit: 1. One queued while a batch is being applied or
+//!   committed (from the moment the writer took the batch until its `COMMIT` returns) joins the
+//!   batch after it: 2.
+//!   More only when more than [`MAX_BATCH`] requests were queued ahead of it, so that the batch
+//!   it would join was full, or when its sender was held up between the load and its push onto
+//!   the channel (descheduled, or behind other senders in the push): the commits completed
+//!   meanwhile are counted too. The load is taken before the push so that the count is never
+//!   less than the commits the request waited for once queued; in particular never 0, since
+//!   the commit carrying it is counted after the writer received it. The load is relaxed: a
+//!   load that misses a commit completing at that instant counts one more, never fewer.
 //! * Dropping the [`Writer`] (the last handle of the file in this process) closes the channel:
 //!   the thread commits every request queued before, then ends, and the drop waits for that
 //!   for at most [`DRAIN_BOUND`].
@@ -61,11 +79,22 @@ fn ttl_nanos(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_nanos()).unwrap_or(i64::MAX)
 }
 
+/// The buckets of [`Counters::waited`]: 0 to 8 commits, and 9 or more.
+pub(crate) const WAITED_BUCKETS: usize = 10;
+
 /// Counters of the writer, for tests and benchmarks.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    /// Commits completed: the number of the last one.
     pub(crate) commits: AtomicU64,
+    /// Requests carried by those commits.
     pub(crate) requests: AtomicU64,
+    /// Requests carried by a commit, by the commits each waited for from being queued (its own
+    /// included): `waited[n]` counts those that waited for `n`, the last bucket for that many
+    /// or more. Bucket 0 stays empty (see the module docs).
+    pub(crate) waited: [AtomicU64; WAITED_BUCKETS],
+    /// The most commits one request waited for.
+    pub(crate) waited_max: AtomicU64,
     /// Time spent applying requests (statements before the commit), in nanoseconds.
     pub(crate) apply_nanos: AtomicU64,
     /// Time spent in `COMMIT` (the WAL write and its fsync), in nanoseconds.
@@ -199,6 +228,8 @@ pub(crate) type ReplyTx = tokio::sync::oneshot::Sender<Result<Reply, StoreError>
 pub(crate) struct Request {
     pub(crate) op: Op,
     pub(crate) reply: Option<ReplyTx>,
+    /// The commits completed when it was queued.
+    pub(crate) seen: u64,
 }
 
 /// How long dropping a [`Writer`] waits for its thread to commit what is queued and stop.
@@ -289,11 +320,12 @@ impl Writer {
         })
     }
 
-    /// Queues `op`; false when the writer thread is gone.
+    /// Queues `op`, with the commits completed so far; false when the writer thread is gone.
     pub(crate) fn send(&self, op: Op, reply: Option<ReplyTx>) -> bool {
+        let seen = self.counters.commits.load(Ordering::Relaxed);
         self.tx
             .as_ref()
-            .is_some_and(|tx| tx.send(Request { op, reply }).is_ok())
+            .is_some_and(|tx| tx.send(Request { op, reply, seen }).is_ok())
     }
 }
 
@@ -450,7 +482,7 @@ impl WriterThread {
                     Some("the transaction was rolled back by an error".to_string()),
                 ));
             }
-            replies.push((request.reply, result));
+            replies.push((request.reply, result, request.seen));
         }
         if beat {
             for (owner, ttl) in &self.owners {
@@ -478,12 +510,15 @@ impl WriterThread {
             .fetch_add(elapsed(committing, Instant::now()), Ordering::Relaxed);
         match committed {
             Ok(()) => {
+                // Counted before any request is answered: a request its answer lets be sent
+                // records this commit as completed.
+                let number = self.counters.commits.fetch_add(1, Ordering::Relaxed) + 1;
+                self.counters.requests.fetch_add(n, Ordering::Relaxed);
+                self.count_waits(number, replies.iter().map(|(_, _, seen)| *seen));
                 if let Some(committed) = &self.committed {
                     let _ = committed.try_send(());
                 }
-                self.counters.commits.fetch_add(1, Ordering::Relaxed);
-                self.counters.requests.fetch_add(n, Ordering::Relaxed);
-                for (tx, result) in replies {
+                for (tx, result, _) in replies {
                     if let Some(tx) = tx {
                         let _ = tx.send(result);
                     }
@@ -493,7 +528,7 @@ impl WriterThread {
                 let _ = self.exec("ROLLBACK");
                 // The batch's appends are undone: what was remembered of them is wrong.
                 self.held.borrow_mut().clear();
-                for (tx, _) in replies {
+                for (tx, _, _) in replies {
                     if let Some(tx) = tx {
                         let _ = tx.send(Err(sql_error(
                             "commit",
@@ -504,6 +539,26 @@ impl WriterThread {
                 }
             }
         }
+    }
+
+    /// Adds the requests carried by commit `number`, queued when `seen` commits had completed,
+    /// to [`Counters::waited`].
+    fn count_waits(&self, number: u64, seen: impl Iterator<Item = u64>) {
+        let mut buckets = [0u64; WAITED_BUCKETS];
+        let mut max = 0;
+        for seen in seen {
+            let waited = number.saturating_sub(seen);
+            max = max.max(waited);
+            let bucket =
+                usize::try_from(waited).map_or(WAITED_BUCKETS - 1, |w| w.min(WAITED_BUCKETS - 1));
+            buckets[bucket] += 1;
+        }
+        for (counter, count) in self.counters.waited.iter().zip(buckets) {
+            if count > 0 {
+                counter.fetch_add(count, Ordering::Relaxed);
+            }
+        }
+        self.counters.waited_max.fetch_max(max, Ordering::Relaxed);
     }
 
     /// Runs `writes` (more than one statement) inside a savepoint: all of them or none.
@@ -664,6 +719,7 @@ mod tests {
                 Request {
                     op,
                     reply: Some(tx),
+                    seen: 0,
                 }
             })
             .collect();
@@ -713,6 +769,7 @@ mod tests {
                 owner: Arc::clone(&owner),
             },
             reply: None,
+            seen: 0,
         };
         writer.commit(vec![create(live), create(lapsed)], false);
         let expiry = |writer: &WriterThread, run: RunId| -> i64 {
@@ -754,10 +811,12 @@ mod tests {
         let run = RunId::new_v4();
         let one = |writer: &mut WriterThread, op| {
             let (tx, mut rx) = oneshot::channel();
+            let seen = writer.counters.commits.load(Ordering::Relaxed);
             writer.commit(
                 vec![Request {
                     op,
                     reply: Some(tx),
+                    seen,
                 }],
                 false,
             );
@@ -801,5 +860,72 @@ mod tests {
             .query_row(JOURNAL, [run.to_string()], |r| r.get(0))
             .expect("count");
         assert_eq!(count, 3);
+    }
+
+    /// The histogram of waits: each request counted once, by the commit that carried it, as
+    /// that commit's number less the commits completed when it was queued; a failed commit
+    /// gets no number and counts no request.
+    #[test]
+    fn each_committed_request_counts_the_commits_it_waited_for() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut writer = thread(&dir);
+        let flush = |seen| Request {
+            op: Op::Flush,
+            reply: None,
+            seen,
+        };
+        let waited = |writer: &WriterThread| -> Vec<u64> {
+            writer
+                .counters
+                .waited
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .collect()
+        };
+        // Queued while the writer was idle: carried by commit 1.
+        writer.commit(vec![flush(0), flush(0)], false);
+        assert_eq!(waited(&writer), [0, 2, 0, 0, 0, 0, 0, 0, 0, 0]);
+        // Commit 2 carries one queued while idle; two more were queued during it (1 commit
+        // completed) and one before commit 1 that did not fit in it: commit 3 carries them.
+        writer.commit(vec![flush(1)], false);
+        writer.commit(vec![flush(1), flush(1), flush(0)], false);
+        assert_eq!(waited(&writer), [0, 3, 2, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(writer.counters.waited_max.load(Ordering::Relaxed), 3);
+        // A request queued before commit 1 and carried by commit 13 lands in the last bucket.
+        for _ in 0..9 {
+            writer.commit(Vec::new(), true);
+        }
+        writer.commit(vec![flush(0)], false);
+        assert_eq!(writer.counters.commits.load(Ordering::Relaxed), 13);
+        assert_eq!(waited(&writer), [0, 3, 2, 1, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(writer.counters.waited_max.load(Ordering::Relaxed), 13);
+        // A batch that cannot begin (another connection holds the write lock) is answered
+        // with the error and is neither numbered nor counted.
+        let other = crate::schema::open_writer(&dir.path().join("runs.db")).expect("open");
+        other.execute_batch("BEGIN IMMEDIATE").expect("lock");
+        writer
+            .conn
+            .busy_timeout(Duration::from_millis(1))
+            .expect("timeout");
+        let (tx, mut rx) = oneshot::channel();
+        writer.commit(
+            vec![Request {
+                op: Op::Flush,
+                reply: Some(tx),
+                seen: 13,
+            }],
+            false,
+        );
+        assert!(rx.try_recv().expect("answered").is_err());
+        assert_eq!(writer.counters.commits.load(Ordering::Relaxed), 13);
+        assert_eq!(waited(&writer), [0, 3, 2, 1, 0, 0, 0, 0, 0, 1]);
+        other.execute_batch("ROLLBACK").expect("unlock");
+        // Queued after commit 13 (the failed batch behind it): carried by commit 14.
+        writer.commit(vec![flush(13)], false);
+        assert_eq!(waited(&writer), [0, 4, 2, 1, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(
+            waited(&writer).iter().sum::<u64>(),
+            writer.counters.requests.load(Ordering::Relaxed)
+        );
     }
 }
