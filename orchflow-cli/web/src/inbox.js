@@ -97,6 +97,8 @@ export function questionCard(q, { compact = false, onAnswered = null } = {}) {
       h('span', { class: 'grow' }),
       h('span', { class: 'muted small' }, fmtAgo(since))),
     h('p', { class: 'prompt' }, p.prompt ?? ''),
+    // A typed question asked again: why its last answer did not fit the answer's type.
+    p.error ? h('p', { class: 'err small', 'data-testid': 'question-refused', role: 'note' }, p.error) : null,
     form);
   return card;
 }
