@@ -1,0 +1,319 @@
+//! `orchflow serve`: the offline viewer. One HTTP server with the viewer's assets compiled in
+//! ([`assets`]) and the JSON API they read (`/api/…`, see the handlers in `api`), over a store
+//! or over one exported [`Bundle`] with no store.
+//!
+//! Invariants:
+//! * the server binds a loopback address unless it is given a token: [`bind`] refuses a
+//!   non-loopback address without one ([`ServeError::TokenRequired`]);
+//! * with a token, every `/api` request shows it (`Authorization: Bearer T`, or the cookie
+//!   `orchflow_token` that visiting `/?token=T` sets) or is answered 401; without one, a
+//!   loopback server answers only requests whose `Host` is a loopback name, so that a web page
+//!   elsewhere cannot reach it through DNS rebinding;
+//! * every `POST` carries `Content-Type: application/json` (415 otherwise) and a body of at
+//!   most [`BODY_LIMIT`] bytes (413 otherwise); no CORS headers are ever sent;
+//! * every error is JSON, `{"error": "message"}`, with 400, 401, 404, 409, 413, 415 or 500;
+//! * over a bundle the server changes nothing: every `POST` is 409.
+
+use crate::CliError;
+use crate::bundle::Bundle;
+use crate::store::Store;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+mod api;
+pub mod assets;
+mod auth;
+mod sse;
+
+/// The most a request body may hold: 64 KiB.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// How often a server polls the store for a run's new entries while a client listens to its
+/// events, by default.
+pub const DEFAULT_POLL: Duration = Duration::from_millis(50);
+
+/// What the server shows.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// The runs of a store, live.
+    Store(Store),
+    /// One exported run, with no store.
+    Bundle(Arc<Bundle>),
+}
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The address to listen on (port 0: any free port).
+    pub bind: SocketAddr,
+    /// The token every API request must show, when set.
+    pub token: Option<String>,
+    /// How often the store is polled for a listened run's new entries (at most 50 ms is
+    /// what the viewer expects).
+    pub poll: Duration,
+}
+
+impl ServeOptions {
+    /// Options for `bind` with no token and the default poll interval.
+    ///
+    /// ```
+    /// let o = orchflow_cli::serve::ServeOptions::new("127.0.0.1:0".parse().unwrap());
+    /// assert!(o.token.is_none());
+    /// ```
+    pub fn new(bind: SocketAddr) -> Self {
+        ServeOptions {
+            bind,
+            token: None,
+            poll: DEFAULT_POLL,
+        }
+    }
+
+    /// The same options with `token` required on every API request.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+}
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// A non-loopback address without a token.
+    #[error(
+        "refusing to listen on {addr} without a token: anyone who can reach it could read and change runs; pass --token T (or set ORCHFLOW_TOKEN), or bind 127.0.0.1"
+    )]
+    TokenRequired {
+        /// The address asked for.
+        addr: SocketAddr,
+    },
+    /// An empty token.
+    #[error("the token is empty: give a non-empty --token")]
+    EmptyToken,
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server failed while running.
+    #[error("the server stopped: {0}")]
+    Server(#[source] std::io::Error),
+}
+
+impl ServeError {
+    /// Whether the error is the user's request's (a missing or empty token), not the
+    /// machine's.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            ServeError::TokenRequired { .. } | ServeError::EmptyToken
+        )
+    }
+}
+
+/// A bound server, not yet serving: its address is known ([`Server::local_addr`]) before it
+/// runs, so tests and `--open` can use it.
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+    router: axum::Router,
+    /// Set when the server stops: event streams end on it, so that the graceful shutdown
+    /// does not wait for them forever.
+    stopping: tokio::sync::watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown` completes, then ends the open event streams and finishes the
+    /// requests in flight. Fails with [`ServeError::Server`] when accepting fails for good.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let stopping = self.stopping;
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                stopping.send_replace(true);
+            })
+            .await
+            .map_err(ServeError::Server)
+    }
+
+    /// Serves until the process is stopped.
+    pub async fn run(self) -> Result<(), ServeError> {
+        self.run_until(std::future::pending()).await
+    }
+}
+
+/// Binds the server that shows `source` with `options`. Fails with
+/// [`ServeError::TokenRequired`] for a non-loopback address without a token,
+/// [`ServeError::EmptyToken`], or [`ServeError::Bind`].
+///
+/// ```no_run
+/// use orchflow_cli::serve::{bind, ServeOptions, Source};
+/// # async fn f(store: orchflow_cli::Store) -> Result<(), orchflow_cli::serve::ServeError> {
+/// let server = bind(Source::Store(store), ServeOptions::new("127.0.0.1:0".parse().unwrap())).await?;
+/// println!("http://{}/", server.local_addr());
+/// server.run().await
+/// # }
+/// ```
+pub async fn bind(source: Source, options: ServeOptions) -> Result<Server, ServeError> {
+    if options.token.as_deref().is_some_and(str::is_empty) {
+        return Err(ServeError::EmptyToken);
+    }
+    if !options.bind.ip().is_loopback() && options.token.is_none() {
+        return Err(ServeError::TokenRequired { addr: options.bind });
+    }
+    let listener = tokio::net::TcpListener::bind(options.bind)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: options.bind,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: options.bind,
+        source,
+    })?;
+    let (stopping, stop) = tokio::sync::watch::channel(false);
+    let state = api::AppState::new(source, &options, addr, stop);
+    Ok(Server {
+        listener,
+        addr,
+        router: api::router(state),
+        stopping,
+    })
+}
+
+/// `orchflow serve`: opens the store (or reads the bundle), binds, prints the address, opens
+/// a browser when asked, and serves until interrupted (Ctrl-C or SIGTERM), then stops
+/// gracefully.
+pub async fn serve_command(store: Option<&str>, args: crate::ServeArgs) -> Result<(), CliError> {
+    let source = match &args.bundle {
+        Some(path) => Source::Bundle(Arc::new(Bundle::read(path)?)),
+        None => Source::Store(crate::open(store).await?),
+    };
+    let what = match &source {
+        Source::Store(s) => s.location().to_string(),
+        Source::Bundle(b) => format!("the bundle of run {}", b.document.run_id),
+    };
+    let mut options = ServeOptions::new(args.bind);
+    options.token = args.token.clone();
+    let server = bind(source, options).await?;
+    let addr = server.local_addr();
+    let url = match &args.token {
+        Some(token) => format!("http://{addr}/?token={}", percent_encode(token)),
+        None => format!("http://{addr}/"),
+    };
+    println!("orchflow serve: {url} ({what}); Ctrl-C stops it");
+    if args.open {
+        open_browser(&url);
+    }
+    server.run_until(stop_signal()).await?;
+    Ok(())
+}
+
+/// Completes on Ctrl-C (SIGINT) or, on Unix, SIGTERM; a signal that cannot be listened to
+/// never completes (the server then runs until killed).
+async fn stop_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+/// Opens `url` in the desktop's browser; a failure is reported on standard error and
+/// otherwise ignored (the address is printed anyway).
+fn open_browser(url: &str) {
+    let mut command = if cfg!(target_os = "macos") {
+        std::process::Command::new("open")
+    } else if cfg!(windows) {
+        let mut c = std::process::Command::new("cmd");
+        c.args(["/C", "start", ""]);
+        c
+    } else {
+        std::process::Command::new("xdg-open")
+    };
+    command
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    match command.spawn() {
+        // Reaped in the background so that it leaves no zombie.
+        Ok(mut child) => {
+            std::thread::spawn(move || child.wait());
+        }
+        Err(e) => eprintln!("could not open a browser ({e}); open {url} yourself"),
+    }
+}
+
+/// `text` with every byte outside `A-Za-z0-9-._~` percent-encoded, for a query value.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_percent_encoded_for_the_printed_url() {
+        assert_eq!(percent_encode("a b&c=d~"), "a%20b%26c%3Dd~");
+    }
+
+    #[tokio::test]
+    async fn a_public_address_needs_a_token() {
+        let bundle: Source = Source::Bundle(Arc::new(crate::bundle::tests_support::bundle()));
+        let public = ServeOptions::new("0.0.0.0:0".parse().unwrap_or_else(|e| panic!("{e}")));
+        let e = bind(bundle.clone(), public.clone()).await.err();
+        assert!(matches!(e, Some(ServeError::TokenRequired { .. })), "{e:?}");
+        assert!(e.is_some_and(|e| e.is_usage()));
+        let e = bind(bundle.clone(), public.clone().token("")).await.err();
+        assert!(matches!(e, Some(ServeError::EmptyToken)), "{e:?}");
+        let bound = bind(bundle, public.token("t")).await;
+        assert!(bound.is_ok_and(|s| !s.local_addr().ip().is_loopback()));
+    }
+}
