@@ -15,7 +15,6 @@ mod flows;
 mod harness;
 
 use expect::{Expected, expected_states};
-use fantoccini::Locator;
 use flows::*;
 use harness::{Browser, Server};
 use orchflow::store::{CheckpointStore, RunQuery, RunStatus};
@@ -55,19 +54,8 @@ async fn page_nodes(b: &Browser) -> BTreeMap<String, (String, String, Option<u64
     out
 }
 
-/// Checks the page's nodes against `expected`: every node of the graph drawn, with the
-/// expected state and (loops) iteration count.
-fn assert_nodes(
-    at: &str,
-    page: &BTreeMap<String, (String, String, Option<u64>)>,
-    expected: &Expected,
-) {
-    let wrong = node_mismatches(at, page, expected);
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
-}
-
-/// What differs between the page's nodes and `expected` (see [`assert_nodes`]), as one
-/// message per moment, or nothing.
+/// What differs between the page's nodes and `expected` (every node of the graph drawn, with
+/// the expected state and, for loops, iteration count), as one message, or nothing.
 fn node_mismatches(
     at: &str,
     page: &BTreeMap<String, (String, String, Option<u64>)>,
@@ -100,6 +88,38 @@ fn node_mismatches(
         "{at}: the graph does not match the journal:\n  {}\npage: {page:?}",
         wrong.join("\n  ")
     )]
+}
+
+/// The number of attempt bars drawn (and of all attempts) once the timeline shows `want` bars
+/// or, failing that, after 5 s: the timeline draws on the next animation frame, so a change of
+/// position shows a moment later.
+async fn settled_bars(b: &Browser, want: u64) -> (u64, u64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = attempt_bars(b).await;
+        if got.0 == want || Instant::now() >= deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// [`node_mismatches`] once the page's nodes match `expected` or, failing that, after 5 s.
+async fn settled_node_mismatches(b: &Browser, at: &str, expected: &Expected) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let wrong = node_mismatches(at, &page_nodes(b).await, expected);
+        if wrong.is_empty() || Instant::now() >= deadline {
+            return wrong;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Fails unless the page's nodes match `expected` within 5 s.
+async fn assert_settled_nodes(b: &Browser, at: &str, expected: &Expected) {
+    let wrong = settled_node_mismatches(b, at, expected).await;
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 /// Waits until the run page of `run` is drawn (its scrubber shows a total).
@@ -223,13 +243,7 @@ async fn the_runs_list_counts_and_pages_ten_thousand_runs() {
         }
         query = query.after(listing.next.expect("more runs after this page"));
         let before = shown[0].clone();
-        b.client
-            .find(Locator::Css("[data-testid=next-page]"))
-            .await
-            .expect("a next page button")
-            .click()
-            .await
-            .expect("click next page");
+        b.click("[data-testid=next-page]").await;
         b.wait_for(
             &format!("page {}", page + 1),
             Duration::from_secs(10),
@@ -302,7 +316,7 @@ async fn a_run_page_shows_every_attempt_and_the_node_states() {
     wait_run_page(&b, run).await;
     let (k, n) = scrub(&b).await;
     assert_eq!(k, n, "a recorded run opens at its end");
-    let (bars, all) = attempt_bars(&b).await;
+    let (bars, all) = settled_bars(&b, traces.len() as u64).await;
     assert_eq!(
         (bars, all),
         (traces.len() as u64, traces.len() as u64),
@@ -312,7 +326,7 @@ async fn a_run_page_shows_every_attempt_and_the_node_states() {
     let flaky_attempts = traces.iter().filter(|t| t.step == "flaky").count();
     assert_eq!(flaky_attempts, 3, "the flow's flaky step ran three times");
     let expected = expected_states(&graph, &journal, journal.len(), true);
-    assert_nodes("at the end", &page_nodes(&b).await, &expected);
+    assert_settled_nodes(&b, "at the end", &expected).await;
 
     // The retried step's details list its three attempts with their outcomes.
     let flaky_node = traces
@@ -320,15 +334,10 @@ async fn a_run_page_shows_every_attempt_and_the_node_states() {
         .find(|t| t.step == "flaky")
         .map(|t| t.node.to_string())
         .expect("a flaky trace");
-    b.client
-        .find(Locator::Css(&format!(
-            "[data-testid=node][data-node-id=\"{flaky_node}\"]"
-        )))
-        .await
-        .expect("the flaky node")
-        .click()
-        .await
-        .expect("click the flaky node");
+    b.click(&format!(
+        "[data-testid=node][data-node-id=\"{flaky_node}\"]"
+    ))
+    .await;
     let outcomes = b
         .wait_for(
             "the flaky step's attempts in the details",
@@ -378,16 +387,21 @@ async fn the_scrubber_replays_the_journal() {
     wait_run_page(&b, run).await;
 
     // From the start, play to the end.
-    click(&b, "[data-testid=to-start]").await;
+    b.click("[data-testid=to-start]").await;
     let (k, total) = scrub(&b).await;
     assert_eq!(k, 0, "to-start moves the scrubber to 0");
-    assert_nodes(
+    assert_settled_nodes(
+        &b,
         "before the first event",
-        &page_nodes(&b).await,
         &expected_states(&graph, &journal, 0, false),
+    )
+    .await;
+    assert_eq!(
+        settled_bars(&b, 0).await.0,
+        0,
+        "no attempt bar before the run"
     );
-    assert_eq!(attempt_bars(&b).await.0, 0, "no attempt bar before the run");
-    click(&b, "[data-testid=play]").await;
+    b.click("[data-testid=play]").await;
     b.wait_for(
         "the scrubber to play to the end",
         Duration::from_secs(30),
@@ -421,23 +435,10 @@ async fn the_scrubber_replays_the_journal() {
         expect::assert_quiet(&journal, upto, name);
         let expected = expected_states(&graph, &journal, upto, upto == journal.len());
         // Pick the entry's row in the event log (checkpoints only, this one by its number).
-        b.client
-            .find(Locator::Css("[data-testid=log-kind]"))
-            .await
-            .expect("the kind filter")
-            .select_by_value("entry")
-            .await
-            .expect("filter checkpoints");
-        let regex = b
-            .client
-            .find(Locator::Css("[data-testid=log-regex]"))
-            .await
-            .expect("the regex filter");
-        regex.clear().await.expect("clear the regex");
-        regex
-            .send_keys(&format!("#{seq} "))
-            .await
-            .expect("type the regex");
+        b.select("[data-testid=log-kind]", "entry").await;
+        b.clear("[data-testid=log-regex]").await;
+        b.type_into("[data-testid=log-regex]", &format!("#{seq} "))
+            .await;
         let index = b
             .wait_for(
                 &format!("the event row of entry #{seq}"),
@@ -448,7 +449,7 @@ async fn the_scrubber_replays_the_journal() {
             .await[0]
             .as_u64()
             .expect("an index");
-        click(&b, "[data-testid=event-row]").await;
+        b.click("[data-testid=event-row]").await;
         let (k, _) = scrub(&b).await;
         assert_eq!(
             k,
@@ -457,30 +458,18 @@ async fn the_scrubber_replays_the_journal() {
         );
         let traces_so_far: usize = journal[..upto].iter().map(|e| e.traces.len()).sum();
         assert_eq!(
-            attempt_bars(&b).await.0,
+            settled_bars(&b, traces_so_far as u64).await.0,
             traces_so_far as u64,
             "{name} (entry #{seq}): attempt bars drawn vs traces journaled so far"
         );
-        mismatches.extend(node_mismatches(
-            &format!("{name} (entry #{seq})"),
-            &page_nodes(&b).await,
-            &expected,
-        ));
+        mismatches.extend(
+            settled_node_mismatches(&b, &format!("{name} (entry #{seq})"), &expected).await,
+        );
         b.screenshot(&format!("scrubber-{}-{}", i + 1, name.replace(' ', "-")))
             .await;
     }
     b.close().await;
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
-}
-
-async fn click(b: &Browser, css: &str) {
-    b.client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no {css}: {e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("click {css}: {e}"));
 }
 
 // ------------------------------------------------------------------------------------------
@@ -621,15 +610,11 @@ async fn a_question_is_answered_from_the_inbox_and_the_run_completes() {
         .as_str()
         .unwrap_or_else(|| panic!("the question's card has no answer field: {field}"))
         .to_string();
-    b.client
-        .find(Locator::Css(&format!("{card} [data-testid={field}]")))
-        .await
-        .expect("the answer field")
-        .send_keys(answer)
-        .await
-        .expect("type the answer");
+    b.type_into(&format!("{card} [data-testid={field}]"), answer)
+        .await;
     b.screenshot("inbox").await;
-    click(&b, &format!("{card} [data-testid=answer-submit]")).await;
+    b.click(&format!("{card} [data-testid=answer-submit]"))
+        .await;
     let ok = b
         .wait_for(
             "the answer to be accepted",
@@ -688,9 +673,20 @@ async fn the_page_of_a_ten_thousand_step_run_renders_in_under_a_second() {
     let _one = ONE_AT_A_TIME.lock().await;
     let (_dir, path, store) = store_file();
     let started = Instant::now();
-    let run = record_long(&store).await;
-    let traces = store.traces(run).await.expect("traces").expect("the run");
-    assert_eq!(traces.len(), LONG as usize);
+    let (run, graph) = record_long(&store).await;
+    let journal = store
+        .journal(run, 0)
+        .await
+        .expect("journal")
+        .expect("the run");
+    let traces: usize = journal.iter().map(|e| e.traces.len()).sum();
+    assert_eq!(traces, LONG as usize);
+    let expected = expected_states(
+        &serde_json::to_value(&graph).expect("the graph as JSON"),
+        &journal,
+        journal.len(),
+        true,
+    );
     println!("recorded a {LONG}-step run in {:?}", started.elapsed());
 
     let server = Server::start(&path);
@@ -710,8 +706,14 @@ async fn the_page_of_a_ten_thousand_step_run_renders_in_under_a_second() {
             .await
             .as_f64()
             .expect("a time");
-        let (bars, all) = attempt_bars(&b).await;
+        let (bars, all) = settled_bars(&b, LONG as u64).await;
         assert_eq!((bars, all), (LONG as u64, LONG as u64), "visit {visit}");
+        assert_settled_nodes(
+            &b,
+            &format!("the 10,000-step run (visit {visit})"),
+            &expected,
+        )
+        .await;
         println!("10,000-step run: drawn {drawn:.0} ms after navigation (visit {visit})");
         times.push(drawn);
     }

@@ -136,13 +136,14 @@ pub async fn spin(x: u32) -> u32 {
     x + 1
 }
 
-/// Records one run of `loop(max = LONG) { spin }`: 10,000 attempts.
-pub async fn record_long(store: &SqliteStore) -> RunId {
+/// Records one run of `loop(max = LONG) { spin }` (10,000 attempts) and returns its id and
+/// the flow's graph.
+pub async fn record_long(store: &SqliteStore) -> (RunId, FlowGraph) {
     let f = flow! { #[flow(name = "long")] loop(max = LONG) { spin } };
     let r = f.durable(store.clone()).run(0).await;
     assert_eq!(r.output, Some(LONG), "the long run: {:?}", r.error);
     store.flush().await.expect("flush the store");
-    r.run_id
+    (r.run_id, f.graph())
 }
 
 // ------------------------------------------------------------------ a question
