@@ -13,6 +13,8 @@
 //! Invariants: no command writes to a store except `answer`, `resume` and `cancel` (and those
 //! only through the store's own operations); every failure is a [`CliError`], never a panic.
 
+#![deny(missing_docs)]
+
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -10,12 +10,12 @@
 //! * [`Store::location`] never contains a password (see [`redact`]);
 //! * [`Store::document`] returns what [`CheckpointStore::load`] would return as the document.
 
-use orchflow::PostgresStore;
 use orchflow::RunId;
 use orchflow::SqliteStore;
 use orchflow::store::{
     CheckpointStore, JsonCheckpointStore, RunDocument, RunQuery, RunQueue, StoreError,
 };
+use orchflow::{PostgresOptions, PostgresStore};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -24,7 +24,9 @@ use std::time::{Duration, SystemTime};
 ///
 /// * `sqlite:PATH`, or a path ending in `.db`, `.sqlite` or `.sqlite3` → a SQLite file;
 /// * `json:DIR`, or an existing directory → a directory of JSON checkpoints;
-/// * `postgres://…` or `postgresql://…` → a PostgreSQL database.
+/// * `postgres://…` or `postgresql://…` → a PostgreSQL database; a `schema=NAME` query
+///   parameter names the schema the store's tables are in (`orchflow` by default), the other
+///   parameters are the driver's.
 ///
 /// ```
 /// use orchflow_cli::store::StoreUrl;
@@ -163,6 +165,39 @@ pub fn redact(url: &str) -> String {
     )
 }
 
+/// `url` without its `schema=NAME` query parameter, and that name (the driver knows no such
+/// parameter; the store takes the schema as an option).
+///
+/// ```
+/// use orchflow_cli::store::split_schema;
+/// assert_eq!(
+///     split_schema("postgres://h/db?schema=staging&connect_timeout=3"),
+///     ("postgres://h/db?connect_timeout=3".to_string(), Some("staging".to_string()))
+/// );
+/// assert_eq!(split_schema("postgres://h/db"), ("postgres://h/db".to_string(), None));
+/// ```
+pub fn split_schema(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let mut schema = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.strip_prefix("schema=") {
+            Some(name) => {
+                schema = Some(name.to_string());
+                false
+            }
+            None => !pair.is_empty(),
+        })
+        .collect();
+    if rest.is_empty() {
+        (base.to_string(), schema)
+    } else {
+        (format!("{base}?{}", rest.join("&")), schema)
+    }
+}
+
 /// An open store: the checkpoint store every command reads, and the run queue of the stores
 /// that have one (SQLite and PostgreSQL; a JSON directory has none, so it cannot cancel).
 #[derive(Clone)]
@@ -223,13 +258,17 @@ impl Store {
                 })
             }
             StoreUrl::Postgres(url) => {
-                let store =
-                    PostgresStore::connect(&url)
-                        .await
-                        .map_err(|source| OpenError::Postgres {
-                            url: location.clone(),
-                            source: Box::new(source),
-                        })?;
+                let (url, schema) = split_schema(&url);
+                let mut options = PostgresOptions::new();
+                if let Some(schema) = schema {
+                    options = options.schema(schema);
+                }
+                let store = PostgresStore::connect_with(&url, options)
+                    .await
+                    .map_err(|source| OpenError::Postgres {
+                        url: location.clone(),
+                        source: Box::new(source),
+                    })?;
                 let store = Arc::new(store);
                 Ok(Store {
                     checkpoints: store.clone(),

@@ -132,6 +132,7 @@ async fn runs_are_listed_in_pages_with_counts_over_a_thousand_runs() {
     let path = dir.path().join("runs.db");
     let sqlite = SqliteStore::open(&path).expect("open");
     let (completed, _, suspended) = common::make_runs(&sqlite).await;
+    sqlite.flush().await.expect("flush");
     let f = flow! { #[flow(name = "bulk")] common::double };
     let durable = f.durable(sqlite.clone());
     // Submitted concurrently, so that the store's group commit takes them in batches.
@@ -328,6 +329,24 @@ async fn a_run_its_graph_its_journal_and_its_recorded_events() {
     let events = read_events(&mut response, Duration::from_secs(5), |e| e.0 == "end").await;
     let names: Vec<&str> = events.iter().map(|((n, _, _), _)| n.as_str()).collect();
     assert_eq!(names, ["document", "end"]);
+
+    // Once listed, a run is read without its journal: the same answers.
+    let (status, _) = get(&client, &server.url("/api/runs")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, listed) = get(&client, &server.url(&format!("/api/runs/{}", f.completed))).await;
+    assert_eq!(listed, run);
+    let mut response = client
+        .get(server.url(&format!("/api/runs/{}/events", f.completed)))
+        .header("last-event-id", "1")
+        .send()
+        .await
+        .expect("events");
+    let events = read_events(&mut response, Duration::from_secs(5), |e| e.0 == "end").await;
+    let names: Vec<&str> = events.iter().map(|((n, _, _), _)| n.as_str()).collect();
+    let mut expected = vec!["document"];
+    expected.extend(std::iter::repeat_n("entry", count - 1));
+    expected.push("end");
+    assert_eq!(names, expected);
 
     // The page and its assets.
     let page = client.get(server.url("/")).send().await.expect("page");
@@ -526,6 +545,9 @@ async fn answering_resuming_and_cancelling_from_the_api() {
     let server = start(Source::Store(store.clone()), local()).await;
     let client = reqwest::Client::new();
 
+    // Listed first, so that the server reads these runs' documents without their journals.
+    let (status, _) = get(&client, &server.url("/api/runs")).await;
+    assert_eq!(status, StatusCode::OK);
     let (status, questions) = get(&client, &server.url("/api/questions")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(questions.as_array().map(Vec::len), Some(1), "{questions}");
@@ -568,6 +590,11 @@ async fn answering_resuming_and_cancelling_from_the_api() {
         .expect("run");
     assert_eq!(saved.document.status, RunStatus::Queued);
     assert!(saved.document.pending.is_empty());
+    let (_, run) = get(&client, &server.url(&format!("/api/runs/{}", f.suspended))).await;
+    assert_eq!(
+        run["document"]["status"], "queued",
+        "the current document, not a stale one"
+    );
     let (status, body) = post(&client, &answer, r#"{"text": "again"}"#).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     let missing = uuid::Uuid::new_v4();
@@ -746,4 +773,58 @@ async fn stopping_the_server_ends_its_open_event_streams() {
         matches!(rest, Ok(Ok(None)) | Ok(Err(_))),
         "the stream ended: {rest:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typed_question_shows_its_schema_and_why_an_answer_was_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("runs.db");
+    let sqlite = SqliteStore::open(&path).expect("open");
+    let amount =
+        orchflow::human::ask_typed::<u32, _, _>("amount", |p: &String| format!("how many {p}?"));
+    let f = flow! { #[flow(name = "order")] (amount) }.with_input(orchflow::human::Suspend);
+    let first = f.durable(sqlite.clone()).run("crates".to_string()).await;
+    sqlite.flush().await.expect("flush");
+    let server = start(Source::Store(open(&path).await), local()).await;
+    let client = reqwest::Client::new();
+
+    let (_, questions) = get(&client, &server.url("/api/questions")).await;
+    assert_eq!(questions[0]["pending"]["prompt"], "how many crates?");
+    assert_eq!(
+        questions[0]["pending"]["schema"]["type"], "integer",
+        "{questions}"
+    );
+    assert!(questions[0]["pending"].get("error").is_none());
+
+    // An answer that is not a u32 is taken, and refused when the run goes on.
+    let answer = server.url(&format!("/api/runs/{}/answer", first.run_id));
+    let (status, body) = post(
+        &client,
+        &answer,
+        r#"{"question": "amount", "text": "lots"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let again = f
+        .durable(sqlite.clone())
+        .resume(first.run_id)
+        .await
+        .expect("resume");
+    assert!(again.output.is_none());
+    sqlite.flush().await.expect("flush");
+    let (_, run) = get(&client, &server.url(&format!("/api/runs/{}", first.run_id))).await;
+    assert_eq!(run["document"]["status"], "suspended");
+    let error = run["document"]["pending"][0]["error"]
+        .as_str()
+        .unwrap_or("");
+    assert!(error.contains("lots"), "{run}");
+
+    let (status, body) = post(&client, &answer, r#"{"question": null, "text": "12"}"#).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let done = f
+        .durable(sqlite.clone())
+        .resume(first.run_id)
+        .await
+        .expect("resume");
+    assert_eq!(done.output.map(|a| a.answer), Some(12));
 }

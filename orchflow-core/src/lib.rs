@@ -66,3 +66,7 @@ pub use store::{CheckpointStore, JsonCheckpointStore, MemoryStore};
 pub use trace::{AttemptOutcome, StepTrace, Traces};
 
 pub use orchflow_macros::{flow, step};
+
+/// The JSON Schema crate typed questions ([`human::ask_typed`]) take their answer's schema
+/// from: derive or implement its `JsonSchema` for an answer type.
+pub use schemars;

@@ -110,6 +110,8 @@ pub async fn collect_events<O, S>(
 ///     step: "review",
 ///     question: "review".into(),
 ///     prompt: "ok?".into(),
+///     schema: None,
+///     error: None,
 /// };
 /// assert_eq!(script.ask(&req).await.unwrap(), InputReply::Answer("yes".into()));
 /// assert_eq!(script.ask(&req).await.unwrap(), InputReply::Suspend);

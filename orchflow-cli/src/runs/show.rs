@@ -82,6 +82,12 @@ pub fn render(document: &RunDocument, journal: &[JournalEntry], color: bool) -> 
         out.push_str("\npending questions\n");
         for p in &d.pending {
             let _ = writeln!(out, "  {} (step {}): {}", p.question, p.step, p.prompt);
+            if let Some(schema) = &p.schema {
+                let _ = writeln!(out, "    answer: JSON of {}", schema_name(schema));
+            }
+            if let Some(error) = &p.error {
+                let _ = writeln!(out, "    the last answer was refused: {error}");
+            }
         }
     }
     out
@@ -192,6 +198,18 @@ fn timeline(out: &mut String, traces: &[&StepTrace], paint: Paint) {
             row.start, row.node, row.step, row.attempt, row.duration, row.gap
         );
         let _ = writeln!(out, "{}", line.trim_end());
+    }
+}
+
+/// What a JSON Schema describes, in a few words: its title, else its type.
+fn schema_name(schema: &serde_json::Value) -> String {
+    if let Some(title) = schema.get("title").and_then(|t| t.as_str()) {
+        return title.to_string();
+    }
+    match schema.get("type") {
+        Some(serde_json::Value::String(t)) => t.clone(),
+        Some(other) => other.to_string(),
+        None => "any type".to_string(),
     }
 }
 
@@ -316,9 +334,13 @@ mod tests {
             shape: "a".into(),
             input: serde_json::json!("x"),
             status: RunStatus::Failed,
-            pending: vec![orchflow::store::PendingInput::new(
-                "1/review", "review", "ok?",
-            )],
+            pending: vec![orchflow::store::PendingInput {
+                schema: Some(Box::new(
+                    serde_json::json!({"title": "Rating", "type": "object"}),
+                )),
+                error: Some("expected an integer".into()),
+                ..orchflow::store::PendingInput::new("1/review", "review", "ok?")
+            }],
             output: None,
             error: Some("a failed".into()),
             created_at: at(0),
@@ -362,6 +384,11 @@ mod tests {
         assert!(text.contains("attempts (3, 2 sessions)"), "{text}");
         assert!(text.contains("1/review: \"yes\""), "{text}");
         assert!(text.contains("1/review (step review): ok?"), "{text}");
+        assert!(text.contains("    answer: JSON of Rating\n"), "{text}");
+        assert!(
+            text.contains("    the last answer was refused: expected an integer\n"),
+            "{text}"
+        );
         assert!(text.contains("error    a failed"), "{text}");
         assert!(!text.contains('\x1b'), "no colour unless asked");
     }

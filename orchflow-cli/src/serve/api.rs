@@ -14,12 +14,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use orchflow::RunId;
 use orchflow::store::{
-    Checkpoint, CheckpointStore, PendingInput, RunListing, RunQuery, RunStatus, StatusCounts,
-    StoreError,
+    Checkpoint, CheckpointStore, JournalEntry, PendingInput, RunDocument, RunListing, RunQuery,
+    RunStatus, StatusCounts, StoreError,
 };
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 /// The default page size of `GET /api/runs`.
@@ -38,6 +39,8 @@ pub(super) struct AppState {
     pub(super) loopback: bool,
     /// Becomes true when the server stops (event streams end).
     pub(super) stop: tokio::sync::watch::Receiver<bool>,
+    /// The creation times of the runs seen.
+    pub(super) created: CreatedTimes,
 }
 
 impl AppState {
@@ -53,6 +56,7 @@ impl AppState {
             poll: options.poll,
             loopback: addr.ip().is_loopback(),
             stop,
+            created: CreatedTimes::default(),
         }
     }
 }
@@ -217,6 +221,94 @@ pub(super) async fn checkpoint(source: &Source, run_id: RunId) -> Result<Checkpo
     }
 }
 
+/// A run's document (404 when there is none) and, when `journal_after` is given, its journal
+/// entries after that seq, read in that order (the document first). A run whose creation
+/// time the server has seen is read without its journal ([`Store::document`]); otherwise it is
+/// loaded once, and its creation time remembered.
+pub(super) async fn read_run(
+    state: &AppState,
+    run_id: RunId,
+    journal_after: Option<u64>,
+) -> Result<(RunDocument, Vec<JournalEntry>), ApiError> {
+    let Source::Store(store) = &state.source else {
+        let checkpoint = checkpoint(&state.source, run_id).await?;
+        let after = journal_after.unwrap_or(u64::MAX);
+        let entries = checkpoint.journal.into_iter().filter(|e| e.seq > after);
+        return Ok((checkpoint.document, entries.collect()));
+    };
+    if let Some(created_at) = state.created.get(run_id) {
+        let document = store
+            .document(run_id, created_at)
+            .await?
+            .ok_or_else(|| ApiError::not_found(run_id))?;
+        let entries = match journal_after {
+            Some(after) => store
+                .checkpoints()
+                .journal(run_id, after)
+                .await?
+                .ok_or_else(|| ApiError::not_found(run_id))?,
+            None => Vec::new(),
+        };
+        return Ok((document, entries));
+    }
+    let checkpoint = checkpoint(&state.source, run_id).await?;
+    state.created.remember([&checkpoint.document]);
+    let Some(after) = journal_after else {
+        return Ok((checkpoint.document, Vec::new()));
+    };
+    let mut entries: Vec<JournalEntry> = checkpoint
+        .journal
+        .into_iter()
+        .filter(|e| e.seq > after)
+        .collect();
+    if finished(&checkpoint.document.status) {
+        // A load may read the journal before the document: the entries written in between
+        // (a finished run's last) are read now, after the document.
+        let last = entries.last().map_or(after, |e| e.seq);
+        if let Some(more) = store.checkpoints().journal(run_id, last).await? {
+            entries.extend(more);
+        }
+    }
+    Ok((checkpoint.document, entries))
+}
+
+/// Whether a run with `status` will write no more entries unless someone acts on it.
+pub(super) fn finished(status: &RunStatus) -> bool {
+    matches!(
+        status,
+        RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
+    )
+}
+
+/// The creation times of the runs the server has listed or read (a run's never changes), so
+/// that their documents can be read without their journals. Holds at most
+/// [`CreatedTimes::MAX`] runs; past that it starts again empty.
+#[derive(Debug, Clone, Default)]
+pub(super) struct CreatedTimes(Arc<Mutex<HashMap<RunId, SystemTime>>>);
+
+impl CreatedTimes {
+    /// The most runs remembered.
+    const MAX: usize = 100_000;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, SystemTime>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn remember<'d>(&self, documents: impl IntoIterator<Item = &'d RunDocument>) {
+        let mut times = self.lock();
+        for d in documents {
+            if times.len() >= Self::MAX {
+                times.clear();
+            }
+            times.insert(d.run_id, d.created_at);
+        }
+    }
+
+    pub(super) fn get(&self, run_id: RunId) -> Option<SystemTime> {
+        self.lock().get(&run_id).copied()
+    }
+}
+
 fn store_of(source: &Source) -> Result<&Store, ApiError> {
     match source {
         Source::Store(store) => Ok(store),
@@ -299,7 +391,9 @@ async fn list_runs(
         Source::Store(store) => {
             let store = store.checkpoints();
             let (listing, counts) = tokio::join!(store.list_runs(&query), store.count_runs(&query));
-            (listing?, counts?)
+            let (listing, counts) = (listing?, counts?);
+            state.created.remember(&listing.runs);
+            (listing, counts)
         }
         Source::Bundle(b) => (
             query.select(vec![b.document.clone()], Vec::new()),
@@ -315,13 +409,13 @@ async fn list_runs(
 
 async fn run(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let run_id = run_id(&id)?;
-    let checkpoint = checkpoint(&state.source, run_id).await?;
+    let (document, _) = read_run(&state, run_id, None).await?;
     let graph = match &state.source {
-        Source::Store(store) => ops::graph(store, &checkpoint.document.fingerprint).await?,
+        Source::Store(store) => ops::graph(store, &document.fingerprint).await?,
         Source::Bundle(b) => b.graph.clone(),
     };
     Ok(ok(&serde_json::json!({
-        "document": checkpoint.document,
+        "document": document,
         "graph": graph,
     })))
 }

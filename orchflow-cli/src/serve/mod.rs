@@ -92,6 +92,12 @@ pub enum ServeError {
     /// An empty token.
     #[error("the token is empty: give a non-empty --token")]
     EmptyToken,
+    /// A token with characters a cookie cannot carry (spaces, `"`, `,`, `;`, `\`, control
+    /// or non-ASCII characters).
+    #[error(
+        "the token has characters a cookie cannot carry: use letters, digits and punctuation other than \" , ; \\"
+    )]
+    TokenCharacters,
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -177,8 +183,16 @@ impl Server {
 /// # }
 /// ```
 pub async fn bind(source: Source, options: ServeOptions) -> Result<Server, ServeError> {
-    if options.token.as_deref().is_some_and(str::is_empty) {
-        return Err(ServeError::EmptyToken);
+    if let Some(token) = options.token.as_deref() {
+        if token.is_empty() {
+            return Err(ServeError::EmptyToken);
+        }
+        // RFC 6265's cookie-octet: what the token cookie can hold as it is.
+        let cookie_octet =
+            |b: u8| matches!(b, 0x21 | 0x23..=0x2b | 0x2d..=0x3a | 0x3c..=0x5b | 0x5d..=0x7e);
+        if !token.bytes().all(cookie_octet) {
+            return Err(ServeError::TokenCharacters);
+        }
     }
     if !options.bind.ip().is_loopback() && options.token.is_none() {
         return Err(ServeError::TokenRequired { addr: options.bind });
@@ -313,6 +327,13 @@ mod tests {
         assert!(e.is_some_and(|e| e.is_usage()));
         let e = bind(bundle.clone(), public.clone().token("")).await.err();
         assert!(matches!(e, Some(ServeError::EmptyToken)), "{e:?}");
+        for bad in ["a b", "a;b", "a,b", "a\"b", "é"] {
+            let e = bind(bundle.clone(), public.clone().token(bad)).await.err();
+            assert!(
+                matches!(e, Some(ServeError::TokenCharacters)),
+                "{bad}: {e:?}"
+            );
+        }
         let bound = bind(bundle, public.token("t")).await;
         assert!(bound.is_ok_and(|s| !s.local_addr().ip().is_loopback()));
     }

@@ -15,14 +15,14 @@
 //! * every stream ends when the server stops, so that its graceful shutdown completes.
 
 use super::Source;
-use super::api::{AfterParam, ApiError, AppState, after_seq, checkpoint, run_id};
+use super::api::{AfterParam, ApiError, AppState, after_seq, finished, read_run, run_id};
 use crate::store::Store;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use orchflow::RunId;
-use orchflow::store::{CheckpointStore, JournalEntry, RunDocument, RunStatus};
+use orchflow::store::{CheckpointStore, JournalEntry, RunDocument};
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::{Duration, SystemTime};
@@ -47,19 +47,19 @@ pub(super) async fn events(
         None => after_seq(&params)?,
     };
     // The first read answers 404 for an unknown run before the stream starts.
-    let first = checkpoint(&state.source, run_id).await?;
+    let (document, entries) = read_run(&state, run_id, Some(after)).await?;
     let mut tail = Tail {
         source: state.source.clone(),
         run_id,
         last_seq: after,
-        created_at: first.document.created_at,
+        created_at: document.created_at,
         document: None,
         queue: VecDeque::new(),
         ended: false,
         poll: state.poll,
         stop: state.stop.clone(),
     };
-    tail.take(first.document, first.journal);
+    tail.take(document, entries);
     if let Source::Bundle(_) = tail.source {
         // A recording: everything, then the end, whatever the run's status was.
         if !tail.ended {
@@ -162,14 +162,6 @@ impl Tail {
         ));
         self.ended = true;
     }
-}
-
-/// Whether a run with `status` will write no more entries unless someone acts on it.
-fn finished(status: &RunStatus) -> bool {
-    matches!(
-        status,
-        RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
-    )
 }
 
 fn end_event() -> Event {

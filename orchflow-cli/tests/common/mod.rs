@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use orchflow::human::{self, Answer};
+use orchflow::store::CheckpointStore;
 use orchflow::{RunId, SqliteStore, flow, step};
 use std::path::PathBuf;
 
@@ -42,8 +43,12 @@ impl Fixture {
     }
 }
 
-/// Makes the three runs with `store`.
-pub async fn make_runs(store: &SqliteStore) -> (RunId, RunId, RunId) {
+/// Makes the three runs with `store` (a SQLite store must be flushed before another process
+/// reads them).
+pub async fn make_runs<S>(store: &S) -> (RunId, RunId, RunId)
+where
+    S: CheckpointStore + Clone + 'static,
+{
     let completed = flow! { #[flow(name = "pricing")] double => describe }
         .durable(store.clone())
         .run(21)
@@ -61,7 +66,6 @@ pub async fn make_runs(store: &SqliteStore) -> (RunId, RunId, RunId) {
         .run("post".to_string())
         .await;
     assert_eq!(suspended.suspended.len(), 1);
-    store.flush().await.expect("flush");
     (completed.run_id, failed.run_id, suspended.run_id)
 }
 
@@ -71,6 +75,7 @@ pub async fn fixture_async() -> Fixture {
     let path = dir.path().join("runs.db");
     let store = SqliteStore::open(&path).expect("open");
     let (completed, failed, suspended) = make_runs(&store).await;
+    store.flush().await.expect("flush");
     drop(store);
     Fixture {
         dir,

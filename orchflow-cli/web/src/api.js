@@ -31,7 +31,8 @@ async function call(method, path, body) {
   }
   if (!res.ok) {
     const msg = data && typeof data.error === 'string' ? data.error : text.trim() || res.statusText;
-    throw new ApiError(res.status, `${res.status} ${msg}`);
+    const hint = res.status === 401 && !msg.includes('token=') ? ' (open the page once as /?token=<token> to sign in)' : '';
+    throw new ApiError(res.status, `${res.status} ${msg}${hint}`);
   }
   if (data === null && text) throw new ApiError(res.status, `the server answered with something that is not JSON: ${text.slice(0, 200)}`);
   return data;

@@ -51,7 +51,13 @@ export function jsonBlock(value, { label = null, open = true } = {}) {
   const text = value === undefined ? '(not captured)' : JSON.stringify(value, null, 2);
   const pre = h('pre', { class: 'json' }, text);
   if (!label) return pre;
-  const d = h('details', { class: 'json-details' }, h('summary', null, label), pre);
+  const copy = value === undefined ? null : h('button', { type: 'button', class: 'btn small copy', title: 'copy the JSON', onclick: (e) => {
+    e.preventDefault();
+    const btn = e.currentTarget;
+    navigator.clipboard?.writeText(text).then(() => { btn.textContent = 'copied'; }, () => { btn.textContent = 'cannot copy'; });
+    setTimeout(() => { btn.textContent = 'copy'; }, 1200);
+  } }, 'copy');
+  const d = h('details', { class: 'json-details' }, h('summary', null, label, copy), pre);
   if (open && text.length < 4000) d.open = true;
   return d;
 }

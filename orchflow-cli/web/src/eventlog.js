@@ -156,6 +156,7 @@ export class EventLog {
         'data-testid': 'event-row',
         'data-index': i,
         'data-kind': ev.kind,
+        'data-seq': ev.seq ?? null,
         onclick: () => this.onPick(i, ev),
       },
       h('span', { class: 'c-i' }, String(i + 1)),

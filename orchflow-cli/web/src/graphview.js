@@ -26,6 +26,7 @@ export class GraphView {
     this.edgeEls = [];
     this.selected = null;
     this.scale = 1;
+    this.fitWidth = true;
     this.render();
   }
 
@@ -181,10 +182,17 @@ export class GraphView {
   fit() {
     if (!this.svg || !this.lay) return;
     const avail = this.container.clientWidth - 8;
-    const scale = avail > 0 ? Math.min(1, avail / this.lay.width) : 1;
+    const scale = this.fitWidth && avail > 0 ? Math.min(1, avail / this.lay.width) : 1;
     this.scale = scale;
     this.svg.setAttribute('width', String(Math.round(this.lay.width * scale)));
     this.svg.setAttribute('height', String(Math.round(this.lay.height * scale)));
+  }
+
+  /** Switches between fitting the panel's width and the drawing's own size. */
+  toggleFit() {
+    this.fitWidth = !this.fitWidth;
+    this.fit();
+    return this.fitWidth;
   }
 
   /** Shows the derived node states (`deriveNodes`). */

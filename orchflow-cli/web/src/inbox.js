@@ -32,11 +32,9 @@ export class InboxPage {
     }
     qs = Array.isArray(qs) ? qs : [];
     this.onCount(qs.length);
-    mount(this.list, qs.length ? qs.map((q) => this.card(q)) : h('p', { class: 'muted empty', 'data-testid': 'inbox-empty' }, 'No questions waiting. 🎉'));
-  }
-
-  card(q) {
-    return questionCard(q);
+    let waiting = qs.length;
+    const onAnswered = () => this.onCount(--waiting);
+    mount(this.list, qs.length ? qs.map((q) => questionCard(q, { onAnswered })) : h('p', { class: 'muted empty', 'data-testid': 'inbox-empty' }, 'No questions waiting.'));
   }
 }
 

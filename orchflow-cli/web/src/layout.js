@@ -109,7 +109,7 @@ export function layout(model) {
     if (n.kind === 'step' && !n.nested) {
       const [a, b] = stepLines(n);
       // Room for the name, then the attempt count and the state icon on its right.
-      const w = Math.max(textWidth(a, '600 12px system-ui, sans-serif') + 82, textWidth(b, '10px system-ui, sans-serif') + 26);
+      const w = Math.max(textWidth(a, '600 12px system-ui, sans-serif') + 82, textWidth(b, '10px ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace') + 30);
       g.setNode(n.key, { width: Math.max(110, Math.ceil(w)), height: STEP_H });
     } else {
       g.setNode(n.key, {});

@@ -51,10 +51,11 @@ function route() {
   mount(outlet, root);
   if (parts[0] === 'run' && parts[1]) {
     const id = decodeURIComponent(parts[1]);
+    const at = params.has('at') ? Number(params.get('at')) : null;
     if (openedBundle && openedBundle.bundle.document.run_id === id && (!info || info.bundle !== true)) {
-      current = new RunView(root, { kind: 'bundle', bundle: openedBundle.bundle, fileName: openedBundle.fileName });
+      current = new RunView(root, { kind: 'bundle', bundle: openedBundle.bundle, fileName: openedBundle.fileName, at });
     } else {
-      current = new RunView(root, { kind: 'api', id }, info);
+      current = new RunView(root, { kind: 'api', id, at }, info);
     }
     document.title = `run ${id.slice(0, 8)} · orchflow`;
   } else if (parts[0] === 'inbox') {
@@ -102,6 +103,10 @@ window.addEventListener('drop', async (e) => {
 });
 
 async function boot() {
+  // The server turned ?token= into a cookie; keep the token out of the address bar and history.
+  if (new URLSearchParams(location.search).has('token')) {
+    history.replaceState(null, '', `${location.pathname}${location.hash}`);
+  }
   // An explicit route starts at once; the runs list waits for /api/info (a bundle server
   // opens its run instead).
   const explicit = /^#\/(run\/|inbox|bundle)/.test(location.hash);
@@ -113,7 +118,7 @@ async function boot() {
     info = await api.info();
   } catch (e) {
     info = null;
-    storeEl.textContent = `no server (${e.message}); bundles still open`;
+    storeEl.textContent = e.status === 0 ? `no server (${e.message}); bundles still open` : `/api/info: ${e.message}`;
   }
   if (info) {
     storeEl.textContent = `${info.bundle ? 'bundle' : 'store'} ${info.store ?? ''} · v${info.version ?? '?'}`;

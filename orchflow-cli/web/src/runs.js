@@ -48,7 +48,21 @@ export class RunsPage {
         this.tbody),
       h('div', { class: 'pager' }, this.prevBtn, this.pageEl, this.nextBtn)));
     this.qIn.focus();
+    // "/" jumps to the search box.
+    this.keyHandler = (e) => {
+      const tag = e.target?.tagName;
+      if (e.key === '/' && tag !== 'INPUT' && tag !== 'TEXTAREA' && tag !== 'SELECT') {
+        e.preventDefault();
+        this.qIn.focus();
+        this.qIn.select();
+      }
+    };
+    document.addEventListener('keydown', this.keyHandler);
     return this.load();
+  }
+
+  dispose() {
+    document.removeEventListener('keydown', this.keyHandler);
   }
 
   clear() {

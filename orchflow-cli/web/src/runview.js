@@ -63,7 +63,10 @@ export class RunView {
     mark('run:recorded');
     this.build();
     mark('run:built');
-    this.k = this.rec.events.length;
+    // `#/run/<id>?at=k` opens at a moment (a link to it); otherwise at the end, following.
+    const at = this.source.at;
+    this.k = Number.isInteger(at) && at >= 0 ? Math.min(at, this.rec.events.length) : this.rec.events.length;
+    this.follow = this.k === this.rec.events.length;
     this.recompute();
     this.refreshAll(true);
     mark('run:drawn');
@@ -88,10 +91,13 @@ export class RunView {
 
   dispose() {
     this.disposed = true;
+    clearTimeout(this.atTimer);
     this.pause();
     if (this.es) this.es.close();
     this.es = null;
     if (this.keyHandler) document.removeEventListener('keydown', this.keyHandler);
+    this.timeline?.dispose();
+    this.graphRo?.disconnect();
   }
 
   // ------------------------------------------------------------------------------ layout
@@ -152,8 +158,9 @@ export class RunView {
       h('button', { class: 'btn small', title: 'zoom out', onclick: () => this.timeline.zoom(2) }, '−'),
       h('button', { class: 'btn small', title: 'fit (double click)', onclick: () => this.timeline.zoom(0) }, 'fit'));
     const legend = h('span', { class: 'legend' }, ['succeeded', 'failed', 'timed_out', 'suspended', 'cancelled', 'running'].map((o) => h('span', { class: `lg o-${o}` }, o.replace('_', ' '))));
-    const main = h('div', { class: 'run-main' },
-      h('section', { class: 'panel graph-panel' }, h('header', null, h('h2', null, 'Graph'), h('span', { class: 'muted small' }, this.model.name ?? '')), graphBox),
+    const main = h('div', { class: `run-main${this.model.empty ? ' no-graph' : ''}` },
+      h('section', { class: 'panel graph-panel' }, h('header', null, h('h2', null, 'Graph'), h('span', { class: 'muted small' }, this.model.name ?? ''), h('span', { class: 'grow' }),
+        h('button', { class: 'btn small', 'data-testid': 'graph-fit', title: 'fit the panel or show at full size', onclick: (e) => { e.currentTarget.textContent = this.graph.toggleFit() ? '100%' : 'fit'; } }, '100%')), graphBox),
       h('div', { class: 'run-right' },
         h('section', { class: 'panel tl-panel' }, h('header', null, h('h2', null, 'Timeline'), legend, h('span', { class: 'grow' }), tlTools), tlBox),
         h('div', { class: 'run-bottom' },
@@ -162,7 +169,8 @@ export class RunView {
     mount(this.root, h('div', { class: 'run-page', 'data-testid': 'run-page', 'data-run-id': doc.run_id }, header, scrub, main));
 
     this.graph = new GraphView(graphBox, this.model, { onSelect: (sel) => this.select(sel) });
-    new ResizeObserver(() => this.graph.fit()).observe(graphBox);
+    this.graphRo = new ResizeObserver(() => this.graph.fit());
+    this.graphRo.observe(graphBox);
     this.timeline = new Timeline(tlBox, { onSelect: (sel) => this.select(sel) });
     this.log = new EventLog(logBox, { onPick: (i, ev) => { this.seek(i + 1, { user: true }); this.select(ev.trace != null ? { trace: ev.trace } : { event: i }); } });
 
@@ -230,6 +238,19 @@ export class RunView {
     this.k = k;
     this.follow = k === n;
     this.refreshPosition(user);
+    if (user) this.rememberPosition();
+  }
+
+  /** Keeps the position in the address (`?at=k`) so that a link opens this moment. */
+  rememberPosition() {
+    if (this.source.kind !== 'api') return;
+    clearTimeout(this.atTimer);
+    this.atTimer = setTimeout(() => {
+      if (this.disposed) return;
+      const base = `#/run/${encodeURIComponent(this.source.id)}`;
+      const want = this.follow ? base : `${base}?at=${this.k}`;
+      if (location.hash !== want) history.replaceState(null, '', want);
+    }, 250);
   }
 
   play() {
@@ -273,6 +294,7 @@ export class RunView {
   }
 
   pause() {
+    if (this.playing) this.rememberPosition();
     this.playing = false;
     if (this.raf) cancelAnimationFrame(this.raf);
     this.raf = null;

@@ -51,7 +51,7 @@ export class Timeline {
       if (e.button !== 0 || e.offsetX < LABEL_W) return;
       drag = { x: e.clientX, view: this.currentView(), moved: false };
     });
-    window.addEventListener('pointermove', (e) => {
+    this.onMove = (e) => {
       if (!drag) return;
       const dx = e.clientX - drag.x;
       if (Math.abs(dx) > 3) drag.moved = true;
@@ -60,16 +60,28 @@ export class Timeline {
       const dv = (-dx / this.plotW()) * (v1 - v0);
       this.view = [v0 + dv, v1 + dv];
       this.draw();
-    });
-    window.addEventListener('pointerup', () => {
+    };
+    this.onUp = () => {
       if (drag && drag.moved) this.suppressClick = true;
       drag = null;
-    });
+    };
+    window.addEventListener('pointermove', this.onMove);
+    window.addEventListener('pointerup', this.onUp);
     this.ro = new ResizeObserver(() => this.draw());
     this.ro.observe(this.scroller);
     this.colors = null;
-    const mq = window.matchMedia?.('(prefers-color-scheme: dark)');
-    mq?.addEventListener?.('change', () => { this.colors = null; this.draw(); });
+    this.mq = window.matchMedia?.('(prefers-color-scheme: dark)');
+    this.onScheme = () => { this.colors = null; this.draw(); };
+    this.mq?.addEventListener?.('change', this.onScheme);
+  }
+
+  /** Stops listening to the window (the page is left). */
+  dispose() {
+    window.removeEventListener('pointermove', this.onMove);
+    window.removeEventListener('pointerup', this.onUp);
+    this.mq?.removeEventListener?.('change', this.onScheme);
+    this.ro.disconnect();
+    if (this.frame) cancelAnimationFrame(this.frame);
   }
 
   /** New data (initial load or live update): recomputes lanes and axis. */
@@ -366,12 +378,33 @@ export class Timeline {
         if (axisLabel(`+${fmtDuration(off)}`, x + 3, AXIS_H / 2 - 2)) ctx.fillRect(x, AXIS_H - 6, 1, 6);
       }
     }
+    // Journal entries (checkpoints) as ticks under the axis: stops red, answers purple.
+    let lastX = -1;
+    for (let i = 0; i < Math.min(k, events.length); i++) {
+      const ev = events[i];
+      if (ev.kind !== 'entry' && ev.kind !== 'answer') continue;
+      const x = Math.round(LABEL_W + (this.axis.toV(ev.t) - vv0) * scale);
+      const special = ev.kind === 'answer' || ev.record === 'stopped';
+      if ((x === lastX && !special) || x < LABEL_W || x > W) continue;
+      lastX = x;
+      ctx.fillStyle = ev.kind === 'answer' ? C['--susp'] : ev.record === 'stopped' ? C['--bad'] : C['--muted2'];
+      ctx.fillRect(x, AXIS_H - 4, special ? 2 : 1, 4);
+    }
+    let sessEnd = -Infinity;
     for (const sess of this.sessions) {
       const x = this.xOf(sess.t);
       if (x < LABEL_W || x > W) continue;
-      const label = `session ${sess.session}`;
-      const w = ctx.measureText(label).width + 8;
-      const lx = x - 2 + w > W ? x - w : x - 2; // left of the line when there is no room
+      // "session 3", or "s3" when the previous label is close; nothing when even that collides.
+      let label = `session ${sess.session}`;
+      let w = ctx.measureText(label).width + 8;
+      let lx = x - 2 + w > W ? x - w : x - 2; // left of the line when there is no room
+      if (lx < sessEnd + 2) {
+        label = `s${sess.session}`;
+        w = ctx.measureText(label).width + 8;
+        lx = Math.max(x - 2, sessEnd + 2);
+        if (lx + w > W || lx > x + 20) continue;
+      }
+      sessEnd = lx + w;
       ctx.fillStyle = C['--accent'];
       ctx.fillRect(lx, AXIS_H - 13, w, 12);
       ctx.fillStyle = '#fff';

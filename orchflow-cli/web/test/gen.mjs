@@ -1,7 +1,7 @@
 // Fixture runs in the shapes the Rust library writes (RunDocument, JournalEntry with
 // StepTrace, FlowGraph; see orchflow-core/src/{store/mod.rs,trace.rs,graph.rs}), built in
 // code so that tests can make the cases they need. The recordings in fixtures/*.bundle.json
-// were written by the library itself (fixtures/showcase-generator.rs); these mimic them.
+// were written by the library itself (fixtures/showcase-generator.rs.txt, a small program over orchflow with a JSON store); these mimic them.
 //
 // `node test/gen.mjs big 10000 > big.json` writes a bundle of a 10,000-attempt run.
 

@@ -150,17 +150,18 @@ impl Rt {
             return Ok(());
         };
         let traces = self.core.traces_since(journal.flushed);
-        if !is_point && traces.is_empty() {
-            // A stop with no traces to keep has nothing to say.
-            return Ok(());
-        }
         // A save covers the answers taken since the last one (the steps that took them are
-        // done); a stop does not (they are asked again on resume, and take them again).
+        // done); a stop does not (they are asked again on resume, and take them again), except
+        // the answers refused for not fitting their type, which a stop retires.
         let answered = if is_point {
             self.core.human.take_used()
         } else {
-            Vec::new()
+            self.core.human.take_refused()
         };
+        if !is_point && traces.is_empty() && answered.is_empty() {
+            // A stop with no traces to keep and no answer to retire has nothing to say.
+            return Ok(());
+        }
         let state = match durable.state_json {
             None => None,
             Some(to_json) => match to_json(&*self.state) {

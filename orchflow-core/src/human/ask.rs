@@ -1,12 +1,14 @@
 //! The human-input step: [`ask`] and the [`Ask`] step it makes.
 
-use super::{Answer, HumanError, InputError, InputReply, InputRequest};
+use super::{Answer, Asked, HumanError, InputError, InputRequest, TypedAnswer};
 use crate::context::StepContext;
 use crate::event::{InputEvent, RunEvent};
 use crate::run::RunCore;
 use crate::step::bounds::AnyState;
 use crate::step::{Feed, StepCall, StepDef};
 use crate::store::PendingInput;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::marker::PhantomData;
 
@@ -62,7 +64,7 @@ where
     fn suspension(&self, error: &HumanError) -> Option<Vec<PendingInput>> {
         match error {
             HumanError::Suspended(p) => Some(vec![p.clone()]),
-            HumanError::Input(_) => None,
+            _ => None,
         }
     }
 }
@@ -81,44 +83,202 @@ where
     ) -> impl Future<Output = Result<Answer<T>, HumanError>> + Send + 'a {
         async move {
             let prompt = (self.prompt)(input.get());
-            // Every context is one of a run's (the core is the only `RunView`).
-            let Some(core) = ctx.core.as_any().downcast_ref::<RunCore>() else {
-                return Err(HumanError::Input(InputError::Closed));
-            };
-            let request = InputRequest {
-                run_id: core.run_id,
-                step: self.name,
-                question: crate::site::question(self.name),
-                prompt,
-            };
+            let text = put_question(ctx, self.name, prompt, None, &|_| Ok(())).await?;
+            Ok(Answer {
+                value: input.into_owned(),
+                text,
+            })
+        }
+    }
+}
+
+/// Asks a person through the run's asker: emits the question's events, checks the answer with
+/// `check`, and gives the accepted answer's text; or the suspension (with why an answer was
+/// refused) as [`HumanError::Suspended`].
+async fn put_question(
+    ctx: &StepContext,
+    name: &'static str,
+    prompt: String,
+    schema: Option<serde_json::Value>,
+    check: &(dyn Fn(&str) -> Result<(), String> + Sync),
+) -> Result<String, HumanError> {
+    // Every context is one of a run's (the core is the only `RunView`).
+    let Some(core) = ctx.core.as_any().downcast_ref::<RunCore>() else {
+        return Err(HumanError::Input(InputError::Closed));
+    };
+    let mut request = InputRequest {
+        run_id: core.run_id,
+        step: name,
+        question: crate::site::question(name),
+        prompt,
+        schema,
+        error: None,
+    };
+    core.emit(|| {
+        RunEvent::InputRequested(Box::new(InputEvent {
+            step: name,
+            question: request.question.clone(),
+            text: request.prompt.clone(),
+            elapsed: core.elapsed(),
+        }))
+    });
+    match core.human.ask_checked(&mut request, check).await? {
+        Asked::Answer(text) => {
             core.emit(|| {
-                RunEvent::InputRequested(Box::new(InputEvent {
-                    step: self.name,
+                RunEvent::InputReceived(Box::new(InputEvent {
+                    step: name,
                     question: request.question.clone(),
-                    text: request.prompt.clone(),
+                    text: text.clone(),
                     elapsed: core.elapsed(),
                 }))
             });
-            match core.human.ask(&request).await? {
-                InputReply::Answer(text) => {
-                    core.emit(|| {
-                        RunEvent::InputReceived(Box::new(InputEvent {
-                            step: self.name,
-                            question: request.question.clone(),
-                            text: text.clone(),
-                            elapsed: core.elapsed(),
-                        }))
-                    });
-                    Ok(Answer {
-                        value: input.into_owned(),
-                        text,
-                    })
-                }
-                InputReply::Suspend => Err(HumanError::Suspended(PendingInput {
-                    question: request.question,
-                    step: self.name.to_string(),
-                    prompt: request.prompt,
-                })),
+            Ok(text)
+        }
+        Asked::Suspend { error } => Err(HumanError::Suspended(PendingInput {
+            question: request.question,
+            step: name.to_string(),
+            prompt: request.prompt,
+            schema: request.schema.map(Box::new),
+            error: error.map(String::into_boxed_str),
+        })),
+    }
+}
+
+/// A human-input step whose answer is a typed value: see [`ask_typed`].
+pub struct AskTyped<T, A, F> {
+    name: &'static str,
+    prompt: F,
+    _types: PhantomData<fn(T) -> A>,
+}
+
+impl<T, A, F: Clone> Clone for AskTyped<T, A, F> {
+    fn clone(&self) -> Self {
+        AskTyped {
+            name: self.name,
+            prompt: self.prompt.clone(),
+            _types: PhantomData,
+        }
+    }
+}
+
+/// A step that asks a person for a value of type `A`: `prompt` turns the incoming value into
+/// the question; the output is a [`TypedAnswer`] with the incoming value, the answer parsed
+/// with [`parse_answer`], and its text. The question carries `A`'s JSON Schema
+/// ([`InputRequest::schema`], [`PendingInput::schema`]), so a form can be made from it.
+///
+/// An answer that does not fit `A` is refused: a provider is asked again with the reason in
+/// [`InputRequest::error`] (up to [`PROVIDER_TRIES`](super::PROVIDER_TRIES) answers, then the
+/// step fails with [`HumanError::Refused`]); an answer given to a suspended run is retired and
+/// the run suspends on the question again, with the reason in [`PendingInput::error`].
+///
+/// ```
+/// use orchflow::human::{self, TypedAnswer};
+/// use orchflow::{flow, step};
+///
+/// #[derive(serde::Deserialize, schemars::JsonSchema, Clone, Debug, PartialEq)]
+/// #[serde(rename_all = "snake_case")]
+/// enum Verdict { Publish, Revise }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let review = human::ask_typed::<Verdict, _, _>("review", |d: &String| format!("{d}: publish or revise?"));
+/// let answers = orchflow::testing::ScriptedInput::new(["maybe", "publish"]);
+/// let f = flow! { (review) }.with_input(answers);
+/// let r = f.run("draft".to_string()).await;
+/// let a: TypedAnswer<String, Verdict> = r.output.unwrap();
+/// assert_eq!((a.value.as_str(), a.answer, a.text.as_str()), ("draft", Verdict::Publish, "publish"));
+/// # }
+/// ```
+pub fn ask_typed<A, T, F>(name: &'static str, prompt: F) -> AskTyped<T, A, F>
+where
+    A: DeserializeOwned + JsonSchema,
+    F: Fn(&T) -> String + Send + Sync + 'static,
+{
+    AskTyped {
+        name,
+        prompt,
+        _types: PhantomData,
+    }
+}
+
+/// Reads an answer as a value of type `A`, as [`ask_typed`] does: the text as JSON; else, when
+/// the text is not JSON, the text as a JSON string (so `publish` reads as the enum variant
+/// `"publish"`, and free text as a `String`). The error is JSON's own.
+///
+/// ```
+/// use orchflow::human::parse_answer;
+/// assert_eq!(parse_answer::<u32>("42").unwrap(), 42);
+/// assert_eq!(parse_answer::<String>("hello there").unwrap(), "hello there");
+/// assert_eq!(parse_answer::<Vec<bool>>("[true, false]").unwrap(), [true, false]);
+/// assert!(parse_answer::<u32>("forty-two").is_err());
+/// ```
+pub fn parse_answer<A: DeserializeOwned>(text: &str) -> Result<A, serde_json::Error> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(value) => serde_json::from_value(value),
+        Err(not_json) => serde_json::from_value(serde_json::Value::String(text.to_string()))
+            .map_err(|_| not_json),
+    }
+}
+
+/// The JSON Schema of `A`, as a question carries it.
+fn schema_of<A: JsonSchema>() -> serde_json::Value {
+    serde_json::Value::from(schemars::schema_for!(A))
+}
+
+impl<T, A, F> StepDef for AskTyped<T, A, F>
+where
+    T: Clone + Send + Sync + 'static,
+    A: DeserializeOwned + JsonSchema + Send + 'static,
+    F: Fn(&T) -> String + Send + Sync + 'static,
+{
+    type Input = T;
+    type Output = TypedAnswer<T, A>;
+    type Error = HumanError;
+    type Needs = AnyState;
+
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn question(&self) -> Option<&'static str> {
+        Some(self.name)
+    }
+
+    fn suspension(&self, error: &HumanError) -> Option<Vec<PendingInput>> {
+        match error {
+            HumanError::Suspended(p) => Some(vec![p.clone()]),
+            _ => None,
+        }
+    }
+}
+
+impl<T, A, F> StepCall for AskTyped<T, A, F>
+where
+    T: Clone + Send + Sync + 'static,
+    A: DeserializeOwned + JsonSchema + Send + 'static,
+    F: Fn(&T) -> String + Send + Sync + 'static,
+{
+    // An `async` block, not an `async fn`: the future holds its arguments once.
+    #[allow(clippy::manual_async_fn)]
+    fn call<'a>(
+        &'a self,
+        input: Feed<'a, T>,
+        ctx: &'a StepContext,
+    ) -> impl Future<Output = Result<TypedAnswer<T, A>, HumanError>> + Send + 'a {
+        async move {
+            let prompt = (self.prompt)(input.get());
+            let check = |text: &str| parse_answer::<A>(text).map(drop).map_err(|e| e.to_string());
+            let text = put_question(ctx, self.name, prompt, Some(schema_of::<A>()), &check).await?;
+            match parse_answer::<A>(&text) {
+                Ok(answer) => Ok(TypedAnswer {
+                    value: input.into_owned(),
+                    answer,
+                    text,
+                }),
+                // The check above parsed this very text.
+                Err(e) => Err(HumanError::Refused {
+                    question: crate::site::question(self.name),
+                    reason: e.to_string(),
+                }),
             }
         }
     }

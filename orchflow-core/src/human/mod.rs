@@ -21,7 +21,7 @@
 
 mod ask;
 
-pub use ask::{Ask, ask};
+pub use ask::{Ask, AskTyped, ask, ask_typed, parse_answer};
 
 use crate::context::RunId;
 use crate::store::PendingInput;
@@ -41,6 +41,11 @@ pub struct InputRequest {
     pub question: String,
     /// The question.
     pub prompt: String,
+    /// The JSON Schema of the answer's type when the step asks for a typed answer
+    /// ([`ask_typed`]): the answer is JSON text of that type. `None` for free text.
+    pub schema: Option<serde_json::Value>,
+    /// Why the previous answer to this question was refused, when it is asked again.
+    pub error: Option<String>,
 }
 
 /// What a provider does with a question.
@@ -75,17 +80,22 @@ pub trait InputProvider: Send + Sync + 'static {
     fn ask<'a>(&'a self, request: &'a InputRequest) -> InputFuture<'a>;
 }
 
-/// Prints the question on stderr and reads one line from stdin (on the blocking pool).
+/// Prints the question on stderr (after why the previous answer was refused, when it is asked
+/// again) and reads one line from stdin (on the blocking pool).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Stdin;
 
 impl InputProvider for Stdin {
     fn ask<'a>(&'a self, request: &'a InputRequest) -> InputFuture<'a> {
         let prompt = request.prompt.clone();
+        let refused = request.error.clone();
         Box::pin(async move {
             let read = tokio::task::spawn_blocking(move || {
                 use std::io::{BufRead, Write};
                 let mut err = std::io::stderr();
+                if let Some(refused) = refused {
+                    let _ = writeln!(err, "{refused}");
+                }
                 let _ = write!(err, "{prompt} ");
                 let _ = err.flush();
                 let mut line = String::new();
@@ -182,6 +192,9 @@ struct Given {
     /// `(question, answer)`, oldest first: a question takes the oldest answer given to it.
     answers: Mutex<Vec<(String, String)>>,
     used: Mutex<Vec<String>>,
+    /// Questions whose given answer was refused (it did not fit the answer's type): the run
+    /// stops on them again, and its stop retires the refused answers.
+    refused: Mutex<Vec<String>>,
 }
 
 impl Default for Asker {
@@ -199,27 +212,89 @@ impl Asker {
             Box::new(Given {
                 answers: Mutex::new(answers),
                 used: Mutex::new(Vec::new()),
+                refused: Mutex::new(Vec::new()),
             })
         });
         Asker { provider, given }
     }
 
-    /// The answer given for this question, else the provider's (its boxed future, as is).
-    pub(crate) fn ask<'a>(&'a self, request: &'a InputRequest) -> InputFuture<'a> {
-        if let Some(given) = &self.given {
-            let mut answers = given.answers.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(i) = answers.iter().position(|(q, _)| *q == request.question) {
-                let (question, answer) = answers.remove(i);
-                drop(answers);
-                given
-                    .used
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(question);
-                return Box::pin(async move { Ok(InputReply::Answer(answer)) });
+    /// The answer given to this question on resume, if one is left; taking it marks the
+    /// question used.
+    fn take_given(&self, question: &str) -> Option<String> {
+        let given = self.given.as_ref()?;
+        let mut answers = given.answers.lock().unwrap_or_else(|p| p.into_inner());
+        let i = answers.iter().position(|(q, _)| q == question)?;
+        let (question, answer) = answers.remove(i);
+        drop(answers);
+        let mut used = given.used.lock().unwrap_or_else(|p| p.into_inner());
+        used.push(question);
+        Some(answer)
+    }
+
+    /// Asks `request`'s question and checks the answer with `check` (the answer type's
+    /// deserialiser). An answer given on resume comes first: if refused, it is retired and the
+    /// run suspends on the question again, with the reason in `error`. Else the provider is
+    /// asked, again with the reason in the request when it answers something refused, at most
+    /// [`PROVIDER_TRIES`] times; then the step fails with [`HumanError::Refused`].
+    pub(crate) async fn ask_checked(
+        &self,
+        request: &mut InputRequest,
+        check: &(dyn Fn(&str) -> Result<(), String> + Sync),
+    ) -> Result<Asked, HumanError> {
+        if let Some(answer) = self.take_given(&request.question) {
+            return Ok(match check(&answer) {
+                Ok(()) => Asked::Answer(answer),
+                Err(reason) => {
+                    if let Some(given) = &self.given {
+                        let mut used = given.used.lock().unwrap_or_else(|p| p.into_inner());
+                        if let Some(i) = used.iter().rposition(|q| *q == request.question) {
+                            used.remove(i);
+                        }
+                        drop(used);
+                        let mut refused = given.refused.lock().unwrap_or_else(|p| p.into_inner());
+                        refused.push(request.question.clone());
+                    }
+                    Asked::Suspend {
+                        error: Some(refusal(&answer, &reason)),
+                    }
+                }
+            });
+        }
+        let mut tries = 0;
+        loop {
+            match self.provider.ask(request).await? {
+                InputReply::Suspend => {
+                    return Ok(Asked::Suspend {
+                        error: request.error.take(),
+                    });
+                }
+                InputReply::Answer(text) => match check(&text) {
+                    Ok(()) => return Ok(Asked::Answer(text)),
+                    Err(reason) => {
+                        tries += 1;
+                        let why = refusal(&text, &reason);
+                        if tries >= PROVIDER_TRIES {
+                            return Err(HumanError::Refused {
+                                question: request.question.clone(),
+                                reason: why,
+                            });
+                        }
+                        request.error = Some(why);
+                    }
+                },
             }
         }
-        self.provider.ask(request)
+    }
+
+    /// The questions whose given answers were refused since the last call: the run's stop
+    /// records them as answered, which retires those answers, so a new answer is taken next.
+    pub(crate) fn take_refused(&self) -> Vec<String> {
+        match &self.given {
+            Some(given) => {
+                std::mem::take(&mut *given.refused.lock().unwrap_or_else(|p| p.into_inner()))
+            }
+            None => Vec::new(),
+        }
     }
 
     /// The questions that took a given answer since the last call: the next save records them
@@ -243,12 +318,46 @@ impl Asker {
     }
 }
 
+/// What asking a question came to, the answer checked.
+pub(crate) enum Asked {
+    /// An answer the check accepted.
+    Answer(String),
+    /// The run suspends on the question; `error` says why an answer was refused.
+    Suspend { error: Option<String> },
+}
+
+/// How many answers a provider may give to one question before the step fails, when each is
+/// refused.
+pub const PROVIDER_TRIES: u32 = 3;
+
+/// Why an answer was refused, for the person who gave it.
+fn refusal(answer: &str, reason: &str) -> String {
+    let shown: String = answer.chars().take(80).collect();
+    let more = if shown.len() < answer.len() {
+        "…"
+    } else {
+        ""
+    };
+    format!("the answer {shown:?}{more} does not fit: {reason}")
+}
+
 /// A person's answer, with the value the question was about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Answer<T> {
     /// The value that came into the human-input step.
     pub value: T,
     /// The answer.
+    pub text: String,
+}
+
+/// A person's typed answer ([`ask_typed`]), with the value the question was about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypedAnswer<T, A> {
+    /// The value that came into the human-input step.
+    pub value: T,
+    /// The answer, read as the type asked for.
+    pub answer: A,
+    /// The answer's text, as given.
     pub text: String,
 }
 
@@ -262,6 +371,14 @@ pub enum HumanError {
     /// The provider failed.
     #[error(transparent)]
     Input(#[from] InputError),
+    /// The provider's answers did not fit the answer's type, [`PROVIDER_TRIES`] times.
+    #[error("question `{question}`: {reason}")]
+    Refused {
+        /// The question ([`PendingInput::question`]).
+        question: String,
+        /// Why the last answer was refused.
+        reason: String,
+    },
 }
 
 /// Why a flow with two different human questions of one name does not run: their answers

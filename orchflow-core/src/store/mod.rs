@@ -152,6 +152,15 @@ pub struct PendingInput {
     pub step: String,
     /// The question.
     pub prompt: String,
+    /// The JSON Schema of the answer's type, for a question that asks for a typed answer
+    /// ([`human::ask_typed`](crate::human::ask_typed)): its answer is JSON text of that type.
+    /// `None` for a free-text answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Box<serde_json::Value>>,
+    /// Why the last answer given to this question was refused (it did not deserialise into the
+    /// answer's type): the question was asked again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Box<str>>,
 }
 
 impl PendingInput {
@@ -165,6 +174,8 @@ impl PendingInput {
             question: question.into(),
             step: step.into(),
             prompt: prompt.into(),
+            schema: None,
+            error: None,
         }
     }
 
