@@ -443,8 +443,11 @@ async fn the_scrubber_replays_the_journal() {
             .wait_for(
                 &format!("the event row of entry #{seq}"),
                 Duration::from_secs(5),
-                "const rows = document.querySelectorAll('[data-testid=event-row]'); \
-                 return rows.length === 1 ? [Number(rows[0].dataset.index)] : null;",
+                &format!(
+                    "const rows = document.querySelectorAll('[data-testid=event-row]'); \
+                     return rows.length === 1 && rows[0].dataset.seq === '{seq}' \
+                     ? [Number(rows[0].dataset.index)] : null;"
+                ),
             )
             .await[0]
             .as_u64()
@@ -714,7 +717,17 @@ async fn the_page_of_a_ten_thousand_step_run_renders_in_under_a_second() {
             &expected,
         )
         .await;
-        println!("10,000-step run: drawn {drawn:.0} ms after navigation (visit {visit})");
+        let marks = b
+            .js(
+                "return performance.getEntriesByType('mark')\
+                 .map((m) => `${m.name} ${m.startTime.toFixed(0)} ms`).join(', ');",
+                vec![],
+            )
+            .await;
+        println!(
+            "10,000-step run: drawn {drawn:.0} ms after navigation (visit {visit}; marks: {})",
+            marks.as_str().unwrap_or_default()
+        );
         times.push(drawn);
     }
     b.screenshot("long-run").await;
