@@ -476,6 +476,55 @@ async fn the_scrubber_replays_the_journal() {
 }
 
 // ------------------------------------------------------------------------------------------
+// 3b. an exported bundle, shown with no store
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exported_bundle_shows_the_same_run_with_no_store() {
+    let Some(tools) = harness::tools("an_exported_bundle_shows_the_same_run_with_no_store") else {
+        return;
+    };
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (dir, path, store) = store_file();
+    let (run, graph) = record_showcase(&store).await;
+    let journal = store
+        .journal(run, 0)
+        .await
+        .expect("journal")
+        .expect("the run");
+    let traces: usize = journal.iter().map(|e| e.traces.len()).sum();
+    let graph = serde_json::to_value(&graph).expect("the graph as JSON");
+    drop(store);
+    let bundle = dir.path().join("showcase.orchflow.json");
+    let (db, file) = (
+        format!("sqlite:{}", path.display()),
+        bundle.display().to_string(),
+    );
+    let run_id = run.to_string();
+    harness::orchflow(&["--store", &db, "runs", "export", &run_id, "-o", &file]);
+    // The store is gone: only the bundle file is left to show.
+    std::fs::remove_file(&path).expect("remove the store file");
+
+    let server = Server::bundle(&bundle);
+    let b = Browser::start(&tools).await;
+    b.open(&server.page("")).await;
+    wait_run_page(&b, run).await;
+    let (bars, all) = settled_bars(&b, traces as u64).await;
+    assert_eq!(
+        (bars, all),
+        (traces as u64, traces as u64),
+        "attempt bars vs traces"
+    );
+    assert_settled_nodes(
+        &b,
+        "the bundle at its end",
+        &expected_states(&graph, &journal, journal.len(), true),
+    )
+    .await;
+    b.screenshot("bundle-run-page").await;
+    b.close().await;
+}
+
+// ------------------------------------------------------------------------------------------
 // 4. a live run updates the open page
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

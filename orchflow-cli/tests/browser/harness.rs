@@ -389,7 +389,8 @@ fn tail(s: &str, n: usize) -> &str {
     &s[start..]
 }
 
-/// The real `orchflow serve` over a SQLite file, on a free loopback port.
+/// The real `orchflow serve` (over a SQLite file, or showing one bundle), on a free loopback
+/// port.
 pub struct Server {
     child: Child,
     /// `http://127.0.0.1:PORT` (no trailing slash).
@@ -400,11 +401,20 @@ impl Server {
     /// Starts `orchflow --store sqlite:<db> serve --bind 127.0.0.1:0` and reads the address it
     /// prints.
     pub fn start(db: &Path) -> Server {
+        let store = format!("sqlite:{}", db.display());
+        Server::spawn(&["--store", &store, "serve", "--bind", "127.0.0.1:0"])
+    }
+
+    /// Starts `orchflow serve --bundle <file> --bind 127.0.0.1:0`: one exported run, no store.
+    pub fn bundle(file: &Path) -> Server {
+        let file = file.display().to_string();
+        Server::spawn(&["serve", "--bundle", &file, "--bind", "127.0.0.1:0"])
+    }
+
+    fn spawn(args: &[&str]) -> Server {
         let bin = env!("CARGO_BIN_EXE_orchflow");
         let mut child = Command::new(bin)
-            .arg("--store")
-            .arg(format!("sqlite:{}", db.display()))
-            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -447,6 +457,21 @@ impl Server {
     pub fn page(&self, hash: &str) -> String {
         format!("{}/{hash}", self.base)
     }
+}
+
+/// Runs `orchflow <args>` to its end and returns its standard output; fails unless it exits 0.
+pub fn orchflow(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_orchflow"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run orchflow {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "orchflow {args:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 impl Drop for Server {
