@@ -307,7 +307,13 @@ async fn a_run_page_shows_every_attempt_and_the_node_states() {
         .await
         .expect("journal")
         .expect("the run");
-    let traces: Vec<_> = journal.iter().flat_map(|e| e.traces.iter()).collect();
+    let traces = store.traces(run).await.expect("traces").expect("the run");
+    let journaled: usize = journal.iter().map(|e| e.traces.len()).sum();
+    assert_eq!(
+        traces.len(),
+        journaled,
+        "the store's traces are the journal's"
+    );
     let graph = serde_json::to_value(&graph).expect("the graph as JSON");
 
     let server = Server::start(&path);
@@ -349,7 +355,7 @@ async fn a_run_page_shows_every_attempt_and_the_node_states() {
     let want: Vec<String> = traces
         .iter()
         .filter(|t| t.step == "flaky")
-        .map(|t| outcome_name(t))
+        .map(outcome_name)
         .collect();
     assert_eq!(outcomes, json!(want), "the flaky step's attempts");
     b.screenshot("run-page").await;
