@@ -572,10 +572,10 @@ async fn a_live_run_updates_the_open_page_within_200_ms() {
          return l && !l.hidden && l.textContent === 'live';",
     )
     .await;
-    assert_eq!(
-        page_nodes(&b).await.get("0").map(|n| n.1.as_str()),
-        Some("pending"),
-        "no step has finished yet"
+    let first = page_nodes(&b).await.get("0").map(|n| n.1.clone());
+    assert!(
+        matches!(first.as_deref(), Some("pending" | "running")),
+        "the first step has not finished yet, the page shows it {first:?}"
     );
 
     let mut latencies = Vec::new();
