@@ -2,10 +2,14 @@
 //! work that finished.
 //!
 //! `cargo run --example checkpoint_resume` (offline; the checkpoint goes to a SQLite file in the
-//! temp dir, named in the output and removed at the end).
+//! temp dir, removed at the end). `-- --store runs.db` keeps the runs in `runs.db`, to look at
+//! with `orchflow serve --store runs.db`.
+
+#[path = "support/store.rs"]
+mod support;
 
 use orchflow::store::CheckpointStore;
-use orchflow::{SqliteStore, flow, step};
+use orchflow::{flow, step};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
@@ -58,17 +62,8 @@ async fn summarize(counts: (u32, u32)) -> Result<Report, Outage> {
 
 #[tokio::main]
 async fn main() {
-    let path = std::env::temp_dir().join(format!(
-        "orchflow-checkpoint-resume-{}.db",
-        std::process::id()
-    ));
-    let store = match SqliteStore::open(&path) {
-        Ok(store) => store,
-        Err(e) => {
-            eprintln!("cannot open the checkpoint store: {e}");
-            std::process::exit(1);
-        }
-    };
+    let file = support::ExampleStore::from_args("checkpoint-resume");
+    let store = file.open();
     let audit =
         flow! { #[flow(name = "site_audit")] crawl => [count_links, count_images] => summarize };
 
@@ -88,7 +83,7 @@ async fn main() {
     println!(
         "checkpoint: run {} in {} ({} journal entries)",
         first.run_id,
-        path.display(),
+        file.path.display(),
         saved.map_or(0, |j| j.len())
     );
 
@@ -126,10 +121,7 @@ async fn main() {
     if let Err(e) = changed.durable(store.clone()).resume(first.run_id).await {
         println!("  -> {e}");
     }
-    drop(store);
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
+    file.finish(store);
 }
 
 #[step]

@@ -4,9 +4,16 @@
 //!   checkpoint, and is resumed later with the answer, as a server would (no task blocks while
 //!   the person thinks);
 //! * `cargo run --example human_review -- --stdin`: the question is asked on the terminal.
+//!
+//! `-- --store runs.db` keeps the runs in `runs.db` (else a temp file, removed at the end), with
+//! one more run left waiting for its review: `orchflow serve --store runs.db` shows it in the
+//! inbox, where it can be answered.
+
+#[path = "support/store.rs"]
+mod support;
 
 use orchflow::human::{self, Answer};
-use orchflow::{SqliteStore, flow, step};
+use orchflow::{flow, step};
 
 #[step]
 async fn draft(topic: String) -> String {
@@ -38,15 +45,8 @@ async fn main() {
         return;
     }
 
-    let path =
-        std::env::temp_dir().join(format!("orchflow-human-review-{}.db", std::process::id()));
-    let store = match SqliteStore::open(&path) {
-        Ok(store) => store,
-        Err(e) => {
-            eprintln!("cannot open the checkpoint store: {e}");
-            std::process::exit(1);
-        }
-    };
+    let file = support::ExampleStore::from_args("human-review");
+    let store = file.open();
     let post = post.with_input(human::Suspend);
 
     println!("starting the run; the review step will suspend it");
@@ -63,7 +63,11 @@ async fn main() {
             pending.question, pending.step, pending.prompt
         );
     }
-    println!("  checkpoint: run {} in {}", first.run_id, path.display());
+    println!(
+        "  checkpoint: run {} in {}",
+        first.run_id,
+        file.path.display()
+    );
 
     println!("\n... later, in this process or another, the answer arrives: \"yes\"");
     match post
@@ -82,8 +86,15 @@ async fn main() {
         }
         Err(e) => println!("  cannot resume: {e}"),
     }
-    drop(store);
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    if std::env::args().any(|a| a == "--store") {
+        let waiting = post
+            .durable(store.clone())
+            .run("the roadmap".to_string())
+            .await;
+        println!(
+            "\nrun {} waits for its review (answer it from the viewer's inbox)",
+            waiting.run_id
+        );
     }
+    file.finish(store);
 }

@@ -146,7 +146,7 @@ pub(crate) mod rfc3339 {
     use std::time::SystemTime;
 
     pub(crate) fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_rfc3339_nanos(*t))
+        s.serialize_str(&super::format_time(*t))
     }
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
@@ -156,9 +156,45 @@ pub(crate) mod rfc3339 {
     }
 }
 
-/// `t` as RFC 3339 text with nanoseconds, as the library writes times.
+/// `t` as RFC 3339 text with nanoseconds, as the library writes times; a time RFC 3339 cannot
+/// write (before 1970 or after 9999, which only a damaged checkpoint holds) is written as
+/// `(out of range: <seconds> s from 1970)`.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use orchflow_cli::bundle::format_time;
+/// let t = SystemTime::UNIX_EPOCH + Duration::new(1, 5);
+/// assert_eq!(format_time(t), "1970-01-01T00:00:01.000000005Z");
+/// let far = SystemTime::UNIX_EPOCH + Duration::from_secs(300_000_000_000);
+/// assert!(format_time(far).starts_with("(out of range"));
+/// ```
 pub fn format_time(t: SystemTime) -> String {
-    humantime::format_rfc3339_nanos(t).to_string()
+    match writable(t) {
+        Ok(t) => humantime::format_rfc3339_nanos(t).to_string(),
+        Err(text) => text,
+    }
+}
+
+/// `t` to the millisecond, as [`format_time`] writes it otherwise.
+pub(crate) fn format_time_millis(t: SystemTime) -> String {
+    match writable(t) {
+        Ok(t) => humantime::format_rfc3339_millis(t).to_string(),
+        Err(text) => text,
+    }
+}
+
+/// `t` when RFC 3339 can write it (1970 to 9999), else the text that stands for it.
+fn writable(t: SystemTime) -> Result<SystemTime, String> {
+    /// The first second of the year 10000.
+    const END: u64 = 253_402_300_800;
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) if d.as_secs() < END => Ok(t),
+        Ok(d) => Err(format!("(out of range: {} s from 1970)", d.as_secs())),
+        Err(e) => Err(format!(
+            "(out of range: -{} s from 1970)",
+            e.duration().as_secs()
+        )),
+    }
 }
 
 /// Documents and bundles for unit tests.

@@ -3,6 +3,7 @@
 //! cannot be opened.
 
 use clap::Parser;
+use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -15,19 +16,30 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("orchflow: cannot start the async runtime: {e}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "orchflow: cannot start the async runtime: {e}"
+            );
             return ExitCode::from(1);
         }
     };
     match runtime.block_on(orchflow_cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of the output went away (`orchflow runs list | head`): not a failure.
+        Err(orchflow_cli::CliError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
-            eprintln!("orchflow: {e}");
+            // Written with `writeln!`: `eprintln!` panics when standard error is closed.
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "orchflow: {e}");
             let mut source = std::error::Error::source(&e);
             while let Some(cause) = source {
                 let text = cause.to_string();
                 if !e.to_string().contains(&text) {
-                    eprintln!("  caused by: {text}");
+                    let _ = writeln!(err, "  caused by: {text}");
                 }
                 source = cause.source();
             }

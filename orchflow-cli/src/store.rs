@@ -318,10 +318,9 @@ impl Store {
         run_id: RunId,
         created_at: SystemTime,
     ) -> Result<Option<RunDocument>, StoreError> {
-        if self.indexed {
-            let query = RunQuery::new()
-                .since(created_at)
-                .until(created_at + Duration::from_millis(1));
+        let next_millisecond = created_at.checked_add(Duration::from_millis(1));
+        if let (true, Some(until)) = (self.indexed, next_millisecond) {
+            let query = RunQuery::new().since(created_at).until(until);
             let listing = self.checkpoints.list_runs(&query).await?;
             if let Some(d) = listing.runs.into_iter().find(|d| d.run_id == run_id) {
                 return Ok(Some(d));

@@ -317,3 +317,21 @@ fn errors_have_their_exit_codes() {
         stderr(&public)
     );
 }
+
+#[test]
+fn a_reader_that_stops_reading_is_not_an_error() {
+    let f = fixture();
+    let url = f.url();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orchflow"))
+        .args(["--store", &url, "runs", "export", &f.failed.to_string()])
+        .env_remove("ORCHFLOW_STORE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Close the reading end before the command writes (it opens the store first).
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+}

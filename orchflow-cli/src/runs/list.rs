@@ -189,7 +189,7 @@ pub fn print_table(
 
 /// A time to the millisecond, for tables.
 pub(crate) fn short_time(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
+    crate::bundle::format_time_millis(t)
 }
 
 /// Prints `listing` with `counts` as [`ListingJson`] (what `GET /api/runs` answers).

@@ -237,7 +237,13 @@ pub async fn serve_command(store: Option<&str>, args: crate::ServeArgs) -> Resul
         Some(token) => format!("http://{addr}/?token={}", percent_encode(token)),
         None => format!("http://{addr}/"),
     };
-    println!("orchflow serve: {url} ({what}); Ctrl-C stops it");
+    {
+        // `println!` would panic on a closed standard output; the server runs without it.
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "orchflow serve: {url} ({what}); Ctrl-C stops it");
+        let _ = out.flush();
+    }
     if args.open {
         open_browser(&url);
     }
@@ -292,7 +298,13 @@ fn open_browser(url: &str) {
         Ok(mut child) => {
             std::thread::spawn(move || child.wait());
         }
-        Err(e) => eprintln!("could not open a browser ({e}); open {url} yourself"),
+        Err(e) => {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "could not open a browser ({e}); open {url} yourself"
+            );
+        }
     }
 }
 
