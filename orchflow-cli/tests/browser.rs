@@ -6,6 +6,16 @@
 //! set it fails instead (`.ci/chromium` installs both). The tests take one lock, so that one
 //! browser runs at a time and the timings they measure are not shared with another test.
 //! Screenshots go to `target/browser-artifacts/` (their paths are printed).
+//!
+//! Run them with:
+//!
+//! ```text
+//! eval "$(bash .ci/chromium)"   # installs chromium and chromium-driver when missing
+//! cargo test -p orchflow-cli --test browser -- --nocapture
+//! ```
+//!
+//! `--nocapture` shows the measurements: each live entry's latency from its acknowledged
+//! append to the page, and the 10,000-step run's performance marks.
 
 #[path = "browser/expect.rs"]
 mod expect;
