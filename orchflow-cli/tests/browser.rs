@@ -728,6 +728,108 @@ async fn a_question_is_answered_from_the_inbox_and_the_run_completes() {
     b.close().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typed_question_is_answered_with_the_form_made_from_its_schema() {
+    let Some(tools) =
+        harness::tools("a_typed_question_is_answered_with_the_form_made_from_its_schema")
+    else {
+        return;
+    };
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (_dir, path, store) = store_file();
+    let f = release_flow!();
+    let asked = f.durable(store.clone()).run("api".to_string()).await;
+    assert_eq!(asked.suspended.len(), 1, "the run asks one question");
+    assert!(
+        asked.suspended[0].schema.is_some(),
+        "the typed question carries its schema"
+    );
+    let run = asked.run_id;
+    store.flush().await.expect("flush");
+
+    let server = Server::start(&path);
+    let b = Browser::start(&tools).await;
+    b.open(&server.page("#/inbox")).await;
+    let card = format!("[data-testid=question][data-run-id=\"{run}\"]");
+    let field = |name: &str| format!("{card} [data-testid=answer-field][data-path=\"{name}\"]");
+    b.wait_for(
+        "the typed question's form",
+        Duration::from_secs(20),
+        &format!(
+            "return !!document.querySelector('{}') && !!document.querySelector('{}');",
+            field("version"),
+            field("replicas")
+        ),
+    )
+    .await;
+    // A replica count that is not a number is refused before anything is sent.
+    b.type_into(&field("version"), "2.1.0").await;
+    b.type_into(&field("replicas"), "three").await;
+    b.click(&format!("{card} [data-testid=answer-submit]"))
+        .await;
+    let refused = b
+        .wait_for(
+            "the form to refuse a replica count that is not a number",
+            Duration::from_secs(5),
+            &format!(
+                "const e = document.querySelector('{card} [data-testid=answer-error]'); \
+                 return e && !e.hidden ? e.textContent : null;"
+            ),
+        )
+        .await;
+    assert!(
+        refused.as_str().is_some_and(|e| e.contains("replicas")),
+        "the refusal names the field: {refused}"
+    );
+    assert_eq!(
+        store
+            .load(run)
+            .await
+            .expect("load")
+            .expect("the run")
+            .document
+            .status,
+        RunStatus::Suspended,
+        "a refused form sends nothing"
+    );
+    b.clear(&field("replicas")).await;
+    b.type_into(&field("replicas"), "3").await;
+    b.screenshot("inbox-typed").await;
+    b.click(&format!("{card} [data-testid=answer-submit]"))
+        .await;
+    let ok = b
+        .wait_for(
+            "the typed answer to be accepted",
+            Duration::from_secs(10),
+            &format!(
+                "const c = document.querySelector('{card}'); \
+                 const e = c.querySelector('[data-testid=answer-error]'); \
+                 if (e && !e.hidden) return 'error: ' + e.textContent; \
+                 return c.dataset.answered === 'true' ? c.querySelector('[data-testid=answer-ok]').textContent : null;"
+            ),
+        )
+        .await;
+    let ok = ok.as_str().unwrap_or_default().to_string();
+    assert!(
+        !ok.starts_with("error:") && ok.contains("queued"),
+        "the inbox says {ok:?}"
+    );
+    b.close().await;
+    let doc = store
+        .load(run)
+        .await
+        .expect("load")
+        .expect("the run")
+        .document;
+    assert_eq!(doc.status, RunStatus::Queued, "the answered run is queued");
+    let done = f
+        .durable(store.clone())
+        .resume(run)
+        .await
+        .expect("resume the answered run");
+    assert_eq!(done.output.as_deref(), Some("api 2.1.0 x3"));
+}
+
 // ------------------------------------------------------------------------------------------
 // 6. the page of a 10,000-step run renders in under a second
 

@@ -5,7 +5,7 @@
 //! `SqliteStore` file, the same file `orchflow serve` reads; nothing writes the store by hand.
 
 use orchflow::graph::FlowGraph;
-use orchflow::human::Answer;
+use orchflow::human::{Answer, TypedAnswer};
 use orchflow::store::{
     Checkpoint, CheckpointStore, Claim, JournalEntry, Question, RunDocument, RunListing, RunQuery,
     StatusCounts, StoreFuture,
@@ -159,6 +159,35 @@ macro_rules! review_flow {
     () => {{
         let review = orchflow::human::ask("review", |d: &String| format!("publish {d}?"));
         orchflow::flow! { #[flow(name = "publish")] (review) => decide }
+            .with_input(orchflow::human::Suspend)
+    }};
+}
+
+/// The answer the typed question asks for: a form is made from its JSON Schema.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct Release {
+    /// The version to ship.
+    pub version: String,
+    /// How many replicas run it.
+    pub replicas: u32,
+}
+
+#[step]
+pub async fn ship(release: TypedAnswer<String, Release>) -> String {
+    format!(
+        "{} {} x{}",
+        release.value, release.answer.version, release.answer.replicas
+    )
+}
+
+/// The flow that asks "release" for a [`Release`] (suspending until answered), then ships.
+#[macro_export]
+macro_rules! release_flow {
+    () => {{
+        let release = orchflow::human::ask_typed::<Release, _, _>("release", |d: &String| {
+            format!("release {d}: which version, how many replicas?")
+        });
+        orchflow::flow! { #[flow(name = "release")] (release) => ship }
             .with_input(orchflow::human::Suspend)
     }};
 }
