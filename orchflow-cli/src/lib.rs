@@ -199,8 +199,9 @@ pub enum CliError {
 }
 
 impl CliError {
-    /// The process exit code for this error: 2 for usage errors and stores that cannot be
-    /// opened (nothing was attempted), 1 for operations that failed.
+    /// The process exit code for this error: 2 for usage errors (arguments, a token the
+    /// server refuses) and stores or bundles that cannot be opened (nothing was attempted), 1
+    /// for operations that failed.
     ///
     /// ```
     /// use orchflow_cli::CliError;

@@ -11,6 +11,7 @@ use crate::bundle::format_time;
 use orchflow::AttemptOutcome;
 use orchflow::StepTrace;
 use orchflow::store::{JournalEntry, PointRecord, RunDocument, RunStatus};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
@@ -105,6 +106,9 @@ struct Row<'a> {
     gap: String,
 }
 
+/// Where an attempt ran: its session, step, node, enclosing step and map item.
+type Place<'t> = (u32, &'t str, &'t str, Option<&'t str>, Option<u32>);
+
 fn timeline(out: &mut String, traces: &[&StepTrace], paint: Paint) {
     let mut ordered: Vec<(usize, &StepTrace)> = traces.iter().copied().enumerate().collect();
     ordered.sort_by(|(ia, a), (ib, b)| {
@@ -125,18 +129,21 @@ fn timeline(out: &mut String, traces: &[&StepTrace], paint: Paint) {
     );
 
     let mut rows = Vec::with_capacity(ordered.len());
-    for (pos, (_, t)) in ordered.iter().enumerate() {
-        let previous = ordered[..pos].iter().rev().map(|(_, p)| *p).find(|p| {
-            p.session == t.session
-                && p.step == t.step
-                && p.node == t.node
-                && p.parent == t.parent
-                && p.item == t.item
-        });
-        let gap = match previous {
-            Some(p) if t.attempt > 1 => t
+    // When the previous attempt of each step at its place ended.
+    let mut last_end: HashMap<Place, SystemTime> = HashMap::new();
+    for (_, t) in &ordered {
+        let key = (
+            t.session,
+            t.step.as_ref(),
+            t.node.as_ref(),
+            t.parent.as_deref(),
+            t.item,
+        );
+        let previous_end = last_end.insert(key, t.ended_at);
+        let gap = match previous_end {
+            Some(ended) if t.attempt > 1 => t
                 .started_at
-                .duration_since(p.ended_at)
+                .duration_since(ended)
                 .map(duration)
                 .unwrap_or_else(|_| "0".to_string()),
             _ => String::new(),

@@ -11,7 +11,8 @@
 //!   elsewhere cannot reach it through DNS rebinding;
 //! * every `POST` carries `Content-Type: application/json` (415 otherwise) and a body of at
 //!   most [`BODY_LIMIT`] bytes (413 otherwise); no CORS headers are ever sent;
-//! * every error is JSON, `{"error": "message"}`, with 400, 401, 404, 409, 413, 415 or 500;
+//! * every error is JSON, `{"error": "message"}`, with 400, 401, 403 (a foreign `Host`), 404,
+//!   409, 413, 415 or 500;
 //! * over a bundle the server changes nothing: every `POST` is 409.
 
 use crate::CliError;
