@@ -121,7 +121,7 @@ async function boot() {
     storeEl.textContent = e.status === 0 ? `no server (${e.message}); bundles still open` : `/api/info: ${e.message}`;
   }
   if (info) {
-    storeEl.textContent = `${info.bundle ? 'bundle' : 'store'} ${info.store ?? ''} · v${info.version ?? '?'}`;
+    storeEl.textContent = `${info.bundle ? '' : 'store '}${info.store ?? ''} · v${info.version ?? '?'}`;
     storeEl.title = info.live ? 'live updates on' : 'live updates off';
     if (info.bundle) {
       navLinks.inbox.hidden = true;

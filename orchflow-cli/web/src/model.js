@@ -112,7 +112,7 @@ export function buildModel(graph) {
     n.ownerLoop = p ? p.key : null;
   }
   for (const n of nodes) {
-    if (n.kind === 'if') n.after = stepsAfter(model, n.key);
+    if (n.kind === 'if' || n.kind === 'loop' || n.kind === 'map') n.after = stepsAfter(model, n.key);
   }
   return model;
 }
@@ -550,6 +550,8 @@ export function deriveNodes(model, state) {
   };
   const anyStarted = (keys) => keys.some(started);
   const runDone = state.runStatus === 'completed';
+  const runStopped = runDone || state.runStatus === 'failed' || state.runStatus === 'cancelled'
+    || state.runStatus === 'suspended';
 
   // Arms first (containers look at them).
   const taken = new Map();
@@ -596,6 +598,10 @@ export function deriveNodes(model, state) {
     }
     const s = strongest(kids);
     if (pending && (s === 'succeeded' || s === 'retried' || s === 'cancelled')) return 'running';
+    // A loop (or map) whose steps so far all finished may still run another iteration (or
+    // item): it is done only once something after it started, or the run stopped.
+    if ((n.kind === 'loop' || n.kind === 'map') && (s === 'succeeded' || s === 'retried')
+      && !anyStarted(n.after || []) && !runStopped) return 'running';
     return s;
   };
 

@@ -111,6 +111,14 @@ test('a recorded run at chosen moments: retry, group, if, loop, map, suspension'
   d = deriveNodes(model, s);
   assert.equal(d.get('4').iterations, 2);
   assert.equal(d.get('4').state, 'running');
+  // Between iterations (every step of the body done so far): the loop still runs; it is done
+  // once the step after it starts.
+  s = after(rec, endOf(rec, 'score', 2));
+  d = deriveNodes(model, s);
+  assert.equal(d.get('4/body/1').state, 'succeeded');
+  assert.equal(d.get('4').state, 'running');
+  s = after(rec, startOf(rec, 'split'));
+  assert.equal(deriveNodes(model, s).get('4').state, 'succeeded');
   // The map: three items started, two done.
   s = after(rec, startOf(rec, 'work', 3));
   d = deriveNodes(model, s);
