@@ -136,8 +136,16 @@ pub struct Flow<T, I, O, N, P, F> {
 }
 
 /// What every clone of a flow shares: its steps, its driver, its input's JSON form, the facts
-/// its graph takes from the steps, and the most traces one of its sessions has recorded.
-pub(crate) type Inner<T, F, I> = (T, F, InputJson<I>, Describe<T>, AtomicU16);
+/// its graph takes from the steps, the most traces one of its sessions has recorded, and its
+/// graph once made.
+pub(crate) type Inner<T, F, I> = (
+    T,
+    F,
+    InputJson<I>,
+    Describe<T>,
+    AtomicU16,
+    std::sync::OnceLock<crate::graph::FlowGraph>,
+);
 
 /// The flow's input as JSON, when its type is `Serialize` (chosen by `flow!` where the type is
 /// known).
@@ -203,7 +211,14 @@ where
         F: for<'a> Fn(&'a T, &'a Rt, Feed<'a, I>, Resume<P>) -> DriverFuture<'a, O>,
     {
         Flow {
-            inner: Arc::new((steps, driver, input_json, describe, AtomicU16::new(0))),
+            inner: Arc::new((
+                steps,
+                driver,
+                input_json,
+                describe,
+                AtomicU16::new(0),
+                std::sync::OnceLock::new(),
+            )),
             info,
             config: Arc::new(FlowConfig {
                 defaults,
@@ -236,6 +251,12 @@ where
     /// ```
     pub fn graph(&self) -> crate::graph::FlowGraph {
         self.info.graph.with_facts((self.inner.3)(&self.inner.0))
+    }
+
+    /// The flow's graph, made once per flow value (its steps do not change): what a durable
+    /// run gives its store, without building it again for every run.
+    pub(crate) fn graph_once(&self) -> &crate::graph::FlowGraph {
+        self.inner.5.get_or_init(|| self.graph())
     }
 
     /// How many traces a session of this flow is expected to record: the most one has recorded

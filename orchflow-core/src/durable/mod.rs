@@ -622,7 +622,7 @@ where
     /// Gives the store the flow's graph before a run of it is created, so that every run in a
     /// store can be drawn without the flow's code.
     pub(crate) async fn keep_graph(&self) -> Result<(), StoreError> {
-        self.store.put_graph(&self.flow.graph()).await
+        self.store.put_graph(self.flow.graph_once()).await
     }
 
     async fn failed_to_start(

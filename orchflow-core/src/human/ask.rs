@@ -1,6 +1,9 @@
 //! The human-input step: [`ask`] and the [`Ask`] step it makes.
 
-use super::{Answer, Asked, HumanError, InputError, InputRequest, TypedAnswer};
+use super::{
+    Answer, Asked, HumanError, InputError, InputReply, InputRequest, PROVIDER_TRIES, TypedAnswer,
+    refusal,
+};
 use crate::context::StepContext;
 use crate::event::{InputEvent, RunEvent};
 use crate::run::RunCore;
@@ -11,6 +14,7 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 /// A human-input step: see [`ask`].
 pub struct Ask<T, F> {
@@ -83,7 +87,7 @@ where
     ) -> impl Future<Output = Result<Answer<T>, HumanError>> + Send + 'a {
         async move {
             let prompt = (self.prompt)(input.get());
-            let text = put_question(ctx, self.name, prompt, None, &|_| Ok(())).await?;
+            let text = put_question(ctx, self.name, prompt, None, |_| Ok(())).await?;
             Ok(Answer {
                 value: input.into_owned(),
                 text,
@@ -99,8 +103,8 @@ async fn put_question(
     ctx: &StepContext,
     name: &'static str,
     prompt: String,
-    schema: Option<serde_json::Value>,
-    check: &(dyn Fn(&str) -> Result<(), String> + Sync),
+    schema: Option<Arc<serde_json::Value>>,
+    check: fn(&str) -> Result<(), String>,
 ) -> Result<String, HumanError> {
     // Every context is one of a run's (the core is the only `RunView`).
     let Some(core) = ctx.core.as_any().downcast_ref::<RunCore>() else {
@@ -122,7 +126,39 @@ async fn put_question(
             elapsed: core.elapsed(),
         }))
     });
-    match core.human.ask_checked(&mut request, check).await? {
+    // An answer given on resume first; else the provider, asked again (with the reason) while
+    // its answers are refused, up to PROVIDER_TRIES times. One async layer: a waiting run's
+    // future is this one.
+    let asked = match core.human.given(&request.question, check) {
+        Some(asked) => asked,
+        None => {
+            let mut tries = 0;
+            loop {
+                match core.human.provider().ask(&request).await? {
+                    InputReply::Suspend => {
+                        break Asked::Suspend {
+                            error: request.error.take(),
+                        };
+                    }
+                    InputReply::Answer(text) => match check(&text) {
+                        Ok(()) => break Asked::Answer(text),
+                        Err(reason) => {
+                            tries += 1;
+                            let why = refusal(&text, &reason);
+                            if tries >= PROVIDER_TRIES {
+                                return Err(HumanError::Refused {
+                                    question: request.question,
+                                    reason: why,
+                                });
+                            }
+                            request.error = Some(why);
+                        }
+                    },
+                }
+            }
+        }
+    };
+    match asked {
         Asked::Answer(text) => {
             core.emit(|| {
                 RunEvent::InputReceived(Box::new(InputEvent {
@@ -138,7 +174,7 @@ async fn put_question(
             question: request.question,
             step: name.to_string(),
             prompt: request.prompt,
-            schema: request.schema.map(Box::new),
+            schema: request.schema.map(|s| Box::new(Arc::unwrap_or_clone(s))),
             error: error.map(String::into_boxed_str),
         })),
     }
@@ -219,9 +255,14 @@ pub fn parse_answer<A: DeserializeOwned>(text: &str) -> Result<A, serde_json::Er
     }
 }
 
+/// Whether `text` reads as an `A` ([`parse_answer`]), and why not.
+fn fits<A: DeserializeOwned>(text: &str) -> Result<(), String> {
+    parse_answer::<A>(text).map(drop).map_err(|e| e.to_string())
+}
+
 /// The JSON Schema of `A`, as a question carries it.
-fn schema_of<A: JsonSchema>() -> serde_json::Value {
-    serde_json::Value::from(schemars::schema_for!(A))
+fn schema_of<A: JsonSchema>() -> Arc<serde_json::Value> {
+    Arc::new(serde_json::Value::from(schemars::schema_for!(A)))
 }
 
 impl<T, A, F> StepDef for AskTyped<T, A, F>
@@ -266,8 +307,8 @@ where
     ) -> impl Future<Output = Result<TypedAnswer<T, A>, HumanError>> + Send + 'a {
         async move {
             let prompt = (self.prompt)(input.get());
-            let check = |text: &str| parse_answer::<A>(text).map(drop).map_err(|e| e.to_string());
-            let text = put_question(ctx, self.name, prompt, Some(schema_of::<A>()), &check).await?;
+            let schema = Some(schema_of::<A>());
+            let text = put_question(ctx, self.name, prompt, schema, fits::<A>).await?;
             match parse_answer::<A>(&text) {
                 Ok(answer) => Ok(TypedAnswer {
                     value: input.into_owned(),

@@ -43,7 +43,7 @@ pub struct InputRequest {
     pub prompt: String,
     /// The JSON Schema of the answer's type when the step asks for a typed answer
     /// ([`ask_typed`]): the answer is JSON text of that type. `None` for free text.
-    pub schema: Option<serde_json::Value>,
+    pub schema: Option<Arc<serde_json::Value>>,
     /// Why the previous answer to this question was refused, when it is asked again.
     pub error: Option<String>,
 }
@@ -231,59 +231,37 @@ impl Asker {
         Some(answer)
     }
 
-    /// Asks `request`'s question and checks the answer with `check` (the answer type's
-    /// deserialiser). An answer given on resume comes first: if refused, it is retired and the
-    /// run suspends on the question again, with the reason in `error`. Else the provider is
-    /// asked, again with the reason in the request when it answers something refused, at most
-    /// [`PROVIDER_TRIES`] times; then the step fails with [`HumanError::Refused`].
-    pub(crate) async fn ask_checked(
+    /// The answer given on resume to `question`, checked with `check` (the answer type's
+    /// deserialiser): `None` when none is left, else the answer, or, when refused, a
+    /// suspension with the reason (the refused answer is retired by the run's stop).
+    pub(crate) fn given(
         &self,
-        request: &mut InputRequest,
-        check: &(dyn Fn(&str) -> Result<(), String> + Sync),
-    ) -> Result<Asked, HumanError> {
-        if let Some(answer) = self.take_given(&request.question) {
-            return Ok(match check(&answer) {
-                Ok(()) => Asked::Answer(answer),
-                Err(reason) => {
-                    if let Some(given) = &self.given {
-                        let mut used = given.used.lock().unwrap_or_else(|p| p.into_inner());
-                        if let Some(i) = used.iter().rposition(|q| *q == request.question) {
-                            used.remove(i);
-                        }
-                        drop(used);
-                        let mut refused = given.refused.lock().unwrap_or_else(|p| p.into_inner());
-                        refused.push(request.question.clone());
+        question: &str,
+        check: fn(&str) -> Result<(), String>,
+    ) -> Option<Asked> {
+        let answer = self.take_given(question)?;
+        Some(match check(&answer) {
+            Ok(()) => Asked::Answer(answer),
+            Err(reason) => {
+                if let Some(given) = &self.given {
+                    let mut used = given.used.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(i) = used.iter().rposition(|q| q == question) {
+                        used.remove(i);
                     }
-                    Asked::Suspend {
-                        error: Some(refusal(&answer, &reason)),
-                    }
+                    drop(used);
+                    let mut refused = given.refused.lock().unwrap_or_else(|p| p.into_inner());
+                    refused.push(question.to_string());
                 }
-            });
-        }
-        let mut tries = 0;
-        loop {
-            match self.provider.ask(request).await? {
-                InputReply::Suspend => {
-                    return Ok(Asked::Suspend {
-                        error: request.error.take(),
-                    });
+                Asked::Suspend {
+                    error: Some(refusal(&answer, &reason)),
                 }
-                InputReply::Answer(text) => match check(&text) {
-                    Ok(()) => return Ok(Asked::Answer(text)),
-                    Err(reason) => {
-                        tries += 1;
-                        let why = refusal(&text, &reason);
-                        if tries >= PROVIDER_TRIES {
-                            return Err(HumanError::Refused {
-                                question: request.question.clone(),
-                                reason: why,
-                            });
-                        }
-                        request.error = Some(why);
-                    }
-                },
             }
-        }
+        })
+    }
+
+    /// The provider, for a question no given answer is left for.
+    pub(crate) fn provider(&self) -> &dyn InputProvider {
+        &*self.provider
     }
 
     /// The questions whose given answers were refused since the last call: the run's stop
@@ -331,7 +309,7 @@ pub(crate) enum Asked {
 pub const PROVIDER_TRIES: u32 = 3;
 
 /// Why an answer was refused, for the person who gave it.
-fn refusal(answer: &str, reason: &str) -> String {
+pub(crate) fn refusal(answer: &str, reason: &str) -> String {
     let shown: String = answer.chars().take(80).collect();
     let more = if shown.len() < answer.len() {
         "…"

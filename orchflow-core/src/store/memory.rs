@@ -29,8 +29,8 @@ use crate::graph::FlowGraph;
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStore {
     runs: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<RunId, MemoryRun>>>,
-    /// Flow graphs by fingerprint (16 hex digits).
-    graphs: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, FlowGraph>>>,
+    /// Flow graphs by fingerprint.
+    graphs: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<u64, FlowGraph>>>,
 }
 
 #[derive(Debug)]
@@ -205,17 +205,21 @@ impl CheckpointStore for MemoryStore {
 
     fn put_graph<'a>(&'a self, graph: &'a FlowGraph) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let key = format!("{:016x}", graph.fingerprint);
             let mut graphs = self.graphs.lock().unwrap_or_else(|p| p.into_inner());
-            graphs.entry(key).or_insert_with(|| graph.clone());
+            graphs
+                .entry(graph.fingerprint)
+                .or_insert_with(|| graph.clone());
             Ok(())
         })
     }
 
     fn graph<'a>(&'a self, fingerprint: &'a str) -> StoreFuture<'a, Option<FlowGraph>> {
         Box::pin(async move {
+            let Some(fingerprint) = crate::graph::parse_fingerprint(fingerprint) else {
+                return Ok(None);
+            };
             let graphs = self.graphs.lock().unwrap_or_else(|p| p.into_inner());
-            Ok(graphs.get(fingerprint).cloned())
+            Ok(graphs.get(&fingerprint).cloned())
         })
     }
 }

@@ -13,6 +13,11 @@
 //! Resuming reads the document and the journal, takes the last point (plus the parallel
 //! branches and inner positions finished after it) and continues from there.
 //!
+//! Beside its runs, a store keeps each flow's [graph](crate::graph::FlowGraph) under its
+//! fingerprint ([`CheckpointStore::put_graph`], written before the flow's first run is
+//! created), so that tools without the flow's code (the `orchflow` CLI and viewer) can draw
+//! its runs; [`ops`] answers and requeues runs without the flow's code.
+//!
 //! # One writer per run: claims
 //!
 //! A run has exactly one writer at a time. Before it writes anything, a writer takes the run's
