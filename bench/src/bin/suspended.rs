@@ -3,7 +3,10 @@
 //! would. Baseline: the same number of bare tokio tasks waiting on the same signal.
 //!
 //! `cargo run --release -p orchflow-bench --bin suspended -- [RUNS]` prints one JSON object:
-//! resident memory per suspended run, for orchflow and for the baseline.
+//! per suspended run, for orchflow and for the baseline, the resident memory (what the process
+//! costs the machine, which depends on the allocator's arenas and so varies from run to run)
+//! and the live heap bytes (counted by a global allocator that wraps the system's: exact and
+//! repeatable, without the allocator's own overhead).
 
 use orchflow::human::{self, Answer};
 use orchflow::{flow, step};
@@ -19,6 +22,45 @@ async fn draft(id: u64) -> u64 {
 #[step]
 async fn decide(a: Answer<u64>) -> bool {
     a.text == "yes" && a.value > 0
+}
+
+/// The system allocator, counting the bytes currently allocated.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded to the system allocator unchanged; the counter only
+// observes sizes.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: the caller's contract is the system allocator's.
+        let p = unsafe { std::alloc::System.alloc(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: as above.
+        unsafe { std::alloc::System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new: usize) -> *mut u8 {
+        // SAFETY: as above.
+        let p = unsafe { std::alloc::System.realloc(ptr, layout, new) };
+        if !p.is_null() {
+            LIVE.fetch_add(new, Ordering::Relaxed);
+            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn live() -> usize {
+    LIVE.load(Ordering::Relaxed)
 }
 
 /// Resident set size of this process, in bytes (Linux).
@@ -58,7 +100,7 @@ fn main() {
         // Baseline: n tasks parked on one signal.
         let release = Arc::new(Notify::new());
         let waiting = Arc::new(AtomicUsize::new(0));
-        let before = rss();
+        let (before, heap_before) = (rss(), live());
         let tasks: Vec<_> = (0..n)
             .map(|i| {
                 let release = release.clone();
@@ -73,6 +115,7 @@ fn main() {
             .collect();
         settle(&waiting, n).await;
         let baseline = rss().saturating_sub(before) as f64 / n as f64;
+        let baseline_heap = live().saturating_sub(heap_before) as f64 / n as f64;
         release.notify_waiters();
         for t in tasks {
             let _ = t.await;
@@ -101,7 +144,7 @@ fn main() {
         if std::env::var_os("SIZES").is_some() {
             eprintln!("run future: {} bytes", std::mem::size_of_val(&f.run(1)));
         }
-        let before = rss();
+        let (before, heap_before) = (rss(), live());
         let runs: Vec<_> = (0..n as u64)
             .map(|i| {
                 let f = f.clone();
@@ -110,6 +153,7 @@ fn main() {
             .collect();
         settle(&waiting, n).await;
         let orchflow = rss().saturating_sub(before) as f64 / n as f64;
+        let orchflow_heap = live().saturating_sub(heap_before) as f64 / n as f64;
         release.notify_waiters();
         let mut done = 0usize;
         for r in runs {
@@ -120,9 +164,10 @@ fn main() {
         if done != n {
             eprintln!("only {done} of {n} runs completed");
         }
-        (baseline, orchflow)
+        ((baseline, baseline_heap), (orchflow, orchflow_heap))
     });
+    let ((baseline, baseline_heap), (orchflow, orchflow_heap)) = (baseline, orchflow);
     println!(
-        "{{\"runs\": {n}, \"orchflow_bytes_per_suspended_run\": {orchflow:.0}, \"tokio_task_bytes\": {baseline:.0}}}"
+        "{{\"runs\": {n}, \"orchflow_bytes_per_suspended_run\": {orchflow:.0}, \"tokio_task_bytes\": {baseline:.0}, \"orchflow_heap_bytes_per_suspended_run\": {orchflow_heap:.0}, \"tokio_task_heap_bytes\": {baseline_heap:.0}}}"
     );
 }
