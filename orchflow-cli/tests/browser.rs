@@ -639,6 +639,30 @@ async fn a_live_run_updates_the_open_page_within_200_ms() {
 // ------------------------------------------------------------------------------------------
 // 5. a question answered from the inbox
 
+/// Submits the answer form of the question card `card` and waits until the page says the run
+/// is queued; fails with the page's error message when the server refused the answer.
+async fn submit_answer(b: &Browser, card: &str, what: &str) {
+    b.click(&format!("{card} [data-testid=answer-submit]"))
+        .await;
+    let ok = b
+        .wait_for(
+            what,
+            Duration::from_secs(10),
+            &format!(
+                "const c = document.querySelector('{card}'); \
+                 const e = c.querySelector('[data-testid=answer-error]'); \
+                 if (e && !e.hidden) return 'error: ' + e.textContent; \
+                 return c.dataset.answered === 'true' ? c.querySelector('[data-testid=answer-ok]').textContent : null;"
+            ),
+        )
+        .await;
+    let ok = ok.as_str().unwrap_or_default().to_string();
+    assert!(
+        !ok.starts_with("error:") && ok.contains("queued"),
+        "the inbox says {ok:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_question_is_answered_from_the_inbox_and_the_run_completes() {
     let Some(tools) = harness::tools("a_question_is_answered_from_the_inbox_and_the_run_completes")
@@ -681,25 +705,7 @@ async fn a_question_is_answered_from_the_inbox_and_the_run_completes() {
     b.type_into(&format!("{card} [data-testid={field}]"), answer)
         .await;
     b.screenshot("inbox").await;
-    b.click(&format!("{card} [data-testid=answer-submit]"))
-        .await;
-    let ok = b
-        .wait_for(
-            "the answer to be accepted",
-            Duration::from_secs(10),
-            &format!(
-                "const c = document.querySelector('{card}'); \
-                 const e = c.querySelector('[data-testid=answer-error]'); \
-                 if (e && !e.hidden) return 'error: ' + e.textContent; \
-                 return c.dataset.answered === 'true' ? c.querySelector('[data-testid=answer-ok]').textContent : null;"
-            ),
-        )
-        .await;
-    let ok = ok.as_str().unwrap_or_default().to_string();
-    assert!(
-        !ok.starts_with("error:") && ok.contains("queued"),
-        "the inbox says {ok:?}"
-    );
+    submit_answer(&b, &card, "the answer to be accepted").await;
     b.screenshot("inbox-answered").await;
     let doc = store
         .load(run)
@@ -795,25 +801,7 @@ async fn a_typed_question_is_answered_with_the_form_made_from_its_schema() {
     b.clear(&field("replicas")).await;
     b.type_into(&field("replicas"), "3").await;
     b.screenshot("inbox-typed").await;
-    b.click(&format!("{card} [data-testid=answer-submit]"))
-        .await;
-    let ok = b
-        .wait_for(
-            "the typed answer to be accepted",
-            Duration::from_secs(10),
-            &format!(
-                "const c = document.querySelector('{card}'); \
-                 const e = c.querySelector('[data-testid=answer-error]'); \
-                 if (e && !e.hidden) return 'error: ' + e.textContent; \
-                 return c.dataset.answered === 'true' ? c.querySelector('[data-testid=answer-ok]').textContent : null;"
-            ),
-        )
-        .await;
-    let ok = ok.as_str().unwrap_or_default().to_string();
-    assert!(
-        !ok.starts_with("error:") && ok.contains("queued"),
-        "the inbox says {ok:?}"
-    );
+    submit_answer(&b, &card, "the typed answer to be accepted").await;
     b.close().await;
     let doc = store
         .load(run)
