@@ -216,6 +216,10 @@ async fn submit(store: PostgresStore) {
             println!("  {} {output}", short(*run_id));
         }
     }
+    println!(
+        "\nthe runs stay in the schema {SCHEMA}; see them with:\n  \
+         orchflow serve --store 'postgres://USER@HOST:PORT/DB?schema={SCHEMA}'"
+    );
 }
 
 fn short(run_id: RunId) -> String {
