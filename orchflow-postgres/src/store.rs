@@ -1,5 +1,6 @@
-//! [`PostgresStore`]: the store value and its [`CheckpointStore`] and
-//! [`RunQueue`] implementations.
+//! [`PostgresStore`]: the store value, its writes and claims, and its [`CheckpointStore`] and
+//! [`RunQueue`] implementations; the reads they forward to (snapshots, listings, counts,
+//! graphs) are in `reads`.
 //!
 //! Invariants: every write is one SQL statement (or one transaction) that checks the claim
 //! — same token, same owner, lease live on the database's clock — in the same statement as
@@ -28,6 +29,8 @@ use orchflow_core::store::{
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio_postgres::types::ToSql;
+
+mod reads;
 
 /// What a handle shares with its clones, its claims and its heartbeat.
 pub(crate) struct Inner {
@@ -273,91 +276,6 @@ impl PostgresStore {
             Err(e) => e,
         }
     }
-
-    /// Reads, in one read-only snapshot, whether the run exists and its entries and traces
-    /// after `after`; `with_document` adds the document.
-    async fn read_run(
-        &self,
-        run_id: RunId,
-        after: u64,
-        with_document: bool,
-        with_entries: bool,
-    ) -> Result<Option<(Option<RunDocument>, Vec<JournalEntry>, Vec<StepTrace>)>, StoreError> {
-        let at = self.at(run_id);
-        let after = i64::try_from(after).unwrap_or(i64::MAX);
-        let mut conn = self.inner.pool.get().await?;
-        let exists = conn.prepare(EXISTS, &at).await?;
-        let document = conn.prepare(DOCUMENT, &at).await?;
-        let journal = conn.prepare(JOURNAL, &at).await?;
-        let traces = conn.prepare(TRACES, &at).await?;
-        let tx = conn
-            .client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(|e| io_error("read", &at, &e))?;
-        let read = |e: tokio_postgres::Error| io_error("read", &at, &e);
-        let found = if with_document {
-            tx.query_opt(&document, &[&run_id])
-                .await
-                .map_err(read)?
-                .map(|row| Some(row.get::<_, String>(0)))
-        } else {
-            let row = tx.query_one(&exists, &[&run_id]).await.map_err(read)?;
-            row.get::<_, bool>(0).then_some(None)
-        };
-        let Some(text) = found else {
-            return Ok(None);
-        };
-        let (entries, trace_rows) = if with_entries {
-            let params: [&(dyn ToSql + Sync); 2] = [&run_id, &after];
-            let (e, t) = tokio::join!(tx.query(&journal, &params), tx.query(&traces, &params));
-            (e.map_err(read)?, t.map_err(read)?)
-        } else {
-            let t = tx.query(&traces, &[&run_id, &after]).await.map_err(read)?;
-            (Vec::new(), t)
-        };
-        tx.commit().await.map_err(read)?;
-        let document = text.map(|t| parse_document(&t, run_id, &at)).transpose()?;
-        let mut traces = Vec::with_capacity(trace_rows.len());
-        let mut trace_seqs = Vec::with_capacity(trace_rows.len());
-        for row in &trace_rows {
-            let seq: i64 = row.get(0);
-            traces.push(parse_trace(row.get(1), seq, &at)?);
-            trace_seqs.push(seq);
-        }
-        let mut journal = Vec::with_capacity(entries.len());
-        for (expected, row) in (after + 1..).zip(&entries) {
-            let seq: i64 = row.get(0);
-            if seq != expected {
-                return Err(corrupt(
-                    &at,
-                    format!("the journal has entry {seq} where entry {expected} belongs"),
-                ));
-            }
-            journal.push(parse_entry(row.get(1), seq, &at)?);
-        }
-        if with_entries {
-            // Give each entry its traces back (both lists are in seq order).
-            let mut traces = trace_seqs.into_iter().zip(traces).peekable();
-            for entry in &mut journal {
-                let seq = i64::try_from(entry.seq).unwrap_or(i64::MAX);
-                while let Some((_, trace)) = traces.next_if(|(s, _)| *s == seq) {
-                    entry.traces.push(trace);
-                }
-            }
-            if let Some((seq, _)) = traces.next() {
-                return Err(corrupt(
-                    &at,
-                    format!("traces of journal entry {seq}, which is missing"),
-                ));
-            }
-            return Ok(Some((document, journal, Vec::new())));
-        }
-        Ok(Some((document, journal, traces)))
-    }
 }
 
 /// `ClaimLost` for `claim`.
@@ -544,69 +462,11 @@ impl CheckpointStore for PostgresStore {
     }
 
     fn document<'a>(&'a self, run_id: RunId) -> StoreFuture<'a, Option<RunDocument>> {
-        Box::pin(async move {
-            let at = self.at(run_id);
-            let mut conn = self.inner.pool.get().await?;
-            let rows = self
-                .query(&mut conn, "read", &at, DOCUMENT, &[&run_id])
-                .await?;
-            rows.first()
-                .map(|row| parse_document(row.get(0), run_id, &at))
-                .transpose()
-        })
+        Box::pin(self.document_of(run_id))
     }
 
     fn list_runs<'a>(&'a self, query: &'a RunQuery) -> StoreFuture<'a, RunListing> {
-        Box::pin(async move {
-            let location = &self.inner.location;
-            // One more than the limit, to know whether there is a next page; unreadable
-            // documents do not count, so a page short of them is completed by reading on.
-            let want = query.limit.map(|l| l.saturating_add(1));
-            let mut runs = Vec::new();
-            let mut unreadable = Vec::new();
-            let mut cursor = query.after.map(|c| (nanos_clamped(c.created_at), c.run_id));
-            let mut conn = self.inner.pool.get().await?;
-            loop {
-                let batch = want.map(|w| i64::try_from(w - runs.len()).unwrap_or(i64::MAX));
-                let listing = Listing::new(query, cursor.is_some(), batch.is_some());
-                let mut params = listing.params();
-                if let Some((t, id)) = &cursor {
-                    params.push(t);
-                    params.push(id);
-                }
-                if let Some(batch) = &batch {
-                    params.push(batch);
-                }
-                let rows = self
-                    .query(&mut conn, "list runs in", location, &listing.sql, &params)
-                    .await?;
-                let fetched = rows.len();
-                for row in &rows {
-                    let run_id: RunId = row.get(0);
-                    cursor = Some((row.get(1), run_id));
-                    match parse_document(row.get(2), run_id, &self.at(run_id)) {
-                        Ok(document) => runs.push(document),
-                        Err(e) => unreadable.push(e),
-                    }
-                }
-                let exhausted = batch.is_none_or(|b| i64::try_from(fetched).unwrap_or(0) < b);
-                if exhausted || want.is_some_and(|w| runs.len() >= w) {
-                    break;
-                }
-            }
-            let mut next = None;
-            if let Some(limit) = query.limit
-                && runs.len() > limit
-            {
-                runs.truncate(limit);
-                next = runs.last().map(RunCursor::of);
-            }
-            Ok(RunListing {
-                runs,
-                unreadable,
-                next,
-            })
-        })
+        Box::pin(self.list(query))
     }
 
     fn journal<'a>(
@@ -632,92 +492,15 @@ impl CheckpointStore for PostgresStore {
     }
 
     fn count_runs<'a>(&'a self, query: &'a RunQuery) -> StoreFuture<'a, StatusCounts> {
-        Box::pin(async move {
-            let location = &self.inner.location;
-            let listing = Listing::count(query);
-            let mut conn = self.inner.pool.get().await?;
-            let rows = self
-                .query(
-                    &mut conn,
-                    "count runs in",
-                    location,
-                    &listing.sql,
-                    &listing.params(),
-                )
-                .await?;
-            let mut counts = StatusCounts::default();
-            for row in &rows {
-                let (status, n): (String, i64) = (row.get(0), row.get(1));
-                // The table's CHECK admits only known statuses.
-                if let Ok(status) = status.parse::<RunStatus>() {
-                    counts.add(&status, n.unsigned_abs());
-                }
-            }
-            Ok(counts)
-        })
+        Box::pin(self.count(query))
     }
 
     fn put_graph<'a>(&'a self, graph: &'a FlowGraph) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let known = |fingerprint| {
-                let graphs = self.inner.graphs.lock();
-                graphs
-                    .unwrap_or_else(|p| p.into_inner())
-                    .contains(&fingerprint)
-            };
-            if known(graph.fingerprint) {
-                return Ok(());
-            }
-            let location = &self.inner.location;
-            let text = serde_json::to_string(graph).map_err(|source| StoreError::Serialize {
-                what: "flow graph",
-                source,
-            })?;
-            let fingerprint = format!("{:016x}", graph.fingerprint);
-            let name = graph.name.to_string();
-            let mut conn = self.inner.pool.get().await?;
-            self.query(
-                &mut conn,
-                "keep a flow graph in",
-                location,
-                "INSERT INTO flows (fingerprint, name, graph) VALUES ($1, $2, $3::text::jsonb)
-                 ON CONFLICT (fingerprint) DO NOTHING",
-                &[&fingerprint, &name, &text],
-            )
-            .await?;
-            let mut graphs = self.inner.graphs.lock().unwrap_or_else(|p| p.into_inner());
-            graphs.insert(graph.fingerprint);
-            Ok(())
-        })
+        Box::pin(self.keep_graph(graph))
     }
 
     fn graph<'a>(&'a self, fingerprint: &'a str) -> StoreFuture<'a, Option<FlowGraph>> {
-        Box::pin(async move {
-            if parse_fingerprint(fingerprint).is_none() {
-                return Ok(None);
-            }
-            let location = &self.inner.location;
-            let mut conn = self.inner.pool.get().await?;
-            let rows = self
-                .query(
-                    &mut conn,
-                    "read a flow graph in",
-                    location,
-                    "SELECT graph::text FROM flows WHERE fingerprint = $1",
-                    &[&fingerprint],
-                )
-                .await?;
-            let Some(row) = rows.first() else {
-                return Ok(None);
-            };
-            let text: String = row.get(0);
-            serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt {
-                    location: format!("{location} (flow graph {fingerprint})"),
-                    reason: format!("not a flow graph: {e}"),
-                })
-        })
+        Box::pin(self.graph_of(fingerprint))
     }
 
     fn location(&self, run_id: RunId) -> String {
