@@ -218,45 +218,33 @@ impl Asker {
         Asker { provider, given }
     }
 
-    /// The answer given to this question on resume, if one is left; taking it marks the
-    /// question used.
-    fn take_given(&self, question: &str) -> Option<String> {
-        let given = self.given.as_ref()?;
-        let mut answers = given.answers.lock().unwrap_or_else(|p| p.into_inner());
-        let i = answers.iter().position(|(q, _)| q == question)?;
-        let (question, answer) = answers.remove(i);
-        drop(answers);
-        let mut used = given.used.lock().unwrap_or_else(|p| p.into_inner());
-        used.push(question);
-        Some(answer)
-    }
-
     /// The answer given on resume to `question`, checked with `check` (the answer type's
-    /// deserialiser): `None` when none is left, else the answer, or, when refused, a
-    /// suspension with the reason (the refused answer is retired by the run's stop).
+    /// deserialiser): `None` when none is left; else the answer, which marks the question used,
+    /// or, when refused, a suspension with the reason, which marks it refused (the run's stop
+    /// retires the refused answer).
     pub(crate) fn given(
         &self,
         question: &str,
         check: fn(&str) -> Result<(), String>,
     ) -> Option<Asked> {
-        let answer = self.take_given(question)?;
-        Some(match check(&answer) {
-            Ok(()) => Asked::Answer(answer),
-            Err(reason) => {
-                if let Some(given) = &self.given {
-                    let mut used = given.used.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some(i) = used.iter().rposition(|q| q == question) {
-                        used.remove(i);
-                    }
-                    drop(used);
-                    let mut refused = given.refused.lock().unwrap_or_else(|p| p.into_inner());
-                    refused.push(question.to_string());
-                }
+        let given = self.given.as_ref()?;
+        let mut answers = given.answers.lock().unwrap_or_else(|p| p.into_inner());
+        let i = answers.iter().position(|(q, _)| q == question)?;
+        let (question, answer) = answers.remove(i);
+        drop(answers);
+        let (list, asked) = match check(&answer) {
+            Ok(()) => (&given.used, Asked::Answer(answer)),
+            Err(reason) => (
+                &given.refused,
                 Asked::Suspend {
                     error: Some(refusal(&answer, &reason)),
-                }
-            }
-        })
+                },
+            ),
+        };
+        list.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(question);
+        Some(asked)
     }
 
     /// The provider, for a question no given answer is left for.
