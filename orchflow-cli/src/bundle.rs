@@ -220,6 +220,7 @@ pub(crate) mod tests_support {
             created_at: SystemTime::UNIX_EPOCH,
             updated_at: SystemTime::UNIX_EPOCH,
             waiting: None,
+            lineage: Default::default(),
         }
     }
 

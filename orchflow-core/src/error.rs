@@ -79,6 +79,11 @@ pub enum FlowError {
     /// Saving a checkpoint failed; the run stopped rather than go on without it.
     #[error("checkpoint failed: {0}")]
     Checkpoint(#[from] crate::store::StoreError),
+    /// A replay ([`Durable::replay`](crate::Durable::replay)) or a fork's preview stopped the
+    /// run: at the first divergence from the recording, or where the recording has nothing
+    /// more. Its report says which.
+    #[error("the replay stopped")]
+    ReplayStopped,
     /// A branch predicate (`if pred { … }`) or loop predicate panicked.
     #[error("predicate `{predicate}` panicked: {message}")]
     PredicatePanicked {
@@ -95,7 +100,9 @@ impl FlowError {
         match self {
             FlowError::Step { step, .. } => Some(step),
             FlowError::Suspended { questions } => questions.first().map(|q| q.step.as_str()),
-            FlowError::PredicatePanicked { .. } | FlowError::Checkpoint(_) => None,
+            FlowError::PredicatePanicked { .. }
+            | FlowError::Checkpoint(_)
+            | FlowError::ReplayStopped => None,
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::context::StepContext;
 use crate::durable::journal::finish_document;
-use crate::durable::replay::Resume;
+use crate::durable::resume::Resume;
 use crate::error::{FlowError, StepError};
 use crate::event::{CheckpointEvent, EventQueue, EventStream, RunEvent, new_queue};
 use crate::human::{Asker, InputProvider, Stdin};
@@ -159,9 +159,13 @@ pub(crate) type Describe<T> = fn(&T) -> Vec<crate::graph::StepFacts>;
 #[derive(Clone)]
 struct FlowConfig {
     defaults: FlowDefaults,
-    capture: bool,
+    /// Value capture as set; unset, on for durable runs and off otherwise.
+    capture: Option<bool>,
     traces: bool,
     input: Arc<dyn InputProvider>,
+    /// Earlier fingerprints declared compatible, with the reason given
+    /// ([`Flow::compatible_with`]).
+    compatible: Vec<(String, String)>,
 }
 
 impl<T, I, O, N, P, F> Clone for Flow<T, I, O, N, P, F> {
@@ -222,9 +226,10 @@ where
             info,
             config: Arc::new(FlowConfig {
                 defaults,
-                capture: false,
+                capture: None,
                 traces: true,
                 input: Arc::new(Stdin),
+                compatible: Vec::new(),
             }),
             _types: PhantomData,
         }
@@ -291,10 +296,56 @@ where
     }
 
     /// Records each attempt's input and output as JSON in its [`StepTrace`] when the step's
-    /// types are `Serialize` (off by default: it costs a serialisation per attempt).
+    /// types are `Serialize`. Unset, durable runs record them (a [replay](crate::replay) serves
+    /// recorded outputs) and other runs do not (it costs a serialisation per attempt).
     pub fn capture_values(mut self, on: bool) -> Self {
-        Arc::make_mut(&mut self.config).capture = on;
+        Arc::make_mut(&mut self.config).capture = Some(on);
         self
+    }
+
+    /// Declares that runs recorded under the earlier `fingerprint` (16 hex digits, as
+    /// [`fingerprint`](Self::fingerprint) and replay reports show it) may be resumed by this
+    /// flow: the change since was reviewed, and `reason` says why it is safe. A resume of such a
+    /// run continues from its journal when its saved points read back into this flow's state
+    /// (else it fails with [`ResumeError::Undecodable`](crate::ResumeError::Undecodable)); a
+    /// [replay](crate::replay) reports the declaration with its verdict, so a declaration that
+    /// a replay contradicts is found before a deploy. Workers take such runs too.
+    ///
+    /// ```
+    /// use orchflow::{flow, step};
+    /// #[step] async fn plan(x: u32) -> u32 { x }
+    /// #[step] async fn audit(x: &u32) -> u32 { *x }
+    /// let v1 = flow! { #[flow(name = "launch")] plan };
+    /// let v2 = flow! { #[flow(name = "launch")] plan => audit }
+    ///     .compatible_with(&v1.fingerprint(), "audit only reads the plan; old runs take it at the end");
+    /// assert_eq!(v2.declared(&v1.fingerprint()), Some("audit only reads the plan; old runs take it at the end"));
+    /// assert_eq!(v2.declared("0000000000000000"), None);
+    /// ```
+    pub fn compatible_with(mut self, fingerprint: &str, reason: &str) -> Self {
+        let config = Arc::make_mut(&mut self.config);
+        config.compatible.retain(|(f, _)| f != fingerprint);
+        config
+            .compatible
+            .push((fingerprint.to_string(), reason.to_string()));
+        self
+    }
+
+    /// The reason given for declaring runs of `fingerprint` compatible
+    /// ([`compatible_with`](Self::compatible_with)), if they are.
+    pub fn declared(&self, fingerprint: &str) -> Option<&str> {
+        self.config
+            .compatible
+            .iter()
+            .find(|(f, _)| f == fingerprint)
+            .map(|(_, r)| r.as_str())
+    }
+
+    /// Every earlier fingerprint declared compatible, with its reason, in the order declared.
+    pub fn declarations(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.config
+            .compatible
+            .iter()
+            .map(|(f, r)| (f.as_str(), r.as_str()))
     }
 
     /// Records a [`StepTrace`] per attempt (on by default). Off, the hot path takes no
@@ -412,17 +463,19 @@ where
             resume,
             answers,
             durable,
+            replay,
         } = launch;
         let erased: Arc<dyn std::any::Any + Send + Sync> = input.clone();
         let config = &*self.config;
-        let mut core = RunCore::new(self.info.name, erased, config.capture, events);
+        let capture = config.capture.unwrap_or(durable.is_some());
+        let mut core = RunCore::new(self.info.name, erased, capture, events);
         core.human = Asker::new(Arc::clone(&config.input), answers);
         core.traces_on = config.traces;
         core.expect_traces(self.traces_seen());
         let mut loaded = None;
         let mut document = None;
         // The input for `flow_started`, only when values are captured and somebody listens.
-        let input_json = if config.capture && core.has_listener() {
+        let input_json = if capture && core.has_listener() {
             (self.inner.2)(&input).map(Box::new)
         } else {
             None
@@ -442,6 +495,7 @@ where
                 state_json: d.state_json,
             }));
         }
+        core.replay = replay;
         let core = Arc::new(core);
         let run_id = core.run_id;
         let state = Arc::new(state);
@@ -477,6 +531,12 @@ where
                     let polled = crate::site::root(|| driving.as_mut().poll(cx));
                     if polled.is_pending() {
                         rt.core.interrupted();
+                        // A replay whose calls left are all parked can go no further.
+                        if rt.core.replay.as_ref().is_some_and(|r| r.stuck()) {
+                            return std::task::Poll::Ready(Err(Halt::new(
+                                FlowError::ReplayStopped,
+                            )));
+                        }
                     }
                     polled
                 })
@@ -661,6 +721,8 @@ pub(crate) struct Launch<I, O, P> {
     pub(crate) answers: Vec<(String, String)>,
     /// Boxed: a run future carries its launch until first polled, and most runs are not durable.
     pub(crate) durable: Option<Box<DurableLaunch<O>>>,
+    /// The replayer of a run that replays or forks a recording.
+    pub(crate) replay: Option<Arc<crate::replay::serve::Replayer>>,
 }
 
 impl<I, O, P> Launch<I, O, P> {
@@ -670,6 +732,7 @@ impl<I, O, P> Launch<I, O, P> {
             resume: Resume::fresh(),
             answers: Vec::new(),
             durable: None,
+            replay: None,
         }
     }
 }

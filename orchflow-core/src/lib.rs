@@ -15,16 +15,16 @@
 //!    of another version fail to compile against this one) and `testing`: over everything below;
 //! 2. `durable` (the [`Durable`] API; `durable::load` reads a checkpoint back into a launch);
 //! 3. `flow` ([`Flow`], [`FlowInfo`]: starting and finishing a run), over `durable::journal`
-//!    (journal writing, as methods of the run handle) and `durable::replay` (what a journal
+//!    (journal writing, as methods of the run handle) and `durable::resume` (what a journal
 //!    says to resume from, and what a driver replays), which sit below it;
 //! 4. `human::ask` (the question step, which reaches the run's core);
 //! 5. `run` (the run's core, the handle drivers hold, attempts, retries);
-//! 6. `event` (the event kinds, declared once, and the stream), then `result` ([`FlowResult`],
+//! 7. `event` (the event kinds, declared once, and the stream), then `result` ([`FlowResult`],
 //!    which the final event carries);
-//! 7. `human` (input providers), `step` and `bounds` (what a step is), `error`, `store`;
-//! 8. `trace` (raw and public traces), `context` ([`RunId`], [`StepContext`], which sees the
+//! 8. `human` (input providers), `step` and `bounds` (what a step is), `error`, `store`;
+//! 9. `trace` (raw and public traces), `context` ([`RunId`], [`StepContext`], which sees the
 //!    run's core through a trait the run implements), `policy`, `json`, `site`;
-//! 9. `clock`.
+//! 10. `clock`.
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
@@ -38,6 +38,7 @@ pub mod graph;
 pub mod human;
 mod json;
 mod policy;
+pub mod replay;
 mod result;
 mod run;
 mod site;
@@ -55,7 +56,7 @@ pub mod testing;
 pub use step::bounds;
 
 pub use context::{RunId, StepContext};
-pub use durable::{Durable, ResumeError};
+pub use durable::{Durable, ForkError, ResumeError};
 pub use error::{BoxError, FlowError, StepError};
 pub use event::{CheckpointEvent, Event, EventStream, InputEvent, StepEvent};
 pub use flow::{Flow, FlowInfo};

@@ -29,6 +29,7 @@ fn document(run_id: RunId) -> RunDocument {
         created_at: now,
         updated_at: now,
         waiting: None,
+        lineage: Default::default(),
     }
 }
 

@@ -29,6 +29,7 @@ fn document(run_id: RunId, minute: u64) -> RunDocument {
         created_at: at,
         updated_at: at,
         waiting: None,
+        lineage: Default::default(),
     }
 }
 

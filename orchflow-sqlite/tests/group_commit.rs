@@ -24,6 +24,7 @@ fn document(run_id: RunId) -> RunDocument {
         created_at: SystemTime::now(),
         updated_at: SystemTime::now(),
         waiting: None,
+        lineage: Default::default(),
     }
 }
 

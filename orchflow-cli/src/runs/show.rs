@@ -353,6 +353,7 @@ mod tests {
             created_at: at(0),
             updated_at: at(100),
             waiting: None,
+            lineage: Default::default(),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Reading a checkpoint back: claiming the run, checking that the checkpoint is this flow's,
 //! binding an answer to its question, and decoding what the journal says to resume from.
 
-use super::replay::{Resume, saved_state};
+use super::resume::{Resume, saved_state};
 use super::{Durable, ResumeError};
 use crate::context::RunId;
 use crate::error::FlowError;
@@ -60,7 +60,9 @@ where
                 found: document.flow,
             });
         }
-        if document.fingerprint != format!("{:016x}", info.fingerprint) {
+        if document.fingerprint != format!("{:016x}", info.fingerprint)
+            && self.flow.declared(&document.fingerprint).is_none()
+        {
             return Err(ResumeError::FlowChanged {
                 location,
                 flow: document.flow,
@@ -153,6 +155,13 @@ where
         let mut seq = journal.last().map_or(0, |e| e.seq);
         // Earlier sessions' traces are journaled already; this session's count from zero.
         let flushed = 0;
+        // A run of an earlier fingerprint declared compatible continues as this flow's.
+        let current = format!("{:016x}", info.fingerprint);
+        if document.fingerprint != current {
+            self.keep_graph().await?;
+            document.fingerprint = current;
+            document.shape = info.shape.to_string();
+        }
         document.status = RunStatus::Running;
         document.pending = Vec::new();
         document.error = None;
@@ -188,6 +197,7 @@ where
                     point_json: self.codec.point_to,
                     state_json: self.state_codec.map(|c| c.to_json),
                 })),
+                replay: None,
             }),
             None,
             shared_state,

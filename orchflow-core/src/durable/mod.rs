@@ -6,15 +6,18 @@
 //! * [`journal`]: writing the journal while a run goes (points, branches, inner positions, the
 //!   entry of a stopped run) and the run's final document;
 //! * [`load`]: reading a checkpoint back into a launch (or a completed run's result);
-//! * [`replay`]: what a journal says to resume from, and what a generated driver replays
+//! * [`replay`]: replays and forks of recorded runs ([`crate::replay`]);
+//! * [`resume`]: what a journal says to resume from, and what a generated driver replays
 //!   (`Resume`, `Memo`).
 
 pub(crate) mod journal;
 mod load;
 mod queue;
-pub(crate) mod replay;
+mod replay;
+pub(crate) mod resume;
 
 use self::load::not_started;
+pub use self::replay::ForkError;
 use crate::context::RunId;
 use crate::event::{EventStream, RunEvent, new_queue};
 use crate::flow::{Driver, DurableLaunch, Flow, Launch, OutputJson};
@@ -22,7 +25,7 @@ use crate::result::FlowResult;
 use crate::run::PointJson;
 use crate::step::bounds::StateReq;
 use crate::store::{CheckpointStore, RunDocument, RunStatus, StoreError};
-use replay::Resume;
+use resume::Resume;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -581,6 +584,7 @@ where
             created_at: now,
             updated_at: now,
             waiting: None,
+            lineage: Default::default(),
         })
     }
 
@@ -616,6 +620,7 @@ where
                 point_json: self.codec.point_to,
                 state_json: self.state_codec.map(|c| c.to_json),
             })),
+            replay: None,
         })
     }
 

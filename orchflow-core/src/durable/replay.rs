@@ -1,172 +1,501 @@
-//! Replay: what a journal says to resume from ([`saved_state`]), and what a generated driver
-//! starts from when it resumes ([`Resume`]): the last saved point of the generated state, and
-//! the values saved inside the item that follows it ([`Memo`]).
+//! Replay and fork of recorded runs by a durable flow (see [`crate::replay`]): the report of a
+//! replay, a fork's preview, and the fork itself.
 
-use crate::store::{JournalEntry, PointRecord};
-use std::collections::HashMap;
-use std::sync::Mutex;
+use super::Durable;
+use super::resume::saved_state;
+use crate::context::RunId;
+use crate::error::FlowError;
+use crate::flow::{Driver, Launch};
+use crate::replay::serve::{Mode, Replayer, State, locate};
+use crate::replay::{
+    Call, Divergence, DivergenceKind, ForkAt, ForkOrigin, ForkPreview, Recording, ReplayOptions,
+    ReplayOutcome, ReplayReport, ResumeCheck,
+};
+use crate::result::FlowResult;
+use crate::step::bounds::StateReq;
+use crate::store::{RunQuery, RunStatus, StoreError};
+use std::sync::Arc;
 
-/// What a generated driver starts from: nothing (a fresh run), or the last saved point and the
-/// inner positions saved after it.
-#[doc(hidden)]
-pub struct Resume<P> {
-    /// The last top-level point (`None`: start from the input).
-    pub(crate) point: Option<P>,
-    /// Values saved inside the item after `point`, taken as the driver replays that item.
-    pub(crate) memo: Memo<P>,
+/// Why a fork could not be made. The recorded run is left as it was.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ForkError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The store has no such run.
+    #[error("no run {0} in the store")]
+    NotFound(RunId),
+    /// The run belongs to another flow.
+    #[error("run {run_id} is a run of flow `{found}`, not of flow `{expected}`")]
+    OtherFlow {
+        /// The run.
+        run_id: RunId,
+        /// This flow's name.
+        expected: String,
+        /// The run's flow.
+        found: String,
+    },
+    /// The fork's call is not one the run made ([`ForkAt`]).
+    #[error("run {run_id}: {reason}")]
+    NoSuchCall {
+        /// The run.
+        run_id: RunId,
+        /// What calls there are.
+        reason: String,
+    },
+    /// The edited input does not fit the step's input type.
+    #[error("run {run_id}: {reason}")]
+    BadInput {
+        /// The run.
+        run_id: RunId,
+        /// Why.
+        reason: String,
+    },
+    /// The recording cannot be used (values not recorded, input of another type).
+    #[error("run {run_id} cannot be forked: {reason}")]
+    Unreplayable {
+        /// The run.
+        run_id: RunId,
+        /// Why.
+        reason: String,
+    },
 }
 
-impl<P> Resume<P> {
-    /// A fresh run.
-    pub(crate) fn fresh() -> Self {
-        Resume {
-            point: None,
-            memo: Memo(None),
-        }
+impl<'f, T, I, O, N, P, F> Durable<'f, T, I, O, N, P, F>
+where
+    T: Send + Sync + 'static,
+    I: Send + Sync + 'static,
+    O: Send + 'static,
+    N: StateReq,
+    N::State: Default,
+    P: Send + 'static,
+    F: Driver<T, I, O, P>,
+{
+    /// Replays run `run_id` of the store against this build of the flow, running no step
+    /// (see [`crate::replay`]): whether it is compatible, or where it first diverges; and
+    /// whether the run, if it has not finished, can be resumed by this build.
+    ///
+    /// Fails only when the store fails or has no such run ([`StoreError::NotFound`]); a
+    /// recording of another flow, or one that cannot be used, is a report.
+    ///
+    /// ```
+    /// use orchflow::{flow, step, MemoryStore};
+    /// use orchflow::replay::ReplayOptions;
+    ///
+    /// #[step] async fn plan(x: u32) -> u32 { x + 1 }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let store = MemoryStore::default();
+    /// let f = flow! { plan => plan };
+    /// let run = f.durable(store.clone()).run(1).await;
+    /// let report = f.durable(store).replay(run.run_id, &ReplayOptions::default()).await.unwrap();
+    /// assert!(report.is_compatible());
+    /// assert_eq!(report.reused, 2);
+    /// # }
+    /// ```
+    pub async fn replay(
+        &self,
+        run_id: RunId,
+        options: &ReplayOptions,
+    ) -> Result<ReplayReport, StoreError> {
+        let recording = Recording::load(&*self.store, run_id)
+            .await?
+            .ok_or(StoreError::NotFound(run_id))?;
+        Ok(self.replay_recording(&recording, options).await)
     }
 
-    /// `inner` in journal order; a later save of the same position replaces an earlier one.
-    pub(crate) fn new(point: Option<P>, inner: Vec<SavedAt<P>>) -> Self {
-        let memo = if inner.is_empty() {
+    /// [`replay`](Self::replay) of every run of this flow's name that `query` lists (its flow
+    /// filter is set to this flow), newest first; a run that cannot be read is skipped with
+    /// its error in the second list.
+    ///
+    /// Fails when the store cannot list runs.
+    pub async fn replay_runs(
+        &self,
+        query: &RunQuery,
+        options: &ReplayOptions,
+    ) -> Result<(Vec<ReplayReport>, Vec<(RunId, StoreError)>), StoreError> {
+        let mut query = query.clone();
+        query.flow = Some(self.flow.info.name.to_string());
+        let listing = self.store.list_runs(&query).await?;
+        let mut reports = Vec::new();
+        let mut errors = Vec::new();
+        for doc in listing.runs {
+            match self.replay(doc.run_id, options).await {
+                Ok(r) => reports.push(r),
+                Err(e) => errors.push((doc.run_id, e)),
+            }
+        }
+        Ok((reports, errors))
+    }
+
+    /// [`replay`](Self::replay) of a recording already read (from a store or an exported
+    /// bundle).
+    pub async fn replay_recording(
+        &self,
+        recording: &Recording,
+        options: &ReplayOptions,
+    ) -> ReplayReport {
+        let doc = &recording.document;
+        let mut report = ReplayReport {
+            run_id: doc.run_id,
+            flow: doc.flow.clone(),
+            status: doc.status.clone(),
+            recorded_fingerprint: doc.fingerprint.clone(),
+            fingerprint: self.flow.fingerprint(),
+            outcome: ReplayOutcome::Compatible,
+            reused: 0,
+            reexecuted: 0,
+            continues_at: Vec::new(),
+            resume: self.resume_check(recording),
+        };
+        if doc.flow != self.flow.info.name {
+            report.outcome = ReplayOutcome::Unreplayable {
+                reason: format!(
+                    "run {} is a run of flow `{}`, not of `{}`",
+                    doc.run_id, doc.flow, self.flow.info.name
+                ),
+            };
+            return report;
+        }
+        let mode = Mode::Check(options.clone());
+        let (replayer, result) = match self.drive(recording, mode).await {
+            Ok(driven) => driven,
+            Err(reason) => {
+                report.outcome = ReplayOutcome::Unreplayable { reason };
+                return report;
+            }
+        };
+        let (st, not_taken) = replayer.finish();
+        report.reused = st.reused;
+        report.reexecuted = st.reexecuted;
+        report.outcome = self.conclude(recording, st, not_taken, result, &mut report.continues_at);
+        report
+    }
+
+    /// What a fork of run `run_id` from `at` would do, running nothing: which calls it reuses,
+    /// which run again (and which of those repeat side effects), assuming the calls after the
+    /// fork's return what they returned in the recording. The edited `input`, if given, is
+    /// checked against the step's input type.
+    ///
+    /// Fails when the store fails, the run is not this flow's, the call is not one the run
+    /// made, or the input does not fit ([`ForkError`]).
+    ///
+    /// ```
+    /// use orchflow::{flow, step, MemoryStore};
+    /// use orchflow::replay::{ForkAt, Reuse};
+    ///
+    /// #[step] async fn fetch(x: u32) -> u32 { x + 1 }
+    /// #[step] async fn publish(x: u32) -> u32 { x * 10 }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let store = MemoryStore::default();
+    /// let f = flow! { fetch => publish };
+    /// let run = f.durable(store.clone()).run(1).await;
+    /// let at = ForkAt::parse("publish").unwrap();
+    /// let preview = f.durable(store).preview_fork(run.run_id, &at, None).await.unwrap();
+    /// let how: Vec<_> = preview.steps.iter().map(|s| (s.call.step.as_str(), s.reuse, s.repeats_side_effects)).collect();
+    /// assert_eq!(how, [("fetch", Reuse::Reused, false), ("publish", Reuse::Rerun, true)]);
+    /// # }
+    /// ```
+    pub async fn preview_fork(
+        &self,
+        run_id: RunId,
+        at: &ForkAt,
+        input: Option<serde_json::Value>,
+    ) -> Result<ForkPreview, ForkError> {
+        let recording = self.recording_to_fork(run_id).await?;
+        let (mode, _) = self.fork_mode(&recording, at, input, true)?;
+        let (replayer, _) = self
+            .drive(&recording, mode)
+            .await
+            .map_err(|reason| ForkError::Unreplayable { run_id, reason })?;
+        let (st, _) = replayer.finish();
+        if let Some(reason) = st.bad_input {
+            return Err(ForkError::BadInput { run_id, reason });
+        }
+        let at_call = st
+            .log
+            .iter()
+            .find(|s| s.reuse == crate::replay::Reuse::Rerun)
+            .map(|s| s.call.clone())
+            .unwrap_or_default();
+        Ok(ForkPreview {
+            run_id,
+            at: at_call,
+            steps: st.log,
+        })
+    }
+
+    /// Forks run `run_id` from `at` and runs the fork to its end (or its first suspension): a
+    /// new run of this build that takes the recorded results of every call before `at` (and
+    /// of calls independent of it: other branches of a group, other items of a map), runs the
+    /// call `at` (with `input` instead of its own, when given) and everything after it. The new
+    /// run's document records where it came from, and the recorded run's lists the fork.
+    ///
+    /// Fails like [`preview_fork`](Self::preview_fork), before anything is written.
+    ///
+    /// ```
+    /// use orchflow::{flow, step, MemoryStore};
+    /// use orchflow::replay::ForkAt;
+    ///
+    /// #[step] async fn fetch(x: u32) -> u32 { x + 1 }
+    /// #[step] async fn publish(x: u32) -> u32 { x * 10 }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let store = MemoryStore::default();
+    /// let f = flow! { fetch => publish };
+    /// let run = f.durable(store.clone()).run(1).await;
+    /// assert_eq!(run.output, Some(20));
+    /// let at = ForkAt::parse("publish").unwrap();
+    /// let fork = f.durable(store.clone()).fork(run.run_id, &at, Some(serde_json::json!(5))).await.unwrap();
+    /// assert_eq!(fork.output, Some(50));
+    /// assert_eq!(fork.traces[0].step, "publish", "fetch was reused, not run");
+    /// # }
+    /// ```
+    pub async fn fork(
+        &self,
+        run_id: RunId,
+        at: &ForkAt,
+        input: Option<serde_json::Value>,
+    ) -> Result<FlowResult<O, N::State>, ForkError> {
+        // The preview checks the call and the input before anything is written.
+        let preview = self.preview_fork(run_id, at, input.clone()).await?;
+        let recording = self.recording_to_fork(run_id).await?;
+        let (mode, mut origin) = self.fork_mode(&recording, at, input, false)?;
+        origin.path = preview.at.path;
+        let new_id = RunId::new_v4();
+        let input_value =
+            (self.codec.input_from)(recording.document.input.clone()).map_err(|e| {
+                ForkError::Unreplayable {
+                    run_id,
+                    reason: format!("the recorded input does not fit the flow's input type: {e}"),
+                }
+            })?;
+        let mut launch = self
+            .create(new_id, input_value)
+            .await
+            .map_err(|(_, e)| ForkError::Store(e))?;
+        if let Some(d) = launch.durable.as_mut() {
+            d.document.lineage.forked_from = Some(origin);
+            self.store.put_document(&d.claim, &d.document).await?;
+        }
+        self.record_fork(run_id, new_id).await?;
+        launch.replay = Some(Arc::new(Replayer::new(
+            recording.traces,
+            self.flow.graph(),
+            recording.graph,
+            mode,
+        )));
+        Ok(self.flow.execute(launch, N::State::default(), None).await)
+    }
+
+    /// The recording of run `run_id`, checked to be this flow's.
+    async fn recording_to_fork(&self, run_id: RunId) -> Result<Recording, ForkError> {
+        let recording = Recording::load(&*self.store, run_id)
+            .await?
+            .ok_or(ForkError::NotFound(run_id))?;
+        if recording.document.flow != self.flow.info.name {
+            return Err(ForkError::OtherFlow {
+                run_id,
+                expected: self.flow.info.name.to_string(),
+                found: recording.document.flow.clone(),
+            });
+        }
+        Ok(recording)
+    }
+
+    /// The replayer's mode for a fork of `recording` from `at`, and the new run's origin.
+    fn fork_mode(
+        &self,
+        recording: &Recording,
+        at: &ForkAt,
+        input: Option<serde_json::Value>,
+        dry: bool,
+    ) -> Result<(Mode, ForkOrigin), ForkError> {
+        let run_id = recording.document.run_id;
+        let (key, ordinal) = locate(&recording.traces, at)
+            .map_err(|reason| ForkError::NoSuchCall { run_id, reason })?;
+        let origin = ForkOrigin {
+            run_id,
+            at: at.clone(),
+            path: String::new(),
+            input: input.clone(),
+            fingerprint: recording.document.fingerprint.clone(),
+        };
+        Ok((
+            Mode::Fork {
+                key,
+                ordinal,
+                input,
+                dry,
+            },
+            origin,
+        ))
+    }
+
+    /// Adds `fork` to the forks listed by run `run_id`'s document.
+    async fn record_fork(&self, run_id: RunId, fork: RunId) -> Result<(), StoreError> {
+        let claim = self.store.claim(run_id).await?;
+        let mut doc = self
+            .store
+            .document(run_id)
+            .await?
+            .ok_or(StoreError::NotFound(run_id))?;
+        doc.lineage.forks.push(fork);
+        self.store.put_document(&claim, &doc).await
+    }
+
+    /// Runs the flow over `recording` with a replayer in `mode`: the replayer and the result,
+    /// or why the recording cannot be used.
+    async fn drive(
+        &self,
+        recording: &Recording,
+        mode: Mode,
+    ) -> Result<(Arc<Replayer>, FlowResult<O, N::State>), String> {
+        let input = (self.codec.input_from)(recording.document.input.clone())
+            .map_err(|e| format!("the recorded input does not fit the flow's input type: {e}"))?;
+        let replayer = Arc::new(Replayer::new(
+            recording.traces.clone(),
+            self.flow.graph(),
+            recording.graph.clone(),
+            mode,
+        ));
+        let mut launch = Launch::fresh(input);
+        launch.replay = Some(Arc::clone(&replayer));
+        let result = self.flow.execute(launch, N::State::default(), None).await;
+        Ok((replayer, result))
+    }
+
+    /// The verdict of a check, from what the replayer saw and how the run ended.
+    fn conclude(
+        &self,
+        recording: &Recording,
+        st: State,
+        not_taken: Vec<Call>,
+        result: FlowResult<O, N::State>,
+        continues_at: &mut Vec<Call>,
+    ) -> ReplayOutcome {
+        if let Some(reason) = st.unreplayable {
+            return ReplayOutcome::Unreplayable { reason };
+        }
+        if let Some(d) = st.divergence {
+            return ReplayOutcome::Diverges(d);
+        }
+        let recorded_done = recording.document.status == RunStatus::Completed;
+        let mut frontier = st.parked;
+        for q in &result.suspended {
+            frontier.push(Call {
+                step: q.step.clone(),
+                node: String::new(),
+                parent: None,
+                path: format!("question {}", q.question),
+                iterations: Vec::new(),
+                input: None,
+                source: None,
+            });
+        }
+        if let Some(e) = &result.error
+            && !matches!(e, FlowError::ReplayStopped)
+        {
+            return ReplayOutcome::Diverges(Divergence {
+                kind: DivergenceKind::Failed,
+                path: e.step().map(|s| format!("step {s}")).unwrap_or_default(),
+                recorded: None,
+                new: None,
+                message: format!("the new code stops: {e}"),
+            });
+        }
+        if let Some(first) = frontier.first() {
+            if let Some(next) = not_taken.first() {
+                return ReplayOutcome::Diverges(Divergence {
+                    kind: DivergenceKind::NotRecorded,
+                    path: first.path.clone(),
+                    message: format!(
+                        "the new code calls `{}`, which the recorded run never called here; it called `{}` next",
+                        first.step, next.step
+                    ),
+                    recorded: Some(next.clone()),
+                    new: Some(first.clone()),
+                });
+            }
+            if recorded_done {
+                return ReplayOutcome::Diverges(Divergence {
+                    kind: DivergenceKind::NotRecorded,
+                    path: first.path.clone(),
+                    message: format!(
+                        "the new code calls `{}`, which the recorded run never called here",
+                        first.step
+                    ),
+                    recorded: None,
+                    new: Some(first.clone()),
+                });
+            }
+            *continues_at = frontier;
+            return ReplayOutcome::Compatible;
+        }
+        if let Some(next) = not_taken.first() {
+            return ReplayOutcome::Diverges(Divergence {
+                kind: DivergenceKind::NotCalled,
+                path: next.path.clone(),
+                message: format!(
+                    "the recorded run called `{}` here, which the new code never calls",
+                    next.step
+                ),
+                recorded: Some(next.clone()),
+                new: None,
+            });
+        }
+        if recorded_done
+            && let (Some(out), Some(was)) = (&result.output, &recording.document.output)
+            && let Ok(is) = (self.codec.output_to)(out)
+            && &is != was
+        {
+            return ReplayOutcome::Diverges(Divergence {
+                kind: DivergenceKind::FlowOutputChanged,
+                path: "output".into(),
+                recorded: None,
+                new: None,
+                message: format!("the run's output was {was}; the new code makes it {is}"),
+            });
+        }
+        ReplayOutcome::Compatible
+    }
+
+    /// Whether the recorded run can be resumed by this build from its journal.
+    fn resume_check(&self, recording: &Recording) -> ResumeCheck {
+        let doc = &recording.document;
+        if matches!(doc.status, RunStatus::Completed | RunStatus::Cancelled) {
+            return ResumeCheck::Finished;
+        }
+        let reason = if doc.fingerprint == self.flow.fingerprint() {
             None
         } else {
-            let mut kept: Saves<P> = HashMap::new();
-            for (name, path, value) in inner {
-                kept.entry(name).or_default().insert(path, value);
+            match self.flow.declared(&doc.fingerprint) {
+                Some(r) => Some(r.to_string()),
+                None => return ResumeCheck::Undeclared,
             }
-            // Boxed: every run's future carries a memo, and almost all are empty.
-            Some(Box::new(Mutex::new(kept)))
         };
-        Resume {
-            point,
-            memo: Memo(memo),
+        let saved = saved_state(&recording.journal, self.flow.info.points);
+        let point = saved
+            .point
+            .map(|json| (self.codec.point_from)(json).map(drop));
+        if let Some(Err(e)) = point {
+            return ResumeCheck::Undecodable {
+                reason: format!("the last saved point does not fit this build's state: {e}"),
+            };
         }
-    }
-}
-
-/// Saved inner positions, each a variant of the generated state with the iteration numbers of
-/// the loops (and the `map` items) around it. Empty (and free to ask) for a fresh run.
-#[doc(hidden)]
-pub struct Memo<P>(Option<Box<Mutex<Saves<P>>>>);
-
-/// One saved inner position: its variant name, the loop path, the value.
-type SavedAt<P> = (String, Vec<u32>, P);
-
-/// The saved values by variant name, then by path: a `take` is two hash look-ups (a resumed
-/// map of 10,000 items takes each of its saved items in constant time).
-type Saves<P> = HashMap<String, HashMap<Vec<u32>, P>>;
-
-impl<P> Memo<P> {
-    /// The value saved at position `name` in the loop iterations `path`, if any; each is taken
-    /// once.
-    #[inline]
-    pub(crate) fn take(&self, name: &str, path: &[u32]) -> Option<P> {
-        let memo = self.0.as_ref()?;
-        let mut entries = match memo.lock() {
-            Ok(e) => e,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        entries.get_mut(name)?.remove(path)
-    }
-}
-
-/// What a journal says to resume from.
-pub(crate) struct Saved {
-    /// The last top-level point, with the parallel branches finished after it filled in.
-    pub(crate) point: Option<serde_json::Value>,
-    /// The inner positions saved after it: variant name, loop path, value.
-    pub(crate) inner: Vec<(String, Vec<u32>, serde_json::Value)>,
-    /// The last position saved (one of `points`), for `checkpoint_loaded`.
-    pub(crate) loaded: Option<&'static str>,
-    /// The answers not yet retired by a save: `(question, answer)`, oldest first.
-    pub(crate) answers: Vec<(String, String)>,
-}
-
-/// The state to resume from: the last saved point, with the parallel branches finished after it
-/// filled in, and the inner positions saved after it.
-pub(crate) fn saved_state(journal: &[JournalEntry], points: &'static [&'static str]) -> Saved {
-    let known = |name: &str| points.iter().copied().find(|p| *p == name);
-    let at = journal
-        .iter()
-        .rposition(|e| matches!(e.record, PointRecord::Point(_)));
-    let (mut point, after) = match at {
-        Some(at) => match &journal[at].record {
-            PointRecord::Point(json) => (Some(json.clone()), &journal[at + 1..]),
-            _ => (None, journal),
-        },
-        None => (None, journal),
-    };
-    let mut loaded = point
-        .as_ref()
-        .and_then(|json| json.as_object())
-        .and_then(|o| o.keys().next())
-        .map(|k| known(k).unwrap_or("start"));
-    // Answers live until a save retires them, wherever they are in the journal.
-    let mut answers: Vec<(String, String)> = Vec::new();
-    for entry in journal {
-        if let PointRecord::Answer { question, text } = &entry.record {
-            answers.push((question.clone(), text.clone()));
-        }
-        for q in &entry.answered {
-            if let Some(i) = answers.iter().position(|(a, _)| a == q) {
-                answers.remove(i);
+        for (name, _, value) in saved.inner {
+            let mut json = serde_json::Map::with_capacity(1);
+            json.insert(name.clone(), value);
+            if let Err(e) = (self.codec.point_from)(serde_json::Value::Object(json)) {
+                return ResumeCheck::Undecodable {
+                    reason: format!(
+                        "the saved position `{name}` does not fit this build's state: {e}"
+                    ),
+                };
             }
         }
-    }
-    let mut inner = Vec::new();
-    for entry in after {
-        match &entry.record {
-            PointRecord::Branch {
-                group,
-                index,
-                value,
-            } => {
-                if let Some(slot) = point
-                    .as_mut()
-                    .and_then(|json| json.get_mut(group.as_str()))
-                    .and_then(|g| g.get_mut("done"))
-                    .and_then(|d| d.get_mut(*index))
-                {
-                    *slot = value.clone();
-                }
-            }
-            PointRecord::Inner { name, path, value } => {
-                loaded = Some(known(name).unwrap_or("start"));
-                inner.push((name.clone(), path.clone(), value.clone()));
-            }
-            PointRecord::Point(_) | PointRecord::Stopped | PointRecord::Answer { .. } => {}
+        match reason {
+            None => ResumeCheck::SameShape,
+            Some(reason) => ResumeCheck::Declared { reason },
         }
-    }
-    Saved {
-        point,
-        inner,
-        loaded,
-        answers,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_fresh_memo_has_nothing_and_a_saved_value_is_taken_once() {
-        let fresh: Resume<u32> = Resume::fresh();
-        assert_eq!(fresh.memo.take("A", &[]), None);
-        let r = Resume::new(
-            None,
-            vec![
-                ("A".to_string(), vec![0], 1),
-                ("A".to_string(), vec![1], 2),
-                ("B".to_string(), vec![], 3),
-                ("A".to_string(), vec![1], 4),
-            ],
-        );
-        assert_eq!(r.memo.take("A", &[1]), Some(4), "the latest save wins");
-        assert_eq!(r.memo.take("A", &[1]), None, "and replaces the earlier one");
-        assert_eq!(r.memo.take("A", &[0]), Some(1));
-        assert_eq!(r.memo.take("A", &[0]), None, "taken once");
-        assert_eq!(r.memo.take("B", &[]), Some(3));
-        assert_eq!(r.memo.take("B", &[0]), None, "another path");
     }
 }

@@ -71,6 +71,36 @@ where
             _ => None,
         }
     }
+
+    /// The answer's text: `{"text": …}` (the value passes through, and is the input's).
+    fn capture_output(&self, output: &Answer<T>) -> Option<serde_json::Value> {
+        Some(answer_json(&output.text))
+    }
+
+    fn restore_output(
+        &self,
+        input: &T,
+        json: serde_json::Value,
+    ) -> Option<Result<Answer<T>, serde_json::Error>> {
+        Some(answer_text(json).map(|text| Answer {
+            value: input.clone(),
+            text,
+        }))
+    }
+}
+
+/// A recorded answer as a trace keeps it.
+fn answer_json(text: &str) -> serde_json::Value {
+    serde_json::json!({ "text": text })
+}
+
+/// The text of a recorded answer ([`answer_json`]).
+fn answer_text(json: serde_json::Value) -> Result<String, serde_json::Error> {
+    #[derive(serde::Deserialize)]
+    struct Recorded {
+        text: String,
+    }
+    serde_json::from_value::<Recorded>(json).map(|r| r.text)
 }
 
 impl<T, F> StepCall for Ask<T, F>
@@ -289,6 +319,27 @@ where
             HumanError::Suspended(p) => Some(vec![p.clone()]),
             _ => None,
         }
+    }
+
+    /// The answer's text: `{"text": …}` (the answer is read from it, the value is the input's).
+    fn capture_output(&self, output: &TypedAnswer<T, A>) -> Option<serde_json::Value> {
+        Some(answer_json(&output.text))
+    }
+
+    fn restore_output(
+        &self,
+        input: &T,
+        json: serde_json::Value,
+    ) -> Option<Result<TypedAnswer<T, A>, serde_json::Error>> {
+        let read = answer_text(json).and_then(|text| {
+            let answer = parse_answer::<A>(&text)?;
+            Ok(TypedAnswer {
+                value: input.clone(),
+                answer,
+                text,
+            })
+        });
+        Some(read)
     }
 }
 

@@ -40,6 +40,45 @@ impl<T> CaptureNone for Capture<'_, T> {
     }
 }
 
+/// A value of type `$ty` read from JSON when the type is `Deserialize`, else `None`; decided at
+/// compile time (autoref specialisation) where the type is concrete.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __orchflow_from_json {
+    ($ty:ty, $json:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::__private_0_1_0::{RestoreJson as _, RestoreNone as _};
+        (&&$crate::__private_0_1_0::Restore::<$ty>($crate::__private_0_1_0::PhantomData))
+            .restore($json)
+    }};
+}
+pub use crate::__orchflow_from_json as from_json;
+
+/// Names a type for autoref-based JSON reading (see [`RestoreJson`]).
+pub struct Restore<T>(pub PhantomData<fn() -> T>);
+
+/// Chosen when `T: DeserializeOwned`.
+pub trait RestoreJson<T> {
+    /// The value read from JSON.
+    fn restore(&self, json: Value) -> Option<Result<T, serde_json::Error>>;
+}
+impl<T: serde::de::DeserializeOwned> RestoreJson<T> for &Restore<T> {
+    fn restore(&self, json: Value) -> Option<Result<T, serde_json::Error>> {
+        Some(serde_json::from_value(json))
+    }
+}
+
+/// Chosen otherwise: nothing is read.
+pub trait RestoreNone<T> {
+    /// `None`.
+    fn restore(&self, json: Value) -> Option<Result<T, serde_json::Error>>;
+}
+impl<T> RestoreNone<T> for Restore<T> {
+    fn restore(&self, _json: Value) -> Option<Result<T, serde_json::Error>> {
+        None
+    }
+}
+
 /// A value as JSON.
 #[inline]
 pub fn to_value<T: serde::Serialize + ?Sized>(v: &T) -> Result<Value, serde_json::Error> {

@@ -151,15 +151,39 @@ pub fn memo_take<P>(memo: &Memo<P>, name: &str, path: &[u32]) -> Option<P> {
 }
 
 /// Runs a step with its retry policy; `node` is its id in the flow's graph, for its traces and
-/// events.
+/// events, and `iterations` the iterations of the loops (and items of the maps) around it.
 #[inline(always)]
 pub fn step<'a, St: StepCall>(
     rt: &'a Rt,
     step: &'a St,
     input: Feed<'a, St::Input>,
     node: &'static crate::graph::StaticNode,
+    iterations: &[u32],
 ) -> impl Future<Output = Result<St::Output, Halt>> + 'a {
-    rt.step(step, node, input)
+    // A replayed run's calls go through its replayer (boxed: the common path stays as small).
+    let go = match rt.replayer() {
+        None => Go::Run(input),
+        Some(replayer) => Go::Replay(Box::pin(crate::run::replayed(
+            rt,
+            replayer,
+            step,
+            input,
+            node,
+            iterations.to_vec(),
+        ))),
+    };
+    async move {
+        match go {
+            Go::Run(input) => rt.step(step, node, input).await,
+            Go::Replay(call) => call.await,
+        }
+    }
+}
+
+/// A step call: run, or replayed.
+enum Go<'a, I, O> {
+    Run(Feed<'a, I>),
+    Replay(std::pin::Pin<Box<dyn Future<Output = Result<O, Halt>> + Send + 'a>>),
 }
 
 /// A handle for the branches of a new parallel group.

@@ -21,7 +21,6 @@
 
 use std::any::Any;
 use std::future::Future;
-use std::marker::PhantomData;
 
 mod checks;
 mod codec;
@@ -39,10 +38,11 @@ pub use questions::*;
 
 pub use crate::context::StepContext;
 pub use crate::durable::Checkpointable;
-pub use crate::durable::replay::{Memo, Resume};
+pub use crate::durable::resume::{Memo, Resume};
 pub use crate::flow::{DriverFuture, Flow, FlowInfo};
 pub use crate::graph::{Edge, EdgeKind, FlowGraph, Node, NodeKind, StaticNode, StepFacts};
 pub use crate::policy::{FlowDefaults, RetryPolicy, StepPolicy};
+pub use crate::replay::Source;
 pub use crate::run::{Halt, Rt};
 pub use crate::step::bounds::{AnyState, Fallible, Meet, NeedsState, StateReq};
 pub use crate::step::{Feed, Predicate, StepCall, StepDef, ValueOnly, WithContext};
@@ -50,6 +50,7 @@ pub use serde;
 pub use serde_json::Value;
 pub use std::borrow::Cow;
 pub use std::convert::Infallible;
+pub use std::marker::PhantomData;
 pub use std::option::Option::Some;
 pub use std::time::Duration;
 pub use std::vec::Vec;

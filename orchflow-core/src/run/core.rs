@@ -52,6 +52,8 @@ pub(crate) struct RunCore {
     /// The state of steps without typed state.
     pub(crate) unit: Arc<()>,
     pub(crate) human: Asker,
+    /// The replayer of a run that replays or forks a recording ([`crate::replay`]).
+    pub(crate) replay: Option<Arc<crate::replay::serve::Replayer>>,
 }
 
 /// The checkpointing side of a durable run.
@@ -105,6 +107,7 @@ impl RunCore {
             durable: None,
             unit: Arc::new(()),
             human: Asker::default(),
+            replay: None,
         }
     }
 

@@ -44,17 +44,20 @@
 //!
 //! * [`core`]: [`RunCore`] and [`Rt`];
 //! * [`attempt`]: one attempt, with its timeout and panic containment, trace and events;
-//! * [`retry`]: the retry loop and its backoff.
+//! * [`retry`]: the retry loop and its backoff;
+//! * [`replayed`]: a step call of a run that replays or forks a recording.
 //!
 //! Checkpointing hooks of the handle (`Rt::reached` and the rest) are written in
 //! `durable::journal`, which owns the journal.
 
 mod attempt;
 mod core;
+mod replayed;
 mod retry;
 
 pub use self::core::Rt;
 pub(crate) use self::core::{DurableRun, Journal, PointJson, RunCore};
+pub(crate) use self::replayed::replayed;
 
 use crate::error::FlowError;
 

@@ -169,6 +169,30 @@ pub trait StepDef: Send + Sync + 'static {
     fn capture_output(&self, _output: &Self::Output) -> Option<serde_json::Value> {
         None
     }
+
+    /// Where the step is defined in the source (`#[step]`: its function), for replay reports.
+    #[doc(hidden)]
+    const SOURCE: crate::replay::Source = crate::replay::Source::UNKNOWN;
+
+    /// An input read back from JSON (a fork's edited input), when its type is `Deserialize`:
+    /// `None` when it is not.
+    fn restore_input(
+        &self,
+        _json: serde_json::Value,
+    ) -> Option<Result<Self::Input, serde_json::Error>> {
+        None
+    }
+
+    /// The output of a call with `input`, read back from the JSON that
+    /// [`capture_output`](Self::capture_output) made of it (a replay serves recorded outputs
+    /// so): `None` when the output cannot be read back (its type is not `Deserialize`).
+    fn restore_output(
+        &self,
+        _input: &Self::Input,
+        _json: serde_json::Value,
+    ) -> Option<Result<Self::Output, serde_json::Error>> {
+        None
+    }
 }
 
 /// Calling a step. The context carries the state type the step asked for: `()` for a step that

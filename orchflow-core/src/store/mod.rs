@@ -46,12 +46,14 @@ use std::time::SystemTime;
 #[doc(hidden)]
 pub mod conformance;
 mod json;
+mod lineage;
 mod memory;
 pub mod ops;
 mod query;
 mod queue;
 
 pub use json::JsonCheckpointStore;
+pub use lineage::{ForkAt, ForkOrigin, Lineage};
 pub use memory::MemoryStore;
 pub use query::{Question, RunCursor, RunListing, RunQuery, StatusCounts};
 pub use queue::{FlowKey, RunQueue, runnable};
@@ -249,6 +251,9 @@ pub struct RunDocument {
     /// ([`RunQueue::mark_waiting`]), cleared when a worker claims it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
+    /// Where the run was forked from, and the runs forked from it ([`crate::replay`]).
+    #[serde(default, skip_serializing_if = "Lineage::is_empty")]
+    pub lineage: Lineage,
 }
 
 impl RunDocument {

@@ -74,6 +74,10 @@ impl Emit<'_> {
         let uses_context = self.uses_context();
         let policy = self.policy();
         let impl_fn = self.call(&state);
+        // `file!` and `line!` spanned at the function's name: the definition's own place.
+        let source = quote_spanned! {ident.span()=>
+            #private::Source::at(::core::file!(), ::core::line!(), ::core::column!())
+        };
 
         quote! {
             #func
@@ -98,6 +102,7 @@ impl Emit<'_> {
 
                 const STATIC_NAME: ::core::option::Option<&'static str> = ::core::option::Option::Some(#name);
                 const DEFINED_AT: &'static str = ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident));
+                const SOURCE: #private::Source = #source;
 
                 #uses_context
 
@@ -109,6 +114,14 @@ impl Emit<'_> {
 
                 fn capture_output(&self, __value: &Self::Output) -> ::core::option::Option<#private::Value> {
                     #private::to_json!(__value)
+                }
+
+                fn restore_input(&self, __json: #private::Value) -> ::core::option::Option<::core::result::Result<Self::Input, #private::JsonError>> {
+                    #private::from_json!(Self::Input, __json)
+                }
+
+                fn restore_output(&self, _: &Self::Input, __json: #private::Value) -> ::core::option::Option<::core::result::Result<Self::Output, #private::JsonError>> {
+                    #private::from_json!(Self::Output, __json)
                 }
             }
 

@@ -645,6 +645,7 @@ mod tests {
             created_at: at,
             updated_at: at,
             waiting: None,
+            lineage: Default::default(),
         })
         .expect("a row")
     }

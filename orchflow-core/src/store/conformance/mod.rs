@@ -243,6 +243,7 @@ fn document(run_id: RunId, status: RunStatus, offset: i64) -> RunDocument {
         created_at: at(offset),
         updated_at: at(offset) + Duration::from_millis(1500),
         waiting: None,
+        lineage: Default::default(),
     }
 }
 

@@ -137,6 +137,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 ///     created_at: now,
 ///     updated_at: now,
 ///     waiting: None,
+///     lineage: Default::default(),
 /// };
 /// let claim = store.create(&document).await?;
 ///

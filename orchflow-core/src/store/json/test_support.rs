@@ -30,6 +30,7 @@ pub(crate) fn document(run_id: RunId, status: RunStatus) -> RunDocument {
         created_at: created,
         updated_at: created + Duration::from_millis(1500),
         waiting: None,
+        lineage: Default::default(),
     }
 }
 

@@ -249,7 +249,7 @@ mod tests {
         for id in &ids {
             // A node of the static graph, and the step's call.
             let node = format!("node (\"{id}\" ,");
-            let call = format!("StaticNode (\"{id}\")) . await");
+            let call = format!("StaticNode (\"{id}\") , & [");
             assert_eq!(expansion.matches(&node).count(), 1, "{id}: {expansion}");
             assert_eq!(expansion.matches(&call).count(), 1, "{id}: {expansion}");
         }

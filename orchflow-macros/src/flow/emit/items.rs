@@ -121,7 +121,7 @@ impl Emit<'_> {
         scope: Scope<'_>,
     ) -> TokenStream {
         match item {
-            Item::Step(s) => self.step(s, pos, &src, from, scope.rt),
+            Item::Step(s) => self.step(s, pos, &src, from, scope),
             Item::Group(g) => self.group(g, pos, &src, from, scope, None),
             Item::If(x) => self.if_item(x, pos, &src, from, scope),
             Item::Loop(l) => self.loop_item(l, pos, &src, scope),
@@ -222,9 +222,10 @@ impl Emit<'_> {
         pos: &Pos,
         src: &Src,
         from: Option<&TokenStream>,
-        rt: &TokenStream,
+        scope: Scope<'_>,
     ) -> TokenStream {
         let p = &self.private;
+        let Scope { rt, path } = scope;
         let slot = self.slot(s.slot);
         let feed = self.feed(src);
         let input = match from {
@@ -233,7 +234,7 @@ impl Emit<'_> {
         };
         let node = super::graph::node_id(&self.flow.pipeline, pos);
         let call = respan(
-            quote!(#p::step(#rt, &#slot, #input, &#p::StaticNode(#node))),
+            quote!(#p::step(#rt, &#slot, #input, &#p::StaticNode(#node), &[#(#path),*])),
             s.span,
         );
         quote_spanned!(at(s.span)=> #call.await?)
