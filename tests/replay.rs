@@ -71,11 +71,7 @@ fn small(n: &u32) -> bool {
 }
 
 fn compatible(report: &ReplayReport) {
-    assert!(
-        report.is_compatible(),
-        "{:#?}",
-        report.outcome
-    );
+    assert!(report.is_compatible(), "{:#?}", report.outcome);
 }
 
 fn diverges(report: &ReplayReport) -> (&DivergenceKind, &str, &str) {
@@ -113,7 +109,10 @@ async fn the_same_code_replays_compatible_without_running_a_step() {
         .await
         .unwrap();
     compatible(&report);
-    assert_eq!(report.reused, 8, "plan, docs, market, merge, 3 refines, publish");
+    assert_eq!(
+        report.reused, 8,
+        "plan, docs, market, merge, 3 refines, publish"
+    );
     assert!(report.continues_at.is_empty());
     assert_eq!(report.recorded_fingerprint, report.fingerprint);
     let _ = before;
@@ -311,7 +310,10 @@ async fn a_fork_from_a_loop_iteration_reuses_the_iterations_before_it() {
     // Both runs keep the lineage.
     let doc = store_doc(&store, fork.run_id).await;
     let origin = doc.lineage.forked_from.unwrap();
-    assert_eq!((origin.run_id, origin.at.to_string()), (run, "refine@2".to_string()));
+    assert_eq!(
+        (origin.run_id, origin.at.to_string()),
+        (run, "refine@2".to_string())
+    );
     assert_eq!(origin.input, Some(serde_json::json!(2000)));
     assert_eq!(store_doc(&store, run).await.lineage.forks, [fork.run_id]);
 }
@@ -329,7 +331,10 @@ async fn a_fork_from_a_branch_with_an_edited_input_reruns_that_branch_only() {
     let d = d.durable(store.clone());
     let at = ForkAt::parse("market").unwrap();
     let edited = serde_json::json!("a much longer plan with many words");
-    let preview = d.preview_fork(run, &at, Some(edited.clone())).await.unwrap();
+    let preview = d
+        .preview_fork(run, &at, Some(edited.clone()))
+        .await
+        .unwrap();
     let how: Vec<(&str, Reuse)> = preview
         .steps
         .iter()
@@ -360,7 +365,8 @@ async fn a_fork_from_a_branch_with_an_edited_input_reruns_that_branch_only() {
         .await
         .unwrap_err();
     assert!(
-        bad.to_string().contains("does not fit the input type of `market`"),
+        bad.to_string()
+            .contains("does not fit the input type of `market`"),
         "{bad}"
     );
     assert_eq!(store_doc(&store, run).await.lineage.forks.len(), 1);

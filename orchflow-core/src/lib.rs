@@ -13,7 +13,8 @@
 //!
 //! 1. `__private_0_1_0` (what generated code calls; the version in its name makes a macros crate
 //!    of another version fail to compile against this one) and `testing`: over everything below;
-//! 2. `durable` (the [`Durable`] API; `durable::load` reads a checkpoint back into a launch);
+//! 2. `registry` (flows by name, types erased, for tools) and `worker`, then `durable` (the
+//!    [`Durable`] API; `durable::load` reads a checkpoint back into a launch);
 //! 3. `flow` ([`Flow`], [`FlowInfo`]: starting and finishing a run), over `durable::journal`
 //!    (journal writing, as methods of the run handle) and `durable::resume` (what a journal
 //!    says to resume from, and what a driver replays), which sit below it;
@@ -38,6 +39,7 @@ pub mod graph;
 pub mod human;
 mod json;
 mod policy;
+pub mod registry;
 pub mod replay;
 mod result;
 mod run;

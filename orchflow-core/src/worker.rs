@@ -206,8 +206,10 @@ impl<Q: RunQueue + ?Sized + 'static> Worker<Q> {
         }
     }
 
-    /// Teaches the worker a flow: it will run the runs of this flow's name and fingerprint. A
-    /// flow with the same name and fingerprint registered again replaces the first.
+    /// Teaches the worker a flow: it will run the runs of this flow's name and fingerprint, and
+    /// of the earlier fingerprints it declares compatible
+    /// ([`Flow::compatible_with`](crate::Flow::compatible_with)). A flow with the same name and
+    /// fingerprint registered again replaces the first.
     ///
     /// Register flows whose questions suspend ([`human::Suspend`](crate::human::Suspend)): a
     /// worker has no person at hand to ask.
@@ -223,10 +225,19 @@ impl<Q: RunQueue + ?Sized + 'static> Worker<Q> {
         Flow<T, I, O, N, P, F>: Send + Sync + 'static,
     {
         let key = flow.key();
-        let runner = FlowRunner {
+        // Runs of earlier fingerprints the flow declares compatible are its runs too.
+        let declared: Vec<FlowKey> = flow
+            .declarations()
+            .map(|(fp, _)| FlowKey::new(flow.name(), fp))
+            .collect();
+        let runner: Arc<dyn Runner> = Arc::new(FlowRunner {
             flow: Arc::new(flow),
-        };
-        Arc::make_mut(&mut self.flows).insert(key, Arc::new(runner));
+        });
+        let flows = Arc::make_mut(&mut self.flows);
+        for k in declared {
+            flows.insert(k, Arc::clone(&runner));
+        }
+        flows.insert(key, runner);
         self
     }
 

@@ -180,6 +180,7 @@ where
             seq += 1;
             answers.push((question, text));
         }
+        let replay = self.fork_replayer(&document, &traces).await?;
         Ok((
             Some(Launch {
                 input: Arc::new(input),
@@ -197,7 +198,7 @@ where
                     point_json: self.codec.point_to,
                     state_json: self.state_codec.map(|c| c.to_json),
                 })),
-                replay: None,
+                replay,
             }),
             None,
             shared_state,

@@ -52,6 +52,9 @@ pub enum ForkError {
         /// Why.
         reason: String,
     },
+    /// This build has no flow of the run's flow name ([`Registry`](crate::registry::Registry)).
+    #[error("this build has no flow `{0}`")]
+    UnknownFlow(String),
     /// The recording cannot be used (values not recorded, input of another type).
     #[error("run {run_id} cannot be forked: {reason}")]
     Unreplayable {
@@ -287,62 +290,6 @@ where
         Ok(self.flow.execute(launch, N::State::default(), None).await)
     }
 
-    /// The recording of run `run_id`, checked to be this flow's.
-    async fn recording_to_fork(&self, run_id: RunId) -> Result<Recording, ForkError> {
-        let recording = Recording::load(&*self.store, run_id)
-            .await?
-            .ok_or(ForkError::NotFound(run_id))?;
-        if recording.document.flow != self.flow.info.name {
-            return Err(ForkError::OtherFlow {
-                run_id,
-                expected: self.flow.info.name.to_string(),
-                found: recording.document.flow.clone(),
-            });
-        }
-        Ok(recording)
-    }
-
-    /// The replayer's mode for a fork of `recording` from `at`, and the new run's origin.
-    fn fork_mode(
-        &self,
-        recording: &Recording,
-        at: &ForkAt,
-        input: Option<serde_json::Value>,
-        dry: bool,
-    ) -> Result<(Mode, ForkOrigin), ForkError> {
-        let run_id = recording.document.run_id;
-        let (key, ordinal) = locate(&recording.traces, at)
-            .map_err(|reason| ForkError::NoSuchCall { run_id, reason })?;
-        let origin = ForkOrigin {
-            run_id,
-            at: at.clone(),
-            path: String::new(),
-            input: input.clone(),
-            fingerprint: recording.document.fingerprint.clone(),
-        };
-        Ok((
-            Mode::Fork {
-                key,
-                ordinal,
-                input,
-                dry,
-            },
-            origin,
-        ))
-    }
-
-    /// Adds `fork` to the forks listed by run `run_id`'s document.
-    async fn record_fork(&self, run_id: RunId, fork: RunId) -> Result<(), StoreError> {
-        let claim = self.store.claim(run_id).await?;
-        let mut doc = self
-            .store
-            .document(run_id)
-            .await?
-            .ok_or(StoreError::NotFound(run_id))?;
-        doc.lineage.forks.push(fork);
-        self.store.put_document(&claim, &doc).await
-    }
-
     /// Runs the flow over `recording` with a replayer in `mode`: the replayer and the result,
     /// or why the recording cannot be used.
     async fn drive(
@@ -362,6 +309,38 @@ where
         launch.replay = Some(Arc::clone(&replayer));
         let result = self.flow.execute(launch, N::State::default(), None).await;
         Ok((replayer, result))
+    }
+
+    /// Like [`fork`](Self::fork), but queues the fork for a worker
+    /// ([`Queued`](RunStatus::Queued)) instead of running it here: the worker that takes it
+    /// reuses the recorded results before the fork's call as `fork` does. Returns the new
+    /// run's id.
+    ///
+    /// Fails like [`preview_fork`](Self::preview_fork), before anything is written.
+    pub async fn submit_fork(
+        &self,
+        run_id: RunId,
+        at: &ForkAt,
+        input: Option<serde_json::Value>,
+    ) -> Result<RunId, ForkError> {
+        let preview = self.preview_fork(run_id, at, input.clone()).await?;
+        let recording = self.recording_to_fork(run_id).await?;
+        let (_, mut origin) = self.fork_mode(&recording, at, input, false)?;
+        origin.path = preview.at.path;
+        let input_value =
+            (self.codec.input_from)(recording.document.input.clone()).map_err(|e| {
+                ForkError::Unreplayable {
+                    run_id,
+                    reason: format!("the recorded input does not fit the flow's input type: {e}"),
+                }
+            })?;
+        let new_id = RunId::new_v4();
+        let mut document = self.document(new_id, &input_value, RunStatus::Queued)?;
+        document.lineage.forked_from = Some(origin);
+        self.keep_graph().await?;
+        drop(self.store.create(&document).await?);
+        self.record_fork(run_id, new_id).await?;
+        Ok(new_id)
     }
 
     /// The verdict of a check, from what the replayer saw and how the run ended.
@@ -497,5 +476,101 @@ where
             None => ResumeCheck::SameShape,
             Some(reason) => ResumeCheck::Declared { reason },
         }
+    }
+}
+
+impl<'f, T, I, O, N, P, F> Durable<'f, T, I, O, N, P, F>
+where
+    T: Send + Sync + 'static,
+    I: Send + Sync + 'static,
+    O: Send + 'static,
+    N: StateReq,
+    P: Send + 'static,
+    F: Driver<T, I, O, P>,
+{
+    /// The recording of run `run_id`, checked to be this flow's.
+    async fn recording_to_fork(&self, run_id: RunId) -> Result<Recording, ForkError> {
+        let recording = Recording::load(&*self.store, run_id)
+            .await?
+            .ok_or(ForkError::NotFound(run_id))?;
+        if recording.document.flow != self.flow.info.name {
+            return Err(ForkError::OtherFlow {
+                run_id,
+                expected: self.flow.info.name.to_string(),
+                found: recording.document.flow.clone(),
+            });
+        }
+        Ok(recording)
+    }
+
+    /// The replayer's mode for a fork of `recording` from `at`, and the new run's origin.
+    fn fork_mode(
+        &self,
+        recording: &Recording,
+        at: &ForkAt,
+        input: Option<serde_json::Value>,
+        dry: bool,
+    ) -> Result<(Mode, ForkOrigin), ForkError> {
+        let run_id = recording.document.run_id;
+        let (key, ordinal) = locate(&recording.traces, at)
+            .map_err(|reason| ForkError::NoSuchCall { run_id, reason })?;
+        let origin = ForkOrigin {
+            run_id,
+            at: at.clone(),
+            path: String::new(),
+            input: input.clone(),
+            fingerprint: recording.document.fingerprint.clone(),
+        };
+        Ok((
+            Mode::Fork {
+                key,
+                ordinal,
+                input,
+                dry,
+            },
+            origin,
+        ))
+    }
+
+    /// Adds `fork` to the forks listed by run `run_id`'s document.
+    async fn record_fork(&self, run_id: RunId, fork: RunId) -> Result<(), StoreError> {
+        let claim = self.store.claim(run_id).await?;
+        let mut doc = self
+            .store
+            .document(run_id)
+            .await?
+            .ok_or(StoreError::NotFound(run_id))?;
+        doc.lineage.forks.push(fork);
+        self.store.put_document(&claim, &doc).await
+    }
+
+    /// The replayer of a forked run that has not made its fork's call yet (a fork submitted
+    /// for a worker, or one that stopped before that call): `None` for any other run.
+    pub(crate) async fn fork_replayer(
+        &self,
+        document: &crate::store::RunDocument,
+        traces: &[crate::trace::StepTrace],
+    ) -> Result<Option<Arc<Replayer>>, StoreError> {
+        let Some(origin) = &document.lineage.forked_from else {
+            return Ok(None);
+        };
+        // The calls before the fork's are answered, not run: an attempt of the fork's step
+        // in this run's own traces is the fork's call or one after it.
+        if traces.iter().any(|t| t.step == origin.at.step) {
+            return Ok(None);
+        }
+        let Some(recording) = Recording::load(&*self.store, origin.run_id).await? else {
+            return Err(StoreError::NotFound(origin.run_id));
+        };
+        let Ok((mode, _)) = self.fork_mode(&recording, &origin.at, origin.input.clone(), false)
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Arc::new(Replayer::new(
+            recording.traces,
+            self.flow.graph(),
+            recording.graph,
+            mode,
+        ))))
     }
 }
