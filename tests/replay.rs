@@ -5,6 +5,9 @@
 //! changed loop bound are each reported at the right structural path. Forks from a loop
 //! iteration and from a branch with an edited input reuse what came before and run the rest.
 
+// A step takes `&T` of the type flowing in, here `String`, not `str`.
+#![allow(clippy::ptr_arg)]
+
 use orchflow::replay::{DivergenceKind, ForkAt, ReplayOptions, ReplayOutcome, ReplayReport, Reuse};
 use orchflow::{MemoryStore, flow, step};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -60,6 +60,9 @@ pub struct StepContext<S = ()> {
     pub(crate) step: &'static str,
     pub(crate) attempt: u32,
     pub(crate) group: Option<u32>,
+    /// The `map` item the step runs for (`run::core::NO_ITEM` for none): a nested flow's
+    /// steps carry their enclosing item.
+    pub(crate) item: u32,
 }
 
 impl<S> StepContext<S> {
@@ -108,6 +111,7 @@ impl<S> Clone for StepContext<S> {
             step: self.step,
             attempt: self.attempt,
             group: self.group,
+            item: self.item,
         }
     }
 }

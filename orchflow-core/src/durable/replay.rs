@@ -356,7 +356,7 @@ where
             return ReplayOutcome::Unreplayable { reason };
         }
         if let Some(d) = st.divergence {
-            return ReplayOutcome::Diverges(d);
+            return ReplayOutcome::Diverges(Box::new(d));
         }
         let recorded_done = recording.document.status == RunStatus::Completed;
         let mut frontier = st.parked;
@@ -374,17 +374,17 @@ where
         if let Some(e) = &result.error
             && !matches!(e, FlowError::ReplayStopped)
         {
-            return ReplayOutcome::Diverges(Divergence {
+            return ReplayOutcome::Diverges(Box::new(Divergence {
                 kind: DivergenceKind::Failed,
                 path: e.step().map(|s| format!("step {s}")).unwrap_or_default(),
                 recorded: None,
                 new: None,
                 message: format!("the new code stops: {e}"),
-            });
+            }));
         }
         if let Some(first) = frontier.first() {
             if let Some(next) = not_taken.first() {
-                return ReplayOutcome::Diverges(Divergence {
+                return ReplayOutcome::Diverges(Box::new(Divergence {
                     kind: DivergenceKind::NotRecorded,
                     path: first.path.clone(),
                     message: format!(
@@ -393,10 +393,10 @@ where
                     ),
                     recorded: Some(next.clone()),
                     new: Some(first.clone()),
-                });
+                }));
             }
             if recorded_done {
-                return ReplayOutcome::Diverges(Divergence {
+                return ReplayOutcome::Diverges(Box::new(Divergence {
                     kind: DivergenceKind::NotRecorded,
                     path: first.path.clone(),
                     message: format!(
@@ -405,13 +405,13 @@ where
                     ),
                     recorded: None,
                     new: Some(first.clone()),
-                });
+                }));
             }
             *continues_at = frontier;
             return ReplayOutcome::Compatible;
         }
         if let Some(next) = not_taken.first() {
-            return ReplayOutcome::Diverges(Divergence {
+            return ReplayOutcome::Diverges(Box::new(Divergence {
                 kind: DivergenceKind::NotCalled,
                 path: next.path.clone(),
                 message: format!(
@@ -420,20 +420,20 @@ where
                 ),
                 recorded: Some(next.clone()),
                 new: None,
-            });
+            }));
         }
         if recorded_done
             && let (Some(out), Some(was)) = (&result.output, &recording.document.output)
             && let Ok(is) = (self.codec.output_to)(out)
             && &is != was
         {
-            return ReplayOutcome::Diverges(Divergence {
+            return ReplayOutcome::Diverges(Box::new(Divergence {
                 kind: DivergenceKind::FlowOutputChanged,
                 path: "output".into(),
                 recorded: None,
                 new: None,
                 message: format!("the run's output was {was}; the new code makes it {is}"),
-            });
+            }));
         }
         ReplayOutcome::Compatible
     }

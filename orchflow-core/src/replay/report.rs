@@ -102,7 +102,7 @@ pub enum ReplayOutcome {
     /// [`ReplayReport::continues_at`].
     Compatible,
     /// The first divergence.
-    Diverges(Divergence),
+    Diverges(Box<Divergence>),
     /// The recording cannot be replayed (another flow, values not captured, input that does not
     /// read back): why.
     Unreplayable {

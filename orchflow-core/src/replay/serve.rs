@@ -63,6 +63,14 @@ pub(crate) struct Replayer {
     state: Mutex<State>,
 }
 
+/// Where the fork's call was made.
+struct Made {
+    node: String,
+    parent: Option<String>,
+    iterations: Vec<u32>,
+    item: Option<u32>,
+}
+
 #[derive(Default)]
 pub(crate) struct State {
     /// The successful recorded attempts of each key not taken yet, in recorded order.
@@ -75,10 +83,11 @@ pub(crate) struct State {
     pub(crate) unreplayable: Option<String>,
     /// Calls parked because nothing is recorded for them, in order.
     pub(crate) parked: Vec<Call>,
-    /// Calls running live in a check (steps that are flows, re-executed steps).
+    /// Re-executed steps running in a check (a flow that runs is not counted: its own calls
+    /// are answered or parked).
     live: u32,
-    /// The fork's call, once made: node, parent, iterations.
-    fork_made: Option<(String, Option<String>, Vec<u32>)>,
+    /// The fork's call, once made.
+    fork_made: Option<Made>,
     /// A fork's edited input that does not fit the step's input type.
     pub(crate) bad_input: Option<String>,
     /// Every call, in order, with what was done with it (forks).
@@ -153,7 +162,6 @@ impl Replayer {
             Mode::Check(options) => {
                 let Some(i) = recorded else {
                     if is_flow {
-                        st.live += 1;
                         return Serve::Live(None);
                     }
                     st.parked.push(new_call());
@@ -194,7 +202,6 @@ impl Replayer {
                     return Serve::Stop;
                 }
                 if is_flow {
-                    st.live += 1;
                     return Serve::Live(None);
                 }
                 let Some(json) = t.output.clone() else {
@@ -244,7 +251,12 @@ impl Replayer {
                 dry,
             } => {
                 let (reuse, replacement) = if &key == fork_key && ordinal == *fork_ordinal {
-                    st.fork_made = Some((node.to_string(), key.0.clone(), iterations.to_vec()));
+                    st.fork_made = Some(Made {
+                        node: node.to_string(),
+                        parent: key.0.clone(),
+                        iterations: iterations.to_vec(),
+                        item: key.2,
+                    });
                     let replacement = match edited {
                         None => None,
                         Some(json) => match step.restore_input(json.clone()) {
@@ -269,9 +281,17 @@ impl Replayer {
                     (Reuse::Rerun, replacement)
                 } else {
                     let after = match &st.fork_made {
-                        Some((fnode, fparent, fiter)) => {
-                            fparent != &key.0
-                                || !independent(Some(&self.graph), node, iterations, fnode, fiter)
+                        // Another item of the map the fork's call is in is independent of it.
+                        Some(m) if m.item.is_some() && key.2.is_some() && m.item != key.2 => false,
+                        Some(m) => {
+                            m.parent != key.0
+                                || !independent(
+                                    Some(&self.graph),
+                                    node,
+                                    iterations,
+                                    &m.node,
+                                    &m.iterations,
+                                )
                         }
                         None => false,
                     };
@@ -310,6 +330,8 @@ impl Replayer {
                 }
                 if *dry {
                     // A preview runs nothing: what follows an unknown result is unknown.
+                    let call = st.log.last().map(|s| s.call.clone()).unwrap_or_default();
+                    st.parked.push(call);
                     return Serve::Park;
                 }
                 if let Some(last) = st.log.last_mut()
@@ -324,8 +346,8 @@ impl Replayer {
         }
     }
 
-    /// A live call of a check ended; `output` is its output as JSON when the step was
-    /// re-executed to compare with `recorded`. Whether the run goes on.
+    /// A re-executed call of a check ended; `compared` holds the recorded output and the new
+    /// one as JSON (`None` when the step failed). Whether the run goes on.
     pub(crate) fn ended<St: StepDef>(
         &self,
         step: &St,
@@ -367,11 +389,6 @@ impl Replayer {
     pub(crate) fn stuck(&self) -> bool {
         let st = self.lock();
         !st.parked.is_empty() && st.live == 0
-    }
-
-    /// Whether the run is a check (a replay) rather than a fork.
-    pub(crate) fn is_check(&self) -> bool {
-        matches!(self.mode, Mode::Check(_))
     }
 
     /// The state, for the report; the successful recorded attempts never taken, in recorded

@@ -179,6 +179,7 @@ impl Rt {
             step: name,
             attempt: n,
             group: self.group,
+            item: self.item.load(std::sync::atomic::Ordering::Relaxed),
         }))
     }
 

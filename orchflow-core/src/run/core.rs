@@ -299,6 +299,7 @@ impl Rt {
             step: parent.unwrap_or(""),
             attempt: 0,
             group,
+            item: NO_ITEM,
         };
         Rt {
             core,
@@ -411,6 +412,7 @@ impl Rt {
             step: which,
             attempt: 1,
             group: self.group,
+            item: self.item.load(Ordering::Relaxed),
         };
         catch_unwind(AssertUnwindSafe(|| pred.test(value, &ctx))).map_err(|payload| {
             let message = panic_message(payload);
@@ -432,7 +434,10 @@ impl Rt {
             .downcast::<RunCore>()
             .ok()?;
         let state: Arc<dyn Any + Send + Sync> = Arc::clone(&ctx.state) as _;
-        Some(Rt::with(core, state, Some(ctx.step), ctx.group, defaults))
+        let rt = Rt::with(core, state, Some(ctx.step), ctx.group, defaults);
+        // A nested flow run for a `map` item: its steps are that item's.
+        rt.item.store(ctx.item, Ordering::Relaxed);
+        Some(rt)
     }
 }
 

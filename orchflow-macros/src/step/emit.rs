@@ -33,6 +33,27 @@ struct Emit<'a> {
 }
 
 /// The associated types of `StepDef`, and the context's state type.
+/// Reads a value of type `ty` (written `written` in the source) back from `__json`, when it is
+/// `Deserialize`. A type that holds a reference or a lifetime never is (it cannot be read from an
+/// owned value), and the compiler would reject the autoref choice rather than fall back, so it
+/// reads nothing.
+fn restore(private: &TokenStream, ty: TokenStream, written: &TokenStream) -> TokenStream {
+    if borrows(written.clone()) {
+        quote!(::core::option::Option::None)
+    } else {
+        quote!(#private::from_json!(#ty, __json))
+    }
+}
+
+/// Whether a type's tokens hold a reference (`&`) or a lifetime (`'a`).
+fn borrows(tokens: TokenStream) -> bool {
+    tokens.into_iter().any(|tt| match tt {
+        proc_macro2::TokenTree::Punct(p) => p.as_char() == '&' || p.as_char() == '\'',
+        proc_macro2::TokenTree::Group(g) => borrows(g.stream()),
+        _ => false,
+    })
+}
+
 struct Types {
     input: TokenStream,
     output: TokenStream,
@@ -74,6 +95,8 @@ impl Emit<'_> {
         let uses_context = self.uses_context();
         let policy = self.policy();
         let impl_fn = self.call(&state);
+        let restore_input = restore(private, quote!(Self::Input), &input);
+        let restore_output = restore(private, quote!(Self::Output), &output);
         // `file!` and `line!` spanned at the function's name: the definition's own place.
         let source = quote_spanned! {ident.span()=>
             #private::Source::at(::core::file!(), ::core::line!(), ::core::column!())
@@ -117,11 +140,11 @@ impl Emit<'_> {
                 }
 
                 fn restore_input(&self, __json: #private::Value) -> ::core::option::Option<::core::result::Result<Self::Input, #private::JsonError>> {
-                    #private::from_json!(Self::Input, __json)
+                    #restore_input
                 }
 
                 fn restore_output(&self, _: &Self::Input, __json: #private::Value) -> ::core::option::Option<::core::result::Result<Self::Output, #private::JsonError>> {
-                    #private::from_json!(Self::Output, __json)
+                    #restore_output
                 }
             }
 
@@ -315,5 +338,20 @@ impl Emit<'_> {
             Ret::Result { .. } => call,
             Ret::Plain(_) => quote!(::core::result::Result::Ok(#call)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::borrows;
+    use quote::quote;
+
+    #[test]
+    fn a_type_with_a_reference_or_a_lifetime_borrows() {
+        assert!(borrows(quote!(Vec<&str>)));
+        assert!(borrows(quote!((String, Vec<&'static str>, u32))));
+        assert!(borrows(quote!(Cow<'a, str>)));
+        assert!(!borrows(quote!(Vec<String>)));
+        assert!(!borrows(quote!((u32, Option<Box<[u8]>>))));
     }
 }
