@@ -7,16 +7,20 @@
 //!
 //! Run it with `cargo run --example basic_sequential`.
 
-use orchflow::{flow, step};
-use serde::Serialize;
+#[path = "support/replay_check.rs"]
+mod replay_check;
+use replay_check::replay_check;
 
-#[derive(Debug, Clone, Serialize)]
+use orchflow::{flow, step};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Order {
     item: String,
     quantity: u32,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Quote {
     order: Order,
     unit_cents: u64,
@@ -121,4 +125,7 @@ async fn main() {
             }
         }
     }
+
+    println!();
+    replay_check!(receipt, "3 x widget".to_string());
 }

@@ -8,6 +8,7 @@
 #[path = "support/store.rs"]
 mod support;
 
+use orchflow::replay::{ReplayOptions, ReplayOutcome};
 use orchflow::store::CheckpointStore;
 use orchflow::{flow, step};
 use serde::{Deserialize, Serialize};
@@ -120,6 +121,45 @@ async fn main() {
     println!("\nresume with a changed flow:");
     if let Err(e) = changed.durable(store.clone()).resume(first.run_id).await {
         println!("  -> {e}");
+    }
+
+    // A replay drives a build over the recorded run without running a step: the same flow is
+    // compatible; the changed one says where it departs from the recording.
+    println!(
+        "
+replay of the recorded run (no step runs):"
+    );
+    let options = ReplayOptions::default();
+    match audit
+        .durable(store.clone())
+        .replay(first.run_id, &options)
+        .await
+    {
+        Ok(r) if r.is_compatible() => println!(
+            "  same flow: compatible ({} calls served from the recording)",
+            r.reused
+        ),
+        Ok(r) => {
+            println!("  same flow: {:?}", r.outcome);
+            std::process::exit(1);
+        }
+        Err(e) => {
+            println!("  cannot replay: {e}");
+            std::process::exit(1);
+        }
+    }
+    match changed
+        .durable(store.clone())
+        .replay(first.run_id, &options)
+        .await
+    {
+        Ok(r) => match &r.outcome {
+            ReplayOutcome::Diverges(d) => {
+                println!("  changed flow: diverges at {}: {}", d.path, d.message)
+            }
+            other => println!("  changed flow: {other:?}"),
+        },
+        Err(e) => println!("  cannot replay: {e}"),
     }
     file.finish(store);
 }

@@ -10,11 +10,15 @@
 //!
 //! Run it with `cargo run --example conditional_flow`.
 
+#[path = "support/replay_check.rs"]
+mod replay_check;
+use replay_check::replay_check;
+
 use orchflow::{FlowResult, flow, step};
 
 // ---------------------------------------------------------------- text steps (1 and 2)
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Text {
     body: String,
     words: usize,
@@ -58,7 +62,7 @@ async fn calm_down(t: Text) -> Text {
 
 // ---------------------------------------------------------------- order steps (3)
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Order {
     total: u32,
     member: bool,
@@ -85,7 +89,7 @@ async fn standard_price(o: Order) -> String {
 
 // ---------------------------------------------------------------- draft steps (4)
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Draft {
     version: u32,
     score: u32,
@@ -209,4 +213,22 @@ async fn main() {
             None => println!("   {label} failed: {:?}", r.error),
         }
     }
+
+    println!();
+    replay_check!(shorten, "a short note".to_string());
+    replay_check!(tidy, "STOP SHOUTING".to_string());
+    replay_check!(
+        pricing,
+        Order {
+            total: 200,
+            member: true
+        }
+    );
+    replay_check!(
+        polish,
+        Draft {
+            version: 1,
+            score: 40
+        }
+    );
 }

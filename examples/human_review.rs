@@ -96,5 +96,25 @@ async fn main() {
             waiting.run_id
         );
     }
+
+    // The answered run, replayed against this build: the answer is served from the recording.
+    let report = post
+        .durable(store.clone())
+        .replay(first.run_id, &orchflow::replay::ReplayOptions::default())
+        .await;
+    match report {
+        Ok(r) if r.is_compatible() => println!(
+            "\nreplay of run {}: compatible ({} calls served from the recording, the answer among them)",
+            r.run_id, r.reused
+        ),
+        Ok(r) => {
+            println!("\nreplay of run {}: {:?}", r.run_id, r.outcome);
+            std::process::exit(1);
+        }
+        Err(e) => {
+            println!("\ncannot replay: {e}");
+            std::process::exit(1);
+        }
+    }
     file.finish(store);
 }

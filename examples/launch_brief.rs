@@ -13,6 +13,10 @@
 //!
 //! Run it with `cargo run --example launch_brief`.
 
+#[path = "support/replay_check.rs"]
+mod replay_check;
+use replay_check::replay_check;
+
 use futures::StreamExt;
 use orchflow::{Event, StepContext, flow, step};
 use std::sync::Mutex;
@@ -48,20 +52,20 @@ impl Default for Brief {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Plan {
     topic: String,
-    questions: Vec<&'static str>,
+    questions: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Draft {
     text: String,
     words: usize,
     budget: usize,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Published {
     text: String,
     words: usize,
@@ -89,7 +93,9 @@ async fn plan(topic: String, ctx: &StepContext<Brief>) -> Result<Plan, BriefErro
     }
     Ok(Plan {
         topic,
-        questions: vec!["what is new", "who is it for", "how to upgrade"],
+        questions: ["what is new", "who is it for", "how to upgrade"]
+            .map(String::from)
+            .to_vec(),
     })
 }
 
@@ -283,4 +289,7 @@ async fn main() {
         ),
         None => println!("  failed: {:?}", tight.error),
     }
+
+    println!();
+    replay_check!(launch, "Orchflow v0.5 release".to_string());
 }

@@ -11,6 +11,10 @@
 //!
 //! Run it with `cargo run --example live_events`.
 
+#[path = "support/replay_check.rs"]
+mod replay_check;
+use replay_check::replay_check;
+
 use futures::StreamExt;
 use orchflow::{Event, StepContext, flow, step};
 use std::time::{Duration, Instant};
@@ -19,7 +23,7 @@ use std::time::{Duration, Instant};
 #[error("connection reset while fetching {0}")]
 struct FetchError(String);
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Video {
     url: String,
     seconds: usize,
@@ -142,4 +146,7 @@ async fn main() {
         result.traces.len(),
         millis(result.duration)
     );
+
+    println!();
+    replay_check!(pipeline, "https://example.com/v/42".to_string());
 }

@@ -11,6 +11,10 @@
 //!
 //! Run it with `cargo run --example map_fanout`.
 
+#[path = "support/replay_check.rs"]
+mod replay_check;
+use replay_check::replay_check;
+
 use orchflow::{flow, step};
 use std::time::{Duration, Instant};
 
@@ -72,4 +76,7 @@ async fn main() {
         .filter_map(|t| t.item)
         .collect();
     println!("fetches finished in the order of items {fetched:?}");
+
+    println!();
+    replay_check!(f, "https://example.com".to_string());
 }

@@ -12,6 +12,10 @@
 //!
 //! Run it with `cargo run --example parallel_steps`.
 
+#[path = "support/replay_check.rs"]
+mod replay_check;
+use replay_check::replay_check;
+
 use orchflow::{AttemptOutcome, FlowResult, flow, step};
 use std::time::{Duration, Instant};
 
@@ -31,13 +35,13 @@ async fn load_profile(user: &u32) -> String {
 
 /// Fails fast (after 1ms) for user 0; otherwise answers after `ORDERS_MS`.
 #[step]
-async fn load_orders(user: &u32) -> Result<Vec<&'static str>, NoSuchUser> {
+async fn load_orders(user: &u32) -> Result<Vec<String>, NoSuchUser> {
     if *user == 0 {
         tokio::time::sleep(Duration::from_millis(1)).await;
         return Err(NoSuchUser(*user));
     }
     tokio::time::sleep(Duration::from_millis(ORDERS_MS)).await;
-    Ok(vec!["order-17", "order-42"])
+    Ok(vec!["order-17".to_string(), "order-42".to_string()])
 }
 
 #[step]
@@ -48,7 +52,7 @@ async fn load_recommendations(_user: &u32) -> u32 {
 
 /// Receives the group's outputs as a tuple, in the order the branches are written.
 #[step]
-async fn summarize(parts: (String, Vec<&'static str>, u32)) -> String {
+async fn summarize(parts: (String, Vec<String>, u32)) -> String {
     let (profile, orders, recommendations) = parts;
     format!(
         "{profile}: {} orders, {recommendations} recommendations",
@@ -139,4 +143,7 @@ async fn main() {
         "  wall time {} (no wait for the {RECOMMENDATIONS_MS}ms branch; summarize never ran)",
         millis(elapsed)
     );
+
+    println!();
+    replay_check!(dashboard, 7);
 }

@@ -11,6 +11,10 @@
 //!
 //! Run it with `cargo run --example retries`.
 
+#[path = "support/replay_check.rs"]
+mod replay_check;
+use replay_check::replay_check;
+
 use orchflow::testing::{Flaky, FlakyError};
 use orchflow::{FlowResult, RetryPolicy, StepContext, flow, step};
 use std::time::Duration;
@@ -178,4 +182,8 @@ async fn main() {
         r.traces.len(),
         r.success
     );
+
+    println!();
+    replay_check!(payment, "good".to_string());
+    replay_check!(inventory, 3);
 }

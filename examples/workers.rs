@@ -209,11 +209,17 @@ async fn submit(store: PostgresStore) {
         drop(child.stdin.take());
         let _ = child.wait();
     }
-    println!("\nevery run completed:");
+    println!("\nevery run completed (each replayed against this build, no step running):");
+    let options = orchflow::replay::ReplayOptions::default();
     for run_id in &mine {
         if let Ok(Some(c)) = store.load(*run_id).await {
             let output = c.document.output.unwrap_or_default();
-            println!("  {} {output}", short(*run_id));
+            let replay = match f.durable(store.clone()).replay(*run_id, &options).await {
+                Ok(r) if r.is_compatible() => "replay compatible".to_string(),
+                Ok(r) => fail(&format!("run {run_id} does not replay: {:?}", r.outcome)),
+                Err(e) => fail(&format!("replay run {run_id}: {e}")),
+            };
+            println!("  {} {output} ({replay})", short(*run_id));
         }
     }
     println!(
