@@ -9,7 +9,7 @@
 #![allow(clippy::ptr_arg)]
 
 use orchflow::replay::{DivergenceKind, ForkAt, ReplayOptions, ReplayOutcome, ReplayReport, Reuse};
-use orchflow::{MemoryStore, flow, step};
+use orchflow::{AttemptOutcome, MemoryStore, flow, step};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 static CALLS: AtomicU32 = AtomicU32::new(0);
@@ -308,8 +308,27 @@ async fn a_fork_from_a_loop_iteration_reuses_the_iterations_before_it() {
         .unwrap();
     assert!(fork.success, "{:?}", fork.error);
     assert_eq!(fork.output, Some((2000 + 1 + 1) * 2));
-    let ran: Vec<&str> = fork.traces.iter().map(|t| t.step.as_ref()).collect();
+    let ran: Vec<&str> = fork
+        .traces
+        .iter()
+        .filter(|t| t.outcome != AttemptOutcome::Reused)
+        .map(|t| t.step.as_ref())
+        .collect();
     assert_eq!(ran, ["refine", "refine", "publish"], "the rest ran");
+    let reused: Vec<&str> = fork
+        .traces
+        .iter()
+        .filter(|t| t.outcome == AttemptOutcome::Reused)
+        .map(|t| t.step.as_ref())
+        .collect();
+    assert_eq!(reused, ["plan", "docs", "market", "merge", "refine"]);
+    assert!(fork.traces.iter().all(|t| t.success));
+    // The fork's own record replays: the reused calls are in it.
+    let report = d
+        .replay(fork.run_id, &ReplayOptions::default())
+        .await
+        .unwrap();
+    compatible(&report);
     // Both runs keep the lineage.
     let doc = store_doc(&store, fork.run_id).await;
     let origin = doc.lineage.forked_from.unwrap();
@@ -357,7 +376,12 @@ async fn a_fork_from_a_branch_with_an_edited_input_reruns_that_branch_only() {
     let fork = d.fork(run, &at, Some(edited)).await.unwrap();
     assert!(fork.success, "{:?}", fork.error);
     // docs (13) reused; market counted the edited plan's 7 words.
-    let ran: Vec<&str> = fork.traces.iter().map(|t| t.step.as_ref()).collect();
+    let ran: Vec<&str> = fork
+        .traces
+        .iter()
+        .filter(|t| t.outcome != AttemptOutcome::Reused)
+        .map(|t| t.step.as_ref())
+        .collect();
     assert_eq!(ran[0], "market");
     assert!(!ran.contains(&"docs") && !ran.contains(&"plan"));
     assert_eq!(fork.output, Some((1307 + 3) * 2));

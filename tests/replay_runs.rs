@@ -8,7 +8,7 @@ use orchflow::replay::{
 };
 use orchflow::store::{CheckpointStore, RunStatus};
 use orchflow::worker::{Outcome, Worker};
-use orchflow::{MemoryStore, ResumeError, flow, step};
+use orchflow::{AttemptOutcome, MemoryStore, ResumeError, flow, step};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 fn outcome(r: &ReplayReport) -> &ReplayOutcome {
@@ -263,12 +263,19 @@ async fn a_queued_fork_is_run_by_a_worker_with_the_recorded_results() {
     let report = worker.run_one().await.unwrap().unwrap();
     assert_eq!((report.run_id, report.outcome), (fork, Outcome::Completed));
     let saved = store.load(fork).await.unwrap().unwrap();
-    let steps: Vec<String> = saved
+    let steps: Vec<(String, AttemptOutcome)> = saved
         .journal
         .iter()
-        .flat_map(|e| e.traces.iter().map(|t| t.step.to_string()))
+        .flat_map(|e| e.traces.iter().map(|t| (t.step.to_string(), t.outcome)))
         .collect();
-    assert_eq!(steps, ["charge"], "quote came from the recording");
+    assert_eq!(
+        steps,
+        [
+            ("quote".to_string(), AttemptOutcome::Reused),
+            ("charge".to_string(), AttemptOutcome::Succeeded)
+        ],
+        "quote came from the recording"
+    );
 }
 
 #[tokio::test]

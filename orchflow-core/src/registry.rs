@@ -221,6 +221,7 @@ impl Registry {
                     reexecuted: 0,
                     continues_at: Vec::new(),
                     resume: ResumeCheck::Undeclared,
+                    declared: None,
                 })
             }
         }

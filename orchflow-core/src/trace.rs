@@ -27,6 +27,9 @@ pub enum AttemptOutcome {
     Cancelled,
     /// The step asked a question and the run suspended until it is answered.
     Suspended,
+    /// The step did not run: a fork took the recorded result of the same call of the run it
+    /// was forked from ([`crate::replay`]). Its output is that result.
+    Reused,
 }
 
 /// The record of one attempt of one step. A step that ran three times leaves three traces.
@@ -313,7 +316,10 @@ impl RawTrace {
             started_at: run_started_at + from,
             ended_at: run_started_at + to,
             duration: took,
-            success: self.outcome == AttemptOutcome::Succeeded,
+            success: matches!(
+                self.outcome,
+                AttemptOutcome::Succeeded | AttemptOutcome::Reused
+            ),
         }
     }
 }

@@ -229,6 +229,7 @@ fn outcome_name(o: AttemptOutcome) -> &'static str {
         AttemptOutcome::Panicked => "panicked",
         AttemptOutcome::Cancelled => "cancelled",
         AttemptOutcome::Suspended => "suspended",
+        AttemptOutcome::Reused => "reused",
     }
 }
 
@@ -286,6 +287,7 @@ impl Paint {
             AttemptOutcome::TimedOut => "33",
             AttemptOutcome::Cancelled => "90",
             AttemptOutcome::Suspended => "36",
+            AttemptOutcome::Reused => "34",
         };
         self.wrap(code, text)
     }

@@ -14,6 +14,7 @@ use crate::replay::{
 use crate::result::FlowResult;
 use crate::step::bounds::StateReq;
 use crate::store::{RunQuery, RunStatus, StoreError};
+use crate::trace::AttemptOutcome;
 use std::sync::Arc;
 
 /// Why a fork could not be made. The recorded run is left as it was.
@@ -150,6 +151,7 @@ where
             reexecuted: 0,
             continues_at: Vec::new(),
             resume: self.resume_check(recording),
+            declared: self.flow.declared(&doc.fingerprint).map(str::to_string),
         };
         if doc.flow != self.flow.info.name {
             report.outcome = ReplayOutcome::Unreplayable {
@@ -160,7 +162,16 @@ where
             };
             return report;
         }
-        let mode = Mode::Check(options.clone());
+        // A fork's own record took an edited input at its fork's call: so does its replay.
+        let edit = doc.lineage.forked_from.as_ref().and_then(|origin| {
+            let input = origin.input.clone()?;
+            let (key, ordinal) = locate(&recording.traces, &origin.at).ok()?;
+            Some((key, ordinal, input))
+        });
+        let mode = Mode::Check {
+            options: options.clone(),
+            edit,
+        };
         let (replayer, result) = match self.drive(recording, mode).await {
             Ok(driven) => driven,
             Err(reason) => {
@@ -556,7 +567,10 @@ where
         };
         // The calls before the fork's are answered, not run: an attempt of the fork's step
         // in this run's own traces is the fork's call or one after it.
-        if traces.iter().any(|t| t.step == origin.at.step) {
+        if traces
+            .iter()
+            .any(|t| t.step == origin.at.step && t.outcome != AttemptOutcome::Reused)
+        {
             return Ok(None);
         }
         let Some(recording) = Recording::load(&*self.store, origin.run_id).await? else {

@@ -1,6 +1,6 @@
 //! Replay and fork: drive the current build of a flow over a recorded run.
 //!
-//! A durable run records every attempt of every step ([`StepTrace`](crate::StepTrace)), with
+//! A durable run records every attempt of every step ([`StepTrace`] values), with
 //! its input and output as JSON (durable runs capture values unless
 //! [`Flow::capture_values`](crate::Flow::capture_values) turned it off). A **replay** runs the
 //! flow's current code from the recorded input, but no step runs: each call is answered with the
@@ -30,7 +30,7 @@
 //!   nothing to any store, and never fails on a recording: a recording it cannot use gives a
 //!   report that says why ([`ReplayOutcome::Unreplayable`]).
 //! * A fork never changes the recorded run's journal or traces; it only adds the new run's id to
-//!   the recorded run's document ([`RunDocument::forks`](crate::store::RunDocument::forks)).
+//!   the recorded run's document ([`Lineage::forks`](crate::store::Lineage::forks)).
 
 mod path;
 mod report;

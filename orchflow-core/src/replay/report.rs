@@ -183,12 +183,48 @@ pub struct ReplayReport {
     /// Whether the run can be resumed by the new code from its journal.
     #[serde(flatten)]
     pub resume: ResumeCheck,
+    /// The reason the current build gives for declaring the recorded fingerprint compatible
+    /// ([`Flow::compatible_with`](crate::Flow::compatible_with)), when it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared: Option<String>,
 }
 
 impl ReplayReport {
     /// Whether the run is compatible with the new code.
     pub fn is_compatible(&self) -> bool {
         matches!(self.outcome, ReplayOutcome::Compatible)
+    }
+
+    /// Whether a deploy of the new code is safe for this run, as a CI job asks: the recording
+    /// could be replayed; the run is compatible, or it diverges under a fingerprint the new code
+    /// declares compatible (the change was reviewed); and, if the run has not finished, the new
+    /// code can resume it (same shape, or declared and its saved points fit).
+    ///
+    /// ```
+    /// use orchflow::replay::{ReplayOutcome, ReplayReport, ResumeCheck};
+    /// use orchflow::store::RunStatus;
+    /// let mut r = ReplayReport {
+    ///     run_id: Default::default(), flow: "f".into(), status: RunStatus::Suspended,
+    ///     recorded_fingerprint: "00000000000000aa".into(), fingerprint: "00000000000000bb".into(),
+    ///     outcome: ReplayOutcome::Compatible, reused: 2, reexecuted: 0, continues_at: vec![],
+    ///     resume: ResumeCheck::Undeclared, declared: None,
+    /// };
+    /// assert!(!r.passes(), "a waiting run the new code would refuse to resume");
+    /// r.resume = ResumeCheck::Declared { reason: "reviewed".into() };
+    /// r.declared = Some("reviewed".into());
+    /// assert!(r.passes());
+    /// ```
+    pub fn passes(&self) -> bool {
+        let outcome = match &self.outcome {
+            ReplayOutcome::Compatible => true,
+            ReplayOutcome::Diverges(_) => self.declared.is_some(),
+            ReplayOutcome::Unreplayable { .. } => false,
+        };
+        let resume = matches!(
+            self.resume,
+            ResumeCheck::Finished | ResumeCheck::SameShape | ResumeCheck::Declared { .. }
+        );
+        outcome && resume
     }
 }
 

@@ -26,8 +26,12 @@ type Key = (Option<String>, String, Option<u32>);
 /// What the replayer does.
 pub(crate) enum Mode {
     /// A replay: every call answered from the recording; nothing runs but the steps named in
-    /// the options.
-    Check(ReplayOptions),
+    /// the options. A forked run's recording is replayed with its fork's edit: call `ordinal`
+    /// of `key` took the edited input, not the one the code gives it.
+    Check {
+        options: ReplayOptions,
+        edit: Option<(Key, u32, Value)>,
+    },
     /// A fork from call `ordinal` (from 0) of `key`: calls before it (and independent of it)
     /// are answered from the recording, the rest run. `dry`: nothing runs; a call that would
     /// run is answered from the recording when it has one, parked otherwise (a preview).
@@ -159,7 +163,7 @@ impl Replayer {
         // A flow runs: its own steps are answered.
         let is_flow = step.graph().is_some();
         match &self.mode {
-            Mode::Check(options) => {
+            Mode::Check { options, edit } => {
                 let Some(i) = recorded else {
                     if is_flow {
                         return Serve::Live(None);
@@ -183,7 +187,13 @@ impl Replayer {
                     });
                     return Serve::Stop;
                 }
-                let new = new_call();
+                let mut new = new_call();
+                if let Some((k, o, input)) = edit
+                    && k == &key
+                    && *o == ordinal
+                {
+                    new.input = Some(input.clone());
+                }
                 if let (Some(was), Some(is)) = (&t.input, &new.input)
                     && was != is
                 {

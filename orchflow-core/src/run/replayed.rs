@@ -6,6 +6,7 @@ use super::core::Rt;
 use crate::error::FlowError;
 use crate::replay::serve::{Replayer, Serve};
 use crate::step::{Feed, StepCall};
+use crate::trace::{AttemptOutcome, Place, RawTrace, TraceDetail};
 use std::sync::Arc;
 
 impl Rt {
@@ -36,7 +37,10 @@ pub(crate) async fn replayed<'a, St: StepCall>(
     let item = rt.item();
     let decided = replayer.serve(step, parent, item, node.0, &iterations, input.get());
     match decided {
-        Serve::Served(v) => Ok(v),
+        Serve::Served(v) => {
+            reused(rt, step, node, &input, &v);
+            Ok(v)
+        }
         Serve::Live(None) => rt.step(step, node, input).await,
         Serve::Live(Some(edited)) => rt.step(step, node, Feed::Owned(edited)).await,
         Serve::Compare(recorded) => {
@@ -60,4 +64,37 @@ pub(crate) async fn replayed<'a, St: StepCall>(
         Serve::Park => std::future::pending().await,
         Serve::Stop => Err(stop()),
     }
+}
+
+/// Records a call answered from the recording as an attempt that did not run
+/// ([`AttemptOutcome::Reused`]), with the call's input and the recorded output, so that a
+/// fork's own record shows every call its output depends on.
+fn reused<St: StepCall>(
+    rt: &Rt,
+    step: &St,
+    node: &'static crate::graph::StaticNode,
+    input: &Feed<'_, St::Input>,
+    output: &St::Output,
+) {
+    let core = &*rt.core;
+    if !core.traces_on {
+        return;
+    }
+    let at = core.now_ns();
+    let detail = TraceDetail {
+        input: step.capture_input(input.get()),
+        output: step.capture_output(output),
+        error: None,
+    };
+    core.push_trace(RawTrace {
+        step: step.name(),
+        node,
+        parent: rt.parent,
+        attempt: 1,
+        place: Place::new(rt.group, rt.item()),
+        outcome: AttemptOutcome::Reused,
+        started: at,
+        took: 0,
+        detail: Some(Box::new(detail)),
+    });
 }

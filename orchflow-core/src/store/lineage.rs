@@ -88,7 +88,7 @@ impl std::fmt::Display for ForkAt {
 }
 
 /// Where a forked run came from, kept in its document
-/// ([`RunDocument::forked_from`](crate::store::RunDocument::forked_from)).
+/// ([`Lineage::forked_from`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForkOrigin {
     /// The recorded run.
