@@ -57,6 +57,22 @@ pub fn render(document: &RunDocument, journal: &[JournalEntry], color: bool) -> 
     if let Some(waiting) = &d.waiting {
         let _ = writeln!(out, "waiting  {waiting}");
     }
+    if let Some(origin) = &d.lineage.forked_from {
+        let input = origin
+            .input
+            .as_ref()
+            .map(|i| format!(" with input {}", one_line(i)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "lineage  forked from {} at {} ({}){input}",
+            origin.run_id, origin.at, origin.path
+        );
+    }
+    if !d.lineage.forks.is_empty() {
+        let forks: Vec<String> = d.lineage.forks.iter().map(|f| f.to_string()).collect();
+        let _ = writeln!(out, "forks    {}", forks.join(", "));
+    }
 
     let traces: Vec<&StepTrace> = journal.iter().flat_map(|e| e.traces.iter()).collect();
     out.push('\n');
@@ -256,7 +272,7 @@ pub fn duration(d: Duration) -> String {
 }
 
 /// A JSON value on one line, cut to 200 characters.
-fn one_line(v: &serde_json::Value) -> String {
+pub(crate) fn one_line(v: &serde_json::Value) -> String {
     let text = v.to_string();
     if text.chars().count() > 200 {
         let cut: String = text.chars().take(199).collect();
