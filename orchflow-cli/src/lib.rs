@@ -73,8 +73,10 @@ pub enum Command {
     },
     /// Start the browser viewer (127.0.0.1:7878 by default).
     Serve(ServeArgs),
-    /// Replay recorded runs against this build's flows, without running a step: which runs
-    /// are compatible, and where the others diverge (exit 1 when any is not compatible).
+    /// Replay recorded runs against this build's flows, running no step.
+    ///
+    /// First the fingerprint check of every unfinished run, then, per run, compatible or the
+    /// first divergence with its path. Exits 1 when a run is not compatible.
     Replay(ReplayArgs),
 }
 
@@ -93,8 +95,10 @@ pub enum RunsCommand {
     Cancel(RunArg),
     /// Write a run as one self-contained JSON bundle (document, journal with traces, graph).
     Export(ExportArgs),
-    /// Fork a run from one of its step calls: a new run that reuses the results before it and
-    /// runs the rest on this build (with an edited input if given).
+    /// Fork a run from one of its step calls, with an edited input if given.
+    ///
+    /// The new run reuses the recorded results before that call and runs the rest on this
+    /// build; both runs record the lineage.
     Fork(ForkArgs),
 }
 

@@ -633,5 +633,57 @@ mod tests {
         assert!(xml.contains("no &quot;flow&quot;\u{FFFD}"), "{xml}");
         assert!(!xml.contains('\u{0}') && !xml.contains('\u{7}'), "{xml}");
         assert_eq!(xml.matches("<testcase ").count(), 4, "{xml}");
+
+        // A strict XML 1.0 parser reads back every text as it was, forbidden characters
+        // replaced.
+        let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}: {xml}"));
+        let failure = doc
+            .descendants()
+            .find(|n| n.has_tag_name("failure"))
+            .unwrap_or_else(|| panic!("{xml}"));
+        assert_eq!(
+            failure.attribute("message"),
+            Some("diverges at step draft: the recorded run called `plan` here & <more>")
+        );
+        let body = failure.text().unwrap_or_default();
+        assert!(
+            body.contains("new: step `draft` at step draft, input \"a \\\"b\\\" <c>\\u0007\""),
+            "{body}"
+        );
+        let error = doc
+            .descendants()
+            .find(|n| n.has_tag_name("error"))
+            .unwrap_or_else(|| panic!("{xml}"));
+        assert_eq!(error.attribute("message"), Some("no \"flow\"\u{FFFD}"));
+        let names: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("testcase"))
+            .filter_map(|n| n.attribute("classname"))
+            .collect();
+        assert_eq!(names, ["la<unch>", "la<unch>", "la<unch>", "unreadable"]);
+        let hostile = "a\tb\nc\r\"d' <e> &f; \u{1}";
+        let attr = format!(
+            "<x a=\"{}\">{}</x>",
+            xml_escape(hostile),
+            xml_escape(hostile)
+        );
+        let doc = roxmltree::Document::parse(&attr).unwrap_or_else(|e| panic!("{e}: {attr}"));
+        let kept = "a\tb\nc\r\"d' <e> &f; \u{FFFD}";
+        assert_eq!(doc.root_element().attribute("a"), Some(kept));
+        assert_eq!(doc.root_element().text(), Some(kept));
+    }
+
+    #[test]
+    fn without_escaping_the_parser_refuses_what_escaping_fixes() {
+        // The checks above mean something: the parser refuses raw markup and control
+        // characters.
+        for raw in [
+            "<x a=\"\"\"/>",
+            "<x>\u{1}</x>",
+            "<x>a & b</x>",
+            "<x a=\"<\"/>",
+        ] {
+            assert!(roxmltree::Document::parse(raw).is_err(), "{raw:?}");
+        }
     }
 }

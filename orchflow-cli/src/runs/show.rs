@@ -418,6 +418,37 @@ mod tests {
     }
 
     #[test]
+    fn the_lineage_is_shown_when_the_document_has_one() {
+        let plain = render(&document(), &[], false);
+        assert!(
+            !plain.contains("lineage") && !plain.contains("forks"),
+            "{plain}"
+        );
+        let mut d = document();
+        let origin = uuid::Uuid::new_v4();
+        let fork = uuid::Uuid::new_v4();
+        d.lineage.forked_from = Some(orchflow::store::ForkOrigin {
+            run_id: origin,
+            at: orchflow::store::ForkAt {
+                step: "market".into(),
+                occurrence: 2,
+            },
+            path: "loop plan[2] > step market".into(),
+            input: Some(serde_json::json!({"region": "eu"})),
+            fingerprint: "00000000000000aa".into(),
+        });
+        d.lineage.forks = vec![fork];
+        let text = render(&d, &[], false);
+        assert!(
+            text.contains(&format!(
+                "lineage  forked from {origin} at market@2 (loop plan[2] > step market) with input {{\"region\":\"eu\"}}\n"
+            )),
+            "{text}"
+        );
+        assert!(text.contains(&format!("forks    {fork}\n")), "{text}");
+    }
+
+    #[test]
     fn colour_keeps_the_columns() {
         let mut entry = JournalEntry::new(1, PointRecord::Stopped);
         entry.traces = vec![trace("a", 1, 1, 0, 10)];
