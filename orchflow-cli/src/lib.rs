@@ -243,6 +243,10 @@ pub enum CliError {
         /// The command.
         command: &'static str,
     },
+    /// A replay could not list or read the store, so it checked nothing (exit 2, unlike a
+    /// run that is not compatible).
+    #[error("the replay could not read the store: {0}")]
+    ReplayStore(#[source] orchflow::store::StoreError),
     /// A replay found runs that are not compatible with this build.
     #[error("{failing} of {total} replayed runs are not compatible with this build")]
     Incompatible {
@@ -255,8 +259,9 @@ pub enum CliError {
 
 impl CliError {
     /// The process exit code for this error: 2 for usage errors (arguments, a token the
-    /// server refuses) and stores or bundles that cannot be opened (nothing was attempted), 1
-    /// for operations that failed.
+    /// server refuses, a command that needs flows in a binary without), stores or bundles that
+    /// cannot be opened and replays that could not list the store (nothing was checked); 1 for
+    /// operations that failed and replays that found a run not compatible.
     ///
     /// ```
     /// use orchflow_cli::CliError;
@@ -265,7 +270,10 @@ impl CliError {
     /// ```
     pub fn exit_code(&self) -> i32 {
         match self {
-            CliError::Usage(_) | CliError::Open(_) | CliError::NoFlows { .. } => 2,
+            CliError::Usage(_)
+            | CliError::Open(_)
+            | CliError::NoFlows { .. }
+            | CliError::ReplayStore(_) => 2,
             CliError::Serve(e) if e.is_usage() => 2,
             CliError::Bundle(_) => 2,
             _ => 1,

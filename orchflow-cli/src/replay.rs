@@ -9,7 +9,9 @@
 //! Invariants: a replay writes nothing to the store and runs no step (except those named with
 //! `--reexecute`); a run is replayed at most once per command (the fingerprint check and the
 //! reports share the result); every selected run gets a report, a run the store cannot read
-//! included; the exit code is 0 only when every report is compatible.
+//! included (once, though the store cannot say its flow, so it counts against every
+//! selection); the exit code is 0 only when every report is compatible, and 2 when the store
+//! cannot list runs at all.
 
 use crate::runs::show::one_line;
 use crate::runs::{resolve, stdout_error};
@@ -114,14 +116,18 @@ impl Findings {
 /// Runs `replay` with `args` over `store` with the build's `flows`, printing the findings in
 /// the format asked. Fails with [`CliError::Usage`] for a flow this build does not have or a
 /// bad filter, with [`CliError::Incompatible`] (after printing) when a selected run is not
-/// compatible, and with the store's error when it cannot list runs.
+/// compatible, and with [`CliError::ReplayStore`] when the store cannot list runs (a run that
+/// cannot be read is reported as such, and is not compatible).
 pub async fn run(
     store: &Store,
     flows: &Registry,
     args: &ReplayArgs,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let findings = find(store, flows, args).await?;
+    let findings = find(store, flows, args).await.map_err(|e| match e {
+        CliError::Store(e) => CliError::ReplayStore(e),
+        other => other,
+    })?;
     let text = match args.format {
         ReplayFormat::Text => render_text(&findings),
         ReplayFormat::Json => serde_json::to_string_pretty(&findings)
@@ -202,12 +208,16 @@ pub async fn find(
                 .list_runs(&query.clone().flow(flow.clone()))
                 .await?;
             runs.extend(listing.runs.iter().map(|d| d.run_id));
-            findings
-                .unreadable
-                .extend(listing.unreadable.iter().map(|e| Unreadable {
-                    run_id: None,
-                    error: e.to_string(),
-                }));
+            // A run the store cannot read has no known flow: every flow's listing has it.
+            for e in &listing.unreadable {
+                let error = e.to_string();
+                if !findings.unreadable.iter().any(|u| u.error == error) {
+                    findings.unreadable.push(Unreadable {
+                        run_id: None,
+                        error,
+                    });
+                }
+            }
         }
     } else {
         for text in &args.runs {

@@ -1036,7 +1036,7 @@ async fn replay_and_fork_need_flows_and_answer_with_reports_previews_and_new_run
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replay_and_fork_keep_the_token_and_host_rules() {
+async fn replay_and_fork_keep_the_token_host_and_bundle_rules() {
     let f = common::fixture_async().await;
     let store = open(&f.path).await;
     let client = reqwest::Client::new();
@@ -1062,6 +1062,30 @@ async fn replay_and_fork_keep_the_token_and_host_rules() {
         .await
         .expect("send");
     assert_eq!(r.status(), StatusCode::OK);
+    drop(server);
+
+    // Over an exported bundle there is no store to replay or fork from.
+    let bundle = orchflow_cli::runs::export(&store, f.completed)
+        .await
+        .expect("export");
+    let server = start(
+        Source::Bundle(std::sync::Arc::new(bundle)),
+        local().flows(pricing()),
+    )
+    .await;
+    let (status, body) = get(
+        &client,
+        &server.url(&format!("/api/runs/{}/replay", f.completed)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, _) = post(
+        &client,
+        &server.url(&format!("/api/runs/{}/fork", f.completed)),
+        r#"{"from": "describe"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
     drop(server);
 
     // Without a token, a loopback server refuses a foreign Host.

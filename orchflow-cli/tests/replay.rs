@@ -570,3 +570,43 @@ async fn bad_fork_arguments_are_refused_with_their_reason() {
         "{replay:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_the_store_cannot_read_is_reported_and_fails_the_replay() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = orchflow::store::JsonCheckpointStore::new(dir.path());
+    let good = launch_v1!().durable(store.clone()).run("a".into()).await;
+    let bad = launch_v1!().durable(store.clone()).run("b".into()).await;
+    assert!(good.success && bad.success);
+    let path = store.document_path(bad.run_id);
+    let bytes = std::fs::read(&path).expect("read the document");
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("write the document");
+    let url = format!("json:{}", dir.path().display());
+    let app = v1();
+
+    let text = run(&app, &url, &["replay"]).await;
+    assert_eq!(text.code, 1, "{text:?}");
+    assert!(text.stdout.contains("a run cannot be read: "), "{text:?}");
+    assert!(
+        text.stdout
+            .ends_with("2 runs replayed: 1 compatible, 0 diverge, 0 unreplayable, 1 unreadable\n"),
+        "{text:?}"
+    );
+    let json = run(&app, &url, &["replay", "--format", "json"]).await;
+    let v: Value = serde_json::from_str(&json.stdout).expect("json");
+    assert_eq!(v["reports"].as_array().map(Vec::len), Some(1));
+    assert_eq!(v["reports"][0]["run_id"], good.run_id.to_string());
+    assert_eq!(v["unreadable"].as_array().map(Vec::len), Some(1), "{v}");
+    let junit = run(&app, &url, &["replay", "--format", "junit"]).await;
+    let doc = roxmltree::Document::parse(&junit.stdout).expect("well-formed XML");
+    assert_eq!(doc.root_element().attribute("errors"), Some("1"));
+    // Named directly, the run is reported by its id.
+    let named = run(&app, &url, &["replay", "--run", &bad.run_id.to_string()]).await;
+    assert_eq!(named.code, 1, "{named:?}");
+    assert!(
+        named
+            .stdout
+            .contains(&format!("run {}\n  cannot be read: ", bad.run_id)),
+        "{named:?}"
+    );
+}
