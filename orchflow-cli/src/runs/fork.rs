@@ -64,7 +64,7 @@ pub async fn fork(
         }
         Outcome::Suspended => writeln!(
             out,
-            "run {new} is suspended: it waits for answers (orchflow runs show {new})"
+            "run {new} is suspended: it waits for answers (`runs show {new}` lists its questions)"
         )
         .map_err(stdout_error),
         Outcome::Cancelled => {
