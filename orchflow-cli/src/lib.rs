@@ -4,14 +4,19 @@
 //! * `orchflow runs list|show|answer|resume|cancel|export` reads and operates on the runs of
 //!   the store `--store URL` (or `ORCHFLOW_STORE`) names ([`store`]);
 //! * `orchflow serve` starts the offline viewer: an HTTP server with the viewer's assets
-//!   compiled in and the JSON API they use ([`serve`]).
+//!   compiled in and the JSON API they use ([`serve`]);
+//! * `orchflow replay` and `orchflow runs fork` run a build's flows over recorded runs
+//!   ([`replay`], [`runs::fork`]): they need an application's own binary made with [`App`],
+//!   which knows its flows.
 //!
-//! The binary is a thin shell over [`Cli`] and [`run`]: it parses the arguments, runs the
+//! The `orchflow` binary is `App::new(Registry::new())`: it parses the arguments, runs the
 //! command, prints the error and exits with [`CliError::exit_code`] (0 success, 1 the operation
-//! failed, 2 a usage error or a store that cannot be opened).
+//! failed or a replay found a run that is not compatible, 2 a usage error or a store that
+//! cannot be opened).
 //!
-//! Invariants: no command writes to a store except `answer`, `resume` and `cancel` (and those
-//! only through the store's own operations); every failure is a [`CliError`], never a panic.
+//! Invariants: no command writes to a store except `answer`, `resume`, `cancel` and `fork`
+//! (and those only through the store's own operations and the flow's durable runs); `replay`
+//! writes nothing; every failure is a [`CliError`], never a panic.
 
 #![deny(missing_docs)]
 
@@ -19,12 +24,16 @@ use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub mod app;
 pub mod bundle;
+pub mod replay;
 pub mod runs;
 pub mod serve;
 pub mod store;
 
+pub use app::{App, Captured};
 pub use bundle::Bundle;
+pub use replay::{ReplayArgs, ReplayFormat};
 pub use store::{OpenError, Store, StoreUrl};
 
 /// The command line: `orchflow [--store URL] <command>`.
@@ -64,6 +73,11 @@ pub enum Command {
     },
     /// Start the browser viewer (127.0.0.1:7878 by default).
     Serve(ServeArgs),
+    /// Replay recorded runs against this build's flows, running no step.
+    ///
+    /// First the fingerprint check of every unfinished run, then, per run, compatible or the
+    /// first divergence with its path. Exits 1 when a run is not compatible.
+    Replay(ReplayArgs),
 }
 
 /// `orchflow runs …`.
@@ -81,6 +95,11 @@ pub enum RunsCommand {
     Cancel(RunArg),
     /// Write a run as one self-contained JSON bundle (document, journal with traces, graph).
     Export(ExportArgs),
+    /// Fork a run from one of its step calls, with an edited input if given.
+    ///
+    /// The new run reuses the recorded results before that call and runs the rest on this
+    /// build; both runs record the lineage.
+    Fork(ForkArgs),
 }
 
 /// `runs list` arguments.
@@ -146,6 +165,25 @@ pub struct ExportArgs {
     pub output: Option<PathBuf>,
 }
 
+/// `runs fork` arguments.
+#[derive(Debug, Args)]
+pub struct ForkArgs {
+    /// The run's id (or the start of it).
+    pub id: String,
+    /// The call to run again: STEP (its first call) or STEP@N (its N-th call, from 1).
+    #[arg(long, value_name = "STEP[@N]")]
+    pub from: String,
+    /// The input that call is given instead of the recorded one, as JSON.
+    #[arg(long, value_name = "JSON")]
+    pub input: Option<String>,
+    /// Print what the fork would reuse and run again, and write nothing.
+    #[arg(long, conflicts_with = "queue")]
+    pub preview: bool,
+    /// Create the fork queued for a worker instead of running it here.
+    #[arg(long)]
+    pub queue: bool,
+}
+
 /// `serve` arguments.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -197,12 +235,33 @@ pub enum CliError {
     /// A bundle could not be read.
     #[error(transparent)]
     Bundle(#[from] bundle::BundleError),
+    /// The command runs flows, and this binary has none.
+    #[error(
+        "`{command}` runs your flows' code, and this binary has none. Build your application's own binary that runs this command line with its flows (one `register` per flow):\n\n    fn main() -> std::process::ExitCode {{\n        let flows = orchflow::registry::Registry::new().register(my_flow());\n        orchflow_cli::App::new(flows).main()\n    }}\n\nthen run `<your binary> --store URL {command} …`"
+    )]
+    NoFlows {
+        /// The command.
+        command: &'static str,
+    },
+    /// A replay could not list or read the store, so it checked nothing (exit 2, unlike a
+    /// run that is not compatible).
+    #[error("the replay could not read the store: {0}")]
+    ReplayStore(#[source] orchflow::store::StoreError),
+    /// A replay found runs that are not compatible with this build.
+    #[error("{failing} of {total} replayed runs are not compatible with this build")]
+    Incompatible {
+        /// How many runs diverge, cannot be replayed or cannot be read.
+        failing: usize,
+        /// How many runs were replayed.
+        total: usize,
+    },
 }
 
 impl CliError {
     /// The process exit code for this error: 2 for usage errors (arguments, a token the
-    /// server refuses) and stores or bundles that cannot be opened (nothing was attempted), 1
-    /// for operations that failed.
+    /// server refuses, a command that needs flows in a binary without), stores or bundles that
+    /// cannot be opened and replays that could not list the store (nothing was checked); 1 for
+    /// operations that failed and replays that found a run not compatible.
     ///
     /// ```
     /// use orchflow_cli::CliError;
@@ -211,7 +270,10 @@ impl CliError {
     /// ```
     pub fn exit_code(&self) -> i32 {
         match self {
-            CliError::Usage(_) | CliError::Open(_) => 2,
+            CliError::Usage(_)
+            | CliError::Open(_)
+            | CliError::NoFlows { .. }
+            | CliError::ReplayStore(_) => 2,
             CliError::Serve(e) if e.is_usage() => 2,
             CliError::Bundle(_) => 2,
             _ => 1,
@@ -219,25 +281,11 @@ impl CliError {
     }
 }
 
-/// Runs the command `cli` describes, printing to standard output. Fails with a [`CliError`]
-/// (see [`CliError::exit_code`]).
+/// Runs the command `cli` describes with no flows (as the generic `orchflow` binary does),
+/// printing to standard output. Fails with a [`CliError`] (see [`CliError::exit_code`]).
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
-    match cli.command {
-        Command::Runs { command } => {
-            let store = open(cli.store.as_deref()).await?;
-            let result = runs::run(&store, command, &mut out).await;
-            // Commit what this process wrote before exiting, even when the command failed.
-            let flushed = store.flush().await;
-            result?;
-            flushed?;
-            Ok(())
-        }
-        Command::Serve(args) => {
-            drop(out);
-            serve::serve_command(cli.store.as_deref(), args).await
-        }
-    }
+    App::default().run(cli, &mut out, false).await
 }
 
 /// Opens the store `url` names; fails with [`OpenError::NoStore`] when there is none.

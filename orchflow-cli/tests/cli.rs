@@ -253,7 +253,8 @@ fn errors_have_their_exit_codes() {
     let f = fixture();
     let url = f.url();
     let unknown = uuid::Uuid::new_v4().to_string();
-    let cases: [(&[&str], i32, &str); 9] = [
+    let completed = f.completed.to_string();
+    let cases: [(&[&str], i32, &str); 11] = [
         (&["--store", "ftp://x", "runs", "list"], 2, "names no store"),
         (
             &["--store", "/nowhere/runs.db", "runs", "list"],
@@ -283,6 +284,19 @@ fn errors_have_their_exit_codes() {
             "no run whose id starts",
         ),
         (&["--store", &url, "runs", "frobnicate"], 2, "frobnicate"),
+        // The generic binary has no flows: it says how to build one that has.
+        (
+            &["--store", &url, "replay"],
+            2,
+            "orchflow_cli::App::new(flows).main()",
+        ),
+        (
+            &[
+                "--store", &url, "runs", "fork", &completed, "--from", "double",
+            ],
+            2,
+            "orchflow_cli::App::new(flows).main()",
+        ),
     ];
     for (args, code, message) in cases {
         let o = orchflow(args);

@@ -1,24 +1,34 @@
-//! `orchflow runs …`: listing, showing, answering, resuming, cancelling and exporting runs.
+//! `orchflow runs …`: listing, showing, answering, resuming, cancelling, exporting and forking
+//! runs.
 //!
 //! Invariants: every command reads the store through [`CheckpointStore`]'s own reads and writes
-//! only through the store's operations (the run queue's `cancel`, `store::ops`), so it never
-//! races a run's writer; output goes to the writer it is given, errors to the caller.
+//! only through the store's operations (the run queue's `cancel`, `store::ops`, a flow's
+//! durable fork), so it never races a run's writer; output goes to the writer it is given,
+//! errors to the caller.
 
 use crate::bundle::Bundle;
 use crate::store::Store;
 use crate::{CliError, RunsCommand};
 use orchflow::RunId;
 use orchflow::store::{Checkpoint, CheckpointStore};
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
+pub mod fork;
 pub mod list;
 pub mod ops;
 pub mod show;
 
-/// Runs `command` against `store`, writing what it prints to `out`. Fails with a [`CliError`]:
-/// a usage error for a bad argument, a failure for a missing run or a refused operation, the
-/// store's error when it cannot read or write.
-pub async fn run(store: &Store, command: RunsCommand, out: &mut dyn Write) -> Result<(), CliError> {
+/// Runs `command` against `store` with the build's `flows` (for `fork`), writing what it prints
+/// to `out`, with ANSI colour when `color`. Fails with a [`CliError`]: a usage error for a bad
+/// argument, a failure for a missing run or a refused operation, the store's error when it
+/// cannot read or write.
+pub async fn run(
+    store: &Store,
+    flows: &orchflow::registry::Registry,
+    command: RunsCommand,
+    out: &mut dyn Write,
+    color: bool,
+) -> Result<(), CliError> {
     match command {
         RunsCommand::List(args) => {
             let query = list::query_of(&args, std::time::SystemTime::now())?;
@@ -46,8 +56,6 @@ pub async fn run(store: &Store, command: RunsCommand, out: &mut dyn Write) -> Re
                 });
                 print_json(&value, out)
             } else {
-                let color =
-                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
                 let text = show::render(&checkpoint.document, &checkpoint.journal, color);
                 out.write_all(text.as_bytes()).map_err(stdout_error)
             }
@@ -94,6 +102,7 @@ pub async fn run(store: &Store, command: RunsCommand, out: &mut dyn Write) -> Re
             writeln!(out, "run {run_id} answered; it is {status} for a worker")
                 .map_err(stdout_error)
         }
+        RunsCommand::Fork(args) => fork::fork(store, flows, &args, out).await,
         RunsCommand::Resume(args) => {
             let run_id = resolve(store, &args.id).await?;
             let status = ops::requeue(store, run_id).await.map_err(op_error)?;

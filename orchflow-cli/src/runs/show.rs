@@ -57,6 +57,22 @@ pub fn render(document: &RunDocument, journal: &[JournalEntry], color: bool) -> 
     if let Some(waiting) = &d.waiting {
         let _ = writeln!(out, "waiting  {waiting}");
     }
+    if let Some(origin) = &d.lineage.forked_from {
+        let input = origin
+            .input
+            .as_ref()
+            .map(|i| format!(" with input {}", one_line(i)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "lineage  forked from {} at {} ({}){input}",
+            origin.run_id, origin.at, origin.path
+        );
+    }
+    if !d.lineage.forks.is_empty() {
+        let forks: Vec<String> = d.lineage.forks.iter().map(|f| f.to_string()).collect();
+        let _ = writeln!(out, "forks    {}", forks.join(", "));
+    }
 
     let traces: Vec<&StepTrace> = journal.iter().flat_map(|e| e.traces.iter()).collect();
     out.push('\n');
@@ -257,7 +273,7 @@ pub fn duration(d: Duration) -> String {
 }
 
 /// A JSON value on one line, cut to 200 characters.
-fn one_line(v: &serde_json::Value) -> String {
+pub(crate) fn one_line(v: &serde_json::Value) -> String {
     let text = v.to_string();
     if text.chars().count() > 200 {
         let cut: String = text.chars().take(199).collect();
@@ -401,6 +417,37 @@ mod tests {
         );
         assert!(text.contains("error    a failed"), "{text}");
         assert!(!text.contains('\x1b'), "no colour unless asked");
+    }
+
+    #[test]
+    fn the_lineage_is_shown_when_the_document_has_one() {
+        let plain = render(&document(), &[], false);
+        assert!(
+            !plain.contains("lineage") && !plain.contains("forks"),
+            "{plain}"
+        );
+        let mut d = document();
+        let origin = uuid::Uuid::new_v4();
+        let fork = uuid::Uuid::new_v4();
+        d.lineage.forked_from = Some(orchflow::store::ForkOrigin {
+            run_id: origin,
+            at: orchflow::store::ForkAt {
+                step: "market".into(),
+                occurrence: 2,
+            },
+            path: "loop plan[2] > step market".into(),
+            input: Some(serde_json::json!({"region": "eu"})),
+            fingerprint: "00000000000000aa".into(),
+        });
+        d.lineage.forks = vec![fork];
+        let text = render(&d, &[], false);
+        assert!(
+            text.contains(&format!(
+                "lineage  forked from {origin} at market@2 (loop plan[2] > step market) with input {{\"region\":\"eu\"}}\n"
+            )),
+            "{text}"
+        );
+        assert!(text.contains(&format!("forks    {fork}\n")), "{text}");
     }
 
     #[test]

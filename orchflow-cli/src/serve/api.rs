@@ -1,7 +1,7 @@
 //! The router and the JSON API handlers (see the [module](super) docs for the rules every
 //! response follows).
 
-use super::{BODY_LIMIT, ServeOptions, Source, assets, auth, sse};
+use super::{BODY_LIMIT, ServeOptions, Source, assets, auth, replay, sse};
 use crate::bundle::{Bundle, format_time};
 use crate::runs::list::{ListingJson, decode_cursor, parse_status, parse_time};
 use crate::runs::ops::{self, OpError};
@@ -38,6 +38,8 @@ pub(super) struct AppState {
     pub(super) loopback: bool,
     /// Becomes true when the server stops (event streams end).
     pub(super) stop: tokio::sync::watch::Receiver<bool>,
+    /// The build's flows, for replay and fork.
+    pub(super) flows: Arc<orchflow::registry::Registry>,
 }
 
 impl AppState {
@@ -53,6 +55,7 @@ impl AppState {
             poll: options.poll,
             loopback: addr.ip().is_loopback(),
             stop,
+            flows: Arc::new(options.flows.clone()),
         }
     }
 }
@@ -69,6 +72,9 @@ pub(super) fn router(state: AppState) -> Router {
         .route("/runs/{id}/answer", post(answer))
         .route("/runs/{id}/resume", post(resume))
         .route("/runs/{id}/cancel", post(cancel))
+        .route("/runs/{id}/replay", get(replay::replay))
+        .route("/runs/{id}/fork/preview", post(replay::preview))
+        .route("/runs/{id}/fork", post(replay::fork))
         .route("/questions", get(questions))
         .fallback(api_not_found)
         .route_layer(axum::middleware::from_fn_with_state(
@@ -106,7 +112,7 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
     }
 
-    fn not_found(run_id: RunId) -> Self {
+    pub(super) fn not_found(run_id: RunId) -> Self {
         ApiError::new(StatusCode::NOT_FOUND, format!("no run {run_id}"))
     }
 
@@ -180,7 +186,7 @@ pub(super) fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Resp
     }
 }
 
-fn ok<T: Serialize>(value: &T) -> Response {
+pub(super) fn ok<T: Serialize>(value: &T) -> Response {
     json_response(StatusCode::OK, value)
 }
 
@@ -255,7 +261,7 @@ pub(super) fn finished(status: &RunStatus) -> bool {
     )
 }
 
-fn store_of(source: &Source) -> Result<&Store, ApiError> {
+pub(super) fn store_of(source: &Source) -> Result<&Store, ApiError> {
     match source {
         Source::Store(store) => Ok(store),
         Source::Bundle(_) => Err(ApiError::read_only()),
@@ -269,11 +275,23 @@ async fn info(State(state): State<AppState>) -> Response {
         Source::Store(s) => (s.location().to_string(), true, false),
         Source::Bundle(b) => (format!("bundle of run {}", b.document.run_id), false, true),
     };
+    let flows: Vec<_> = state
+        .flows
+        .names()
+        .into_iter()
+        .map(|name| {
+            serde_json::json!({
+                "name": name,
+                "fingerprint": state.flows.fingerprint(name).unwrap_or_default(),
+            })
+        })
+        .collect();
     ok(&serde_json::json!({
         "store": store,
         "live": live,
         "bundle": bundle,
         "version": env!("CARGO_PKG_VERSION"),
+        "flows": flows,
     }))
 }
 
@@ -485,7 +503,7 @@ struct AnswerBody {
 
 /// Reads a JSON body of at most [`BODY_LIMIT`] bytes (413 past it, 400 when it is not the
 /// expected JSON).
-async fn json_body<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, ApiError> {
+pub(super) async fn json_body<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, ApiError> {
     let bytes = axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|_| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -12,12 +12,15 @@
 //! * every `POST` carries `Content-Type: application/json` (415 otherwise) and a body of at
 //!   most [`BODY_LIMIT`] bytes (413 otherwise); no CORS headers are ever sent;
 //! * every error is JSON, `{"error": "message"}`, with 400, 401, 403 (a foreign `Host`), 404,
-//!   409, 413, 415 or 500;
-//! * over a bundle the server changes nothing: every `POST` is 409.
+//!   409, 413, 415, 500 or 501 (replay and fork on a server with no flows);
+//! * over a bundle the server changes nothing: every `POST` is 409;
+//! * replay and fork run the flows of [`ServeOptions::flows`] (the build's, from
+//!   [`App`](crate::App)); a server without flows answers them 501.
 
 use crate::CliError;
 use crate::bundle::Bundle;
 use crate::store::Store;
+use orchflow::registry::Registry;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +29,7 @@ use std::time::Duration;
 mod api;
 pub mod assets;
 mod auth;
+mod replay;
 mod sse;
 
 /// The most a request body may hold: 64 KiB.
@@ -54,6 +58,8 @@ pub struct ServeOptions {
     /// How often the store is polled for a listened run's new entries (at most 50 ms is
     /// what the viewer expects).
     pub poll: Duration,
+    /// The build's flows, which replay and fork run (none: those endpoints answer 501).
+    pub flows: Registry,
 }
 
 impl ServeOptions {
@@ -68,7 +74,23 @@ impl ServeOptions {
             bind,
             token: None,
             poll: DEFAULT_POLL,
+            flows: Registry::new(),
         }
+    }
+
+    /// The same options with the build's `flows`, for replay and fork.
+    ///
+    /// ```
+    /// use orchflow::registry::Registry;
+    /// use orchflow::{flow, step};
+    /// #[step] async fn plan(x: u32) -> u32 { x + 1 }
+    /// let o = orchflow_cli::serve::ServeOptions::new("127.0.0.1:0".parse().unwrap())
+    ///     .flows(Registry::new().register(flow! { #[flow(name = "launch")] plan }));
+    /// assert_eq!(o.flows.names(), ["launch"]);
+    /// ```
+    pub fn flows(mut self, flows: Registry) -> Self {
+        self.flows = flows;
+        self
     }
 
     /// The same options with `token` required on every API request.
@@ -219,9 +241,13 @@ pub async fn bind(source: Source, options: ServeOptions) -> Result<Server, Serve
 }
 
 /// `orchflow serve`: opens the store (or reads the bundle), binds, prints the address, opens
-/// a browser when asked, and serves until interrupted (Ctrl-C or SIGTERM), then stops
-/// gracefully.
-pub async fn serve_command(store: Option<&str>, args: crate::ServeArgs) -> Result<(), CliError> {
+/// a browser when asked, and serves the build's `flows` until interrupted (Ctrl-C or SIGTERM),
+/// then stops gracefully.
+pub async fn serve_command(
+    store: Option<&str>,
+    args: crate::ServeArgs,
+    flows: Registry,
+) -> Result<(), CliError> {
     let source = match &args.bundle {
         Some(path) => Source::Bundle(Arc::new(Bundle::read(path)?)),
         None => Source::Store(crate::open(store).await?),
@@ -230,7 +256,7 @@ pub async fn serve_command(store: Option<&str>, args: crate::ServeArgs) -> Resul
         Source::Store(s) => s.location().to_string(),
         Source::Bundle(b) => format!("the bundle of run {}", b.document.run_id),
     };
-    let mut options = ServeOptions::new(args.bind);
+    let mut options = ServeOptions::new(args.bind).flows(flows);
     options.token = args.token.clone();
     let server = bind(source, options).await?;
     let addr = server.local_addr();

@@ -1,0 +1,148 @@
+//! Replay and fork over HTTP: `GET /api/runs/{id}/replay`, `POST /api/runs/{id}/fork/preview`
+//! and `POST /api/runs/{id}/fork`, with the build's flows (see the [module](super) docs for the
+//! rules every response follows).
+//!
+//! Invariants: a server without flows answers each of them 501 and reads nothing; a replay and
+//! a preview write nothing; a fork is created before the response (201 names it) and runs in a
+//! background task, so the page can open it and watch it live.
+
+use super::api::{ApiError, AppState, json_body, json_response, ok, run_id, store_of};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use orchflow::ForkError;
+use orchflow::replay::{ForkAt, ReplayOptions};
+use serde::{Deserialize, Deserializer};
+
+/// 501 when the server has no flows.
+fn need_flows(state: &AppState) -> Result<(), ApiError> {
+    if state.flows.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "this server has no flows, so it cannot replay or fork runs: serve from your application's own binary, built with orchflow_cli::App::new(Registry::new().register(my_flow())).main()",
+        ));
+    }
+    Ok(())
+}
+
+/// The store, or 409 over a bundle.
+fn checkpoints(
+    state: &AppState,
+) -> Result<std::sync::Arc<dyn orchflow::store::CheckpointStore>, ApiError> {
+    match store_of(&state.source) {
+        Ok(store) => Ok(store.checkpoints().clone()),
+        Err(_) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "this server shows an exported bundle: replay and fork need the run's store",
+        )),
+    }
+}
+
+/// A refused fork: 404 for an unknown run, the store's errors as usual, 400 otherwise.
+fn fork_error(e: ForkError) -> ApiError {
+    match e {
+        ForkError::NotFound(run_id) => ApiError::not_found(run_id),
+        ForkError::Store(e) => e.into(),
+        other => ApiError::bad_request(other.to_string()),
+    }
+}
+
+/// The query of `GET /api/runs/{id}/replay`.
+#[derive(Debug, Deserialize)]
+pub(super) struct ReplayParams {
+    /// Steps to re-execute, comma-separated.
+    reexecute: Option<String>,
+}
+
+/// `GET /api/runs/{id}/replay`: the run replayed against the build's flow of its name.
+pub(super) async fn replay(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<ReplayParams>,
+) -> Result<Response, ApiError> {
+    need_flows(&state)?;
+    let run_id = run_id(&id)?;
+    let store = checkpoints(&state)?;
+    let steps = params
+        .reexecute
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    let options = ReplayOptions::default().reexecute(steps);
+    let report = state.flows.replay(store, run_id, &options).await?;
+    Ok(ok(&report))
+}
+
+/// The body of the fork endpoints: `{"from": "step@n", "input": <JSON>}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ForkBody {
+    from: String,
+    /// Absent: the recorded input; any JSON, `null` included: that input.
+    #[serde(default, deserialize_with = "present")]
+    input: Option<serde_json::Value>,
+}
+
+/// A field that is present, whatever its value (`null` included).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
+}
+
+/// Reads the fork body and its call (400 when either is bad).
+async fn fork_request(body: Body) -> Result<(ForkAt, Option<serde_json::Value>), ApiError> {
+    let body: ForkBody = json_body(body).await?;
+    let at = ForkAt::parse(body.from.trim())
+        .map_err(|e| ApiError::bad_request(format!("from {:?}: {e}", body.from)))?;
+    Ok((at, body.input))
+}
+
+/// `POST /api/runs/{id}/fork/preview`: what a fork would do; writes nothing.
+pub(super) async fn preview(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    need_flows(&state)?;
+    let run_id = run_id(&id)?;
+    let store = checkpoints(&state)?;
+    let (at, input) = fork_request(body).await?;
+    let preview = state
+        .flows
+        .preview_fork(store, run_id, &at, input)
+        .await
+        .map_err(fork_error)?;
+    Ok(ok(&preview))
+}
+
+/// `POST /api/runs/{id}/fork`: creates the fork (201 `{"run_id"}`) and runs it in the
+/// background.
+pub(super) async fn fork(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    need_flows(&state)?;
+    let run_id = run_id(&id)?;
+    let store = checkpoints(&state)?;
+    let (at, input) = fork_request(body).await?;
+    let new = state
+        .flows
+        .submit_fork(store.clone(), run_id, &at, input)
+        .await
+        .map_err(fork_error)?;
+    let flows = state.flows.clone();
+    // The run's outcome is in its document; a run this process stops in the middle of is
+    // continued by a worker or `runs resume` like any other.
+    tokio::spawn(async move {
+        let _ = flows.run(store, new).await;
+    });
+    Ok(json_response(
+        StatusCode::CREATED,
+        &serde_json::json!({ "run_id": new }),
+    ))
+}
