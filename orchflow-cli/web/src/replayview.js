@@ -49,7 +49,8 @@ export function lineageLine(doc) {
   return h('div', { class: 'lineage', 'data-testid': 'lineage' },
     f ? h('span', { 'data-testid': 'forked-from', 'data-run-id': f.runId, 'data-at': f.spec },
       'forked from ', link(f.runId), ' at ', h('code', null, f.spec), f.path ? [' (', h('span', { class: 'rp-path' }, f.path), ')'] : null,
-      f.input != null ? [' with input ', h('code', { class: 'lineage-input', 'data-testid': 'fork-input-edited', title: f.input }, f.input.length > 120 ? `${f.input.slice(0, 117)}…` : f.input)] : null) : null,
+      f.input != null ? [' with input ', h('code', { class: 'lineage-input', 'data-testid': 'fork-input-edited', title: f.input }, f.input.length > 120 ? `${f.input.slice(0, 117)}…` : f.input)] : null,
+      h('span', { class: 'muted' }, ' · the calls before it took that run’s results and have no attempts here')) : null,
     v.forks.length ? h('span', { 'data-testid': 'forks' }, 'forks: ', v.forks.map((id, i) => [i ? ', ' : '', link(id)])) : null);
 }
 
