@@ -1257,6 +1257,54 @@ async fn the_fork_preview_and_the_lineage() {
     );
     b.screenshot("replay-diverges").await;
 
+    // --- Replay of the recorded run with the same code, re-executing `polish`: compatible,
+    // its three calls run again and matched.
+    let same = build
+        .replay(
+            Arc::clone(&shared),
+            run,
+            &ReplayOptions::default().reexecute(["polish"]),
+        )
+        .await
+        .expect("the library's replay");
+    assert!(same.is_compatible(), "{same:#?}");
+    assert_eq!(same.reexecuted, 3);
+    b.open(&server.page(&format!("#/run/{run}"))).await;
+    wait_run_page(&b, run).await;
+    b.wait_for(
+        "the Replay button on",
+        Duration::from_secs(10),
+        "const r = document.querySelector('[data-testid=replay]'); return r && !r.disabled;",
+    )
+    .await;
+    b.click("[data-testid=replay]").await;
+    b.wait_for(
+        "the replay report of the same code",
+        Duration::from_secs(20),
+        "const r = document.querySelector('[data-testid=replay-report]'); \
+         return r && r.dataset.verdict === 'compatible';",
+    )
+    .await;
+    b.type_into("[data-testid=replay-reexecute]", "polish")
+        .await;
+    b.click("[data-testid=replay-again]").await;
+    let facts = b
+        .wait_for(
+            "the report of a replay re-executing polish",
+            Duration::from_secs(20),
+            "const r = document.querySelector('[data-testid=replay-report]'); \
+             return r && r.dataset.verdict === 'compatible' && r.textContent.includes('re-executed') \
+                ? r.textContent : null;",
+        )
+        .await;
+    assert!(
+        facts.as_str().unwrap_or_default().contains(&format!(
+            "{} steps re-executed and matched",
+            same.reexecuted
+        )),
+        "the page reports the re-executed steps: {facts}"
+    );
+
     // --- a run of a flow the build lacks: no replay, and the page says why.
     b.open(&server.page(&format!("#/run/{}", other.run_id)))
         .await;

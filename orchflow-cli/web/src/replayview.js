@@ -143,16 +143,25 @@ export function openForkDialog({ runId, spec, recordedInput, onForked }) {
   return dlg;
 }
 
-/** Loads a replay report into `panel` (used by the run page's Replay button). */
-export async function loadReplay(panel, runId) {
+/**
+ * Loads a replay report into `panel` (the run page's Replay button), re-executing the steps
+ * named in `reexecute` (pure steps whose outputs are compared with the recording).
+ */
+export async function loadReplay(panel, runId, reexecute = []) {
   mount(panel, h('p', { class: 'muted' }, 'replaying against the current build…'));
   panel.hidden = false;
+  let shown;
   try {
-    const r = await api.replay(runId);
-    mount(panel, closeButton(panel), replayReport(r));
+    shown = replayReport(await api.replay(runId, reexecute));
   } catch (e) {
-    mount(panel, closeButton(panel), h('p', { class: 'err', 'data-testid': 'replay-error' }, `replay failed: ${e.message}`));
+    shown = h('p', { class: 'err', 'data-testid': 'replay-error' }, `replay failed: ${e.message}`);
   }
+  const steps = h('input', { type: 'text', class: 'mono small', size: '28', placeholder: 'step, step', value: reexecute.join(', '), 'data-testid': 'replay-reexecute', 'aria-label': 'steps to re-execute' });
+  const again = h('form', { class: 'rp-again small', onsubmit: (e) => {
+    e.preventDefault();
+    loadReplay(panel, runId, steps.value.split(',').map((x) => x.trim()).filter(Boolean));
+  } }, 're-execute pure steps and compare their outputs: ', steps, ' ', h('button', { type: 'submit', class: 'btn small', 'data-testid': 'replay-again' }, 'Replay again'));
+  mount(panel, closeButton(panel), shown, again);
 }
 
 function closeButton(panel) {
