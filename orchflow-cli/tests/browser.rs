@@ -1,6 +1,9 @@
 //! Browser tests: the viewer in a real headless Chromium (through chromedriver, driven with
 //! fantoccini) against the real `orchflow serve` over a SQLite file of real durable runs made
-//! by the flows in `browser/flows.rs`.
+//! by the flows in `browser/flows.rs`. Replay and fork need the flows' code: that test serves
+//! the store in this process with a registry of those flows (`harness::AppServer`, what an
+//! application's binary made with `orchflow_cli::App` serves); the others run the generic
+//! `orchflow` binary, which has none.
 //!
 //! Without Chromium or chromedriver each test says so on standard error and passes; with `CI`
 //! set it fails instead (`.ci/chromium` installs both). The tests take one lock, so that one

@@ -1,10 +1,12 @@
 //! The browser tests' machinery: Chromium driven through chromedriver (both found on this
-//! machine, or the tests skipped, except under CI), the real `orchflow serve` on a store file,
-//! waits on page conditions with deadlines, and screenshots kept as artifacts.
+//! machine, or the tests skipped, except under CI), the real `orchflow serve` on a store file
+//! (the generic binary, or in this process with a build's flows), waits on page conditions
+//! with deadlines, and screenshots kept as artifacts.
 //!
 //! Invariants:
 //! * every process started here (chromedriver, and through it Chromium; the server) is
-//!   stopped when its value is dropped, a failing test included;
+//!   stopped when its value is dropped, a failing test included, and so is the in-process
+//!   server of [`AppServer`];
 //! * chromedriver and the server listen on free loopback ports; Chromium runs headless with a
 //!   fresh temporary profile, and with `--no-sandbox` only when the tests run as root (where
 //!   Chromium's sandbox refuses to start);
