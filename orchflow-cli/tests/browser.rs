@@ -1,6 +1,9 @@
 //! Browser tests: the viewer in a real headless Chromium (through chromedriver, driven with
 //! fantoccini) against the real `orchflow serve` over a SQLite file of real durable runs made
-//! by the flows in `browser/flows.rs`.
+//! by the flows in `browser/flows.rs`. Replay and fork need the flows' code: that test serves
+//! the store in this process with a registry of those flows (`harness::AppServer`, what an
+//! application's binary made with `orchflow_cli::App` serves); the others run the generic
+//! `orchflow` binary, which has none.
 //!
 //! Without Chromium or chromedriver each test says so on standard error and passes; with `CI`
 //! set it fails instead (`.ci/chromium` installs both). The tests take one lock, so that one
@@ -892,4 +895,434 @@ async fn the_page_of_a_ten_thousand_step_run_renders_in_under_a_second() {
         measured < 1000.0,
         "the page of a 10,000-step run was drawn {measured:.0} ms after navigation (limit 1 s)"
     );
+}
+
+// ------------------------------------------------------------------------------------------
+// 7. replay and fork, with a server built with the flows (orchflow_cli::App's registry)
+
+/// The rows of the fork preview table: (step, path, reuse, repeats side effects).
+async fn preview_rows(b: &Browser) -> Vec<(String, String, String, bool)> {
+    let v = b
+        .js(
+            "return [...document.querySelectorAll('[data-testid=fork-row]')].map((r) => \
+             [r.dataset.step, r.dataset.path, r.dataset.reuse, r.dataset.sideEffects === 'true']);",
+            vec![],
+        )
+        .await;
+    v.as_array()
+        .expect("an array of rows")
+        .iter()
+        .map(|r| {
+            let s = |i: usize| r[i].as_str().unwrap_or_default().to_string();
+            (s(0), s(1), s(2), r[3].as_bool().unwrap_or(false))
+        })
+        .collect()
+}
+
+/// The rows the library's preview gives.
+fn library_rows(p: &orchflow::replay::ForkPreview) -> Vec<(String, String, String, bool)> {
+    p.steps
+        .iter()
+        .map(|s| {
+            let reuse = serde_json::to_value(s.reuse).expect("a reuse as JSON");
+            (
+                s.call.step.clone(),
+                s.call.path.clone(),
+                reuse.as_str().unwrap_or_default().to_string(),
+                s.repeats_side_effects,
+            )
+        })
+        .collect()
+}
+
+/// Waits for the preview table to be drawn anew (after `before`, the rows shown before the
+/// click) and returns its rows.
+async fn settled_preview(
+    b: &Browser,
+    before: &[(String, String, String, bool)],
+) -> Vec<(String, String, String, bool)> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = preview_rows(b).await;
+        if !rows.is_empty() && rows != before {
+            return rows;
+        }
+        if Instant::now() >= deadline {
+            let shot = b.screenshot("timeout-fork-preview").await;
+            panic!(
+                "no new fork preview within 10 s (rows: {rows:?}); screenshot {}",
+                shot.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The text of the first element `css` selects, or "" when there is none.
+async fn text_of(b: &Browser, css: &str) -> String {
+    b.js(
+        "const e = document.querySelector(arguments[0]); return e ? e.textContent : '';",
+        vec![json!(css)],
+    )
+    .await
+    .as_str()
+    .unwrap_or_default()
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fork_preview_and_the_lineage() {
+    use orchflow::replay::{ForkAt, ReplayOptions, ReplayOutcome};
+    let Some(tools) = harness::tools("the_fork_preview_and_the_lineage") else {
+        return;
+    };
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (_dir, path, store) = store_file();
+    let (run, changed) = record_replayable(&store).await;
+    // A run of a flow the build serving does not have.
+    let other = flow! { #[flow(name = "elsewhere")] bump }
+        .durable(store.clone())
+        .run(1)
+        .await;
+    assert_eq!(other.output, Some(2));
+    store.flush().await.expect("flush");
+    let shared: Arc<dyn CheckpointStore> = Arc::new(store.clone());
+    let build = replay_build();
+
+    let server = harness::AppServer::start(&path, replay_build()).await;
+    let b = Browser::start(&tools).await;
+
+    // --- the attempt of the second iteration of the loop: its call is polish@2.
+    b.open(&server.page(&format!("#/run/{run}"))).await;
+    wait_run_page(&b, run).await;
+    b.wait_for(
+        "the Replay button on (the build has `launch`)",
+        Duration::from_secs(10),
+        "const r = document.querySelector('[data-testid=replay]'); return r && !r.disabled;",
+    )
+    .await;
+    b.select("[data-testid=log-step]", "polish").await;
+    b.select("[data-testid=log-kind]", "start").await;
+    b.wait_for(
+        "three attempt starts of polish in the event log",
+        Duration::from_secs(5),
+        "return document.querySelectorAll('[data-testid=event-row][data-kind=start]').length === 3;",
+    )
+    .await;
+    let second = b
+        .js(
+            "const rows = [...document.querySelectorAll('[data-testid=event-row][data-kind=start]')]; \
+             rows.sort((x, y) => Number(x.dataset.index) - Number(y.dataset.index)); \
+             return rows[1].dataset.index;",
+            vec![],
+        )
+        .await;
+    let second = second.as_str().expect("a row index").to_string();
+    b.click(&format!(
+        "[data-testid=event-row][data-kind=start][data-index=\"{second}\"]"
+    ))
+    .await;
+    let at = b
+        .wait_for(
+            "Fork from here for the selected attempt",
+            Duration::from_secs(5),
+            "const f = document.querySelector('[data-testid=fork-open]'); \
+             return f && !f.disabled ? f.dataset.at : null;",
+        )
+        .await;
+    // The second attempt of polish in the journal is the loop's second call, as the library
+    // numbers calls: its call there is the second iteration, with the input of that attempt.
+    let journal = store
+        .journal(run, 0)
+        .await
+        .expect("journal")
+        .expect("the run");
+    let polish: Vec<&orchflow::StepTrace> = journal
+        .iter()
+        .flat_map(|e| e.traces.iter())
+        .filter(|t| t.step == "polish")
+        .collect();
+    assert_eq!(polish.len(), 3);
+    assert_eq!(
+        at,
+        json!("polish@2"),
+        "the call of the second polish attempt"
+    );
+    let fork_at = ForkAt::parse("polish@2").expect("a call");
+    let unchanged = build
+        .preview_fork(Arc::clone(&shared), run, &fork_at, None)
+        .await
+        .expect("the library's preview");
+    assert_eq!(unchanged.at.iterations, vec![1]);
+    assert_eq!(unchanged.at.input, polish[1].input);
+
+    // --- the dialog: the recorded input, a client-side JSON check, previews, a server error.
+    b.click("[data-testid=fork-open]").await;
+    b.wait_for(
+        "the fork dialog",
+        Duration::from_secs(5),
+        "return !!document.querySelector('[data-testid=fork-dialog][open]');",
+    )
+    .await;
+    assert_eq!(text_of(&b, "[data-testid=fork-spec]").await, "polish@2");
+    let prefilled = b
+        .js(
+            "return document.querySelector('[data-testid=fork-input]').value;",
+            vec![],
+        )
+        .await;
+    let prefilled: Value =
+        serde_json::from_str(prefilled.as_str().expect("the editor's text")).expect("JSON");
+    assert_eq!(
+        Some(prefilled),
+        polish[1].input,
+        "the editor holds the recorded input"
+    );
+    b.click("[data-testid=fork-preview]").await;
+    let rows = settled_preview(&b, &[]).await;
+    assert_eq!(
+        rows,
+        library_rows(&unchanged),
+        "the preview of the recorded input"
+    );
+
+    b.clear("[data-testid=fork-input]").await;
+    b.type_into("[data-testid=fork-input]", "{\"oops\": ").await;
+    b.click("[data-testid=fork-preview]").await;
+    let invalid = text_of(&b, "[data-testid=fork-error]").await;
+    assert!(
+        invalid.starts_with("the input is not valid JSON"),
+        "invalid JSON is caught in the page: {invalid:?}"
+    );
+
+    b.clear("[data-testid=fork-input]").await;
+    b.type_into("[data-testid=fork-input]", "\"seven\"").await;
+    b.click("[data-testid=fork-preview]").await;
+    let refused = build
+        .preview_fork(Arc::clone(&shared), run, &fork_at, Some(json!("seven")))
+        .await
+        .expect_err("a string is no u32")
+        .to_string();
+    b.wait_for(
+        "the server's refusal of an input of the wrong type",
+        Duration::from_secs(10),
+        &format!(
+            "const e = document.querySelector('[data-testid=fork-error]'); \
+             return e && !e.hidden && e.textContent.includes({}) ? e.textContent : null;",
+            json!(refused)
+        ),
+    )
+    .await;
+
+    b.clear("[data-testid=fork-input]").await;
+    b.type_into("[data-testid=fork-input]", "100").await;
+    b.click("[data-testid=fork-preview]").await;
+    let edited = build
+        .preview_fork(Arc::clone(&shared), run, &fork_at, Some(json!(100)))
+        .await
+        .expect("the library's preview with the edited input");
+    let rows = settled_preview(&b, &[]).await;
+    assert_eq!(
+        rows,
+        library_rows(&edited),
+        "the preview of the edited input"
+    );
+    assert!(
+        rows.iter().any(|r| r.2 == "reused") && rows.iter().any(|r| r.2 == "rerun"),
+        "the fork reuses the calls before polish@2 and runs the rest: {rows:?}"
+    );
+    b.screenshot("fork-preview").await;
+
+    // --- the fork: the page opens the new run, which says where it came from.
+    b.click("[data-testid=fork-submit]").await;
+    let forked = b
+        .wait_for(
+            "the page of the forked run",
+            Duration::from_secs(20),
+            &format!(
+                "const p = document.querySelector('[data-testid=run-page]'); \
+                 const f = document.querySelector('[data-testid=forked-from]'); \
+                 return p && p.dataset.runId !== '{run}' && f ? p.dataset.runId : null;"
+            ),
+        )
+        .await;
+    let forked: RunId = forked
+        .as_str()
+        .expect("the new run's id")
+        .parse()
+        .expect("a run id");
+    let from = b
+        .js(
+            "const f = document.querySelector('[data-testid=forked-from]'); \
+             return [f.dataset.runId, f.dataset.at, f.querySelector('a').getAttribute('href'), \
+             document.querySelector('[data-testid=fork-input-edited]')?.textContent ?? null];",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        from,
+        json!([run.to_string(), "polish@2", format!("#/run/{run}"), "100"]),
+        "forked from the recorded run at polish@2 with the edited input"
+    );
+    // The fork runs on the server: outline and polish@1 reused, polish(100) = 201,
+    // polish(201) = 403, release = "v403".
+    b.wait_for(
+        "the forked run to complete",
+        Duration::from_secs(20),
+        "const s = document.querySelector('[data-testid=run-status]'); \
+         return s && s.dataset.status === 'completed';",
+    )
+    .await;
+    let doc = store
+        .load(forked)
+        .await
+        .expect("load")
+        .expect("the forked run")
+        .document;
+    assert_eq!(doc.output, Some(json!("v403")));
+    let origin = doc.lineage.forked_from.expect("the fork's origin");
+    assert_eq!(
+        (origin.run_id, origin.at.to_string()),
+        (run, "polish@2".into())
+    );
+    assert_eq!(origin.input, Some(json!(100)));
+    b.screenshot("forked-run").await;
+
+    // --- back to the recorded run: its forks list the new one.
+    b.click("[data-testid=forked-from] a").await;
+    wait_run_page(&b, run).await;
+    b.wait_for(
+        "the recorded run's forks",
+        Duration::from_secs(10),
+        &format!(
+            "const f = document.querySelector('[data-testid=forks] a[data-run-id=\"{forked}\"]'); \
+             return f ? f.getAttribute('href') : null;"
+        ),
+    )
+    .await;
+
+    // --- the runs list marks the fork, from the listed documents.
+    b.open(&server.page("#/runs")).await;
+    b.wait_for(
+        "the fork's mark in the runs list",
+        Duration::from_secs(10),
+        &format!(
+            "const r = document.querySelector('[data-testid=run-row][data-run-id=\"{forked}\"]'); \
+             const o = document.querySelector('[data-testid=run-row][data-run-id=\"{run}\"]'); \
+             return r && o && r.querySelector('[data-testid=fork-badge]') \
+                && o.querySelector('[data-testid=forks-badge]') \
+                && !o.querySelector('[data-testid=fork-badge]');"
+        ),
+    )
+    .await;
+    b.screenshot("runs-with-fork").await;
+
+    // --- Replay of a run of a flow changed since: the divergence at its path.
+    let report = build
+        .replay(Arc::clone(&shared), changed, &ReplayOptions::default())
+        .await
+        .expect("the library's replay");
+    let ReplayOutcome::Diverges(divergence) = &report.outcome else {
+        panic!("the changed flow diverges: {report:#?}");
+    };
+    b.open(&server.page(&format!("#/run/{changed}"))).await;
+    wait_run_page(&b, changed).await;
+    b.wait_for(
+        "the Replay button on",
+        Duration::from_secs(10),
+        "const r = document.querySelector('[data-testid=replay]'); return r && !r.disabled;",
+    )
+    .await;
+    b.click("[data-testid=replay]").await;
+    b.wait_for(
+        "the replay report",
+        Duration::from_secs(20),
+        "return !!document.querySelector('[data-testid=replay-report]');",
+    )
+    .await;
+    let shown = b
+        .js(
+            "const r = document.querySelector('[data-testid=replay-report]'); \
+             const t = (id) => r.querySelector(`[data-testid=${id}]`)?.textContent ?? null; \
+             return [r.dataset.verdict, t('replay-path'), t('replay-message'), t('replay-new-source')];",
+            vec![],
+        )
+        .await;
+    let source = divergence
+        .new
+        .as_ref()
+        .and_then(|c| c.source.as_ref())
+        .map(|s| s.to_string());
+    assert_eq!(
+        shown,
+        json!(["diverges", divergence.path, divergence.message, source]),
+        "the report of the changed build"
+    );
+    b.screenshot("replay-diverges").await;
+
+    // --- Replay of the recorded run with the same code, re-executing `polish`: compatible,
+    // its three calls run again and matched.
+    let same = build
+        .replay(
+            Arc::clone(&shared),
+            run,
+            &ReplayOptions::default().reexecute(["polish"]),
+        )
+        .await
+        .expect("the library's replay");
+    assert!(same.is_compatible(), "{same:#?}");
+    assert_eq!(same.reexecuted, 3);
+    b.open(&server.page(&format!("#/run/{run}"))).await;
+    wait_run_page(&b, run).await;
+    b.wait_for(
+        "the Replay button on",
+        Duration::from_secs(10),
+        "const r = document.querySelector('[data-testid=replay]'); return r && !r.disabled;",
+    )
+    .await;
+    b.click("[data-testid=replay]").await;
+    b.wait_for(
+        "the replay report of the same code",
+        Duration::from_secs(20),
+        "const r = document.querySelector('[data-testid=replay-report]'); \
+         return r && r.dataset.verdict === 'compatible';",
+    )
+    .await;
+    b.type_into("[data-testid=replay-reexecute]", "polish")
+        .await;
+    b.click("[data-testid=replay-again]").await;
+    let facts = b
+        .wait_for(
+            "the report of a replay re-executing polish",
+            Duration::from_secs(20),
+            "const r = document.querySelector('[data-testid=replay-report]'); \
+             return r && r.dataset.verdict === 'compatible' && r.textContent.includes('re-executed') \
+                ? r.textContent : null;",
+        )
+        .await;
+    assert!(
+        facts.as_str().unwrap_or_default().contains(&format!(
+            "{} steps re-executed and matched",
+            same.reexecuted
+        )),
+        "the page reports the re-executed steps: {facts}"
+    );
+
+    // --- a run of a flow the build lacks: no replay, and the page says why.
+    b.open(&server.page(&format!("#/run/{}", other.run_id)))
+        .await;
+    wait_run_page(&b, other.run_id).await;
+    let off = b
+        .wait_for(
+            "the Replay button off with its reason",
+            Duration::from_secs(10),
+            "const r = document.querySelector('[data-testid=replay]'); \
+             return r && r.disabled && r.title.includes('orchflow_cli::App') ? r.title : null;",
+        )
+        .await;
+    assert!(
+        off.as_str().unwrap_or_default().contains("elsewhere"),
+        "the reason names the flow: {off}"
+    );
+    b.close().await;
 }

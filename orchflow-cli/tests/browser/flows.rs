@@ -6,6 +6,7 @@
 
 use orchflow::graph::FlowGraph;
 use orchflow::human::{Answer, TypedAnswer};
+use orchflow::registry::Registry;
 use orchflow::store::{
     Checkpoint, CheckpointStore, Claim, JournalEntry, Question, RunDocument, RunListing, RunQuery,
     StatusCounts, StoreFuture,
@@ -144,6 +145,57 @@ pub async fn record_long(store: &SqliteStore) -> (RunId, FlowGraph) {
     assert_eq!(r.output, Some(LONG), "the long run: {:?}", r.error);
     store.flush().await.expect("flush the store");
     (r.run_id, f.graph())
+}
+
+// ------------------------------------------------------------------ replay and fork
+
+#[step]
+pub async fn outline(topic: String) -> u32 {
+    u32::try_from(topic.len()).unwrap_or(u32::MAX)
+}
+
+#[step]
+pub async fn polish(x: u32) -> u32 {
+    x * 2 + 1
+}
+
+#[step]
+pub async fn review(x: u32) -> u32 {
+    x
+}
+
+#[step]
+pub async fn release(x: u32) -> String {
+    format!("v{x}")
+}
+
+/// The flows of the build the replay/fork browser test serves: `launch`, the same code that
+/// recorded its runs, and `changed`, which since its runs were recorded calls `review` before
+/// `release`.
+pub fn replay_build() -> Registry {
+    Registry::new()
+        .register(flow! {
+            #[flow(name = "launch")]
+            outline => loop(max = 3) { polish } => release
+        })
+        .register(flow! {
+            #[flow(name = "changed")]
+            outline => loop(max = 3) { polish } => review => release
+        })
+}
+
+/// Records one run of `launch` and one of `changed` (before its change), both
+/// `outline => loop(max = 3) { polish } => release` over "rust" (output "v39"), and returns
+/// their ids.
+pub async fn record_replayable(store: &SqliteStore) -> (RunId, RunId) {
+    let launch = flow! { #[flow(name = "launch")] outline => loop(max = 3) { polish } => release };
+    let before = flow! { #[flow(name = "changed")] outline => loop(max = 3) { polish } => release };
+    let a = launch.durable(store.clone()).run("rust".to_string()).await;
+    assert_eq!(a.output.as_deref(), Some("v39"), "launch: {:?}", a.error);
+    let b = before.durable(store.clone()).run("rust".to_string()).await;
+    assert_eq!(b.output.as_deref(), Some("v39"), "changed: {:?}", b.error);
+    store.flush().await.expect("flush the store");
+    (a.run_id, b.run_id)
 }
 
 // ------------------------------------------------------------------ a question

@@ -1,10 +1,12 @@
 //! The browser tests' machinery: Chromium driven through chromedriver (both found on this
-//! machine, or the tests skipped, except under CI), the real `orchflow serve` on a store file,
-//! waits on page conditions with deadlines, and screenshots kept as artifacts.
+//! machine, or the tests skipped, except under CI), the real `orchflow serve` on a store file
+//! (the generic binary, or in this process with a build's flows), waits on page conditions
+//! with deadlines, and screenshots kept as artifacts.
 //!
 //! Invariants:
 //! * every process started here (chromedriver, and through it Chromium; the server) is
-//!   stopped when its value is dropped, a failing test included;
+//!   stopped when its value is dropped, a failing test included, and so is the in-process
+//!   server of [`AppServer`];
 //! * chromedriver and the server listen on free loopback ports; Chromium runs headless with a
 //!   fresh temporary profile, and with `--no-sandbox` only when the tests run as root (where
 //!   Chromium's sandbox refuses to start);
@@ -456,6 +458,55 @@ impl Server {
     /// The page at `hash` (e.g. `#/runs`).
     pub fn page(&self, hash: &str) -> String {
         format!("{}/{hash}", self.base)
+    }
+}
+
+/// `orchflow serve` with a build's flows, in this process: what an application's own binary
+/// (made with `orchflow_cli::App` and a registry of its flows) serves, so that replay and fork
+/// run real flow code. Over a SQLite file, on a free loopback port; stopped when dropped.
+pub struct AppServer {
+    /// `http://127.0.0.1:PORT` (no trailing slash).
+    pub base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), orchflow_cli::serve::ServeError>>,
+}
+
+impl AppServer {
+    /// Binds the server of the runs in `db` with `flows` and serves it on this runtime.
+    pub async fn start(db: &Path, flows: orchflow::registry::Registry) -> AppServer {
+        use orchflow_cli::serve::{ServeOptions, Source, bind};
+        let url = format!("sqlite:{}", db.display());
+        let store = orchflow_cli::open(Some(&url))
+            .await
+            .unwrap_or_else(|e| panic!("open {url}: {e}"));
+        let options = ServeOptions::new(SocketAddr::from(([127, 0, 0, 1], 0))).flows(flows);
+        let server = bind(Source::Store(store), options)
+            .await
+            .unwrap_or_else(|e| panic!("bind the server: {e}"));
+        let base = format!("http://{}", server.local_addr());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.run_until(async move {
+            let _ = stopped.await;
+        }));
+        AppServer {
+            base,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// The page at `hash` (e.g. `#/runs`).
+    pub fn page(&self, hash: &str) -> String {
+        format!("{}/{hash}", self.base)
+    }
+}
+
+impl Drop for AppServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.abort();
     }
 }
 

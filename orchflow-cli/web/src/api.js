@@ -56,6 +56,9 @@ export const api = {
   answer: (id, question, text) => call('POST', `/api/runs/${enc(id)}/answer`, { question, text }),
   resume: (id) => call('POST', `/api/runs/${enc(id)}/resume`, {}),
   cancel: (id) => call('POST', `/api/runs/${enc(id)}/cancel`, {}),
+  replay: (id, reexecute = []) => call('GET', `/api/runs/${enc(id)}/replay${qs({ reexecute: reexecute.join(',') })}`),
+  forkPreview: (id, body) => call('POST', `/api/runs/${enc(id)}/fork/preview`, body),
+  fork: (id, body) => call('POST', `/api/runs/${enc(id)}/fork`, body),
   exportUrl: (id) => `/api/runs/${enc(id)}/export`,
   eventsUrl: (id, after) => `/api/runs/${enc(id)}/events${qs({ after })}`,
 };

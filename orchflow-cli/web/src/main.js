@@ -144,6 +144,7 @@ async function boot() {
       api.questions().then((q) => setInboxCount(Array.isArray(q) ? q.length : 0), () => {});
     }
   }
+  if (explicit && info && current instanceof RunView) current.setInfo(info);
   if (!explicit) {
     window.addEventListener('hashchange', route);
     route();

@@ -1,7 +1,8 @@
 // The runs list: filters (flow, status, since) and search (q) kept in the URL's hash, status
 // counts, one page at a time with the server's `next` cursor (never everything).
 
-import { h, mount, badge, debounce } from './dom.js';
+import { h, mount, badge, debounce, icon } from './dom.js';
+import { lineageView } from './replay.js';
 import { api } from './api.js';
 import { fmtDateTime, fmtDuration, fmtAgo, parseTime } from './time.js';
 
@@ -138,7 +139,7 @@ export class RunsPage {
         onkeydown: (e) => { if (e.key === 'Enter') location.hash = href; },
       },
       h('td', null, badge(d.status)),
-      h('td', null, h('a', { href, class: 'mono' }, d.run_id.slice(0, 8)), h('span', { class: 'muted mono small' }, d.run_id.slice(8, 13))),
+      h('td', null, h('a', { href, class: 'mono' }, d.run_id.slice(0, 8)), h('span', { class: 'muted mono small' }, d.run_id.slice(8, 13)), lineageBadges(d)),
       h('td', null, h('a', { href: `#/runs?flow=${encodeURIComponent(d.flow)}`, class: 'flow-link', title: `only ${d.flow} runs` }, d.flow)),
       h('td', { title: fmtDateTime(created) }, fmtAgo(created, now)),
       h('td', null, d.status === 'running' || d.status === 'queued' ? '–' : fmtDuration(updated - created)),
@@ -154,6 +155,17 @@ export class RunsPage {
     this.prevBtn.disabled = this.page === 0;
     this.pageEl.textContent = `page ${this.page + 1} · ${runs.length} runs`;
   }
+}
+
+/** The small marks of a forked run and of a run with forks (from the listed document). */
+function lineageBadges(d) {
+  const l = lineageView(d);
+  if (!l) return null;
+  const f = l.forkedFrom;
+  return [
+    f ? h('span', { class: 'tag fork-tag', 'data-testid': 'fork-badge', title: `forked from ${f.runId} at ${f.spec}${f.path ? ` (${f.path})` : ''}${f.input != null ? ' with an edited input' : ''}` }, icon('fork'), 'fork') : null,
+    l.forks.length ? h('span', { class: 'tag fork-tag', 'data-testid': 'forks-badge', title: `${l.forks.length} run${l.forks.length === 1 ? ' was' : 's were'} forked from this one` }, `${l.forks.length} fork${l.forks.length === 1 ? '' : 's'}`) : null,
+  ];
 }
 
 function toLocalInput(iso) {

@@ -14,6 +14,8 @@ import { Timeline } from './timeline.js';
 import { EventLog, eventText } from './eventlog.js';
 import { questionCard } from './inbox.js';
 import { fmtDuration, fmtDateTime, parseTime } from './time.js';
+import { callNumbers, whyNoReplay, flowInBuild } from './replay.js';
+import { lineageLine, openForkDialog, loadReplay } from './replayview.js';
 
 export class RunView {
   /**
@@ -24,6 +26,10 @@ export class RunView {
     this.source = source;
     // A server that shows one exported bundle cannot change runs or stream them.
     this.readOnly = source.kind === 'bundle' || !!info?.bundle;
+    /** `/api/info` (null until known): its `flows` turn replay and fork on. */
+    this.info = info;
+    /** The call of each attempt (`callNumbers`), computed on the first fork offer. */
+    this.calls = null;
     this.k = 0;
     this.state = initialState();
     this.playing = false;
@@ -74,6 +80,29 @@ export class RunView {
     if (this.readOnly) this.resumeBtn.disabled = this.cancelBtn.disabled = true;
   }
 
+  /** Learns /api/info late (an explicit route starts before it answers). */
+  setInfo(info) {
+    this.info = info;
+    if (info?.bundle) this.setReadOnly();
+    if (this.replayBtn) {
+      this.refreshReplay();
+      if (this.selection?.trace != null) this.select(this.selection);
+    }
+  }
+
+  /** Why replay and fork are off for this run, or null. */
+  noReplay() {
+    return whyNoReplay(this.info, this.rec.doc.flow, { readOnly: this.readOnly });
+  }
+
+  /** The Replay button: on when the build serving has this run's flow. */
+  refreshReplay() {
+    const why = this.noReplay();
+    this.replayBtn.disabled = !!why;
+    const f = flowInBuild(this.info, this.rec.doc.flow);
+    this.replayBtn.title = why ?? `replay the recording against the current build of ${f.name} (fingerprint ${f.fingerprint}) without running a step`;
+  }
+
   /** Learns late (from /api/info) that the server shows a bundle: no operations, no stream. */
   setReadOnly() {
     if (this.readOnly) return;
@@ -86,6 +115,7 @@ export class RunView {
       this.liveEl.hidden = true;
       this.questionsKey = undefined;
       this.refreshHeader();
+      this.refreshReplay();
     }
   }
 
@@ -110,6 +140,9 @@ export class RunView {
     const isApi = this.source.kind === 'api';
     const canOperate = !this.readOnly;
     this.resumeBtn = h('button', { class: 'btn', 'data-testid': 'resume', disabled: !canOperate, title: canOperate ? 'queue the run for a worker' : 'not available for a bundle', onclick: () => this.op('resume') }, 'Resume');
+    this.replayBtn = h('button', { class: 'btn', 'data-testid': 'replay', onclick: () => loadReplay(this.replayEl, this.rec.doc.run_id) }, 'Replay');
+    this.replayEl = h('div', { class: 'replay-panel', 'data-testid': 'replay-panel', hidden: true });
+    this.lineageEl = h('div');
     this.cancelBtn = h('button', { class: 'btn danger', 'data-testid': 'cancel', disabled: !canOperate, title: canOperate ? 'cancel the run' : 'not available for a bundle', onclick: () => this.op('cancel') }, 'Cancel');
     const exportLink = isApi
       ? h('a', { class: 'btn', 'data-testid': 'export', href: api.exportUrl(doc.run_id), download: `${doc.flow}-${doc.run_id}.orchflow.json` }, 'Export')
@@ -125,8 +158,8 @@ export class RunView {
         this.source.kind === 'bundle' ? h('span', { class: 'tag' }, `bundle ${this.source.fileName ?? ''}`) : null,
         this.liveEl,
         h('span', { class: 'grow' }),
-        this.opResult, this.resumeBtn, this.cancelBtn, exportLink),
-      this.metaEl, this.infoEl);
+        this.opResult, this.replayBtn, this.resumeBtn, this.cancelBtn, exportLink),
+      this.metaEl, this.lineageEl, this.infoEl, this.replayEl);
 
     // Scrubber.
     this.marks = h('datalist', { id: `scrub-marks-${Math.random().toString(36).slice(2)}` });
@@ -167,6 +200,7 @@ export class RunView {
           h('section', { class: 'panel log-panel' }, h('header', null, h('h2', null, 'Events')), logBox),
           h('section', { class: 'panel details-panel' }, h('header', null, h('h2', null, 'Details')), this.detailsEl))));
     mount(this.root, h('div', { class: 'run-page', 'data-testid': 'run-page', 'data-run-id': doc.run_id }, header, scrub, main));
+    this.refreshReplay();
 
     this.graph = new GraphView(graphBox, this.model, { onSelect: (sel) => this.select(sel) });
     this.graphRo = new ResizeObserver(() => this.graph.fit());
@@ -386,6 +420,11 @@ export class RunView {
       this.questionsKey = null;
     }
     mount(this.infoEl, parts);
+    const lineageKey = JSON.stringify(doc.lineage ?? null);
+    if (this.lineageKey !== lineageKey) {
+      this.lineageKey = lineageKey;
+      mount(this.lineageEl, lineageLine(doc));
+    }
     const finished = FINISHED.has(doc.status);
     if (!this.readOnly) {
       this.cancelBtn.disabled = finished;
@@ -432,9 +471,36 @@ export class RunView {
         kv('started', `+${fmtDuration(tr.start - t0)}`), kv('ended', `+${fmtDuration(tr.end - t0)}`), kv('took', fmtDuration(tr.end - tr.start)),
         kv('journal entry', `#${tr.seq}`)),
       tr.error ? h('div', { class: 'det-error' }, h('b', null, 'error'), h('pre', { class: 'json err' }, tr.error)) : null,
+      this.forkOffer(tr),
       jsonBlock(tr.input ?? undefined, { label: 'input' }),
       jsonBlock(tr.outcome === 'succeeded' ? tr.output ?? undefined : tr.output ?? null, { label: 'output' }),
       jsonBlock(tr.raw, { label: 'trace JSON', open: false }));
+  }
+
+  /** The call an attempt belongs to (`step@n`, as the library numbers calls), or null. */
+  callOf(idx) {
+    const traces = this.rec.traces;
+    if (!this.calls || this.calls.length !== traces.length) this.calls = callNumbers(traces);
+    return this.calls[idx] ?? null;
+  }
+
+  /** "Fork from here" for a selected attempt: its call and a button opening the fork dialog. */
+  forkOffer(tr) {
+    const call = this.callOf(tr.idx);
+    const why = call ? this.noReplay() : 'this attempt was cancelled and its call never made again: there is no call to fork from';
+    const id = this.rec.doc.run_id;
+    return h('div', { class: 'fork-offer' },
+      h('button', {
+        class: 'btn small', 'data-testid': 'fork-open', 'data-at': call?.spec ?? '', disabled: !!why,
+        title: why ?? `fork the run from call ${call.spec}: a new run reuses everything before it`,
+        onclick: () => openForkDialog({
+          runId: id,
+          spec: call.spec,
+          recordedInput: this.rec.traces[call.trace]?.input ?? tr.input,
+          onForked: (newId) => { location.hash = `#/run/${encodeURIComponent(newId)}`; },
+        }),
+      }, icon('fork'), 'Fork from here'),
+      call ? h('span', { class: 'muted small' }, ' call ', h('code', { 'data-testid': 'call-spec' }, call.spec)) : null);
   }
 
   showNode(key) {

@@ -5,7 +5,10 @@
 //
 // Runs: the two recordings written by the library, the generated "everything" runs, a
 // 10,000-attempt run, 1,200 filler runs (paging), and a live run that replays the
-// "everything" journal over ~6 s through /events each time it is opened fresh.
+// "everything" journal over ~6 s through /events each time it is opened fresh. The run of
+// replay-fixture.json is of flow `fixture`, which the mock's "build" has (`/api/info` lists it):
+// its Replay answers the fixture's diverging report, its fork preview the fixture's previews, and
+// a fork copies it with the lineage written on both runs.
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -23,6 +26,8 @@ for (const f of ['showcase-completed.bundle.json', 'showcase-suspended.bundle.js
   if (f.includes('suspended')) b.document.run_id = `5${b.document.run_id.slice(1)}`;
   add(b);
 }
+const replayFixture = JSON.parse(fs.readFileSync(path.join(here, 'fixtures', 'replay-fixture.json'), 'utf8'));
+add(structuredClone(replayFixture.bundle));
 add(everythingRun());
 const susp = everythingRun({ answered: false });
 susp.document.run_id = '00000000-0000-4000-8000-000000000002';
@@ -102,14 +107,14 @@ const server = http.createServer(async (req, res) => {
     res.writeHead(200, { 'Content-Type': `${type}; charset=utf-8`, 'Cache-Control': 'no-cache' });
     return res.end(fs.readFileSync(file));
   }
-  if (p === '/api/info') return json(res, 200, { store: 'mock:fixtures', live: true, bundle: false, version: '0.1.0' });
+  if (p === '/api/info') return json(res, 200, { store: 'mock:fixtures', live: true, bundle: false, version: '0.1.0', flows: [{ name: 'fixture', fingerprint: replayFixture.reports.added.fingerprint }] });
   if (p === '/api/runs') return json(res, 200, list(url.searchParams));
   if (p === '/api/questions') {
     const out = [];
     for (const d of docsSorted()) if (d.status === 'suspended') for (const q of d.pending) out.push({ run_id: d.run_id, flow: d.flow, pending: q, since: d.updated_at });
     return json(res, 200, out);
   }
-  const m = /^\/api\/runs\/([^/]+)(?:\/(journal|events|answer|resume|cancel|export))?$/.exec(p);
+  const m = /^\/api\/runs\/([^/]+)(?:\/(journal|events|answer|resume|cancel|export|replay|fork|fork\/preview))?$/.exec(p);
   if (!m) return json(res, 404, { error: `no route ${p}` });
   const id = decodeURIComponent(m[1]);
   if (id === LIVE_ID && m[2] === undefined && !runs.get(LIVE_ID).journal.length) runs.set(LIVE_ID, liveRun());
@@ -190,6 +195,34 @@ const server = http.createServer(async (req, res) => {
     case 'cancel':
       run.document = { ...run.document, status: 'cancelled', updated_at: iso(Date.now()) };
       return json(res, 200, { status: 'cancelled' });
+    case 'replay':
+      if (run.document.flow !== 'fixture') return json(res, 200, { run_id: id, flow: run.document.flow, status: run.document.status, recorded_fingerprint: run.document.fingerprint, fingerprint: '', outcome: 'unreplayable', reason: `this build has no flow \`${run.document.flow}\``, reused: 0, reexecuted: 0, continues_at: [], resume: 'undeclared' });
+      return json(res, 200, { ...replayFixture.reports.added, run_id: id });
+    case 'fork/preview':
+    case 'fork': {
+      let b;
+      try {
+        b = JSON.parse(body);
+      } catch {
+        return json(res, 400, { error: 'the body is not JSON' });
+      }
+      if (run.document.flow !== 'fixture') return json(res, 400, { error: `this build has no flow \`${run.document.flow}\`` });
+      const known = replayFixture.calls.find((c) => c.spec === b.from);
+      if (!known || known.error) return json(res, 400, { error: known?.error ?? `run ${id}: the run never called \`${b.from}\`` });
+      if (b.input !== undefined && typeof b.input !== typeof known.input) return json(res, 400, { error: `run ${id}: the input given does not fit the input type of \`${b.from.split('@')[0]}\`` });
+      if (m[2] === 'fork/preview') {
+        const pv = replayFixture.previews[b.from] ?? { run_id: id, at: known, steps: [{ call: known, reuse: 'rerun', repeats_side_effects: true }] };
+        return json(res, 200, { ...pv, at: { ...pv.at, input: b.input ?? pv.at.input } });
+      }
+      const nid = `${Math.random().toString(16).slice(2, 10)}-0000-4000-8000-${String(Date.now()).slice(-12)}`;
+      const [step, n] = b.from.split('@');
+      const copy = structuredClone(replayFixture.bundle);
+      copy.document = { ...copy.document, run_id: nid, created_at: iso(Date.now()), updated_at: iso(Date.now()), lineage: { forked_from: { run_id: id, at: { step, occurrence: Number(n) }, path: known.path, ...(b.input !== undefined ? { input: b.input } : {}), fingerprint: run.document.fingerprint } } };
+      add(copy);
+      const l = run.document.lineage ?? {};
+      run.document = { ...run.document, lineage: { ...l, forks: [...(l.forks ?? []), nid] } };
+      return json(res, 201, { run_id: nid });
+    }
     default:
       return json(res, 404, { error: 'no route' });
   }
