@@ -10,8 +10,9 @@
 //! `--reexecute`); a run is replayed at most once per command (the fingerprint check and the
 //! reports share the result); every selected run gets a report, a run the store cannot read
 //! included (once, though the store cannot say its flow, so it counts against every
-//! selection); the exit code is 0 only when every report is compatible, and 2 when the store
-//! cannot list runs at all.
+//! selection); the exit code is 0 only when every run passes ([`ReplayReport::passes`]: a
+//! compatible replay, or a divergence under a fingerprint the build declares compatible, and for
+//! an unfinished run a resume this build allows), and 2 when the store cannot list runs at all.
 
 use crate::runs::show::one_line;
 use crate::runs::{resolve, stdout_error};
@@ -101,10 +102,21 @@ pub struct Findings {
 }
 
 impl Findings {
-    /// How many selected runs are not compatible (diverge, cannot be replayed, or cannot be
-    /// read).
+    /// How many runs fail the check ([`ReplayReport::passes`]: cannot be replayed, diverge
+    /// under a fingerprint the build does not declare compatible, or are unfinished and would
+    /// be refused or broken by a resume), among the selected runs and the unfinished ones, each
+    /// counted once; plus the runs that cannot be read.
     pub fn failing(&self) -> usize {
-        self.reports.iter().filter(|r| !r.is_compatible()).count() + self.unreadable.len()
+        let mut failing: Vec<RunId> = self
+            .reports
+            .iter()
+            .chain(&self.unfinished)
+            .filter(|r| !r.passes())
+            .map(|r| r.run_id)
+            .collect();
+        failing.sort_unstable();
+        failing.dedup();
+        failing.len() + self.unreadable.len()
     }
 
     /// How many runs were selected.
@@ -269,7 +281,7 @@ impl Replayer<'_> {
 /// use orchflow_cli::replay::verdict;
 /// assert_eq!(verdict(&ReplayOutcome::Compatible), "compatible");
 /// let d = Divergence { kind: DivergenceKind::StepChanged, path: "step draft".into(), recorded: None, new: None, message: "m".into() };
-/// assert_eq!(verdict(&ReplayOutcome::Diverges(d)), "diverges at step draft");
+/// assert_eq!(verdict(&ReplayOutcome::Diverges(Box::new(d))), "diverges at step draft");
 /// ```
 pub fn verdict(outcome: &ReplayOutcome) -> String {
     match outcome {
@@ -356,6 +368,13 @@ pub fn render_text(findings: &Findings) -> String {
                     .unwrap_or_default();
                 let _ = writeln!(out, "  diverges at {} ({kind})", d.path);
                 let _ = writeln!(out, "    {}", d.message);
+                if let Some(reason) = &r.declared {
+                    let _ = writeln!(
+                        out,
+                        "    accepted: this build declares fingerprint {} compatible: {reason}",
+                        r.recorded_fingerprint
+                    );
+                }
                 if let Some(call) = &d.recorded {
                     let _ = writeln!(out, "    recorded: {}", call_text(call));
                 }
@@ -442,16 +461,18 @@ fn plural(n: usize) -> &'static str {
 }
 
 /// The findings as JUnit XML: one `<testsuite name="orchflow replay">`, one `<testcase
-/// classname="FLOW" name="RUN">` per selected run, with a `<failure>` for a divergence and an
-/// `<error>` for a run that cannot be replayed or read; the fingerprint check in the suite's
-/// `<system-out>`.
+/// classname="FLOW" name="RUN">` per selected run, with a `<failure>` for a run that does not
+/// pass ([`ReplayReport::passes`]: an undeclared divergence, or a resume this build would
+/// refuse) and an `<error>` for a run that cannot be replayed or read; a declared divergence
+/// passes with a note in its `<system-out>`; the fingerprint check in the suite's `<system-out>`.
 pub fn render_junit(findings: &Findings) -> String {
+    let unreplayable = |r: &&ReplayReport| matches!(r.outcome, ReplayOutcome::Unreplayable { .. });
     let failures = findings
         .reports
         .iter()
-        .filter(|r| matches!(r.outcome, ReplayOutcome::Diverges(_)))
+        .filter(|r| !r.passes() && !unreplayable(r))
         .count();
-    let errors = findings.failing() - failures;
+    let errors = findings.reports.iter().filter(unreplayable).count() + findings.unreadable.len();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         out,
@@ -466,7 +487,28 @@ pub fn render_junit(findings: &Findings) -> String {
             r.run_id
         );
         match &r.outcome {
-            ReplayOutcome::Compatible => out.push_str("/>\n"),
+            ReplayOutcome::Compatible if r.passes() => out.push_str("/>\n"),
+            ReplayOutcome::Compatible => {
+                let label = resume_label(&r.resume, &r.recorded_fingerprint);
+                let _ = write!(
+                    out,
+                    ">\n    <failure message=\"{}\" type=\"resume\"/>\n  </testcase>\n",
+                    xml_escape(&format!(
+                        "compatible, but this build cannot resume it: {label}"
+                    ))
+                );
+            }
+            ReplayOutcome::Diverges(d) if r.passes() => {
+                let reason = r.declared.as_deref().unwrap_or_default();
+                let _ = write!(
+                    out,
+                    ">\n    <system-out>{}</system-out>\n  </testcase>\n",
+                    xml_escape(&format!(
+                        "diverges at {}: {} (accepted: this build declares fingerprint {} compatible: {reason})",
+                        d.path, d.message, r.recorded_fingerprint
+                    ))
+                );
+            }
             ReplayOutcome::Diverges(d) => {
                 let kind = serde_json::to_value(d.kind)
                     .ok()
@@ -594,6 +636,7 @@ mod tests {
             reexecuted: 0,
             continues_at: Vec::new(),
             resume: ResumeCheck::Finished,
+            declared: None,
         }
     }
 
@@ -611,13 +654,13 @@ mod tests {
             unfinished: Vec::new(),
             reports: vec![
                 report(ReplayOutcome::Compatible),
-                report(ReplayOutcome::Diverges(Divergence {
+                report(ReplayOutcome::Diverges(Box::new(Divergence {
                     kind: DivergenceKind::StepChanged,
                     path: "step draft".into(),
                     recorded: Some(call("plan", serde_json::json!(1))),
                     new: Some(new),
                     message: "the recorded run called `plan` here & <more>".into(),
-                })),
+                }))),
                 report(ReplayOutcome::Unreplayable {
                     reason: "no \"flow\"\u{0}".into(),
                 }),

@@ -327,10 +327,10 @@ async fn a_renamed_step_fails_the_replay_at_its_path_in_every_format() {
 async fn unfinished_runs_are_labelled_by_whether_the_new_build_may_resume_them() {
     let r = recorded().await;
     // A changed build that does not declare the old fingerprint: the replay is compatible
-    // (the run waits on its question), but a resume would be refused.
+    // (the run waits on its question), but a resume would be refused, which fails the check.
     let changed = App::new(Registry::new().register(review_v2!()));
     let out = run(&changed, &r.url, &["replay"]).await;
-    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.code, 1, "{out:?}");
     let old = review_v1!().fingerprint();
     let check = format!("{}\n", out.stdout.split("\n\n").next().unwrap_or_default());
     assert!(
