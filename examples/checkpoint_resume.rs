@@ -7,66 +7,21 @@
 
 #[path = "support/store.rs"]
 mod support;
+#[path = "support/site_audit.rs"]
+#[macro_use]
+mod site_audit;
+
+use site_audit::*;
 
 use orchflow::replay::{ReplayOptions, ReplayOutcome};
 use orchflow::store::CheckpointStore;
-use orchflow::{flow, step};
-use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-
-/// Set once the "outage" is over.
-static UPSTREAM_UP: AtomicBool = AtomicBool::new(false);
-static EXPENSIVE_CALLS: AtomicU32 = AtomicU32::new(0);
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Report {
-    pages: u32,
-    summary: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("the upstream service is down")]
-struct Outage;
-
-/// Pretend this costs money: it must not run twice.
-#[step]
-async fn crawl(site: String) -> u32 {
-    EXPENSIVE_CALLS.fetch_add(1, Ordering::SeqCst);
-    println!("  crawl: crawling {site} (expensive)");
-    site.len() as u32 * 3
-}
-
-#[step]
-async fn count_links(pages: &u32) -> u32 {
-    println!("  count_links: {pages} pages");
-    pages * 7
-}
-
-#[step]
-async fn count_images(pages: &u32) -> u32 {
-    println!("  count_images: {pages} pages");
-    pages * 2
-}
-
-#[step]
-async fn summarize(counts: (u32, u32)) -> Result<Report, Outage> {
-    if !UPSTREAM_UP.load(Ordering::SeqCst) {
-        println!("  summarize: upstream is down, failing");
-        return Err(Outage);
-    }
-    println!("  summarize: writing the report");
-    Ok(Report {
-        pages: counts.0 / 7,
-        summary: format!("{} links, {} images", counts.0, counts.1),
-    })
-}
+use std::sync::atomic::Ordering;
 
 #[tokio::main]
 async fn main() {
     let file = support::ExampleStore::from_args("checkpoint-resume");
     let store = file.open();
-    let audit =
-        flow! { #[flow(name = "site_audit")] crawl => [count_links, count_images] => summarize };
+    let audit = site_audit!();
 
     println!("first run (the upstream is down):");
     let first = audit
@@ -117,7 +72,7 @@ async fn main() {
         EXPENSIVE_CALLS.load(Ordering::SeqCst)
     );
 
-    let changed = flow! { #[flow(name = "site_audit")] crawl => summarize_only };
+    let changed = site_audit_changed!();
     println!("\nresume with a changed flow:");
     if let Err(e) = changed.durable(store.clone()).resume(first.run_id).await {
         println!("  -> {e}");
@@ -162,12 +117,4 @@ replay of the recorded run (no step runs):"
         Err(e) => println!("  cannot replay: {e}"),
     }
     file.finish(store);
-}
-
-#[step]
-async fn summarize_only(pages: u32) -> Report {
-    Report {
-        pages,
-        summary: String::new(),
-    }
 }
