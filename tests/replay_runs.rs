@@ -411,3 +411,46 @@ async fn a_question_inside_a_nested_flow_is_where_a_waiting_run_continues() {
         .collect();
     assert_eq!(at, ["step post > step review"]);
 }
+
+#[tokio::test]
+async fn a_fork_of_a_run_another_writer_holds_is_refused_before_anything_is_written() {
+    let store = MemoryStore::default();
+    let f = flow! { #[flow(name = "checkout")] quote => charge };
+    let failed = f.durable(store.clone()).run("order-11".to_string()).await;
+    let held = store.claim(failed.run_id).await.unwrap();
+    let at = ForkAt::parse("charge").unwrap();
+    let refused = f
+        .durable(store.clone())
+        .submit_fork(
+            failed.run_id,
+            &at,
+            Some(serde_json::json!("order-11:card-4242")),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            orchflow::ForkError::Store(orchflow::store::StoreError::RunBusy { .. })
+        ),
+        "{refused}"
+    );
+    let all = store
+        .list_runs(&orchflow::store::RunQuery::new())
+        .await
+        .unwrap();
+    assert_eq!(all.runs.len(), 1, "no fork was created");
+    drop(held);
+    // Released: the fork goes through and the recorded run lists it.
+    let fork = f
+        .durable(store.clone())
+        .submit_fork(
+            failed.run_id,
+            &at,
+            Some(serde_json::json!("order-11:card-4242")),
+        )
+        .await
+        .unwrap();
+    let doc = store.document(failed.run_id).await.unwrap().unwrap();
+    assert_eq!(doc.lineage.forks, [fork]);
+}

@@ -593,10 +593,23 @@ where
         run_id: RunId,
         input: I,
     ) -> Result<Launch<I, O, P>, (I, StoreError)> {
-        let document = match self.document(run_id, &input, RunStatus::Running) {
+        self.create_as(run_id, input, RunStatus::Running, Default::default())
+            .await
+    }
+
+    /// [`create`](Self::create) with the new run's status and lineage (a fork's).
+    pub(crate) async fn create_as(
+        &self,
+        run_id: RunId,
+        input: I,
+        status: RunStatus,
+        lineage: crate::store::Lineage,
+    ) -> Result<Launch<I, O, P>, (I, StoreError)> {
+        let mut document = match self.document(run_id, &input, status) {
             Ok(d) => d,
             Err(e) => return Err((input, e)),
         };
+        document.lineage = lineage;
         if let Err(e) = self.keep_graph().await {
             return Err((input, e));
         }

@@ -248,7 +248,7 @@ where
     /// Fails like [`preview_fork`](Self::preview_fork), before anything is written.
     ///
     /// ```
-    /// use orchflow::{flow, step, MemoryStore};
+    /// use orchflow::{flow, step, AttemptOutcome, MemoryStore};
     /// use orchflow::replay::ForkAt;
     ///
     /// #[step] async fn fetch(x: u32) -> u32 { x + 1 }
@@ -261,7 +261,8 @@ where
     /// let at = ForkAt::parse("publish").unwrap();
     /// let fork = f.durable(store.clone()).fork(run.run_id, &at, Some(serde_json::json!(5))).await.unwrap();
     /// assert_eq!(fork.output, Some(50));
-    /// assert_eq!(fork.traces[0].step, "publish", "fetch was reused, not run");
+    /// let how: Vec<_> = fork.traces.iter().map(|t| (t.step.as_ref(), t.outcome)).collect();
+    /// assert_eq!(how, [("fetch", AttemptOutcome::Reused), ("publish", AttemptOutcome::Succeeded)]);
     /// # }
     /// ```
     pub async fn fork(
@@ -270,33 +271,23 @@ where
         at: &ForkAt,
         input: Option<serde_json::Value>,
     ) -> Result<FlowResult<O, N::State>, ForkError> {
-        // The preview checks the call and the input before anything is written.
-        let preview = self.preview_fork(run_id, at, input.clone()).await?;
-        let recording = self.recording_to_fork(run_id).await?;
-        let (mode, mut origin) = self.fork_mode(&recording, at, input, false)?;
-        origin.path = preview.at.path;
+        let fork = self.prepare_fork(run_id, at, input).await?;
         let new_id = RunId::new_v4();
-        let input_value =
-            (self.codec.input_from)(recording.document.input.clone()).map_err(|e| {
-                ForkError::Unreplayable {
-                    run_id,
-                    reason: format!("the recorded input does not fit the flow's input type: {e}"),
-                }
-            })?;
+        let lineage = crate::store::Lineage {
+            forked_from: Some(fork.origin),
+            forks: Vec::new(),
+        };
         let mut launch = self
-            .create(new_id, input_value)
+            .create_as(new_id, fork.input, RunStatus::Running, lineage)
             .await
             .map_err(|(_, e)| ForkError::Store(e))?;
-        if let Some(d) = launch.durable.as_mut() {
-            d.document.lineage.forked_from = Some(origin);
-            self.store.put_document(&d.claim, &d.document).await?;
-        }
-        self.record_fork(run_id, new_id).await?;
+        self.note_fork(&fork.source, new_id).await?;
+        drop(fork.source);
         launch.replay = Some(Arc::new(Replayer::new(
-            recording.traces,
+            fork.recording.traces,
             self.flow.graph(),
-            recording.graph,
-            mode,
+            fork.recording.graph,
+            fork.mode,
         )));
         Ok(self.flow.execute(launch, N::State::default(), None).await)
     }
@@ -334,24 +325,62 @@ where
         at: &ForkAt,
         input: Option<serde_json::Value>,
     ) -> Result<RunId, ForkError> {
-        let preview = self.preview_fork(run_id, at, input.clone()).await?;
-        let recording = self.recording_to_fork(run_id).await?;
-        let (_, mut origin) = self.fork_mode(&recording, at, input, false)?;
-        origin.path = preview.at.path;
-        let input_value =
-            (self.codec.input_from)(recording.document.input.clone()).map_err(|e| {
-                ForkError::Unreplayable {
-                    run_id,
-                    reason: format!("the recorded input does not fit the flow's input type: {e}"),
-                }
-            })?;
+        let fork = self.prepare_fork(run_id, at, input).await?;
         let new_id = RunId::new_v4();
-        let mut document = self.document(new_id, &input_value, RunStatus::Queued)?;
-        document.lineage.forked_from = Some(origin);
-        self.keep_graph().await?;
-        drop(self.store.create(&document).await?);
-        self.record_fork(run_id, new_id).await?;
+        let lineage = crate::store::Lineage {
+            forked_from: Some(fork.origin),
+            forks: Vec::new(),
+        };
+        // The claim `create` returns is released at once: the run waits for a worker.
+        drop(
+            self.create_as(new_id, fork.input, RunStatus::Queued, lineage)
+                .await
+                .map_err(|(_, e)| ForkError::Store(e))?,
+        );
+        self.note_fork(&fork.source, new_id).await?;
         Ok(new_id)
+    }
+
+    /// Everything a fork needs before it writes: the call and the input checked by a preview,
+    /// the recording, the replayer's mode, the new run's origin and input, and the recorded
+    /// run's claim (held until its document lists the fork; a run another writer holds is
+    /// waited for up to two seconds, then refused with `RunBusy`).
+    async fn prepare_fork(
+        &self,
+        run_id: RunId,
+        at: &ForkAt,
+        input: Option<serde_json::Value>,
+    ) -> Result<Prepared<I>, ForkError> {
+        let preview = self.preview_fork(run_id, at, input.clone()).await?;
+        let source = claim_waiting(&*self.store, run_id).await?;
+        let recording = self.recording_to_fork(run_id).await?;
+        let (mode, mut origin) = self.fork_mode(&recording, at, input, false)?;
+        origin.path = preview.at.path;
+        let first = (self.codec.input_from)(recording.document.input.clone()).map_err(|e| {
+            ForkError::Unreplayable {
+                run_id,
+                reason: format!("the recorded input does not fit the flow's input type: {e}"),
+            }
+        })?;
+        Ok(Prepared {
+            recording,
+            mode,
+            origin,
+            input: first,
+            source,
+        })
+    }
+
+    /// Adds `fork` to the forks listed by the document of the run `source` holds.
+    async fn note_fork(&self, source: &crate::store::Claim, fork: RunId) -> Result<(), StoreError> {
+        let run_id = source.run_id();
+        let mut doc = self
+            .store
+            .document(run_id)
+            .await?
+            .ok_or(StoreError::NotFound(run_id))?;
+        doc.lineage.forks.push(fork);
+        self.store.put_document(source, &doc).await
     }
 
     /// The verdict of a check, from what the replayer saw and how the run ended.
@@ -543,18 +572,6 @@ where
         ))
     }
 
-    /// Adds `fork` to the forks listed by run `run_id`'s document.
-    async fn record_fork(&self, run_id: RunId, fork: RunId) -> Result<(), StoreError> {
-        let claim = self.store.claim(run_id).await?;
-        let mut doc = self
-            .store
-            .document(run_id)
-            .await?
-            .ok_or(StoreError::NotFound(run_id))?;
-        doc.lineage.forks.push(fork);
-        self.store.put_document(&claim, &doc).await
-    }
-
     /// The replayer of a forked run that has not made its fork's call yet (a fork submitted
     /// for a worker, or one that stopped before that call): `None` for any other run.
     pub(crate) async fn fork_replayer(
@@ -586,5 +603,33 @@ where
             recording.graph,
             mode,
         ))))
+    }
+}
+
+/// What [`Durable::prepare_fork`] gives.
+struct Prepared<I> {
+    recording: Recording,
+    mode: Mode,
+    origin: ForkOrigin,
+    input: I,
+    source: crate::store::Claim,
+}
+
+/// Claims run `run_id`, waiting up to two seconds while another writer holds it (a worker
+/// releasing it, a fork being noted).
+async fn claim_waiting(
+    store: &dyn crate::store::CheckpointStore,
+    run_id: RunId,
+) -> Result<crate::store::Claim, ForkError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match store.claim(run_id).await {
+            Ok(claim) => return Ok(claim),
+            Err(StoreError::NotFound(id)) => return Err(ForkError::NotFound(id)),
+            Err(StoreError::RunBusy { .. }) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }

@@ -177,6 +177,17 @@ pub async fn put_document_replaces_the_document<F: StoreFixture>(fixture: F) {
     let mut done = document(run_id, RunStatus::Completed, 0);
     done.output = Some(serde_json::json!({ "shipped": true }));
     done.updated_at += Duration::from_secs(9);
+    // The lineage of a fork, and the forks of a run, are kept with the document.
+    done.lineage = crate::store::Lineage {
+        forked_from: Some(crate::store::ForkOrigin {
+            run_id: RunId::new_v4(),
+            at: crate::store::ForkAt::parse("act@2").expect("a call"),
+            path: "loop act[1] > step act".into(),
+            input: Some(serde_json::json!({ "edited": "é\n\"" })),
+            fingerprint: "0123456789abcdef".into(),
+        }),
+        forks: vec![RunId::new_v4(), RunId::new_v4()],
+    };
     other.put_document(&claim, &done).await.expect("put");
     let loaded = store.load(run_id).await.expect("load").expect("the run");
     assert_eq!(loaded.document, done);
