@@ -160,30 +160,20 @@ pub fn step<'a, St: StepCall>(
     node: &'static crate::graph::StaticNode,
     iterations: &[u32],
 ) -> impl Future<Output = Result<St::Output, Halt>> + 'a {
-    // A replayed run's calls go through its replayer (boxed: the common path stays as small).
-    let go = match rt.replayer() {
-        None => Go::Run(input),
-        Some(replayer) => Go::Replay(Box::pin(crate::run::replayed(
+    // A replayed run's calls go through its replayer, boxed; the common path is the step's own
+    // future, with nothing around it but the choice.
+    match rt.replayer() {
+        None => futures_util::future::Either::Left(rt.step(step, node, input)),
+        Some(replayer) => futures_util::future::Either::Right(Box::pin(crate::run::replayed(
             rt,
             replayer,
             step,
             input,
             node,
             iterations.to_vec(),
-        ))),
-    };
-    async move {
-        match go {
-            Go::Run(input) => rt.step(step, node, input).await,
-            Go::Replay(call) => call.await,
-        }
+        ))
+            as std::pin::Pin<Box<dyn Future<Output = Result<St::Output, Halt>> + Send + 'a>>),
     }
-}
-
-/// A step call: run, or replayed.
-enum Go<'a, I, O> {
-    Run(Feed<'a, I>),
-    Replay(std::pin::Pin<Box<dyn Future<Output = Result<O, Halt>> + Send + 'a>>),
 }
 
 /// A handle for the branches of a new parallel group.
