@@ -2,6 +2,8 @@
 //! (one completed, one failed after retries, one suspended on a question).
 #![allow(dead_code)]
 
+pub mod server;
+
 use orchflow::human::{self, Answer};
 use orchflow::store::CheckpointStore;
 use orchflow::{RunId, SqliteStore, flow, step};
