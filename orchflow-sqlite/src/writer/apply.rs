@@ -30,7 +30,7 @@ impl WriterThread {
                 let inserted = self
                     .conn
                     .prepare_cached(
-                        "INSERT INTO runs (run_id, flow, fingerprint, status, created_at, updated_at,
+                        "INSERT OR FAIL INTO runs (run_id, flow, fingerprint, status, created_at, updated_at,
                          document, waiting, lease_owner, lease_holder, lease_token, lease_expires)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11)
                          ON CONFLICT (run_id) DO NOTHING",
@@ -142,7 +142,7 @@ impl WriterThread {
                     let inserted = self
                         .conn
                         .prepare_cached(
-                            "INSERT INTO journal (run, seq, record, answered, state, traces)
+                            "INSERT OR FAIL INTO journal (run, seq, record, answered, state, traces)
                              SELECT id, ?2, ?3, ?4, ?5, ?6 FROM runs
                              WHERE id = ?1 AND lease_owner = ?7 AND lease_token = ?8
                              AND lease_expires > ?9",
@@ -173,7 +173,7 @@ impl WriterThread {
                 let inserted = self
                     .conn
                     .prepare_cached(
-                        "INSERT INTO journal (run, seq, record, answered, state, traces)
+                        "INSERT OR FAIL INTO journal (run, seq, record, answered, state, traces)
                          SELECT id, ?2, ?3, ?4, ?5, ?6 FROM runs
                          WHERE run_id = ?1 AND lease_owner = ?7 AND lease_token = ?8
                          AND lease_expires > ?9
@@ -209,7 +209,7 @@ impl WriterThread {
                 let updated = self
                     .conn
                     .prepare_cached(
-                        "UPDATE runs SET flow = ?2, fingerprint = ?3, status = ?4, created_at = ?5,
+                        "UPDATE OR FAIL runs SET flow = ?2, fingerprint = ?3, status = ?4, created_at = ?5,
                          updated_at = ?6, document = ?7, waiting = ?8
                          WHERE run_id = ?1 AND lease_owner = ?9 AND lease_token = ?10
                          AND lease_expires > ?11",
@@ -243,7 +243,7 @@ impl WriterThread {
                 self.forget(run_id);
                 self.conn
                     .prepare_cached(
-                        "UPDATE runs SET lease_owner = NULL, lease_holder = NULL, lease_expires = NULL
+                        "UPDATE OR FAIL runs SET lease_owner = NULL, lease_holder = NULL, lease_expires = NULL
                          WHERE run_id = ?1 AND lease_token = ?2 AND lease_owner = ?3",
                     )
                     .and_then(|mut s| {
@@ -281,7 +281,7 @@ impl WriterThread {
                 self.atomically(run, || {
                     let mut stmt = self
                         .conn
-                        .prepare_cached("UPDATE runs SET waiting = ?2 WHERE run_id = ?1")?;
+                        .prepare_cached("UPDATE OR FAIL runs SET waiting = ?2 WHERE run_id = ?1")?;
                     for id in &unknown {
                         stmt.execute(params![id, reason])?;
                     }
@@ -320,7 +320,7 @@ impl WriterThread {
                 let row = DocRow::of(&doc)?;
                 self.conn
                     .prepare_cached(
-                        "UPDATE runs SET status = 'cancelled', document = ?2, waiting = NULL,
+                        "UPDATE OR FAIL runs SET status = 'cancelled', document = ?2, waiting = NULL,
                          updated_at = ?3, lease_token = lease_token + 1, lease_owner = NULL,
                          lease_holder = NULL, lease_expires = NULL WHERE run_id = ?1",
                     )
@@ -335,7 +335,7 @@ impl WriterThread {
             } => {
                 self.conn
                     .prepare_cached(
-                        "INSERT INTO flows (fingerprint, name, graph) VALUES (?1, ?2, ?3)
+                        "INSERT OR FAIL INTO flows (fingerprint, name, graph) VALUES (?1, ?2, ?3)
                          ON CONFLICT (fingerprint) DO NOTHING",
                     )
                     .and_then(|mut s| s.execute(params![fingerprint, name, graph]))
@@ -374,10 +374,10 @@ impl WriterThread {
     ) -> rusqlite::Result<u64> {
         let next = token + 1;
         let sql = if clear_waiting {
-            "UPDATE runs SET lease_owner = ?2, lease_holder = ?3, lease_token = ?4,
+            "UPDATE OR FAIL runs SET lease_owner = ?2, lease_holder = ?3, lease_token = ?4,
              lease_expires = ?5, waiting = NULL WHERE run_id = ?1"
         } else {
-            "UPDATE runs SET lease_owner = ?2, lease_holder = ?3, lease_token = ?4,
+            "UPDATE OR FAIL runs SET lease_owner = ?2, lease_holder = ?3, lease_token = ?4,
              lease_expires = ?5 WHERE run_id = ?1"
         };
         self.conn.prepare_cached(sql)?.execute(params![

@@ -11,7 +11,11 @@
 //!   exists) writes nothing, and only then is the reason read; a request that writes one
 //!   statement (a create, an append, a document, a claim) is atomic as that statement is; one
 //!   that writes more (`mark_waiting`) does so inside its own savepoint, rolled back alone on an
-//!   error.
+//!   error. Every statement a request writes with writes one row at most and is `OR FAIL`:
+//!   SQLite checks all of a row's constraints before it writes any of it, so a row refused by
+//!   a constraint writes nothing, as under the default `ABORT`, without the statement journal
+//!   `ABORT` keeps to undo a statement's earlier rows; an I/O error or a full disk inside such a
+//!   statement rolls the whole transaction back (below).
 //!   None of this undoes the other requests. The transaction is committed once (one fsync in WAL
 //!   with `synchronous = FULL`), and only then is each request answered; if the commit fails,
 //!   or SQLite rolled the transaction back itself (I/O error, full disk), every request of the
@@ -753,6 +757,79 @@ mod tests {
         assert_eq!(count(JOURNAL, a), 2);
         assert_eq!(count(TRACES, a), 4);
         assert_eq!(count(JOURNAL, b), 1);
+    }
+
+    /// A request whose row breaks a constraint (an entry the file already has, written behind
+    /// the writer's back) fails alone: it writes nothing, and the batch's other requests, before
+    /// and after it, are committed.
+    #[test]
+    fn a_constraint_failure_fails_its_request_alone() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut writer = thread(&dir);
+        let owner = owner(Duration::from_secs(30));
+        let (a, b) = (RunId::new_v4(), RunId::new_v4());
+        let request = |op| {
+            let (tx, rx) = oneshot::channel();
+            (
+                Request {
+                    op,
+                    reply: Some(tx),
+                    seen: 0,
+                },
+                rx,
+            )
+        };
+        let append = |run_id, seq| Op::Append {
+            run_id,
+            token: 1,
+            owner: Arc::clone(&owner),
+            entry: entry(seq),
+        };
+        let create = |run_id| Op::Create {
+            row: row(run_id),
+            owner: Arc::clone(&owner),
+        };
+        let (first, _) = request(create(a));
+        let (second, _) = request(create(b));
+        let (third, _) = request(append(a, 1));
+        writer.commit(vec![first, second, third], false);
+        crate::schema::open_writer(&dir.path().join("runs.db"))
+            .expect("open")
+            .execute(
+                "INSERT INTO journal (run, seq, record) SELECT id, 2, 'theirs' FROM runs
+                 WHERE run_id = ?1",
+                [a.to_string()],
+            )
+            .expect("an entry behind the writer's back");
+        let (before, mut before_rx) = request(append(b, 1));
+        let (clash, mut clash_rx) = request(append(a, 2));
+        let (after, mut after_rx) = request(append(b, 2));
+        writer.commit(vec![before, clash, after], false);
+        assert_eq!(writer.counters.commits.load(Ordering::Relaxed), 2);
+        assert!(matches!(before_rx.try_recv(), Ok(Ok(Reply::Done))));
+        assert!(matches!(
+            clash_rx.try_recv(),
+            Ok(Err(StoreError::Io { .. }))
+        ));
+        assert!(matches!(after_rx.try_recv(), Ok(Ok(Reply::Done))));
+        let count = |run: RunId| -> i64 {
+            writer
+                .conn
+                .query_row(JOURNAL, [run.to_string()], |r| r.get(0))
+                .expect("count")
+        };
+        assert_eq!(count(a), 2);
+        assert_eq!(count(b), 2);
+        let record: String = writer
+            .conn
+            .query_row(
+                "SELECT record FROM journal WHERE seq = 2
+                 AND run = (SELECT id FROM runs WHERE run_id = ?1)",
+                [a.to_string()],
+                |r| r.get(0),
+            )
+            .expect("the entry");
+        assert_eq!(record, "theirs");
     }
 
     /// The heartbeat renews the unexpired leases of a registered owner, and never an expired one.
