@@ -206,6 +206,40 @@ impl WriterThread {
                 Err(self.refusal(run_id, token, &owner.id, now, Some(entry.seq)))
             }
             Op::PutDocument { token, owner, row } => {
+                let token_value = i64::try_from(token).unwrap_or(i64::MAX);
+                // The run's row: by its number when the writer knows it, else by its id.
+                let number = self.held.borrow().get(&row.run_id).map(|h| h.row);
+                let mut buf = [0; 36];
+                let id = key(&row.run_id, &mut buf);
+                let (by, at): (&dyn rusqlite::ToSql, _) = match &number {
+                    Some(number) => (number, KEPT_BY_NUMBER),
+                    None => (&id, KEPT_BY_ID),
+                };
+                // A document nearly always keeps the run's flow, fingerprint and creation time:
+                // this statement writes only the rest, so that the indexes on those columns are
+                // not rewritten, and matches nothing when one of them changed.
+                let kept = self
+                    .conn
+                    .prepare_cached(at)
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            by,
+                            row.status,
+                            row.updated_at,
+                            row.json,
+                            row.waiting,
+                            row.flow,
+                            row.fingerprint,
+                            row.created_at,
+                            owner.id,
+                            token_value,
+                            now,
+                        ])
+                    })
+                    .map_err(sql)?;
+                if kept == 1 {
+                    return Ok(Reply::Done);
+                }
                 let updated = self
                     .conn
                     .prepare_cached(
@@ -216,7 +250,7 @@ impl WriterThread {
                     )
                     .and_then(|mut s| {
                         s.execute(params![
-                            key(&row.run_id, &mut [0; 36]),
+                            id,
                             row.flow,
                             row.fingerprint,
                             row.status,
@@ -225,7 +259,7 @@ impl WriterThread {
                             row.json,
                             row.waiting,
                             owner.id,
-                            i64::try_from(token).unwrap_or(i64::MAX),
+                            token_value,
                             now,
                         ])
                     })
@@ -240,19 +274,17 @@ impl WriterThread {
                 token,
                 owner,
             } => {
-                self.forget(run_id);
+                let held = self.held.borrow_mut().remove(&run_id);
+                let token_value = i64::try_from(token).unwrap_or(i64::MAX);
+                let mut buf = [0; 36];
+                let id = key(&run_id, &mut buf);
+                let (by, at): (&dyn rusqlite::ToSql, _) = match &held {
+                    Some(held) => (&held.row, RELEASE_BY_NUMBER),
+                    None => (&id, RELEASE_BY_ID),
+                };
                 self.conn
-                    .prepare_cached(
-                        "UPDATE OR FAIL runs SET lease_owner = NULL, lease_holder = NULL, lease_expires = NULL
-                         WHERE run_id = ?1 AND lease_token = ?2 AND lease_owner = ?3",
-                    )
-                    .and_then(|mut s| {
-                        s.execute(params![
-                            key(&run_id, &mut [0; 36]),
-                            i64::try_from(token).unwrap_or(i64::MAX),
-                            owner
-                        ])
-                    })
+                    .prepare_cached(at)
+                    .and_then(|mut s| s.execute(params![by, token_value, owner]))
                     .map_err(sql)?;
                 Ok(Reply::Done)
             }
@@ -477,6 +509,25 @@ impl WriterThread {
         }
     }
 }
+
+/// A document that keeps the run's flow, fingerprint and creation time, by the run's row
+/// number (`?1`), under the lease.
+const KEPT_BY_NUMBER: &str = "UPDATE OR FAIL runs SET status = ?2, updated_at = ?3, document = ?4,
+     waiting = ?5 WHERE id = ?1 AND flow = ?6 AND fingerprint = ?7 AND created_at = ?8
+     AND lease_owner = ?9 AND lease_token = ?10 AND lease_expires > ?11";
+
+/// [`KEPT_BY_NUMBER`] by the run's id.
+const KEPT_BY_ID: &str = "UPDATE OR FAIL runs SET status = ?2, updated_at = ?3, document = ?4,
+     waiting = ?5 WHERE run_id = ?1 AND flow = ?6 AND fingerprint = ?7 AND created_at = ?8
+     AND lease_owner = ?9 AND lease_token = ?10 AND lease_expires > ?11";
+
+/// A release of the lease with token `?2` held by `?3`, by the run's row number (`?1`).
+const RELEASE_BY_NUMBER: &str = "UPDATE OR FAIL runs SET lease_owner = NULL, lease_holder = NULL,
+     lease_expires = NULL WHERE id = ?1 AND lease_token = ?2 AND lease_owner = ?3";
+
+/// [`RELEASE_BY_NUMBER`] by the run's id.
+const RELEASE_BY_ID: &str = "UPDATE OR FAIL runs SET lease_owner = NULL, lease_holder = NULL,
+     lease_expires = NULL WHERE run_id = ?1 AND lease_token = ?2 AND lease_owner = ?3";
 
 /// `run_id` as SQLite stores it (lower-case hyphenated text), written into `buf`.
 pub(super) fn key<'b>(run_id: &RunId, buf: &'b mut [u8; 36]) -> &'b str {

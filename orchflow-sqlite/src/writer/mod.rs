@@ -374,7 +374,9 @@ struct WriterThread {
 /// number and, for that claim's token, the seq of its last entry. Sound while the claim holds:
 /// only the holder of a token writes under it, and every write of this process goes through this
 /// writer. An append under the same token checks the lease by row number and the sequence here,
-/// and writes with one statement; the row's lease is still checked by that statement. Forgotten
+/// and writes with one statement; the row's lease is still checked by that statement. A
+/// document or a release of the run finds its row by that number (a run's row number never
+/// changes), under any token; the statement checks the lease as by the run's id. Forgotten
 /// on release and cancel, and all of it when a transaction fails (its appends are undone).
 #[derive(Debug, Clone, Copy)]
 struct Held {
@@ -830,6 +832,91 @@ mod tests {
             )
             .expect("the entry");
         assert_eq!(record, "theirs");
+    }
+
+    /// A document is written whole, whether it keeps the run's flow, fingerprint and creation
+    /// time or not, and whether the writer knows the run's row or not; and it is refused, writing
+    /// nothing, without the lease.
+    #[test]
+    fn documents_are_written_whole_and_only_under_the_lease() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut writer = thread(&dir);
+        let owner = owner(Duration::from_secs(30));
+        let run = RunId::new_v4();
+        let one = |writer: &mut WriterThread, op| {
+            let (tx, mut rx) = oneshot::channel();
+            writer.commit(
+                vec![Request {
+                    op,
+                    reply: Some(tx),
+                    seen: 0,
+                }],
+                false,
+            );
+            match rx.try_recv().expect("answered") {
+                Ok(reply) => format!("{reply:?}"),
+                Err(StoreError::ClaimLost { token, .. }) => format!("lost {token}"),
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        };
+        let document = |status, flow: &str, created: u64| {
+            let mut row = row(run);
+            row.status = status;
+            row.flow = flow.to_string();
+            row.created_at = i64::try_from(created).expect("a time");
+            row.json = format!("{{\"status\":\"{status}\",\"flow\":\"{flow}\"}}");
+            Op::PutDocument {
+                token: 1,
+                owner: Arc::clone(&owner),
+                row,
+            }
+        };
+        let stored = |writer: &WriterThread| -> (String, String, i64, String) {
+            writer
+                .conn
+                .query_row(
+                    "SELECT status, flow, created_at, document FROM runs WHERE run_id = ?1",
+                    [run.to_string()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .expect("the run")
+        };
+        let created = Op::Create {
+            row: row(run),
+            owner: Arc::clone(&owner),
+        };
+        assert_eq!(one(&mut writer, created), "Token(1)");
+        let at = u64::try_from(row(run).created_at).expect("a time");
+        // Known row, same flow and time.
+        assert_eq!(one(&mut writer, document("suspended", "f", at)), "Done");
+        let (status, flow, time, json) = stored(&writer);
+        assert_eq!((status.as_str(), flow.as_str()), ("suspended", "f"));
+        assert_eq!(time, row(run).created_at);
+        assert!(json.contains("suspended"));
+        // Known row, another flow and time.
+        assert_eq!(one(&mut writer, document("failed", "g", at + 7)), "Done");
+        let (status, flow, time, _) = stored(&writer);
+        assert_eq!((status.as_str(), flow.as_str()), ("failed", "g"));
+        assert_eq!(time, row(run).created_at + 7);
+        // Row not known to the writer (forgotten, as after a failed batch), both kinds.
+        writer.held.borrow_mut().clear();
+        assert_eq!(one(&mut writer, document("running", "g", at + 7)), "Done");
+        assert_eq!(stored(&writer).0, "running");
+        writer.held.borrow_mut().clear();
+        assert_eq!(one(&mut writer, document("completed", "f", at)), "Done");
+        let (status, flow, time, _) = stored(&writer);
+        assert_eq!((status.as_str(), flow.as_str()), ("completed", "f"));
+        assert_eq!(time, row(run).created_at);
+        // Without the lease, neither kind writes.
+        writer
+            .conn
+            .execute("UPDATE runs SET lease_expires = 0", [])
+            .expect("lapse");
+        assert_eq!(one(&mut writer, document("failed", "f", at)), "lost 1");
+        assert_eq!(one(&mut writer, document("failed", "h", at + 1)), "lost 1");
+        let (status, flow, time, _) = stored(&writer);
+        assert_eq!((status.as_str(), flow.as_str()), ("completed", "f"));
+        assert_eq!(time, row(run).created_at);
     }
 
     /// The heartbeat renews the unexpired leases of a registered owner, and never an expired one.
