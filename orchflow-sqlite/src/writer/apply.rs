@@ -205,22 +205,27 @@ impl WriterThread {
                 }
                 Err(self.refusal(run_id, token, &owner.id, now, Some(entry.seq)))
             }
-            Op::PutDocument { token, owner, row } => {
+            Op::PutDocument {
+                token,
+                owner,
+                row,
+                last,
+            } => {
                 let token_value = i64::try_from(token).unwrap_or(i64::MAX);
                 // The run's row: by its number when the writer knows it, else by its id.
                 let number = self.held.borrow().get(&row.run_id).map(|h| h.row);
                 let mut buf = [0; 36];
                 let id = key(&row.run_id, &mut buf);
-                let (by, at): (&dyn rusqlite::ToSql, _) = match &number {
-                    Some(number) => (number, KEPT_BY_NUMBER),
-                    None => (&id, KEPT_BY_ID),
+                let by: &dyn rusqlite::ToSql = match &number {
+                    Some(number) => number,
+                    None => &id,
                 };
                 // A document nearly always keeps the run's flow, fingerprint and creation time:
                 // this statement writes only the rest, so that the indexes on those columns are
                 // not rewritten, and matches nothing when one of them changed.
                 let kept = self
                     .conn
-                    .prepare_cached(at)
+                    .prepare_cached(kept_sql(number.is_some(), last))
                     .and_then(|mut s| {
                         s.execute(params![
                             by,
@@ -237,37 +242,35 @@ impl WriterThread {
                         ])
                     })
                     .map_err(sql)?;
-                if kept == 1 {
-                    return Ok(Reply::Done);
+                let written = kept == 1 || {
+                    let updated = self
+                        .conn
+                        .prepare_cached(whole_sql(last))
+                        .and_then(|mut s| {
+                            s.execute(params![
+                                id,
+                                row.flow,
+                                row.fingerprint,
+                                row.status,
+                                row.created_at,
+                                row.updated_at,
+                                row.json,
+                                row.waiting,
+                                owner.id,
+                                token_value,
+                                now,
+                            ])
+                        })
+                        .map_err(sql)?;
+                    updated == 1
+                };
+                if !written {
+                    return Err(self.refusal(row.run_id, token, &owner.id, now, None));
                 }
-                let updated = self
-                    .conn
-                    .prepare_cached(
-                        "UPDATE OR FAIL runs SET flow = ?2, fingerprint = ?3, status = ?4, created_at = ?5,
-                         updated_at = ?6, document = ?7, waiting = ?8
-                         WHERE run_id = ?1 AND lease_owner = ?9 AND lease_token = ?10
-                         AND lease_expires > ?11",
-                    )
-                    .and_then(|mut s| {
-                        s.execute(params![
-                            id,
-                            row.flow,
-                            row.fingerprint,
-                            row.status,
-                            row.created_at,
-                            row.updated_at,
-                            row.json,
-                            row.waiting,
-                            owner.id,
-                            token_value,
-                            now,
-                        ])
-                    })
-                    .map_err(sql)?;
-                if updated == 1 {
-                    return Ok(Reply::Done);
+                if last {
+                    self.forget(row.run_id);
                 }
-                Err(self.refusal(row.run_id, token, &owner.id, now, None))
+                Ok(Reply::Done)
             }
             Op::Release {
                 run_id,
@@ -510,16 +513,58 @@ impl WriterThread {
     }
 }
 
-/// A document that keeps the run's flow, fingerprint and creation time, by the run's row
-/// number (`?1`), under the lease.
-const KEPT_BY_NUMBER: &str = "UPDATE OR FAIL runs SET status = ?2, updated_at = ?3, document = ?4,
-     waiting = ?5 WHERE id = ?1 AND flow = ?6 AND fingerprint = ?7 AND created_at = ?8
-     AND lease_owner = ?9 AND lease_token = ?10 AND lease_expires > ?11";
+/// What a last document sets besides: no lease.
+macro_rules! releasing {
+    () => {
+        ", lease_owner = NULL, lease_holder = NULL, lease_expires = NULL"
+    };
+}
 
-/// [`KEPT_BY_NUMBER`] by the run's id.
-const KEPT_BY_ID: &str = "UPDATE OR FAIL runs SET status = ?2, updated_at = ?3, document = ?4,
-     waiting = ?5 WHERE run_id = ?1 AND flow = ?6 AND fingerprint = ?7 AND created_at = ?8
-     AND lease_owner = ?9 AND lease_token = ?10 AND lease_expires > ?11";
+/// The statements of a document: `?1` the run (its row number or its id), `?2` status, `?3`
+/// updated_at, `?4` the document, `?5` waiting, `?6` flow, `?7` fingerprint, `?8` created_at,
+/// and the lease: owner `?9`, token `?10`, alive after `?11`. `$release` is empty, or clears
+/// the lease with the document.
+macro_rules! document_sql {
+    (kept $key:literal $release:expr) => {
+        concat!(
+            "UPDATE OR FAIL runs SET status = ?2, updated_at = ?3, document = ?4, waiting = ?5",
+            $release,
+            " WHERE ",
+            $key,
+            " = ?1 AND flow = ?6 AND fingerprint = ?7 AND created_at = ?8
+             AND lease_owner = ?9 AND lease_token = ?10 AND lease_expires > ?11"
+        )
+    };
+    (whole $release:expr) => {
+        concat!(
+            "UPDATE OR FAIL runs SET status = ?4, updated_at = ?6, document = ?7, waiting = ?8,
+             flow = ?2, fingerprint = ?3, created_at = ?5",
+            $release,
+            " WHERE run_id = ?1 AND lease_owner = ?9 AND lease_token = ?10
+             AND lease_expires > ?11"
+        )
+    };
+}
+
+/// A document that keeps the run's flow, fingerprint and creation time (and matches nothing
+/// otherwise), by the run's row number (`by_number`) or id; `last` releases the lease with it.
+fn kept_sql(by_number: bool, last: bool) -> &'static str {
+    match (by_number, last) {
+        (true, false) => document_sql!(kept "id" ""),
+        (true, true) => document_sql!(kept "id" releasing!()),
+        (false, false) => document_sql!(kept "run_id" ""),
+        (false, true) => document_sql!(kept "run_id" releasing!()),
+    }
+}
+
+/// A whole document, by the run's id; `last` releases the lease with it.
+fn whole_sql(last: bool) -> &'static str {
+    if last {
+        document_sql!(whole releasing!())
+    } else {
+        document_sql!(whole "")
+    }
+}
 
 /// A release of the lease with token `?2` held by `?3`, by the run's row number (`?1`).
 const RELEASE_BY_NUMBER: &str = "UPDATE OR FAIL runs SET lease_owner = NULL, lease_holder = NULL,

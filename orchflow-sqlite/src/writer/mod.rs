@@ -43,7 +43,8 @@
 //!   the thread commits every request queued before, then ends, and the drop waits for that
 //!   for at most [`DRAIN_BOUND`].
 //! * Leases: a claim sets owner, holder, token + 1 and expiry only when the run has no live
-//!   lease; every write checks owner, token and expiry in the statement that writes. Each registered
+//!   lease; every write checks owner, token and expiry in the statement that writes; a run's
+//!   last document clears its lease in the statement that writes it. Each registered
 //!   handle's leases are renewed by one statement every third of its ttl, and only while they
 //!   have not expired (a lapsed lease is never revived).
 
@@ -179,10 +180,12 @@ pub(crate) enum Op {
         owner: Arc<Owner>,
         entry: EntryRow,
     },
+    /// A document; `last` releases the lease with it.
     PutDocument {
         token: u64,
         owner: Arc<Owner>,
         row: DocRow,
+        last: bool,
     },
     Release {
         run_id: RunId,
@@ -869,6 +872,7 @@ mod tests {
                 token: 1,
                 owner: Arc::clone(&owner),
                 row,
+                last: false,
             }
         };
         let stored = |writer: &WriterThread| -> (String, String, i64, String) {
