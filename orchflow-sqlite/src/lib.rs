@@ -420,7 +420,10 @@ impl SqliteStore {
         if !self.handle.file.writer.send(op, Some(tx)) {
             return Err(self.stopped());
         }
-        rx.await.map_err(|_| self.stopped())?
+        let writer::Answer { result, op } = rx.await.map_err(|_| self.stopped())?;
+        // Freed here, by a thread of the runtime that made it, rather than by the writer.
+        drop(op);
+        result
     }
 
     /// Writes `document` under `claim`; `last` releases the lease with it.

@@ -13,9 +13,14 @@ impl WriterThread {
         }
     }
 
-    pub(super) fn apply(&self, op: Op, now: i64) -> Result<Reply, StoreError> {
+    pub(super) fn apply(
+        &self,
+        op: &Op,
+        now: i64,
+        prepared: &mut Prepared<'_>,
+    ) -> Result<Reply, StoreError> {
         // The run, for error messages: formatted only when one is made.
-        let run = match &op {
+        let run = match op {
             Op::Create { row, .. } | Op::PutDocument { row, .. } => Some(row.run_id),
             Op::Claim { run_id, .. }
             | Op::Append { run_id, .. }
@@ -27,15 +32,14 @@ impl WriterThread {
         match op {
             Op::Create { row, owner } => {
                 // One statement: a run id already there inserts nothing.
-                let inserted = self
-                    .conn
-                    .prepare_cached(
+                let inserted = prepared
+                    .get(
                         "INSERT OR FAIL INTO runs (run_id, flow, fingerprint, status, created_at, updated_at,
                          document, waiting, lease_owner, lease_holder, lease_token, lease_expires)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11)
                          ON CONFLICT (run_id) DO NOTHING",
                     )
-                    .and_then(|mut s| {
+                    .and_then(|s| {
                         s.execute(params![
                             key(&row.run_id, &mut [0; 36]),
                             row.flow,
@@ -65,6 +69,7 @@ impl WriterThread {
                 Ok(Reply::Token(1))
             }
             Op::Claim { run_id, owner } => {
+                let run_id = *run_id;
                 let lease = self.lease(run_id).map_err(sql)?;
                 let Some(lease) = lease else {
                     return Err(StoreError::NotFound(run_id));
@@ -76,7 +81,7 @@ impl WriterThread {
                     });
                 }
                 let token = self
-                    .take(run_id, lease.token, &owner, now, false)
+                    .take(run_id, lease.token, owner, now, false)
                     .map_err(sql)?;
                 Ok(Reply::Token(token))
             }
@@ -122,7 +127,7 @@ impl WriterThread {
                 })?;
                 // One statement: the lease and the cleared note.
                 let token = self
-                    .take(run_id, token.unsigned_abs(), &owner, now, true)
+                    .take(run_id, token.unsigned_abs(), owner, now, true)
                     .map_err(sql)?;
                 Ok(Reply::Next(Some((run_id, token))))
             }
@@ -132,6 +137,7 @@ impl WriterThread {
                 owner,
                 entry,
             } => {
+                let (run_id, token) = (*run_id, *token);
                 let seq = i64::try_from(entry.seq).unwrap_or(i64::MAX);
                 let token_value = i64::try_from(token).unwrap_or(i64::MAX);
                 let held = self.held.borrow().get(&run_id).copied();
@@ -139,15 +145,14 @@ impl WriterThread {
                     && held.token == token
                     && entry.seq == held.last + 1
                 {
-                    let inserted = self
-                        .conn
-                        .prepare_cached(
+                    let inserted = prepared
+                        .get(
                             "INSERT OR FAIL INTO journal (run, seq, record, answered, state, traces)
                              SELECT id, ?2, ?3, ?4, ?5, ?6 FROM runs
                              WHERE id = ?1 AND lease_owner = ?7 AND lease_token = ?8
                              AND lease_expires > ?9",
                         )
-                        .and_then(|mut s| {
+                        .and_then(|s| {
                             s.execute(params![
                                 held.row,
                                 seq,
@@ -211,6 +216,7 @@ impl WriterThread {
                 row,
                 last,
             } => {
+                let (token, last) = (*token, *last);
                 let token_value = i64::try_from(token).unwrap_or(i64::MAX);
                 // The run's row: by its number when the writer knows it, else by its id.
                 let number = self.held.borrow().get(&row.run_id).map(|h| h.row);
@@ -223,10 +229,9 @@ impl WriterThread {
                 // A document nearly always keeps the run's flow, fingerprint and creation time:
                 // this statement writes only the rest, so that the indexes on those columns are
                 // not rewritten, and matches nothing when one of them changed.
-                let kept = self
-                    .conn
-                    .prepare_cached(kept_sql(number.is_some(), last))
-                    .and_then(|mut s| {
+                let kept = prepared
+                    .get(kept_sql(number.is_some(), last))
+                    .and_then(|s| {
                         s.execute(params![
                             by,
                             row.status,
@@ -277,6 +282,7 @@ impl WriterThread {
                 token,
                 owner,
             } => {
+                let (run_id, token) = (*run_id, *token);
                 let held = self.held.borrow_mut().remove(&run_id);
                 let token_value = i64::try_from(token).unwrap_or(i64::MAX);
                 let mut buf = [0; 36];
@@ -285,9 +291,9 @@ impl WriterThread {
                     Some(held) => (&held.row, RELEASE_BY_NUMBER),
                     None => (&id, RELEASE_BY_ID),
                 };
-                self.conn
-                    .prepare_cached(at)
-                    .and_then(|mut s| s.execute(params![by, token_value, owner]))
+                prepared
+                    .get(at)
+                    .and_then(|s| s.execute(params![by, token_value, owner]))
                     .map_err(sql)?;
                 Ok(Reply::Done)
             }
@@ -325,6 +331,7 @@ impl WriterThread {
                 Ok(Reply::Count(unknown.len() as u64))
             }
             Op::Cancel { run_id } => {
+                let run_id = *run_id;
                 self.forget(run_id);
                 let key = run_id.to_string();
                 let row: Option<(String, String)> = self
@@ -573,6 +580,43 @@ const RELEASE_BY_NUMBER: &str = "UPDATE OR FAIL runs SET lease_owner = NULL, lea
 /// [`RELEASE_BY_NUMBER`] by the run's id.
 const RELEASE_BY_ID: &str = "UPDATE OR FAIL runs SET lease_owner = NULL, lease_holder = NULL,
      lease_expires = NULL WHERE run_id = ?1 AND lease_token = ?2 AND lease_owner = ?3";
+
+/// The statements one batch uses most, each taken from the connection's statement cache once
+/// for the batch rather than once per request (a take hashes the statement's text and copies
+/// it). Given back to that cache when dropped.
+pub(super) struct Prepared<'c> {
+    conn: &'c Connection,
+    statements: Vec<(&'static str, rusqlite::CachedStatement<'c>)>,
+}
+
+impl<'c> Prepared<'c> {
+    pub(super) fn new(conn: &'c Connection) -> Prepared<'c> {
+        Prepared {
+            conn,
+            statements: Vec::new(),
+        }
+    }
+
+    /// The statement of `sql`, a constant (found again by its address).
+    pub(super) fn get(
+        &mut self,
+        sql: &'static str,
+    ) -> rusqlite::Result<&mut rusqlite::CachedStatement<'c>> {
+        let i = match self
+            .statements
+            .iter()
+            .position(|(text, _)| std::ptr::eq(*text, sql))
+        {
+            Some(i) => i,
+            None => {
+                let statement = self.conn.prepare_cached(sql)?;
+                self.statements.push((sql, statement));
+                self.statements.len() - 1
+            }
+        };
+        Ok(&mut self.statements[i].1)
+    }
+}
 
 /// `run_id` as SQLite stores it (lower-case hyphenated text), written into `buf`.
 pub(super) fn key<'b>(run_id: &RunId, buf: &'b mut [u8; 36]) -> &'b str {

@@ -230,7 +230,16 @@ pub(crate) enum Reply {
     Status(RunStatus),
 }
 
-pub(crate) type ReplyTx = tokio::sync::oneshot::Sender<Result<Reply, StoreError>>;
+/// What the writer answers a request with: its result, and its operation given back. The
+/// operation's buffers (documents, entries) were allocated by the requesting thread, and are
+/// freed by it: freeing on the writer memory that another thread allocated costs the writer more
+/// (with glibc, a lock of that thread's malloc arena, which the runtime's threads contend for).
+pub(crate) struct Answer {
+    pub(crate) result: Result<Reply, StoreError>,
+    pub(crate) op: Op,
+}
+
+pub(crate) type ReplyTx = tokio::sync::oneshot::Sender<Answer>;
 
 pub(crate) struct Request {
     pub(crate) op: Op,
@@ -468,7 +477,10 @@ impl WriterThread {
         if let Err(e) = self.exec("BEGIN IMMEDIATE") {
             for request in work {
                 if let Some(tx) = request.reply {
-                    let _ = tx.send(Err(sql_error("lock", self.location.clone(), clone_err(&e))));
+                    let _ = tx.send(Answer {
+                        result: Err(sql_error("lock", self.location.clone(), clone_err(&e))),
+                        op: request.op,
+                    });
                 }
             }
             return;
@@ -480,10 +492,11 @@ impl WriterThread {
         // Set when SQLite rolled the whole transaction back itself (an I/O error, a full
         // disk): nothing of the batch is written, and every request gets the error.
         let mut lost: Option<rusqlite::Error> = None;
+        let mut prepared = apply::Prepared::new(&self.conn);
         for request in work {
             let result = match &lost {
                 Some(e) => Err(sql_error("write", self.location.clone(), clone_err(e))),
-                None => self.apply(request.op, now),
+                None => self.apply(&request.op, now, &mut prepared),
             };
             if lost.is_none() && self.conn.is_autocommit() {
                 lost = Some(rusqlite::Error::SqliteFailure(
@@ -491,8 +504,9 @@ impl WriterThread {
                     Some("the transaction was rolled back by an error".to_string()),
                 ));
             }
-            replies.push((request.reply, result, request.seen));
+            replies.push((request.reply, result, request.seen, request.op));
         }
+        drop(prepared);
         if beat {
             for (owner, ttl) in &self.owners {
                 // Errors here leave the leases as they were; the next beat tries again.
@@ -523,13 +537,13 @@ impl WriterThread {
                 // records this commit as completed.
                 let number = self.counters.commits.fetch_add(1, Ordering::Relaxed) + 1;
                 self.counters.requests.fetch_add(n, Ordering::Relaxed);
-                self.count_waits(number, replies.iter().map(|(_, _, seen)| *seen));
+                self.count_waits(number, replies.iter().map(|(_, _, seen, _)| *seen));
                 if let Some(committed) = &self.committed {
                     let _ = committed.try_send(());
                 }
-                for (tx, result, _) in replies {
+                for (tx, result, _, op) in replies {
                     if let Some(tx) = tx {
-                        let _ = tx.send(result);
+                        let _ = tx.send(Answer { result, op });
                     }
                 }
             }
@@ -537,13 +551,12 @@ impl WriterThread {
                 let _ = self.exec("ROLLBACK");
                 // The batch's appends are undone: what was remembered of them is wrong.
                 self.held.borrow_mut().clear();
-                for (tx, _, _) in replies {
+                for (tx, _, _, op) in replies {
                     if let Some(tx) = tx {
-                        let _ = tx.send(Err(sql_error(
-                            "commit",
-                            self.location.clone(),
-                            clone_err(&e),
-                        )));
+                        let _ = tx.send(Answer {
+                            result: Err(sql_error("commit", self.location.clone(), clone_err(&e))),
+                            op,
+                        });
                     }
                 }
             }
@@ -737,7 +750,7 @@ mod tests {
         assert_eq!(writer.counters.requests.load(Ordering::Relaxed), 8);
         let got: Vec<String> = replies
             .into_iter()
-            .map(|mut rx| match rx.try_recv().expect("answered") {
+            .map(|mut rx| match rx.try_recv().expect("answered").result {
                 Ok(reply) => format!("{reply:?}"),
                 Err(e) => match e {
                     StoreError::OutOfSequence { last, found, .. } => format!("seq {last}/{found}"),
@@ -811,12 +824,10 @@ mod tests {
         let (after, mut after_rx) = request(append(b, 2));
         writer.commit(vec![before, clash, after], false);
         assert_eq!(writer.counters.commits.load(Ordering::Relaxed), 2);
-        assert!(matches!(before_rx.try_recv(), Ok(Ok(Reply::Done))));
-        assert!(matches!(
-            clash_rx.try_recv(),
-            Ok(Err(StoreError::Io { .. }))
-        ));
-        assert!(matches!(after_rx.try_recv(), Ok(Ok(Reply::Done))));
+        let result = |rx: &mut oneshot::Receiver<Answer>| rx.try_recv().expect("answered").result;
+        assert!(matches!(result(&mut before_rx), Ok(Reply::Done)));
+        assert!(matches!(result(&mut clash_rx), Err(StoreError::Io { .. })));
+        assert!(matches!(result(&mut after_rx), Ok(Reply::Done)));
         let count = |run: RunId| -> i64 {
             writer
                 .conn
@@ -856,7 +867,7 @@ mod tests {
                 }],
                 false,
             );
-            match rx.try_recv().expect("answered") {
+            match rx.try_recv().expect("answered").result {
                 Ok(reply) => format!("{reply:?}"),
                 Err(StoreError::ClaimLost { token, .. }) => format!("lost {token}"),
                 Err(other) => panic!("unexpected {other:?}"),
@@ -988,7 +999,7 @@ mod tests {
                 }],
                 false,
             );
-            match rx.try_recv().expect("answered") {
+            match rx.try_recv().expect("answered").result {
                 Ok(reply) => format!("{reply:?}"),
                 Err(StoreError::ClaimLost { token, .. }) => format!("lost {token}"),
                 Err(StoreError::OutOfSequence { last, found, .. }) => format!("seq {last}/{found}"),
@@ -1084,7 +1095,7 @@ mod tests {
             }],
             false,
         );
-        assert!(rx.try_recv().expect("answered").is_err());
+        assert!(rx.try_recv().expect("answered").result.is_err());
         assert_eq!(writer.counters.commits.load(Ordering::Relaxed), 13);
         assert_eq!(waited(&writer), [0, 3, 2, 1, 0, 0, 0, 0, 0, 1]);
         other.execute_batch("ROLLBACK").expect("unlock");
