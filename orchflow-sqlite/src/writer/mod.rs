@@ -57,7 +57,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::time::{Duration, Instant, SystemTime};
 
 /// The most requests one transaction applies.
@@ -324,6 +324,7 @@ impl Writer {
                     next_beat: None,
                     committed: Some(committed),
                     held: RefCell::default(),
+                    results: Vec::with_capacity(MAX_BATCH),
                 }
                 .run(&rx)
             })?;
@@ -380,6 +381,8 @@ struct WriterThread {
     committed: Option<SyncSender<()>>,
     /// The runs this writer has written with a claim since it took it: see [`Held`].
     held: RefCell<HashMap<RunId, Held>>,
+    /// The results of the batch being applied, kept (empty) from batch to batch.
+    results: Vec<Result<Reply, StoreError>>,
 }
 
 /// What the writer knows of a run it appended to (or created) under a claim: the run's row
@@ -407,6 +410,9 @@ fn sql_error(op: &'static str, location: String, e: rusqlite::Error) -> StoreErr
 
 impl WriterThread {
     fn run(mut self, rx: &Receiver<Request>) {
+        // Kept from batch to batch with its capacity: a batch's worth of requests allocated
+        // and freed at every commit made the writer fault fresh pages in.
+        let mut work: Vec<Request> = Vec::with_capacity(MAX_BATCH);
         loop {
             let first = match self.next_beat {
                 Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
@@ -419,36 +425,41 @@ impl WriterThread {
                     Err(_) => return,
                 },
             };
-            let mut batch: Vec<Request> = first.into_iter().collect();
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(r) => batch.push(r),
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            let mut received = first;
+            while let Some(request) = received.take() {
+                self.take_in(request, &mut work);
+                if work.len() >= MAX_BATCH {
+                    break;
                 }
-            }
-            let mut work = Vec::with_capacity(batch.len());
-            for request in batch {
-                match request.op {
-                    Op::Register { owner, ttl } => {
-                        self.owners.insert(owner, ttl);
-                        self.schedule();
-                    }
-                    Op::Unregister { owner } => {
-                        self.owners.remove(&owner);
-                        self.schedule();
-                    }
-                    _ => work.push(request),
+                if let Ok(r) = rx.try_recv() {
+                    received = Some(r);
                 }
             }
             let beat = self.next_beat.is_some_and(|at| Instant::now() >= at);
             if work.is_empty() && !beat {
                 continue;
             }
-            self.commit(work, beat);
+            work = self.commit(work, beat);
             if beat {
                 self.next_beat = None;
                 self.schedule();
             }
+        }
+    }
+
+    /// Adds `request` to the batch, or does it at once when it only concerns this thread (a
+    /// handle's heartbeats starting or stopping).
+    fn take_in(&mut self, request: Request, work: &mut Vec<Request>) {
+        match &request.op {
+            Op::Register { owner, ttl } => {
+                self.owners.insert(owner.clone(), *ttl);
+                self.schedule();
+            }
+            Op::Unregister { owner } => {
+                self.owners.remove(owner);
+                self.schedule();
+            }
+            _ => work.push(request),
         }
     }
 
@@ -470,12 +481,12 @@ impl WriterThread {
         Ok(())
     }
 
-    /// Applies `work` (and the heartbeats when `beat`) in one transaction, then answers.
-    fn commit(&mut self, work: Vec<Request>, beat: bool) {
+    /// Applies `work` (and the heartbeats when `beat`) in one transaction, then answers; gives
+    /// `work` back empty, for the next batch.
+    fn commit(&mut self, mut work: Vec<Request>, beat: bool) -> Vec<Request> {
         let n = work.len() as u64;
-        let mut replies = Vec::with_capacity(work.len());
         if let Err(e) = self.exec("BEGIN IMMEDIATE") {
-            for request in work {
+            for request in work.drain(..) {
                 if let Some(tx) = request.reply {
                     let _ = tx.send(Answer {
                         result: Err(sql_error("lock", self.location.clone(), clone_err(&e))),
@@ -483,7 +494,7 @@ impl WriterThread {
                     });
                 }
             }
-            return;
+            return work;
         }
         // Read under the write lock: waiting for another process's transaction must not make
         // the batch judge and set leases with a time that has passed.
@@ -492,8 +503,10 @@ impl WriterThread {
         // Set when SQLite rolled the whole transaction back itself (an I/O error, a full
         // disk): nothing of the batch is written, and every request gets the error.
         let mut lost: Option<rusqlite::Error> = None;
+        let mut results = std::mem::take(&mut self.results);
+        results.clear();
         let mut prepared = apply::Prepared::new(&self.conn);
-        for request in work {
+        for request in &work {
             let result = match &lost {
                 Some(e) => Err(sql_error("write", self.location.clone(), clone_err(e))),
                 None => self.apply(&request.op, now, &mut prepared),
@@ -504,7 +517,7 @@ impl WriterThread {
                     Some("the transaction was rolled back by an error".to_string()),
                 ));
             }
-            replies.push((request.reply, result, request.seen, request.op));
+            results.push(result);
         }
         drop(prepared);
         if beat {
@@ -537,13 +550,16 @@ impl WriterThread {
                 // records this commit as completed.
                 let number = self.counters.commits.fetch_add(1, Ordering::Relaxed) + 1;
                 self.counters.requests.fetch_add(n, Ordering::Relaxed);
-                self.count_waits(number, replies.iter().map(|(_, _, seen, _)| *seen));
+                self.count_waits(number, work.iter().map(|r| r.seen));
                 if let Some(committed) = &self.committed {
                     let _ = committed.try_send(());
                 }
-                for (tx, result, _, op) in replies {
-                    if let Some(tx) = tx {
-                        let _ = tx.send(Answer { result, op });
+                for (request, result) in work.drain(..).zip(results.drain(..)) {
+                    if let Some(tx) = request.reply {
+                        let _ = tx.send(Answer {
+                            result,
+                            op: request.op,
+                        });
                     }
                 }
             }
@@ -551,16 +567,19 @@ impl WriterThread {
                 let _ = self.exec("ROLLBACK");
                 // The batch's appends are undone: what was remembered of them is wrong.
                 self.held.borrow_mut().clear();
-                for (tx, _, _, op) in replies {
-                    if let Some(tx) = tx {
+                results.clear();
+                for request in work.drain(..) {
+                    if let Some(tx) = request.reply {
                         let _ = tx.send(Answer {
                             result: Err(sql_error("commit", self.location.clone(), clone_err(&e))),
-                            op,
+                            op: request.op,
                         });
                     }
                 }
             }
         }
+        self.results = results;
+        work
     }
 
     /// Adds the requests carried by commit `number`, queued when `seen` commits had completed,
@@ -696,6 +715,7 @@ mod tests {
             next_beat: None,
             committed: None,
             held: RefCell::default(),
+            results: Vec::new(),
         }
     }
 
