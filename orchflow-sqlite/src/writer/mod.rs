@@ -20,7 +20,9 @@
 //!   with `synchronous = FULL`), and only then is each request answered; if the commit fails,
 //!   or SQLite rolled the transaction back itself (I/O error, full disk), every request of the
 //!   batch gets the error. A request that arrives during a commit waits for that commit and
-//!   its own.
+//!   its own. The answers are sent by a second thread ([`Answerer`]), batch after batch in the
+//!   order they were committed, while the writer goes on with the next batch; each answer gives
+//!   the request's operation back, to be freed by the thread that made it ([`Answer`]).
 //! * Commits are numbered 1, 2, … in the order they complete; a commit counts as completed once
 //!   its `COMMIT` has returned, before any of its requests is answered. A failed commit (its
 //!   requests answered with the error) gets no number; the writer never retries a batch.
@@ -28,8 +30,8 @@
 //!   on the sender's side, no lock, no allocation). When the commit carrying it completes, the
 //!   request has waited for (that commit's number − the recorded count) commits, its own
 //!   included, and that goes into the writer's histogram ([`Counters::waited`]). A request
-//!   queued while the writer is between batches (waiting for work, or answering the last
-//!   commit) is carried by the next commit: 1. One queued while a batch is being applied or
+//!   queued while the writer is between batches (waiting for work, or handing the last
+//!   commit's answers over) is carried by the next commit: 1. One queued while a batch is being applied or
 //!   committed (from the moment the writer took the batch until its `COMMIT` returns) joins the
 //!   batch after it: 2.
 //!   More only when more than [`MAX_BATCH`] requests were queued ahead of it, so that the batch
@@ -40,8 +42,8 @@
 //!   the commit carrying it is counted after the writer received it. The load is relaxed: a
 //!   load that misses a commit completing at that instant counts one more, never fewer.
 //! * Dropping the [`Writer`] (the last handle of the file in this process) closes the channel:
-//!   the thread commits every request queued before, then ends, and the drop waits for that
-//!   for at most [`DRAIN_BOUND`].
+//!   the thread commits every request queued before, waits for the answerer to answer them,
+//!   then ends, and the drop waits for that for at most [`DRAIN_BOUND`].
 //! * Leases: a claim sets owner, holder, token + 1 and expiry only when the run has no live
 //!   lease; every write checks owner, token and expiry in the statement that writes; a run's
 //!   last document clears its lease in the statement that writes it. Each registered
@@ -311,6 +313,7 @@ impl Writer {
         let counters = Arc::new(Counters::default());
         let thread_counters = Arc::clone(&counters);
         let (alive, ended) = std::sync::mpsc::channel::<()>();
+        let answerer = Answerer::start()?;
         let thread = std::thread::Builder::new()
             .name("orchflow-sqlite-writer".to_string())
             .spawn(move || {
@@ -325,6 +328,7 @@ impl Writer {
                     committed: Some(committed),
                     held: RefCell::default(),
                     results: Vec::with_capacity(MAX_BATCH),
+                    answerer: Some(answerer),
                 }
                 .run(&rx)
             })?;
@@ -383,6 +387,8 @@ struct WriterThread {
     held: RefCell<HashMap<RunId, Held>>,
     /// The results of the batch being applied, kept (empty) from batch to batch.
     results: Vec<Result<Reply, StoreError>>,
+    /// The thread that answers committed batches; `None` answers on this thread (tests).
+    answerer: Option<Answerer>,
 }
 
 /// What the writer knows of a run it appended to (or created) under a claim: the run's row
@@ -483,18 +489,16 @@ impl WriterThread {
 
     /// Applies `work` (and the heartbeats when `beat`) in one transaction, then answers; gives
     /// `work` back empty, for the next batch.
-    fn commit(&mut self, mut work: Vec<Request>, beat: bool) -> Vec<Request> {
+    fn commit(&mut self, work: Vec<Request>, beat: bool) -> Vec<Request> {
         let n = work.len() as u64;
+        let mut results = std::mem::take(&mut self.results);
+        results.clear();
         if let Err(e) = self.exec("BEGIN IMMEDIATE") {
-            for request in work.drain(..) {
-                if let Some(tx) = request.reply {
-                    let _ = tx.send(Answer {
-                        result: Err(sql_error("lock", self.location.clone(), clone_err(&e))),
-                        op: request.op,
-                    });
-                }
-            }
-            return work;
+            results.extend(
+                work.iter()
+                    .map(|_| Err(sql_error("lock", self.location.clone(), clone_err(&e)))),
+            );
+            return self.answer(Answers { work, results });
         }
         // Read under the write lock: waiting for another process's transaction must not make
         // the batch judge and set leases with a time that has passed.
@@ -503,8 +507,6 @@ impl WriterThread {
         // Set when SQLite rolled the whole transaction back itself (an I/O error, a full
         // disk): nothing of the batch is written, and every request gets the error.
         let mut lost: Option<rusqlite::Error> = None;
-        let mut results = std::mem::take(&mut self.results);
-        results.clear();
         let mut prepared = apply::Prepared::new(&self.conn);
         for request in &work {
             let result = match &lost {
@@ -554,32 +556,51 @@ impl WriterThread {
                 if let Some(committed) = &self.committed {
                     let _ = committed.try_send(());
                 }
-                for (request, result) in work.drain(..).zip(results.drain(..)) {
-                    if let Some(tx) = request.reply {
-                        let _ = tx.send(Answer {
-                            result,
-                            op: request.op,
-                        });
-                    }
-                }
             }
             Err(e) => {
                 let _ = self.exec("ROLLBACK");
                 // The batch's appends are undone: what was remembered of them is wrong.
                 self.held.borrow_mut().clear();
-                results.clear();
-                for request in work.drain(..) {
-                    if let Some(tx) = request.reply {
-                        let _ = tx.send(Answer {
-                            result: Err(sql_error("commit", self.location.clone(), clone_err(&e))),
-                            op: request.op,
-                        });
-                    }
+                for result in &mut results {
+                    *result = Err(sql_error("commit", self.location.clone(), clone_err(&e)));
                 }
             }
         }
-        self.results = results;
-        work
+        self.answer(Answers { work, results })
+    }
+
+    /// Answers a batch: hands it to the answerer, or answers it here when there is none (or it
+    /// has ended). Gives back empty vectors for the next batch: a pair the answerer is done
+    /// with, or new ones.
+    fn answer(&mut self, answers: Answers) -> Vec<Request> {
+        let mut answers = match &self.answerer {
+            Some(answerer) => {
+                let spare = answerer.spare.try_recv().ok();
+                let sent = match &answerer.tx {
+                    Some(tx) => tx.send(answers).map_err(|unsent| unsent.0),
+                    None => Err(answers),
+                };
+                match sent {
+                    Ok(()) => spare.unwrap_or_else(|| Answers {
+                        work: Vec::with_capacity(MAX_BATCH),
+                        results: Vec::with_capacity(MAX_BATCH),
+                    }),
+                    Err(mut answers) => {
+                        answers.send();
+                        answers
+                    }
+                }
+            }
+            None => {
+                let mut answers = answers;
+                answers.send();
+                answers
+            }
+        };
+        answers.results.clear();
+        self.results = answers.results;
+        answers.work.clear();
+        answers.work
     }
 
     /// Adds the requests carried by commit `number`, queued when `seen` commits had completed,
@@ -623,6 +644,69 @@ impl WriterThread {
                     .and_then(|()| self.exec("RELEASE request"));
                 Err(fail(e))
             }
+        }
+    }
+}
+
+/// A batch's requests and their results, in order.
+struct Answers {
+    work: Vec<Request>,
+    results: Vec<Result<Reply, StoreError>>,
+}
+
+impl Answers {
+    /// Answers every request that waits for a reply, leaving both vectors empty.
+    fn send(&mut self) {
+        for (request, result) in self.work.drain(..).zip(self.results.drain(..)) {
+            if let Some(tx) = request.reply {
+                let _ = tx.send(Answer {
+                    result,
+                    op: request.op,
+                });
+            }
+        }
+        self.work.clear();
+        self.results.clear();
+    }
+}
+
+/// The thread that answers the writer's batches once they are committed, in the order they
+/// were: waking a requester's task can wake a parked runtime thread (a system call), which the
+/// writer would otherwise pay for, for hundreds of requests a batch, before it starts the next
+/// one. The emptied vectors come back for the writer to reuse. Dropping it waits until every
+/// batch handed over is answered.
+struct Answerer {
+    tx: Option<Sender<Answers>>,
+    spare: Receiver<Answers>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Answerer {
+    fn start() -> std::io::Result<Answerer> {
+        let (tx, batches) = std::sync::mpsc::channel::<Answers>();
+        let (give_back, spare) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("orchflow-sqlite-answerer".to_string())
+            .spawn(move || {
+                while let Ok(mut answers) = batches.recv() {
+                    answers.send();
+                    let _ = give_back.send(answers);
+                }
+            })?;
+        Ok(Answerer {
+            tx: Some(tx),
+            spare,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Answerer {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(thread) = self.thread.take() {
+            // It ends once it has answered what it was handed: the channel is closed.
+            let _ = thread.join();
         }
     }
 }
@@ -716,6 +800,7 @@ mod tests {
             committed: None,
             held: RefCell::default(),
             results: Vec::new(),
+            answerer: None,
         }
     }
 
@@ -952,6 +1037,84 @@ mod tests {
         let (status, flow, time, _) = stored(&writer);
         assert_eq!((status.as_str(), flow.as_str()), ("completed", "f"));
         assert_eq!(time, row(run).created_at);
+    }
+
+    /// With an answerer, every request of every batch is answered by it, each batch with its
+    /// own results; dropping the writer waits until the answerer has answered all it was handed.
+    #[test]
+    fn the_answerer_answers_every_batch_and_the_drop_waits_for_it() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut writer = thread(&dir);
+        writer.answerer = Some(Answerer::start().expect("the answerer"));
+        let owner = owner(Duration::from_secs(30));
+        let runs: Vec<RunId> = (0..3).map(|_| RunId::new_v4()).collect();
+        let mut answers = Vec::new();
+        let mut batch = |writer: &mut WriterThread, ops: Vec<Op>| {
+            let work = ops
+                .into_iter()
+                .map(|op| {
+                    let (tx, rx) = oneshot::channel();
+                    answers.push(rx);
+                    Request {
+                        op,
+                        reply: Some(tx),
+                        seen: 0,
+                    }
+                })
+                .collect();
+            assert!(writer.commit(work, false).is_empty());
+        };
+        let creates = runs
+            .iter()
+            .map(|&run_id| Op::Create {
+                row: row(run_id),
+                owner: Arc::clone(&owner),
+            })
+            .collect();
+        batch(&mut writer, creates);
+        for seq in 1..=3 {
+            let appends = runs
+                .iter()
+                .map(|&run_id| Op::Append {
+                    run_id,
+                    token: 1,
+                    owner: Arc::clone(&owner),
+                    entry: entry(seq),
+                })
+                .collect();
+            batch(&mut writer, appends);
+        }
+        // An append out of sequence, refused, in the last batch.
+        batch(
+            &mut writer,
+            vec![Op::Append {
+                run_id: runs[0],
+                token: 1,
+                owner: Arc::clone(&owner),
+                entry: entry(9),
+            }],
+        );
+        drop(writer);
+        let got: Vec<String> = answers
+            .into_iter()
+            .map(|mut rx| {
+                match rx
+                    .try_recv()
+                    .expect("answered before the drop returned")
+                    .result
+                {
+                    Ok(reply) => format!("{reply:?}"),
+                    Err(StoreError::OutOfSequence { last, found, .. }) => {
+                        format!("seq {last}/{found}")
+                    }
+                    Err(other) => panic!("unexpected {other:?}"),
+                }
+            })
+            .collect();
+        let mut expected = vec!["Token(1)"; 3];
+        expected.extend(["Done"; 9]);
+        expected.push("seq 3/9");
+        assert_eq!(got, expected);
     }
 
     /// The heartbeat renews the unexpired leases of a registered owner, and never an expired one.
