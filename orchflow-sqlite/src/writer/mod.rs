@@ -21,8 +21,10 @@
 //!   or SQLite rolled the transaction back itself (I/O error, full disk), every request of the
 //!   batch gets the error. A request that arrives during a commit waits for that commit and
 //!   its own. The answers are sent by a second thread ([`Answerer`]), batch after batch in the
-//!   order they were committed, while the writer goes on with the next batch; each answer gives
-//!   the request's operation back, to be freed by the thread that made it ([`Answer`]).
+//!   order they were committed, while the writer goes on with the next batch (a batch of fewer
+//!   than [`ANSWER_HERE`] requests, when the answerer has answered all it was handed, by the
+//!   writer itself); each answer gives the request's operation back, to be freed by the thread
+//!   that made it ([`Answer`]).
 //! * Commits are numbered 1, 2, … in the order they complete; a commit counts as completed once
 //!   its `COMMIT` has returned, before any of its requests is answered. A failed commit (its
 //!   requests answered with the error) gets no number; the writer never retries a batch.
@@ -570,37 +572,38 @@ impl WriterThread {
     }
 
     /// Answers a batch: hands it to the answerer, or answers it here when there is none (or it
-    /// has ended). Gives back empty vectors for the next batch: a pair the answerer is done
-    /// with, or new ones.
-    fn answer(&mut self, answers: Answers) -> Vec<Request> {
-        let mut answers = match &self.answerer {
+    /// has ended), or when the batch is small ([`ANSWER_HERE`]) and the answerer has answered
+    /// every batch handed over (so that answers still go out in commit order). Gives back empty
+    /// vectors for the next batch: a pair the answerer is done with, or new ones.
+    fn answer(&mut self, mut answers: Answers) -> Vec<Request> {
+        let mut next = match &mut self.answerer {
             Some(answerer) => {
-                let spare = answerer.spare.try_recv().ok();
-                let sent = match &answerer.tx {
-                    Some(tx) => tx.send(answers).map_err(|unsent| unsent.0),
-                    None => Err(answers),
-                };
-                match sent {
-                    Ok(()) => spare.unwrap_or_else(|| Answers {
-                        work: Vec::with_capacity(MAX_BATCH),
-                        results: Vec::with_capacity(MAX_BATCH),
-                    }),
-                    Err(mut answers) => {
-                        answers.send();
-                        answers
+                answerer.collect();
+                if answers.work.len() < ANSWER_HERE && answerer.out == 0 {
+                    answers.send();
+                    answers
+                } else {
+                    match answerer.hand(answers) {
+                        Ok(()) => answerer.spares.pop().unwrap_or_else(|| Answers {
+                            work: Vec::with_capacity(MAX_BATCH),
+                            results: Vec::with_capacity(MAX_BATCH),
+                        }),
+                        Err(mut answers) => {
+                            answers.send();
+                            answers
+                        }
                     }
                 }
             }
             None => {
-                let mut answers = answers;
                 answers.send();
                 answers
             }
         };
-        answers.results.clear();
-        self.results = answers.results;
-        answers.work.clear();
-        answers.work
+        next.results.clear();
+        self.results = next.results;
+        next.work.clear();
+        next.work
     }
 
     /// Adds the requests carried by commit `number`, queued when `seen` commits had completed,
@@ -670,6 +673,11 @@ impl Answers {
     }
 }
 
+/// Batches of fewer requests than this are answered by the writer itself when the answerer
+/// is idle: for a few requests, the hop to another thread would add more to their latency (a
+/// thread wake-up) than waking their tasks costs the writer.
+pub(crate) const ANSWER_HERE: usize = 32;
+
 /// The thread that answers the writer's batches once they are committed, in the order they
 /// were: waking a requester's task can wake a parked runtime thread (a system call), which the
 /// writer would otherwise pay for, for hundreds of requests a batch, before it starts the next
@@ -678,6 +686,10 @@ impl Answers {
 struct Answerer {
     tx: Option<Sender<Answers>>,
     spare: Receiver<Answers>,
+    /// Emptied vectors given back, not yet reused.
+    spares: Vec<Answers>,
+    /// Batches handed over and not yet given back.
+    out: usize,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -696,8 +708,30 @@ impl Answerer {
         Ok(Answerer {
             tx: Some(tx),
             spare,
+            spares: Vec::new(),
+            out: 0,
             thread: Some(thread),
         })
+    }
+
+    /// Takes in the vectors given back so far.
+    fn collect(&mut self) {
+        while let Ok(answers) = self.spare.try_recv() {
+            self.out = self.out.saturating_sub(1);
+            self.spares.push(answers);
+        }
+    }
+
+    /// Hands a batch over; gives it back when the thread has ended.
+    fn hand(&mut self, answers: Answers) -> Result<(), Answers> {
+        match &self.tx {
+            Some(tx) => {
+                tx.send(answers).map_err(|unsent| unsent.0)?;
+                self.out += 1;
+                Ok(())
+            }
+            None => Err(answers),
+        }
     }
 }
 
@@ -1039,15 +1073,16 @@ mod tests {
         assert_eq!(time, row(run).created_at);
     }
 
-    /// With an answerer, every request of every batch is answered by it, each batch with its
-    /// own results; dropping the writer waits until the answerer has answered all it was handed.
+    /// With an answerer, every request of every batch is answered, each batch with its own
+    /// results, large batches by the answerer and a small one by the writer; dropping the writer
+    /// waits until the answerer has answered all it was handed.
     #[test]
     fn the_answerer_answers_every_batch_and_the_drop_waits_for_it() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let mut writer = thread(&dir);
         writer.answerer = Some(Answerer::start().expect("the answerer"));
         let owner = owner(Duration::from_secs(30));
-        let runs: Vec<RunId> = (0..3).map(|_| RunId::new_v4()).collect();
+        let runs: Vec<RunId> = (0..ANSWER_HERE + 8).map(|_| RunId::new_v4()).collect();
         let mut answers = Vec::new();
         let mut batch = |writer: &mut WriterThread, ops: Vec<Op>| {
             let work = ops
@@ -1084,6 +1119,8 @@ mod tests {
                 .collect();
             batch(&mut writer, appends);
         }
+        let answerer = writer.answerer.as_ref().expect("the answerer");
+        assert!(answerer.out + answerer.spares.len() > 0, "handed over");
         // An append out of sequence, refused, in the last batch.
         batch(
             &mut writer,
@@ -1111,8 +1148,8 @@ mod tests {
                 }
             })
             .collect();
-        let mut expected = vec!["Token(1)"; 3];
-        expected.extend(["Done"; 9]);
+        let mut expected = vec!["Token(1)"; runs.len()];
+        expected.extend(vec!["Done"; 3 * runs.len()]);
         expected.push("seq 3/9");
         assert_eq!(got, expected);
     }
