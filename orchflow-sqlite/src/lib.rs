@@ -7,9 +7,10 @@
 //!   on), journal entries rows of `journal`, each with its traces (a JSON array). Saving is O(1)
 //!   in the length of a run: an append inserts one row, a document write updates one row.
 //! * All handles on one file in a process share one writer thread, the only connection that
-//!   writes; it commits every request it finds queued in one transaction (group commit). A
-//!   background connection copies the WAL into the database file (passive checkpoints), off
-//!   the path of the saves. Reads run on read-only connections on tokio's blocking pool, never
+//!   writes; it commits every request it finds queued in one transaction (group commit), and a
+//!   second thread answers the requests of large batches once committed. A background
+//!   connection copies the WAL into the database file (passive checkpoints), off the path of
+//!   the saves. Reads run on read-only connections on tokio's blocking pool, never
 //!   on a runtime worker.
 //! * Dropping the last handle of a file in a process (claims and clones keep it) commits
 //!   everything queued on its writer, claim releases included, and stops the writer; the drop
