@@ -596,7 +596,7 @@ where
                 // Boxed: only durable runs get here, and the document is large.
                 let written = Box::pin(finish_document(
                     store,
-                    &claim,
+                    claim,
                     doc,
                     json,
                     error_text,
@@ -613,7 +613,6 @@ where
                         _ => error = Some(FlowError::Checkpoint(e)),
                     }
                 }
-                drop(claim);
             }
         }
         FlowResult {

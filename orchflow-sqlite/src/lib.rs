@@ -7,9 +7,10 @@
 //!   on), journal entries rows of `journal`, each with its traces (a JSON array). Saving is O(1)
 //!   in the length of a run: an append inserts one row, a document write updates one row.
 //! * All handles on one file in a process share one writer thread, the only connection that
-//!   writes; it commits every request it finds queued in one transaction (group commit). A
-//!   background connection copies the WAL into the database file (passive checkpoints), off
-//!   the path of the saves. Reads run on read-only connections on tokio's blocking pool, never
+//!   writes; it commits every request it finds queued in one transaction (group commit), and a
+//!   second thread answers the requests of large batches once committed. A background
+//!   connection copies the WAL into the database file (passive checkpoints), off the path of
+//!   the saves. Reads run on read-only connections on tokio's blocking pool, never
 //!   on a runtime worker.
 //! * Dropping the last handle of a file in a process (claims and clones keep it) commits
 //!   everything queued on its writer, claim releases included, and stops the writer; the drop
@@ -420,7 +421,36 @@ impl SqliteStore {
         if !self.handle.file.writer.send(op, Some(tx)) {
             return Err(self.stopped());
         }
-        rx.await.map_err(|_| self.stopped())?
+        let writer::Answer { result, op } = rx.await.map_err(|_| self.stopped())?;
+        // Freed here, by a thread of the runtime that made it, rather than by the writer.
+        drop(op);
+        result
+    }
+
+    /// Writes `document` under `claim`; `last` releases the lease with it.
+    async fn write_document(
+        &self,
+        claim: &Claim,
+        document: &RunDocument,
+        last: bool,
+    ) -> Result<(), StoreError> {
+        if document.run_id != claim.run_id() {
+            return Err(StoreError::ClaimLost {
+                run_id: claim.run_id(),
+                token: claim.token(),
+            });
+        }
+        let row = DocRow::of(document)?;
+        let op = Op::PutDocument {
+            token: claim.token(),
+            owner: Arc::clone(&self.handle.owner),
+            row,
+            last,
+        };
+        match self.request(op).await? {
+            Reply::Done => Ok(()),
+            other => Err(self.unexpected(other)),
+        }
     }
 
     fn unexpected(&self, reply: Reply) -> StoreError {
@@ -547,23 +577,23 @@ impl CheckpointStore for SqliteStore {
         claim: &'a Claim,
         document: &'a RunDocument,
     ) -> StoreFuture<'a, ()> {
+        Box::pin(self.write_document(claim, document, false))
+    }
+
+    /// Writes the document and releases the lease in one statement: one request instead of a
+    /// document and then a release. When the write fails, the claim is dropped, which queues
+    /// its release as usual.
+    fn put_last_document<'a>(
+        &'a self,
+        claim: Claim,
+        document: &'a RunDocument,
+    ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            if document.run_id != claim.run_id() {
-                return Err(StoreError::ClaimLost {
-                    run_id: claim.run_id(),
-                    token: claim.token(),
-                });
+            let written = self.write_document(&claim, document, true).await;
+            if written.is_ok() {
+                claim.released();
             }
-            let row = DocRow::of(document)?;
-            let op = Op::PutDocument {
-                token: claim.token(),
-                owner: Arc::clone(&self.handle.owner),
-                row,
-            };
-            match self.request(op).await? {
-                Reply::Done => Ok(()),
-                other => Err(self.unexpected(other)),
-            }
+            written
         })
     }
 

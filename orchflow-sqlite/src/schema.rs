@@ -184,7 +184,10 @@ fn not_a_database(e: &rusqlite::Error) -> bool {
 }
 
 /// Opens the write connection of `path`: checks the file is empty or ours, migrates it to
-/// [`SCHEMA_VERSION`], and sets WAL, `synchronous = FULL`, the busy timeout and foreign keys.
+/// [`SCHEMA_VERSION`], and sets WAL, `synchronous = FULL` and the busy timeout. Foreign keys
+/// are not enforced: runs are never deleted, and a journal row takes its run's row number from
+/// the `runs` row its insert selects, so its reference holds by construction (enforcing it
+/// would cost every append a second lookup of its run and a statement journal).
 pub(crate) fn open_writer(path: &Path) -> Result<Connection, OpenError> {
     let io = |op| {
         let path = path.to_path_buf();
@@ -211,9 +214,13 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, OpenError> {
     }
     // The writer checkpoints only past a large WAL: a background connection checkpoints
     // (`open_checkpointer`), off the path of the saves.
+    // The page cache (8 MiB) holds what a thousand runs in flight write (their rows, the ends
+    // of the journal and of the indexes). It is not larger because SQLite scans all of it at
+    // every commit in which a B-tree page split moved a page (it renumbers the page through
+    // the lock page, past the end of the file, and then drops the pages past the end).
     conn.execute_batch(
-        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 16384;
-         PRAGMA cache_size = -65536;",
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; PRAGMA wal_autocheckpoint = 16384;
+         PRAGMA cache_size = -8192;",
     )
     .map_err(io("configure"))?;
     stable_plans(&conn).map_err(io("configure"))?;

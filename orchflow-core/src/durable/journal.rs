@@ -214,10 +214,11 @@ fn unserialisable(point: &'static str) -> Halt {
     }))
 }
 
-/// Writes a durable run's final document: its status, output, error or pending questions.
+/// Writes a durable run's final document (its status, output, error or pending questions) and
+/// gives its claim up.
 pub(crate) async fn finish_document(
     store: Arc<dyn CheckpointStore>,
-    claim: &Claim,
+    claim: Claim,
     mut doc: RunDocument,
     output: Result<Option<serde_json::Value>, serde_json::Error>,
     error: Option<String>,
@@ -236,5 +237,5 @@ pub(crate) async fn finish_document(
     doc.error = error;
     doc.pending = suspended;
     doc.updated_at = SystemTime::now();
-    store.put_document(claim, &doc).await
+    store.put_last_document(claim, &doc).await
 }

@@ -522,6 +522,13 @@ impl Claim {
     pub fn token(&self) -> u64 {
         self.token
     }
+
+    /// Ends the claim without its hold's [`release`](ClaimHold::release), for a store whose
+    /// write has given the run up itself (see [`CheckpointStore::put_last_document`]). For
+    /// store implementations.
+    pub fn released(mut self) {
+        drop(self.hold.take());
+    }
 }
 
 impl Drop for Claim {
@@ -569,6 +576,25 @@ pub trait CheckpointStore: Send + Sync {
         claim: &'a Claim,
         document: &'a RunDocument,
     ) -> StoreFuture<'a, ()>;
+
+    /// Writes a claimed run's last document and gives the claim up: what
+    /// [`put_document`](Self::put_document) and then dropping the claim do, which is the
+    /// default. A durable run writes its final document (completed, failed, suspended) with
+    /// it. The claim is given up whether the write succeeds or not; refused as `put_document`
+    /// is, writing nothing. Stores that can write the document and release the run in one
+    /// write override it (ending the claim with [`Claim::released`] once that write is
+    /// committed).
+    fn put_last_document<'a>(
+        &'a self,
+        claim: Claim,
+        document: &'a RunDocument,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let written = self.put_document(&claim, document).await;
+            drop(claim);
+            written
+        })
+    }
 
     /// Appends an entry to a claimed run's journal, durably. Refused with
     /// [`StoreError::OutOfSequence`] unless `entry.seq` is the last entry's plus one.
@@ -663,6 +689,13 @@ impl<S: CheckpointStore + ?Sized> CheckpointStore for std::sync::Arc<S> {
         document: &'a RunDocument,
     ) -> StoreFuture<'a, ()> {
         (**self).put_document(claim, document)
+    }
+    fn put_last_document<'a>(
+        &'a self,
+        claim: Claim,
+        document: &'a RunDocument,
+    ) -> StoreFuture<'a, ()> {
+        (**self).put_last_document(claim, document)
     }
     fn append<'a>(&'a self, claim: &'a Claim, entry: &'a JournalEntry) -> StoreFuture<'a, ()> {
         (**self).append(claim, entry)

@@ -13,9 +13,14 @@ impl WriterThread {
         }
     }
 
-    pub(super) fn apply(&self, op: Op, now: i64) -> Result<Reply, StoreError> {
+    pub(super) fn apply(
+        &self,
+        op: &Op,
+        now: i64,
+        prepared: &mut Prepared<'_>,
+    ) -> Result<Reply, StoreError> {
         // The run, for error messages: formatted only when one is made.
-        let run = match &op {
+        let run = match op {
             Op::Create { row, .. } | Op::PutDocument { row, .. } => Some(row.run_id),
             Op::Claim { run_id, .. }
             | Op::Append { run_id, .. }
@@ -27,15 +32,14 @@ impl WriterThread {
         match op {
             Op::Create { row, owner } => {
                 // One statement: a run id already there inserts nothing.
-                let inserted = self
-                    .conn
-                    .prepare_cached(
-                        "INSERT INTO runs (run_id, flow, fingerprint, status, created_at, updated_at,
+                let inserted = prepared
+                    .get(
+                        "INSERT OR FAIL INTO runs (run_id, flow, fingerprint, status, created_at, updated_at,
                          document, waiting, lease_owner, lease_holder, lease_token, lease_expires)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11)
                          ON CONFLICT (run_id) DO NOTHING",
                     )
-                    .and_then(|mut s| {
+                    .and_then(|s| {
                         s.execute(params![
                             key(&row.run_id, &mut [0; 36]),
                             row.flow,
@@ -65,6 +69,7 @@ impl WriterThread {
                 Ok(Reply::Token(1))
             }
             Op::Claim { run_id, owner } => {
+                let run_id = *run_id;
                 let lease = self.lease(run_id).map_err(sql)?;
                 let Some(lease) = lease else {
                     return Err(StoreError::NotFound(run_id));
@@ -76,7 +81,7 @@ impl WriterThread {
                     });
                 }
                 let token = self
-                    .take(run_id, lease.token, &owner, now, false)
+                    .take(run_id, lease.token, owner, now, false)
                     .map_err(sql)?;
                 Ok(Reply::Token(token))
             }
@@ -122,7 +127,7 @@ impl WriterThread {
                 })?;
                 // One statement: the lease and the cleared note.
                 let token = self
-                    .take(run_id, token.unsigned_abs(), &owner, now, true)
+                    .take(run_id, token.unsigned_abs(), owner, now, true)
                     .map_err(sql)?;
                 Ok(Reply::Next(Some((run_id, token))))
             }
@@ -132,6 +137,7 @@ impl WriterThread {
                 owner,
                 entry,
             } => {
+                let (run_id, token) = (*run_id, *token);
                 let seq = i64::try_from(entry.seq).unwrap_or(i64::MAX);
                 let token_value = i64::try_from(token).unwrap_or(i64::MAX);
                 let held = self.held.borrow().get(&run_id).copied();
@@ -139,15 +145,14 @@ impl WriterThread {
                     && held.token == token
                     && entry.seq == held.last + 1
                 {
-                    let inserted = self
-                        .conn
-                        .prepare_cached(
-                            "INSERT INTO journal (run, seq, record, answered, state, traces)
+                    let inserted = prepared
+                        .get(
+                            "INSERT OR FAIL INTO journal (run, seq, record, answered, state, traces)
                              SELECT id, ?2, ?3, ?4, ?5, ?6 FROM runs
                              WHERE id = ?1 AND lease_owner = ?7 AND lease_token = ?8
                              AND lease_expires > ?9",
                         )
-                        .and_then(|mut s| {
+                        .and_then(|s| {
                             s.execute(params![
                                 held.row,
                                 seq,
@@ -173,7 +178,7 @@ impl WriterThread {
                 let inserted = self
                     .conn
                     .prepare_cached(
-                        "INSERT INTO journal (run, seq, record, answered, state, traces)
+                        "INSERT OR FAIL INTO journal (run, seq, record, answered, state, traces)
                          SELECT id, ?2, ?3, ?4, ?5, ?6 FROM runs
                          WHERE run_id = ?1 AND lease_owner = ?7 AND lease_token = ?8
                          AND lease_expires > ?9
@@ -205,54 +210,90 @@ impl WriterThread {
                 }
                 Err(self.refusal(run_id, token, &owner.id, now, Some(entry.seq)))
             }
-            Op::PutDocument { token, owner, row } => {
-                let updated = self
-                    .conn
-                    .prepare_cached(
-                        "UPDATE runs SET flow = ?2, fingerprint = ?3, status = ?4, created_at = ?5,
-                         updated_at = ?6, document = ?7, waiting = ?8
-                         WHERE run_id = ?1 AND lease_owner = ?9 AND lease_token = ?10
-                         AND lease_expires > ?11",
-                    )
-                    .and_then(|mut s| {
+            Op::PutDocument {
+                token,
+                owner,
+                row,
+                last,
+            } => {
+                let (token, last) = (*token, *last);
+                let token_value = i64::try_from(token).unwrap_or(i64::MAX);
+                // The run's row: by its number when the writer knows it, else by its id.
+                let number = self.held.borrow().get(&row.run_id).map(|h| h.row);
+                let mut buf = [0; 36];
+                let id = key(&row.run_id, &mut buf);
+                let by: &dyn rusqlite::ToSql = match &number {
+                    Some(number) => number,
+                    None => &id,
+                };
+                // A document nearly always keeps the run's flow, fingerprint and creation time:
+                // this statement writes only the rest, so that the indexes on those columns are
+                // not rewritten, and matches nothing when one of them changed.
+                let kept = prepared
+                    .get(kept_sql(number.is_some(), last))
+                    .and_then(|s| {
                         s.execute(params![
-                            key(&row.run_id, &mut [0; 36]),
-                            row.flow,
-                            row.fingerprint,
+                            by,
                             row.status,
-                            row.created_at,
                             row.updated_at,
                             row.json,
                             row.waiting,
+                            row.flow,
+                            row.fingerprint,
+                            row.created_at,
                             owner.id,
-                            i64::try_from(token).unwrap_or(i64::MAX),
+                            token_value,
                             now,
                         ])
                     })
                     .map_err(sql)?;
-                if updated == 1 {
-                    return Ok(Reply::Done);
+                let written = kept == 1 || {
+                    let updated = self
+                        .conn
+                        .prepare_cached(whole_sql(last))
+                        .and_then(|mut s| {
+                            s.execute(params![
+                                id,
+                                row.flow,
+                                row.fingerprint,
+                                row.status,
+                                row.created_at,
+                                row.updated_at,
+                                row.json,
+                                row.waiting,
+                                owner.id,
+                                token_value,
+                                now,
+                            ])
+                        })
+                        .map_err(sql)?;
+                    updated == 1
+                };
+                if !written {
+                    return Err(self.refusal(row.run_id, token, &owner.id, now, None));
                 }
-                Err(self.refusal(row.run_id, token, &owner.id, now, None))
+                if last {
+                    self.forget(row.run_id);
+                }
+                Ok(Reply::Done)
             }
             Op::Release {
                 run_id,
                 token,
                 owner,
             } => {
-                self.forget(run_id);
-                self.conn
-                    .prepare_cached(
-                        "UPDATE runs SET lease_owner = NULL, lease_holder = NULL, lease_expires = NULL
-                         WHERE run_id = ?1 AND lease_token = ?2 AND lease_owner = ?3",
-                    )
-                    .and_then(|mut s| {
-                        s.execute(params![
-                            key(&run_id, &mut [0; 36]),
-                            i64::try_from(token).unwrap_or(i64::MAX),
-                            owner
-                        ])
-                    })
+                let (run_id, token) = (*run_id, *token);
+                let held = self.held.borrow_mut().remove(&run_id);
+                let token_value = i64::try_from(token).unwrap_or(i64::MAX);
+                let mut buf = [0; 36];
+                let id = key(&run_id, &mut buf);
+                let (by, at): (&dyn rusqlite::ToSql, _) = match &held {
+                    Some(held) => (&held.row, RELEASE_BY_NUMBER),
+                    None => (&id, RELEASE_BY_ID),
+                };
+                prepared
+                    .get(at)
+                    .and_then(|s| s.execute(params![by, token_value, owner]))
                     .map_err(sql)?;
                 Ok(Reply::Done)
             }
@@ -281,7 +322,7 @@ impl WriterThread {
                 self.atomically(run, || {
                     let mut stmt = self
                         .conn
-                        .prepare_cached("UPDATE runs SET waiting = ?2 WHERE run_id = ?1")?;
+                        .prepare_cached("UPDATE OR FAIL runs SET waiting = ?2 WHERE run_id = ?1")?;
                     for id in &unknown {
                         stmt.execute(params![id, reason])?;
                     }
@@ -290,6 +331,7 @@ impl WriterThread {
                 Ok(Reply::Count(unknown.len() as u64))
             }
             Op::Cancel { run_id } => {
+                let run_id = *run_id;
                 self.forget(run_id);
                 let key = run_id.to_string();
                 let row: Option<(String, String)> = self
@@ -320,7 +362,7 @@ impl WriterThread {
                 let row = DocRow::of(&doc)?;
                 self.conn
                     .prepare_cached(
-                        "UPDATE runs SET status = 'cancelled', document = ?2, waiting = NULL,
+                        "UPDATE OR FAIL runs SET status = 'cancelled', document = ?2, waiting = NULL,
                          updated_at = ?3, lease_token = lease_token + 1, lease_owner = NULL,
                          lease_holder = NULL, lease_expires = NULL WHERE run_id = ?1",
                     )
@@ -335,7 +377,7 @@ impl WriterThread {
             } => {
                 self.conn
                     .prepare_cached(
-                        "INSERT INTO flows (fingerprint, name, graph) VALUES (?1, ?2, ?3)
+                        "INSERT OR FAIL INTO flows (fingerprint, name, graph) VALUES (?1, ?2, ?3)
                          ON CONFLICT (fingerprint) DO NOTHING",
                     )
                     .and_then(|mut s| s.execute(params![fingerprint, name, graph]))
@@ -374,10 +416,10 @@ impl WriterThread {
     ) -> rusqlite::Result<u64> {
         let next = token + 1;
         let sql = if clear_waiting {
-            "UPDATE runs SET lease_owner = ?2, lease_holder = ?3, lease_token = ?4,
+            "UPDATE OR FAIL runs SET lease_owner = ?2, lease_holder = ?3, lease_token = ?4,
              lease_expires = ?5, waiting = NULL WHERE run_id = ?1"
         } else {
-            "UPDATE runs SET lease_owner = ?2, lease_holder = ?3, lease_token = ?4,
+            "UPDATE OR FAIL runs SET lease_owner = ?2, lease_holder = ?3, lease_token = ?4,
              lease_expires = ?5 WHERE run_id = ?1"
         };
         self.conn.prepare_cached(sql)?.execute(params![
@@ -475,6 +517,104 @@ impl WriterThread {
             }
             Some(_) => Err(StoreError::ClaimLost { run_id, token }),
         }
+    }
+}
+
+/// What a last document sets besides: no lease.
+macro_rules! releasing {
+    () => {
+        ", lease_owner = NULL, lease_holder = NULL, lease_expires = NULL"
+    };
+}
+
+/// The statements of a document: `?1` the run (its row number or its id), `?2` status, `?3`
+/// updated_at, `?4` the document, `?5` waiting, `?6` flow, `?7` fingerprint, `?8` created_at,
+/// and the lease: owner `?9`, token `?10`, alive after `?11`. `$release` is empty, or clears
+/// the lease with the document.
+macro_rules! document_sql {
+    (kept $key:literal $release:expr) => {
+        concat!(
+            "UPDATE OR FAIL runs SET status = ?2, updated_at = ?3, document = ?4, waiting = ?5",
+            $release,
+            " WHERE ",
+            $key,
+            " = ?1 AND flow = ?6 AND fingerprint = ?7 AND created_at = ?8
+             AND lease_owner = ?9 AND lease_token = ?10 AND lease_expires > ?11"
+        )
+    };
+    (whole $release:expr) => {
+        concat!(
+            "UPDATE OR FAIL runs SET status = ?4, updated_at = ?6, document = ?7, waiting = ?8,
+             flow = ?2, fingerprint = ?3, created_at = ?5",
+            $release,
+            " WHERE run_id = ?1 AND lease_owner = ?9 AND lease_token = ?10
+             AND lease_expires > ?11"
+        )
+    };
+}
+
+/// A document that keeps the run's flow, fingerprint and creation time (and matches nothing
+/// otherwise), by the run's row number (`by_number`) or id; `last` releases the lease with it.
+fn kept_sql(by_number: bool, last: bool) -> &'static str {
+    match (by_number, last) {
+        (true, false) => document_sql!(kept "id" ""),
+        (true, true) => document_sql!(kept "id" releasing!()),
+        (false, false) => document_sql!(kept "run_id" ""),
+        (false, true) => document_sql!(kept "run_id" releasing!()),
+    }
+}
+
+/// A whole document, by the run's id; `last` releases the lease with it.
+fn whole_sql(last: bool) -> &'static str {
+    if last {
+        document_sql!(whole releasing!())
+    } else {
+        document_sql!(whole "")
+    }
+}
+
+/// A release of the lease with token `?2` held by `?3`, by the run's row number (`?1`).
+const RELEASE_BY_NUMBER: &str = "UPDATE OR FAIL runs SET lease_owner = NULL, lease_holder = NULL,
+     lease_expires = NULL WHERE id = ?1 AND lease_token = ?2 AND lease_owner = ?3";
+
+/// [`RELEASE_BY_NUMBER`] by the run's id.
+const RELEASE_BY_ID: &str = "UPDATE OR FAIL runs SET lease_owner = NULL, lease_holder = NULL,
+     lease_expires = NULL WHERE run_id = ?1 AND lease_token = ?2 AND lease_owner = ?3";
+
+/// The statements one batch uses most, each taken from the connection's statement cache once
+/// for the batch rather than once per request (a take hashes the statement's text and copies
+/// it). Given back to that cache when dropped.
+pub(super) struct Prepared<'c> {
+    conn: &'c Connection,
+    statements: Vec<(&'static str, rusqlite::CachedStatement<'c>)>,
+}
+
+impl<'c> Prepared<'c> {
+    pub(super) fn new(conn: &'c Connection) -> Prepared<'c> {
+        Prepared {
+            conn,
+            statements: Vec::new(),
+        }
+    }
+
+    /// The statement of `sql`, a constant (found again by its address).
+    pub(super) fn get(
+        &mut self,
+        sql: &'static str,
+    ) -> rusqlite::Result<&mut rusqlite::CachedStatement<'c>> {
+        let i = match self
+            .statements
+            .iter()
+            .position(|(text, _)| std::ptr::eq(*text, sql))
+        {
+            Some(i) => i,
+            None => {
+                let statement = self.conn.prepare_cached(sql)?;
+                self.statements.push((sql, statement));
+                self.statements.len() - 1
+            }
+        };
+        Ok(&mut self.statements[i].1)
     }
 }
 

@@ -11,12 +11,20 @@
 //!   exists) writes nothing, and only then is the reason read; a request that writes one
 //!   statement (a create, an append, a document, a claim) is atomic as that statement is; one
 //!   that writes more (`mark_waiting`) does so inside its own savepoint, rolled back alone on an
-//!   error.
+//!   error. Every statement a request writes with writes one row at most and is `OR FAIL`:
+//!   SQLite checks all of a row's constraints before it writes any of it, so a row refused by
+//!   a constraint writes nothing, as under the default `ABORT`, without the statement journal
+//!   `ABORT` keeps to undo a statement's earlier rows; an I/O error or a full disk inside such a
+//!   statement rolls the whole transaction back (below).
 //!   None of this undoes the other requests. The transaction is committed once (one fsync in WAL
 //!   with `synchronous = FULL`), and only then is each request answered; if the commit fails,
 //!   or SQLite rolled the transaction back itself (I/O error, full disk), every request of the
 //!   batch gets the error. A request that arrives during a commit waits for that commit and
-//!   its own.
+//!   its own. The answers are sent by a second thread ([`Answerer`]), batch after batch in the
+//!   order they were committed, while the writer goes on with the next batch (a batch of fewer
+//!   than [`ANSWER_HERE`] requests, when the answerer has answered all it was handed, by the
+//!   writer itself); each answer gives the request's operation back, to be freed by the thread
+//!   that made it ([`Answer`]).
 //! * Commits are numbered 1, 2, … in the order they complete; a commit counts as completed once
 //!   its `COMMIT` has returned, before any of its requests is answered. A failed commit (its
 //!   requests answered with the error) gets no number; the writer never retries a batch.
@@ -24,8 +32,8 @@
 //!   on the sender's side, no lock, no allocation). When the commit carrying it completes, the
 //!   request has waited for (that commit's number − the recorded count) commits, its own
 //!   included, and that goes into the writer's histogram ([`Counters::waited`]). A request
-//!   queued while the writer is between batches (waiting for work, or answering the last
-//!   commit) is carried by the next commit: 1. One queued while a batch is being applied or
+//!   queued while the writer is between batches (waiting for work, or handing the last
+//!   commit's answers over) is carried by the next commit: 1. One queued while a batch is being applied or
 //!   committed (from the moment the writer took the batch until its `COMMIT` returns) joins the
 //!   batch after it: 2.
 //!   More only when more than [`MAX_BATCH`] requests were queued ahead of it, so that the batch
@@ -36,10 +44,11 @@
 //!   the commit carrying it is counted after the writer received it. The load is relaxed: a
 //!   load that misses a commit completing at that instant counts one more, never fewer.
 //! * Dropping the [`Writer`] (the last handle of the file in this process) closes the channel:
-//!   the thread commits every request queued before, then ends, and the drop waits for that
-//!   for at most [`DRAIN_BOUND`].
+//!   the thread commits every request queued before, waits for the answerer to answer them,
+//!   then ends, and the drop waits for that for at most [`DRAIN_BOUND`].
 //! * Leases: a claim sets owner, holder, token + 1 and expiry only when the run has no live
-//!   lease; every write checks owner, token and expiry in the statement that writes. Each registered
+//!   lease; every write checks owner, token and expiry in the statement that writes; a run's
+//!   last document clears its lease in the statement that writes it. Each registered
 //!   handle's leases are renewed by one statement every third of its ttl, and only while they
 //!   have not expired (a lapsed lease is never revived).
 
@@ -52,7 +61,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::time::{Duration, Instant, SystemTime};
 
 /// The most requests one transaction applies.
@@ -175,10 +184,12 @@ pub(crate) enum Op {
         owner: Arc<Owner>,
         entry: EntryRow,
     },
+    /// A document; `last` releases the lease with it.
     PutDocument {
         token: u64,
         owner: Arc<Owner>,
         row: DocRow,
+        last: bool,
     },
     Release {
         run_id: RunId,
@@ -223,7 +234,16 @@ pub(crate) enum Reply {
     Status(RunStatus),
 }
 
-pub(crate) type ReplyTx = tokio::sync::oneshot::Sender<Result<Reply, StoreError>>;
+/// What the writer answers a request with: its result, and its operation given back. The
+/// operation's buffers (documents, entries) were allocated by the requesting thread, and are
+/// freed by it: freeing on the writer memory that another thread allocated costs the writer more
+/// (with glibc, a lock of that thread's malloc arena, which the runtime's threads contend for).
+pub(crate) struct Answer {
+    pub(crate) result: Result<Reply, StoreError>,
+    pub(crate) op: Op,
+}
+
+pub(crate) type ReplyTx = tokio::sync::oneshot::Sender<Answer>;
 
 pub(crate) struct Request {
     pub(crate) op: Op,
@@ -295,6 +315,7 @@ impl Writer {
         let counters = Arc::new(Counters::default());
         let thread_counters = Arc::clone(&counters);
         let (alive, ended) = std::sync::mpsc::channel::<()>();
+        let answerer = Answerer::start()?;
         let thread = std::thread::Builder::new()
             .name("orchflow-sqlite-writer".to_string())
             .spawn(move || {
@@ -308,6 +329,8 @@ impl Writer {
                     next_beat: None,
                     committed: Some(committed),
                     held: RefCell::default(),
+                    results: Vec::with_capacity(MAX_BATCH),
+                    answerer: Some(answerer),
                 }
                 .run(&rx)
             })?;
@@ -364,13 +387,19 @@ struct WriterThread {
     committed: Option<SyncSender<()>>,
     /// The runs this writer has written with a claim since it took it: see [`Held`].
     held: RefCell<HashMap<RunId, Held>>,
+    /// The results of the batch being applied, kept (empty) from batch to batch.
+    results: Vec<Result<Reply, StoreError>>,
+    /// The thread that answers committed batches; `None` answers on this thread (tests).
+    answerer: Option<Answerer>,
 }
 
 /// What the writer knows of a run it appended to (or created) under a claim: the run's row
 /// number and, for that claim's token, the seq of its last entry. Sound while the claim holds:
 /// only the holder of a token writes under it, and every write of this process goes through this
 /// writer. An append under the same token checks the lease by row number and the sequence here,
-/// and writes with one statement; the row's lease is still checked by that statement. Forgotten
+/// and writes with one statement; the row's lease is still checked by that statement. A
+/// document or a release of the run finds its row by that number (a run's row number never
+/// changes), under any token; the statement checks the lease as by the run's id. Forgotten
 /// on release and cancel, and all of it when a transaction fails (its appends are undone).
 #[derive(Debug, Clone, Copy)]
 struct Held {
@@ -389,6 +418,9 @@ fn sql_error(op: &'static str, location: String, e: rusqlite::Error) -> StoreErr
 
 impl WriterThread {
     fn run(mut self, rx: &Receiver<Request>) {
+        // Kept from batch to batch with its capacity: a batch's worth of requests allocated
+        // and freed at every commit made the writer fault fresh pages in.
+        let mut work: Vec<Request> = Vec::with_capacity(MAX_BATCH);
         loop {
             let first = match self.next_beat {
                 Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
@@ -401,36 +433,41 @@ impl WriterThread {
                     Err(_) => return,
                 },
             };
-            let mut batch: Vec<Request> = first.into_iter().collect();
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(r) => batch.push(r),
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            let mut received = first;
+            while let Some(request) = received.take() {
+                self.take_in(request, &mut work);
+                if work.len() >= MAX_BATCH {
+                    break;
                 }
-            }
-            let mut work = Vec::with_capacity(batch.len());
-            for request in batch {
-                match request.op {
-                    Op::Register { owner, ttl } => {
-                        self.owners.insert(owner, ttl);
-                        self.schedule();
-                    }
-                    Op::Unregister { owner } => {
-                        self.owners.remove(&owner);
-                        self.schedule();
-                    }
-                    _ => work.push(request),
+                if let Ok(r) = rx.try_recv() {
+                    received = Some(r);
                 }
             }
             let beat = self.next_beat.is_some_and(|at| Instant::now() >= at);
             if work.is_empty() && !beat {
                 continue;
             }
-            self.commit(work, beat);
+            work = self.commit(work, beat);
             if beat {
                 self.next_beat = None;
                 self.schedule();
             }
+        }
+    }
+
+    /// Adds `request` to the batch, or does it at once when it only concerns this thread (a
+    /// handle's heartbeats starting or stopping).
+    fn take_in(&mut self, request: Request, work: &mut Vec<Request>) {
+        match &request.op {
+            Op::Register { owner, ttl } => {
+                self.owners.insert(owner.clone(), *ttl);
+                self.schedule();
+            }
+            Op::Unregister { owner } => {
+                self.owners.remove(owner);
+                self.schedule();
+            }
+            _ => work.push(request),
         }
     }
 
@@ -452,17 +489,18 @@ impl WriterThread {
         Ok(())
     }
 
-    /// Applies `work` (and the heartbeats when `beat`) in one transaction, then answers.
-    fn commit(&mut self, work: Vec<Request>, beat: bool) {
+    /// Applies `work` (and the heartbeats when `beat`) in one transaction, then answers; gives
+    /// `work` back empty, for the next batch.
+    fn commit(&mut self, work: Vec<Request>, beat: bool) -> Vec<Request> {
         let n = work.len() as u64;
-        let mut replies = Vec::with_capacity(work.len());
+        let mut results = std::mem::take(&mut self.results);
+        results.clear();
         if let Err(e) = self.exec("BEGIN IMMEDIATE") {
-            for request in work {
-                if let Some(tx) = request.reply {
-                    let _ = tx.send(Err(sql_error("lock", self.location.clone(), clone_err(&e))));
-                }
-            }
-            return;
+            results.extend(
+                work.iter()
+                    .map(|_| Err(sql_error("lock", self.location.clone(), clone_err(&e)))),
+            );
+            return self.answer(Answers { work, results });
         }
         // Read under the write lock: waiting for another process's transaction must not make
         // the batch judge and set leases with a time that has passed.
@@ -471,10 +509,11 @@ impl WriterThread {
         // Set when SQLite rolled the whole transaction back itself (an I/O error, a full
         // disk): nothing of the batch is written, and every request gets the error.
         let mut lost: Option<rusqlite::Error> = None;
-        for request in work {
+        let mut prepared = apply::Prepared::new(&self.conn);
+        for request in &work {
             let result = match &lost {
                 Some(e) => Err(sql_error("write", self.location.clone(), clone_err(e))),
-                None => self.apply(request.op, now),
+                None => self.apply(&request.op, now, &mut prepared),
             };
             if lost.is_none() && self.conn.is_autocommit() {
                 lost = Some(rusqlite::Error::SqliteFailure(
@@ -482,8 +521,9 @@ impl WriterThread {
                     Some("the transaction was rolled back by an error".to_string()),
                 ));
             }
-            replies.push((request.reply, result, request.seen));
+            results.push(result);
         }
+        drop(prepared);
         if beat {
             for (owner, ttl) in &self.owners {
                 // Errors here leave the leases as they were; the next beat tries again.
@@ -514,31 +554,56 @@ impl WriterThread {
                 // records this commit as completed.
                 let number = self.counters.commits.fetch_add(1, Ordering::Relaxed) + 1;
                 self.counters.requests.fetch_add(n, Ordering::Relaxed);
-                self.count_waits(number, replies.iter().map(|(_, _, seen)| *seen));
+                self.count_waits(number, work.iter().map(|r| r.seen));
                 if let Some(committed) = &self.committed {
                     let _ = committed.try_send(());
-                }
-                for (tx, result, _) in replies {
-                    if let Some(tx) = tx {
-                        let _ = tx.send(result);
-                    }
                 }
             }
             Err(e) => {
                 let _ = self.exec("ROLLBACK");
                 // The batch's appends are undone: what was remembered of them is wrong.
                 self.held.borrow_mut().clear();
-                for (tx, _, _) in replies {
-                    if let Some(tx) = tx {
-                        let _ = tx.send(Err(sql_error(
-                            "commit",
-                            self.location.clone(),
-                            clone_err(&e),
-                        )));
-                    }
+                for result in &mut results {
+                    *result = Err(sql_error("commit", self.location.clone(), clone_err(&e)));
                 }
             }
         }
+        self.answer(Answers { work, results })
+    }
+
+    /// Answers a batch: hands it to the answerer, or answers it here when there is none (or it
+    /// has ended), or when the batch is small ([`ANSWER_HERE`]) and the answerer has answered
+    /// every batch handed over (so that answers still go out in commit order). Gives back empty
+    /// vectors for the next batch: a pair the answerer is done with, or new ones.
+    fn answer(&mut self, mut answers: Answers) -> Vec<Request> {
+        let mut next = match &mut self.answerer {
+            Some(answerer) => {
+                answerer.collect();
+                if answers.work.len() < ANSWER_HERE && answerer.out == 0 {
+                    answers.send();
+                    answers
+                } else {
+                    match answerer.hand(answers) {
+                        Ok(()) => answerer.spares.pop().unwrap_or_else(|| Answers {
+                            work: Vec::with_capacity(MAX_BATCH),
+                            results: Vec::with_capacity(MAX_BATCH),
+                        }),
+                        Err(mut answers) => {
+                            answers.send();
+                            answers
+                        }
+                    }
+                }
+            }
+            None => {
+                answers.send();
+                answers
+            }
+        };
+        next.results.clear();
+        self.results = next.results;
+        next.work.clear();
+        next.work
     }
 
     /// Adds the requests carried by commit `number`, queued when `seen` commits had completed,
@@ -582,6 +647,100 @@ impl WriterThread {
                     .and_then(|()| self.exec("RELEASE request"));
                 Err(fail(e))
             }
+        }
+    }
+}
+
+/// A batch's requests and their results, in order.
+struct Answers {
+    work: Vec<Request>,
+    results: Vec<Result<Reply, StoreError>>,
+}
+
+impl Answers {
+    /// Answers every request that waits for a reply, leaving both vectors empty.
+    fn send(&mut self) {
+        for (request, result) in self.work.drain(..).zip(self.results.drain(..)) {
+            if let Some(tx) = request.reply {
+                let _ = tx.send(Answer {
+                    result,
+                    op: request.op,
+                });
+            }
+        }
+        self.work.clear();
+        self.results.clear();
+    }
+}
+
+/// Batches of fewer requests than this are answered by the writer itself when the answerer
+/// is idle: for a few requests, the hop to another thread would add more to their latency (a
+/// thread wake-up) than waking their tasks costs the writer.
+pub(crate) const ANSWER_HERE: usize = 32;
+
+/// The thread that answers the writer's batches once they are committed, in the order they
+/// were: waking a requester's task can wake a parked runtime thread (a system call), which the
+/// writer would otherwise pay for, for hundreds of requests a batch, before it starts the next
+/// one. The emptied vectors come back for the writer to reuse. Dropping it waits until every
+/// batch handed over is answered.
+struct Answerer {
+    tx: Option<Sender<Answers>>,
+    spare: Receiver<Answers>,
+    /// Emptied vectors given back, not yet reused.
+    spares: Vec<Answers>,
+    /// Batches handed over and not yet given back.
+    out: usize,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Answerer {
+    fn start() -> std::io::Result<Answerer> {
+        let (tx, batches) = std::sync::mpsc::channel::<Answers>();
+        let (give_back, spare) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("orchflow-sqlite-answerer".to_string())
+            .spawn(move || {
+                while let Ok(mut answers) = batches.recv() {
+                    answers.send();
+                    let _ = give_back.send(answers);
+                }
+            })?;
+        Ok(Answerer {
+            tx: Some(tx),
+            spare,
+            spares: Vec::new(),
+            out: 0,
+            thread: Some(thread),
+        })
+    }
+
+    /// Takes in the vectors given back so far.
+    fn collect(&mut self) {
+        while let Ok(answers) = self.spare.try_recv() {
+            self.out = self.out.saturating_sub(1);
+            self.spares.push(answers);
+        }
+    }
+
+    /// Hands a batch over; gives it back when the thread has ended.
+    fn hand(&mut self, answers: Answers) -> Result<(), Answers> {
+        match &self.tx {
+            Some(tx) => {
+                tx.send(answers).map_err(|unsent| unsent.0)?;
+                self.out += 1;
+                Ok(())
+            }
+            None => Err(answers),
+        }
+    }
+}
+
+impl Drop for Answerer {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(thread) = self.thread.take() {
+            // It ends once it has answered what it was handed: the channel is closed.
+            let _ = thread.join();
         }
     }
 }
@@ -675,6 +834,8 @@ mod tests {
             next_beat: None,
             committed: None,
             held: RefCell::default(),
+            results: Vec::new(),
+            answerer: None,
         }
     }
 
@@ -729,7 +890,7 @@ mod tests {
         assert_eq!(writer.counters.requests.load(Ordering::Relaxed), 8);
         let got: Vec<String> = replies
             .into_iter()
-            .map(|mut rx| match rx.try_recv().expect("answered") {
+            .map(|mut rx| match rx.try_recv().expect("answered").result {
                 Ok(reply) => format!("{reply:?}"),
                 Err(e) => match e {
                     StoreError::OutOfSequence { last, found, .. } => format!("seq {last}/{found}"),
@@ -754,6 +915,244 @@ mod tests {
         assert_eq!(count(JOURNAL, a), 2);
         assert_eq!(count(TRACES, a), 4);
         assert_eq!(count(JOURNAL, b), 1);
+    }
+
+    /// A request whose row breaks a constraint (an entry the file already has, written behind
+    /// the writer's back) fails alone: it writes nothing, and the batch's other requests, before
+    /// and after it, are committed.
+    #[test]
+    fn a_constraint_failure_fails_its_request_alone() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut writer = thread(&dir);
+        let owner = owner(Duration::from_secs(30));
+        let (a, b) = (RunId::new_v4(), RunId::new_v4());
+        let request = |op| {
+            let (tx, rx) = oneshot::channel();
+            (
+                Request {
+                    op,
+                    reply: Some(tx),
+                    seen: 0,
+                },
+                rx,
+            )
+        };
+        let append = |run_id, seq| Op::Append {
+            run_id,
+            token: 1,
+            owner: Arc::clone(&owner),
+            entry: entry(seq),
+        };
+        let create = |run_id| Op::Create {
+            row: row(run_id),
+            owner: Arc::clone(&owner),
+        };
+        let (first, _) = request(create(a));
+        let (second, _) = request(create(b));
+        let (third, _) = request(append(a, 1));
+        writer.commit(vec![first, second, third], false);
+        crate::schema::open_writer(&dir.path().join("runs.db"))
+            .expect("open")
+            .execute(
+                "INSERT INTO journal (run, seq, record) SELECT id, 2, 'theirs' FROM runs
+                 WHERE run_id = ?1",
+                [a.to_string()],
+            )
+            .expect("an entry behind the writer's back");
+        let (before, mut before_rx) = request(append(b, 1));
+        let (clash, mut clash_rx) = request(append(a, 2));
+        let (after, mut after_rx) = request(append(b, 2));
+        writer.commit(vec![before, clash, after], false);
+        assert_eq!(writer.counters.commits.load(Ordering::Relaxed), 2);
+        let result = |rx: &mut oneshot::Receiver<Answer>| rx.try_recv().expect("answered").result;
+        assert!(matches!(result(&mut before_rx), Ok(Reply::Done)));
+        assert!(matches!(result(&mut clash_rx), Err(StoreError::Io { .. })));
+        assert!(matches!(result(&mut after_rx), Ok(Reply::Done)));
+        let count = |run: RunId| -> i64 {
+            writer
+                .conn
+                .query_row(JOURNAL, [run.to_string()], |r| r.get(0))
+                .expect("count")
+        };
+        assert_eq!(count(a), 2);
+        assert_eq!(count(b), 2);
+        let record: String = writer
+            .conn
+            .query_row(
+                "SELECT record FROM journal WHERE seq = 2
+                 AND run = (SELECT id FROM runs WHERE run_id = ?1)",
+                [a.to_string()],
+                |r| r.get(0),
+            )
+            .expect("the entry");
+        assert_eq!(record, "theirs");
+    }
+
+    /// A document is written whole, whether it keeps the run's flow, fingerprint and creation
+    /// time or not, and whether the writer knows the run's row or not; and it is refused, writing
+    /// nothing, without the lease.
+    #[test]
+    fn documents_are_written_whole_and_only_under_the_lease() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut writer = thread(&dir);
+        let owner = owner(Duration::from_secs(30));
+        let run = RunId::new_v4();
+        let one = |writer: &mut WriterThread, op| {
+            let (tx, mut rx) = oneshot::channel();
+            writer.commit(
+                vec![Request {
+                    op,
+                    reply: Some(tx),
+                    seen: 0,
+                }],
+                false,
+            );
+            match rx.try_recv().expect("answered").result {
+                Ok(reply) => format!("{reply:?}"),
+                Err(StoreError::ClaimLost { token, .. }) => format!("lost {token}"),
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        };
+        let document = |status, flow: &str, created: u64| {
+            let mut row = row(run);
+            row.status = status;
+            row.flow = flow.to_string();
+            row.created_at = i64::try_from(created).expect("a time");
+            row.json = format!("{{\"status\":\"{status}\",\"flow\":\"{flow}\"}}");
+            Op::PutDocument {
+                token: 1,
+                owner: Arc::clone(&owner),
+                row,
+                last: false,
+            }
+        };
+        let stored = |writer: &WriterThread| -> (String, String, i64, String) {
+            writer
+                .conn
+                .query_row(
+                    "SELECT status, flow, created_at, document FROM runs WHERE run_id = ?1",
+                    [run.to_string()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .expect("the run")
+        };
+        let created = Op::Create {
+            row: row(run),
+            owner: Arc::clone(&owner),
+        };
+        assert_eq!(one(&mut writer, created), "Token(1)");
+        let at = u64::try_from(row(run).created_at).expect("a time");
+        // Known row, same flow and time.
+        assert_eq!(one(&mut writer, document("suspended", "f", at)), "Done");
+        let (status, flow, time, json) = stored(&writer);
+        assert_eq!((status.as_str(), flow.as_str()), ("suspended", "f"));
+        assert_eq!(time, row(run).created_at);
+        assert!(json.contains("suspended"));
+        // Known row, another flow and time.
+        assert_eq!(one(&mut writer, document("failed", "g", at + 7)), "Done");
+        let (status, flow, time, _) = stored(&writer);
+        assert_eq!((status.as_str(), flow.as_str()), ("failed", "g"));
+        assert_eq!(time, row(run).created_at + 7);
+        // Row not known to the writer (forgotten, as after a failed batch), both kinds.
+        writer.held.borrow_mut().clear();
+        assert_eq!(one(&mut writer, document("running", "g", at + 7)), "Done");
+        assert_eq!(stored(&writer).0, "running");
+        writer.held.borrow_mut().clear();
+        assert_eq!(one(&mut writer, document("completed", "f", at)), "Done");
+        let (status, flow, time, _) = stored(&writer);
+        assert_eq!((status.as_str(), flow.as_str()), ("completed", "f"));
+        assert_eq!(time, row(run).created_at);
+        // Without the lease, neither kind writes.
+        writer
+            .conn
+            .execute("UPDATE runs SET lease_expires = 0", [])
+            .expect("lapse");
+        assert_eq!(one(&mut writer, document("failed", "f", at)), "lost 1");
+        assert_eq!(one(&mut writer, document("failed", "h", at + 1)), "lost 1");
+        let (status, flow, time, _) = stored(&writer);
+        assert_eq!((status.as_str(), flow.as_str()), ("completed", "f"));
+        assert_eq!(time, row(run).created_at);
+    }
+
+    /// With an answerer, every request of every batch is answered, each batch with its own
+    /// results, large batches by the answerer and a small one by the writer; dropping the writer
+    /// waits until the answerer has answered all it was handed.
+    #[test]
+    fn the_answerer_answers_every_batch_and_the_drop_waits_for_it() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut writer = thread(&dir);
+        writer.answerer = Some(Answerer::start().expect("the answerer"));
+        let owner = owner(Duration::from_secs(30));
+        let runs: Vec<RunId> = (0..ANSWER_HERE + 8).map(|_| RunId::new_v4()).collect();
+        let mut answers = Vec::new();
+        let mut batch = |writer: &mut WriterThread, ops: Vec<Op>| {
+            let work = ops
+                .into_iter()
+                .map(|op| {
+                    let (tx, rx) = oneshot::channel();
+                    answers.push(rx);
+                    Request {
+                        op,
+                        reply: Some(tx),
+                        seen: 0,
+                    }
+                })
+                .collect();
+            assert!(writer.commit(work, false).is_empty());
+        };
+        let creates = runs
+            .iter()
+            .map(|&run_id| Op::Create {
+                row: row(run_id),
+                owner: Arc::clone(&owner),
+            })
+            .collect();
+        batch(&mut writer, creates);
+        for seq in 1..=3 {
+            let appends = runs
+                .iter()
+                .map(|&run_id| Op::Append {
+                    run_id,
+                    token: 1,
+                    owner: Arc::clone(&owner),
+                    entry: entry(seq),
+                })
+                .collect();
+            batch(&mut writer, appends);
+        }
+        let answerer = writer.answerer.as_ref().expect("the answerer");
+        assert!(answerer.out + answerer.spares.len() > 0, "handed over");
+        // An append out of sequence, refused, in the last batch.
+        batch(
+            &mut writer,
+            vec![Op::Append {
+                run_id: runs[0],
+                token: 1,
+                owner: Arc::clone(&owner),
+                entry: entry(9),
+            }],
+        );
+        drop(writer);
+        let got: Vec<String> = answers
+            .into_iter()
+            .map(|mut rx| {
+                match rx
+                    .try_recv()
+                    .expect("answered before the drop returned")
+                    .result
+                {
+                    Ok(reply) => format!("{reply:?}"),
+                    Err(StoreError::OutOfSequence { last, found, .. }) => {
+                        format!("seq {last}/{found}")
+                    }
+                    Err(other) => panic!("unexpected {other:?}"),
+                }
+            })
+            .collect();
+        let mut expected = vec!["Token(1)"; runs.len()];
+        expected.extend(vec!["Done"; 3 * runs.len()]);
+        expected.push("seq 3/9");
+        assert_eq!(got, expected);
     }
 
     /// The heartbeat renews the unexpired leases of a registered owner, and never an expired one.
@@ -821,7 +1220,7 @@ mod tests {
                 }],
                 false,
             );
-            match rx.try_recv().expect("answered") {
+            match rx.try_recv().expect("answered").result {
                 Ok(reply) => format!("{reply:?}"),
                 Err(StoreError::ClaimLost { token, .. }) => format!("lost {token}"),
                 Err(StoreError::OutOfSequence { last, found, .. }) => format!("seq {last}/{found}"),
@@ -917,7 +1316,7 @@ mod tests {
             }],
             false,
         );
-        assert!(rx.try_recv().expect("answered").is_err());
+        assert!(rx.try_recv().expect("answered").result.is_err());
         assert_eq!(writer.counters.commits.load(Ordering::Relaxed), 13);
         assert_eq!(waited(&writer), [0, 3, 2, 1, 0, 0, 0, 0, 0, 1]);
         other.execute_batch("ROLLBACK").expect("unlock");

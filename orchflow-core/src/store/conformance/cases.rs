@@ -208,6 +208,54 @@ pub async fn put_document_replaces_the_document<F: StoreFixture>(fixture: F) {
     assert!(store.load(stranger).await.expect("load").is_none());
 }
 
+/// `put_last_document` writes the whole document as `put_document` does and gives the claim
+/// up: the run can be claimed at once, from any handle. With a claim the store does not honour
+/// (an earlier claim's token, one it never issued, another run's document) it is `ClaimLost`,
+/// writes nothing, and leaves the run's holder its claim.
+pub async fn put_last_document_writes_and_gives_the_claim_up<F: StoreFixture>(fixture: F) {
+    let (a, b) = (fixture.open().await, fixture.open().await);
+    let (run_id, claim) = claimed_run(&a, 1).await;
+    let mut done = document(run_id, RunStatus::Completed, 0);
+    done.output = Some(serde_json::json!({ "shipped": true }));
+    done.updated_at += Duration::from_secs(9);
+    a.put_last_document(claim, &done).await.expect("put");
+    let loaded = b.load(run_id).await.expect("load").expect("the run");
+    assert_eq!(loaded.document, done);
+    assert_eq!(loaded.journal, [entry(1)]);
+    let current = b.claim(run_id).await.expect("given up with the document");
+    busy(&a.claim(run_id).await, run_id);
+
+    let mut failed = document(run_id, RunStatus::Failed, 0);
+    failed.error = Some("stale".to_string());
+    for (claim, token) in [
+        (forged(run_id, current.token() - 1), current.token() - 1),
+        (forged(run_id, current.token() + 1), current.token() + 1),
+    ] {
+        match a.put_last_document(claim, &failed).await {
+            Err(StoreError::ClaimLost {
+                run_id: id,
+                token: t,
+            }) => assert_eq!((id, t), (run_id, token)),
+            other => panic!("expected ClaimLost, got {other:?}"),
+        }
+    }
+    let stranger = RunId::new_v4();
+    let theirs = forged(run_id, current.token());
+    match b
+        .put_last_document(theirs, &document(stranger, RunStatus::Failed, 0))
+        .await
+    {
+        Err(StoreError::ClaimLost { run_id: id, .. }) => assert_eq!(id, run_id),
+        other => panic!("expected ClaimLost for another run's document, got {other:?}"),
+    }
+    assert_eq!(b.load(run_id).await.expect("load"), Some(loaded));
+    assert!(b.load(stranger).await.expect("load").is_none());
+    busy(&a.claim(run_id).await, run_id);
+    b.append(&current, &entry(2))
+        .await
+        .expect("the holder still writes");
+}
+
 /// A run the store does not have: `load` is `None`, `claim` is `NotFound`, and a write
 /// shown a claim of it is refused (`NoDocument`, or `ClaimLost` for a store that only
 /// knows the claims it issued) without creating it.

@@ -25,7 +25,7 @@
 //! `claim_is_exclusive_until_dropped`, `fencing_token_grows_with_every_claim`,
 //! `writes_with_a_stale_claim_are_refused`, `appends_out_of_sequence_are_refused`,
 //! `appends_load_back_in_order`, `put_document_replaces_the_document`,
-//! `missing_runs_are_not_found`, `list_runs_lists_runs_and_pending_questions`,
+//! `put_last_document_writes_and_gives_the_claim_up`, `missing_runs_are_not_found`, `list_runs_lists_runs_and_pending_questions`,
 //! `racing_claims_have_one_winner`, `racing_creates_have_one_winner`,
 //! `concurrent_appends_to_different_runs_all_land`, the queries
 //! `list_runs_filters_by_flow_status_and_time`, `list_runs_pages_with_a_cursor` and
@@ -174,6 +174,7 @@ macro_rules! __store_conformance_cases {
             appends_out_of_sequence_are_refused
             appends_load_back_in_order
             put_document_replaces_the_document
+            put_last_document_writes_and_gives_the_claim_up
             missing_runs_are_not_found
             list_runs_lists_runs_and_pending_questions
             racing_claims_have_one_winner
