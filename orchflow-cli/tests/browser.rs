@@ -970,6 +970,267 @@ async fn text_of(b: &Browser, css: &str) -> String {
     .to_string()
 }
 
+/// The rows the event log shows: (data-kind, data-outcome, text), in event order.
+async fn log_rows(b: &Browser) -> Vec<(String, String, String)> {
+    let v = b
+        .js(
+            "const rows = [...document.querySelectorAll('[data-testid=event-row]')]; \
+             rows.sort((x, y) => Number(x.dataset.index) - Number(y.dataset.index)); \
+             return rows.map((r) => [r.dataset.kind, r.dataset.outcome ?? '', r.querySelector('.c-x').textContent]);",
+            vec![],
+        )
+        .await;
+    v.as_array()
+        .expect("an array of rows")
+        .iter()
+        .map(|r| {
+            let s = |i: usize| r[i].as_str().unwrap_or_default().to_string();
+            (s(0), s(1), s(2))
+        })
+        .collect()
+}
+
+/// Checks the page of the completed fork `forked` (open, at its end): the calls it took from
+/// the recorded run are attempts with the outcome `reused` in its journal, and the page shows
+/// them so, from the journal: the graph (a step whose attempts are all reused is `reused`,
+/// not `pending`), the timeline (a diamond in the reuse colour for each, which selects the
+/// attempt), the event log (filtered by outcome from the header's note), the details and the
+/// scrubber at the fork point.
+async fn check_reused_calls(b: &Browser, store: &SqliteStore, forked: RunId, fingerprint: &str) {
+    use orchflow::AttemptOutcome;
+    let journal = store
+        .journal(forked, 0)
+        .await
+        .expect("journal")
+        .expect("the fork");
+    let traces: Vec<&orchflow::StepTrace> = journal.iter().flat_map(|e| e.traces.iter()).collect();
+    let reused: Vec<&orchflow::StepTrace> = traces
+        .iter()
+        .copied()
+        .filter(|t| t.outcome == AttemptOutcome::Reused)
+        .collect();
+    assert_eq!(
+        reused.iter().map(|t| t.step.as_ref()).collect::<Vec<_>>(),
+        ["outline", "polish"],
+        "the fork at polish@2 reused outline and polish@1"
+    );
+    assert!(reused.iter().all(|t| t.success && t.duration.is_zero()));
+    let graph = store
+        .graph(fingerprint)
+        .await
+        .expect("the graph")
+        .expect("the fork's graph");
+    let graph = serde_json::to_value(&graph).expect("the graph as JSON");
+
+    // The graph at the end: outline, only reused, shows reused; polish ran twice after its
+    // reused iteration and shows what it did.
+    let expected = expected_states(&graph, &journal, journal.len(), true);
+    let outline = reused[0].node.to_string();
+    assert_eq!(
+        expected.states.get(&outline).map(String::as_str),
+        Some("reused")
+    );
+    assert_settled_nodes(b, "the forked run at its end", &expected).await;
+    let page = page_nodes(b).await;
+    assert_eq!(page[&outline].1, "reused", "outline is reused, not pending");
+
+    // The header counts them and its note points at them.
+    assert_eq!(
+        text_of(b, "[data-testid=reused-count] b").await,
+        reused.len().to_string()
+    );
+    let note = text_of(b, "[data-testid=lineage] [data-testid=reused-note]").await;
+    assert!(
+        note.contains(&format!(
+            "the {} calls before it took that run’s results: their attempts are marked reused",
+            reused.len()
+        )),
+        "the lineage note: {note:?}"
+    );
+
+    // The timeline: attempts drawn by outcome, and a diamond per reused attempt, painted in the
+    // reuse colour, that selects its attempt.
+    let mut by_outcome = BTreeMap::<String, usize>::new();
+    for t in &traces {
+        *by_outcome.entry(outcome_name(t)).or_default() += 1;
+    }
+    let want: Vec<String> = by_outcome.iter().map(|(o, n)| format!("{o}:{n}")).collect();
+    b.wait_for(
+        "the timeline's attempts by outcome",
+        Duration::from_secs(5),
+        &format!(
+            "const c = document.querySelector('[data-testid=attempt-count]'); \
+             return c && c.dataset.outcomes === {} && c.dataset.markers \
+                && c.dataset.markers.split(' ').length === {};",
+            json!(want.join(" ")),
+            reused.len()
+        ),
+    )
+    .await;
+    let markers = text_of_attr(b, "[data-testid=attempt-count]", "markers").await;
+    let markers: Vec<(usize, f64, f64)> = markers
+        .split(' ')
+        .map(|m| {
+            let p: Vec<&str> = m.split(':').collect();
+            (
+                p[0].parse().expect("a trace index"),
+                p[1].parse().expect("x"),
+                p[2].parse().expect("y"),
+            )
+        })
+        .collect();
+    let mut marked: Vec<usize> = markers.iter().map(|m| m.0).collect();
+    marked.sort_unstable();
+    let reused_idx: Vec<usize> = traces
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.outcome == AttemptOutcome::Reused)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(marked, reused_idx, "a diamond for each reused attempt");
+    for &(i, x, y) in &markers {
+        let px = b
+            .js(
+                "const t = document.querySelector('[data-testid=timeline]'); \
+                 const c = t.querySelector('canvas'); const dpr = c.width / c.clientWidth; \
+                 const d = c.getContext('2d').getImageData(Math.round(arguments[0] * dpr), Math.round(arguments[1] * dpr), 1, 1).data; \
+                 const hex = getComputedStyle(t).getPropertyValue('--reuse').trim(); \
+                 return [[d[0], d[1], d[2]], [1, 3, 5].map((k) => parseInt(hex.slice(k, k + 2), 16))];",
+                vec![json!(x), json!(y)],
+            )
+            .await;
+        assert_eq!(
+            px[0], px[1],
+            "the diamond of attempt {i} ({}) is painted in the reuse colour",
+            traces[i].step
+        );
+        b.js(
+            "const c = document.querySelector('[data-testid=timeline] canvas'); \
+             const r = c.getBoundingClientRect(); \
+             c.dispatchEvent(new MouseEvent('click', { bubbles: true, clientX: r.left + arguments[0], clientY: r.top + arguments[1] }));",
+            vec![json!(x), json!(y)],
+        )
+        .await;
+        let shown = b
+            .wait_for(
+                "the details of the reused attempt picked on the timeline",
+                Duration::from_secs(5),
+                "const o = document.querySelector('[data-testid=details] [data-testid=attempt-outcome]'); \
+                 const n = document.querySelector('[data-testid=details] [data-testid=reused-note]'); \
+                 return o && n ? [o.dataset.outcome, o.textContent, \
+                    document.querySelector('[data-testid=details] .det-head b').textContent] : null;",
+            )
+            .await;
+        assert_eq!(
+            shown,
+            json!(["reused", "reused", traces[i].step]),
+            "the details of attempt {i}"
+        );
+    }
+
+    // The event log, filtered from the header's note: the start and end of each reused
+    // attempt, in journal order, and nothing else.
+    b.click("[data-testid=show-reused]").await;
+    let mut want_rows = Vec::new();
+    for t in &reused {
+        want_rows.push((
+            "start".to_string(),
+            "reused".to_string(),
+            format!("{} taken from the recorded run (attempt 1)", t.step),
+        ));
+        want_rows.push((
+            "end".to_string(),
+            "reused".to_string(),
+            format!(
+                "{} reused: the recorded result, not run again (attempt 1)",
+                t.step
+            ),
+        ));
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let rows = log_rows(b).await;
+        if rows == want_rows {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the event log filtered to reused attempts shows {rows:?}, expected {want_rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        b.js(
+            "return document.querySelector('[data-testid=log-outcome]').value;",
+            vec![]
+        )
+        .await,
+        json!("reused")
+    );
+    b.screenshot("forked-run").await;
+
+    // The scrubber at the fork point (just after the last entry holding only reused calls):
+    // the reused steps are done, the rest has not started.
+    let upto = journal
+        .iter()
+        .position(|e| e.traces.iter().any(|t| t.outcome != AttemptOutcome::Reused))
+        .expect("the fork ran something");
+    expect::assert_quiet(&journal, upto, "the fork point");
+    let seq = journal[upto - 1].seq;
+    b.select("[data-testid=log-outcome]", "").await;
+    b.select("[data-testid=log-kind]", "entry").await;
+    b.clear("[data-testid=log-regex]").await;
+    b.type_into("[data-testid=log-regex]", &format!("#{seq} "))
+        .await;
+    let index = b
+        .wait_for(
+            &format!("the event row of entry #{seq}"),
+            Duration::from_secs(5),
+            &format!(
+                "const rows = document.querySelectorAll('[data-testid=event-row]'); \
+                 return rows.length === 1 && rows[0].dataset.seq === '{seq}' \
+                 ? [Number(rows[0].dataset.index)] : null;"
+            ),
+        )
+        .await;
+    b.click(&format!(
+        "[data-testid=event-row][data-index=\"{}\"]",
+        index[0]
+    ))
+    .await;
+    let at_fork = expected_states(&graph, &journal, upto, false);
+    assert_eq!(
+        at_fork.states.get(&outline).map(String::as_str),
+        Some("reused")
+    );
+    assert_settled_nodes(b, "the forked run at its fork point", &at_fork).await;
+    let fork_point = b
+        .js(
+            "return document.querySelector('[data-testid=scrub-position]').dataset.forkPoint ?? null;",
+            vec![],
+        )
+        .await;
+    let (k, _) = scrub(b).await;
+    assert_eq!(
+        fork_point,
+        json!(k.to_string()),
+        "the scrubber's fork-point mark is the first event after the reused calls"
+    );
+    b.screenshot("forked-run-at-fork-point").await;
+}
+
+/// The `data-<name>` attribute (camelCase) of the first element `css` selects, or "".
+async fn text_of_attr(b: &Browser, css: &str, name: &str) -> String {
+    b.js(
+        "const e = document.querySelector(arguments[0]); return e ? e.dataset[arguments[1]] ?? '' : '';",
+        vec![json!(css), json!(name)],
+    )
+    .await
+    .as_str()
+    .unwrap_or_default()
+    .to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fork_preview_and_the_lineage() {
     use orchflow::replay::{ForkAt, ReplayOptions, ReplayOutcome};
@@ -1003,10 +1264,13 @@ async fn the_fork_preview_and_the_lineage() {
     .await;
     b.select("[data-testid=log-step]", "polish").await;
     b.select("[data-testid=log-kind]", "start").await;
+    // Both filters applied: the rows of the step filter alone hold the same three starts (and
+    // are replaced when the kind filter paints).
     b.wait_for(
-        "three attempt starts of polish in the event log",
+        "three attempt starts of polish, and nothing else, in the event log",
         Duration::from_secs(5),
-        "return document.querySelectorAll('[data-testid=event-row][data-kind=start]').length === 3;",
+        "const rows = document.querySelectorAll('[data-testid=event-row]'); \
+         return rows.length === 3 && [...rows].every((r) => r.dataset.kind === 'start');",
     )
     .await;
     let second = b
@@ -1186,7 +1450,7 @@ async fn the_fork_preview_and_the_lineage() {
         (run, "polish@2".into())
     );
     assert_eq!(origin.input, Some(json!(100)));
-    b.screenshot("forked-run").await;
+    check_reused_calls(&b, &store, forked, &doc.fingerprint).await;
 
     // --- back to the recorded run: its forks list the new one.
     b.click("[data-testid=forked-from] a").await;

@@ -7,15 +7,17 @@
 //!
 //! The states are the viewer's vocabulary: a step is `pending` (no attempt), `succeeded`,
 //! `retried` (succeeded after a failed attempt), `failed`, `suspended` or `cancelled` by its
-//! last attempt. A container (group, branch, loop, `if`, arm, map) is `pending` while none of
-//! its steps has started, `running` while some of its children are done and others pending,
-//! and otherwise takes the strongest of its children (`failed` over `suspended` over
-//! `cancelled` over `retried` over `succeeded`); a loop whose iterations so far are all done
-//! is still `running` until the flow has moved past it (a later step started, or the run
+//! last attempt, or `reused` when every attempt it has is a call a fork took from the recorded
+//! run (`AttemptOutcome::Reused`; once one of its attempts ran, the step is what that made it).
+//! A container (group, branch, loop, `if`, arm, map) is `pending` while none of its steps has
+//! started, `running` while some of its children are done and others pending, and otherwise
+//! takes the strongest of its children (`failed` over `suspended` over `cancelled` over
+//! `retried` over `succeeded` over `reused`); a loop whose iterations so far are all done is
+//! still `running` until the flow has moved past it (a later step started, or the run
 //! completed). A loop's iteration count is the number of first attempts of its steps.
 
-use orchflow::StepTrace;
 use orchflow::store::JournalEntry;
+use orchflow::{AttemptOutcome, StepTrace};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -52,13 +54,14 @@ pub fn assert_quiet(journal: &[JournalEntry], upto: usize, name: &str) {
     }
 }
 
-const STRENGTH: [&str; 6] = [
+const STRENGTH: [&str; 7] = [
     "running",
     "failed",
     "suspended",
     "cancelled",
     "retried",
     "succeeded",
+    "reused",
 ];
 
 fn step_state(attempts: &[&StepTrace]) -> &'static str {
@@ -72,6 +75,14 @@ fn step_state(attempts: &[&StepTrace]) -> &'static str {
                 "retried"
             } else {
                 "succeeded"
+            }
+        }
+        Some("reused") => {
+            let ran = attempts.iter().any(|t| t.outcome != AttemptOutcome::Reused);
+            match (ran, attempts.iter().any(|t| !t.success)) {
+                (false, _) => "reused",
+                (true, true) => "retried",
+                (true, false) => "succeeded",
             }
         }
         Some("suspended") => "suspended",
@@ -140,7 +151,7 @@ pub fn expected_states(
                     .find(|s| kids.iter().any(|k| k == *s))
                     .copied()
                     .unwrap_or("pending");
-                let done = matches!(strongest, "retried" | "succeeded" | "cancelled");
+                let done = matches!(strongest, "retried" | "succeeded" | "reused" | "cancelled");
                 if done
                     && (pending > 0
                         || (kinds.get(node).map(String::as_str) == Some("loop")

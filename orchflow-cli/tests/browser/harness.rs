@@ -275,13 +275,50 @@ impl Browser {
     }
 
     /// Clicks the first element `css` selects, as a user would (scrolled into view, at its
-    /// centre).
+    /// centre), once it is displayed and enabled: fails when it is not within 10 s.
+    ///
+    /// The page replaces parts of itself while it runs (the event log repaints its rows on the
+    /// next frame after a filter or position change, the details panel and the lineage line
+    /// are mounted anew): an element found just before such a repaint is stale by the time of
+    /// the click, and is then found again, once.
     pub async fn click(&self, css: &str) {
-        self.element(css)
-            .await
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut found_again = false;
+        loop {
+            let el = self.interactable(css, deadline).await;
+            match el.click().await {
+                Ok(()) => return,
+                Err(e) if e.is_stale_element_reference() && !found_again => found_again = true,
+                Err(e) => {
+                    let shot = self.screenshot(&format!("click-{}", slug(css))).await;
+                    panic!("click {css}: {e}; screenshot {}", shot.display());
+                }
+            }
+        }
+    }
+
+    /// The first element `css` selects once it is displayed and enabled (polled, like
+    /// [`wait_for`](Self::wait_for)); fails with what it last saw once `deadline` passes.
+    async fn interactable(&self, css: &str, deadline: Instant) -> fantoccini::elements::Element {
+        loop {
+            let seen = match self.client.find(Locator::Css(css)).await {
+                Ok(el) => match (el.is_displayed().await, el.is_enabled().await) {
+                    (Ok(true), Ok(true)) => return el,
+                    (displayed, enabled) => {
+                        format!("found, displayed: {displayed:?}, enabled: {enabled:?}")
+                    }
+                },
+                Err(e) => format!("not found: {e}"),
+            };
+            if Instant::now() >= deadline {
+                let shot = self.screenshot(&format!("click-{}", slug(css))).await;
+                panic!(
+                    "click {css}: not displayed and enabled in time ({seen}); screenshot {}",
+                    shot.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Types `text` into the first element `css` selects.

@@ -1,11 +1,12 @@
-// The event log: one row per event of the recording, filtered by step, kind and a regular
-// expression, virtualised (only the rows in view exist, each data-testid="event-row" with
-// data-index and data-kind). Events after the scrubber's position are dimmed; the row at the
+// The event log: one row per event of the recording, filtered by step, kind, attempt outcome
+// and a regular expression, virtualised (only the rows in view exist, each
+// data-testid="event-row" with data-index, data-kind and, for an attempt's start and end, the
+// attempt's data-outcome). Events after the scrubber's position are dimmed; the row at the
 // position is marked current. An invalid regular expression shows its error
 // (data-testid="regex-error") and filters nothing.
 
 import { h } from './dom.js';
-import { EVENT_KINDS, EVENT_KIND_LABELS } from './model.js';
+import { EVENT_KINDS, EVENT_KIND_LABELS, OUTCOMES } from './model.js';
 import { fmtDuration } from './time.js';
 
 const ROW_H = 24;
@@ -16,6 +17,11 @@ export function eventText(ev, traces) {
     const tr = traces[ev.trace];
     const where = `${tr.step}${tr.item != null ? ` #${tr.item}` : ''}`;
     const att = `attempt ${tr.attempt}${tr.session > 1 ? ` · session ${tr.session}` : ''}`;
+    if (tr.outcome === 'reused') {
+      // A call a fork took from the recorded run: the step did not run.
+      if (ev.kind === 'start') return `${where} taken from the recorded run (${att})`;
+      return `${where} reused: the recorded result, not run again (${att})`;
+    }
     if (ev.kind === 'start') return `${where} started (${att})`;
     return `${where} ${tr.outcome} after ${fmtDuration(tr.end - tr.start)} (${att})${tr.error ? `: ${tr.error}` : ''}`;
   }
@@ -33,12 +39,17 @@ export function compileFilter(text) {
   }
 }
 
-/** The indices of the events that pass the filters. */
-export function filterEvents(events, traces, { step = '', kind = '', re = null } = {}) {
+/**
+ * The indices of the events that pass the filters: `kind` (an event kind), `outcome` (an
+ * attempt outcome: the start and end of the attempts that ended so), `step` (a step name or
+ * node key) and `re` (searched in the row's text, kind and outcome).
+ */
+export function filterEvents(events, traces, { step = '', kind = '', outcome = '', re = null } = {}) {
   const out = [];
   for (let i = 0; i < events.length; i++) {
     const ev = events[i];
     if (kind && ev.kind !== kind) continue;
+    if (outcome && (ev.trace == null || traces[ev.trace].outcome !== outcome)) continue;
     if (step) {
       const name = ev.trace != null ? traces[ev.trace].step : null;
       if (name !== step && ev.key !== step) continue;
@@ -64,6 +75,9 @@ export class EventLog {
     this.kindSel = h('select', { 'data-testid': 'log-kind', 'aria-label': 'filter by kind', onchange: () => this.refilter() },
       h('option', { value: '' }, 'all kinds'),
       EVENT_KINDS.map((k) => h('option', { value: k }, EVENT_KIND_LABELS[k])));
+    this.outcomeSel = h('select', { 'data-testid': 'log-outcome', 'aria-label': 'filter by attempt outcome', onchange: () => this.refilter() },
+      h('option', { value: '' }, 'all outcomes'),
+      OUTCOMES.map((o) => h('option', { value: o }, o.replace('_', ' '))));
     this.reInput = h('input', { type: 'search', placeholder: 'regex…', 'data-testid': 'log-regex', 'aria-label': 'filter by regular expression', oninput: () => this.refilter() });
     this.reError = h('span', { class: 'err small', 'data-testid': 'regex-error', hidden: true });
     this.countEl = h('span', { class: 'muted small', 'data-testid': 'event-count' });
@@ -72,7 +86,7 @@ export class EventLog {
     this.viewport.append(this.inner);
     this.viewport.addEventListener('scroll', () => this.paint());
     this.root = h('div', { class: 'eventlog', 'data-testid': 'event-log' },
-      h('div', { class: 'log-filters' }, this.stepSel, this.kindSel, this.reInput, this.reError, h('span', { class: 'grow' }), this.countEl),
+      h('div', { class: 'log-filters' }, this.stepSel, this.kindSel, this.outcomeSel, this.reInput, this.reError, h('span', { class: 'grow' }), this.countEl),
       this.viewport);
     container.append(this.root);
     new ResizeObserver(() => this.paint()).observe(this.viewport);
@@ -95,10 +109,16 @@ export class EventLog {
     this.reError.hidden = !f.error;
     this.reError.textContent = f.error ? `invalid regex: ${f.error}` : '';
     this.reInput.classList.toggle('invalid', !!f.error);
-    this.rows = filterEvents(this.rec.events, this.rec.traces, { step: this.stepSel.value, kind: this.kindSel.value, re: f.re ?? null });
+    this.rows = filterEvents(this.rec.events, this.rec.traces, { step: this.stepSel.value, kind: this.kindSel.value, outcome: this.outcomeSel.value, re: f.re ?? null });
     this.countEl.textContent = `${this.rows.length} / ${this.rec.events.length} events`;
     this.inner.style.height = `${this.rows.length * ROW_H}px`;
     this.paint(true);
+  }
+
+  /** Shows only the events of attempts that ended with `outcome` ('' for all). */
+  setOutcome(outcome) {
+    this.outcomeSel.value = outcome;
+    this.refilter();
   }
 
   setPosition(k, { reveal = false } = {}) {
@@ -156,6 +176,7 @@ export class EventLog {
         'data-testid': 'event-row',
         'data-index': i,
         'data-kind': ev.kind,
+        'data-outcome': tr ? tr.outcome : null,
         'data-seq': ev.seq ?? null,
         onclick: () => this.onPick(i, ev),
       },

@@ -11,6 +11,7 @@ const STATE_ICON = {
   pending: '',
   running: '●',
   succeeded: '✓',
+  reused: '↩',
   retried: '↻',
   failed: '✗',
   suspended: '⏸',

@@ -2,6 +2,8 @@
 // attempts overlap: map items, parallel runs) and the time axis (long idle gaps, such as the
 // wait between two sessions of a resumed run, are collapsed into a fixed-width break).
 
+import { FAILED_OUTCOMES } from './model.js';
+
 /**
  * Lanes for a recording: [{key, label, rows, firstRow}], and for every trace `row` (global
  * row index) and `prev` (the index of the attempt it retries, or -1).
@@ -36,14 +38,16 @@ export function buildLanes(recording, model) {
     lanes.push({ key, label, id: n ? key : key.replace(/^\?/, ''), depth: n ? n.depth : 0, rows: Math.max(1, ends.length), firstRow: first, items, count: list.length });
     row += Math.max(1, ends.length);
   }
-  // The attempt each retry follows: same node, item and session, the previous attempt.
+  // The attempt each retry follows: same node, item and session, the previous attempt, which
+  // failed (a reused attempt, taken from the recorded run by a fork, is never retried, and a
+  // retry never follows one).
   const prev = new Int32Array(traces.length).fill(-1);
   const lastOf = new Map();
   const sorted = traces.slice().sort((a, b) => a.start - b.start || a.idx - b.idx);
   for (const tr of sorted) {
     const k = `${tr.key}|${tr.item ?? ''}|${tr.session}`;
     const p = lastOf.get(k);
-    if (p && p.outcome !== 'succeeded' && p.outcome !== 'suspended' && tr.attempt > p.attempt) prev[tr.idx] = p.idx;
+    if (p && FAILED_OUTCOMES.has(p.outcome) && tr.outcome !== 'reused' && tr.attempt > p.attempt) prev[tr.idx] = p.idx;
     lastOf.set(k, tr);
   }
   return { lanes, rows: row, rowOf, prev };

@@ -8,7 +8,9 @@
 //   key of the step that runs the flow, ">", and its id in the nested graph ("8>0").
 // * Events are sorted by time; at equal times an attempt's end comes before a journal entry,
 //   which comes before a status change, which comes before an attempt's start (one clock read
-//   ends a step and starts the next), and an attempt always starts before it ends.
+//   ends a step and starts the next), and an attempt always starts before it ends. An attempt
+//   that took no time (a call a fork reused) starts and ends between the attempts ending and
+//   the journal entries at its time, so that the entry recording it comes after it.
 // * The reducer only ever reads events in list order: the state at position k is
 //   `events.slice(0, k).reduce(applyEvent, initialState())`. Live updates append (or insert)
 //   events and go through the same `applyEvent`.
@@ -18,10 +20,18 @@ import { parseTime } from './time.js';
 
 /** Attempt outcomes that count as a failed attempt (a later success is then a retry). */
 export const FAILED_OUTCOMES = new Set(['failed', 'timed_out', 'panicked', 'cancelled']);
+/**
+ * Attempt outcomes after which the call is done: the step returned (`succeeded`), or a fork
+ * took the result of the same call of the run it was forked from (`reused`: the step did not
+ * run, its attempt lasts no time and carries the recorded input and output).
+ */
+export const DONE_OUTCOMES = new Set(['succeeded', 'reused']);
+/** Every attempt outcome, in the order the viewer lists them (legend, filters). */
+export const OUTCOMES = ['succeeded', 'reused', 'failed', 'timed_out', 'panicked', 'suspended', 'cancelled'];
 /** Run statuses after which nothing more happens (unless resumed). */
 export const FINISHED = new Set(['completed', 'failed', 'cancelled']);
 /** Node states, in the order of precedence used when one node has many instances. */
-export const STATES = ['running', 'failed', 'suspended', 'cancelled', 'retried', 'succeeded', 'pending'];
+export const STATES = ['running', 'failed', 'suspended', 'cancelled', 'retried', 'succeeded', 'reused', 'pending'];
 /** Event kinds, as the event log filters them. */
 export const EVENT_KINDS = ['start', 'end', 'entry', 'answer', 'status'];
 export const EVENT_KIND_LABELS = {
@@ -268,8 +278,8 @@ export class Recording {
     for (const tr of fresh) {
       if (Number.isFinite(tr.end) && !(tr.end <= t)) t = tr.end;
       const zero = !(tr.end > tr.start);
-      this._push({ t: tr.start, rank: 4, kind: 'start', trace: tr.idx, key: tr.key, step: tr.step, seq: entry.seq });
-      this._push({ t: Number.isFinite(tr.end) ? tr.end : tr.start, rank: zero ? 5 : 1, kind: 'end', trace: tr.idx, key: tr.key, step: tr.step, outcome: tr.outcome, seq: entry.seq });
+      this._push({ t: tr.start, rank: zero ? 1.25 : 4, kind: 'start', trace: tr.idx, key: tr.key, step: tr.step, seq: entry.seq });
+      this._push({ t: Number.isFinite(tr.end) ? tr.end : tr.start, rank: zero ? 1.5 : 1, kind: 'end', trace: tr.idx, key: tr.key, step: tr.step, outcome: tr.outcome, seq: entry.seq });
     }
     if (!Number.isFinite(t)) t = 0;
     this.lastEntryT = t;
@@ -334,7 +344,7 @@ export class Recording {
     }
     // Not known yet (live): the first that has not finished an attempt by then.
     for (const c of candidates) {
-      const done = this.traces.some((o) => o.key === c.key && o.outcome === 'succeeded' && o.end <= tr.start);
+      const done = this.traces.some((o) => o.key === c.key && DONE_OUTCOMES.has(o.outcome) && o.end <= tr.start);
       if (!done) return `${c.key}>${tr.node}`;
     }
     return `${candidates[candidates.length - 1].key}>${tr.node}`;
@@ -427,7 +437,7 @@ function inst(state, key, item) {
   const ik = item == null ? '' : item;
   let i = n.insts.get(ik);
   if (!i) {
-    i = { running: 0, last: null, hadFailure: false, entries: 0, attempts: 0 };
+    i = { running: 0, last: null, hadFailure: false, ran: false, entries: 0, attempts: 0 };
     n.insts.set(ik, i);
   }
   return [n, i];
@@ -447,7 +457,7 @@ export function applyEvent(state, ev, traces) {
       n.attempts++;
       i.attempts++;
       // A new entry into the step (a loop's next iteration) unless this retries a failure.
-      if (i.last === null || i.last === 'succeeded') i.entries++;
+      if (i.last === null || DONE_OUTCOMES.has(i.last)) i.entries++;
       i.running++;
       if (tr && tr.session > state.sessions) state.sessions = tr.session;
       state.runStatus = 'running';
@@ -459,6 +469,7 @@ export function applyEvent(state, ev, traces) {
       if (i.running > 0) i.running--;
       i.last = ev.outcome;
       if (FAILED_OUTCOMES.has(ev.outcome)) i.hadFailure = true;
+      if (ev.outcome !== 'reused') i.ran = true;
       break;
     }
     case 'entry':
@@ -495,6 +506,9 @@ function instState(i) {
       return 'pending';
     case 'succeeded':
       return i.hadFailure ? 'retried' : 'succeeded';
+    case 'reused':
+      // Every attempt so far was taken from the recorded run; once one ran, the step ran.
+      return i.ran ? (i.hadFailure ? 'retried' : 'succeeded') : 'reused';
     case 'suspended':
       return 'suspended';
     case 'cancelled':
@@ -530,14 +544,17 @@ export function stepState(state, key) {
  *
  * * A step: its attempts decide (see `stepState`); a step running a nested flow that has no
  *   attempt of its own yet takes its nested flow's state.
+ * * A step whose attempts are all `reused` (a fork took the recorded results) is `reused`;
+ *   once one of its attempts ran (a later loop iteration, another map item) it is what that
+ *   attempt makes it.
  * * A container: `pending` until something in it started; then the strongest of its children
- *   (running, failed, suspended, cancelled, retried, succeeded), except that a container with
+ *   (running, failed, suspended, cancelled, retried, succeeded, reused), except that a container with
  *   some children done and some still pending is `running`. Arms that were not taken do not
  *   count; an `if` decided with no arm taken is `succeeded`.
  * * A loop: `iterations` = how many times its body was entered (the most, over its steps and
  *   map items, of the attempts that did not retry a failure).
  * * A map: `items` = distinct items started, `itemsDone` = of those, items whose every step
- *   succeeded last, `itemsFailed` = items whose latest attempt somewhere failed.
+ *   succeeded (or was reused) last, `itemsFailed` = items whose latest attempt somewhere failed.
  * * An arm: `taken` = true once a step in it started; false once the `if` is decided without
  *   it (another arm was taken, a step after the `if` started, or the run completed); absent
  *   (undefined) before.
@@ -597,10 +614,10 @@ export function deriveNodes(model, state) {
       return 'pending';
     }
     const s = strongest(kids);
-    if (pending && (s === 'succeeded' || s === 'retried' || s === 'cancelled')) return 'running';
+    if (pending && (s === 'succeeded' || s === 'retried' || s === 'reused' || s === 'cancelled')) return 'running';
     // A loop (or map) whose steps so far all finished may still run another iteration (or
     // item): it is done only once something after it started, or the run stopped.
-    if ((n.kind === 'loop' || n.kind === 'map') && (s === 'succeeded' || s === 'retried')
+    if ((n.kind === 'loop' || n.kind === 'map') && (s === 'succeeded' || s === 'retried' || s === 'reused')
       && !anyStarted(n.after || []) && !runStopped) return 'running';
     return s;
   };
@@ -637,9 +654,9 @@ export function deriveNodes(model, state) {
       let failed = 0;
       for (const [ik, st] of items) {
         if (st === 'failed') failed++;
-        else if ((st === 'succeeded' || st === 'retried') && own.every((s) => {
+        else if ((st === 'succeeded' || st === 'retried' || st === 'reused') && own.every((s) => {
           const i = state.nodes.get(s)?.insts.get(ik);
-          return i && (i.last === 'succeeded') && i.running === 0;
+          return i && DONE_OUTCOMES.has(i.last) && i.running === 0;
         })) done++;
       }
       rec.itemsDone = done;

@@ -9,11 +9,14 @@
 // * the views returned here are plain data (strings, booleans, arrays); the DOM side only lays
 //   them out, so that everything a user reads is tested here.
 
-/** Whether a recorded attempt succeeded (older traces may lack `success`). */
+/**
+ * Whether a recorded attempt succeeded (older traces may lack `success`): a call a fork reused
+ * from the recorded run (`reused`) succeeded too, as the library counts it.
+ */
 function succeeded(t) {
   const raw = t.raw;
   if (raw && typeof raw.success === 'boolean') return raw.success;
-  return t.outcome === 'succeeded';
+  return t.outcome === 'succeeded' || t.outcome === 'reused';
 }
 
 /** The place of an attempt: (parent, node, map item), as the library keys calls. */
@@ -28,7 +31,7 @@ function placeOf(t) {
  * made again).
  *
  * The calls of a step are, in the order of the attempt standing for each: its successful
- * attempts, and a last unsuccessful attempt at a place with no success after it (a failed or
+ * attempts (a call a fork reused from the recorded run included), and a last unsuccessful attempt at a place with no success after it (a failed or
  * suspended call, counted once however many attempts it took). A failed attempt that a later
  * attempt retried belongs to the same call as the retry; a cancelled attempt belongs to the call
  * made at its place next, if one was.
@@ -217,11 +220,12 @@ function canonical(v) {
 // ------------------------------------------------------------------------------ lineage
 
 /**
- * A run document's lineage as the header shows it: `{forkedFrom: {runId, spec, path, input},
- * forks: [runId…]}` (`input`: the edited input as JSON text, or null), or null when the run is
- * no fork and has none.
+ * A run document's lineage as the header shows it: `{forkedFrom: {runId, spec, path, input,
+ * note}, forks: [runId…]}` (`input`: the edited input as JSON text, or null; `note`: what the
+ * fork's attempts marked reused are, given `reused`, how many the run has), or null when the
+ * run is no fork and has none.
  */
-export function lineageView(doc) {
+export function lineageView(doc, reused = 0) {
   const l = doc?.lineage;
   if (!l || typeof l !== 'object') return null;
   const f = l.forked_from && typeof l.forked_from === 'object' ? l.forked_from : null;
@@ -235,9 +239,16 @@ export function lineageView(doc) {
       spec: `${at.step ?? '?'}@${at.occurrence ?? 1}`,
       path: String(f.path ?? ''),
       input: f.input === undefined ? null : JSON.stringify(f.input),
+      note: reusedNote(reused),
     };
   }
   return { forkedFrom, forks };
+}
+
+/** What a fork's reused attempts are, for the lineage line (`reused`: how many there are). */
+function reusedNote(reused) {
+  if (!(reused > 0)) return 'the calls before it take that run’s results: they show here as attempts marked reused once the fork runs';
+  return `the ${reused} call${reused === 1 ? '' : 's'} before it took that run’s results: ${reused === 1 ? 'its attempt is' : 'their attempts are'} marked reused`;
 }
 
 /** Whether the build serving (`/api/info`'s `flows`) has the code of flow `name`. */

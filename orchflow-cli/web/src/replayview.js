@@ -40,9 +40,12 @@ export function replayReport(report) {
     v.resume ? h('div', { class: `rp-resume ${v.resume.ok ? 'ok-text' : 'err'}`, 'data-testid': 'replay-resume', 'data-resume': v.resume.kind }, v.resume.text) : null);
 }
 
-/** The lineage line of the run header (`data-testid=lineage`), or null. */
-export function lineageLine(doc) {
-  const v = lineageView(doc);
+/**
+ * The lineage line of the run header (`data-testid=lineage`), or null. `reused`: how many
+ * attempts of the run a fork reused; `onShowReused`: shows them (the note's button).
+ */
+export function lineageLine(doc, { reused = 0, onShowReused = null } = {}) {
+  const v = lineageView(doc, reused);
   if (!v) return null;
   const link = (id) => h('a', { href: `#/run/${encodeURIComponent(id)}`, class: 'mono', title: id, 'data-run-id': id }, id.slice(0, 8));
   const f = v.forkedFrom;
@@ -50,7 +53,8 @@ export function lineageLine(doc) {
     f ? h('span', { 'data-testid': 'forked-from', 'data-run-id': f.runId, 'data-at': f.spec },
       'forked from ', link(f.runId), ' at ', h('code', null, f.spec), f.path ? [' (', h('span', { class: 'rp-path' }, f.path), ')'] : null,
       f.input != null ? [' with input ', h('code', { class: 'lineage-input', 'data-testid': 'fork-input-edited', title: f.input }, f.input.length > 120 ? `${f.input.slice(0, 117)}…` : f.input)] : null,
-      h('span', { class: 'muted' }, ' · the calls before it took that run’s results and have no attempts here')) : null,
+      h('span', { class: 'muted', 'data-testid': 'reused-note' }, ` · ${f.note}`),
+      reused > 0 && onShowReused ? [' ', h('button', { type: 'button', class: 'btn small', 'data-testid': 'show-reused', title: 'show the reused attempts in the event log', onclick: onShowReused }, 'show them')] : null) : null,
     v.forks.length ? h('span', { 'data-testid': 'forks' }, 'forks: ', v.forks.map((id, i) => [i ? ', ' : '', link(id)])) : null);
 }
 
@@ -77,10 +81,11 @@ export function previewTable(preview) {
 
 /**
  * The "Fork from here" dialog for run `runId` at call `spec` (`data-testid=fork-dialog`): the
- * input editor prefilled with `recordedInput`, Preview and Fork. A successful fork calls
+ * input editor prefilled with `recordedInput`, Preview and Fork. The request carries the
+ * input only when it was edited, or always with `sendInput`. A successful fork calls
  * `onForked(newRunId)`.
  */
-export function openForkDialog({ runId, spec, recordedInput, onForked }) {
+export function openForkDialog({ runId, spec, recordedInput, sendInput = false, onForked }) {
   const recordedText = recordedInput === undefined ? '' : JSON.stringify(recordedInput, null, 2);
   const input = h('textarea', { class: 'fork-input mono', rows: String(Math.min(14, Math.max(3, recordedText.split('\n').length + 1))), spellcheck: 'false', 'data-testid': 'fork-input', 'aria-label': 'input of the call' });
   input.value = recordedText;
@@ -92,7 +97,7 @@ export function openForkDialog({ runId, spec, recordedInput, onForked }) {
     err.textContent = text ?? '';
   };
   const body = () => {
-    const b = forkBody(spec, input.value, recordedInput);
+    const b = forkBody(spec, input.value, sendInput ? undefined : recordedInput);
     input.classList.toggle('invalid', !!b.error);
     setError(b.error ?? null);
     return b.body ?? null;

@@ -8,7 +8,7 @@
 
 import { h, mount, jsonBlock, badge, icon } from './dom.js';
 import { api } from './api.js';
-import { buildModel, Recording, initialState, applyEvent, deriveNodes, FINISHED, EVENT_KIND_LABELS } from './model.js';
+import { buildModel, Recording, initialState, applyEvent, deriveNodes, FINISHED, EVENT_KIND_LABELS, FAILED_OUTCOMES, DONE_OUTCOMES } from './model.js';
 import { GraphView } from './graphview.js';
 import { Timeline } from './timeline.js';
 import { EventLog, eventText } from './eventlog.js';
@@ -190,7 +190,11 @@ export class RunView {
       h('button', { class: 'btn small', title: 'zoom in (ctrl+wheel)', onclick: () => this.timeline.zoom(0.5) }, '+'),
       h('button', { class: 'btn small', title: 'zoom out', onclick: () => this.timeline.zoom(2) }, '−'),
       h('button', { class: 'btn small', title: 'fit (double click)', onclick: () => this.timeline.zoom(0) }, 'fit'));
-    const legend = h('span', { class: 'legend' }, ['succeeded', 'failed', 'timed_out', 'suspended', 'cancelled', 'running'].map((o) => h('span', { class: `lg o-${o}` }, o.replace('_', ' '))));
+    const legend = h('span', { class: 'legend' }, ['succeeded', 'reused', 'failed', 'timed_out', 'suspended', 'cancelled', 'running'].map((o) => h('span', {
+      class: `lg o-${o}`,
+      'data-testid': `legend-${o}`,
+      title: o === 'reused' ? 'a call a fork took from the recorded run (the step did not run; drawn as a diamond)' : null,
+    }, o.replace('_', ' '))));
     const main = h('div', { class: `run-main${this.model.empty ? ' no-graph' : ''}` },
       h('section', { class: 'panel graph-panel' }, h('header', null, h('h2', null, 'Graph'), h('span', { class: 'muted small' }, this.model.name ?? ''), h('span', { class: 'grow' }),
         h('button', { class: 'btn small', 'data-testid': 'graph-fit', title: 'fit the panel or show at full size', onclick: (e) => { e.currentTarget.textContent = this.graph.toggleFit() ? '100%' : 'fit'; } }, '100%')), graphBox),
@@ -363,13 +367,24 @@ export class RunView {
     this.log.setPosition(k, { reveal: reveal || this.playing });
   }
 
-  /** Ticks on the scrubber where the run stopped (failed, suspended) and where sessions began. */
+  /**
+   * Ticks on the scrubber where the run stopped (failed, suspended), where sessions began and,
+   * in a fork, where its own work began (the first attempt that ran after the calls it reused).
+   */
   refreshMarks() {
     const at = [];
     let session = 1;
+    let reused = false;
+    this.forkPoint = null;
     for (const ev of this.rec.events) {
       if (ev.kind === 'entry' && ev.record === 'stopped') at.push(ev.i + 1);
       if (ev.kind === 'start') {
+        const o = this.rec.traces[ev.trace].outcome;
+        if (o === 'reused') reused = true;
+        else if (reused && this.forkPoint == null) {
+          this.forkPoint = ev.i;
+          at.push(ev.i);
+        }
         const s = this.rec.traces[ev.trace].session;
         if (s > session) {
           session = s;
@@ -378,6 +393,8 @@ export class RunView {
       }
     }
     mount(this.marks, at.map((v) => h('option', { value: String(v) })));
+    if (this.forkPoint != null) this.posEl.dataset.forkPoint = String(this.forkPoint);
+    else delete this.posEl.dataset.forkPoint;
   }
 
   refreshHeader() {
@@ -388,13 +405,15 @@ export class RunView {
     const created = parseTime(doc.created_at);
     const updated = parseTime(doc.updated_at);
     const sessions = this.rec.traces.reduce((m, t) => Math.max(m, t.session), 0);
-    const failedAttempts = this.rec.traces.filter((t) => t.outcome !== 'succeeded' && t.outcome !== 'suspended').length;
+    const failedAttempts = this.rec.traces.filter((t) => FAILED_OUTCOMES.has(t.outcome)).length;
+    const reusedAttempts = this.rec.traces.filter((t) => t.outcome === 'reused').length;
     mount(this.metaEl,
       h('span', null, 'created ', h('b', null, fmtDateTime(created))),
       h('span', null, 'updated ', h('b', null, fmtDateTime(updated))),
       h('span', null, 'took ', h('b', null, fmtDuration(updated - created))),
       h('span', null, h('b', null, String(this.rec.traces.length)), ' attempts'),
-      failedAttempts ? h('span', { class: 'warn-text' }, h('b', null, String(failedAttempts)), ' failed') : null,
+      failedAttempts ? h('span', { class: 'warn-text', 'data-testid': 'failed-count' }, h('b', null, String(failedAttempts)), ' failed') : null,
+      reusedAttempts ? h('span', { class: 'reuse-text', 'data-testid': 'reused-count', title: 'calls taken from the recorded run by the fork: the steps did not run' }, h('b', null, String(reusedAttempts)), ' reused') : null,
       h('span', null, h('b', null, String(sessions || 1)), ` session${sessions > 1 ? 's' : ''}`),
       h('span', null, h('b', null, String(this.rec.lastSeq)), ' journal entries'),
       h('span', { class: 'muted', title: doc.shape }, `fingerprint ${doc.fingerprint}`));
@@ -420,10 +439,10 @@ export class RunView {
       this.questionsKey = null;
     }
     mount(this.infoEl, parts);
-    const lineageKey = JSON.stringify(doc.lineage ?? null);
+    const lineageKey = JSON.stringify([doc.lineage ?? null, reusedAttempts]);
     if (this.lineageKey !== lineageKey) {
       this.lineageKey = lineageKey;
-      mount(this.lineageEl, lineageLine(doc));
+      mount(this.lineageEl, lineageLine(doc, { reused: reusedAttempts, onShowReused: () => this.log.setOutcome('reused') }));
     }
     const finished = FINISHED.has(doc.status);
     if (!this.readOnly) {
@@ -463,7 +482,11 @@ export class RunView {
   showTrace(tr) {
     const t0 = this.rec.events.length ? this.rec.events[0].t : 0;
     mount(this.detailsEl,
-      h('div', { class: 'det-head' }, h('b', null, tr.step), tr.item != null ? h('span', { class: 'tag' }, `item ${tr.item}`) : null, badge(tr.outcome === 'succeeded' ? 'completed' : tr.outcome === 'suspended' ? 'suspended' : 'failed', tr.outcome)),
+      h('div', { class: 'det-head' }, h('b', null, tr.step), tr.item != null ? h('span', { class: 'tag' }, `item ${tr.item}`) : null, h('span', { 'data-testid': 'attempt-outcome', 'data-outcome': tr.outcome }, badge(outcomeBadge(tr.outcome), tr.outcome))),
+      tr.outcome === 'reused' ? h('p', { class: 'reuse-text small', 'data-testid': 'reused-note' },
+        'Not run: the fork took this call’s result from the run it was forked from',
+        this.rec.doc.lineage?.forked_from?.run_id ? [' (', h('a', { href: `#/run/${encodeURIComponent(this.rec.doc.lineage.forked_from.run_id)}`, class: 'mono' }, this.rec.doc.lineage.forked_from.run_id.slice(0, 8)), ')'] : null,
+        '. Input and output are the recorded ones.') : null,
       h('dl', { class: 'kv' },
         kv('node', tr.key), kv('attempt', String(tr.attempt)), kv('session', String(tr.session)),
         tr.group != null ? kv('parallel group', String(tr.group)) : null,
@@ -473,7 +496,7 @@ export class RunView {
       tr.error ? h('div', { class: 'det-error' }, h('b', null, 'error'), h('pre', { class: 'json err' }, tr.error)) : null,
       this.forkOffer(tr),
       jsonBlock(tr.input ?? undefined, { label: 'input' }),
-      jsonBlock(tr.outcome === 'succeeded' ? tr.output ?? undefined : tr.output ?? null, { label: 'output' }),
+      jsonBlock(DONE_OUTCOMES.has(tr.outcome) ? tr.output ?? undefined : tr.output ?? null, { label: 'output' }),
       jsonBlock(tr.raw, { label: 'trace JSON', open: false }));
   }
 
@@ -489,6 +512,11 @@ export class RunView {
     const call = this.callOf(tr.idx);
     const why = call ? this.noReplay() : 'this attempt was cancelled and its call never made again: there is no call to fork from';
     const id = this.rec.doc.run_id;
+    // This run's own fork call, made with an edited input: without an input a new fork would
+    // call it with what the code passes there (the reused output before it), not with the
+    // input recorded here, so the dialog always sends the input.
+    const origin = this.rec.doc.lineage?.forked_from;
+    const editedHere = !!call && origin?.input !== undefined && `${origin.at?.step}@${origin.at?.occurrence ?? 1}` === call.spec;
     return h('div', { class: 'fork-offer' },
       h('button', {
         class: 'btn small', 'data-testid': 'fork-open', 'data-at': call?.spec ?? '', disabled: !!why,
@@ -497,6 +525,7 @@ export class RunView {
           runId: id,
           spec: call.spec,
           recordedInput: this.rec.traces[call.trace]?.input ?? tr.input,
+          sendInput: editedHere,
           onForked: (newId) => { location.hash = `#/run/${encodeURIComponent(newId)}`; },
         }),
       }, icon('fork'), 'Fork from here'),
@@ -657,11 +686,29 @@ function kv(k, v) {
   return [h('dt', null, k), h('dd', null, v)];
 }
 
+/** The badge class of an attempt's outcome. */
+function outcomeBadge(outcome) {
+  switch (outcome) {
+    case 'succeeded':
+      return 'completed';
+    case 'reused':
+      return 'reused';
+    case 'suspended':
+      return 'suspended';
+    case 'cancelled':
+      return 'cancelled';
+    default:
+      return 'failed';
+  }
+}
+
 function stateBadge(state) {
   switch (state) {
     case 'succeeded':
     case 'retried':
       return 'completed';
+    case 'reused':
+      return 'reused';
     case 'running':
       return 'running';
     case 'failed':

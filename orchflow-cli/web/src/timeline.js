@@ -2,10 +2,14 @@
 // lane per node (rows within a lane where attempts overlap), coloured by outcome. Retries
 // are joined to the attempt they follow by a dotted line across the backoff gap; session
 // starts are marked; long idle gaps are collapsed (see lanes.js). At scrubber position k only
-// attempts started before k are drawn, those not yet ended as running up to the cursor.
+// attempts started before k are drawn, those not yet ended as running up to the cursor. An
+// attempt that took no time (a call a fork reused from the recorded run) is drawn as a
+// diamond on its start, so that it stays visible at any zoom.
 //
 // Hooks: data-testid="timeline" on the panel; a hidden data-testid="attempt-count" holding
-// the number of bars drawn at the current position (data-total: all attempts).
+// the number of bars drawn at the current position (data-total: all attempts; data-outcomes:
+// those drawn by outcome, "reused:2 succeeded:5"; data-markers: the first 200 diamonds
+// painted in view, "trace:x:y …" in CSS pixels of the canvas).
 
 import { h } from './dom.js';
 import { buildLanes, buildAxis, niceStep } from './lanes.js';
@@ -17,6 +21,7 @@ const LABEL_W = 150;
 
 const OUTCOME_VAR = {
   succeeded: '--ok',
+  reused: '--reuse',
   failed: '--bad',
   timed_out: '--warn',
   panicked: '--bad',
@@ -165,7 +170,7 @@ export class Timeline {
     const cs = getComputedStyle(this.root);
     const get = (n) => cs.getPropertyValue(n).trim() || '#888';
     const c = {};
-    for (const n of ['--ok', '--bad', '--warn', '--muted2', '--susp', '--run', '--fg', '--muted', '--line', '--bg', '--bg2', '--accent', '--sel']) c[n] = get(n);
+    for (const n of ['--ok', '--reuse', '--bad', '--warn', '--muted2', '--susp', '--run', '--fg', '--muted', '--line', '--bg', '--bg2', '--accent', '--sel']) c[n] = get(n);
     this.colors = c;
     return c;
   }
@@ -270,6 +275,8 @@ export class Timeline {
 
     // Bars.
     let drawn = 0;
+    const byOutcome = new Map();
+    const markers = [];
     const traces = this.rec.traces;
     const xmin = LABEL_W;
     const xmax = W;
@@ -286,6 +293,11 @@ export class Timeline {
     for (let j = 0; j < n; j++) {
       const i = pass === 0 ? j : later[j];
       const tr = traces[i];
+      if (pass === 0 && tr.startIdx >= 0 && tr.startIdx < k) {
+        const running = !(tr.endIdx >= 0 && tr.endIdx < k);
+        const o = running ? 'running' : tr.outcome;
+        byOutcome.set(o, (byOutcome.get(o) ?? 0) + 1);
+      }
       if (pass === 0 && tr.outcome !== 'succeeded' && tr.startIdx >= 0 && tr.startIdx < k) {
         drawn++;
         later.push(i);
@@ -297,6 +309,27 @@ export class Timeline {
       if (r < firstVisible - 1 || r > lastVisible + 1) continue;
       const running = !(tr.endIdx >= 0 && tr.endIdx < k);
       const x0 = LABEL_W + (vStart[i] - vv0) * scale;
+      if (!running && isInstant(tr)) {
+        // No duration: a diamond centred on its moment.
+        if (x0 < xmin - MARK_R || x0 > xmax + MARK_R) continue;
+        const cy = rowY(r) + ROW_H / 2;
+        ctx.fillStyle = C[OUTCOME_VAR[tr.outcome] ?? '--muted2'];
+        ctx.beginPath();
+        ctx.moveTo(x0, cy - MARK_R);
+        ctx.lineTo(x0 + MARK_R, cy);
+        ctx.lineTo(x0, cy + MARK_R);
+        ctx.lineTo(x0 - MARK_R, cy);
+        ctx.closePath();
+        ctx.fill();
+        if (i === this.selected) {
+          ctx.strokeStyle = C['--fg'];
+          ctx.lineWidth = 2;
+          ctx.stroke();
+          ctx.lineWidth = 1;
+        }
+        if (x0 >= xmin && cy >= AXIS_H && markers.length < 200) markers.push(`${i}:${Math.round(x0)}:${Math.round(cy)}`);
+        continue;
+      }
       let x1 = LABEL_W + ((running ? Math.max(vStart[i], vCursor) : vEnd[i]) - vv0) * scale;
       if (x1 < xmin || x0 > xmax) continue;
       if (x1 - x0 < 2) x1 = x0 + 2;
@@ -336,6 +369,8 @@ export class Timeline {
     }
     }
     this.count.textContent = String(drawn);
+    this.count.dataset.outcomes = [...byOutcome].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([o, c]) => `${o}:${c}`).join(' ');
+    this.count.dataset.markers = markers.join(' ');
 
     // Axis on top.
     ctx.fillStyle = C['--bg'];
@@ -442,8 +477,12 @@ export class Timeline {
       if (rowOf[i] !== r) continue;
       const tr = traces[i];
       if (!(tr.startIdx >= 0 && tr.startIdx < this.k)) continue;
-      const x0 = this.xOf(tr.start);
-      const x1 = Math.max(this.xOf(tr.end), x0 + 2);
+      let x0 = this.xOf(tr.start);
+      let x1 = Math.max(this.xOf(tr.end), x0 + 2);
+      if (isInstant(tr)) {
+        x0 -= MARK_R;
+        x1 = x0 + 2 * MARK_R;
+      }
       const d = x < x0 ? x0 - x : x > x1 ? x - x1 : 0;
       if (d < bestD) {
         bestD = d;
@@ -513,6 +552,14 @@ export class Timeline {
     }
     this.draw();
   }
+}
+
+/** Half the width of the diamond an attempt that took no time is drawn as. */
+const MARK_R = 5;
+
+/** Whether an attempt took no time (a reused call's duration is 0): a diamond, not a bar. */
+function isInstant(tr) {
+  return tr.outcome === 'reused' || tr.duration === 0;
 }
 
 function clip(ctx, text, w) {

@@ -179,8 +179,9 @@ test('fork request: invalid JSON is caught, the recorded input is not sent as an
 
 test('lineage: forked from a call with an edited input, forks, none', () => {
   const from = 'fb86712d-4cd0-48ac-a6d5-c5b0d507d0ea';
-  const v = lineageView({ lineage: { forked_from: { run_id: from, at: { step: 'refine', occurrence: 2 }, path: 'loop refine[1] > step refine', input: 7, fingerprint: 'x' } } });
-  assert.deepEqual(v, { forkedFrom: { runId: from, spec: 'refine@2', path: 'loop refine[1] > step refine', input: '7' }, forks: [] });
+  const v = lineageView({ lineage: { forked_from: { run_id: from, at: { step: 'refine', occurrence: 2 }, path: 'loop refine[1] > step refine', input: 7, fingerprint: 'x' } } }, 6);
+  const note = 'the 6 calls before it took that run’s results: their attempts are marked reused';
+  assert.deepEqual(v, { forkedFrom: { runId: from, spec: 'refine@2', path: 'loop refine[1] > step refine', input: '7', note }, forks: [] });
   const w = lineageView({ lineage: { forked_from: { run_id: from, at: { step: 'plan', occurrence: 1 }, path: 'step plan', fingerprint: 'x' }, forks: ['b', 'c'] } });
   assert.equal(w.forkedFrom.input, null, 'no edited input');
   assert.deepEqual(w.forks, ['b', 'c']);
