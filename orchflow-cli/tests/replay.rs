@@ -362,7 +362,7 @@ async fn unfinished_runs_are_labelled_by_whether_the_new_build_may_resume_them()
     let v: Value = serde_json::from_str(&out.stdout).expect("json");
     assert_eq!(v["unfinished"][0]["resume"], "declared");
     assert_eq!(
-        v["unfinished"][0]["reason"],
+        v["unfinished"][0]["resume_reason"],
         "shout only formats the decision"
     );
     let text = run(&declared, &r.url, &["replay"]).await;

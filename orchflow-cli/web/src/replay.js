@@ -107,11 +107,11 @@ export function resumeView(r) {
     case 'same_shape':
       return { kind: 'same_shape', ok: true, text: 'Can be resumed: it was recorded under the current build’s fingerprint (same shape).' };
     case 'declared':
-      return { kind: 'declared', ok: true, text: `Can be resumed: the flow declares the recorded fingerprint compatible (${r.reason ?? 'no reason given'}).` };
+      return { kind: 'declared', ok: true, text: `Can be resumed: the flow declares the recorded fingerprint compatible (${r.resume_reason ?? 'no reason given'}).` };
     case 'undeclared':
       return { kind: 'undeclared', ok: false, text: 'Cannot be resumed: it was recorded under another fingerprint, which the flow does not declare compatible (Flow::compatible_with).' };
     case 'undecodable':
-      return { kind: 'undecodable', ok: false, text: `Cannot be resumed: its saved points do not read back into the new code’s state: ${r.reason ?? 'no reason given'}` };
+      return { kind: 'undecodable', ok: false, text: `Cannot be resumed: its saved points do not read back into the new code’s state: ${r.resume_reason ?? 'no reason given'}` };
     default:
       return { kind: String(r.resume ?? 'unknown'), ok: false, text: `Resume check: ${r.resume ?? 'not given'}` };
   }

@@ -124,10 +124,10 @@ test('replay report: unreplayable, the resume checks, nonsense', () => {
   assert.equal(u.resume.kind, 'undeclared');
   assert.equal(u.resume.ok, false);
   assert.match(u.resume.text, /does not declare compatible/);
-  const d = resumeView({ resume: 'declared', reason: 'reviewed: the new audit step is pure' });
+  const d = resumeView({ resume: 'declared', resume_reason: 'reviewed: the new audit step is pure' });
   assert.ok(d.ok);
   assert.match(d.text, /declares the recorded fingerprint compatible \(reviewed: the new audit step is pure\)/);
-  const x = resumeView({ resume: 'undecodable', reason: 'missing field `n`' });
+  const x = resumeView({ resume: 'undecodable', resume_reason: 'missing field `n`' });
   assert.equal(x.ok, false);
   assert.match(x.text, /missing field `n`$/);
   const c = reportView({ ...base, outcome: 'compatible', resume: 'same_shape', continues_at: [] });

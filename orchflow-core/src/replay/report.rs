@@ -124,7 +124,9 @@ pub enum ResumeCheck {
     /// ([`Flow::compatible_with`](crate::Flow::compatible_with)), and its saved points read
     /// back into the new code's state: the resume is allowed.
     Declared {
-        /// The reason the declaration gives.
+        /// The reason the declaration gives (`resume_reason` in JSON, apart from an
+        /// unreplayable outcome's `reason`).
+        #[serde(rename = "resume_reason")]
         reason: String,
     },
     /// Recorded under another fingerprint that the flow does not declare compatible: a resume
@@ -132,7 +134,8 @@ pub enum ResumeCheck {
     Undeclared,
     /// The run's saved points do not read back into the new code's state: a resume would fail.
     Undecodable {
-        /// Why.
+        /// Why (`resume_reason` in JSON).
+        #[serde(rename = "resume_reason")]
         reason: String,
     },
 }
@@ -264,4 +267,36 @@ pub struct ForkPreview {
     pub at: Call,
     /// Every call, in the order the new code makes them.
     pub steps: Vec<PreviewStep>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreplayable_run_with_a_declared_resume_has_no_key_twice() {
+        let r = ReplayReport {
+            run_id: RunId::nil(),
+            flow: "f".into(),
+            status: RunStatus::Failed,
+            recorded_fingerprint: "00000000000000aa".into(),
+            fingerprint: "00000000000000bb".into(),
+            outcome: ReplayOutcome::Unreplayable {
+                reason: "values not recorded".into(),
+            },
+            reused: 0,
+            reexecuted: 0,
+            continues_at: Vec::new(),
+            resume: ResumeCheck::Declared {
+                reason: "reviewed".into(),
+            },
+            declared: Some("reviewed".into()),
+        };
+        let text = serde_json::to_string(&r).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["reason"], "values not recorded");
+        assert_eq!(v["resume"], "declared");
+        assert_eq!(v["resume_reason"], "reviewed");
+        assert_eq!(text.matches("\"reason\"").count(), 1, "{text}");
+    }
 }
