@@ -14,7 +14,6 @@ use super::path::{independent, render};
 use super::report::{Call, Divergence, DivergenceKind, PreviewStep, Reuse};
 use super::{ForkAt, ReplayOptions};
 use crate::graph::FlowGraph;
-use crate::step::StepDef;
 use crate::trace::{AttemptOutcome, StepTrace};
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
@@ -44,17 +43,36 @@ pub(crate) enum Mode {
 }
 
 /// What a step call does (see [`Replayer::serve`]).
-pub(crate) enum Serve<O, I> {
-    /// Take this output; the step does not run.
-    Served(O),
-    /// Run the step (with this input instead of its own, for a fork's call).
-    Live(Option<I>),
+pub(crate) enum Serve {
+    /// Take the output the probe kept; the step does not run.
+    Served,
+    /// Run the step (with the input the probe kept instead of its own, when `true`: a fork's
+    /// call with an edited input).
+    Live(bool),
     /// Run the step and compare its output with the recorded JSON.
     Compare(Value),
     /// Never complete.
     Park,
     /// Stop the run: a divergence, or a recording that cannot be used, is recorded.
     Stop,
+}
+
+/// A step call as the (non-generic) replayer sees it: what it needs of the step, and where it
+/// keeps the typed values it reads back, so that the replayer is compiled once rather than once
+/// per step type.
+pub(crate) trait Probe {
+    /// The step's name.
+    fn name(&self) -> &'static str;
+    /// The call's input as JSON, when its type is `Serialize`.
+    fn input_json(&self) -> Option<Value>;
+    /// Where the step is defined, when known.
+    fn source(&self) -> Option<crate::replay::Source>;
+    /// Whether the step is a flow (its own steps are answered, not it).
+    fn is_flow(&self) -> bool;
+    /// Reads `json` back as the call's output and keeps it (`None`: the type cannot be read).
+    fn keep_output(&mut self, json: Value) -> Option<Result<(), serde_json::Error>>;
+    /// Reads `json` back as the call's input and keeps it (`None`: the type cannot be read).
+    fn keep_input(&mut self, json: Value) -> Option<Result<(), serde_json::Error>>;
 }
 
 /// A run's replayer.
@@ -129,16 +147,16 @@ impl Replayer {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Decides what the call of `step` at `node` (in `iterations`) does.
-    pub(crate) fn serve<St: StepDef>(
+    /// Decides what the call `step` at `node` (in `iterations`) does; a value it reads back is
+    /// kept by the probe.
+    pub(crate) fn serve(
         &self,
-        step: &St,
+        step: &mut dyn Probe,
         parent: Option<&'static str>,
         item: Option<u32>,
         node: &'static str,
         iterations: &[u32],
-        input: &St::Input,
-    ) -> Serve<St::Output, St::Input> {
+    ) -> Serve {
         let key: Key = (parent.map(str::to_string), node.to_string(), item);
         let mut st = self.lock();
         if st.divergence.is_some() || st.unreplayable.is_some() || st.bad_input.is_some() {
@@ -151,43 +169,43 @@ impl Replayer {
         if let Some(i) = recorded {
             st.took.insert(i, iterations.to_vec());
         }
-        let new_call = || Call {
-            step: step.name().to_string(),
+        let name = step.name();
+        let new_call = |step: &dyn Probe| Call {
+            step: name.to_string(),
             node: node.to_string(),
             parent: parent.map(str::to_string),
-            path: render(Some(&self.graph), parent, node, step.name(), iterations),
+            path: render(Some(&self.graph), parent, node, name, iterations),
             iterations: iterations.to_vec(),
-            input: step.capture_input(input),
-            source: (!St::SOURCE.is_unknown()).then_some(St::SOURCE),
+            input: step.input_json(),
+            source: step.source(),
         };
         // A flow runs: its own steps are answered.
-        let is_flow = step.graph().is_some();
+        let is_flow = step.is_flow();
         match &self.mode {
             Mode::Check { options, edit } => {
                 let Some(i) = recorded else {
                     if is_flow {
-                        return Serve::Live(None);
+                        return Serve::Live(false);
                     }
-                    st.parked.push(new_call());
+                    st.parked.push(new_call(&*step));
                     return Serve::Park;
                 };
                 let t = &self.traces[i];
-                if t.step != step.name() {
-                    let new = new_call();
+                if t.step != name {
+                    let new = new_call(&*step);
                     st.divergence = Some(Divergence {
                         kind: DivergenceKind::StepChanged,
                         path: new.path.clone(),
                         message: format!(
                             "the recorded run called `{}` here; the new code calls `{}`",
-                            t.step,
-                            step.name()
+                            t.step, name
                         ),
                         recorded: Some(self.recorded_call(t, iterations)),
                         new: Some(new),
                     });
                     return Serve::Stop;
                 }
-                let mut new = new_call();
+                let mut new = new_call(&*step);
                 if let Some((k, o, input)) = edit
                     && k == &key
                     && *o == ordinal
@@ -212,7 +230,7 @@ impl Replayer {
                     return Serve::Stop;
                 }
                 if is_flow {
-                    return Serve::Live(None);
+                    return Serve::Live(false);
                 }
                 let Some(json) = t.output.clone() else {
                     st.unreplayable = Some(format!(
@@ -222,14 +240,14 @@ impl Replayer {
                     ));
                     return Serve::Stop;
                 };
-                if options.reexecutes(step.name()) {
+                if options.reexecutes(name) {
                     st.live += 1;
                     return Serve::Compare(json);
                 }
-                match step.restore_output(input, json) {
-                    Some(Ok(v)) => {
+                match step.keep_output(json) {
+                    Some(Ok(())) => {
                         st.reused += 1;
-                        Serve::Served(v)
+                        Serve::Served
                     }
                     Some(Err(e)) => {
                         st.divergence = Some(Divergence {
@@ -268,13 +286,13 @@ impl Replayer {
                         item: key.2,
                     });
                     let replacement = match edited {
-                        None => None,
-                        Some(json) => match step.restore_input(json.clone()) {
-                            Some(Ok(v)) => Some(v),
+                        None => false,
+                        Some(json) => match step.keep_input(json.clone()) {
+                            Some(Ok(())) => true,
                             Some(Err(e)) => {
                                 st.bad_input = Some(format!(
                                     "the input given does not fit the input type of `{}`: {e}",
-                                    step.name()
+                                    name
                                 ));
                                 return Serve::Stop;
                             }
@@ -282,7 +300,7 @@ impl Replayer {
                                 st.bad_input = Some(format!(
                                     "the input type of `{}` is not `Deserialize`: a fork from it \
                                      cannot take an edited input",
-                                    step.name()
+                                    name
                                 ));
                                 return Serve::Stop;
                             }
@@ -308,35 +326,35 @@ impl Replayer {
                     let reuse = match (after, recorded) {
                         (true, Some(_)) => Reuse::Rerun,
                         (_, None) => Reuse::New,
-                        (false, Some(i)) if self.traces[i].step == step.name() => Reuse::Reused,
+                        (false, Some(i)) if self.traces[i].step == name => Reuse::Reused,
                         (false, Some(_)) => Reuse::New,
                     };
-                    (reuse, None)
+                    (reuse, false)
                 };
-                let mut call = new_call();
-                if replacement.is_some() {
+                let mut call = new_call(&*step);
+                if replacement {
                     call.input = edited.clone();
                 }
-                let repeats = reuse == Reuse::Rerun
-                    && recorded.is_some_and(|i| self.traces[i].step == step.name());
+                let repeats =
+                    reuse == Reuse::Rerun && recorded.is_some_and(|i| self.traces[i].step == name);
                 st.log.push(PreviewStep {
                     call,
                     reuse,
                     repeats_side_effects: repeats,
                 });
                 if is_flow {
-                    return Serve::Live(None);
+                    return Serve::Live(false);
                 }
                 let serve_recorded = reuse == Reuse::Reused || (*dry && reuse != Reuse::New);
                 if serve_recorded
                     && let Some(i) = recorded
                     && let Some(json) = self.traces[i].output.clone()
-                    && let Some(Ok(v)) = step.restore_output(input, json)
+                    && let Some(Ok(())) = step.keep_output(json)
                 {
                     if reuse == Reuse::Reused {
                         st.reused += 1;
                     }
-                    return Serve::Served(v);
+                    return Serve::Served;
                 }
                 if *dry {
                     // A preview runs nothing: what follows an unknown result is unknown.
@@ -358,9 +376,9 @@ impl Replayer {
 
     /// A re-executed call of a check ended; `compared` holds the recorded output and the new
     /// one as JSON (`None` when the step failed). Whether the run goes on.
-    pub(crate) fn ended<St: StepDef>(
+    pub(crate) fn ended(
         &self,
-        step: &St,
+        name: &'static str,
         compared: Option<(&Value, Option<Value>)>,
         node: &'static str,
         parent: Option<&'static str>,
@@ -376,13 +394,13 @@ impl Replayer {
             return true;
         }
         if st.divergence.is_none() {
-            let path = render(Some(&self.graph), parent, node, step.name(), iterations);
+            let path = render(Some(&self.graph), parent, node, name, iterations);
             st.divergence = Some(Divergence {
                 kind: DivergenceKind::OutputChanged,
                 path: path.clone(),
                 message: format!(
                     "`{}` re-executed returns {}; the recording has {}",
-                    step.name(),
+                    name,
                     output
                         .as_ref()
                         .map_or("a value that is not `Serialize`".into(), short),

@@ -4,7 +4,7 @@
 use super::Halt;
 use super::core::Rt;
 use crate::error::FlowError;
-use crate::replay::serve::{Replayer, Serve};
+use crate::replay::serve::{Probe, Replayer, Serve};
 use crate::step::{Feed, StepCall};
 use crate::trace::{AttemptOutcome, Place, RawTrace, TraceDetail};
 use std::sync::Arc;
@@ -24,7 +24,9 @@ fn stop() -> Halt {
 
 /// A call of `step` at `node` decided by `replayer`: answered from the recording, run (with an
 /// edited input for a fork's call, compared with the recording when re-executed), parked, or
-/// stopped.
+/// stopped. The decision is made by non-generic code ([`Replayer::serve`]) through a [`Probe`];
+/// this shim holds the typed values and the one await of the step.
+#[inline(never)]
 pub(crate) async fn replayed<'a, St: StepCall>(
     rt: &'a Rt,
     replayer: &'a Arc<Replayer>,
@@ -34,35 +36,78 @@ pub(crate) async fn replayed<'a, St: StepCall>(
     iterations: Vec<u32>,
 ) -> Result<St::Output, Halt> {
     let parent = rt.parent;
-    let item = rt.item();
-    let decided = replayer.serve(step, parent, item, node.0, &iterations, input.get());
-    match decided {
-        Serve::Served(v) => {
-            reused(rt, step, node, &input, &v);
-            Ok(v)
-        }
-        Serve::Live(None) => rt.step(step, node, input).await,
-        Serve::Live(Some(edited)) => rt.step(step, node, Feed::Owned(edited)).await,
-        Serve::Compare(recorded) => {
-            let out = rt.step(step, node, input).await;
-            let json = out.as_ref().ok().map(|v| step.capture_output(v));
-            let goes_on = match &json {
-                Some(output) => replayer.ended(
-                    step,
-                    Some((&recorded, output.clone())),
-                    node.0,
-                    parent,
-                    &iterations,
-                ),
-                None => replayer.ended(step, None, node.0, parent, &iterations),
+    let mut probe = Typed {
+        step,
+        input: input.get(),
+        output: None,
+        edited: None,
+    };
+    let decided = replayer.serve(&mut probe, parent, rt.item(), node.0, &iterations);
+    let Typed { output, edited, .. } = probe;
+    let (feed, recorded) = match decided {
+        Serve::Served => {
+            return match output {
+                Some(v) => {
+                    reused(rt, step, node, &input, &v);
+                    Ok(v)
+                }
+                None => Err(stop()),
             };
-            if !goes_on {
-                return Err(stop());
-            }
-            out
         }
-        Serve::Park => std::future::pending().await,
-        Serve::Stop => Err(stop()),
+        Serve::Live(true) => match edited {
+            Some(i) => (Feed::Owned(i), None),
+            None => return Err(stop()),
+        },
+        Serve::Live(false) => (input, None),
+        Serve::Compare(recorded) => (input, Some(recorded)),
+        Serve::Park => return std::future::pending().await,
+        Serve::Stop => return Err(stop()),
+    };
+    let out = rt.step(step, node, feed).await;
+    if let Some(recorded) = recorded {
+        let json = out.as_ref().ok().map(|v| step.capture_output(v));
+        let compared = json.map(|output| (&recorded, output));
+        let compared = compared.as_ref().map(|(r, o)| (*r, o.clone()));
+        if !replayer.ended(step.name(), compared, node.0, parent, &iterations) {
+            return Err(stop());
+        }
+    }
+    out
+}
+
+/// A step's call as the replayer sees it, keeping the values it reads back.
+struct Typed<'a, St: StepCall> {
+    step: &'a St,
+    input: &'a St::Input,
+    output: Option<St::Output>,
+    edited: Option<St::Input>,
+}
+
+impl<St: StepCall> Probe for Typed<'_, St> {
+    fn name(&self) -> &'static str {
+        self.step.name()
+    }
+
+    fn input_json(&self) -> Option<serde_json::Value> {
+        self.step.capture_input(self.input)
+    }
+
+    fn source(&self) -> Option<crate::replay::Source> {
+        (!St::SOURCE.is_unknown()).then_some(St::SOURCE)
+    }
+
+    fn is_flow(&self) -> bool {
+        self.step.graph().is_some()
+    }
+
+    fn keep_output(&mut self, json: serde_json::Value) -> Option<Result<(), serde_json::Error>> {
+        let read = self.step.restore_output(self.input, json)?;
+        Some(read.map(|v| self.output = Some(v)))
+    }
+
+    fn keep_input(&mut self, json: serde_json::Value) -> Option<Result<(), serde_json::Error>> {
+        let read = self.step.restore_input(json)?;
+        Some(read.map(|v| self.edited = Some(v)))
     }
 }
 
