@@ -6,7 +6,7 @@
 //! and forked by the build's flow of the same name, whatever its fingerprint.
 
 use crate::context::RunId;
-use crate::durable::{Checkpointable, ForkError, ResumeError};
+use crate::durable::{Checkpointable, ForkError};
 use crate::flow::{Driver, Flow};
 use crate::replay::{ForkAt, ForkPreview, ReplayOptions, ReplayOutcome, ReplayReport, ResumeCheck};
 use crate::step::bounds::StateReq;
@@ -93,14 +93,8 @@ where
 
     fn run<'a>(&'a self, store: Arc<dyn CheckpointStore>, run: RunId) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
-            match self.0.durable(store).resume(run).await {
-                Ok(r) if r.success => Outcome::Completed,
-                Ok(r) if !r.suspended.is_empty() => Outcome::Suspended,
-                Ok(r) => Outcome::Failed(r.error.map_or_else(
-                    || "the run stopped without an output".into(),
-                    |e| e.to_string(),
-                )),
-                Err(ResumeError::Cancelled(_)) => Outcome::Cancelled,
+            match store.claim(run).await {
+                Ok(claim) => crate::worker::run_claimed(&self.0, store, claim).await,
                 Err(e) => Outcome::Refused(e.to_string()),
             }
         })
@@ -190,6 +184,21 @@ impl Registry {
         Ok((doc.flow, entry))
     }
 
+    /// The entry of run `run`'s flow, for a fork: [`ForkError::UnknownFlow`] when this build
+    /// has none, [`ForkError::NotFound`] when the store has no such run.
+    async fn entry_to_fork(
+        &self,
+        store: &dyn CheckpointStore,
+        run: RunId,
+    ) -> Result<&Arc<dyn Entry>, ForkError> {
+        match self.entry_of(store, run).await {
+            Ok((_, Some(entry))) => Ok(entry),
+            Ok((flow, None)) => Err(ForkError::UnknownFlow(flow)),
+            Err(StoreError::NotFound(id)) => Err(ForkError::NotFound(id)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Replays run `run` with this build's flow of the run's flow name
     /// ([`Durable::replay`](crate::Durable::replay)). A run of a flow this build does not have
     /// gives a report that says so.
@@ -236,12 +245,8 @@ impl Registry {
         at: &ForkAt,
         input: Option<serde_json::Value>,
     ) -> Result<ForkPreview, ForkError> {
-        match self.entry_of(&*store, run).await {
-            Ok((_, Some(entry))) => entry.preview_fork(store, run, at, input).await,
-            Ok((flow, None)) => Err(ForkError::UnknownFlow(flow)),
-            Err(StoreError::NotFound(id)) => Err(ForkError::NotFound(id)),
-            Err(e) => Err(e.into()),
-        }
+        let entry = self.entry_to_fork(&*store, run).await?;
+        entry.preview_fork(store, run, at, input).await
     }
 
     /// [`Durable::submit_fork`](crate::Durable::submit_fork) with this build's flow of the
@@ -254,12 +259,8 @@ impl Registry {
         at: &ForkAt,
         input: Option<serde_json::Value>,
     ) -> Result<RunId, ForkError> {
-        match self.entry_of(&*store, run).await {
-            Ok((_, Some(entry))) => entry.submit_fork(store, run, at, input).await,
-            Ok((flow, None)) => Err(ForkError::UnknownFlow(flow)),
-            Err(StoreError::NotFound(id)) => Err(ForkError::NotFound(id)),
-            Err(e) => Err(e.into()),
-        }
+        let entry = self.entry_to_fork(&*store, run).await?;
+        entry.submit_fork(store, run, at, input).await
     }
 
     /// Runs (or continues) run `run` here to its next stop, with this build's flow of its name,

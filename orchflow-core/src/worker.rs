@@ -113,22 +113,39 @@ where
 {
     fn run(&self, store: Arc<dyn CheckpointStore>, claim: Claim) -> BoxFuture<Outcome> {
         let flow = Arc::clone(&self.flow);
-        Box::pin(async move {
-            let run_id = claim.run_id();
-            let result = flow.durable(Arc::clone(&store)).resume_claimed(claim).await;
-            match result {
-                Ok(r) if r.success => Outcome::Completed,
-                Ok(r) if !r.suspended.is_empty() => Outcome::Suspended,
-                Ok(r) => match r.error {
-                    Some(FlowError::Checkpoint(e)) => lost(&*store, run_id, e).await,
-                    Some(e) => Outcome::Failed(e.to_string()),
-                    None => Outcome::Failed("the run stopped without an output".to_string()),
-                },
-                Err(ResumeError::Cancelled(_)) => Outcome::Cancelled,
-                Err(ResumeError::Store(e)) => lost(&*store, run_id, e).await,
-                Err(e) => Outcome::Refused(e.to_string()),
-            }
-        })
+        Box::pin(async move { run_claimed(&flow, store, claim).await })
+    }
+}
+
+/// Runs the run `claim` holds with `flow` to its next stop, and says how it ended (what a
+/// worker does with a run it took; also [`Registry::run`](crate::registry::Registry::run)).
+pub(crate) async fn run_claimed<T, I, O, N, P, F>(
+    flow: &Flow<T, I, O, N, P, F>,
+    store: Arc<dyn CheckpointStore>,
+    claim: Claim,
+) -> Outcome
+where
+    T: Send + Sync + 'static,
+    I: Send + Sync + 'static,
+    O: Send + 'static,
+    N: StateReq,
+    N::State: Default,
+    P: Checkpointable<I, O> + Send + 'static,
+    F: Driver<T, I, O, P>,
+{
+    let run_id = claim.run_id();
+    let result = flow.durable(Arc::clone(&store)).resume_claimed(claim).await;
+    match result {
+        Ok(r) if r.success => Outcome::Completed,
+        Ok(r) if !r.suspended.is_empty() => Outcome::Suspended,
+        Ok(r) => match r.error {
+            Some(FlowError::Checkpoint(e)) => lost(&*store, run_id, e).await,
+            Some(e) => Outcome::Failed(e.to_string()),
+            None => Outcome::Failed("the run stopped without an output".to_string()),
+        },
+        Err(ResumeError::Cancelled(_)) => Outcome::Cancelled,
+        Err(ResumeError::Store(e)) => lost(&*store, run_id, e).await,
+        Err(e) => Outcome::Refused(e.to_string()),
     }
 }
 
