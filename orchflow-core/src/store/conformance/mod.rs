@@ -350,6 +350,7 @@ fn busy(result: &Result<Claim, StoreError>, run_id: RunId) {
 
 /// The cases of the store contract, each a function of the fixture.
 pub mod cases;
+mod queries;
 pub mod queue;
 
 /// Expands to one `#[test]` per case of the [`RunQueue`](crate::store::RunQueue) conformance
