@@ -160,20 +160,7 @@ pub fn step<'a, St: StepCall>(
     node: &'static crate::graph::StaticNode,
     iterations: &[u32],
 ) -> impl Future<Output = Result<St::Output, Halt>> + 'a {
-    // A replayed run's calls go through its replayer, boxed; the common path is the step's own
-    // future, with nothing around it but the choice.
-    match rt.replayer() {
-        None => futures_util::future::Either::Left(rt.step(step, node, input)),
-        Some(replayer) => futures_util::future::Either::Right(Box::pin(crate::run::replayed(
-            rt,
-            replayer,
-            step,
-            input,
-            node,
-            iterations.to_vec(),
-        ))
-            as std::pin::Pin<Box<dyn Future<Output = Result<St::Output, Halt>> + Send + 'a>>),
-    }
+    rt.step(step, node, input, iterations)
 }
 
 /// A handle for the branches of a new parallel group.

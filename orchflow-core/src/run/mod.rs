@@ -57,7 +57,6 @@ mod retry;
 
 pub use self::core::Rt;
 pub(crate) use self::core::{DurableRun, Journal, PointJson, RunCore};
-pub(crate) use self::replayed::replayed;
 
 use crate::error::FlowError;
 

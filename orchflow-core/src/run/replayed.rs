@@ -22,19 +22,85 @@ fn stop() -> Halt {
     Halt::new(FlowError::ReplayStopped)
 }
 
-/// A call of `step` at `node` decided by `replayer`: answered from the recording, run (with an
+/// What a replayed call does instead of, or after, running its step. Boxed in the step's
+/// future, so that a run that does not replay carries one null pointer for it.
+pub(crate) enum Replayed<O> {
+    /// Done without running: the recorded output, or the run stops.
+    Done(Result<O, Halt>),
+    /// Never complete (nothing is recorded for the call; a check goes on with other calls).
+    Park,
+    /// Run, then compare the output with the recorded one (a re-executed pure step).
+    Compare {
+        recorded: serde_json::Value,
+        parent: Option<&'static str>,
+        iterations: Vec<u32>,
+    },
+}
+
+/// A call's decision as the step's future holds it: `None` for a call that just runs.
+pub(crate) type Decision<O> = Option<Box<Replayed<O>>>;
+
+/// What the step future does before its attempts: finish now, never finish, or run.
+pub(crate) enum Early<O> {
+    Done(Result<O, Halt>),
+    Park,
+}
+
+impl<O> Replayed<O> {
+    /// Takes the decision out of `slot` when the step does not run (`Done`, `Park`); leaves a
+    /// comparison in place for [`Replayed::compared`].
+    pub(crate) fn early(slot: &mut Decision<O>) -> Option<Early<O>> {
+        let early = slot.take_if(|r| !matches!(**r, Replayed::Compare { .. }))?;
+        match *early {
+            Replayed::Done(v) => Some(Early::Done(v)),
+            Replayed::Park => Some(Early::Park),
+            Replayed::Compare { .. } => None,
+        }
+    }
+
+    /// The output of a call that ran, after the comparison of a re-executed step with its
+    /// recorded output (a difference stops the run).
+    pub(crate) fn compared<St: StepCall<Output = O>>(
+        self,
+        rt: &Rt,
+        step: &St,
+        node: &'static crate::graph::StaticNode,
+        out: Result<O, Halt>,
+    ) -> Result<O, Halt> {
+        let (
+            Replayed::Compare {
+                recorded,
+                parent,
+                iterations,
+            },
+            Some(replayer),
+        ) = (self, rt.replayer())
+        else {
+            return out;
+        };
+        let json = out.as_ref().ok().map(|v| step.capture_output(v));
+        let compared = json.map(|output| (&recorded, output));
+        if !replayer.ended(step.name(), compared, node.0, parent, &iterations) {
+            return Err(stop());
+        }
+        out
+    }
+}
+
+/// How `replayer` decides a call of `step` at `node`: answered from the recording, run (with an
 /// edited input for a fork's call, compared with the recording when re-executed), parked, or
-/// stopped. The decision is made by non-generic code ([`Replayer::serve`]) through a [`Probe`];
-/// this shim holds the typed values and the one await of the step.
+/// stopped. Made when the step's future is made, by non-generic code ([`Replayer::serve`])
+/// through a [`Probe`]; this shim holds the typed values. Returns the input to run with, and
+/// what to do instead of or after running (`None`: just run).
 #[inline(never)]
-pub(crate) async fn replayed<'a, St: StepCall>(
-    rt: &'a Rt,
-    replayer: &'a Arc<Replayer>,
-    step: &'a St,
-    input: Feed<'a, St::Input>,
+pub(crate) fn decide<'a, St: StepCall>(
+    rt: &Rt,
+    replayer: &Replayer,
+    step: &St,
     node: &'static crate::graph::StaticNode,
-    iterations: Vec<u32>,
-) -> Result<St::Output, Halt> {
+    input: Feed<'a, St::Input>,
+    iterations: &[u32],
+) -> (Feed<'a, St::Input>, Decision<St::Output>) {
     let parent = rt.parent;
     let mut probe = Typed {
         step,
@@ -42,37 +108,32 @@ pub(crate) async fn replayed<'a, St: StepCall>(
         output: None,
         edited: None,
     };
-    let decided = replayer.serve(&mut probe, parent, rt.item(), node.0, &iterations);
+    let decided = replayer.serve(&mut probe, parent, rt.item(), node.0, iterations);
     let Typed { output, edited, .. } = probe;
-    let (feed, recorded) = match decided {
-        Serve::Served => {
-            return match output {
-                Some(v) => {
-                    reused(rt, step, node, &input, &v);
-                    Ok(v)
-                }
-                None => Err(stop()),
-            };
-        }
+    match decided {
+        Serve::Served => match output {
+            Some(v) => {
+                reused(rt, step, node, &input, &v);
+                (input, Some(Box::new(Replayed::Done(Ok(v)))))
+            }
+            None => (input, Some(Box::new(Replayed::Done(Err(stop()))))),
+        },
         Serve::Live(true) => match edited {
             Some(i) => (Feed::Owned(i), None),
-            None => return Err(stop()),
+            None => (input, Some(Box::new(Replayed::Done(Err(stop()))))),
         },
         Serve::Live(false) => (input, None),
-        Serve::Compare(recorded) => (input, Some(recorded)),
-        Serve::Park => return std::future::pending().await,
-        Serve::Stop => return Err(stop()),
-    };
-    let out = rt.step(step, node, feed).await;
-    if let Some(recorded) = recorded {
-        let json = out.as_ref().ok().map(|v| step.capture_output(v));
-        let compared = json.map(|output| (&recorded, output));
-        let compared = compared.as_ref().map(|(r, o)| (*r, o.clone()));
-        if !replayer.ended(step.name(), compared, node.0, parent, &iterations) {
-            return Err(stop());
-        }
+        Serve::Compare(recorded) => (
+            input,
+            Some(Box::new(Replayed::Compare {
+                recorded,
+                parent,
+                iterations: iterations.to_vec(),
+            })),
+        ),
+        Serve::Park => (input, Some(Box::new(Replayed::Park))),
+        Serve::Stop => (input, Some(Box::new(Replayed::Done(Err(stop()))))),
     }
-    out
 }
 
 /// A step's call as the replayer sees it, keeping the values it reads back.

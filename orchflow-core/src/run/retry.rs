@@ -4,6 +4,7 @@
 use super::Halt;
 use super::attempt::{Failure, panic_message};
 use super::core::Rt;
+use super::replayed::{self, Early, Replayed};
 use crate::error::FlowError;
 use crate::event::RunEvent;
 use crate::policy::RetryPolicy;
@@ -17,16 +18,28 @@ use std::time::Duration;
 impl Rt {
     /// Runs a step with its retry policy (step > flow > none), recording a trace per attempt.
     ///
+    /// A run that replays or forks a recording has the call decided by its replayer when the
+    /// future is made (`iterations`: the loop iterations and map items around the call, for
+    /// it): answered from the recording, parked, stopped, run with an edited input, or run and
+    /// compared with the recording (see [`crate::replay`]).
+    ///
     /// A plain function returning an `async` block (not an `async fn`): the future then holds
     /// its arguments once, and nothing of the retry policy until an attempt fails, which keeps
-    /// every run's future small.
+    /// every run's future small. Every call of a step type makes the same future type, with or
+    /// without a replayer: a second future type per call (an `Either`) made release builds of
+    /// long flows take minutes in LLVM's SLP vectorizer.
     #[allow(clippy::manual_async_fn)]
     pub(crate) fn step<'a, St: StepCall>(
         &'a self,
         step: &'a St,
         node: &'static crate::graph::StaticNode,
         input: Feed<'a, St::Input>,
+        iterations: &[u32],
     ) -> impl Future<Output = Result<St::Output, Halt>> + 'a {
+        let (input, mut replay) = match self.replayer() {
+            None => (input, None),
+            Some(replayer) => replayed::decide(self, replayer, step, node, input, iterations),
+        };
         let (retry, timeout) = self.policy_of(step);
         let max = retry.max_attempts();
         let core = &*self.core;
@@ -37,46 +50,61 @@ impl Rt {
             && !core.capture
             && core.events.is_none();
         async move {
-            // Boxed, and only when a subscriber wants it: a disabled span is 40 bytes of nothing.
-            let span = Some(tracing::info_span!(
-                "step",
-                step = step.name(),
-                group = self.group
-            ))
-            .filter(|s| !s.is_disabled())
-            .map(Box::new);
-            if quiet && span.is_none() {
-                return match self.quiet_attempt(step, input).await {
-                    Ok(v) => Ok(v),
-                    Err(f) => Err(self.given_up(step, 1, f)),
-                };
+            match Replayed::early(&mut replay) {
+                Some(Early::Done(out)) => return out,
+                Some(Early::Park) => return std::future::pending().await,
+                None => {}
             }
-            let span = span.as_deref();
-            let mut n = 1u32;
-            loop {
-                if n >= max {
-                    return match self.attempt(step, node, input, n, max, timeout, span).await {
+            let out = 'run: {
+                // Boxed, and only when a subscriber wants it: a disabled span is 40 bytes of
+                // nothing.
+                let span = Some(tracing::info_span!(
+                    "step",
+                    step = step.name(),
+                    group = self.group
+                ))
+                .filter(|s| !s.is_disabled())
+                .map(Box::new);
+                if quiet && span.is_none() {
+                    break 'run match self.quiet_attempt(step, input).await {
                         Ok(v) => Ok(v),
-                        Err(f) => Err(self.given_up(step, n, f)),
+                        Err(f) => Err(self.given_up(step, 1, f)),
                     };
                 }
-                let f = match self
-                    .attempt(step, node, input.reborrow(), n, max, timeout, span)
-                    .await
-                {
-                    Ok(v) => return Ok(v),
-                    Err(f) => f,
-                };
-                if !worth_retrying(step, &f) {
-                    return Err(self.given_up(step, n, f));
+                let span = span.as_deref();
+                let mut n = 1u32;
+                loop {
+                    if n >= max {
+                        break 'run match self
+                            .attempt(step, node, input, n, max, timeout, span)
+                            .await
+                        {
+                            Ok(v) => Ok(v),
+                            Err(f) => Err(self.given_up(step, n, f)),
+                        };
+                    }
+                    let f = match self
+                        .attempt(step, node, input.reborrow(), n, max, timeout, span)
+                        .await
+                    {
+                        Ok(v) => break 'run Ok(v),
+                        Err(f) => f,
+                    };
+                    if !worth_retrying(step, &f) {
+                        break 'run Err(self.given_up(step, n, f));
+                    }
+                    log_failure(step.name(), n, &f, true);
+                    // Boxed: the retry path is rare; the common path keeps a small future.
+                    // The error that caused the retry, for its event (only when somebody listens).
+                    let cause = self.core.events.is_some().then(|| f.message());
+                    drop(f);
+                    Box::pin(self.before_retry(step, node, n, cause)).await;
+                    n += 1;
                 }
-                log_failure(step.name(), n, &f, true);
-                // Boxed: the retry path is rare; the common path keeps a small future.
-                // The error that caused the retry, for its event (only when somebody listens).
-                let cause = self.core.events.is_some().then(|| f.message());
-                drop(f);
-                Box::pin(self.before_retry(step, node, n, cause)).await;
-                n += 1;
+            };
+            match replay {
+                None => out,
+                Some(r) => r.compared(self, step, node, out),
             }
         }
     }
