@@ -29,6 +29,7 @@ impl Rt {
     /// without a replayer: a second future type per call (an `Either`) made release builds of
     /// long flows take minutes in LLVM's SLP vectorizer.
     #[allow(clippy::manual_async_fn)]
+    #[inline(always)]
     pub(crate) fn step<'a, St: StepCall>(
         &'a self,
         step: &'a St,
