@@ -7,7 +7,8 @@
 //! this build would be allowed ([`ResumeCheck`]). Then one report per selected run.
 //!
 //! Invariants: a replay writes nothing to the store and runs no step (except those named with
-//! `--reexecute`); a run is replayed at most once per command (the fingerprint check and the
+//! `--reexecute`, each of which must be a step of a selected flow, or the command is refused
+//! with exit code 2); a run is replayed at most once per command (the fingerprint check and the
 //! reports share the result); every selected run gets a report, a run the store cannot read
 //! included (once, though the store cannot say its flow, so it counts against every
 //! selection); the exit code is 0 only when every run passes ([`ReplayReport::passes`]: a
@@ -24,7 +25,7 @@ use orchflow::registry::Registry;
 use orchflow::replay::{Call, ReplayOptions, ReplayOutcome, ReplayReport, ResumeCheck};
 use orchflow::store::{CheckpointStore, RunQuery};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::io::Write;
 
@@ -176,6 +177,18 @@ pub async fn find(
         }
         None => flows.names().iter().map(|n| n.to_string()).collect(),
     };
+    // A step to re-execute must be a step of a flow replayed here.
+    let known: BTreeSet<String> = selected
+        .iter()
+        .filter_map(|f| flows.steps(f))
+        .flatten()
+        .collect();
+    if let Some(unknown) = args.reexecute.iter().find(|s| !known.contains(*s)) {
+        return Err(CliError::Usage(format!(
+            "cannot re-execute `{unknown}`: no flow replayed here has such a step; their steps: {}",
+            known.into_iter().collect::<Vec<_>>().join(", ")
+        )));
+    }
     let limit = args.limit.unwrap_or(list::DEFAULT_LIMIT).max(1);
     let options = ReplayOptions::default().reexecute(args.reexecute.iter().cloned());
     let checkpoints = store.checkpoints().clone();

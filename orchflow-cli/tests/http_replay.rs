@@ -74,6 +74,22 @@ async fn replay_and_fork_need_flows_and_answer_with_reports_previews_and_new_run
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(report["outcome"], "compatible", "{report}");
     assert_eq!(report["reexecuted"], 2, "{report}");
+    // A step the flow does not have is refused, with the flow's steps.
+    let (status, error) = get(
+        &client,
+        &server.url(&format!(
+            "/api/runs/{completed}/replay?reexecute=double,tripple"
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    let message = error["error"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(
+            "cannot re-execute `tripple`: flow `pricing` has no such step; its steps: "
+        ) && message.contains("double"),
+        "{error}"
+    );
     // A run of a flow this build lacks is a report, not an error.
     let (status, report) = get(
         &client,

@@ -572,6 +572,41 @@ async fn bad_fork_arguments_are_refused_with_their_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_to_re_execute_must_be_a_step_of_a_replayed_flow() {
+    let r = recorded().await;
+    let app = v1();
+    let typo = run(&app, &r.url, &["replay", "--reexecute", "darft"]).await;
+    assert_eq!(typo.code, 2, "{typo:?}");
+    assert!(
+        typo.stderr.starts_with(
+            "orchflow: cannot re-execute `darft`: no flow replayed here has such a step; \
+             their steps: "
+        ) && typo.stderr.contains("draft, "),
+        "{typo:?}"
+    );
+    assert!(typo.stdout.is_empty(), "{typo:?}");
+    // `draft` is a step of `launch`, not of `review`.
+    let elsewhere = run(
+        &app,
+        &r.url,
+        &["replay", "--flow", "review", "--reexecute", "draft"],
+    )
+    .await;
+    assert_eq!(elsewhere.code, 2, "{elsewhere:?}");
+    let pure = run(
+        &app,
+        &r.url,
+        &["replay", "--flow", "launch", "--reexecute", "draft"],
+    )
+    .await;
+    assert_eq!(pure.code, 0, "{pure:?}");
+    assert!(
+        pure.stdout.contains("1 re-executed with the same output"),
+        "{pure:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_the_store_cannot_read_is_reported_and_fails_the_replay() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = orchflow::store::JsonCheckpointStore::new(dir.path());

@@ -267,6 +267,31 @@ impl FlowGraph {
         self.nodes.iter().find(|n| n.id == id)
     }
 
+    /// The names of the steps this flow calls, its nested flows' steps included (a nested
+    /// flow is named too: it is a step of its parent), sorted, each once.
+    ///
+    /// ```
+    /// use orchflow::{flow, step};
+    /// #[step] async fn fetch(x: u8) -> u8 { x }
+    /// #[step] async fn parse(x: u8) -> u8 { x }
+    /// let page = flow! { #[flow(name = "page")] fetch => parse };
+    /// let site = flow! { fetch => (page) => parse };
+    /// assert_eq!(site.graph().step_names(), ["fetch", "page", "parse"]);
+    /// ```
+    pub fn step_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = std::iter::once(self)
+            .chain(&self.flows)
+            .flat_map(|g| g.nodes.iter())
+            .filter_map(|n| match &n.kind {
+                NodeKind::Step { name, .. } => Some(name.as_ref()),
+                _ => None,
+            })
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
     /// The static graph with the facts of its steps (in order of appearance) filled in, and
     /// the graphs of nested flows collected in [`flows`](Self::flows).
     pub(crate) fn with_facts(&self, facts: Vec<StepFacts>) -> FlowGraph {

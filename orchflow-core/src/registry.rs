@@ -22,6 +22,7 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// One registered flow, its types erased.
 trait Entry: Send + Sync {
     fn fingerprint(&self) -> String;
+    fn steps(&self) -> Vec<String>;
     fn replay<'a>(
         &'a self,
         store: Arc<dyn CheckpointStore>,
@@ -60,6 +61,11 @@ where
 {
     fn fingerprint(&self) -> String {
         self.0.fingerprint()
+    }
+
+    fn steps(&self) -> Vec<String> {
+        let graph = self.0.graph();
+        graph.step_names().into_iter().map(str::to_string).collect()
     }
 
     fn replay<'a>(
@@ -164,6 +170,22 @@ impl Registry {
     /// The fingerprint of this build's flow `name`, if it has one.
     pub fn fingerprint(&self, name: &str) -> Option<String> {
         self.flows.get(name).map(|e| e.fingerprint())
+    }
+
+    /// The names of the steps this build's flow `name` calls, its nested flows' included
+    /// ([`FlowGraph::step_names`](crate::graph::FlowGraph::step_names)), if it has the flow:
+    /// what [`ReplayOptions::reexecute`] can name.
+    ///
+    /// ```
+    /// use orchflow::registry::Registry;
+    /// use orchflow::{flow, step};
+    /// #[step] async fn plan(x: u32) -> u32 { x + 1 }
+    /// let flows = Registry::new().register(flow! { #[flow(name = "launch")] plan => plan });
+    /// assert_eq!(flows.steps("launch"), Some(vec!["plan".to_string()]));
+    /// assert_eq!(flows.steps("other"), None);
+    /// ```
+    pub fn steps(&self, name: &str) -> Option<Vec<String>> {
+        self.flows.get(name).map(|e| e.steps())
     }
 
     /// Whether the registry has no flow.

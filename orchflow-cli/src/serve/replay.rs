@@ -11,9 +11,11 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use orchflow::ForkError;
 use orchflow::replay::{ForkAt, ReplayOptions};
+use orchflow::store::CheckpointStore;
+use orchflow::{ForkError, RunId};
 use serde::{Deserialize, Deserializer};
+use std::sync::Arc;
 
 /// 501 when the server has no flows.
 fn need_flows(state: &AppState) -> Result<(), ApiError> {
@@ -27,9 +29,7 @@ fn need_flows(state: &AppState) -> Result<(), ApiError> {
 }
 
 /// The store, or 409 over a bundle.
-fn checkpoints(
-    state: &AppState,
-) -> Result<std::sync::Arc<dyn orchflow::store::CheckpointStore>, ApiError> {
+fn checkpoints(state: &AppState) -> Result<Arc<dyn CheckpointStore>, ApiError> {
     match store_of(&state.source) {
         Ok(store) => Ok(store.checkpoints().clone()),
         Err(_) => Err(ApiError::new(
@@ -73,6 +73,19 @@ pub(super) async fn replay(
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect::<Vec<_>>();
+    // A step to re-execute must be one of the flow's (a run of a flow this build does not
+    // have is reported as such by the replay).
+    if !steps.is_empty()
+        && let Some(doc) = store.document(run_id).await?
+        && let Some(known) = state.flows.steps(&doc.flow)
+        && let Some(unknown) = steps.iter().find(|s| !known.contains(s))
+    {
+        return Err(ApiError::bad_request(format!(
+            "cannot re-execute `{unknown}`: flow `{}` has no such step; its steps: {}",
+            doc.flow,
+            known.join(", ")
+        )));
+    }
     let options = ReplayOptions::default().reexecute(steps);
     let report = state.flows.replay(store, run_id, &options).await?;
     Ok(ok(&report))
@@ -93,12 +106,28 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>,
     serde_json::Value::deserialize(d).map(Some)
 }
 
-/// Reads the fork body and its call (400 when either is bad).
-async fn fork_request(body: Body) -> Result<(ForkAt, Option<serde_json::Value>), ApiError> {
+/// What both fork endpoints start from: the run, its store, and the fork's call and input read
+/// from the body (501 without flows, 409 over a bundle, 400 for a bad id or body).
+async fn fork_request(
+    state: &AppState,
+    id: &str,
+    body: Body,
+) -> Result<
+    (
+        RunId,
+        Arc<dyn CheckpointStore>,
+        ForkAt,
+        Option<serde_json::Value>,
+    ),
+    ApiError,
+> {
+    need_flows(state)?;
+    let run_id = run_id(id)?;
+    let store = checkpoints(state)?;
     let body: ForkBody = json_body(body).await?;
     let at = ForkAt::parse(body.from.trim())
         .map_err(|e| ApiError::bad_request(format!("from {:?}: {e}", body.from)))?;
-    Ok((at, body.input))
+    Ok((run_id, store, at, body.input))
 }
 
 /// `POST /api/runs/{id}/fork/preview`: what a fork would do; writes nothing.
@@ -107,10 +136,7 @@ pub(super) async fn preview(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    need_flows(&state)?;
-    let run_id = run_id(&id)?;
-    let store = checkpoints(&state)?;
-    let (at, input) = fork_request(body).await?;
+    let (run_id, store, at, input) = fork_request(&state, &id, body).await?;
     let preview = state
         .flows
         .preview_fork(store, run_id, &at, input)
@@ -126,10 +152,7 @@ pub(super) async fn fork(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    need_flows(&state)?;
-    let run_id = run_id(&id)?;
-    let store = checkpoints(&state)?;
-    let (at, input) = fork_request(body).await?;
+    let (run_id, store, at, input) = fork_request(&state, &id, body).await?;
     let new = state
         .flows
         .submit_fork(store.clone(), run_id, &at, input)
