@@ -25,9 +25,10 @@ impl Rt {
     ///
     /// A plain function returning an `async` block (not an `async fn`): the future then holds
     /// its arguments once, and nothing of the retry policy until an attempt fails, which keeps
-    /// every run's future small. Every call of a step type makes the same future type, with or
-    /// without a replayer: a second future type per call (an `Either`) made release builds of
-    /// long flows take minutes in LLVM's SLP vectorizer.
+    /// every run's future small. Every call of a step type makes this one future type, with or
+    /// without a replayer: an enum of two future types per call makes LLVM's SLP vectorizer
+    /// superlinear in the length of a flow (release builds of minutes; BENCHMARKS.md, session
+    /// 9). Inlined: out of line, the future is returned through a copy.
     #[allow(clippy::manual_async_fn)]
     #[inline(always)]
     pub(crate) fn step<'a, St: StepCall>(
