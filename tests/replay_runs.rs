@@ -9,6 +9,7 @@ use orchflow::replay::{
 use orchflow::store::{CheckpointStore, RunStatus};
 use orchflow::worker::{Outcome, Worker};
 use orchflow::{AttemptOutcome, MemoryStore, ResumeError, flow, step};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 fn outcome(r: &ReplayReport) -> &ReplayOutcome {
@@ -183,7 +184,13 @@ async fn a_map_and_a_nested_flow_replay_item_by_item_and_a_fork_reruns_one_item(
     assert_eq!(fork.output, Some(5 * 4 + "<a-much-longer-url>".len()));
 }
 
-static CHARGES: AtomicU32 = AtomicU32::new(0);
+/// The cards charged, by every test of this file (they run at once): count your own.
+static CHARGED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn charges_of(card: &str) -> usize {
+    let charged = CHARGED.lock().unwrap_or_else(|e| e.into_inner());
+    charged.iter().filter(|c| *c == card).count()
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("card {0} declined")]
@@ -199,7 +206,7 @@ async fn charge(card: String) -> Result<u32, Declined> {
     if card.ends_with("0000") {
         return Err(Declined(card));
     }
-    CHARGES.fetch_add(1, Ordering::SeqCst);
+    CHARGED.lock().unwrap_or_else(|e| e.into_inner()).push(card);
     Ok(42)
 }
 
@@ -239,9 +246,29 @@ async fn a_failed_run_is_forked_from_the_failed_step_with_a_corrected_input() {
         .await
         .unwrap();
     assert_eq!(fork.output, Some(42));
-    assert_eq!(CHARGES.load(Ordering::SeqCst), 1);
+    assert_eq!(charges_of("order-7:card-4242"), 1);
     let doc = store.document(fork.run_id).await.unwrap().unwrap();
     assert_eq!(doc.lineage.forked_from.unwrap().path, "step charge");
+
+    // The fork forked again from the same call with no input: the call takes the input it
+    // had there, the corrected one, not the one the code passes.
+    let again = d.fork(fork.run_id, &at, None).await.unwrap();
+    assert!(again.success, "{:?}", again.error);
+    assert_eq!(charges_of("order-7:card-4242"), 2);
+    let origin = store
+        .document(again.run_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .lineage
+        .forked_from
+        .unwrap();
+    assert_eq!(origin.input, Some(serde_json::json!("order-7:card-4242")));
+    let report = d
+        .replay(again.run_id, &ReplayOptions::default())
+        .await
+        .unwrap();
+    assert!(report.is_compatible(), "{:#?}", report.outcome);
 }
 
 #[tokio::test]

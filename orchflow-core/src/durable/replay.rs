@@ -242,8 +242,10 @@ where
     /// Forks run `run_id` from `at` and runs the fork to its end (or its first suspension): a
     /// new run of this build that takes the recorded results of every call before `at` (and
     /// of calls independent of it: other branches of a group, other items of a map), runs the
-    /// call `at` (with `input` instead of its own, when given) and everything after it. The new
-    /// run's document records where it came from, and the recorded run's lists the fork.
+    /// call `at` (with `input` instead of its own, when given; else with its recorded input,
+    /// which for a forked run at its fork's call is the edited one) and everything after it.
+    /// The new run's document records where it came from, and the recorded run's lists the
+    /// fork.
     ///
     /// Fails like [`preview_fork`](Self::preview_fork), before anything is written.
     ///
@@ -554,6 +556,14 @@ where
         let run_id = recording.document.run_id;
         let (key, ordinal) = locate(&recording.traces, at)
             .map_err(|reason| ForkError::NoSuchCall { run_id, reason })?;
+        // No input given: the call takes the one it had in the recording. That is what the
+        // code passes there, except at the call a forked run took its edited input at.
+        let input = input.or_else(|| {
+            let origin = recording.document.lineage.forked_from.as_ref()?;
+            let edited = origin.input.clone()?;
+            let edited_at = locate(&recording.traces, &origin.at).ok()?;
+            (edited_at.0 == key && edited_at.1 == ordinal).then_some(edited)
+        });
         let origin = ForkOrigin {
             run_id,
             at: at.clone(),
