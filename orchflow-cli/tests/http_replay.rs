@@ -296,3 +296,62 @@ async fn replay_and_fork_keep_the_token_host_and_bundle_rules() {
         .expect("send");
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
+
+#[orchflow::step]
+async fn slow_double(x: u32) -> u32 {
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    x * 2
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_server_waits_for_the_forks_it_started() {
+    use orchflow::store::{CheckpointStore, RunStatus};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("runs.db");
+    let store = orchflow::SqliteStore::open(&path).expect("open");
+    let slow = flow! { #[flow(name = "slow")] common::double => slow_double };
+    let run = slow.durable(store.clone()).run(1).await;
+    assert_eq!(run.output, Some(4), "{:?}", run.error);
+
+    let options = local().flows(orchflow::registry::Registry::new().register(slow));
+    let server = orchflow_cli::serve::bind(Source::Store(open(&path).await), options)
+        .await
+        .expect("bind");
+    let addr = server.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.run_until(async {
+        let _ = stopped.await;
+    }));
+    let (status, body) = post(
+        &reqwest::Client::new(),
+        &format!("http://{addr}/api/runs/{}/fork", run.run_id),
+        r#"{"from": "slow_double", "input": 5}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let fork: orchflow::RunId = body["run_id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("a run id");
+    // Stopped while the fork sleeps in its step: the server returns once the fork has ended.
+    let _ = stop.send(());
+    serving.await.expect("the server's task").expect("served");
+    let doc = store.document(fork).await.expect("read").expect("the fork");
+    assert_eq!(doc.status, RunStatus::Completed);
+    let saved = store.load(fork).await.expect("read").expect("the fork");
+    let calls: Vec<_> = saved
+        .journal
+        .iter()
+        .flat_map(|e| e.traces.iter().map(|t| (t.step.to_string(), t.outcome)))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("double".to_string(), orchflow::AttemptOutcome::Reused),
+            (
+                "slow_double".to_string(),
+                orchflow::AttemptOutcome::Succeeded
+            )
+        ]
+    );
+}

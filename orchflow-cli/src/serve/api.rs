@@ -40,7 +40,12 @@ pub(super) struct AppState {
     pub(super) stop: tokio::sync::watch::Receiver<bool>,
     /// The build's flows, for replay and fork.
     pub(super) flows: Arc<orchflow::registry::Registry>,
+    /// The forks this server runs in the background, waited for when it stops.
+    pub(super) background: Background,
 }
+
+/// Runs the server started in the background (forks), shared by the handlers and the server.
+pub(super) type Background = Arc<std::sync::Mutex<tokio::task::JoinSet<()>>>;
 
 impl AppState {
     pub(super) fn new(
@@ -48,6 +53,7 @@ impl AppState {
         options: &ServeOptions,
         addr: SocketAddr,
         stop: tokio::sync::watch::Receiver<bool>,
+        background: Background,
     ) -> Self {
         AppState {
             source,
@@ -56,6 +62,7 @@ impl AppState {
             loopback: addr.ip().is_loopback(),
             stop,
             flows: Arc::new(options.flows.clone()),
+            background,
         }
     }
 }

@@ -155,7 +155,12 @@ pub struct Server {
     /// Set when the server stops: event streams end on it, so that the graceful shutdown
     /// does not wait for them forever.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// The forks running in the background.
+    background: api::Background,
 }
+
+/// How long a stopping server waits for the forks it runs in the background.
+pub const FORK_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -171,20 +176,41 @@ impl Server {
         self.addr
     }
 
-    /// Serves until `shutdown` completes, then ends the open event streams and finishes the
-    /// requests in flight. Fails with [`ServeError::Server`] when accepting fails for good.
+    /// Serves until `shutdown` completes, then ends the open event streams, finishes the
+    /// requests in flight, and waits for the forks it started to end or suspend, for at most
+    /// [`FORK_GRACE`]: a fork still running then is stopped between two saves, its claim given
+    /// up, and `orchflow runs resume` continues it. Fails with [`ServeError::Server`] when
+    /// accepting fails for good.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let stopping = self.stopping;
-        axum::serve(self.listener, self.router)
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 stopping.send_replace(true);
             })
             .await
-            .map_err(ServeError::Server)
+            .map_err(ServeError::Server);
+        let mut forks =
+            std::mem::take(&mut *self.background.lock().unwrap_or_else(|e| e.into_inner()));
+        let ended = tokio::time::timeout(FORK_GRACE, async {
+            while forks.join_next().await.is_some() {}
+        })
+        .await;
+        if ended.is_err() {
+            // Said on standard error, where it cannot panic; the runs stay in the store.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "orchflow serve: {} fork(s) still running after {} s were stopped; `orchflow runs resume` continues them",
+                forks.len(),
+                FORK_GRACE.as_secs()
+            );
+            forks.shutdown().await;
+        }
+        served
     }
 
     /// Serves until the process is stopped.
@@ -231,12 +257,14 @@ pub async fn bind(source: Source, options: ServeOptions) -> Result<Server, Serve
         source,
     })?;
     let (stopping, stop) = tokio::sync::watch::channel(false);
-    let state = api::AppState::new(source, &options, addr, stop);
+    let background = api::Background::default();
+    let state = api::AppState::new(source, &options, addr, stop, background.clone());
     Ok(Server {
         listener,
         addr,
         router: api::router(state),
         stopping,
+        background,
     })
 }
 

@@ -4,7 +4,8 @@
 //!
 //! Invariants: a server without flows answers each of them 501 and reads nothing; a replay and
 //! a preview write nothing; a fork is created before the response (201 names it) and runs in a
-//! background task, so the page can open it and watch it live.
+//! background task, so the page can open it and watch it live; a stopping server waits for it
+//! for a while ([`FORK_GRACE`](super::FORK_GRACE)).
 
 use super::api::{ApiError, AppState, json_body, json_response, ok, run_id, store_of};
 use axum::body::Body;
@@ -159,9 +160,11 @@ pub(super) async fn fork(
         .await
         .map_err(fork_error)?;
     let flows = state.flows.clone();
-    // The run's outcome is in its document; a run this process stops in the middle of is
-    // continued by a worker or `runs resume` like any other.
-    tokio::spawn(async move {
+    // The run's outcome is in its document. The server waits for it when it stops, for a
+    // while (see `Server::run_until`); a run stopped then is continued by `runs resume`.
+    let mut background = state.background.lock().unwrap_or_else(|e| e.into_inner());
+    while background.try_join_next().is_some() {}
+    background.spawn(async move {
         let _ = flows.run(store, new).await;
     });
     Ok(json_response(
