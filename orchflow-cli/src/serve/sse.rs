@@ -10,8 +10,9 @@
 //! * each poll reads the document before the journal, so when a finished document is seen,
 //!   the journal read after it holds the run's last entry: `end` never comes before it;
 //! * the store is polled only while a client listens (the stream is dropped with the
-//!   connection), every `poll` interval: each poll reads the document ([`Store::document`],
-//!   which in a database reads no journal) and the journal entries after the last one sent;
+//!   connection), every `poll` interval: each poll reads the document
+//!   ([`CheckpointStore::document`], which in a database reads no journal) and the journal
+//!   entries after the last one sent;
 //! * every stream ends when the server stops, so that its graceful shutdown completes.
 
 use super::Source;
