@@ -106,9 +106,15 @@
 //! ```
 
 #[cfg(orchflow_sandbox)]
+mod caps;
+#[cfg(orchflow_sandbox)]
 mod child;
 #[cfg(orchflow_sandbox)]
 mod landlock;
+#[cfg(orchflow_sandbox)]
+mod mounts;
+#[cfg(orchflow_sandbox)]
+mod seccomp;
 // The sandbox needs Linux (process groups, rlimits, network namespaces, seccomp, setresuid):
 // `build.rs` sets `orchflow_sandbox` there. Elsewhere every call is `ToolError::Unavailable`.
 #[cfg_attr(orchflow_sandbox, path = "code/linux.rs")]

@@ -1,7 +1,8 @@
 //! The operating-system half of the sandbox: what the child does between `fork` and `exec`
 //! (session, network and mount namespaces, resource limits, identity, capabilities,
 //! `no_new_privs`, Landlock, seccomp filter), the Landlock ruleset, the control pipe, and
-//! killing the child's process group.
+//! killing the child's process group. The mount namespace (`mounts.rs`), the capability drop
+//! (`caps.rs`) and the seccomp program (`seccomp.rs`) are written beside it, each on its own.
 //!
 //! Everything that needs memory is prepared in the parent ([`ChildPlan::new`], [`landlock_ruleset`]:
 //! the path descriptors are opened and the ruleset is built there, with raw Landlock system calls
@@ -10,12 +11,15 @@
 //! raw system calls on values it owns (the ruleset is handed over as a descriptor and enforced
 //! with `landlock_restrict_self`), so it stays async-signal-safe.
 
-use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
+use super::caps::{SECUREBITS_LOCKED, drop_all_capabilities};
 use super::landlock::{self, Ruleset, RulesetAttr};
+use super::mounts::enter_read_only_mount_namespace;
+pub(crate) use super::mounts::{Exposure, MountPlan, hidden_roots};
+pub(crate) use super::seccomp::{SECCOMP_SUPPORTED, seccomp_filter};
 
 /// Who the child runs as. Either way it ends with no capability in any set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,144 +55,6 @@ pub(crate) struct ChildPlan {
     pub(crate) landlock: Option<OwnedFd>,
     /// The highest capability number to drop from the bounding set.
     pub(crate) cap_last: u32,
-}
-
-/// The mount namespace the child makes: everything read-only (recursively, with `nosuid`),
-/// except the scratch directory, bind-mounted on itself writable (`nosuid`, `nodev`, `noexec`);
-/// and, for another user, the interpreter's files made reachable under directories it cannot
-/// search (see [`Exposure`]).
-pub(crate) struct MountPlan {
-    /// The scratch directory (`None` for the probe, which writes nothing).
-    scratch: Option<CString>,
-    exposed: Vec<ExposedMounts>,
-}
-
-/// Paths of the interpreter (`roots`) that lie under a directory (`hidden`) the sandbox user
-/// cannot search, such as pyenv's under `/root` (mode 700). In the child's mount namespace a
-/// small tmpfs covers `hidden`, holds only the directories leading to each root, and each root
-/// is bind-mounted there from the real one: the interpreter is reachable at its own path, and
-/// the rest of `hidden` is not there at all. Computed once, by [`hidden_roots`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Exposure {
-    pub(crate) hidden: PathBuf,
-    pub(crate) roots: Vec<PathBuf>,
-}
-
-/// The most roots one [`Exposure`] may have (the child keeps their clones in a stack array).
-const MAX_EXPOSED_ROOTS: usize = 16;
-
-/// One [`Exposure`], ready for the child: every string made in the parent.
-struct ExposedMounts {
-    tmpfs: CString,
-    /// Directories to create on the tmpfs, parents first.
-    dirs: Vec<CString>,
-    /// Empty files to create as mount points for roots that are files.
-    files: Vec<CString>,
-    /// The roots: each is cloned (`open_tree`) before the tmpfs hides it, then attached at the
-    /// same path on the tmpfs (`move_mount`). A descriptor opened in the parent would not do: a
-    /// bind mount's source must be in the caller's mount namespace, and the child has a new one.
-    roots: Vec<CString>,
-}
-
-fn c_path(path: &Path) -> io::Result<CString> {
-    use std::os::unix::ffi::OsStrExt;
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path with a NUL byte"))
-}
-
-impl MountPlan {
-    /// A plan for `scratch` and the `exposures`.
-    pub(crate) fn new(scratch: Option<&Path>, exposures: &[Exposure]) -> io::Result<MountPlan> {
-        let scratch = scratch.map(c_path).transpose()?;
-        let mut exposed = Vec::with_capacity(exposures.len());
-        for exposure in exposures {
-            let mut dirs: Vec<PathBuf> = Vec::new();
-            let mut files = Vec::new();
-            let mut roots = Vec::new();
-            if exposure.roots.len() > MAX_EXPOSED_ROOTS {
-                return Err(io::Error::other(format!(
-                    "more than {MAX_EXPOSED_ROOTS} interpreter paths under {}",
-                    exposure.hidden.display()
-                )));
-            }
-            for root in &exposure.roots {
-                let Ok(below) = root.strip_prefix(&exposure.hidden) else {
-                    continue;
-                };
-                let mut at = exposure.hidden.clone();
-                let parts: Vec<_> = below.components().collect();
-                for (i, part) in parts.iter().enumerate() {
-                    at.push(part);
-                    let last = i + 1 == parts.len();
-                    if !last || root.is_dir() {
-                        if !dirs.contains(&at) {
-                            dirs.push(at.clone());
-                        }
-                    } else {
-                        files.push(c_path(&at)?);
-                    }
-                }
-                roots.push(c_path(root)?);
-            }
-            exposed.push(ExposedMounts {
-                tmpfs: c_path(&exposure.hidden)?,
-                dirs: dirs.iter().map(|d| c_path(d)).collect::<io::Result<_>>()?,
-                files,
-                roots,
-            });
-        }
-        Ok(MountPlan { scratch, exposed })
-    }
-}
-
-/// The [`Exposure`]s the user `uid`/`gid` needs to reach `roots`: for each root, the topmost
-/// ancestor directory that user cannot search (by its mode bits; the child has no
-/// supplementary groups), roots inside another root left out. Empty when everything is
-/// reachable.
-pub(crate) fn hidden_roots(roots: &[PathBuf], uid: u32, gid: u32) -> Vec<Exposure> {
-    use std::os::unix::fs::MetadataExt;
-    let searchable = |dir: &Path| {
-        std::fs::metadata(dir).is_ok_and(|m| {
-            let mode = m.mode();
-            if m.uid() == uid {
-                mode & 0o100 != 0
-            } else if m.gid() == gid {
-                mode & 0o010 != 0
-            } else {
-                mode & 0o001 != 0
-            }
-        })
-    };
-    let mut out: Vec<Exposure> = Vec::new();
-    for root in roots {
-        if roots
-            .iter()
-            .any(|other| other != root && root.starts_with(other))
-        {
-            continue;
-        }
-        let Some(hidden) = root
-            .ancestors()
-            .skip(1)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .find(|dir| !searchable(dir))
-        else {
-            continue;
-        };
-        if hidden == Path::new("/") {
-            continue;
-        }
-        match out.iter_mut().find(|e| e.hidden == hidden) {
-            Some(e) => e.roots.push(root.clone()),
-            None => out.push(Exposure {
-                hidden: hidden.to_path_buf(),
-                roots: vec![root.clone()],
-            }),
-        }
-    }
-    out
 }
 
 /// The resource limits the child gets.
@@ -412,162 +278,6 @@ fn write_all(fd: RawFd, mut bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// `struct mount_attr` of `mount_setattr(2)`.
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
-const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
-const MOUNT_ATTR_NOSUID: u64 = 0x0000_0002;
-const MOUNT_ATTR_NODEV: u64 = 0x0000_0004;
-const MOUNT_ATTR_NOEXEC: u64 = 0x0000_0008;
-const AT_RECURSIVE: libc::c_uint = 0x8000;
-
-/// `mount_setattr(AT_FDCWD, path, flags, {set, clear})`. Async-signal-safe.
-fn mount_setattr(path: &CStr, flags: libc::c_uint, set: u64, clear: u64) -> io::Result<()> {
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: clear,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: the kernel reads a NUL-terminated path and a `mount_attr` of the size we pass.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            libc::AT_FDCWD as libc::c_long,
-            path.as_ptr(),
-            flags as libc::c_long,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>() as libc::c_long,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Enters a new mount namespace in which every mount is private and read-only (and `nosuid`),
-/// except the scratch directory, a writable bind mount of itself (`nosuid`, `nodev`, `noexec`).
-/// With `privileged` false (no root, no user namespace yet), a user namespace is created for it.
-/// Async-signal-safe: every string was built before `fork`.
-fn enter_read_only_mount_namespace(plan: &MountPlan, privileged: bool) -> io::Result<()> {
-    // SAFETY: unshare and mount take flags and NUL-terminated strings (or null pointers).
-    unsafe {
-        let flags = if privileged {
-            libc::CLONE_NEWNS
-        } else {
-            libc::CLONE_NEWUSER | libc::CLONE_NEWNS
-        };
-        if libc::unshare(flags) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // Nothing done here propagates back to the host's mounts.
-        if libc::mount(
-            std::ptr::null(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_PRIVATE,
-            std::ptr::null(),
-        ) != 0
-        {
-            return Err(io::Error::last_os_error());
-        }
-        if let Some(scratch) = &plan.scratch
-            && libc::mount(
-                scratch.as_ptr(),
-                scratch.as_ptr(),
-                std::ptr::null(),
-                libc::MS_BIND,
-                std::ptr::null(),
-            ) != 0
-        {
-            return Err(io::Error::last_os_error());
-        }
-        for exposed in &plan.exposed {
-            const OPEN_TREE_CLONE: libc::c_uint = 1;
-            const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-            let mut trees: [RawFd; MAX_EXPOSED_ROOTS] = [-1; MAX_EXPOSED_ROOTS];
-            for (tree, root) in trees.iter_mut().zip(&exposed.roots) {
-                let fd = libc::syscall(
-                    libc::SYS_open_tree,
-                    libc::AT_FDCWD as libc::c_long,
-                    root.as_ptr(),
-                    (OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | AT_RECURSIVE)
-                        as libc::c_long,
-                );
-                if fd < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                *tree = RawFd::try_from(fd).unwrap_or(-1);
-            }
-            if libc::mount(
-                c"tmpfs".as_ptr(),
-                exposed.tmpfs.as_ptr(),
-                c"tmpfs".as_ptr(),
-                libc::MS_NOSUID | libc::MS_NODEV,
-                c"mode=0755,size=64k".as_ptr().cast(),
-            ) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            for dir in &exposed.dirs {
-                // chmod: the umask must not narrow the mode.
-                if libc::mkdir(dir.as_ptr(), 0o755) != 0 || libc::chmod(dir.as_ptr(), 0o755) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            for file in &exposed.files {
-                let fd = libc::open(
-                    file.as_ptr(),
-                    libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
-                    0o644 as libc::c_uint,
-                );
-                if fd < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                libc::close(fd);
-            }
-            for (&tree, root) in trees.iter().zip(&exposed.roots) {
-                let moved = libc::syscall(
-                    libc::SYS_move_mount,
-                    tree as libc::c_long,
-                    c"".as_ptr(),
-                    libc::AT_FDCWD as libc::c_long,
-                    root.as_ptr(),
-                    MOVE_MOUNT_F_EMPTY_PATH as libc::c_long,
-                );
-                libc::close(tree);
-                if moved != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-        }
-    }
-    mount_setattr(c"/", AT_RECURSIVE, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0)?;
-    if let Some(scratch) = &plan.scratch {
-        mount_setattr(
-            scratch,
-            0,
-            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-            MOUNT_ATTR_RDONLY,
-        )?;
-        // The standard library changed into the scratch directory before this closure ran: the
-        // working directory is still the one under the bind mount (read-only now). Enter the
-        // writable mount.
-        // SAFETY: chdir reads a NUL-terminated path.
-        if unsafe { libc::chdir(scratch.as_ptr()) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
 /// The current hard limit of `resource` (unlimited if it cannot be read).
 #[allow(clippy::useless_conversion)] // `rlim_t` is `u64` on 64-bit Linux, not everywhere
 fn current_hard_limit(resource: libc::__rlimit_resource_t) -> u64 {
@@ -581,62 +291,6 @@ fn current_hard_limit(resource: libc::__rlimit_resource_t) -> u64 {
     } else {
         u64::MAX
     }
-}
-
-const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-
-/// `SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
-/// SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED`: uid 0 gains no capability
-/// from `exec`, capabilities are not kept across `setuid`, none can be made ambient, and none of
-/// this can be undone.
-const SECUREBITS_LOCKED: libc::c_ulong = 0x01 | 0x02 | 0x20 | 0x40 | 0x80;
-
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: libc::c_int,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-/// Clears the effective, permitted, inheritable and ambient capability sets (dropping needs no
-/// privilege). Async-signal-safe (system calls on stack values).
-fn drop_all_capabilities() -> io::Result<()> {
-    let header = CapHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    let none = CapData {
-        effective: 0,
-        permitted: 0,
-        inheritable: 0,
-    };
-    let data = [none, none];
-    // SAFETY: capset reads a version-3 header and two data structs, which we pass; prctl takes
-    // integers.
-    unsafe {
-        if libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL,
-            0,
-            0,
-            0,
-        ) != 0
-            && io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL)
-        {
-            return Err(io::Error::last_os_error());
-        }
-        if libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 /// The Landlock ABI the running kernel offers (`None`: no Landlock, disabled or not built in).
@@ -735,130 +389,6 @@ pub(crate) fn landlock_ruleset(
             })?;
     }
     Ok(OwnedFd::from(ruleset))
-}
-
-/// Whether this build has a seccomp filter for the target architecture.
-pub(crate) const SECCOMP_SUPPORTED: bool =
-    cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
-
-#[cfg(target_arch = "x86_64")]
-const AUDIT_ARCH: u32 = 0xC000_003E;
-#[cfg(target_arch = "aarch64")]
-const AUDIT_ARCH: u32 = 0xC000_00B7;
-
-const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
-
-fn stmt(code: u16, k: u32) -> libc::sock_filter {
-    libc::sock_filter {
-        code,
-        jt: 0,
-        jf: 0,
-        k,
-    }
-}
-
-fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
-    libc::sock_filter { code, jt, jf, k }
-}
-
-/// A seccomp program that forbids creating processes (fork, vfork, clone without
-/// `CLONE_THREAD`; `clone3` answers ENOSYS so the C library falls back to `clone`), sockets
-/// (`socket`, `socketpair`), device nodes and FIFOs (`mknod`, `mknodat`: no audit event covers
-/// them in Python), and the system calls a sandboxed program never needs (ptrace, namespaces,
-/// mounts old and new, modules, bpf, io_uring, keyrings…). Threads stay allowed (they count against `RLIMIT_NPROC`). Empty on
-/// architectures without a table here.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-pub(crate) fn seccomp_filter() -> Vec<libc::sock_filter> {
-    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
-    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
-    const JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
-    const JSET_K: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
-    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
-    const OFFSET_NR: u32 = 0;
-    const OFFSET_ARCH: u32 = 4;
-    const OFFSET_ARG0: u32 = 16; // low half of args[0] (little-endian)
-    let eperm = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
-    let enosys = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
-
-    let mut denied: Vec<(libc::c_long, u32)> = vec![
-        (libc::SYS_clone3, enosys),
-        (libc::SYS_ptrace, eperm),
-        (libc::SYS_process_vm_readv, eperm),
-        (libc::SYS_process_vm_writev, eperm),
-        (libc::SYS_unshare, eperm),
-        (libc::SYS_setns, eperm),
-        (libc::SYS_mount, eperm),
-        (libc::SYS_umount2, eperm),
-        (libc::SYS_pivot_root, eperm),
-        (libc::SYS_chroot, eperm),
-        (libc::SYS_kexec_load, eperm),
-        (libc::SYS_init_module, eperm),
-        (libc::SYS_finit_module, eperm),
-        (libc::SYS_delete_module, eperm),
-        (libc::SYS_bpf, eperm),
-        (libc::SYS_perf_event_open, eperm),
-        (libc::SYS_userfaultfd, eperm),
-        (libc::SYS_keyctl, eperm),
-        (libc::SYS_add_key, eperm),
-        (libc::SYS_request_key, eperm),
-        (libc::SYS_io_uring_setup, eperm),
-        (libc::SYS_open_by_handle_at, eperm),
-        (libc::SYS_name_to_handle_at, eperm),
-        (libc::SYS_socket, eperm),
-        (libc::SYS_socketpair, eperm),
-        (libc::SYS_mknodat, eperm),
-        (libc::SYS_open_tree, eperm),
-        (libc::SYS_move_mount, eperm),
-        (libc::SYS_fsopen, eperm),
-        (libc::SYS_fsconfig, eperm),
-        (libc::SYS_fsmount, eperm),
-        (libc::SYS_fspick, eperm),
-        (libc::SYS_mount_setattr, eperm),
-        (libc::SYS_acct, eperm),
-        (libc::SYS_swapon, eperm),
-        (libc::SYS_swapoff, eperm),
-        (libc::SYS_reboot, eperm),
-    ];
-    #[cfg(target_arch = "x86_64")]
-    {
-        denied.push((libc::SYS_fork, eperm));
-        denied.push((libc::SYS_vfork, eperm));
-        denied.push((libc::SYS_mknod, eperm));
-    }
-
-    let mut prog = vec![
-        stmt(LD_W_ABS, OFFSET_ARCH),
-        // Another ABI (e.g. i386 through int 0x80) would have other numbers: kill.
-        jump(JEQ_K, AUDIT_ARCH, 1, 0),
-        stmt(RET_K, SECCOMP_RET_KILL_PROCESS),
-        stmt(LD_W_ABS, OFFSET_NR),
-    ];
-    #[cfg(target_arch = "x86_64")]
-    {
-        // The x32 ABI (numbers with bit 30 set).
-        prog.push(jump(JGE_K, 0x4000_0000, 0, 1));
-        prog.push(stmt(RET_K, eperm));
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = JGE_K;
-    for (nr, action) in denied {
-        prog.push(jump(JEQ_K, nr as u32, 0, 1));
-        prog.push(stmt(RET_K, action));
-    }
-    // clone: threads only.
-    prog.push(jump(JEQ_K, libc::SYS_clone as u32, 0, 4));
-    prog.push(stmt(LD_W_ABS, OFFSET_ARG0));
-    prog.push(jump(JSET_K, libc::CLONE_THREAD as u32, 0, 1));
-    prog.push(stmt(RET_K, libc::SECCOMP_RET_ALLOW));
-    prog.push(stmt(RET_K, eperm));
-    prog.push(stmt(RET_K, libc::SECCOMP_RET_ALLOW));
-    prog
-}
-
-/// No seccomp table for this architecture.
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-pub(crate) fn seccomp_filter() -> Vec<libc::sock_filter> {
-    Vec::new()
 }
 
 /// The control pipe: `(read end, write end)`, both close-on-exec, both numbered 10 or above (so
