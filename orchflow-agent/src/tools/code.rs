@@ -110,6 +110,8 @@ mod caps;
 #[cfg(orchflow_sandbox)]
 mod child;
 #[cfg(orchflow_sandbox)]
+mod host;
+#[cfg(orchflow_sandbox)]
 mod landlock;
 #[cfg(orchflow_sandbox)]
 mod mounts;
